@@ -1,0 +1,56 @@
+// swift-tools-version:6.0
+// Fusion: unified any-to-any transformers (Transfusion-style) trained on a CPU.
+import PackageDescription
+
+/// Numeric targets are built for the machine they run on when FUSION_NATIVE is unset or 1
+/// (AVX2/FMA on the x86-64 machines Fusion targets); FUSION_NATIVE=0 builds portable code.
+let native = Context.environment["FUSION_NATIVE"] != "0"
+let fast: [SwiftSetting] =
+    [.unsafeFlags(["-Ounchecked", "-wmo"])]
+    + (native ? [.unsafeFlags(["-Xcc", "-march=native", "-target-cpu", "native"])] : [])
+
+let package = Package(
+    name: "Fusion",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "fusion", targets: ["fusion"]),
+        .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "NN", targets: ["NN"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
+        .systemLibrary(
+            name: "CPNG", pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+        .systemLibrary(
+            name: "CSndFile", pkgConfig: "sndfile",
+            providers: [.apt(["libsndfile1-dev"]), .brew(["libsndfile"])]),
+        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: fast),
+        .target(name: "NN", dependencies: ["Tensors"], swiftSettings: fast),
+        .target(name: "Media", dependencies: ["Tensors", "CPNG", "CSndFile"], swiftSettings: fast),
+        .target(name: "Text", swiftSettings: fast),
+        .target(name: "Data", dependencies: ["Tensors", "Media", "Text"], swiftSettings: fast),
+        .executableTarget(
+            name: "fusion",
+            dependencies: [
+                "Tensors", "NN", "Media", "Text", "Data",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: fast),
+        .executableTarget(
+            name: "fusion-bench", dependencies: ["Tensors", "NN"], path: "bench/Sources",
+            swiftSettings: fast),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "MediaTests", dependencies: ["Media"]),
+        .testTarget(name: "TextTests", dependencies: ["Text"]),
+        .testTarget(name: "DataTests", dependencies: ["Data"]),
+        .testTarget(name: "NNTests", dependencies: ["NN"], resources: [.copy("../Fixtures")]),
+    ],
+    swiftLanguageModes: [.v5]
+)

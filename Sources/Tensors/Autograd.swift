@@ -1,0 +1,103 @@
+// Reverse-mode autodiff: each recorded op keeps its inputs and a backward closure; `backward()`
+// visits the recorded ops once, newest first. Not higher-order: backward itself is not recorded.
+import Foundation
+
+/// One recorded op: its differentiable inputs and the rule mapping the output gradient to theirs.
+final class GradNode {
+    nonisolated(unsafe) private static var counter = 0
+    let id: Int
+    let inputs: [Tensor]
+    let backward: (Tensor) -> [Tensor?]
+
+    init(inputs: [Tensor], backward: @escaping (Tensor) -> [Tensor?]) {
+        GradNode.counter += 1
+        self.id = GradNode.counter
+        self.inputs = inputs
+        self.backward = backward
+    }
+}
+
+public enum Autograd {
+    nonisolated(unsafe) public static var isEnabled = true
+}
+
+/// Runs `body` without recording ops (sampling, evaluation, optimizer updates).
+@inline(__always)
+public func withoutGrad<T>(_ body: () throws -> T) rethrows -> T {
+    let saved = Autograd.isEnabled
+    Autograd.isEnabled = false
+    defer { Autograd.isEnabled = saved }
+    return try body()
+}
+
+extension Tensor {
+    /// Records this freshly computed tensor as the output of an op over `inputs`, when grad mode
+    /// is on and any input tracks gradients. `backward` returns one gradient per input (nil for
+    /// inputs that need none). It must not capture `self` (use `detached()`), or the graph leaks.
+    @discardableResult @inline(__always)
+    public func recorded(_ inputs: [Tensor], _ backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+        guard Autograd.isEnabled, inputs.contains(where: { $0.tracksGrad }) else { return self }
+        node = GradNode(inputs: inputs, backward: backward)
+        return self
+    }
+
+    /// Back-propagates from this tensor. A scalar seeds with 1; otherwise pass `gradient`.
+    /// Leaves with `requiresGrad` accumulate into `grad` (add, never overwrite).
+    public func backward(_ gradient: Tensor? = nil) {
+        guard let root = node else {
+            precondition(requiresGrad, "backward: tensor does not require grad")
+            accumulateLeaf(self, gradient ?? Tensor.ones(shape))
+            return
+        }
+        let seed = gradient ?? {
+            precondition(count == 1, "backward: non-scalar tensor of shape \(shape) needs a gradient")
+            return Tensor.ones(shape)
+        }()
+        precondition(seed.shape == shape, "backward: gradient shape \(seed.shape) != \(shape)")
+
+        // The tape: every recorded op reachable from the root, newest first.
+        var order: [GradNode] = []
+        var seen = Set<ObjectIdentifier>([ObjectIdentifier(root)])
+        var stack = [root]
+        while let n = stack.popLast() {
+            order.append(n)
+            for input in n.inputs {
+                if let m = input.node, seen.insert(ObjectIdentifier(m)).inserted { stack.append(m) }
+            }
+        }
+        order.sort { $0.id > $1.id }
+
+        var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): seed]
+        withoutGrad {
+            for n in order {
+                guard let g = pending.removeValue(forKey: ObjectIdentifier(n)) else { continue }
+                let grads = n.backward(g)
+                precondition(grads.count == n.inputs.count, "backward: rule returned \(grads.count) grads for \(n.inputs.count) inputs")
+                for (input, gi) in zip(n.inputs, grads) {
+                    guard let gi else { continue }
+                    precondition(gi.shape == input.shape,
+                                 "backward: gradient shape \(gi.shape) for input of shape \(input.shape)")
+                    if let m = input.node {
+                        let key = ObjectIdentifier(m)
+                        if let prev = pending[key] { pending[key] = prev + gi } else { pending[key] = gi }
+                    } else if input.requiresGrad {
+                        accumulateLeaf(input, gi)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Clears this leaf's gradient.
+    public func zeroGrad() { grad = nil }
+}
+
+/// Adds `g` into a leaf's gradient; the first gradient is copied so later in-place updates of
+/// `grad` (clipping, accumulation) never write into a buffer shared with another tensor.
+private func accumulateLeaf(_ leaf: Tensor, _ g: Tensor) {
+    if let existing = leaf.grad {
+        existing.addInPlace(g)
+    } else {
+        leaf.grad = g.copy()
+    }
+}

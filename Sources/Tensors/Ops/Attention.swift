@@ -1,0 +1,267 @@
+// Fused scaled-dot-product attention over a block-structured mask, and rotary position
+// embeddings. Dimension legend: B batch, T queries, S keys, H heads, D head size.
+// The mask is never a dense T×S array: under the Transfusion rule (causal everywhere, plus
+// bidirectional inside an image/audio span, never across packed documents) every query sees one
+// contiguous run of keys, so a mask is two integers per query. Attention runs per (b, h) in
+// query blocks (FlashAttention-style): scores only over the block's key window, the row
+// logsumexp saved, probabilities recomputed in backward.
+import CBLAS
+import Foundation
+
+// MARK: - Mask
+
+/// Which keys each query may attend to: query t of batch row b sees keys `lo[bt] ..< hi[bt]`.
+///
+/// ```swift
+/// // two packed documents, the second holding an image span at positions 6..<10
+/// let docs: [Int32]  = [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+/// let spans: [Int32] = [-1, -1, -1, -1, -1, -1, 0, 0, 0, 0, -1, -1]
+/// let mask = try AttentionMask(documents: [docs], spans: [spans])
+/// ```
+public struct AttentionMask: Equatable, Sendable {
+    public let batch: Int, queries: Int, keys: Int
+    public let lo: [Int32], hi: [Int32]
+
+    public init(batch: Int, queries: Int, keys: Int, lo: [Int32], hi: [Int32]) {
+        precondition(lo.count == batch * queries && hi.count == batch * queries,
+                     "AttentionMask: need \(batch * queries) ranges, got \(lo.count)/\(hi.count)")
+        for i in 0..<lo.count {
+            precondition(lo[i] >= 0 && lo[i] <= hi[i] && Int(hi[i]) <= keys,
+                         "AttentionMask: bad key range \(lo[i])..<\(hi[i]) for query \(i) over \(keys) keys")
+        }
+        self.batch = batch; self.queries = queries; self.keys = keys; self.lo = lo; self.hi = hi
+    }
+
+    /// Plain causal attention; with `keys > queries` the queries are the last positions (a KV
+    /// cache: query t sits at absolute position keys − queries + t).
+    public static func causal(batch: Int, queries: Int, keys: Int? = nil) -> AttentionMask {
+        let s = keys ?? queries, off = s - queries
+        let hi = (0..<queries).map { Int32(off + $0 + 1) }
+        return AttentionMask(batch: batch, queries: queries, keys: s,
+                             lo: [Int32](repeating: 0, count: batch * queries),
+                             hi: Array([[Int32]](repeating: hi, count: batch).joined()))
+    }
+
+    /// Every query sees every key (encoders).
+    public static func full(batch: Int, queries: Int, keys: Int? = nil) -> AttentionMask {
+        let s = keys ?? queries
+        return AttentionMask(batch: batch, queries: queries, keys: s,
+                             lo: [Int32](repeating: 0, count: batch * queries),
+                             hi: [Int32](repeating: Int32(s), count: batch * queries))
+    }
+
+    public enum Failure: Error, CustomStringConvertible {
+        case notContiguous(kind: String, row: Int, id: Int32)
+        case spanCrossesDocument(row: Int, span: Int32)
+        case lengthMismatch(row: Int, documents: Int, spans: Int)
+        public var description: String {
+            switch self {
+            case .notContiguous(let k, let r, let id): return "AttentionMask: \(k) \(id) in row \(r) is not contiguous"
+            case .spanCrossesDocument(let r, let s): return "AttentionMask: span \(s) in row \(r) crosses a document boundary"
+            case .lengthMismatch(let r, let d, let s): return "AttentionMask: row \(r) has \(d) document ids but \(s) span ids"
+            }
+        }
+    }
+
+    /// The Transfusion mask from per-position document ids and span ids (−1 = text, no span).
+    /// Causal within a document; bidirectional inside a span unless `causalSpans`; nothing across
+    /// documents. Documents and spans must be contiguous runs.
+    public init(documents: [[Int32]], spans: [[Int32]], causalSpans: Bool = false) throws {
+        let b = documents.count, t = documents.first?.count ?? 0
+        var lo = [Int32](), hi = [Int32]()
+        lo.reserveCapacity(b * t); hi.reserveCapacity(b * t)
+        for r in 0..<b {
+            let doc = documents[r], span = spans[r]
+            guard doc.count == t, span.count == t else { throw Failure.lengthMismatch(row: r, documents: doc.count, spans: span.count) }
+            var docStart = [Int](repeating: 0, count: t), spanEnd = [Int](repeating: 0, count: t)
+            var seenDocs = Set<Int32>(), seenSpans = Set<Int32>()
+            for i in 0..<t {
+                if i > 0 && doc[i] == doc[i - 1] { docStart[i] = docStart[i - 1] } else {
+                    guard seenDocs.insert(doc[i]).inserted else { throw Failure.notContiguous(kind: "document", row: r, id: doc[i]) }
+                    docStart[i] = i
+                }
+                if span[i] >= 0 && !(i > 0 && span[i] == span[i - 1]) {
+                    guard seenSpans.insert(span[i]).inserted else { throw Failure.notContiguous(kind: "span", row: r, id: span[i]) }
+                }
+                if span[i] >= 0 && i > 0 && span[i] == span[i - 1] && doc[i] != doc[i - 1] {
+                    throw Failure.spanCrossesDocument(row: r, span: span[i])
+                }
+            }
+            for i in stride(from: t - 1, through: 0, by: -1) {
+                spanEnd[i] = (span[i] >= 0 && i + 1 < t && span[i + 1] == span[i]) ? spanEnd[i + 1] : i + 1
+            }
+            for i in 0..<t {
+                lo.append(Int32(docStart[i]))
+                hi.append(Int32(span[i] >= 0 && !causalSpans ? spanEnd[i] : i + 1))
+            }
+        }
+        self.init(batch: b, queries: t, keys: t, lo: lo, hi: hi)
+    }
+
+    /// The mask's definition, query by query (for tests and debugging; O(T·S)).
+    public func allows(batch b: Int, query i: Int, key j: Int) -> Bool {
+        j >= lo[b * queries + i] && j < hi[b * queries + i]
+    }
+}
+
+// MARK: - Scaled dot-product attention
+
+private let queryBlock = 64
+
+/// softmax(scale · Q Kᵀ + mask) V for q (B, T, H, D), k and v (B, S, H, D); output (B, T, H, D).
+/// Rows with no visible key output zeros.
+public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, mask: AttentionMask, scale: Float? = nil) -> Tensor {
+    precondition(q.rank == 4 && k.rank == 4 && v.rank == 4, "attention: q, k, v must be (B, T, H, D)")
+    let (b, t, h, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+    let s = k.shape[1]
+    precondition(k.shape == [b, s, h, d] && v.shape == k.shape, "attention: k \(k.shape) / v \(v.shape) do not fit q \(q.shape)")
+    precondition(mask.batch == b && mask.queries == t && mask.keys == s,
+                 "attention: mask is \(mask.batch)×\(mask.queries)×\(mask.keys), inputs need \(b)×\(t)×\(s)")
+    let sc = scale ?? 1 / Float(d).squareRoot()
+    let out = Tensor.empty(q.shape), lse = Tensor.empty([b, h, t])
+    let ld = h * d  // row stride of every (b, h) slice
+    let lo = mask.lo, hi = mask.hi
+    let pq = q.data, pk = k.data, pv = v.data, po = out.data, pl = lse.data
+    Parallel.withSingleThreadedBLAS {
+        Parallel.forEach(b * h) { bh in
+            let bi = bh / h, hi0 = bh % h
+            let qb = pq + bi * t * ld + hi0 * d, kb = pk + bi * s * ld + hi0 * d, vb = pv + bi * s * ld + hi0 * d
+            let ob = po + bi * t * ld + hi0 * d
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: queryBlock * max(s, 1))
+            defer { scores.deallocate() }
+            for i0 in stride(from: 0, to: t, by: queryBlock) {
+                let i1 = min(i0 + queryBlock, t), rows = i1 - i0
+                let (k0, k1) = keyWindow(lo, hi, base: bi * t, i0, i1)
+                let w = k1 - k0
+                if w == 0 { for i in i0..<i1 { (ob + i * ld).update(repeating: 0, count: d); pl[bh * t + i] = -.infinity }; continue }
+                sgemm(transA: false, transB: true, m: rows, n: w, k: d, alpha: sc, qb + i0 * ld, lda: ld,
+                      kb + k0 * ld, ldb: ld, scores, ldc: w)
+                for r in 0..<rows {
+                    let row = scores + r * w
+                    let a = Int(lo[bi * t + i0 + r]) - k0, z = Int(hi[bi * t + i0 + r]) - k0
+                    if a >= z { row.update(repeating: 0, count: w); pl[bh * t + i0 + r] = -.infinity; continue }
+                    for j in 0..<a { row[j] = 0 }
+                    for j in z..<w { row[j] = 0 }
+                    pl[bh * t + i0 + r] = softmaxRow(row + a, row + a, z - a)
+                }
+                sgemm(transA: false, transB: false, m: rows, n: d, k: w, scores, lda: w, vb + k0 * ld, ldb: ld,
+                      ob + i0 * ld, ldc: ld)
+            }
+        }
+    }
+    let qd = q.detached(), kd = k.detached(), vd = v.detached(), od = out.detached()
+    let needQ = q.tracksGrad, needK = k.tracksGrad, needV = v.tracksGrad
+    return out.recorded([q, k, v]) { g in
+        let gq = Tensor.empty(qd.shape), gk = Tensor.zeros(kd.shape), gv = Tensor.zeros(vd.shape)
+        let pq = qd.data, pk = kd.data, pv = vd.data, po = od.data, pg = g.data
+        let pgq = gq.data, pgk = gk.data, pgv = gv.data
+        Parallel.withSingleThreadedBLAS {
+            Parallel.forEach(b * h) { bh in
+                let bi = bh / h, hi0 = bh % h
+                let off = bi * t * ld + hi0 * d, koff = bi * s * ld + hi0 * d
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: queryBlock * max(s, 1))
+                let dp = UnsafeMutablePointer<Float>.allocate(capacity: queryBlock * max(s, 1))
+                defer { p.deallocate(); dp.deallocate() }
+                for i0 in stride(from: 0, to: t, by: queryBlock) {
+                    let i1 = min(i0 + queryBlock, t), rows = i1 - i0
+                    let (k0, k1) = keyWindow(lo, hi, base: bi * t, i0, i1)
+                    let w = k1 - k0
+                    if w == 0 { for i in i0..<i1 { (pgq + off + i * ld).update(repeating: 0, count: d) }; continue }
+                    // 1. P = exp(scale·QKᵀ − lse) inside each row's window (recomputed).
+                    sgemm(transA: false, transB: true, m: rows, n: w, k: d, alpha: sc, pq + off + i0 * ld, lda: ld,
+                          pk + koff + k0 * ld, ldb: ld, p, ldc: w)
+                    // 2. dP = dO·Vᵀ
+                    sgemm(transA: false, transB: true, m: rows, n: w, k: d, pg + off + i0 * ld, lda: ld,
+                          pv + koff + k0 * ld, ldb: ld, dp, ldc: w)
+                    // 3. dS = P ⊙ (dP − rowsum(dO ⊙ O)), folded with the scale.
+                    for r in 0..<rows {
+                        let i = i0 + r
+                        let a = Int(lo[bi * t + i]) - k0, z = Int(hi[bi * t + i]) - k0
+                        let prow = p + r * w, drow = dp + r * w
+                        if a >= z { prow.update(repeating: 0, count: w); drow.update(repeating: 0, count: w); continue }
+                        let l = V8(repeating: pl[bh * t + i])
+                        let dd = V8(repeating: vdot(pg + off + i * ld, po + off + i * ld, d))
+                        let scv = V8(repeating: sc)
+                        for j in 0..<a { prow[j] = 0; drow[j] = 0 }
+                        for j in z..<w { prow[j] = 0; drow[j] = 0 }
+                        vmap2Serial(prow + a, drow + a, prow + a, z - a) { s, _ in vexp(s - l) }
+                        vmap2Serial(prow + a, drow + a, drow + a, z - a) { p, dp in p * (dp - dd) * scv }
+                    }
+                    // 4. dQ = dS·K, dK += dSᵀ·Q, dV += Pᵀ·dO
+                    sgemm(transA: false, transB: false, m: rows, n: d, k: w, dp, lda: w, pk + koff + k0 * ld, ldb: ld,
+                          pgq + off + i0 * ld, ldc: ld)
+                    sgemm(transA: true, transB: false, m: w, n: d, k: rows, dp, lda: w, pq + off + i0 * ld, ldb: ld,
+                          beta: 1, pgk + koff + k0 * ld, ldc: ld)
+                    sgemm(transA: true, transB: false, m: w, n: d, k: rows, p, lda: w, pg + off + i0 * ld, ldb: ld,
+                          beta: 1, pgv + koff + k0 * ld, ldc: ld)
+                }
+            }
+        }
+        return [needQ ? gq : nil, needK ? gk : nil, needV ? gv : nil]
+    }
+}
+
+/// The union of key ranges of queries i0..<i1 (rows with empty ranges ignored).
+@inline(__always)
+private func keyWindow(_ lo: [Int32], _ hi: [Int32], base: Int, _ i0: Int, _ i1: Int) -> (Int, Int) {
+    var a = Int.max, z = 0
+    for i in i0..<i1 where lo[base + i] < hi[base + i] {
+        a = min(a, Int(lo[base + i])); z = max(z, Int(hi[base + i]))
+    }
+    return a == Int.max ? (0, 0) : (a, z)
+}
+
+// MARK: - Rotary position embedding
+
+/// Rotates pairs (x[j], x[j + D/2]) of x (B, T, H, D) by angle position·θ^(−2j/D) (the
+/// "rotate-half" layout of GPT-NeoX and LLaMA). `positions` holds B·T (or T) Int32 positions, so
+/// packed documents can restart at 0.
+public func rope(_ x: Tensor, positions: Tensor, base: Float = 10000) -> Tensor {
+    precondition(x.rank == 4, "rope: x must be (B, T, H, D), got \(x.shape)")
+    let (b, t, h, d) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    precondition(d % 2 == 0, "rope: head size \(d) must be even")
+    precondition(positions.dtype == .int32 && (positions.count == t || positions.count == b * t),
+                 "rope: positions must be \(t) or \(b * t) int32 values")
+    let half = d / 2
+    let pos = positions.intScalars
+    let maxPos = Int(pos.max() ?? 0) + 1
+    // cos/sin table: (maxPos, D/2), in Double then rounded, so large positions stay accurate.
+    let cosT = UnsafeMutablePointer<Float>.allocate(capacity: maxPos * half)
+    let sinT = UnsafeMutablePointer<Float>.allocate(capacity: maxPos * half)
+    for p in 0..<maxPos {
+        for j in 0..<half {
+            let a = Double(p) * Foundation.pow(Double(base), -2 * Double(j) / Double(d))
+            cosT[p * half + j] = Float(Foundation.cos(a)); sinT[p * half + j] = Float(Foundation.sin(a))
+        }
+    }
+    let table = RopeTable(cos: cosT, sin: sinT)
+    let perRow = positions.count == b * t
+    func rotate(_ src: Tensor, sign: Float) -> Tensor {
+        let dst = Tensor.empty(src.shape)
+        let ps = src.data, pd = dst.data
+        Parallel.forRange(b * t, grain: max(1, 4096 / (h * d))) { r in
+            for bt in r {
+                let p = Int(pos[perRow ? bt : bt % t])
+                let c = table.cos + p * half, sn = table.sin + p * half
+                for hh in 0..<h {
+                    let o = (bt * h + hh) * d
+                    for j in 0..<half {
+                        let x1 = ps[o + j], x2 = ps[o + half + j], sj = sign * sn[j]
+                        pd[o + j] = x1 * c[j] - x2 * sj
+                        pd[o + half + j] = x2 * c[j] + x1 * sj
+                    }
+                }
+            }
+        }
+        return dst
+    }
+    let out = rotate(x, sign: 1)
+    return out.recorded([x]) { g in [rotate(g, sign: -1)] }
+}
+
+/// Owns the cos/sin buffers of one rope call (freed with the autograd node).
+private final class RopeTable: @unchecked Sendable {
+    let cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>
+    init(cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>) { self.cos = cos; self.sin = sin }
+    deinit { cos.deallocate(); sin.deallocate() }
+}

@@ -1,0 +1,54 @@
+// Broadcasting rules (NumPy's) and the reduction of a broadcast gradient back to its input shape.
+// Not an op: helpers for Elementwise and its backward rules.
+
+/// The broadcast shape of `a` and `b`, or a precondition failure naming both shapes.
+public func broadcastShape(_ a: [Int], _ b: [Int], op: String = "broadcast") -> [Int] {
+    let r = max(a.count, b.count)
+    var out = [Int](repeating: 1, count: r)
+    for i in 0..<r {
+        let da = i < r - a.count ? 1 : a[i - (r - a.count)]
+        let db = i < r - b.count ? 1 : b[i - (r - b.count)]
+        precondition(da == db || da == 1 || db == 1, "\(op): shapes \(a) and \(b) do not broadcast")
+        out[i] = da == 1 ? db : da
+    }
+    return out
+}
+
+/// Element strides of `shape` viewed inside the broadcast `outShape` (0 along broadcast axes).
+func broadcastStrides(_ shape: [Int], to outShape: [Int]) -> [Int] {
+    let pad = outShape.count - shape.count
+    let s = contiguousStrides(shape)
+    return (0..<outShape.count).map { i in
+        i < pad || shape[i - pad] == 1 ? 0 : s[i - pad]
+    }
+}
+
+/// How a smaller operand repeats inside a larger one, for the fast loops.
+enum BroadcastPattern {
+    case same               // identical shapes
+    case scalar             // the small side has one element
+    case rows(inner: Int)   // the small side is a suffix: it repeats over leading rows
+    case general
+}
+
+func broadcastPattern(big: [Int], small: [Int]) -> BroadcastPattern {
+    if big == small { return .same }
+    let n = small.reduce(1, *)
+    if n == 1 { return .scalar }
+    var s = small[...]
+    while s.first == 1 { s = s.dropFirst() }
+    if s.count <= big.count && Array(big.suffix(s.count)) == Array(s) { return .rows(inner: n) }
+    return .general
+}
+
+extension Tensor {
+    /// Sums a broadcast gradient back to `target` (the input's shape).
+    public func summed(to target: [Int]) -> Tensor {
+        if shape == target { return self }
+        let pad = rank - target.count
+        precondition(pad >= 0, "summed(to:): \(shape) cannot reduce to \(target)")
+        var axes: [Int] = Array(0..<pad)
+        for i in 0..<target.count where target[i] == 1 && shape[i + pad] != 1 { axes.append(i + pad) }
+        return sum(axes: axes, keepDims: true).reshaped(target)
+    }
+}

@@ -1,0 +1,99 @@
+// Matrix products over OpenBLAS sgemm: matmul (2-D and batched, with transposes) and the fused
+// linear layer y = x·Wᵀ + b. Dimension legend: M rows of the output, N columns, K the
+// contracted size. Not a GEMM implementation: every product is one or more cblas_sgemm calls.
+import CBLAS
+
+/// C(M×N) = α·op(A)·op(B) + β·C, row-major, on raw buffers.
+@inline(__always)
+public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                  _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
+                  beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
+    if m == 0 || n == 0 { return }
+    if k == 0 {
+        if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+        return
+    }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// op(A)·op(B) where A is (…, M, K) (or (…, K, M) with `transposeA`) and B is (K, N) (or
+/// (N, K) with `transposeB`), 2-D or with the same leading batch dimensions as A.
+///
+/// ```swift
+/// let y = matmul(x, w, transposeB: true)   // x (B, T, in) · wᵀ, w (out, in) → (B, T, out)
+/// ```
+public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+    precondition(a.rank >= 2 && b.rank >= 2, "matmul: needs rank ≥ 2, got \(a.shape) and \(b.shape)")
+    // A 2-D right operand: fold A's batch dimensions into its rows (one large GEMM).
+    if b.rank == 2 && a.rank > 2 && !transposeA {
+        let k = a.dim(-1)
+        let y = matmul(a.reshaped([-1, k]), b, transposeB: transposeB)
+        return y.reshaped(Array(a.shape.dropLast()) + [y.dim(-1)])
+    }
+    precondition(a.rank == b.rank && a.shape.dropLast(2) == b.shape.dropLast(2),
+                 "matmul: batch dimensions of \(a.shape) and \(b.shape) differ")
+    let (m, ka) = transposeA ? (a.dim(-1), a.dim(-2)) : (a.dim(-2), a.dim(-1))
+    let (kb, n) = transposeB ? (b.dim(-1), b.dim(-2)) : (b.dim(-2), b.dim(-1))
+    precondition(ka == kb, "matmul: contracted sizes differ: \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
+    let batch = a.shape.dropLast(2).reduce(1, *)
+    let out = Tensor.empty(Array(a.shape.dropLast(2)) + [m, n])
+    let pa = a.data, pb = b.data, pc = out.data
+    let sa = a.dim(-2) * a.dim(-1), sb = b.dim(-2) * b.dim(-1), sc = m * n
+    let run = { (i: Int) in
+        sgemm(transA: transposeA, transB: transposeB, m: m, n: n, k: ka, pa + i * sa, lda: a.dim(-1),
+              pb + i * sb, ldb: b.dim(-1), pc + i * sc, ldc: n)
+    }
+    // Small products: one per thread; large ones: OpenBLAS threads inside each.
+    if batch > 1 && m * n * ka < 1 << 21 { Parallel.forEach(batch, run) } else { for i in 0..<batch { run(i) } }
+
+    let ad = a.detached(), bd = b.detached()
+    let needA = a.tracksGrad, needB = b.tracksGrad
+    return out.recorded([a, b]) { g in
+        let ga = !needA ? nil : transposeA
+            ? matmul(bd, g, transposeA: transposeB, transposeB: true)
+            : matmul(g, bd, transposeB: !transposeB)
+        let gb = !needB ? nil : transposeB
+            ? matmul(g, ad, transposeA: true, transposeB: transposeA)
+            : matmul(ad, g, transposeA: !transposeA)
+        return [ga, gb]
+    }
+}
+
+/// The fused linear layer: y = x·Wᵀ + b with x (…, K), W (N, K) as PyTorch stores it, b (N).
+/// Forward is one GEMM with the bias preloaded into the output; backward is two GEMMs and a
+/// column sum.
+public func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tensor {
+    precondition(weight.rank == 2, "linear: weight must be (out, in), got \(weight.shape)")
+    let k = weight.shape[1], n = weight.shape[0]
+    precondition(x.dim(-1) == k, "linear: input \(x.shape) has \(x.dim(-1)) features, weight \(weight.shape) expects \(k)")
+    if let bias { precondition(bias.shape == [n], "linear: bias \(bias.shape) must be [\(n)]") }
+    let m = x.count / max(k, 1)
+    let out = Tensor.empty(Array(x.shape.dropLast()) + [n])
+    if let bias {
+        let pb = bias.data, po = out.data
+        Parallel.forRange(m, grain: max(1, 16384 / max(n, 1))) { r in for i in r { (po + i * n).update(from: pb, count: n) } }
+    }
+    sgemm(transA: false, transB: true, m: m, n: n, k: k, x.data, lda: k, weight.data, ldb: k,
+          beta: bias == nil ? 0 : 1, out.data, ldc: n)
+
+    let xd = x.detached(), wd = weight.detached()
+    let needX = x.tracksGrad, needW = weight.tracksGrad, needB = bias?.tracksGrad ?? false
+    var inputs = [x, weight]
+    if let bias { inputs.append(bias) }
+    return out.recorded(inputs) { g in
+        var gx: Tensor? = nil, gw: Tensor? = nil, gb: Tensor? = nil
+        if needX {
+            let t = Tensor.empty(xd.shape)
+            sgemm(transA: false, transB: false, m: m, n: k, k: n, g.data, lda: n, wd.data, ldb: k, t.data, ldc: k)
+            gx = t
+        }
+        if needW {
+            let t = Tensor.empty([n, k])
+            sgemm(transA: true, transB: false, m: n, n: k, k: m, g.data, lda: n, xd.data, ldb: k, t.data, ldc: k)
+            gw = t
+        }
+        if needB { gb = g.reshaped([m, n]).sum(axes: [0]) }
+        return bias == nil ? [gx, gw] : [gx, gw, gb]
+    }
+}
