@@ -11,7 +11,7 @@ let fast: [SwiftSetting] =
 
 let package = Package(
     name: "Fusion",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "fusion", targets: ["fusion"]),
         .library(name: "Tensors", targets: ["Tensors"]),

@@ -1,33 +1,33 @@
 // Reverse-mode autodiff: each recorded op keeps its inputs and a backward closure; `backward()`
 // visits the recorded ops once, newest first. Not higher-order: backward itself is not recorded.
 import Foundation
+import Synchronization
 
 /// One recorded op: its differentiable inputs and the rule mapping the output gradient to theirs.
 final class GradNode {
-    nonisolated(unsafe) private static var counter = 0
+    private static let counter = Atomic<Int>(0)
     let id: Int
     let inputs: [Tensor]
     let backward: (Tensor) -> [Tensor?]
 
     init(inputs: [Tensor], backward: @escaping (Tensor) -> [Tensor?]) {
-        GradNode.counter += 1
-        self.id = GradNode.counter
+        self.id = GradNode.counter.add(1, ordering: .relaxed).newValue
         self.inputs = inputs
         self.backward = backward
     }
 }
 
+/// Grad mode. Task-local, so concurrent tasks (tests, a sampler beside a trainer) each have
+/// their own; worker threads of our parallel loops never record ops.
 public enum Autograd {
-    nonisolated(unsafe) public static var isEnabled = true
+    @TaskLocal static var disabled = false
+    public static var isEnabled: Bool { !disabled }
 }
 
 /// Runs `body` without recording ops (sampling, evaluation, optimizer updates).
 @inline(__always)
 public func withoutGrad<T>(_ body: () throws -> T) rethrows -> T {
-    let saved = Autograd.isEnabled
-    Autograd.isEnabled = false
-    defer { Autograd.isEnabled = saved }
-    return try body()
+    try Autograd.$disabled.withValue(true) { try body() }
 }
 
 extension Tensor {

@@ -3,7 +3,7 @@
 // is nudged by ±ε and the central difference compared with autograd's gradient.
 import Foundation
 import Testing
-@testable import Tensors
+import Tensors
 
 /// Random inputs for checks: uniform in [lo, hi), requiring grad.
 func randomInput(_ shape: [Int], seed: UInt64, lo: Float = -1, hi: Float = 1) -> Tensor {

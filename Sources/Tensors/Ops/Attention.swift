@@ -149,11 +149,11 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, mask: AttentionMask
             }
         }
     }
-    let qd = q.detached(), kd = k.detached(), vd = v.detached(), od = out.detached()
+    let qd = q.detached(), kd = k.detached(), vd = v.detached(), od = out.detached(), lsed = lse
     let needQ = q.tracksGrad, needK = k.tracksGrad, needV = v.tracksGrad
     return out.recorded([q, k, v]) { g in
         let gq = Tensor.empty(qd.shape), gk = Tensor.zeros(kd.shape), gv = Tensor.zeros(vd.shape)
-        let pq = qd.data, pk = kd.data, pv = vd.data, po = od.data, pg = g.data
+        let pq = qd.data, pk = kd.data, pv = vd.data, po = od.data, pg = g.data, pl = lsed.data
         let pgq = gq.data, pgk = gk.data, pgv = gv.data
         Parallel.withSingleThreadedBLAS {
             Parallel.forEach(b * h) { bh in

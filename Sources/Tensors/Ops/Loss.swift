@@ -36,9 +36,10 @@ public func crossEntropy(_ logits: Tensor, _ targets: Tensor, ignoreIndex: Int32
     for i in 0..<rows { total += Double(pr[i]) }
     let denom = Float(Swift.max(valid, 1))
     let out = Tensor([Float(total) / denom], shape: [])
-    let xd = logits.detached(), tk = targets
+    let xd = logits.detached(), tk = targets, lsed = lse
     return out.recorded([logits]) { g in
         let gx = Tensor.empty(xd.shape)
+        let pl = lsed.data
         let scale = g.item / denom
         let px = xd.data, pg = gx.data, pt = tk.ints
         Parallel.forRange(rows, grain: Swift.max(1, 2048 / Swift.max(v, 1))) { r in

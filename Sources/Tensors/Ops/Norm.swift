@@ -22,9 +22,10 @@ public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float = 1e-6) -> Tensor {
             else { vmap2Serial(row, row, py + i * d, d) { x, _ in x * rv } }
         }
     }
-    let xd = x.detached(), wd = weight?.detached()
+    let xd = x.detached(), wd = weight?.detached(), invd = inv
     var inputs = [x]; if let weight { inputs.append(weight) }
     return out.recorded(inputs) { g in
+        let pr = invd.data
         // x̂ = x·r, h = g⊙γ:  dx = r·(h − x̂·mean(h⊙x̂)),  dγ = Σ_rows g⊙x̂
         let gx = Tensor.empty(xd.shape)
         let chunks = rowChunks(rows)
@@ -73,9 +74,10 @@ public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float = 
             for j in 0..<d { dst[j] = src[j] * (pw?[j] ?? 1) + (pb?[j] ?? 0) }
         }
     }
-    let xh = xhat.detached(), wd = weight?.detached()
+    let xh = xhat.detached(), wd = weight?.detached(), invd = inv
     var inputs = [x]; if let weight { inputs.append(weight) }; if let bias { inputs.append(bias) }
     return out.recorded(inputs) { g in
+        let pr = invd.data
         // h = g⊙γ:  dx = r·(h − mean(h) − x̂·mean(h⊙x̂)),  dγ = Σ g⊙x̂,  dβ = Σ g
         let gx = Tensor.empty(xh.shape)
         let pg = g.data, ph = xh.data, pgx = gx.data, pw = wd?.data
@@ -106,9 +108,5 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, 
     // Normalise each (sample, group) as a LayerNorm row of (C/G)·HW elements, then apply γ, β.
     let xhat = layerNorm(x.reshaped([n * groups, (c / groups) * hw]), weight: nil, bias: nil, eps: eps).reshaped(x.shape)
     guard weight != nil || bias != nil else { return xhat }
-    let bshape = [1, c] + [Int](repeating: 1, count: x.rank - 2)
-    var y = xhat
-    if let weight { y = y * weight.reshaped(bshape) }
-    if let bias { y = y + bias.reshaped(bshape) }
-    return y
+    return channelAffine(xhat, scale: weight, shift: bias)
 }
