@@ -1,0 +1,184 @@
+// PNG: read and write PNG files through libpng's simplified API (errors come back as messages, no longjmp).
+// Not a full PNG toolkit: ancillary chunks (text, ICC profiles) are ignored and writes are 8-bit only.
+import CPNG
+import Foundation
+
+/// PNG reading and writing.
+///
+/// Reads 1/2/4/8-bit gray, gray+alpha, RGB, RGBA and palette images (palette and tRNS expanded)
+/// and 16-bit images (kept at full precision); writes 8-bit gray, gray+alpha, RGB and RGBA.
+/// Sample values are sRGB-encoded in [0, 1]: 8-bit samples are `v / 255`; 16-bit samples are
+/// `v / 65535` when the file carries no colour-space chunk (`gAMA`, `sRGB`, `iCCP`), and are
+/// re-encoded to sRGB from libpng's linear output otherwise.
+///
+/// ```swift
+/// let img = try PNG.read("cat.png")            // Image, HWC, [0, 1]
+/// try PNG.write(img.resized(width: 64, height: 64), to: "cat64.png")
+/// ```
+public enum PNG {
+    static let signature: [UInt8] = [137, 80, 78, 71, 13, 10, 26, 10]
+    /// Decoded images larger than this many samples are refused (a corrupt or hostile header
+    /// could otherwise ask for terabytes).
+    static let maxSamples = 1 << 30
+
+    /// Reads the PNG file at `path`.
+    /// - Throws: `MediaError` naming the file: unreadable, not a PNG, truncated or corrupt.
+    public static func read(_ path: String) throws -> Image {
+        try decode(try AtomicFile.read(path), name: path)
+    }
+
+    /// Decodes PNG bytes; `name` is only used in error messages.
+    public static func decode(_ data: [UInt8], name: String) throws -> Image {
+        let header = try scanChunks(data, name: name)
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        let began = data.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
+        guard began != 0 else { throw error(from: &image, name: name) }
+        defer { png_image_free(&image) }  // a no-op once finish_read has cleaned up
+
+        let flagLinear = UInt32(PNG_FORMAT_FLAG_LINEAR), flagAlpha = UInt32(PNG_FORMAT_FLAG_ALPHA)
+        let flagColor = UInt32(PNG_FORMAT_FLAG_COLOR)
+        let sixteen = image.format & flagLinear != 0
+        // Ask for the file's own channels, colour-map expanded, 1 byte (or 2 bytes linear) each.
+        image.format = image.format & (flagColor | flagAlpha) | (sixteen ? flagLinear : 0)
+        let channels = Int(image.format & (flagColor | flagAlpha)) + 1
+        let width = Int(image.width), height = Int(image.height)
+        let count = width * height * channels
+        guard count <= maxSamples else {
+            throw MediaError.unsupported(path: name, reason: "image too large (\(width)×\(height)×\(channels))")
+        }
+        let hasAlpha = channels == 2 || channels == 4
+        var pixels = [Float](repeating: 0, count: count)
+        if sixteen {
+            var raw = [UInt16](repeating: 0, count: count)
+            let ok = raw.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
+            guard ok != 0 else { throw error(from: &image, name: name) }
+            for i in 0..<count { pixels[i] = Float(raw[i]) / 65535 }
+            // libpng's linear output has associated (premultiplied) alpha: undo it, then re-encode
+            // colour to sRGB when libpng linearised it from a declared colour space.
+            let colorChannels = hasAlpha ? channels - 1 : channels
+            for p in 0..<(width * height) {
+                let base = p * channels
+                let a: Float = hasAlpha ? pixels[base + channels - 1] : 1
+                for c in 0..<colorChannels {
+                    var v = hasAlpha ? (a > 0 ? min(pixels[base + c] / a, 1) : 0) : pixels[base + c]
+                    if header.declaresColorSpace { v = srgbEncode(v) }
+                    pixels[base + c] = v
+                }
+            }
+        } else {
+            var raw = [UInt8](repeating: 0, count: count)
+            let ok = raw.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
+            guard ok != 0 else { throw error(from: &image, name: name) }
+            for i in 0..<count { pixels[i] = Float(raw[i]) / 255 }
+        }
+        return Image(width: width, height: height, channels: channels, pixels: pixels)
+    }
+
+    /// Writes `image` as an 8-bit PNG (gray, gray+alpha, RGB or RGBA by its channel count), to a
+    /// temporary file beside `path` that is then renamed over it. Samples are clamped to [0, 1]
+    /// and rounded to the nearest of 256 levels.
+    public static func write(_ image: Image, to path: String) throws {
+        try AtomicFile.write(try encode(image, name: path), to: path)
+    }
+
+    /// The PNG bytes of `image` (see `write`).
+    public static func encode(_ image: Image, name: String = "<memory>") throws -> [UInt8] {
+        guard image.width > 0 && image.height > 0 else {
+            throw MediaError.unsupported(path: name, reason: "cannot write an empty \(image.width)×\(image.height) image")
+        }
+        let bytes = image.pixels.map { UInt8((min(max($0, 0), 1) * 255).rounded()) }
+        var png = png_image()
+        png.version = UInt32(PNG_IMAGE_VERSION)
+        png.width = UInt32(image.width)
+        png.height = UInt32(image.height)
+        // Channel count -> format bits: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA.
+        let alpha = image.channels % 2 == 0 ? UInt32(PNG_FORMAT_FLAG_ALPHA) : 0
+        png.format = (image.channels >= 3 ? UInt32(PNG_FORMAT_FLAG_COLOR) : 0) | alpha
+        // 1. Ask for the size, 2. encode into a buffer of that size.
+        var size = 0
+        var ok = bytes.withUnsafeBytes { png_image_write_to_memory(&png, nil, &size, 0, $0.baseAddress, 0, nil) }
+        guard ok != 0 else { throw error(from: &png, name: name) }
+        var out = [UInt8](repeating: 0, count: size)
+        ok = out.withUnsafeMutableBytes { dst in
+            bytes.withUnsafeBytes { png_image_write_to_memory(&png, dst.baseAddress, &size, 0, $0.baseAddress, 0, nil) }
+        }
+        guard ok != 0 else { throw error(from: &png, name: name) }
+        return Array(out[0..<size])
+    }
+
+    // MARK: - Errors and chunk scan
+
+    /// The `MediaError` for libpng's message in `image`, classified by its wording.
+    static func error(from image: inout png_image, name: String) -> MediaError {
+        let message = withUnsafeBytes(of: &image.message) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        png_image_free(&image)
+        let lower = message.lowercased()
+        if lower.contains("end of data") || lower.contains("not enough") || lower.contains("truncat")
+            || lower.contains("unexpected end") || lower.contains("read error") {
+            return .truncated(path: name, reason: "libpng: \(message)")
+        }
+        return .corrupt(path: name, reason: "libpng: \(message)")
+    }
+
+    struct Header {
+        var width = 0, height = 0, bitDepth = 0, colorType = 0
+        var declaresColorSpace = false
+    }
+
+    /// Checks the signature and IHDR, walks the chunk list (without verifying CRCs, which libpng
+    /// does) to learn whether a colour space is declared and whether the file stops early.
+    static func scanChunks(_ data: [UInt8], name: String) throws -> Header {
+        if data.count < 8 {
+            if data.elementsEqual(signature.prefix(data.count)) {
+                throw MediaError.truncated(path: name, reason: "\(data.count) bytes, shorter than the PNG signature")
+            }
+            throw MediaError.notRecognised(path: name, reason: "not a PNG file (bad signature)")
+        }
+        guard data[0..<8].elementsEqual(signature) else {
+            throw MediaError.notRecognised(path: name, reason: "not a PNG file (bad signature)")
+        }
+        func u32(_ at: Int) -> Int {
+            Int(data[at]) << 24 | Int(data[at + 1]) << 16 | Int(data[at + 2]) << 8 | Int(data[at + 3])
+        }
+        var header = Header()
+        var at = 8, sawIHDR = false, sawIEND = false
+        while at + 8 <= data.count {
+            let length = u32(at)
+            let type = String(decoding: data[(at + 4)..<(at + 8)], as: UTF8.self)
+            guard length <= 0x7fff_ffff else {
+                throw MediaError.corrupt(path: name, reason: "chunk '\(type)' at byte \(at) has length \(length)")
+            }
+            if !sawIHDR {
+                guard type == "IHDR", length == 13 else {
+                    throw MediaError.corrupt(path: name, reason: "first chunk is '\(type)', not a 13-byte IHDR")
+                }
+                guard at + 8 + 13 <= data.count else {
+                    throw MediaError.truncated(path: name, reason: "file ends inside the IHDR chunk")
+                }
+                header.width = u32(at + 8)
+                header.height = u32(at + 12)
+                header.bitDepth = Int(data[at + 16])
+                header.colorType = Int(data[at + 17])
+                sawIHDR = true
+            }
+            if type == "gAMA" || type == "sRGB" || type == "iCCP" { header.declaresColorSpace = true }
+            if type == "IEND" { sawIEND = true; break }
+            at += 12 + length
+        }
+        if !sawIHDR { throw MediaError.truncated(path: name, reason: "file ends before the IHDR chunk") }
+        // A chunk running past the end is a cut file; a missing IEND alone is left to libpng, which
+        // accepts it when the image data is complete.
+        if !sawIEND && at > data.count {
+            throw MediaError.truncated(path: name, reason: "file ends inside a chunk (\(data.count) bytes, chunk list needs \(at))")
+        }
+        return header
+    }
+
+    /// The sRGB transfer function (IEC 61966-2-1), linear light to encoded value.
+    @inline(__always) static func srgbEncode(_ v: Float) -> Float {
+        v <= 0.0031308 ? 12.92 * v : 1.055 * powf(v, 1 / 2.4) - 0.055
+    }
+}
