@@ -46,11 +46,12 @@ let package = Package(
         .executableTarget(
             name: "fusion-bench", dependencies: ["Tensors", "NN"], path: "bench/Sources",
             swiftSettings: fast),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/Support"),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["Media"]),
         .testTarget(name: "TextTests", dependencies: ["Text"]),
         .testTarget(name: "DataTests", dependencies: ["Data"]),
-        .testTarget(name: "NNTests", dependencies: ["NN"], resources: [.copy("../Fixtures")]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

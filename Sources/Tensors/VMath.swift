@@ -23,9 +23,9 @@ public typealias V8 = SIMD8<Float>
 // MARK: - Transcendentals
 
 /// e^x, Cephes-style: x = n·ln2 + r, |r| ≤ ln2/2, e^r by a degree-7 minimax polynomial, 2^n by
-/// building the exponent bits. Inputs are clamped to [-87.3, 88.7] (results stay normal).
+/// building the exponent bits. Inputs are clamped to [-87.3, 88] (results stay finite and normal).
 @inline(__always) public func vexp(_ x0: V8) -> V8 {
-    let x = pointwiseMax(pointwiseMin(x0, V8(repeating: 88.7)), V8(repeating: -87.3))
+    let x = pointwiseMax(pointwiseMin(x0, V8(repeating: 88)), V8(repeating: -87.3))
     let magic = V8(repeating: 12582912)  // 1.5·2^23: adding it rounds to an integer in the mantissa
     let t = magic.addingProduct(x, V8(repeating: 1.44269504088896341))
     let n = t - magic

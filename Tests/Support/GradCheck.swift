@@ -6,7 +6,7 @@ import Testing
 import Tensors
 
 /// Random inputs for checks: uniform in [lo, hi), requiring grad.
-func randomInput(_ shape: [Int], seed: UInt64, lo: Float = -1, hi: Float = 1) -> Tensor {
+public func randomInput(_ shape: [Int], seed: UInt64, lo: Float = -1, hi: Float = 1) -> Tensor {
     let t = RNG(seed: seed).uniform(shape, lo: lo, hi: hi)
     t.requiresGrad = true
     return t
@@ -23,7 +23,7 @@ private func probe(_ y: Tensor, _ r: [Float]) -> Double {
 /// Checks autograd against central differences for every element of every input in `inputs`
 /// (all must require grad). Returns the worst relative error for reporting.
 @discardableResult
-func gradCheck(_ inputs: [Tensor], eps: Float = 1e-3, rtol: Double = 2e-2, atol: Double = 2e-3,
+public func gradCheck(_ inputs: [Tensor], eps: Float = 1e-3, rtol: Double = 2e-2, atol: Double = 2e-3,
                sourceLocation: SourceLocation = #_sourceLocation, _ f: ([Tensor]) -> Tensor) -> Double {
     for x in inputs { x.grad = nil }
     let y = f(inputs)
@@ -55,7 +55,7 @@ func gradCheck(_ inputs: [Tensor], eps: Float = 1e-3, rtol: Double = 2e-2, atol:
 }
 
 /// Asserts two float arrays agree within atol + rtol·|expected|.
-func expectClose(_ a: [Float], _ b: [Float], atol: Float = 1e-5, rtol: Float = 1e-4,
+public func expectClose(_ a: [Float], _ b: [Float], atol: Float = 1e-5, rtol: Float = 1e-4,
                  sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(a.count == b.count, "length \(a.count) vs \(b.count)", sourceLocation: sourceLocation)
     for i in 0..<min(a.count, b.count) where abs(a[i] - b[i]) > atol + rtol * abs(b[i]) {

@@ -3,6 +3,7 @@
 import Foundation
 import Testing
 import Tensors
+import TestSupport
 
 /// softmax(QKᵀ·scale + bias) V with a dense additive mask, from primitive ops.
 func naiveAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, _ mask: AttentionMask) -> Tensor {

@@ -1,6 +1,7 @@
 // The tape: accumulation, shared subexpressions, no-grad mode and leaf gradient ownership.
 import Testing
 import Tensors
+import TestSupport
 
 @Suite struct AutogradTests {
     @Test func reusedInputAccumulates() {

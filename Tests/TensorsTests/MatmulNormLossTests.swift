@@ -2,6 +2,7 @@
 import Foundation
 import Testing
 import Tensors
+import TestSupport
 
 @Suite struct MatmulTests {
     @Test func matmulAllTransposes() {

@@ -1,0 +1,121 @@
+// Module: the base class of layers and models. Parameters are found by reflection over stored
+// properties (Tensor, Module, [Module]), named by their property paths ("blocks.3.attn.qkv.weight").
+// Not a lazy-shape framework: layers are built with their sizes known.
+import Foundation
+import Tensors
+
+/// Base class for layers and models. Every stored `Tensor` property is a trainable parameter;
+/// stored `Module`s and `[Module]`s are children. Property names are the checkpoint keys.
+///
+/// ```swift
+/// final class MLP: Module {
+///     let fc1: Linear, fc2: Linear
+///     init(rng: RNG) { fc1 = Linear(4, 8, rng: rng); fc2 = Linear(8, 4, rng: rng) }
+///     func callAsFunction(_ x: Tensor) -> Tensor { fc2(fc1(x).gelu()) }
+/// }
+/// MLP(rng: RNG(seed: 0)).namedParameters().map(\.0)  // ["fc1.weight", "fc1.bias", ...]
+/// ```
+open class Module {
+    /// Train mode (dropout on, etc.); set recursively with `train(_:)`.
+    public private(set) var isTraining = true
+
+    public init() {}
+
+    /// All parameters, depth first in declaration order, with dotted names.
+    public final func namedParameters() -> [(String, Tensor)] {
+        var out: [(String, Tensor)] = []
+        visit(prefix: "") { name, value in
+            if let t = value as? Tensor { out.append((name, t)) }
+        }
+        return out
+    }
+
+    public final func parameters() -> [Tensor] { namedParameters().map(\.1) }
+
+    /// Child modules (recursive), with their dotted names.
+    public final func namedModules() -> [(String, Module)] {
+        var out: [(String, Module)] = [("", self)]
+        visit(prefix: "") { name, value in
+            if let m = value as? Module { out.append((name, m)) }
+        }
+        return out
+    }
+
+    public final var parameterCount: Int { parameters().reduce(0) { $0 + $1.count } }
+
+    public final func train(_ on: Bool = true) {
+        for (_, m) in namedModules() { m.isTraining = on }
+    }
+
+    public final func eval() { train(false) }
+
+    public final func zeroGrad() { for p in parameters() { p.grad = nil } }
+
+    /// Calls `f` for every Tensor and Module reachable from this module's stored properties.
+    private func visit(prefix: String, _ f: (String, Any) -> Void) {
+        var mirrors: [Mirror] = []
+        var m: Mirror? = Mirror(reflecting: self)
+        while let cur = m { mirrors.append(cur); m = cur.superclassMirror }
+        for mirror in mirrors.reversed() {
+            for child in mirror.children {
+                guard let label = child.label, label != "isTraining" else { continue }
+                let name = prefix.isEmpty ? label : prefix + "." + label
+                visitValue(name, child.value, f)
+            }
+        }
+    }
+
+    private func visitValue(_ name: String, _ value: Any, _ f: (String, Any) -> Void) {
+        switch value {
+        case let t as Tensor: f(name, t)
+        case let m as Module:
+            f(name, m)
+            m.visit(prefix: name, f)
+        case let ms as [Module]:
+            for (i, m) in ms.enumerated() { visitValue("\(name).\(i)", m, f) }
+        default: break
+        }
+    }
+
+    // MARK: - Loading
+
+    public enum LoadError: Error, CustomStringConvertible {
+        case missing([String]), unexpected([String]), shape(String, expected: [Int], got: [Int])
+        public var description: String {
+            switch self {
+            case .missing(let k): return "checkpoint is missing parameters: \(k.prefix(8).joined(separator: ", "))\(k.count > 8 ? " …" : "")"
+            case .unexpected(let k): return "checkpoint has parameters this model does not: \(k.prefix(8).joined(separator: ", "))\(k.count > 8 ? " …" : "")"
+            case .shape(let k, let e, let g): return "parameter \(k): model expects shape \(e), checkpoint has \(g)"
+            }
+        }
+    }
+
+    /// Copies values into this module's parameters by name. `strict` also rejects extra names.
+    public final func load(_ tensors: [String: Tensor], strict: Bool = true) throws {
+        let params = namedParameters()
+        let missing = params.map(\.0).filter { tensors[$0] == nil }
+        if !missing.isEmpty { throw LoadError.missing(missing) }
+        if strict {
+            let names = Set(params.map(\.0))
+            let extra = tensors.keys.filter { !names.contains($0) }.sorted()
+            if !extra.isEmpty { throw LoadError.unexpected(extra) }
+        }
+        for (name, p) in params {
+            let t = tensors[name]!
+            guard t.shape == p.shape else { throw LoadError.shape(name, expected: p.shape, got: t.shape) }
+            p.assign(t)
+        }
+    }
+
+    /// The parameters as a name → tensor dictionary (sharing storage).
+    public final func stateDict() -> [String: Tensor] {
+        Dictionary(uniqueKeysWithValues: namedParameters().map { ($0.0, $0.1.detached()) })
+    }
+}
+
+/// Makes a parameter: a leaf that requires grad.
+@inline(__always)
+public func parameter(_ t: Tensor) -> Tensor {
+    t.requiresGrad = true
+    return t
+}
