@@ -128,8 +128,8 @@ public enum PNG {
         var declaresColorSpace = false
     }
 
-    /// Checks the signature and IHDR, walks the chunk list (without verifying CRCs, which libpng
-    /// does) to learn whether a colour space is declared and whether the file stops early.
+    /// Checks the signature and IHDR, and walks the chunk list (without verifying CRCs, which libpng
+    /// does) to learn whether a colour space is declared and whether the file stops before IEND.
     static func scanChunks(_ data: [UInt8], name: String) throws -> Header {
         if data.count < 8 {
             if data.elementsEqual(signature.prefix(data.count)) {
@@ -169,11 +169,12 @@ public enum PNG {
             at += 12 + length
         }
         if !sawIHDR { throw MediaError.truncated(path: name, reason: "file ends before the IHDR chunk") }
-        // A chunk running past the end is a cut file; a missing IEND alone is left to libpng, which
-        // accepts it when the image data is complete.
-        if !sawIEND && at > data.count {
-            throw MediaError.truncated(path: name, reason: "file ends inside a chunk (\(data.count) bytes, chunk list needs \(at))")
+        // The chunk list must run to a complete IEND: libpng alone would accept a file cut anywhere
+        // after the image data, but such a file was not written completely.
+        if at > data.count || (sawIEND && at + 12 > data.count) {
+            throw MediaError.truncated(path: name, reason: "file ends inside a chunk after \(data.count) bytes")
         }
+        if !sawIEND { throw MediaError.truncated(path: name, reason: "file ends before the IEND chunk") }
         return header
     }
 
