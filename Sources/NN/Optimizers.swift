@@ -137,6 +137,17 @@ public final class SGD {
         buffers = Array(repeating: nil, count: params.count)
     }
 
+    /// Momentum buffers by parameter index ("momentum.<i>").
+    public func state() -> [String: Tensor] {
+        var t: [String: Tensor] = [:]
+        for (i, b) in buffers.enumerated() { if let b { t["momentum.\(i)"] = b } }
+        return t
+    }
+
+    public func load(_ tensors: [String: Tensor]) {
+        for i in buffers.indices { buffers[i] = tensors["momentum.\(i)"]?.copy() }
+    }
+
     public func update() {
         for (i, p) in params.enumerated() {
             guard let g = p.grad else { continue }

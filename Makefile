@@ -1,0 +1,41 @@
+# Fusion: `make demo` and `make test` work on a fresh Debian machine with only Swift installed.
+SWIFT      ?= swift
+APT_PKGS   := pkg-config libopenblas-dev libpng-dev libsndfile1-dev espeak-ng sox pngcheck
+# Tests import modules with @testable, which release builds allow only with -enable-testing.
+TEST_FLAGS := -c release -Xswiftc -enable-testing
+FUSION     := .build/release/fusion
+
+.PHONY: setup build demo test bench lint clean
+
+setup:
+	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing $$missing"; \
+	  if ! command -v apt-get >/dev/null; then \
+	    echo "setup: apt-get not found. Install these packages with your package manager: $$missing" >&2; exit 1; fi; \
+	  if [ "$$(id -u)" != 0 ]; then SUDO=sudo; command -v sudo >/dev/null || { \
+	    echo "setup: not root and no sudo. As root run: apt-get install -y $$missing" >&2; exit 1; }; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null || { \
+	    echo "setup: apt-get install failed. Run: apt-get install -y $$missing" >&2; exit 1; }; \
+	fi
+
+build: setup
+	$(SWIFT) build -c release
+
+demo: build
+	$(FUSION) train recipes/quickstart.yaml --fresh
+
+test: setup
+	$(SWIFT) build $(TEST_FLAGS) --build-tests
+	$(SWIFT) test $(TEST_FLAGS) --skip-build --no-parallel
+
+bench: build
+	.build/release/fusion-bench
+
+lint:
+	@echo "lines per module:"; for d in Sources/*/ Tests/*/; do \
+	  printf "  %-28s %6d\n" "$$d" $$(cat $$(find $$d -name '*.swift') /dev/null | wc -l); done
+	@$(SWIFT) format lint --recursive Sources Tests bench 2>&1 | tail -n 20 || true
+
+clean:
+	rm -rf .build

@@ -1,0 +1,119 @@
+// Layers through their modules: gradient checks over parameters and inputs, naming, the KV
+// cache, optimizers and schedules.
+import Foundation
+import NN
+import Tensors
+import TestSupport
+import Testing
+
+/// Gradient-checks `f` with respect to `input` and every parameter of `module`.
+func checkModule(_ module: Module, _ input: Tensor, _ f: (Tensor) -> Tensor, sourceLocation: SourceLocation = #_sourceLocation) {
+    let params = module.parameters()
+    input.requiresGrad = true
+    gradCheck([input] + params, sourceLocation: sourceLocation) { f($0[0]) }
+}
+
+@Suite struct LayerTests {
+    let rng = RNG(seed: 3)
+
+    @Test func linearEmbeddingNorms() {
+        checkModule(Linear(4, 3, rng: rng), randomInput([2, 4], seed: 1)) { Linear(4, 3, rng: RNG(seed: 3))($0) }
+        let lin = Linear(4, 3, rng: rng)
+        checkModule(lin, randomInput([2, 4], seed: 1)) { lin($0) }
+        let emb = Embedding(6, 3, rng: rng)
+        let ids = Tensor(ints: [1, 5, 1])
+        gradCheck(emb.parameters()) { _ in emb(ids) }
+        let rms = RMSNorm(5), ln = LayerNorm(5), gn = GroupNorm(groups: 2, channels: 4)
+        rms.weight.assign(rng.uniform([5], lo: 0.5, hi: 1.5))
+        checkModule(rms, randomInput([3, 5], seed: 2)) { rms($0) }
+        checkModule(ln, randomInput([3, 5], seed: 3)) { ln($0) }
+        checkModule(gn, randomInput([2, 4, 3, 3], seed: 4)) { gn($0) }
+    }
+
+    @Test func attentionMLPAndBlock() throws {
+        let config = DecoderConfig(dim: 8, layers: 2, heads: 2, mlpHidden: 12, qkNorm: true)
+        let mask = try AttentionMask(documents: [[0, 0, 0, 0, 1]], spans: [[-1, 0, 0, -1, -1]])
+        let pos = Tensor(ints: [0, 1, 2, 3, 0])
+        let attn = SelfAttention(config, rng: rng)
+        checkModule(attn, randomInput([1, 5, 8], seed: 5)) { attn($0, mask: mask, positions: pos) }
+        let mlp = SwiGLU(dim: 8, hidden: 12, rng: rng)
+        checkModule(mlp, randomInput([2, 8], seed: 6)) { mlp($0) }
+        let block = DecoderBlock(config, rng: rng)
+        checkModule(block, randomInput([1, 5, 8], seed: 7)) { block($0, mask: mask, positions: pos) }
+        let temb = TimestepEmbedding(dim: 6, features: 8, rng: rng)
+        gradCheck(temb.parameters()) { _ in temb([3, 500]) }
+    }
+
+    @Test func parameterNamesAndDecay() {
+        let model = DecoderLM(vocab: 10, config: DecoderConfig(dim: 8, layers: 2, heads: 2, qkNorm: true), rng: rng)
+        let names = model.namedParameters().map(\.0)
+        #expect(names.first == "embed.weight" && names.last == "head.weight")
+        #expect(names.contains("decoder.blocks.1.attn.qkv.weight"))
+        #expect(names.contains("decoder.blocks.0.attn.qNorm.weight"))
+        #expect(Set(names).count == names.count)
+        let decay = defaultDecayNames(model)
+        #expect(decay.contains("decoder.blocks.0.mlp.w13.weight") && decay.contains("head.weight"))
+        #expect(!decay.contains("embed.weight") && !decay.contains("decoder.norm.weight"))
+        #expect(model.parameterCount == model.decoder.config.parameterCount + 2 * 10 * 8)
+    }
+
+    @Test func kvCachedDecodeEqualsFullForward() {
+        let config = DecoderConfig(dim: 16, layers: 2, heads: 4, qkNorm: true)
+        let model = DecoderLM(vocab: 20, config: config, rng: rng)
+        let ids: [Int32] = [3, 7, 1, 19, 4, 4, 8]
+        let t = ids.count
+        let full = withoutGrad {
+            model(Tensor(ints: ids, shape: [1, t]), mask: .causal(batch: 1, queries: t),
+                  positions: Tensor(ints: (0..<t).map { Int32($0) }))
+        }
+        // Prefill 4 tokens, then one at a time.
+        let cache = KVCache(layers: 2)
+        var rows: [Float] = withoutGrad {
+            model(Tensor(ints: Array(ids[0..<4]), shape: [1, 4]), mask: .causal(batch: 1, queries: 4),
+                  positions: Tensor(ints: [0, 1, 2, 3]), cache: cache).scalars
+        }
+        for i in 4..<t {
+            rows += withoutGrad {
+                model(Tensor(ints: [ids[i]], shape: [1, 1]), mask: .causal(batch: 1, queries: 1, keys: i + 1),
+                      positions: Tensor(ints: [Int32(i)]), cache: cache).scalars
+            }
+        }
+        #expect(cache.length == t)
+        expectClose(rows, full.scalars, atol: 1e-5, rtol: 1e-4)
+    }
+
+    @Test func sgdScheduleAndEMA() {
+        // SGD with momentum on f(w) = ½‖w‖²: buf ← μ·buf + w; w ← w − lr·buf.
+        let w = parameter(Tensor([1, -2]))
+        let opt = SGD([w], lr: 0.1, momentum: 0.9)
+        var expected: [Float] = [1, -2], buf: [Float] = [0, 0]
+        for _ in 0..<3 {
+            w.grad = nil
+            (w * w * 0.5).sum().backward()
+            opt.update()
+            for i in 0..<2 { buf[i] = 0.9 * buf[i] + expected[i]; expected[i] -= 0.1 * buf[i] }
+        }
+        expectClose(w.scalars, expected, atol: 1e-6)
+
+        let lr = LRSchedule.make(peak: 1, warmup: 10, total: 110, decay: .cosine, minRatio: 0.1)
+        #expect(abs(lr(0) - 0.1) < 1e-6 && abs(lr(9) - 1) < 1e-6)
+        #expect(abs(lr(60) - 0.55) < 1e-5 && abs(lr(110) - 0.1) < 1e-6 && abs(lr(500) - 0.1) < 1e-6)
+        let lin = LRSchedule.make(peak: 2, warmup: 0, total: 100, decay: .linear, minRatio: 0)
+        #expect(abs(lin(50) - 1) < 1e-6)
+
+        let lin2 = Linear(2, 2, rng: rng)
+        let ema = EMA(lin2, decay: 0.5)
+        let before = lin2.weight.scalars
+        lin2.weight.fill(0)
+        ema.update()
+        expectClose(ema.stateDict()["weight"]!.scalars, before.map { $0 * 0.5 })
+    }
+
+    @Test func gradientClipping() {
+        let a = parameter(Tensor([3, 0])), b = parameter(Tensor([4]))
+        a.grad = Tensor([3, 0]); b.grad = Tensor([4])
+        let norm = clipGradNorm([a, b], maxNorm: 1)
+        #expect(abs(norm - 5) < 1e-6)
+        #expect(abs(a.grad!.scalars[0] - 0.6) < 1e-5 && abs(b.grad!.scalars[0] - 0.8) < 1e-5)
+    }
+}
