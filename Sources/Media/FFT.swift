@@ -98,16 +98,18 @@ public struct RealFFT {
     /// Bins 0…N/2 of the DFT of `x` (N samples) into `re`, `im` (N/2 + 1 each).
     public func forward(_ x: UnsafePointer<Float>, re: UnsafeMutablePointer<Float>, im: UnsafeMutablePointer<Float>) {
         let h = count / 2
-        var zr = [Float](repeating: 0, count: h), zi = [Float](repeating: 0, count: h)
-        for n in 0..<h { zr[n] = x[2 * n]; zi[n] = x[2 * n + 1] }
-        half.transform(&zr, &zi, inverse: false)
-        // X[k] = E[k] + W^k·O[k], with E[k] = (Z[k] + conj Z[h−k]) / 2, O[k] = (Z[k] − conj Z[h−k]) / 2i.
-        for k in 0...h {
-            let a = k % h, b = (h - k) % h
-            let er = (zr[a] + zr[b]) / 2, ei = (zi[a] - zi[b]) / 2
-            let or = (zi[a] + zi[b]) / 2, oi = -(zr[a] - zr[b]) / 2
-            re[k] = er + wr[k] * or - wi[k] * oi
-            im[k] = ei + wr[k] * oi + wi[k] * or
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * h) { buf in
+            let zr = buf.baseAddress!, zi = zr + h
+            for n in 0..<h { zr[n] = x[2 * n]; zi[n] = x[2 * n + 1] }
+            half.transform(zr, zi, inverse: false)
+            // X[k] = E[k] + W^k·O[k], with E[k] = (Z[k] + conj Z[h−k]) / 2, O[k] = (Z[k] − conj Z[h−k]) / 2i.
+            for k in 0...h {
+                let a = k % h, b = (h - k) % h
+                let er = (zr[a] + zr[b]) / 2, ei = (zi[a] - zi[b]) / 2
+                let or = (zi[a] + zi[b]) / 2, oi = -(zr[a] - zr[b]) / 2
+                re[k] = er + wr[k] * or - wi[k] * oi
+                im[k] = ei + wr[k] * oi + wi[k] * or
+            }
         }
     }
 
@@ -127,21 +129,23 @@ public struct RealFFT {
     /// imaginary parts of bins 0 and N/2 are ignored, as for any real signal.
     public func inverse(re: UnsafePointer<Float>, im: UnsafePointer<Float>, into x: UnsafeMutablePointer<Float>) {
         let h = count / 2
-        var zr = [Float](repeating: 0, count: h), zi = [Float](repeating: 0, count: h)
-        // E[k] = (X[k] + conj X[h−k]) / 2, O[k] = (X[k] − conj X[h−k])·W^(−k) / 2, Z[k] = E[k] + i·O[k].
-        for k in 0..<h {
-            // For k = 0 the partner is the Nyquist bin; both are real for a real signal.
-            let xr = re[k], xi = k == 0 ? 0 : im[k]
-            let yr = re[h - k], yi = k == 0 ? 0 : -im[h - k]   // conj X[h−k]
-            let er = (xr + yr) / 2, ei = (xi + yi) / 2
-            let dr = (xr - yr) / 2, di = (xi - yi) / 2
-            let or = dr * wr[k] + di * wi[k], oi = di * wr[k] - dr * wi[k]   // times conj(W^k)
-            zr[k] = er - oi
-            zi[k] = ei + or
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * h) { buf in
+            let zr = buf.baseAddress!, zi = zr + h
+            // E[k] = (X[k] + conj X[h−k]) / 2, O[k] = (X[k] − conj X[h−k])·W^(−k) / 2, Z[k] = E[k] + i·O[k].
+            for k in 0..<h {
+                // For k = 0 the partner is the Nyquist bin; both are real for a real signal.
+                let xr = re[k], xi = k == 0 ? 0 : im[k]
+                let yr = re[h - k], yi = k == 0 ? 0 : -im[h - k]   // conj X[h−k]
+                let er = (xr + yr) / 2, ei = (xi + yi) / 2
+                let dr = (xr - yr) / 2, di = (xi - yi) / 2
+                let or = dr * wr[k] + di * wi[k], oi = di * wr[k] - dr * wi[k]   // times conj(W^k)
+                zr[k] = er - oi
+                zi[k] = ei + or
+            }
+            half.transform(zr, zi, inverse: true)
+            let s = 1 / Float(h)
+            for n in 0..<h { x[2 * n] = zr[n] * s; x[2 * n + 1] = zi[n] * s }
         }
-        half.transform(&zr, &zi, inverse: true)
-        let s = 1 / Float(h)
-        for n in 0..<h { x[2 * n] = zr[n] * s; x[2 * n + 1] = zi[n] * s }
     }
 
     /// Convenience over arrays.

@@ -16,6 +16,8 @@ public struct MelFilterbank {
     public let fMin: Double, fMax: Double
     /// `nMels` × `bins` weights, row-major.
     public let weights: [Float]
+    /// The bins where each filter is non-zero (apply and inverse skip the rest).
+    let support: [Range<Int>]
     public var bins: Int { nFFT / 2 + 1 }
 
     public init(sampleRate: Int, nFFT: Int, nMels: Int, fMin: Double = 0, fMax: Double? = nil) {
@@ -40,6 +42,13 @@ public struct MelFilterbank {
             }
         }
         weights = w
+        support = (0..<nMels).map { m in
+            let row = w[(m * bins)..<((m + 1) * bins)]
+            guard let first = row.firstIndex(where: { $0 != 0 }), let last = row.lastIndex(where: { $0 != 0 }) else {
+                return 0..<0
+            }
+            return (first - m * bins)..<(last - m * bins + 1)
+        }
     }
 
     /// Slaney's mel scale: 3 mels per 200 Hz below 1 kHz, then logarithmic (27 mels per factor 6.4).
@@ -60,7 +69,7 @@ public struct MelFilterbank {
         for f in 0..<frames {
             for m in 0..<nMels {
                 var s: Float = 0
-                for k in 0..<bins { s += weights[m * bins + k] * spectrum[f * bins + k] }
+                for k in support[m] { s += weights[m * bins + k] * spectrum[f * bins + k] }
                 out[f * nMels + m] = s
             }
         }

@@ -7,9 +7,9 @@ import Foundation
 ///
 /// Reads 1/2/4/8-bit gray, gray+alpha, RGB, RGBA and palette images (palette and tRNS expanded)
 /// and 16-bit images (kept at full precision); writes 8-bit gray, gray+alpha, RGB and RGBA.
-/// Sample values are sRGB-encoded in [0, 1]: 8-bit samples are `v / 255`; 16-bit samples are
-/// `v / 65535` when the file carries no colour-space chunk (`gAMA`, `sRGB`, `iCCP`), and are
-/// re-encoded to sRGB from libpng's linear output otherwise.
+/// Samples are the stored values scaled to [0, 1] (`v / 255`, `v / 65535`, `v / 1` for 1-bit…):
+/// colour-space chunks (`gAMA`, `sRGB`, `iCCP`, `cHRM`) are ignored, as PIL and most training
+/// pipelines do, so pixels never pass through a gamma conversion.
 ///
 /// ```swift
 /// let img = try PNG.read("cat.png")            // Image, HWC, [0, 1]
@@ -29,10 +29,14 @@ public enum PNG {
 
     /// Decodes PNG bytes; `name` is only used in error messages.
     public static func decode(_ data: [UInt8], name: String) throws -> Image {
-        let header = try scanChunks(data, name: name)
+        // libpng's simplified API converts between gamma encodings when a file declares one; hiding
+        // those chunks from it keeps the stored values.
+        let colorChunks = try scanChunks(data, name: name)
+        var bytes = data
+        for range in colorChunks.reversed() { bytes.removeSubrange(range) }
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
-        let began = data.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
+        let began = bytes.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
         guard began != 0 else { throw error(from: &image, name: name) }
         defer { png_image_free(&image) }  // a no-op once finish_read has cleaned up
 
@@ -54,16 +58,11 @@ public enum PNG {
             let ok = raw.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
             guard ok != 0 else { throw error(from: &image, name: name) }
             for i in 0..<count { pixels[i] = Float(raw[i]) / 65535 }
-            // libpng's linear output has associated (premultiplied) alpha: undo it, then re-encode
-            // colour to sRGB when libpng linearised it from a declared colour space.
-            let colorChannels = hasAlpha ? channels - 1 : channels
-            for p in 0..<(width * height) {
-                let base = p * channels
-                let a: Float = hasAlpha ? pixels[base + channels - 1] : 1
-                for c in 0..<colorChannels {
-                    var v = hasAlpha ? (a > 0 ? min(pixels[base + c] / a, 1) : 0) : pixels[base + c]
-                    if header.declaresColorSpace { v = srgbEncode(v) }
-                    pixels[base + c] = v
+            // libpng's 16-bit ("linear") output has associated (premultiplied) alpha: undo it.
+            if hasAlpha {
+                for p in 0..<(width * height) {
+                    let base = p * channels, a = pixels[base + channels - 1]
+                    for c in 0..<(channels - 1) { pixels[base + c] = a > 0 ? min(pixels[base + c] / a, 1) : 0 }
                 }
             }
         } else {
@@ -123,14 +122,10 @@ public enum PNG {
         return .corrupt(path: name, reason: "libpng: \(message)")
     }
 
-    struct Header {
-        var width = 0, height = 0, bitDepth = 0, colorType = 0
-        var declaresColorSpace = false
-    }
-
     /// Checks the signature and IHDR, and walks the chunk list (without verifying CRCs, which libpng
-    /// does) to learn whether a colour space is declared and whether the file stops before IEND.
-    static func scanChunks(_ data: [UInt8], name: String) throws -> Header {
+    /// does) to find the colour-space chunks and whether the file stops before IEND. Returns the
+    /// byte ranges of the colour-space chunks, in file order.
+    static func scanChunks(_ data: [UInt8], name: String) throws -> [Range<Int>] {
         if data.count < 8 {
             if data.elementsEqual(signature.prefix(data.count)) {
                 throw MediaError.truncated(path: name, reason: "\(data.count) bytes, shorter than the PNG signature")
@@ -143,7 +138,7 @@ public enum PNG {
         func u32(_ at: Int) -> Int {
             Int(data[at]) << 24 | Int(data[at + 1]) << 16 | Int(data[at + 2]) << 8 | Int(data[at + 3])
         }
-        var header = Header()
+        var colorChunks: [Range<Int>] = []
         var at = 8, sawIHDR = false, sawIEND = false
         while at + 8 <= data.count {
             let length = u32(at)
@@ -158,13 +153,11 @@ public enum PNG {
                 guard at + 8 + 13 <= data.count else {
                     throw MediaError.truncated(path: name, reason: "file ends inside the IHDR chunk")
                 }
-                header.width = u32(at + 8)
-                header.height = u32(at + 12)
-                header.bitDepth = Int(data[at + 16])
-                header.colorType = Int(data[at + 17])
                 sawIHDR = true
             }
-            if type == "gAMA" || type == "sRGB" || type == "iCCP" { header.declaresColorSpace = true }
+            if ["gAMA", "sRGB", "iCCP", "cHRM"].contains(type) && at + 12 + length <= data.count {
+                colorChunks.append(at..<(at + 12 + length))
+            }
             if type == "IEND" { sawIEND = true; break }
             at += 12 + length
         }
@@ -175,11 +168,6 @@ public enum PNG {
             throw MediaError.truncated(path: name, reason: "file ends inside a chunk after \(data.count) bytes")
         }
         if !sawIEND { throw MediaError.truncated(path: name, reason: "file ends before the IEND chunk") }
-        return header
-    }
-
-    /// The sRGB transfer function (IEC 61966-2-1), linear light to encoded value.
-    @inline(__always) static func srgbEncode(_ v: Float) -> Float {
-        v <= 0.0031308 ? 12.92 * v : 1.055 * powf(v, 1 / 2.4) - 0.055
+        return colorChunks
     }
 }

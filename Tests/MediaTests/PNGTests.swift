@@ -128,9 +128,14 @@ import Testing
         #expect(img.channels == 4)
         for (p, v) in zip(img.pixels, rgba) { #expect(abs(p - Float(v) / 65535) < 1e-4, "\(p) vs \(v)") }
 
-        // With a gAMA chunk of 1/2.2 the values come back sRGB-encoded, close to the raw ones.
-        let g = try PNG.decode(TinyPNG.encode(width: 6, height: 1, bitDepth: 16, colorType: 0, rows: [row], gamma: 45455), name: "g.png")
-        for (p, v) in zip(g.pixels, values) { #expect(abs(p - Float(v) / 65535) < 0.02, "\(p) vs \(v)") }
+        // Colour-space chunks are ignored: with gAMA (1/2.2, or 1.0) or sRGB the values are still raw.
+        for (gamma, srgb) in [(UInt32(45455), false), (UInt32(100_000), false), (nil, true)] as [(UInt32?, Bool)] {
+            let png = TinyPNG.encode(width: 6, height: 1, bitDepth: 16, colorType: 0, rows: [row], gamma: gamma, sRGB: srgb)
+            let g = try PNG.decode(png, name: "g.png")
+            for (p, v) in zip(g.pixels, values) { #expect(abs(p - Float(v) / 65535) < 1e-6, "\(p) vs \(v)") }
+        }
+        let linear8 = TinyPNG.encode(width: 3, height: 1, bitDepth: 8, colorType: 0, rows: [[0, 7, 200]], gamma: 100_000)
+        #expect(try PNG.decode(linear8, name: "l.png").pixels == [0, 7 / 255, 200 / 255])
     }
 
     // MARK: - Damaged files

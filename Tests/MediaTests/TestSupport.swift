@@ -73,10 +73,12 @@ enum TinyPNG {
 
     /// A PNG from raw scanlines (already packed to `bitDepth`, no filter byte).
     static func encode(width: Int, height: Int, bitDepth: UInt8, colorType: UInt8, rows: [[UInt8]],
-                       palette: [UInt8]? = nil, transparency: [UInt8]? = nil, gamma: UInt32? = nil) -> [UInt8] {
+                       palette: [UInt8]? = nil, transparency: [UInt8]? = nil, gamma: UInt32? = nil,
+                       sRGB: Bool = false) -> [UInt8] {
         var out = PNG.signature
         out += chunk("IHDR", be32(UInt32(width)) + be32(UInt32(height)) + [bitDepth, colorType, 0, 0, 0])
         if let g = gamma { out += chunk("gAMA", be32(g)) }
+        if sRGB { out += chunk("sRGB", [0]) }
         if let p = palette { out += chunk("PLTE", p) }
         if let t = transparency { out += chunk("tRNS", t) }
         out += chunk("IDAT", zlibStored(rows.flatMap { [0] + $0 }))
