@@ -1,6 +1,5 @@
-// The mixed-modal sequence of one document: BOS text… BOI [image span] EOI text… EOS, with its
-// next-token targets, positions and span table. Not packing (Packing.swift), not tensors, and
-// not the span contents: a span here is only a run of placeholder positions.
+// One document as a mixed-modal sequence (BOS text… BOI [span] EOI … EOS) with LM targets, positions
+// and span table. Not packing, not tensors, not span contents (a span is placeholder positions).
 import Text
 
 /// What a position or span carries.

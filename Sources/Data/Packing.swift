@@ -1,6 +1,5 @@
-// Packing mixed-modal sequences into fixed-length rows with document ids, so attention never
-// crosses documents, plus a first-fit packer for a list. Not batching into tensors and not
-// truncation: a sequence that does not fit is an error.
+// Packs mixed-modal sequences into fixed-length rows with document ids, plus a first-fit packer.
+// Not batching into tensors and not truncation: a sequence that does not fit is an error.
 import Text
 
 /// Why sequences could not be packed.

@@ -1,6 +1,5 @@
-// Crisp ShapesWorld rasterisation: grid geometry and the exact pixel-coverage rule of each
-// shape. No antialiasing and no blending, so a pixel belongs to exactly one object or to the
-// background and detection can be exact.
+// Crisp ShapesWorld rasterisation: grid geometry and each shape's exact pixel-coverage rule.
+// No antialiasing or blending: a pixel belongs to one object or the background, so detection is exact.
 
 /// Geometry of a square ShapesWorld image of side `imageSize`.
 ///

@@ -1,6 +1,5 @@
-// SplitMix64 (Steele, Lea & Flood, "Fast splittable pseudorandom number generators", 2014):
-// the small generator behind ShapesWorld, keyed per (seed, stream, index). Not for tensors
-// (Tensors.RNG is the Philox generator) and not cryptographic.
+// SplitMix64 (Steele, Lea & Flood 2014), keyed per (seed, stream, index), behind ShapesWorld.
+// Not for tensors (Tensors.RNG is the Philox generator) and not cryptographic.
 
 /// A 64-bit generator whose state can be derived from `(seed, stream, index)`, so example
 /// `i` draws the same numbers however many other examples were generated before it.

@@ -1,6 +1,5 @@
-// A byte-level BPE tokenizer (GPT-2 style: 256 byte tokens, so any text encodes): encoding,
-// decoding and the vocabulary layout. Not the trainer (BPETrainer.swift) nor the file format
-// (BPETokenizer+Codable.swift); it never parses special-token strings out of text.
+// Byte-level BPE tokenizer (GPT-2 style 256 byte tokens, so any text encodes): encode, decode,
+// vocabulary layout. Not training or the file format; never parses special-token strings in text.
 
 /// A byte-level byte-pair-encoding tokenizer.
 ///
