@@ -182,7 +182,6 @@ import Testing
         for (label, data) in [("IHDR", ihdr), ("IDAT", idat), ("zero width", zeroWidth), ("short IDAT", shortIDAT)] {
             let error = #expect(throws: MediaError.self, "\(label)") { try PNG.decode(data, name: "bad.png") }
             #expect(error?.description.hasPrefix("bad.png: ") == true)
-
         }
     }
 
