@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 import Tensors
+import TestSupport
 
 /// Direct convolution: y[n, o, r, q] = b[o] + Σ_{c,i,j} x[n, c, r·s − p + i, q·s − p + j]·w[o, c, i, j].
 private func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride s: Int, padding p: Int) -> [Float] {
