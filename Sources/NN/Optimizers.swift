@@ -115,13 +115,26 @@ public final class AdamW {
 private func adamwKernel(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>,
                          _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>, _ n: Int,
                          b1: Float, b2: Float, eps: Float, shrink: Float, stepSize: Float, invSqrtBc2: Float) {
+    typealias V = SIMD8<Float>
+    @inline(__always) func ld(_ x: UnsafeMutablePointer<Float>, _ i: Int) -> V { UnsafeRawPointer(x + i).loadUnaligned(as: V.self) }
+    @inline(__always) func st(_ x: UnsafeMutablePointer<Float>, _ i: Int, _ y: V) { UnsafeMutableRawPointer(x + i).storeBytes(of: y, as: V.self) }
     Parallel.forRange(n, grain: 1 << 15) { r in
-        for i in r {
+        var i = r.lowerBound
+        while i + 8 <= r.upperBound {
+            let gi = ld(g, i)
+            let mi = b1 * ld(m, i) + (1 - b1) * gi
+            let vi = b2 * ld(v, i) + (1 - b2) * gi * gi
+            st(m, i, mi); st(v, i, vi)
+            st(p, i, ld(p, i) * shrink - stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps))
+            i += 8
+        }
+        while i < r.upperBound {
             let gi = g[i]
             let mi = b1 * m[i] + (1 - b1) * gi
             let vi = b2 * v[i] + (1 - b2) * gi * gi
             m[i] = mi; v[i] = vi
             p[i] = p[i] * shrink - stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps)
+            i += 1
         }
     }
 }

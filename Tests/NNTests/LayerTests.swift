@@ -117,3 +117,22 @@ func checkModule(_ module: Module, _ input: Tensor, _ f: (Tensor) -> Tensor, sou
         #expect(abs(a.grad!.scalars[0] - 0.6) < 1e-5 && abs(b.grad!.scalars[0] - 0.8) < 1e-5)
     }
 }
+
+@Suite struct ConvLayerTests {
+    @Test func resBlockAndUNetBlocks() {
+        let rng = RNG(seed: 9)
+        let res = ResBlock(2, 4, timeDim: 3, groups: 2, rng: rng)
+        let t = randomInput([1, 3], seed: 1)
+        checkModule(res, randomInput([1, 2, 4, 4], seed: 2)) { res($0, t: t) }
+        let down = DownBlock(2, 2, groups: 1, rng: rng), pooled = DownBlock(2, 2, groups: 1, pooled: true, rng: rng)
+        let x = randomInput([1, 2, 4, 4], seed: 3)
+        let (y, skip) = down(x)
+        #expect(y.shape == [1, 2, 2, 2] && skip.shape == [1, 2, 4, 4])
+        #expect(pooled(x).0.shape == [1, 2, 2, 2])
+        checkModule(down, x) { down($0).0 }
+        let up = UpBlock(2, skipChannels: 2, 3, groups: 1, rng: rng)
+        let s = randomInput([1, 2, 4, 4], seed: 4)
+        #expect(up(y, skip: s).shape == [1, 3, 4, 4])
+        checkModule(up, randomInput([1, 2, 2, 2], seed: 5)) { up($0, skip: s) }
+    }
+}

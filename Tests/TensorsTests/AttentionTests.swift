@@ -111,3 +111,25 @@ func naiveAllows(doc: [Int32], span: [Int32], _ i: Int, _ j: Int) -> Bool {
         #expect(abs(dotAt(3, 1) - dotAt(7, 5)) < 1e-5)
     }
 }
+
+@Suite struct PackedAttentionTests {
+    @Test func packedEqualsSplit() throws {
+        let (b, t, h, d) = (2, 7, 2, 4)
+        let mask = try AttentionMask(documents: [[0, 0, 0, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0, 0]],
+                                     spans: [[-1, 0, 0, -1, 1, 1, -1], [-1, -1, -1, -1, 0, 0, 0]])
+        let pos = Tensor(ints: [0, 1, 2, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6])
+        let x = randomInput([b, t, 3 * h * d], seed: 21)
+        let packed = attention(packed: rope(packed: x, heads: h, positions: pos), heads: h, mask: mask)
+        let parts = x.split(axis: -1, sizes: [h * d, h * d, h * d]).map { $0.reshaped([b, t, h, d]) }
+        let split = attention(rope(parts[0], positions: pos), rope(parts[1], positions: pos), parts[2], mask: mask)
+        expectClose(packed.scalars, split.scalars, atol: 1e-6)
+        let seed = RNG(seed: 22).normal(packed.shape)
+        packed.backward(seed)
+        let g1 = x.grad!.scalars
+        x.grad = nil
+        split.reshaped([b, t, h * d]).backward(seed)
+        expectClose(g1, x.grad!.scalars, atol: 1e-5, rtol: 1e-4)
+        let small = randomInput([1, 3, 6], seed: 23)
+        gradCheck([small]) { attention(packed: rope(packed: $0[0], heads: 1, positions: Tensor(ints: [0, 1, 2])), heads: 1, mask: .causal(batch: 1, queries: 3)) }
+    }
+}

@@ -108,6 +108,17 @@ public struct AttentionMask: Equatable, Sendable {
 
 private let queryBlock = 64
 
+/// Where head h of token t of batch row b starts: base + b·batchStride + t·tokenStride + h·D.
+/// Lets one kernel read q, k, v from separate (B, T, H, D) tensors or from a packed QKV row.
+struct HeadLayout {
+    let base: UnsafeMutablePointer<Float>
+    let tokenStride: Int
+    let batchStride: Int
+    @inline(__always) func at(_ b: Int, _ t: Int, _ h: Int, _ d: Int) -> UnsafeMutablePointer<Float> {
+        base + b * batchStride + t * tokenStride + h * d
+    }
+}
+
 /// softmax(scale · Q Kᵀ + mask) V for q (B, T, H, D), k and v (B, S, H, D); output (B, T, H, D).
 /// Rows with no visible key output zeros.
 public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, mask: AttentionMask, scale: Float? = nil) -> Tensor {
@@ -119,23 +130,61 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, mask: AttentionMask
                  "attention: mask is \(mask.batch)×\(mask.queries)×\(mask.keys), inputs need \(b)×\(t)×\(s)")
     let sc = scale ?? 1 / Float(d).squareRoot()
     let out = Tensor.empty(q.shape), lse = Tensor.empty([b, h, t])
-    let ld = h * d  // row stride of every (b, h) slice
+    let lq = { (x: Tensor, n: Int) in HeadLayout(base: x.data, tokenStride: h * d, batchStride: n * h * d) }
+    attentionForward(b: b, t: t, s: s, h: h, d: d, q: lq(q, t), k: lq(k, s), v: lq(v, s), out: lq(out, t),
+                     lse: lse.data, mask: mask, scale: sc)
+    let qd = q.detached(), kd = k.detached(), vd = v.detached(), od = out.detached()
+    let needQ = q.tracksGrad, needK = k.tracksGrad, needV = v.tracksGrad
+    return out.recorded([q, k, v]) { g in
+        let gq = Tensor.empty(qd.shape), gk = Tensor.zeros(kd.shape), gv = Tensor.zeros(vd.shape)
+        attentionBackward(b: b, t: t, s: s, h: h, d: d, q: lq(qd, t), k: lq(kd, s), v: lq(vd, s), out: lq(od, t),
+                          g: lq(g, t), gq: lq(gq, t), gk: lq(gk, s), gv: lq(gv, s), lse: lse.data, mask: mask, scale: sc)
+        return [needQ ? gq : nil, needK ? gk : nil, needV ? gv : nil]
+    }
+}
+
+/// Self-attention straight from a packed projection: `qkv` (B, T, 3·H·D) holds [q | k | v] per
+/// token; returns (B, T, H·D). No split copies forward, one packed gradient backward.
+public func attention(packed qkv: Tensor, heads h: Int, mask: AttentionMask, scale: Float? = nil) -> Tensor {
+    precondition(qkv.rank == 3 && qkv.shape[2] % (3 * h) == 0, "attention(packed:): qkv \(qkv.shape) is not (B, T, 3·H·D) for \(h) heads")
+    let (b, t) = (qkv.shape[0], qkv.shape[1]), c = qkv.shape[2], d = c / (3 * h)
+    precondition(mask.batch == b && mask.queries == t && mask.keys == t,
+                 "attention(packed:): mask is \(mask.batch)×\(mask.queries)×\(mask.keys), input needs \(b)×\(t)×\(t)")
+    let sc = scale ?? 1 / Float(d).squareRoot()
+    let out = Tensor.empty([b, t, h * d]), lse = Tensor.empty([b, h, t])
+    let part = { (x: Tensor, i: Int) in HeadLayout(base: x.data + i * h * d, tokenStride: c, batchStride: t * c) }
+    let lo = { (x: Tensor) in HeadLayout(base: x.data, tokenStride: h * d, batchStride: t * h * d) }
+    attentionForward(b: b, t: t, s: t, h: h, d: d, q: part(qkv, 0), k: part(qkv, 1), v: part(qkv, 2), out: lo(out),
+                     lse: lse.data, mask: mask, scale: sc)
+    let xd = qkv.detached(), od = out.detached()
+    return out.recorded([qkv]) { g in
+        let gx = Tensor.zeros(xd.shape)
+        attentionBackward(b: b, t: t, s: t, h: h, d: d, q: part(xd, 0), k: part(xd, 1), v: part(xd, 2), out: lo(od),
+                          g: lo(g), gq: part(gx, 0), gk: part(gx, 1), gv: part(gx, 2), lse: lse.data, mask: mask, scale: sc)
+        return [gx]
+    }
+}
+
+/// Forward over every (b, h) in query blocks; writes the output and each row's logsumexp.
+private func attentionForward(b: Int, t: Int, s: Int, h: Int, d: Int, q: HeadLayout, k: HeadLayout, v: HeadLayout,
+                              out: HeadLayout, lse pl: UnsafeMutablePointer<Float>, mask: AttentionMask, scale sc: Float) {
     let lo = mask.lo, hi = mask.hi
-    let pq = q.data, pk = k.data, pv = v.data, po = out.data, pl = lse.data
     Parallel.withSingleThreadedBLAS {
         Parallel.forEach(b * h) { bh in
-            let bi = bh / h, hi0 = bh % h
-            let qb = pq + bi * t * ld + hi0 * d, kb = pk + bi * s * ld + hi0 * d, vb = pv + bi * s * ld + hi0 * d
-            let ob = po + bi * t * ld + hi0 * d
+            let bi = bh / h, hh = bh % h
+            let qb = q.at(bi, 0, hh, d), kb = k.at(bi, 0, hh, d), vb = v.at(bi, 0, hh, d), ob = out.at(bi, 0, hh, d)
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: queryBlock * max(s, 1))
             defer { scores.deallocate() }
             for i0 in stride(from: 0, to: t, by: queryBlock) {
                 let i1 = min(i0 + queryBlock, t), rows = i1 - i0
                 let (k0, k1) = keyWindow(lo, hi, base: bi * t, i0, i1)
                 let w = k1 - k0
-                if w == 0 { for i in i0..<i1 { (ob + i * ld).update(repeating: 0, count: d); pl[bh * t + i] = -.infinity }; continue }
-                sgemm(transA: false, transB: true, m: rows, n: w, k: d, alpha: sc, qb + i0 * ld, lda: ld,
-                      kb + k0 * ld, ldb: ld, scores, ldc: w)
+                if w == 0 {
+                    for i in i0..<i1 { (ob + i * out.tokenStride).update(repeating: 0, count: d); pl[bh * t + i] = -.infinity }
+                    continue
+                }
+                sgemm(transA: false, transB: true, m: rows, n: w, k: d, alpha: sc, qb + i0 * q.tokenStride, lda: q.tokenStride,
+                      kb + k0 * k.tokenStride, ldb: k.tokenStride, scores, ldc: w)
                 for r in 0..<rows {
                     let row = scores + r * w
                     let a = Int(lo[bi * t + i0 + r]) - k0, z = Int(hi[bi * t + i0 + r]) - k0
@@ -144,60 +193,61 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, mask: AttentionMask
                     for j in z..<w { row[j] = 0 }
                     pl[bh * t + i0 + r] = softmaxRow(row + a, row + a, z - a)
                 }
-                sgemm(transA: false, transB: false, m: rows, n: d, k: w, scores, lda: w, vb + k0 * ld, ldb: ld,
-                      ob + i0 * ld, ldc: ld)
+                sgemm(transA: false, transB: false, m: rows, n: d, k: w, scores, lda: w, vb + k0 * v.tokenStride, ldb: v.tokenStride,
+                      ob + i0 * out.tokenStride, ldc: out.tokenStride)
             }
         }
     }
-    let qd = q.detached(), kd = k.detached(), vd = v.detached(), od = out.detached(), lsed = lse
-    let needQ = q.tracksGrad, needK = k.tracksGrad, needV = v.tracksGrad
-    return out.recorded([q, k, v]) { g in
-        let gq = Tensor.empty(qd.shape), gk = Tensor.zeros(kd.shape), gv = Tensor.zeros(vd.shape)
-        let pq = qd.data, pk = kd.data, pv = vd.data, po = od.data, pg = g.data, pl = lsed.data
-        let pgq = gq.data, pgk = gk.data, pgv = gv.data
-        Parallel.withSingleThreadedBLAS {
-            Parallel.forEach(b * h) { bh in
-                let bi = bh / h, hi0 = bh % h
-                let off = bi * t * ld + hi0 * d, koff = bi * s * ld + hi0 * d
-                let p = UnsafeMutablePointer<Float>.allocate(capacity: queryBlock * max(s, 1))
-                let dp = UnsafeMutablePointer<Float>.allocate(capacity: queryBlock * max(s, 1))
-                defer { p.deallocate(); dp.deallocate() }
-                for i0 in stride(from: 0, to: t, by: queryBlock) {
-                    let i1 = min(i0 + queryBlock, t), rows = i1 - i0
-                    let (k0, k1) = keyWindow(lo, hi, base: bi * t, i0, i1)
-                    let w = k1 - k0
-                    if w == 0 { for i in i0..<i1 { (pgq + off + i * ld).update(repeating: 0, count: d) }; continue }
-                    // 1. P = exp(scale·QKᵀ − lse) inside each row's window (recomputed).
-                    sgemm(transA: false, transB: true, m: rows, n: w, k: d, alpha: sc, pq + off + i0 * ld, lda: ld,
-                          pk + koff + k0 * ld, ldb: ld, p, ldc: w)
-                    // 2. dP = dO·Vᵀ
-                    sgemm(transA: false, transB: true, m: rows, n: w, k: d, pg + off + i0 * ld, lda: ld,
-                          pv + koff + k0 * ld, ldb: ld, dp, ldc: w)
-                    // 3. dS = P ⊙ (dP − rowsum(dO ⊙ O)), folded with the scale.
-                    for r in 0..<rows {
-                        let i = i0 + r
-                        let a = Int(lo[bi * t + i]) - k0, z = Int(hi[bi * t + i]) - k0
-                        let prow = p + r * w, drow = dp + r * w
-                        if a >= z { prow.update(repeating: 0, count: w); drow.update(repeating: 0, count: w); continue }
-                        let l = V8(repeating: pl[bh * t + i])
-                        let dd = V8(repeating: vdot(pg + off + i * ld, po + off + i * ld, d))
-                        let scv = V8(repeating: sc)
-                        for j in 0..<a { prow[j] = 0; drow[j] = 0 }
-                        for j in z..<w { prow[j] = 0; drow[j] = 0 }
-                        vmap2Serial(prow + a, drow + a, prow + a, z - a) { s, _ in vexp(s - l) }
-                        vmap2Serial(prow + a, drow + a, drow + a, z - a) { p, dp in p * (dp - dd) * scv }
-                    }
-                    // 4. dQ = dS·K, dK += dSᵀ·Q, dV += Pᵀ·dO
-                    sgemm(transA: false, transB: false, m: rows, n: d, k: w, dp, lda: w, pk + koff + k0 * ld, ldb: ld,
-                          pgq + off + i0 * ld, ldc: ld)
-                    sgemm(transA: true, transB: false, m: w, n: d, k: rows, dp, lda: w, pq + off + i0 * ld, ldb: ld,
-                          beta: 1, pgk + koff + k0 * ld, ldc: ld)
-                    sgemm(transA: true, transB: false, m: w, n: d, k: rows, p, lda: w, pg + off + i0 * ld, ldb: ld,
-                          beta: 1, pgv + koff + k0 * ld, ldc: ld)
+}
+
+/// Backward: recomputes P per query block, writes dQ and accumulates into dK, dV (which must
+/// start zeroed).
+private func attentionBackward(b: Int, t: Int, s: Int, h: Int, d: Int, q: HeadLayout, k: HeadLayout, v: HeadLayout,
+                               out: HeadLayout, g: HeadLayout, gq: HeadLayout, gk: HeadLayout, gv: HeadLayout,
+                               lse pl: UnsafeMutablePointer<Float>, mask: AttentionMask, scale sc: Float) {
+    let lo = mask.lo, hi = mask.hi
+    Parallel.withSingleThreadedBLAS {
+        Parallel.forEach(b * h) { bh in
+            let bi = bh / h, hh = bh % h
+            let qb = q.at(bi, 0, hh, d), kb = k.at(bi, 0, hh, d), vb = v.at(bi, 0, hh, d), ob = out.at(bi, 0, hh, d)
+            let gb = g.at(bi, 0, hh, d), gqb = gq.at(bi, 0, hh, d), gkb = gk.at(bi, 0, hh, d), gvb = gv.at(bi, 0, hh, d)
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: queryBlock * max(s, 1))
+            let dp = UnsafeMutablePointer<Float>.allocate(capacity: queryBlock * max(s, 1))
+            defer { p.deallocate(); dp.deallocate() }
+            for i0 in stride(from: 0, to: t, by: queryBlock) {
+                let i1 = min(i0 + queryBlock, t), rows = i1 - i0
+                let (k0, k1) = keyWindow(lo, hi, base: bi * t, i0, i1)
+                let w = k1 - k0
+                if w == 0 { for i in i0..<i1 { (gqb + i * gq.tokenStride).update(repeating: 0, count: d) }; continue }
+                // 1. P = exp(scale·QKᵀ − lse) inside each row's window (recomputed).
+                sgemm(transA: false, transB: true, m: rows, n: w, k: d, alpha: sc, qb + i0 * q.tokenStride, lda: q.tokenStride,
+                      kb + k0 * k.tokenStride, ldb: k.tokenStride, p, ldc: w)
+                // 2. dP = dO·Vᵀ
+                sgemm(transA: false, transB: true, m: rows, n: w, k: d, gb + i0 * g.tokenStride, lda: g.tokenStride,
+                      vb + k0 * v.tokenStride, ldb: v.tokenStride, dp, ldc: w)
+                // 3. dS = P ⊙ (dP − rowsum(dO ⊙ O)), folded with the scale.
+                let scv = V8(repeating: sc)
+                for r in 0..<rows {
+                    let i = i0 + r
+                    let a = Int(lo[bi * t + i]) - k0, z = Int(hi[bi * t + i]) - k0
+                    let prow = p + r * w, drow = dp + r * w
+                    if a >= z { prow.update(repeating: 0, count: w); drow.update(repeating: 0, count: w); continue }
+                    let l = V8(repeating: pl[bh * t + i])
+                    let dd = V8(repeating: vdot(gb + i * g.tokenStride, ob + i * out.tokenStride, d))
+                    for j in 0..<a { prow[j] = 0; drow[j] = 0 }
+                    for j in z..<w { prow[j] = 0; drow[j] = 0 }
+                    vmap2Serial(prow + a, drow + a, prow + a, z - a) { s, _ in vexp(s - l) }
+                    vmap2Serial(prow + a, drow + a, drow + a, z - a) { p, dp in p * (dp - dd) * scv }
                 }
+                // 4. dQ = dS·K, dK += dSᵀ·Q, dV += Pᵀ·dO
+                sgemm(transA: false, transB: false, m: rows, n: d, k: w, dp, lda: w, kb + k0 * k.tokenStride, ldb: k.tokenStride,
+                      gqb + i0 * gq.tokenStride, ldc: gq.tokenStride)
+                sgemm(transA: true, transB: false, m: w, n: d, k: rows, dp, lda: w, qb + i0 * q.tokenStride, ldb: q.tokenStride,
+                      beta: 1, gkb + k0 * gk.tokenStride, ldc: gk.tokenStride)
+                sgemm(transA: true, transB: false, m: w, n: d, k: rows, p, lda: w, gb + i0 * g.tokenStride, ldb: g.tokenStride,
+                      beta: 1, gvb + k0 * gv.tokenStride, ldc: gv.tokenStride)
             }
         }
-        return [needQ ? gq : nil, needK ? gk : nil, needV ? gv : nil]
     }
 }
 
@@ -218,7 +268,18 @@ private func keyWindow(_ lo: [Int32], _ hi: [Int32], base: Int, _ i0: Int, _ i1:
 /// packed documents can restart at 0.
 public func rope(_ x: Tensor, positions: Tensor, base: Float = 10000) -> Tensor {
     precondition(x.rank == 4, "rope: x must be (B, T, H, D), got \(x.shape)")
-    let (b, t, h, d) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    return ropeHeads(x, positions: positions, base: base, headDim: x.shape[3], rotated: x.shape[2])
+}
+
+/// RoPE on the q and k thirds of a packed (B, T, 3·H·D) projection; v passes through.
+public func rope(packed qkv: Tensor, heads: Int, positions: Tensor, base: Float = 10000) -> Tensor {
+    precondition(qkv.rank == 3 && qkv.shape[2] % (3 * heads) == 0, "rope(packed:): qkv \(qkv.shape) is not (B, T, 3·H·D)")
+    return ropeHeads(qkv, positions: positions, base: base, headDim: qkv.shape[2] / (3 * heads), rotated: 2 * heads)
+}
+
+/// x viewed as (B, T, C) with C = groups·D: rotates the first `rotated` groups, copies the rest.
+private func ropeHeads(_ x: Tensor, positions: Tensor, base: Float, headDim d: Int, rotated h: Int) -> Tensor {
+    let (b, t) = (x.shape[0], x.shape[1]), c = x.count / max(b * t, 1)
     precondition(d % 2 == 0, "rope: head size \(d) must be even")
     precondition(positions.dtype == .int32 && (positions.count == t || positions.count == b * t),
                  "rope: positions must be \(t) or \(b * t) int32 values")
@@ -239,16 +300,17 @@ public func rope(_ x: Tensor, positions: Tensor, base: Float = 10000) -> Tensor 
     func rotate(_ src: Tensor, sign: Float) -> Tensor {
         let dst = Tensor.empty(src.shape)
         let ps = src.data, pd = dst.data
-        Parallel.forRange(b * t, grain: max(1, 4096 / (h * d))) { r in
+        Parallel.forRange(b * t, grain: max(1, 4096 / c)) { r in
             for bt in r {
                 let p = Int(pos[perRow ? bt : bt % t])
-                let c = table.cos + p * half, sn = table.sin + p * half
+                let c0 = table.cos + p * half, sn = table.sin + p * half
+                if h * d < c { (pd + bt * c + h * d).update(from: ps + bt * c + h * d, count: c - h * d) }
                 for hh in 0..<h {
-                    let o = (bt * h + hh) * d
+                    let o = bt * c + hh * d
                     for j in 0..<half {
                         let x1 = ps[o + j], x2 = ps[o + half + j], sj = sign * sn[j]
-                        pd[o + j] = x1 * c[j] - x2 * sj
-                        pd[o + half + j] = x2 * c[j] + x1 * sj
+                        pd[o + j] = x1 * c0[j] - x2 * sj
+                        pd[o + half + j] = x2 * c0[j] + x1 * sj
                     }
                 }
             }
