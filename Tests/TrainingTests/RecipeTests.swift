@@ -1,0 +1,394 @@
+// Recipe parsing: values and defaults, every error's file:line:col and key path, overrides, YAML round trip.
+// Not the trainer's use of a recipe (TrainerTests).
+import Foundation
+import Testing
+
+@testable import Training
+
+/// Parses `yaml` as recipes/x.yaml and returns the error it fails with (nil if it parses).
+private func recipeFailure(_ yaml: String, overrides: [String] = []) -> RecipeError? {
+    do {
+        _ = try Recipe.parse(yaml, file: "recipes/x.yaml", overrides: overrides)
+        return nil
+    } catch {
+        return error as? RecipeError
+    }
+}
+
+private func parseRecipe(_ yaml: String, overrides: [String] = []) throws -> Recipe {
+    try Recipe.parse(yaml, file: "recipes/x.yaml", overrides: overrides)
+}
+
+private let minimalRecipe = """
+    name: demo
+    model:
+      kind: lm
+    train:
+      steps: 10
+
+    """
+
+private let fullRecipe = """
+    # A full recipe: every section present.
+    name: tiny-lm
+    seed: 7
+    model:
+      kind: transfusion
+      preset: small
+      dim: 128
+      layers: 4
+      heads: 4
+      mlp_hidden: 512
+      qk_norm: true
+      rope_base: 10000      # an int where a float belongs is fine
+      vocab_size: 1_000
+      z_loss: 1e-4
+    data:
+      source: folder
+      path: data/shapes
+      image_size: 16
+      tokenizer: tok.json
+      tokenizer_vocab: 300
+      seq_len: 64
+    optimizer:
+      name: sgd
+      lr: 3e-3
+      beta1: 0.8
+      beta2: 0.99
+      eps: 1e-6
+      weight_decay: 0
+      momentum: 0.5
+      grad_clip: 0.5
+      warmup_steps: 20
+      schedule: linear
+      min_lr_ratio: 0
+    train:
+      steps: 200
+      batch_size: 8
+      grad_accum: 2
+      log_every: 5
+      checkpoint_every: 50
+      keep_checkpoints: 2
+      ema_decay: 0.999
+      threads: 2
+    eval:
+      every: 100
+      batches: 2
+    sample:
+      every: 100
+      prompts:
+        - a red circle
+        - "two squares: blue"
+      temperature: 0.7
+      top_k: 5
+      max_tokens: 32
+
+    """
+
+/// One suite (so `--filter RecipeTests` finds it all), in four parts.
+@Suite struct RecipeTests {}
+
+extension RecipeTests {
+    @Suite struct Parsing {
+        @Test func fullRecipeHasEveryValue() throws {
+            let r = try parseRecipe(fullRecipe)
+            #expect(r.name == "tiny-lm" && r.seed == 7)
+            #expect(r.model.kind == "transfusion" && r.model.preset == "small")
+            #expect(r.model.dim == 128 && r.model.layers == 4 && r.model.heads == 4 && r.model.mlpHidden == 512)
+            #expect(r.model.qkNorm == true && r.model.ropeBase == 10000 && r.model.vocabSize == 1000)
+            #expect(r.model.zLoss == 1e-4)
+            #expect(r.data.source == "folder" && r.data.path == "data/shapes" && r.data.imageSize == 16)
+            #expect(r.data.tokenizer == "tok.json" && r.data.tokenizerVocab == 300 && r.data.seqLen == 64)
+            #expect(r.optimizer.name == "sgd" && r.optimizer.lr == 3e-3 && r.optimizer.beta1 == 0.8)
+            #expect(r.optimizer.beta2 == 0.99 && r.optimizer.eps == 1e-6 && r.optimizer.weightDecay == 0)
+            #expect(r.optimizer.momentum == 0.5 && r.optimizer.gradClip == 0.5 && r.optimizer.warmupSteps == 20)
+            #expect(r.optimizer.schedule == "linear" && r.optimizer.minLRRatio == 0)
+            #expect(r.train.steps == 200 && r.train.batchSize == 8 && r.train.gradAccum == 2 && r.train.logEvery == 5)
+            #expect(r.train.checkpointEvery == 50 && r.train.keepCheckpoints == 2 && r.train.emaDecay == 0.999)
+            #expect(r.train.threads == 2)
+            #expect(r.eval.every == 100 && r.eval.batches == 2)
+            #expect(r.sample.every == 100 && r.sample.prompts == ["a red circle", "two squares: blue"])
+            #expect(r.sample.temperature == 0.7 && r.sample.topK == 5 && r.sample.maxTokens == 32)
+        }
+
+        @Test func minimalRecipeGetsDefaults() throws {
+            let r = try parseRecipe(minimalRecipe)
+            let expected = Recipe(
+                name: "demo", seed: 0,
+                model: ModelSection(
+                    kind: "lm", preset: "tiny", dim: nil, layers: nil, heads: nil, mlpHidden: nil, qkNorm: nil,
+                    ropeBase: nil, vocabSize: nil, zLoss: 0),
+                data: DataSection(
+                    source: "shapes", path: nil, imageSize: 32, tokenizer: nil, tokenizerVocab: 512, seqLen: 128),
+                optimizer: OptimizerSection(
+                    name: "adamw", lr: 3e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, momentum: 0.9,
+                    gradClip: 1.0, warmupSteps: 100, schedule: "cosine", minLRRatio: 0.1),
+                train: TrainSection(
+                    steps: 10, batchSize: 16, gradAccum: 1, logEvery: 10, checkpointEvery: 500, keepCheckpoints: 3,
+                    emaDecay: 0, threads: nil),
+                eval: EvalSection(every: 0, batches: 4),
+                sample: SampleSection(every: 0, prompts: [], temperature: 1.0, topK: 0, maxTokens: 64))
+            #expect(r == expected)
+        }
+
+        @Test func nullAndEmptyValuesMeanAbsent() throws {
+            let r = try parseRecipe(minimalRecipe + "eval:\ndata:\n  tokenizer: ~\n  seq_len: null\n")
+            #expect(r.eval.batches == 4 && r.data.tokenizer == nil && r.data.seqLen == 128)
+        }
+
+        @Test func everyRecipeInTheRepositoryLoadsAndRoundTrips() throws {
+            let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent()
+            let folder = root.appendingPathComponent("recipes")
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+            for file in files.sorted() where file.hasSuffix(".yaml") {
+                let recipe = try Recipe.load(folder.appendingPathComponent(file).path)
+                #expect(try Recipe.parse(recipe.yaml(), file: file) == recipe)
+            }
+        }
+
+        @Test func loadsFromFile() throws {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("recipe-\(UUID()).yaml").path
+            try minimalRecipe.write(toFile: path, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            #expect(try Recipe.load(path, overrides: ["train.steps=3"]).train.steps == 3)
+
+            let error = #expect(throws: RecipeError.self) { try Recipe.load(path + ".missing") }
+            #expect(error?.description.hasPrefix(path + ".missing: cannot read recipe") == true)
+        }
+    }
+}
+
+extension RecipeTests {
+    @Suite struct Errors {
+        @Test func typoedKeyNamesFileLineAndSuggestion() throws {
+            let yaml = """
+                name: demo
+                model:
+                  kind: lm
+                train:
+                  steps: 10
+                data:
+                  source: shapes
+                eval:
+                  every: 0
+                optimizer:
+                  name: adamw
+                  lrr: 0.1
+                """
+            let error = try #require(recipeFailure(yaml))
+            #expect(error.description == "recipes/x.yaml:12:3: unknown key 'optimizer.lrr' (did you mean 'lr'?)")
+            #expect(error.location.line == 12 && error.location.column == 3)
+        }
+
+        @Test func keyInTheWrongSectionSuggestsTheRightOne() throws {
+            let error = try #require(recipeFailure(minimalRecipe + "lr: 0.1\n"))
+            #expect(error.description == "recipes/x.yaml:6:1: unknown key 'lr' (did you mean 'optimizer.lr'?)")
+        }
+
+        @Test func stringWhereANumberBelongs() throws {
+            let yaml = """
+                name: x
+                model:
+                  kind: lm
+                optimizer:
+                  lr: 0.1
+                train:
+                  steps: ten
+                """
+            let error = try #require(recipeFailure(yaml))
+            #expect(error.description == #"recipes/x.yaml:7:10: 'train.steps' must be an integer, got "ten""#)
+            let float = try #require(recipeFailure(minimalRecipe + "optimizer:\n  lr: fast\n"))
+            #expect(float.description == #"recipes/x.yaml:7:7: 'optimizer.lr' must be a number, got "fast""#)
+            let quoted = try #require(recipeFailure(minimalRecipe + "seed: \"3\"\n"))
+            #expect(quoted.description.contains("recipes/x.yaml:6:7: 'seed' must be an integer, got \"3\" (quoted"))
+            let list = try #require(recipeFailure(minimalRecipe + "sample:\n  prompts: hello\n"))
+            #expect(list.description.contains("recipes/x.yaml:7:12: 'sample.prompts' must be a list of strings"))
+        }
+
+        @Test func badIndentationIsASyntaxErrorAtItsLine() throws {
+            let yaml = """
+                name: x
+                model:
+                  kind: lm
+                optimizer:
+                  lr: 0.1
+                   beta1: 0.9
+                train:
+                  steps: 10
+                """
+            let error = try #require(recipeFailure(yaml))
+            #expect(error.description.hasPrefix("recipes/x.yaml:6:"))
+            #expect(error.description.contains("YAML syntax error"))
+            #expect(error.description.contains("near 'optimizer.beta1'"))
+            #expect(error.description.contains("indentation"))
+            #expect(error.location.line == 6)
+        }
+
+        @Test func unclosedBracketPointsWhereItOpened() throws {
+            let yaml = """
+                name: x
+                model:
+                  kind: lm
+                train:
+                  steps: 10
+                sample:
+                  prompts: [a, b
+                  temperature: 1.0
+                """
+            let error = try #require(recipeFailure(yaml))
+            #expect(error.description.hasPrefix("recipes/x.yaml:7:12: YAML syntax error: "))
+            #expect(error.description.contains("near 'sample.prompts'"))
+            #expect(error.description.contains("close the list with ']'"))
+        }
+
+        @Test func missingStepsPointsAtTheTrainSection() throws {
+            let yaml = """
+                name: x
+                model:
+                  kind: lm
+                train:
+                  batch_size: 4
+                """
+            let error = try #require(recipeFailure(yaml))
+            #expect(error.description.hasPrefix("recipes/x.yaml:4:1: missing required key 'train.steps'"))
+            #expect(error.description.contains("add 'steps: <integer>' under 'train:'"))
+        }
+
+        @Test func missingSectionHasNoLine() throws {
+            let error = try #require(recipeFailure("name: x\ntrain:\n  steps: 10\n"))
+            #expect(error.description.hasPrefix("recipes/x.yaml: missing required key 'model.kind'"))
+            #expect(error.location.line == nil)
+            let empty = try #require(recipeFailure(""))
+            #expect(empty.description.hasPrefix("recipes/x.yaml: missing required key 'name'"))
+        }
+
+        @Test func folderSourceNeedsAPath() throws {
+            let yaml = """
+                name: x
+                model:
+                  kind: lm
+                train:
+                  steps: 10
+                data:
+                  source: folder
+                  image_size: 32
+                """
+            let error = try #require(recipeFailure(yaml))
+            #expect(error.description.hasPrefix("recipes/x.yaml:7:11: missing required key 'data.path'"))
+            #expect(error.description.contains("needed when 'data.source' is folder"))
+        }
+
+        @Test func badChoiceSuggestsTheNearest() throws {
+            let error = try #require(recipeFailure(minimalRecipe.replacingOccurrences(of: "kind: lm", with: "kind: lmm")))
+            #expect(
+                error.description
+                    == #"recipes/x.yaml:3:9: 'model.kind' must be one of lm, transfusion, chameleon, vae, vq, got "lmm" (did you mean 'lm'?)"#
+            )
+        }
+
+        @Test func outOfRangeNumbersFailWithTheirLine() throws {
+            let steps = try #require(recipeFailure(minimalRecipe.replacingOccurrences(of: "steps: 10", with: "steps: 0")))
+            #expect(steps.description == "recipes/x.yaml:5:10: 'train.steps' must be > 0, got 0")
+            let ratio = try #require(recipeFailure(minimalRecipe + "optimizer:\n  lr: 0.1\n  min_lr_ratio: 1.5\n"))
+            #expect(ratio.description == "recipes/x.yaml:8:17: 'optimizer.min_lr_ratio' must be between 0 and 1, got 1.5")
+            let lr = try #require(recipeFailure(minimalRecipe + "optimizer:\n  lr: 0\n"))
+            #expect(lr.description.hasPrefix("recipes/x.yaml:7:7: 'optimizer.lr' must be > 0"))
+            let seqLen = try #require(recipeFailure(minimalRecipe + "data:\n  seq_len: -4\n"))
+            #expect(seqLen.description.hasPrefix("recipes/x.yaml:7:12: 'data.seq_len' must be > 0"))
+            let nan = try #require(recipeFailure(minimalRecipe + "sample:\n  temperature: .nan\n"))
+            #expect(nan.description.hasPrefix("recipes/x.yaml:7:16: 'sample.temperature' must be a number"))
+        }
+
+        @Test func duplicateKeysAreRejected() throws {
+            let error = try #require(recipeFailure(minimalRecipe + "  steps: 20\n"))
+            #expect(error.description == "recipes/x.yaml:6:3: duplicate key 'train.steps' (already set on line 5; keep one)")
+        }
+
+        @Test func sectionMustBeAMapping() throws {
+            let error = try #require(recipeFailure("name: x\nmodel: lm\ntrain:\n  steps: 1\n"))
+            #expect(error.description == #"recipes/x.yaml:2:8: 'model' must be a section of keys, got "lm""#)
+            let list = try #require(recipeFailure("- a\n- b\n"))
+            #expect(list.description.hasPrefix("recipes/x.yaml:1:1: a recipe must be a section of keys"))
+        }
+    }
+}
+
+extension RecipeTests {
+    @Suite struct Overrides {
+        @Test func overridesChangeValuesAndAddKeys() throws {
+            let r = try parseRecipe(
+                minimalRecipe,
+                overrides: [
+                    "train.steps=200", "model.qk_norm=true", "optimizer.lr=1e-3", "sample.prompts=[a, b c]",
+                    "eval.every=5", "name=other run", "data.path=/tmp/x", "data.source=folder", "model.dim=64",
+                    "model.dim=96",
+                ])
+            #expect(r.train.steps == 200 && r.model.qkNorm == true && r.optimizer.lr == 1e-3)
+            #expect(r.sample.prompts == ["a", "b c"] && r.eval.every == 5 && r.name == "other run")
+            #expect(r.data.source == "folder" && r.data.path == "/tmp/x" && r.model.dim == 96)
+        }
+
+        @Test func emptyOverrideUnsetsAnOptionalKey() throws {
+            let r = try parseRecipe(minimalRecipe, overrides: ["model.dim=64", "model.dim="])
+            #expect(r.model.dim == nil)
+        }
+
+        @Test func unknownOverrideKeyNamesTheOverride() throws {
+            let error = try #require(recipeFailure(minimalRecipe, overrides: ["train.stepz=5"]))
+            #expect(error.description == "override 'train.stepz=5': unknown key 'train.stepz' (did you mean 'steps'?)")
+            let section = try #require(recipeFailure(minimalRecipe, overrides: ["trian.steps=5"]))
+            #expect(section.description == "override 'trian.steps=5': unknown key 'trian' (did you mean 'train'?)")
+            let deep = try #require(recipeFailure(minimalRecipe, overrides: ["train.steps.max=5"]))
+            #expect(deep.description.hasPrefix("override 'train.steps.max=5': unknown key 'train.steps.max'"))
+        }
+
+        @Test func badOverrideValuesNameTheOverride() throws {
+            let type = try #require(recipeFailure(minimalRecipe, overrides: ["train.steps=ten"]))
+            #expect(type.description == #"override 'train.steps=ten': 'train.steps' must be an integer, got "ten""#)
+            let syntax = try #require(recipeFailure(minimalRecipe, overrides: ["sample.prompts=[a, b"]))
+            #expect(syntax.description.hasPrefix("override 'sample.prompts=[a, b': YAML syntax error: "))
+            let shape = try #require(recipeFailure(minimalRecipe, overrides: ["train.steps"]))
+            #expect(shape.description == "override 'train.steps': expected key.path=value, e.g. train.steps=200")
+            let folder = try #require(recipeFailure(minimalRecipe, overrides: ["data.source=folder"]))
+            #expect(folder.description.hasPrefix("override 'data.source=folder': missing required key 'data.path'"))
+        }
+    }
+}
+
+extension RecipeTests {
+    @Suite struct WritingYAML {
+        @Test func roundTripsFullAndMinimal() throws {
+            for yaml in [fullRecipe, minimalRecipe] {
+                let r = try parseRecipe(yaml)
+                #expect(try Recipe.parse(r.yaml(), file: "resolved.yaml") == r)
+            }
+        }
+
+        @Test func roundTripsAwkwardStringsAndNumbers() throws {
+            var r = try parseRecipe(minimalRecipe)
+            r.name = "run: #1 \"quoted\" \\ é"
+            r.data.path = "null"
+            r.data.tokenizer = "true"
+            r.sample.prompts = ["", "yes", "- dash", "line\nbreak", "tab\there", "  spaced  ", "[x]", "123"]
+            r.optimizer.lr = 1e-8
+            r.optimizer.eps = .leastNormalMagnitude
+            r.optimizer.beta2 = 0.999_999_94
+            r.model.ropeBase = 500_000
+            r.seed = 1 << 40
+            let written = r.yaml()
+            #expect(try Recipe.parse(written, file: "resolved.yaml") == r)
+        }
+
+        @Test func writesReadableYAMLInSchemaOrder() throws {
+            let text = try parseRecipe(minimalRecipe, overrides: ["model.qk_norm=true", "sample.prompts=[a circle]"]).yaml()
+            let lines = text.split(separator: "\n").map(String.init)
+            #expect(Array(lines.prefix(5)) == ["name: demo", "seed: 0", "model:", "  kind: lm", "  preset: tiny"])
+            #expect(lines.contains("  qk_norm: true"))
+            #expect(!lines.contains { $0.contains("dim:") })  // unset optionals are left out
+            #expect(lines.contains("  lr: 0.0003"))
+            #expect(lines.contains("  prompts:") && lines.contains("    - a circle"))
+            #expect(lines.firstIndex(of: "optimizer:")! < lines.firstIndex(of: "train:")!)
+        }
+    }
+}
