@@ -36,10 +36,15 @@ let package = Package(
         .target(name: "Media", dependencies: ["Tensors", "CPNG", "CSndFile"], swiftSettings: fast),
         .target(name: "Text", swiftSettings: fast),
         .target(name: "Data", dependencies: ["Tensors", "Media", "Text"], swiftSettings: fast),
+        .target(name: "Diffusion", dependencies: ["Tensors"], swiftSettings: fast),
+        .target(
+            name: "Training",
+            dependencies: ["Tensors", "NN", "Data", "Text", "Media", .product(name: "Yams", package: "Yams")],
+            swiftSettings: fast),
         .executableTarget(
             name: "fusion",
             dependencies: [
-                "Tensors", "NN", "Media", "Text", "Data",
+                "Tensors", "NN", "Media", "Text", "Data", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast),
@@ -48,10 +53,12 @@ let package = Package(
             swiftSettings: fast),
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/Support"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["Media"]),
         .testTarget(name: "TextTests", dependencies: ["Text"]),
         .testTarget(name: "DataTests", dependencies: ["Data"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -11,8 +11,19 @@ extension ShapesWorld {
         var sourceFile: String?
         var instruction: String?
         var targetFile: String?
+        /// Ground truth for evaluation: one entry per object.
+        var objects: [ObjectRow]?
         enum CodingKeys: String, CodingKey {
-            case fileName = "file_name", text, sourceFile = "source_file", instruction, targetFile = "target_file"
+            case fileName = "file_name", text, sourceFile = "source_file", instruction, targetFile = "target_file", objects
+        }
+    }
+
+    /// An object as a metadata row spells it: words, plus the grid cell as row/column 0–2.
+    struct ObjectRow: Encodable {
+        var shape: String, colour: String, size: String, cell: String, row: Int, column: Int
+        init(_ o: SceneObject) {
+            shape = o.shape.name; colour = o.colour.name; size = o.size.name
+            cell = o.cell.name; row = o.cell.row; column = o.cell.column
         }
     }
 
@@ -34,7 +45,7 @@ extension ShapesWorld {
             let ex = example(i)
             let name = String(format: "%06d.png", i)
             try PNG.write(image(of: ex.scene), to: (folder as NSString).appendingPathComponent(name))
-            rows.append(MetadataRow(fileName: name, text: ex.caption))
+            rows.append(MetadataRow(fileName: name, text: ex.caption, objects: ex.scene.objects.map(ObjectRow.init)))
         }
         try Self.writeMetadata(rows, to: folder)
     }

@@ -1,0 +1,141 @@
+// The text task: a DecoderLM trained on ShapesWorld captions and question/answer pairs (or a
+// folder's metadata text), packed into fixed-length rows with document-aware attention. It is
+// the quickstart model and the text-only baseline. Not multimodal (see the Transfusion task).
+import Data
+import Foundation
+import NN
+import Tensors
+import Text
+
+public final class LMTask: TrainingTask {
+    public let lm: DecoderLM
+    public let tokenizer: BPETokenizer
+    public var model: Module { lm }
+    let recipe: Recipe
+    let world: ShapesWorld
+    let heldOut: ShapesWorld
+    let docsPerRow: Int
+    public let flopsPerMicroBatch: Double
+
+    /// The config saved beside checkpoints.
+    public struct Config: Codable {
+        public var kind = "lm"
+        public var vocab: Int
+        public var decoder: DecoderConfig
+        public var tokenizer: String
+    }
+
+    /// Builds the tokenizer (loading `data.tokenizer`, or training one on ShapesWorld text and
+    /// saving it into the run) and the model.
+    public init(recipe: Recipe, run: RunDirectory) throws {
+        self.recipe = recipe
+        let d = recipe.data
+        world = ShapesWorld(seed: recipe.seed, imageSize: d.imageSize)
+        heldOut = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: d.imageSize)
+        let tokURL = run.url.appendingPathComponent("tokenizer.json")
+        if let path = d.tokenizer {
+            tokenizer = try BPETokenizer.load(from: path)
+        } else if FileManager.default.fileExists(atPath: tokURL.path) {
+            tokenizer = try BPETokenizer.load(from: tokURL.path)
+        } else {
+            let w = world
+            let corpus = (0..<2000).flatMap { i -> [String] in
+                let e = w.example(i)
+                return [e.caption] + e.questions.map { $0.question + " " + $0.answer }
+            }
+            tokenizer = BPETokenizer.train(corpus: corpus, vocabSize: d.tokenizerVocab)
+            try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
+            try tokenizer.save(to: tokURL.path)
+        }
+        let config = try Presets.decoder(recipe.model)
+        let vocab = recipe.model.vocabSize ?? tokenizer.vocabSize
+        precondition(vocab >= tokenizer.vocabSize, "model.vocab_size \(vocab) is smaller than the tokenizer's \(tokenizer.vocabSize)")
+        let rng = RNG(seed: recipe.seed).split(0xB0D1)
+        lm = DecoderLM(vocab: vocab, config: config, rng: rng)
+        lm.decoder.initialise(rng: rng)
+        // Enough documents per row to fill it on average.
+        let w = world, tok = tokenizer
+        let avg = Double((0..<64).map { Self.document(w.example($0), tok).count }.reduce(0, +)) / 64
+        docsPerRow = max(1, Int(Double(d.seqLen) / avg))
+        let attended = min(avg, Double(d.seqLen)) / 2
+        flopsPerMicroBatch = lm.trainingFlops(tokens: recipe.train.batchSize * d.seqLen, attended: attended)
+    }
+
+    /// One training document: the caption, then a question and its answer.
+    static func document(_ e: ShapesExample, _ tok: BPETokenizer) -> MixedSequence {
+        var text = e.caption
+        if let qa = e.questions.first { text += ". " + qa.question + " " + qa.answer }
+        return MixedSequence(segments: [.text(tok.encode(text))])
+    }
+
+    /// A packed batch of rows from consecutive examples of `world`, starting at row `firstRow`.
+    func batch(_ world: ShapesWorld, firstRow: Int, rows: Int) throws -> (ids: Tensor, targets: Tensor, mask: AttentionMask, positions: Tensor, tokens: Int, examples: Int) {
+        let t = recipe.data.seqLen
+        var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = []
+        var docs: [[Int32]] = [], spans: [[Int32]] = []
+        var tokens = 0, examples = 0
+        for r in 0..<rows {
+            var seqs: [MixedSequence] = []
+            var used = 0
+            for k in 0..<docsPerRow {
+                let s = Self.document(world.example((firstRow + r) * docsPerRow + k), tokenizer)
+                if used + s.count > t { break }
+                seqs.append(s); used += s.count
+            }
+            if seqs.isEmpty {  // a single document longer than the row: truncate it
+                var s = Self.document(world.example((firstRow + r) * docsPerRow), tokenizer)
+                s = MixedSequence(segments: [.text(Array(s.tokens.dropFirst().prefix(t - 2)))])
+                seqs = [s]
+            }
+            let row = try pack(seqs, length: t)
+            ids += row.tokens; targets += row.targets; positions += row.positions
+            docs.append(row.documentIDs); spans.append(row.spanIDs)
+            tokens += row.targets.lazy.filter { $0 >= 0 }.count
+            examples += seqs.count
+        }
+        let mask = try AttentionMask(documents: docs, spans: spans)
+        return (Tensor(ints: ids, shape: [rows, t]), Tensor(ints: targets, shape: [rows, t]), mask,
+                Tensor(ints: positions, shape: [rows * t]), tokens, examples)
+    }
+
+    public func loss(microBatch index: Int, rng: RNG) throws -> LossResult {
+        let b = recipe.train.batchSize
+        let x = try batch(world, firstRow: index * b, rows: b)
+        let loss = lm.loss(x.ids, targets: x.targets, mask: x.mask, positions: x.positions, zLoss: recipe.model.zLoss)
+        return LossResult(total: loss, parts: ["loss_text": loss.item], tokens: x.tokens, examples: x.examples)
+    }
+
+    public func checkpointConfig() throws -> Foundation.Data {
+        let tok = try JSONEncoder().encode(tokenizer)
+        let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try enc.encode(Config(vocab: lm.vocab, decoder: lm.decoder.config, tokenizer: String(data: tok, encoding: .utf8)!))
+    }
+
+    /// Held-out loss, perplexity and bits per byte over `eval.batches` batches.
+    public func evaluate(step: Int, rng: RNG) throws -> [String: Double] {
+        var nats = 0.0, tokens = 0, bytes = 0
+        for i in 0..<max(recipe.eval.batches, 1) {
+            let x = try batch(heldOut, firstRow: i * recipe.train.batchSize, rows: recipe.train.batchSize)
+            let l = Double(lm.loss(x.ids, targets: x.targets, mask: x.mask, positions: x.positions).item)
+            nats += l * Double(x.tokens); tokens += x.tokens
+            bytes += x.targets.intScalars.filter { $0 >= 0 }.reduce(0) { $0 + tokenizer.bytes(of: $1).count }
+        }
+        let loss = nats / Double(max(tokens, 1))
+        return ["loss": loss, "ppl": Foundation.exp(loss), "bpb": nats / Double(max(bytes, 1)) / Foundation.log(2)]
+    }
+
+    /// Continues each prompt (or BOS alone) and writes them to samples/step-N.txt.
+    public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? {
+        let s = recipe.sample
+        let prompts = s.prompts.isEmpty ? ["a", "two", "what colour"] : s.prompts
+        let options = SamplingOptions(temperature: s.temperature, topK: s.topK)
+        let lines = prompts.map { p -> String in
+            let ids = lm.generate(prompt: [SpecialTokens.bos] + tokenizer.encode(p), maxTokens: s.maxTokens,
+                                  options: options, stop: [SpecialTokens.eos], rng: rng)
+            return p + tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) })
+        }
+        let url = dir.appendingPathComponent(String(format: "step-%08d.txt", step))
+        try atomicWrite(Foundation.Data((lines.joined(separator: "\n") + "\n").utf8), to: url)
+        return "sample @\(step): \(lines[0])"
+    }
+}

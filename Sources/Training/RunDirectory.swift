@@ -1,0 +1,156 @@
+// A run's folder (runs/<name>/): the resolved recipe, metrics.jsonl, samples/ and
+// checkpoints/step-NNNNNNNN/. Checkpoints are written into a hidden temporary folder and renamed
+// into place, so a crash mid-write leaves the previous checkpoint as the latest valid one.
+import Foundation
+import NN
+import Tensors
+
+public enum RunError: Error, CustomStringConvertible {
+    case io(String, String)
+    case checkpoint(String, String)
+
+    public var description: String {
+        switch self {
+        case .io(let path, let m): return "\(path): \(m)"
+        case .checkpoint(let path, let m): return "checkpoint \(path): \(m)"
+        }
+    }
+}
+
+/// Counters saved with every checkpoint; everything else a resume needs derives from the step.
+public struct TrainingState: Codable, Equatable, Sendable {
+    public var step: Int
+    public var examples: Int
+    public var tokens: Int
+    public var flops: Double
+    public var wallSeconds: Double
+    public var seed: UInt64
+    public var optimizerStep: Int
+}
+
+/// What a checkpoint folder holds.
+public struct Checkpoint {
+    public var model: [String: Tensor]
+    public var ema: [String: Tensor]?
+    public var optimizer: [String: Tensor]
+    public var state: TrainingState
+    /// The model config JSON (what samplers need to rebuild the model).
+    public var config: Foundation.Data
+
+    public init(model: [String: Tensor], ema: [String: Tensor]?, optimizer: [String: Tensor],
+                state: TrainingState, config: Foundation.Data) {
+        self.model = model; self.ema = ema; self.optimizer = optimizer; self.state = state; self.config = config
+    }
+
+    /// Test hook: called after each file is written during `write`, so a test can simulate a
+    /// crash part-way through by throwing.
+    nonisolated(unsafe) public static var afterFileWritten: ((String) throws -> Void)?
+
+    /// Writes the checkpoint to `dir` atomically (temporary folder + rename).
+    public func write(to dir: URL) throws {
+        let fm = FileManager.default
+        let parent = dir.deletingLastPathComponent()
+        let tmp = parent.appendingPathComponent(".\(dir.lastPathComponent).tmp-\(getpid())")
+        try? fm.removeItem(at: tmp)
+        do { try fm.createDirectory(at: tmp, withIntermediateDirectories: true) } catch {
+            throw RunError.io(tmp.path, "cannot create checkpoint folder: \(error.localizedDescription)")
+        }
+        let meta = ["step": String(state.step)]
+        try Safetensors.write(model, metadata: meta, to: tmp.appendingPathComponent("model.safetensors"))
+        try Checkpoint.afterFileWritten?("model.safetensors")
+        if let ema {
+            try Safetensors.write(ema, metadata: meta, to: tmp.appendingPathComponent("ema.safetensors"))
+            try Checkpoint.afterFileWritten?("ema.safetensors")
+        }
+        try Safetensors.write(optimizer, metadata: meta, to: tmp.appendingPathComponent("optimizer.safetensors"))
+        try Checkpoint.afterFileWritten?("optimizer.safetensors")
+        try atomicWrite(config, to: tmp.appendingPathComponent("config.json"))
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        // state.json last: a folder without it is never a complete checkpoint.
+        try atomicWrite(try enc.encode(state), to: tmp.appendingPathComponent("state.json"))
+        try Checkpoint.afterFileWritten?("state.json")
+        if fm.fileExists(atPath: dir.path) {
+            let old = parent.appendingPathComponent(".\(dir.lastPathComponent).old-\(getpid())")
+            try? fm.removeItem(at: old)
+            try fm.moveItem(at: dir, to: old)
+            try fm.moveItem(at: tmp, to: dir)
+            try? fm.removeItem(at: old)
+        } else {
+            guard rename(tmp.path, dir.path) == 0 else {
+                throw RunError.io(dir.path, "cannot move checkpoint into place: \(String(cString: strerror(errno)))")
+            }
+        }
+        let fd = open(parent.path, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
+    }
+
+    /// Reads a checkpoint folder, with errors naming the file at fault.
+    public static func read(_ dir: URL) throws -> Checkpoint {
+        let stateURL = dir.appendingPathComponent("state.json")
+        guard let stateData = try? Foundation.Data(contentsOf: stateURL) else {
+            throw RunError.checkpoint(dir.path, "state.json is missing: not a complete checkpoint")
+        }
+        let state: TrainingState
+        do { state = try JSONDecoder().decode(TrainingState.self, from: stateData) } catch {
+            throw RunError.checkpoint(stateURL.path, "cannot decode: \(error)")
+        }
+        let model = try Safetensors.read(dir.appendingPathComponent("model.safetensors")).tensors
+        let emaURL = dir.appendingPathComponent("ema.safetensors")
+        let ema = FileManager.default.fileExists(atPath: emaURL.path) ? try Safetensors.read(emaURL).tensors : nil
+        let optimizer = try Safetensors.read(dir.appendingPathComponent("optimizer.safetensors")).tensors
+        guard let config = try? Foundation.Data(contentsOf: dir.appendingPathComponent("config.json")) else {
+            throw RunError.checkpoint(dir.path, "config.json is missing")
+        }
+        return Checkpoint(model: model, ema: ema, optimizer: optimizer, state: state, config: config)
+    }
+}
+
+/// runs/<name>/ and what lives in it.
+public struct RunDirectory {
+    public let url: URL
+
+    public init(_ url: URL) { self.url = url }
+
+    public var recipeURL: URL { url.appendingPathComponent("recipe.yaml") }
+    public var metricsURL: URL { url.appendingPathComponent("metrics.jsonl") }
+    public var checkpointsURL: URL { url.appendingPathComponent("checkpoints") }
+    public var samplesURL: URL { url.appendingPathComponent("samples") }
+
+    public func checkpointURL(step: Int) -> URL {
+        checkpointsURL.appendingPathComponent(String(format: "step-%08d", step))
+    }
+
+    /// Creates the folders; `fresh` first deletes an existing run.
+    public func prepare(fresh: Bool) throws {
+        let fm = FileManager.default
+        if fresh && fm.fileExists(atPath: url.path) {
+            do { try fm.removeItem(at: url) } catch { throw RunError.io(url.path, "cannot remove old run: \(error.localizedDescription)") }
+        }
+        for d in [url, checkpointsURL, samplesURL] {
+            do { try fm.createDirectory(at: d, withIntermediateDirectories: true) } catch {
+                throw RunError.io(d.path, "cannot create folder: \(error.localizedDescription)")
+            }
+        }
+        guard fm.isWritableFile(atPath: url.path) else { throw RunError.io(url.path, "folder is not writable") }
+    }
+
+    /// Complete checkpoints (folders named step-N holding state.json), newest first.
+    public func checkpoints() -> [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpointsURL.path)) ?? []
+        return names.filter { $0.hasPrefix("step-") && Int($0.dropFirst(5)) != nil }
+            .sorted { Int($0.dropFirst(5))! > Int($1.dropFirst(5))! }
+            .map { checkpointsURL.appendingPathComponent($0) }
+            .filter { FileManager.default.fileExists(atPath: $0.appendingPathComponent("state.json").path) }
+    }
+
+    /// Deletes all but the newest `keep` checkpoints (and leftovers of interrupted writes).
+    public func prune(keep: Int) {
+        let fm = FileManager.default
+        for old in checkpoints().dropFirst(max(keep, 1)) { try? fm.removeItem(at: old) }
+        let names = (try? fm.contentsOfDirectory(atPath: checkpointsURL.path)) ?? []
+        for n in names where n.hasPrefix(".step-") && !n.hasSuffix("-\(getpid())") {
+            try? fm.removeItem(at: checkpointsURL.appendingPathComponent(n))
+        }
+    }
+}

@@ -1,0 +1,241 @@
+// The training loop: builds the optimizer and schedule from a recipe, runs steps of a
+// TrainingTask with gradient accumulation and clipping, logs metrics, checkpoints, resumes
+// exactly and stops gracefully on SIGINT/SIGTERM. Not a model: tasks own models and losses.
+import Foundation
+import NN
+import Synchronization
+import Tensors
+
+/// One micro-batch's loss and what it covered.
+public struct LossResult {
+    public var total: Tensor
+    /// Named components (e.g. "loss_text", "loss_image"), already weighted as in `total`.
+    public var parts: [String: Float]
+    public var tokens: Int
+    public var examples: Int
+
+    public init(total: Tensor, parts: [String: Float] = [:], tokens: Int, examples: Int) {
+        self.total = total; self.parts = parts; self.tokens = tokens; self.examples = examples
+    }
+}
+
+/// A model plus its data and loss: what the Trainer trains.
+public protocol TrainingTask: AnyObject {
+    var model: Module { get }
+    /// The loss of global micro-batch `index`. Data must be a function of the index (and the
+    /// recipe seed), and `rng` is derived from (seed, index): that is what makes resume exact.
+    func loss(microBatch index: Int, rng: RNG) throws -> LossResult
+    /// Analytic training FLOPs (forward + backward) of one micro-batch.
+    var flopsPerMicroBatch: Double { get }
+    /// The JSON config stored beside checkpoints.
+    func checkpointConfig() throws -> Foundation.Data
+    /// Evaluation metrics at `step` (names without the "eval_" prefix).
+    func evaluate(step: Int, rng: RNG) throws -> [String: Double]
+    /// Writes samples (PNG grids, text) into `dir`; returns a one-line summary or nil.
+    func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String?
+}
+
+extension TrainingTask {
+    public func evaluate(step: Int, rng: RNG) throws -> [String: Double] { [:] }
+    public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? { nil }
+}
+
+/// Set by SIGINT/SIGTERM; the loop finishes its step, checkpoints and returns.
+public enum StopRequest {
+    static let flag = Atomic<Bool>(false)
+    public static var isRequested: Bool { flag.load(ordering: .relaxed) }
+    public static func request() { flag.store(true, ordering: .relaxed) }
+    public static func reset() { flag.store(false, ordering: .relaxed) }
+
+    /// Installs handlers: the first signal asks for a graceful stop, a second exits at once.
+    public static func installSignalHandlers() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { _ in
+                if StopRequest.flag.exchange(true, ordering: .relaxed) { _exit(130) }
+            }
+        }
+    }
+}
+
+public struct TrainSummary: Sendable {
+    public var startStep: Int
+    public var endStep: Int
+    public var finalLoss: Float
+    public var stoppedEarly: Bool
+    public var resumedFrom: String?
+}
+
+public final class Trainer {
+    public let recipe: Recipe
+    public let task: TrainingTask
+    public let run: RunDirectory
+    /// Called with each metrics row (tests, notebooks).
+    public var onRow: ((MetricsRow) -> Void)?
+    /// Stop after this many steps in this invocation (tests simulate interruptions with it).
+    public var stepLimit: Int?
+
+    let params: [(String, Tensor)]
+    let optimizer: AnyOptimizer
+    let ema: EMA?
+    let schedule: (Int) -> Float
+
+    public init(recipe: Recipe, task: TrainingTask, run: RunDirectory) throws {
+        self.recipe = recipe; self.task = task; self.run = run
+        let o = recipe.optimizer
+        params = task.model.namedParameters()
+        switch o.name {
+        case "sgd": optimizer = .sgd(SGD(params.map(\.1), lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay))
+        default:
+            optimizer = .adamw(AdamW(params, lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps,
+                                     weightDecay: o.weightDecay, decay: defaultDecayNames(task.model)))
+        }
+        ema = recipe.train.emaDecay > 0 ? EMA(task.model, decay: recipe.train.emaDecay) : nil
+        schedule = LRSchedule.make(peak: o.lr, warmup: o.warmupSteps, total: recipe.train.steps,
+                                   decay: LRSchedule.Decay(rawValue: o.schedule) ?? .cosine, minRatio: o.minLRRatio)
+    }
+
+    /// Trains to `train.steps`, resuming from the latest checkpoint unless `fresh`.
+    @discardableResult
+    public func train(fresh: Bool = false) throws -> TrainSummary {
+        try run.prepare(fresh: fresh)
+        try atomicWrite(Foundation.Data(recipe.yaml().utf8), to: run.recipeURL)
+        var state = TrainingState(step: 0, examples: 0, tokens: 0, flops: 0, wallSeconds: 0, seed: recipe.seed, optimizerStep: 0)
+        var resumedFrom: String?
+        if !fresh, let (ckpt, url) = try loadLatestCheckpoint() {
+            state = ckpt.state
+            resumedFrom = url.lastPathComponent
+            try MetricsLog.truncate(run.metricsURL, toStep: state.step)
+        } else {
+            try? FileManager.default.removeItem(at: run.metricsURL)
+        }
+        let log = try MetricsLog(url: run.metricsURL)
+        let t = recipe.train
+        let progress = Progress(total: t.steps, startStep: state.step)
+        if let resumedFrom { progress.message("resuming \(run.url.lastPathComponent) from \(resumedFrom) (step \(state.step))") }
+        let startStep = state.step
+        let base = RNG(seed: recipe.seed)
+        var lastLoss: Float = .nan
+        var intervalStart = Date(), intervalTokens = 0
+        let runStart = Date(), wallBefore = state.wallSeconds
+        var stopped = false
+
+        while state.step < t.steps {
+            if let limit = stepLimit, state.step - startStep >= limit { stopped = true; break }
+            let step = state.step
+            let lr = schedule(step)
+            optimizer.lr = lr
+            task.model.zeroGrad()
+            var parts: [String: Float] = [:], lossSum: Float = 0
+            for j in 0..<t.gradAccum {
+                let index = step * t.gradAccum + j
+                let r = try task.loss(microBatch: index, rng: base.split(UInt64(index)))
+                let scaled = t.gradAccum == 1 ? r.total : r.total * (1 / Float(t.gradAccum))
+                scaled.backward()
+                lossSum += r.total.item / Float(t.gradAccum)
+                for (k, v) in r.parts { parts[k, default: 0] += v / Float(t.gradAccum) }
+                state.tokens += r.tokens; state.examples += r.examples
+                intervalTokens += r.tokens
+                state.flops += task.flopsPerMicroBatch
+            }
+            let gradNorm = clipGradNorm(params.map(\.1), maxNorm: recipe.optimizer.gradClip)
+            optimizer.update()
+            ema?.update()
+            state.step += 1
+            state.optimizerStep = optimizer.step
+            state.wallSeconds = wallBefore + Date().timeIntervalSince(runStart)
+            lastLoss = lossSum
+
+            let logNow = state.step % max(t.logEvery, 1) == 0 || state.step == t.steps
+            let elapsed = Date().timeIntervalSince(intervalStart)
+            let tokensPerSecond = Double(intervalTokens) / max(elapsed, 1e-9)
+            if logNow {
+                var row = MetricsRow()
+                row.set("step", .int(state.step)); row.set("examples", .int(state.examples))
+                row.set("tokens", .int(state.tokens)); row.set("flops", .double(state.flops))
+                row.set("loss", .double(Double(lossSum)))
+                for k in parts.keys.sorted() { row.set(k, .double(Double(parts[k]!))) }
+                row.set("lr", .double(Double(lr))); row.set("grad_norm", .double(Double(gradNorm)))
+                row.set("tokens_per_s", .double(tokensPerSecond)); row.set("wall_s", .double(state.wallSeconds))
+                log.append(row)
+                onRow?(row)
+                intervalStart = Date(); intervalTokens = 0
+            }
+            progress.update(step: state.step, loss: lossSum, tokensPerSecond: tokensPerSecond, log: logNow)
+
+            let last = state.step == t.steps
+            if recipe.eval.every > 0 && state.step % recipe.eval.every == 0 || last {
+                try evaluate(state: state, log: log, progress: progress, rng: base.split(1 << 40 | UInt64(state.step)))
+            }
+            if recipe.sample.every > 0 && state.step % recipe.sample.every == 0 || last {
+                if let line = try task.writeSamples(step: state.step, to: run.samplesURL, rng: base.split(1 << 41 | UInt64(state.step))) {
+                    progress.message(line)
+                }
+            }
+            if StopRequest.isRequested { stopped = true }
+            if state.step % max(t.checkpointEvery, 1) == 0 || last || stopped {
+                try saveCheckpoint(state)
+            }
+            if stopped { progress.message("stopped at step \(state.step); checkpoint saved"); break }
+        }
+        if stopped && state.step % max(t.checkpointEvery, 1) != 0 { try saveCheckpoint(state) }
+        return TrainSummary(startStep: startStep, endStep: state.step, finalLoss: lastLoss, stoppedEarly: stopped, resumedFrom: resumedFrom)
+    }
+
+    private func evaluate(state: TrainingState, log: MetricsLog, progress: Progress, rng: RNG) throws {
+        let metrics = try withoutGrad { try task.evaluate(step: state.step, rng: rng) }
+        guard !metrics.isEmpty else { return }
+        var row = MetricsRow()
+        row.set("step", .int(state.step)); row.set("tokens", .int(state.tokens)); row.set("flops", .double(state.flops))
+        row.set("kind", .string("eval"))
+        for k in metrics.keys.sorted() { row.set("eval_" + k, .double(metrics[k]!)) }
+        log.append(row)
+        onRow?(row)
+        progress.message("eval @\(state.step): " + metrics.keys.sorted().map { String(format: "%@ %.4f", $0, metrics[$0]!) }.joined(separator: "  "))
+    }
+
+    // MARK: - Checkpoints
+
+    private func saveCheckpoint(_ state: TrainingState) throws {
+        let ckpt = Checkpoint(model: task.model.stateDict(), ema: ema?.stateDict(), optimizer: optimizer.stateTensors(),
+                              state: state, config: try task.checkpointConfig())
+        try ckpt.write(to: run.checkpointURL(step: state.step))
+        run.prune(keep: recipe.train.keepCheckpoints)
+    }
+
+    /// The newest checkpoint that loads; a corrupt newest one falls back to the one before.
+    private func loadLatestCheckpoint() throws -> (Checkpoint, URL)? {
+        var firstError: Error?
+        for url in run.checkpoints() {
+            do {
+                let c = try Checkpoint.read(url)
+                try task.model.load(c.model)
+                if let e = c.ema, let ema { for (n, s) in zip(ema.names, ema.shadow) { if let t = e[n] { s.assign(t) } } }
+                try optimizer.load(c.optimizer, step: c.state.optimizerStep)
+                if let firstError { FileHandle.standardError.write("warning: skipped a bad checkpoint: \(firstError)\n".data(using: .utf8)!) }
+                return (c, url)
+            } catch {
+                if firstError == nil { firstError = error }
+            }
+        }
+        if let firstError { throw firstError }
+        return nil
+    }
+}
+
+/// The optimizers a recipe can name, behind one interface.
+enum AnyOptimizer {
+    case adamw(AdamW), sgd(SGD)
+
+    var lr: Float {
+        get { switch self { case .adamw(let o): o.lr; case .sgd(let o): o.lr } }
+        nonmutating set { switch self { case .adamw(let o): o.lr = newValue; case .sgd(let o): o.lr = newValue } }
+    }
+    var step: Int { switch self { case .adamw(let o): o.step; case .sgd: 0 } }
+    func update() { switch self { case .adamw(let o): o.update(); case .sgd(let o): o.update() } }
+    func stateTensors() -> [String: Tensor] {
+        switch self { case .adamw(let o): o.state().tensors; case .sgd(let o): o.state() }
+    }
+    func load(_ t: [String: Tensor], step: Int) throws {
+        switch self { case .adamw(let o): try o.load(tensors: t, step: step); case .sgd(let o): o.load(t) }
+    }
+}

@@ -1,0 +1,85 @@
+// `fusion data shapes | edits | speech | tokenizer`: writes built-in data to folders.
+import ArgumentParser
+import Data
+import Foundation
+import Text
+
+struct DataCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Write ShapesWorld images, edit triplets, spoken captions or a tokenizer to disk.",
+        subcommands: [Shapes.self, Edits.self, SpeechCommand.self, Tokenizer.self])
+
+    struct Shapes: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "ShapesWorld images + metadata.jsonl (file_name, text) in the imagefolder convention.",
+            discussion: "Example:\n  fusion data shapes --out data/shapes --count 1000 --seed 0")
+        @Option(help: "Output folder.") var out: String
+        @Option(help: "Number of examples.") var count = 1000
+        @Option(help: "Generator seed.") var seed: UInt64 = 0
+        @Option(help: "Image size (32 or 64).") var size = 32
+        func run() throws {
+            try ShapesWorld(seed: seed, imageSize: size).writeFolder(examples: 0..<count, to: out)
+            print("wrote \(count) images and metadata.jsonl to \(out)")
+        }
+    }
+
+    struct Edits: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "ShapesWorld edit triplets: source/target PNGs + metadata.jsonl (source_file, instruction, target_file).",
+            discussion: "Example:\n  fusion data edits --out data/edits --count 500 --seed 0")
+        @Option(help: "Output folder.") var out: String
+        @Option(help: "Number of triplets.") var count = 500
+        @Option(help: "Generator seed.") var seed: UInt64 = 0
+        @Option(help: "Image size (32 or 64).") var size = 32
+        func run() throws {
+            try ShapesWorld(seed: seed, imageSize: size).writeEditFolder(edits: 0..<count, to: out)
+            print("wrote \(count) edit triplets and metadata.jsonl to \(out)")
+        }
+    }
+
+    struct SpeechCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "speech",
+            abstract: "Speak each caption of an imagefolder with espeak-ng into 16 kHz WAV files.",
+            discussion: "Example:\n  fusion data speech --from data/shapes --out data/speech --limit 200")
+        @Option(name: .customLong("from"), help: "Imagefolder whose captions are spoken.") var source: String
+        @Option(help: "Output folder.") var out: String
+        @Option(help: "Speak at most this many captions.") var limit: Int?
+        @Option(help: "Sample rate in Hz.") var rate = 16000
+        func run() throws {
+            let n = try Speech.speakFolder(from: source, to: out, sampleRate: rate, limit: limit)
+            print("wrote \(n) WAV files and metadata.jsonl to \(out)")
+        }
+    }
+
+    struct Tokenizer: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train a byte-level BPE tokenizer on ShapesWorld text or a text file (one document per line).",
+            discussion: "Example:\n  fusion data tokenizer --out tokenizer.json --vocab 512")
+        @Option(help: "Output JSON file.") var out: String
+        @Option(help: "Vocabulary size (including 7 special tokens and 256 bytes).") var vocab = 512
+        @Option(help: "A text file to train on instead of ShapesWorld captions.") var corpus: String?
+        @Option(help: "ShapesWorld examples to read when no corpus is given.") var count = 2000
+        @Option(help: "Generator seed.") var seed: UInt64 = 0
+        func run() throws {
+            let text: [String]
+            if let corpus {
+                guard let s = try? String(contentsOfFile: corpus, encoding: .utf8) else {
+                    throw ValidationError("\(corpus): cannot read as UTF-8 text")
+                }
+                text = s.split(separator: "\n").map(String.init)
+            } else {
+                let w = ShapesWorld(seed: seed)
+                text = (0..<count).flatMap { i -> [String] in
+                    let e = w.example(i); return [e.caption] + e.questions.map { $0.question + " " + $0.answer }
+                }
+            }
+            let tok = BPETokenizer.train(corpus: text, vocabSize: vocab)
+            try tok.save(to: out)
+            let bytes = text.prefix(500).reduce(0) { $0 + $1.utf8.count }
+            let tokens = text.prefix(500).reduce(0) { $0 + tok.encode($1).count }
+            print(String(format: "wrote %@: %d tokens; %.2f bytes per token on the first 500 lines", out, tok.vocabSize, Double(bytes) / Double(max(tokens, 1))))
+        }
+    }
+}
