@@ -53,8 +53,16 @@ if only == nil || only == "decoder" {
     }
     Allocator.shared.resetPeak()
     let s = time(warmup: 2, repeats: steps, step)
+    // Phase split of one more step: forward (loss), backward, optimizer.
+    model.zeroGrad()
+    var t0 = now()
+    let loss = model.loss(ids, targets: targets, mask: mask, positions: positions)
+    let fwd = now() - t0
+    t0 = now(); loss.backward(); let bwd = now() - t0
+    t0 = now(); opt.update(); let upd = now() - t0
     let flops = model.trainingFlops(tokens: b * t, attended: Double(t + 1) / 2)
     print(String(format: "decoder-step d=256 L=6 H=4 T=128 B=16 V=512 swiglu=4d adamw  step %.1f ms  %.0f tokens/s  %.1f GFLOP/s  (%.1f GFLOP/step, peak tensors %.0f MiB, loss %.3f)",
                  s * 1e3, Double(b * t) / s, flops / s / 1e9, flops / 1e9,
                  Double(Allocator.shared.peakLiveBytes) / 1048576, lastLoss))
+    print(String(format: "decoder-step phases  forward %.0f ms  backward %.0f ms  adamw %.0f ms", fwd * 1e3, bwd * 1e3, upd * 1e3))
 }

@@ -52,3 +52,27 @@ extension Tensor {
         return sum(axes: axes, keepDims: true).reshaped(target)
     }
 }
+
+/// Calls `body(row, offset)` for every row (all dimensions but the last) of `shape`, in parallel
+/// chunks, where `offset` = Σ index[d]·strides[d] over the leading dimensions: the start of that
+/// row in a source laid out with `strides`. Shared by permute and broadcast copies.
+@inline(__always)
+func forEachRow(of shape: [Int], strides: [Int], _ body: (Int, Int) -> Void) {
+    let r = shape.count, last = shape[r - 1]
+    let rows = shape.reduce(1, *) / Swift.max(last, 1)
+    Parallel.forRange(rows, grain: Swift.max(1, 16384 / Swift.max(last, 1))) { range in
+        var idx = [Int](repeating: 0, count: r)
+        var rem = range.lowerBound, off = 0
+        for d in stride(from: r - 2, through: 0, by: -1) { idx[d] = rem % shape[d]; rem /= shape[d]; off += idx[d] * strides[d] }
+        for row in range {
+            body(row, off)
+            var d = r - 2
+            while d >= 0 {
+                idx[d] += 1; off += strides[d]
+                if idx[d] < shape[d] { break }
+                off -= strides[d] * shape[d]; idx[d] = 0
+                d -= 1
+            }
+        }
+    }
+}

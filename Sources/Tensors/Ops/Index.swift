@@ -29,25 +29,12 @@ extension Tensor {
         let inStr = contiguousStrides(shape)
         let st = order.map { inStr[$0] }  // input stride of each output dimension
         let r = rank, last = outShape[r - 1], lastStride = st[r - 1]
-        let rows = count / Swift.max(last, 1)
         let src = storage.raw.assumingMemoryBound(to: UInt32.self)
         let dst = out.storage.raw.assumingMemoryBound(to: UInt32.self)
-        Parallel.forRange(rows, grain: Swift.max(1, 8192 / Swift.max(last, 1))) { range in
-            var idx = [Int](repeating: 0, count: r)
-            var rem = range.lowerBound, off = 0
-            for d in stride(from: r - 2, through: 0, by: -1) { idx[d] = rem % outShape[d]; rem /= outShape[d]; off += idx[d] * st[d] }
-            for row in range {
-                let o = dst + row * last
-                if lastStride == 1 { o.update(from: src + off, count: last) }
-                else { for j in 0..<last { o[j] = src[off + j * lastStride] } }
-                var d = r - 2
-                while d >= 0 {
-                    idx[d] += 1; off += st[d]
-                    if idx[d] < outShape[d] { break }
-                    off -= st[d] * outShape[d]; idx[d] = 0
-                    d -= 1
-                }
-            }
+        forEachRow(of: outShape, strides: st) { row, off in
+            let o = dst + row * last
+            if lastStride == 1 { o.update(from: src + off, count: last) }
+            else { for j in 0..<last { o[j] = src[off + j * lastStride] } }
         }
         var inverse = [Int](repeating: 0, count: r)
         for (i, o) in order.enumerated() { inverse[o] = i }

@@ -39,25 +39,9 @@ func broadcastCopy(_ src: UnsafePointer<Float>, from: [Int], to: [Int], _ dst: U
     let r = to.count
     if r == 0 { dst[0] = src[0]; return }
     let last = to[r - 1], lastStride = st[r - 1]
-    let rows = to.reduce(1, *) / max(last, 1)
-    // Offset of each row in `src`, computed from the row's multi-index.
-    Parallel.forRange(rows, grain: max(1, 16384 / max(last, 1))) { range in
-        var idx = [Int](repeating: 0, count: r)
-        var rem = range.lowerBound
-        var off = 0
-        for d in stride(from: r - 2, through: 0, by: -1) { idx[d] = rem % to[d]; rem /= to[d]; off += idx[d] * st[d] }
-        for row in range {
-            let out = dst + row * last
-            if lastStride == 1 { out.update(from: src + off, count: last) }
-            else { out.update(repeating: src[off], count: last) }
-            var d = r - 2
-            while d >= 0 {
-                idx[d] += 1; off += st[d]
-                if idx[d] < to[d] { break }
-                off -= st[d] * to[d]; idx[d] = 0
-                d -= 1
-            }
-        }
+    forEachRow(of: to, strides: st) { row, off in
+        let out = dst + row * last
+        if lastStride == 1 { out.update(from: src + off, count: last) } else { out.update(repeating: src[off], count: last) }
     }
 }
 
