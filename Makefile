@@ -31,6 +31,8 @@ test: setup
 
 bench: build
 	.build/release/fusion-bench
+	@if python3 -c "import torch" 2>/dev/null; then python3 bench/torch_decoder.py --threads $$(nproc) --steps 7; \
+	else echo "torch-decoder-step: skipped (PyTorch not installed; pip install torch to compare)"; fi
 
 lint:
 	@echo "lines per module:"; for d in Sources/*/ Tests/*/; do \
