@@ -178,6 +178,7 @@ public final class Trainer {
             if stopped { progress.message("stopped at step \(state.step); checkpoint saved"); break }
         }
         if stopped && state.step % max(t.checkpointEvery, 1) != 0 { try saveCheckpoint(state) }
+        try run.writeLossPlot(title: recipe.name + " loss")
         return TrainSummary(startStep: startStep, endStep: state.step, finalLoss: lastLoss, stoppedEarly: stopped, resumedFrom: resumedFrom)
     }
 
