@@ -5,9 +5,10 @@ import PackageDescription
 /// Numeric targets are built for the machine they run on when FUSION_NATIVE is unset or 1
 /// (AVX2/FMA on the x86-64 machines Fusion targets); FUSION_NATIVE=0 builds portable code.
 let native = Context.environment["FUSION_NATIVE"] != "0"
+/// Plain -O (not -Ounchecked): preconditions stay live, so shape and index errors are reported
+/// instead of becoming undefined behaviour. Hot loops use unsafe pointers, so this costs little.
 let fast: [SwiftSetting] =
-    [.unsafeFlags(["-Ounchecked", "-wmo"])]
-    + (native ? [.unsafeFlags(["-Xcc", "-march=native", "-target-cpu", "native"])] : [])
+    native ? [.unsafeFlags(["-Xcc", "-march=native", "-target-cpu", "native"])] : []
 
 let package = Package(
     name: "Fusion",

@@ -69,3 +69,16 @@ import TestSupport
         #expect(RNG(seed: 4).permutation(10).sorted() == Array(0..<10))
     }
 }
+
+@Suite struct InputCheckTests {
+    /// Preconditions stay live in release builds: a bad id stops with a message rather than
+    /// reading outside the table.
+    @Test func outOfRangeTokenIdStopsTheProcess() async {
+        await #expect(processExitsWith: .failure) {
+            _ = embedding(Tensor.zeros([4, 2]), Tensor(ints: [1, 9]))
+        }
+        await #expect(processExitsWith: .failure) {
+            _ = matmul(Tensor.zeros([2, 3]), Tensor.zeros([4, 2]))
+        }
+    }
+}
