@@ -15,7 +15,8 @@ public func backboneWidths(channels: Int, downsample: Int, patchSize: Int = 1, m
     let levels = (downsample / patchSize).trailingZeroBitCount + 1
     let m = multipliers ?? [1] + Array(repeating: 2, count: levels - 1)
     precondition(m.count == levels,
-                 "backbone: \(m.count) channel multipliers for \(levels) levels (downsample \(downsample), patch \(patchSize))")
+                 "backbone: \(m.count) channel multipliers for \(levels) levels "
+                 + "(downsample \(downsample), patch \(patchSize))")
     precondition(channels > 0 && m.allSatisfy { $0 > 0 }, "backbone: widths must be positive")
     return m.map { channels * $0 }
 }
@@ -67,7 +68,8 @@ public final class ConvEncoder: Module {
     public let patchSize: Int
 
     public init(imageChannels: Int, widths: [Int], outChannels: Int, groups: Int, patchSize: Int = 1, rng: RNG) {
-        precondition(widths.allSatisfy { $0 % groups == 0 }, "ConvEncoder: widths \(widths) must divide into \(groups) groups")
+        precondition(widths.allSatisfy { $0 % groups == 0 },
+                     "ConvEncoder: widths \(widths) must divide into \(groups) groups")
         self.patchSize = patchSize
         convIn = Conv2d(imageChannels * patchSize * patchSize, widths[0], kernel: 3, rng: rng)
         var blocks: [DownBlock] = []
@@ -106,7 +108,8 @@ public final class ConvDecoder: Module {
     public let patchSize: Int
 
     public init(inChannels: Int, widths: [Int], imageChannels: Int, groups: Int, patchSize: Int = 1, rng: RNG) {
-        precondition(widths.allSatisfy { $0 % groups == 0 }, "ConvDecoder: widths \(widths) must divide into \(groups) groups")
+        precondition(widths.allSatisfy { $0 % groups == 0 },
+                     "ConvDecoder: widths \(widths) must divide into \(groups) groups")
         self.patchSize = patchSize
         let top = widths[widths.count - 1]
         convIn = Conv2d(inChannels, top, kernel: 3, rng: rng)

@@ -71,9 +71,11 @@ public final class ImageVAE: Module {
         let widths = config.widths
         self.config = config
         encoder = ConvEncoder(imageChannels: config.imageChannels, widths: widths,
-                              outChannels: 2 * config.latentChannels, groups: config.groups, patchSize: config.patchSize, rng: rng)
+                              outChannels: 2 * config.latentChannels, groups: config.groups,
+                              patchSize: config.patchSize, rng: rng)
         decoder = ConvDecoder(inChannels: config.latentChannels, widths: widths,
-                              imageChannels: config.imageChannels, groups: config.groups, patchSize: config.patchSize, rng: rng)
+                              imageChannels: config.imageChannels, groups: config.groups,
+                              patchSize: config.patchSize, rng: rng)
         // The posterior starts narrow, so the decoder sees the means through little noise from the
         // first step (with log σ² ≈ 0, Adam moves the bias ~lr per step: thousands of CPU steps).
         if let bias = encoder.convOut.bias {

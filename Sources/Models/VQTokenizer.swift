@@ -41,7 +41,8 @@ public final class VQTokenizer: Module {
         public var reconstruction: ReconstructionLoss
         public var imageChannels: Int
 
-        public init(channels: Int = 64, channelMultipliers: [Int]? = nil, patchSize: Int = 1, downsample: Int = 4, groups: Int = 8,
+        public init(channels: Int = 64, channelMultipliers: [Int]? = nil, patchSize: Int = 1, downsample: Int = 4,
+                    groups: Int = 8,
                     codebookSize: Int = 512, codeDim: Int = 8, commitmentWeight: Float = 0.25, ema: Bool = false,
                     emaDecay: Float = 0.99, restartAfterSteps: Int = 32, reconstruction: ReconstructionLoss = .l1,
                     imageChannels: Int = 3) {
@@ -105,7 +106,8 @@ public final class VQTokenizer: Module {
 
     /// Code ids (N, h, w) → images (N, C, h·f, w·f), nominally in [-1, 1] (unclamped).
     public func decode(_ ids: Tensor) -> Tensor {
-        precondition(ids.rank == 3 && ids.dtype == .int32, "VQTokenizer.decode: ids must be Int32 (N, h, w), got \(ids.shape)")
+        precondition(ids.rank == 3 && ids.dtype == .int32,
+                     "VQTokenizer.decode: ids must be Int32 (N, h, w), got \(ids.shape)")
         let zq = quantizer.lookup(ids).permuted([0, 3, 1, 2])                   // (N, D, h, w)
         return decoder(zq)
     }

@@ -50,7 +50,9 @@ func moments(_ t: Tensor) -> (mean: Double, variance: Double) {
         #expect(folded.shape == [1, 8, 2, 2])
         #expect(Array(folded.scalars.prefix(8)) == [0, 2, 8, 10, 1, 3, 9, 11])   // c0 (i0,j0) then (i0,j1)
         #expect(depthToSpace(folded, 2).scalars == t.scalars)
-        gradCheck([randomInput([1, 2, 4, 4], seed: 1)]) { depthToSpace(spaceToDepth($0[0], 2) * $0[0].reshaped([1, 8, 2, 2]), 2) }
+        gradCheck([randomInput([1, 2, 4, 4], seed: 1)]) { x in
+            depthToSpace(spaceToDepth(x[0], 2) * x[0].reshaped([1, 8, 2, 2]), 2)
+        }
     }
 
     @Test func configRoundTripsThroughJSON() throws {
@@ -107,8 +109,8 @@ func moments(_ t: Tensor) -> (mean: Double, variance: Double) {
     @Test func checkpointRoundTrip() throws {
         let vae = tinyVAE(seed: 1)
         vae.calibrateLatentScale(TestImages.batch(4, size: 16))
-        let data = try Safetensors.encode(vae.stateDict(),
-                                          metadata: ["config": String(decoding: try JSONEncoder().encode(vae.config), as: UTF8.self)])
+        let json = String(decoding: try JSONEncoder().encode(vae.config), as: UTF8.self)
+        let data = try Safetensors.encode(vae.stateDict(), metadata: ["config": json])
         let (tensors, meta) = try Safetensors.decode(data, name: "vae")
         let config = try JSONDecoder().decode(ImageVAE.Config.self, from: Foundation.Data(meta["config"]!.utf8))
         let back = ImageVAE(config, rng: RNG(seed: 99))

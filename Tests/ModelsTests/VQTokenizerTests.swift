@@ -112,7 +112,9 @@ private func bruteForceNearest(_ z: Tensor, _ codebook: Tensor) -> [Int32] {
         #expect(vq.restartCount == 6)
         let rows = Set(stride(from: 0, to: 16, by: 2).map { [points[$0], points[$0 + 1]] })
         let book = vq.codebook.scalars
-        for j in 2..<8 { #expect(rows.contains([book[2 * j], book[2 * j + 1]]), "code \(j) = \(book[2 * j]), \(book[2 * j + 1])") }
+        for j in 2..<8 {
+            #expect(rows.contains([book[2 * j], book[2 * j + 1]]), "code \(j) = \(book[2 * j]), \(book[2 * j + 1])")
+        }
         // Revived codes now win some of the vectors.
         let ids = withoutGrad { vq.nearestCodes(Tensor(points, shape: [8, 2])) }.intScalars
         #expect(Set(ids).contains { $0 >= 2 })
