@@ -206,10 +206,7 @@ public func trainImageTokenizer<M: ImageTokenizer>(
         }
         try PNG.write(Image.grid(cells, columns: min(8, shown.count), padding: 2, background: 0.5), to: gridPath)
     }
-    if let checkpointPath {
-        let json = String(decoding: try JSONEncoder().encode(model.config), as: UTF8.self)
-        try Safetensors.write(model.stateDict(), metadata: ["config": json], to: URL(fileURLWithPath: checkpointPath))
-    }
+    if let checkpointPath { try model.save(to: checkpointPath) }
     return TokenizerTrainingReport(steps: options.steps, seconds: seconds, losses: losses, evaluation: evaluation,
                                    latentScale: latentScale)
 }

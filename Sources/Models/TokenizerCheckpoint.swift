@@ -1,0 +1,58 @@
+// Reading and writing tokenizer checkpoints: one safetensors file whose metadata key "config" holds
+// the model's JSON config (readable by Python's safetensors). Not training (TokenizerTraining).
+import Foundation
+import NN
+import Tensors
+
+/// A tokenizer checkpoint that cannot be used, naming the file.
+public struct TokenizerCheckpointError: Error, CustomStringConvertible {
+    public let path: String
+    public let problem: String
+    public var description: String { "\(path): \(problem)" }
+}
+
+extension ImageTokenizer {
+    /// Writes the weights and the JSON config (metadata "config") atomically to `path`.
+    public func save(to path: String, metadata: [String: String] = [:]) throws {
+        let json = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
+        try Safetensors.write(stateDict(), metadata: metadata.merging(["config": json]) { $1 },
+                              to: URL(fileURLWithPath: path))
+    }
+
+    /// Reads a checkpoint written by `save(to:)` (or a tokenizer run), building the model from its
+    /// config: `let vae = try ImageVAE.load(from: "checkpoints/vae-shapes.safetensors")`.
+    public static func load(from path: String, make: (Config) -> Self) throws -> Self {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TokenizerCheckpointError(path: path, problem: "no such file (train one with a tokenizer recipe, e.g. "
+                                           + "`fusion train recipes/vae-shapes.yaml`)")
+        }
+        let (tensors, metadata) = try Safetensors.read(URL(fileURLWithPath: path))
+        guard let json = metadata["config"] else {
+            throw TokenizerCheckpointError(path: path, problem: "no 'config' entry in the safetensors metadata")
+        }
+        let config: Config
+        do {
+            config = try JSONDecoder().decode(Config.self, from: Foundation.Data(json.utf8))
+        } catch {
+            throw TokenizerCheckpointError(path: path, problem: "config is not a \(Self.self) config: \(error)")
+        }
+        let model = make(config)
+        do { try model.load(tensors) } catch {
+            throw TokenizerCheckpointError(path: path, problem: "\(error)")
+        }
+        model.eval()
+        return model
+    }
+}
+
+extension ImageVAE {
+    public static func load(from path: String) throws -> ImageVAE {
+        try load(from: path) { ImageVAE($0, rng: RNG(seed: 0)) }
+    }
+}
+
+extension VQTokenizer {
+    public static func load(from path: String) throws -> VQTokenizer {
+        try load(from: path) { VQTokenizer($0, rng: RNG(seed: 0)) }
+    }
+}
