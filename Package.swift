@@ -38,11 +38,11 @@ let package = Package(
         .target(name: "Text", swiftSettings: fast),
         .target(name: "Data", dependencies: ["Tensors", "Media", "Text"], swiftSettings: fast),
         .target(name: "Diffusion", dependencies: ["Tensors"], swiftSettings: fast),
-        .target(name: "Models", dependencies: ["Tensors", "NN", "Media"], swiftSettings: fast),
+        .target(name: "Models", dependencies: ["Tensors", "NN", "Media", "Text", "Diffusion"], swiftSettings: fast),
         .target(name: "Evaluation", dependencies: ["Media"], swiftSettings: fast),
         .target(
             name: "Training",
-            dependencies: ["Tensors", "NN", "Models", "Data", "Text", "Media", "Evaluation", .product(name: "Yams", package: "Yams")],
+            dependencies: ["Tensors", "NN", "Models", "Data", "Text", "Media", "Diffusion", "Evaluation", .product(name: "Yams", package: "Yams")],
             swiftSettings: fast),
         .executableTarget(
             name: "fusion",
@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["Data"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Diffusion", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
     ],
     swiftLanguageModes: [.v5]

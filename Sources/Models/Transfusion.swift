@@ -1,0 +1,293 @@
+// The Transfusion model (Zhou et al. 2024, arXiv 2408.11039): one decoder over mixed sequences of
+// text tokens and continuous image spans. Text in: embedding; text out: LM head. An image span
+// holds the VAE latents of one image as patches, each carrying a timestep embedding and a learned
+// in-span position, in and out through a linear patch layer or U-Net down/up blocks.
+// Not the sequence layout (Data), not noising or sampling loops (Diffusion, TransfusionSampling).
+import Foundation
+import NN
+import Tensors
+
+/// Sizes and switches of a Transfusion model (saved beside its checkpoints).
+public struct TransfusionConfig: Codable, Equatable, Sendable {
+    /// How latents become span positions and back (paper, Sec. 3.2).
+    public enum Patchifier: String, Codable, Sendable, CaseIterable {
+        /// A linear layer per p×p patch in, and one out.
+        case linear
+        /// Conv + U-Net down blocks (to the patch grid) in, up blocks with skips out.
+        case unet
+    }
+
+    public var vocab: Int
+    public var decoder: DecoderConfig
+    /// Channels of the VAE latents (paper: 8).
+    public var latentChannels: Int
+    /// Side of the (square) latent grid, e.g. 8 for a 32×32 image under a 4× VAE.
+    public var latentSize: Int
+    /// Latent pixels per patch side (paper: 2); the span has (latentSize/patchSize)² positions.
+    public var patchSize: Int
+    public var patchifier: Patchifier
+    /// Width of the U-Net blocks (unused by the linear patchifier).
+    public var unetChannels: Int
+
+    public init(vocab: Int, decoder: DecoderConfig, latentChannels: Int = 8, latentSize: Int = 8, patchSize: Int = 2,
+                patchifier: Patchifier = .linear, unetChannels: Int = 64) {
+        precondition(latentSize % patchSize == 0, "TransfusionConfig: latent size \(latentSize) is not a multiple of "
+                     + "the patch size \(patchSize)")
+        precondition(patchSize.nonzeroBitCount == 1, "TransfusionConfig: patch size \(patchSize) must be a power of 2")
+        self.vocab = vocab; self.decoder = decoder; self.latentChannels = latentChannels
+        self.latentSize = latentSize; self.patchSize = patchSize; self.patchifier = patchifier
+        self.unetChannels = unetChannels
+    }
+
+    /// Patches per side of an image span.
+    public var gridSize: Int { latentSize / patchSize }
+    /// Positions of one image span.
+    public var patchesPerImage: Int { gridSize * gridSize }
+    /// Values per linear patch (C·p·p).
+    public var patchDim: Int { latentChannels * patchSize * patchSize }
+}
+
+/// One forward pass's inputs: B rows of T positions, with `latents.dim(0)` image spans among them.
+public struct TransfusionInput {
+    /// Token ids (B, T), Int32. Span positions hold any valid id (the layout uses PAD); their
+    /// inputs are replaced by patch embeddings.
+    public var ids: Tensor
+    /// RoPE positions, (T) or (B·T) Int32.
+    public var positions: Tensor
+    public var mask: AttentionMask
+    /// Noisy latents (n, C, h, w), one per span (nil or n = 0 for text only).
+    public var latents: Tensor?
+    /// The n spans' timesteps.
+    public var timesteps: [Float]
+    /// Flat index b·T + position of each span's first patch; a span covers patchesPerImage
+    /// consecutive positions in row-major patch order.
+    public var spanStarts: [Int]
+
+    public init(ids: Tensor, positions: Tensor, mask: AttentionMask, latents: Tensor? = nil, timesteps: [Float] = [],
+                spanStarts: [Int] = []) {
+        self.ids = ids; self.positions = positions; self.mask = mask; self.latents = latents
+        self.timesteps = timesteps; self.spanStarts = spanStarts
+    }
+
+    public var imageCount: Int { latents?.dim(0) ?? 0 }
+}
+
+public final class Transfusion: Module {
+    public let config: TransfusionConfig
+    public let embed: Embedding
+    public let decoder: Decoder
+    public let head: Linear
+    public let timeEmbed: TimestepEmbedding
+    /// Learned position of each patch inside its span (np, d), added to the patch embedding.
+    public let spanPosition: Tensor
+    public let patchIn: Linear
+    public let patchOut: Linear
+    public let unet: PatchUNet?
+
+    public init(_ config: TransfusionConfig, rng: RNG) {
+        let d = config.decoder.dim
+        self.config = config
+        embed = Embedding(config.vocab, d, std: 0.02, rng: rng)
+        decoder = Decoder(config.decoder, rng: rng)
+        head = Linear(d, config.vocab, bias: false, rng: rng)
+        timeEmbed = TimestepEmbedding(dim: d, rng: rng)
+        spanPosition = parameter(rng.normal([config.patchesPerImage, d], std: 0.02))
+        switch config.patchifier {
+        case .linear:
+            unet = nil
+            patchIn = Linear(config.patchDim, d, rng: rng)
+            patchOut = Linear(d, config.patchDim, rng: rng)
+        case .unet:
+            let ch = config.unetChannels
+            unet = PatchUNet(latentChannels: config.latentChannels, channels: ch, levels: config.patchSize.trailingZeroBitCount,
+                             timeDim: d, rng: rng)
+            patchIn = Linear(ch, d, rng: rng)
+            patchOut = Linear(d, ch, rng: rng)
+        }
+    }
+
+    /// GPT-2-style decoder initialisation (Decoder.initialise) and a zero output projection for
+    /// patches, so an untrained model predicts 0 (DiT's zero-initialised final layer).
+    public func initialise(rng: RNG) {
+        decoder.initialise(rng: rng)
+        patchOut.weight.data.update(repeating: 0, count: patchOut.weight.count)
+        if let b = patchOut.bias { b.data.update(repeating: 0, count: b.count) }
+        if let unet { unet.zeroOutput() }
+    }
+
+    public var vocab: Int { config.vocab }
+
+    /// The decoder's output (B, T, d) and the image predictions (n, C, h, w) (nil without images).
+    /// With a cache, keys/values of these positions are appended and `mask` indexes cached keys.
+    public func callAsFunction(_ input: TransfusionInput, cache: KVCache? = nil) -> (hidden: Tensor, images: Tensor?) {
+        let (b, t) = (input.ids.shape[0], input.ids.shape[1])
+        let d = config.decoder.dim, np = config.patchesPerImage
+        var x = embed(input.ids).reshaped([b * t, d])
+        var skips: [Tensor] = [], cond: Tensor? = nil
+        if let latents = input.latents, latents.dim(0) > 0 {
+            let n = latents.dim(0)
+            precondition(latents.shape == [n, config.latentChannels, config.latentSize, config.latentSize],
+                         "Transfusion: latents \(latents.shape), expected (n, \(config.latentChannels), "
+                         + "\(config.latentSize), \(config.latentSize))")
+            precondition(input.timesteps.count == n && input.spanStarts.count == n,
+                         "Transfusion: \(n) images need \(n) timesteps and span starts")
+            let temb = timeEmbed(input.timesteps)                                        // (n, d)
+            cond = temb
+            let tokens: Tensor                                                           // (n·np, in)
+            if let unet {
+                let (grid, s) = unet.down(latents, t: temb)
+                skips = s
+                tokens = gridToPatches(grid)
+            } else {
+                tokens = patchify(latents, config.patchSize)
+            }
+            let patches = patchIn(tokens).reshaped([n, np, d]) + temb.reshaped([n, 1, d]) + spanPosition
+            // Every position reads row `index[i]` of [text embeddings; patch embeddings].
+            var index = (0..<(b * t)).map { Int32($0) }
+            for (k, start) in input.spanStarts.enumerated() {
+                precondition(start >= 0 && start + np <= b * t && (start % t) + np <= t,
+                             "Transfusion: span \(k) at \(start) does not fit rows of \(t)")
+                for j in 0..<np { index[start + j] = Int32(b * t + k * np + j) }
+            }
+            x = embedding(concat([x, patches.reshaped([n * np, d])], axis: 0), Tensor(ints: index))
+        }
+        let hidden = decoder(x.reshaped([b, t, d]), mask: input.mask, positions: input.positions, cache: cache)
+        guard let latents = input.latents, latents.dim(0) > 0 else { return (hidden, nil) }
+        let n = latents.dim(0)
+        let rows = input.spanStarts.flatMap { s in (s..<(s + np)) }
+        let out = patchOut(hidden.reshaped([b * t, d]).indexSelect(axis: 0, rows))       // (n·np, out)
+        let images: Tensor
+        if let unet {
+            images = unet.up(patchesToGrid(out, n: n, grid: config.gridSize), skips: skips, t: cond!)
+        } else {
+            images = unpatchify(out, n: n, channels: config.latentChannels, grid: config.gridSize, patch: config.patchSize)
+        }
+        return (hidden, images)
+    }
+
+    /// Logits (rows, vocab) of the decoder outputs at flat positions `rows` of `hidden` (B, T, d).
+    public func logits(_ hidden: Tensor, rows: [Int]) -> Tensor {
+        let d = config.decoder.dim
+        return head(hidden.reshaped([hidden.count / d, d]).indexSelect(axis: 0, rows))
+    }
+
+    /// The Transfusion objective (paper, eq. 4): L = L_LM + λ·L_DDPM.
+    ///
+    /// `targets` (B·T) Int32 hold the next token at text positions and −1 elsewhere; the LM head
+    /// runs only where a target exists. `imageTargets` (n, C, h, w) is what the diffusion
+    /// prediction is regressed on (ε, v or the flow velocity). Returns the total and both parts
+    /// (unweighted); a part with nothing to score is 0.
+    public func loss(_ input: TransfusionInput, targets: Tensor, imageTargets: Tensor?, imageWeight: Float,
+                     zLoss: Float = 0) -> (total: Tensor, text: Tensor, image: Tensor) {
+        let (hidden, images) = self(input)
+        let flat = targets.intScalars
+        precondition(flat.count == input.ids.count, "Transfusion.loss: \(flat.count) targets for \(input.ids.count) positions")
+        let rows = flat.indices.filter { flat[$0] >= 0 }
+        let text = rows.isEmpty ? Tensor.zeros([])
+            : crossEntropy(logits(hidden, rows: rows), Tensor(ints: rows.map { flat[$0] }), ignoreIndex: -1, zLoss: zLoss)
+        var image = Tensor.zeros([])
+        if let images {
+            guard let imageTargets else { preconditionFailure("Transfusion.loss: image spans need imageTargets") }
+            image = mse(images, imageTargets)
+        }
+        return (text + image * imageWeight, text, image)
+    }
+
+    /// Analytic training FLOPs (forward + backward) of one batch: the decoder over `tokens`
+    /// positions seeing `attended` keys on average, the LM head on `textRows` rows, and the patch
+    /// layers (plus U-Net convolutions) for `images` spans.
+    public func trainingFlops(tokens: Int, attended: Double, textRows: Int, images: Int) -> Double {
+        let d = Double(config.decoder.dim)
+        var flops = config.decoder.trainingFlops(tokens: tokens, attended: attended)
+        flops += 6 * Double(config.vocab) * d * Double(textRows)
+        let patchRows = Double(images * config.patchesPerImage)
+        flops += 6 * patchRows * d * Double(patchIn.inFeatures + patchOut.outFeatures)
+        if let unet { flops += 3 * Double(images) * unet.forwardFlops(latentSize: config.latentSize) }
+        return flops
+    }
+}
+
+// MARK: - Patch layout
+
+/// Latents (n, C, g·p, g·p) → patches (n·g·g, C·p·p) in row-major patch order.
+public func patchify(_ x: Tensor, _ p: Int) -> Tensor {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let (gh, gw) = (h / p, w / p)
+    return x.reshaped([n, c, gh, p, gw, p]).permuted([0, 2, 4, 1, 3, 5]).reshaped([n * gh * gw, c * p * p])
+}
+
+/// Patches (n·g·g, C·p·p) → latents (n, C, g·p, g·p); the inverse of `patchify`.
+public func unpatchify(_ x: Tensor, n: Int, channels c: Int, grid g: Int, patch p: Int) -> Tensor {
+    x.reshaped([n, g, g, c, p, p]).permuted([0, 3, 1, 4, 2, 5]).reshaped([n, c, g * p, g * p])
+}
+
+/// A feature grid (n, ch, g, g) → one row per grid cell (n·g·g, ch).
+func gridToPatches(_ x: Tensor) -> Tensor {
+    let (n, c, g) = (x.shape[0], x.shape[1], x.shape[2])
+    return x.permuted([0, 2, 3, 1]).reshaped([n * g * x.shape[3], c])
+}
+
+/// Rows (n·g·g, ch) → a feature grid (n, ch, g, g).
+func patchesToGrid(_ x: Tensor, n: Int, grid g: Int) -> Tensor {
+    x.reshaped([n, g, g, x.dim(-1)]).permuted([0, 3, 1, 2])
+}
+
+/// The U-Net patchifier (paper, Sec. 3.2 / Fig. 3): a conv stem and `levels` down blocks take the
+/// latents to the patch grid; up blocks with skips take the decoder's outputs back. Each block
+/// is conditioned on the span's timestep embedding.
+public final class PatchUNet: Module {
+    public let stem: Conv2d
+    public let downs: [DownBlock]
+    public let ups: [UpBlock]
+    public let outNorm: GroupNorm
+    public let outConv: Conv2d
+    let channels: Int
+
+    public init(latentChannels: Int, channels: Int, levels: Int, timeDim: Int, groups: Int = 8, rng: RNG) {
+        self.channels = channels
+        stem = Conv2d(latentChannels, channels, kernel: 3, rng: rng)
+        downs = (0..<levels).map { _ in DownBlock(channels, channels, timeDim: timeDim, groups: groups, rng: rng) }
+        ups = (0..<levels).map { _ in UpBlock(channels, skipChannels: channels, channels, timeDim: timeDim, groups: groups,
+                                              rng: rng) }
+        outNorm = GroupNorm(groups: min(groups, channels), channels: channels)
+        outConv = Conv2d(channels, latentChannels, kernel: 3, rng: rng)
+    }
+
+    func zeroOutput() {
+        outConv.weight.data.update(repeating: 0, count: outConv.weight.count)
+        if let b = outConv.bias { b.data.update(repeating: 0, count: b.count) }
+    }
+
+    /// Latents (n, C, h, w) → the patch grid (n, ch, h/p, w/p) and the skips, finest first.
+    public func down(_ x: Tensor, t: Tensor) -> (Tensor, skips: [Tensor]) {
+        var h = stem(x)
+        var skips: [Tensor] = []
+        for block in downs {
+            let (next, skip) = block(h, t: t)
+            skips.append(skip)
+            h = next
+        }
+        return (h, skips)
+    }
+
+    /// The decoder's patch grid (n, ch, h/p, w/p) → predictions (n, C, h, w).
+    public func up(_ x: Tensor, skips: [Tensor], t: Tensor) -> Tensor {
+        var h = x
+        for (block, skip) in zip(ups, skips.reversed()) { h = block(h, skip: skip, t: t) }
+        return outConv(outNorm(h).silu())
+    }
+
+    /// Forward FLOPs of one image through the stem, down and up blocks (3×3 convs dominate).
+    func forwardFlops(latentSize: Int) -> Double {
+        let c = Double(channels), k = 9.0
+        var flops = 2 * k * Double(stem.weight.shape[1]) * c * Double(latentSize * latentSize) * 2   // stem + out conv
+        var side = latentSize
+        for _ in downs {
+            let px = Double(side * side)
+            flops += 2 * k * c * c * px * 2 + 2 * k * c * c * px / 4                          // res block + strided conv
+            flops += 2 * k * c * c * px + 2 * k * (2 * c) * c * px + 2 * k * c * c * px       // up conv + res block
+            side /= 2
+        }
+        return flops
+    }
+}

@@ -1,0 +1,170 @@
+// Sampling from a Transfusion model with a KV cache: text decoding, and on BOI a diffusion loop
+// over the image span with the prefix cached (paper, Sec. 3.3), classifier-free guidance, then
+// EOI and back to text. Also captioning (an image prefix, then text). Not training.
+import Diffusion
+import Foundation
+import NN
+import Tensors
+import Text
+
+/// Which diffusion sampler runs an image span.
+public enum SpanSampler: String, Codable, Sendable, CaseIterable {
+    case ddpm, ddim, euler
+}
+
+/// How image spans are sampled.
+public struct ImageSamplingOptions: Sendable {
+    public var diffusion: GaussianDiffusion
+    public var sampler: SpanSampler
+    public var steps: Int
+    /// Classifier-free guidance scale (1 = conditional only; 0 is treated as 1).
+    public var cfgScale: Float
+    /// The prompt of the unconditional branch (BOS alone: the caption dropped, as in training).
+    public var unconditionalPrompt: [Int32]
+
+    public init(diffusion: GaussianDiffusion = GaussianDiffusion(), sampler: SpanSampler = .ddim, steps: Int = 50,
+                cfgScale: Float = 1, unconditionalPrompt: [Int32] = [SpecialTokens.bos]) {
+        self.diffusion = diffusion; self.sampler = sampler; self.steps = steps
+        self.cfgScale = cfgScale; self.unconditionalPrompt = unconditionalPrompt
+    }
+
+    /// The sampler object for this configuration.
+    public func makeSampler() -> any Sampler {
+        switch sampler {
+        case .ddpm: return DDPMSampler(diffusion, steps: steps)
+        case .ddim: return DDIMSampler(diffusion, steps: steps)
+        case .euler: return EulerSampler(diffusion, steps: steps)
+        }
+    }
+}
+
+/// A piece of generated output.
+public enum GeneratedSegment {
+    case text([Int32])
+    /// Clean latents (1, C, h, w) of a generated image.
+    case image(Tensor)
+}
+
+extension Transfusion {
+    /// Runs `rows` (B rows of equal length, text ids) after what `cache` holds; returns the
+    /// hidden states (B, n, d). Positions continue from the cache.
+    func extend(_ rows: [[Int32]], cache: KVCache) -> Tensor {
+        let b = rows.count, n = rows[0].count, start = cache.length
+        precondition(rows.allSatisfy { $0.count == n }, "Transfusion: rows of different lengths")
+        let input = TransfusionInput(ids: Tensor(ints: rows.flatMap { $0 }, shape: [b, n]),
+                                     positions: Tensor(ints: (start..<(start + n)).map { Int32($0) }),
+                                     mask: .causal(batch: b, queries: n, keys: start + n))
+        return self(input, cache: cache).hidden
+    }
+
+    /// Runs one image span of latents (B, C, h, w) at timesteps `t` after the cached prefix: the
+    /// span attends to the whole prefix and bidirectionally to itself. With `keep` false the cache
+    /// is cut back afterwards (a denoising step); with `keep` true the span stays cached.
+    func span(_ latents: Tensor, t: [Float], cache: KVCache, keep: Bool) -> Tensor {
+        let b = latents.dim(0), np = config.patchesPerImage, start = cache.length
+        let input = TransfusionInput(
+            ids: Tensor(ints: [Int32](repeating: SpecialTokens.pad, count: b * np), shape: [b, np]),
+            positions: Tensor(ints: (start..<(start + np)).map { Int32($0) }),
+            mask: AttentionMask(batch: b, queries: np, keys: start + np, lo: [Int32](repeating: 0, count: b * np),
+                                hi: [Int32](repeating: Int32(start + np), count: b * np)),
+            latents: latents, timesteps: t, spanStarts: (0..<b).map { $0 * np })
+        let out = self(input, cache: cache).images!
+        if !keep { cache.truncate(to: start) }
+        return out
+    }
+
+    /// `count` images continuing `prompt` (ids from BOS; BOI is appended): the diffusion sampler
+    /// runs over the span with the prompt's keys and values cached, guided by the unconditional
+    /// prompt when `cfgScale` > 1. Returns clean latents (count, C, h, w).
+    ///
+    /// ```swift
+    /// let latents = model.sampleImages(prompt: [bos] + tok.encode("a red circle"), count: 4,
+    ///                                  options: .init(steps: 50, cfgScale: 3), rng: RNG(seed: 1))
+    /// let images = vae.decode(latents)
+    /// ```
+    public func sampleImages(prompt: [Int32], count: Int, options: ImageSamplingOptions, rng: RNG) -> Tensor {
+        precondition(count > 0 && !prompt.isEmpty, "sampleImages: need a prompt and at least one image")
+        return withoutGrad {
+            let wasTraining = isTraining
+            eval()
+            defer { train(wasTraining) }
+            let layers = config.decoder.layers
+            let cond = KVCache(layers: layers)
+            _ = extend(Array(repeating: prompt + [SpecialTokens.boi], count: count), cache: cond)
+            var uncond: KVCache? = nil
+            if options.cfgScale > 1 {
+                let u = KVCache(layers: layers)
+                _ = extend(Array(repeating: options.unconditionalPrompt + [SpecialTokens.boi], count: count), cache: u)
+                uncond = u
+            }
+            let denoiser: Denoiser = { [self] xt, t in
+                let c = span(xt, t: t, cache: cond, keep: false)
+                guard let uncond else { return c }
+                return guided(cond: c, uncond: span(xt, t: t, cache: uncond, keep: false), scale: options.cfgScale)
+            }
+            let shape = [count, config.latentChannels, config.latentSize, config.latentSize]
+            return options.makeSampler().sample(shape: shape, rng: rng, model: denoiser)
+        }
+    }
+
+    /// Decodes text after `prompt` with a KV cache; when the model emits BOI, samples an image
+    /// span (with guidance against `options.unconditionalPrompt`), caches the clean image at
+    /// t = 0, appends EOI and goes on. Stops at EOS or after `maxTokens` text tokens.
+    public func generate(prompt: [Int32], maxTokens: Int, text: SamplingOptions, images: ImageSamplingOptions,
+                         rng: RNG) -> [GeneratedSegment] {
+        precondition(!prompt.isEmpty, "generate: empty prompt")
+        return withoutGrad {
+            let wasTraining = isTraining
+            eval()
+            defer { train(wasTraining) }
+            let cache = KVCache(layers: config.decoder.layers)
+            var context = prompt, out: [GeneratedSegment] = [], pending: [Int32] = [], next = prompt
+            for _ in 0..<maxTokens {
+                let hidden = extend([next], cache: cache)
+                let logits = self.logits(hidden, rows: [next.count - 1])
+                let id = text.pick(logits.data, count: vocab, rng: rng)
+                pending.append(id)
+                context.append(id)
+                if id == SpecialTokens.eos { break }
+                if id == SpecialTokens.boi {
+                    out.append(.text(pending)); pending = []
+                    // The span is sampled with its own caches, then the clean image enters this one.
+                    let latents = sampleImages(prompt: Array(context.dropLast()), count: 1, options: images, rng: rng)
+                    out.append(.image(latents))
+                    _ = span(latents, t: [0], cache: cache, keep: true)
+                    context += [Int32](repeating: SpecialTokens.pad, count: config.patchesPerImage)
+                    context.append(SpecialTokens.eoi)
+                    pending.append(SpecialTokens.eoi)
+                    next = [SpecialTokens.eoi]
+                    continue
+                }
+                next = [id]
+            }
+            if !pending.isEmpty { out.append(.text(pending)) }
+            return out
+        }
+    }
+
+    /// Text after an image: `BOS BOI [clean latents at t = 0] EOI` then decoding until EOS (the
+    /// layout of image-first training pairs). Returns the generated ids without EOS.
+    public func caption(latents: Tensor, maxTokens: Int, options: SamplingOptions, rng: RNG) -> [Int32] {
+        precondition(latents.rank == 4 && latents.dim(0) == 1, "caption: latents must be (1, C, h, w)")
+        return withoutGrad {
+            let wasTraining = isTraining
+            eval()
+            defer { train(wasTraining) }
+            let cache = KVCache(layers: config.decoder.layers)
+            _ = extend([[SpecialTokens.bos, SpecialTokens.boi]], cache: cache)
+            _ = span(latents, t: [0], cache: cache, keep: true)
+            var next: [Int32] = [SpecialTokens.eoi], out: [Int32] = []
+            for _ in 0..<maxTokens {
+                let hidden = extend([next], cache: cache)
+                let id = options.pick(self.logits(hidden, rows: [0]).data, count: vocab, rng: rng)
+                if id == SpecialTokens.eos { break }
+                out.append(id)
+                next = [id]
+            }
+            return out
+        }
+    }
+}
