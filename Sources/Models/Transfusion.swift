@@ -28,15 +28,18 @@ public struct TransfusionConfig: Codable, Equatable, Sendable {
     public var patchifier: Patchifier
     /// Width of the U-Net blocks (unused by the linear patchifier).
     public var unetChannels: Int
+    /// Timesteps are multiplied by this before the sinusoidal embedding (1000 for flow times in
+    /// [0, 1], so they spread like the integer steps of a discrete schedule).
+    public var timestepScale: Float
 
     public init(vocab: Int, decoder: DecoderConfig, latentChannels: Int = 8, latentSize: Int = 8, patchSize: Int = 2,
-                patchifier: Patchifier = .linear, unetChannels: Int = 64) {
+                patchifier: Patchifier = .linear, unetChannels: Int = 64, timestepScale: Float = 1) {
         precondition(latentSize % patchSize == 0, "TransfusionConfig: latent size \(latentSize) is not a multiple of "
                      + "the patch size \(patchSize)")
         precondition(patchSize.nonzeroBitCount == 1, "TransfusionConfig: patch size \(patchSize) must be a power of 2")
         self.vocab = vocab; self.decoder = decoder; self.latentChannels = latentChannels
         self.latentSize = latentSize; self.patchSize = patchSize; self.patchifier = patchifier
-        self.unetChannels = unetChannels
+        self.unetChannels = unetChannels; self.timestepScale = timestepScale
     }
 
     /// Patches per side of an image span.
@@ -131,7 +134,7 @@ public final class Transfusion: Module {
                          + "\(config.latentSize), \(config.latentSize))")
             precondition(input.timesteps.count == n && input.spanStarts.count == n,
                          "Transfusion: \(n) images need \(n) timesteps and span starts")
-            let temb = timeEmbed(input.timesteps)                                        // (n, d)
+            let temb = timeEmbed(input.timesteps.map { $0 * config.timestepScale })      // (n, d)
             cond = temb
             let tokens: Tensor                                                           // (n·np, in)
             if let unet {

@@ -32,21 +32,7 @@ public final class LMTask: TrainingTask {
         let d = recipe.data
         world = ShapesWorld(seed: recipe.seed, imageSize: d.imageSize)
         heldOut = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: d.imageSize)
-        let tokURL = run.url.appendingPathComponent("tokenizer.json")
-        if let path = d.tokenizer {
-            tokenizer = try BPETokenizer.load(from: path)
-        } else if FileManager.default.fileExists(atPath: tokURL.path) {
-            tokenizer = try BPETokenizer.load(from: tokURL.path)
-        } else {
-            let w = world
-            let corpus = (0..<2000).flatMap { i -> [String] in
-                let e = w.example(i)
-                return [e.caption] + e.questions.map { $0.question + " " + $0.answer }
-            }
-            tokenizer = BPETokenizer.train(corpus: corpus, vocabSize: d.tokenizerVocab)
-            try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
-            try tokenizer.save(to: tokURL.path)
-        }
+        tokenizer = try Self.tokenizer(recipe: recipe, run: run, world: world)
         let config = try Presets.decoder(recipe.model)
         let vocab = recipe.model.vocabSize ?? tokenizer.vocabSize
         precondition(vocab >= tokenizer.vocabSize, "model.vocab_size \(vocab) is smaller than the tokenizer's \(tokenizer.vocabSize)")
@@ -59,6 +45,23 @@ public final class LMTask: TrainingTask {
         docsPerRow = max(1, Int(Double(d.seqLen) / avg))
         let attended = min(avg, Double(d.seqLen)) / 2
         flopsPerMicroBatch = lm.trainingFlops(tokens: recipe.train.batchSize * d.seqLen, attended: attended)
+    }
+
+    /// The recipe's tokenizer: `data.tokenizer` if given, else the run's tokenizer.json, else a
+    /// byte-level BPE trained on ShapesWorld text and saved into the run.
+    static func tokenizer(recipe: Recipe, run: RunDirectory, world: ShapesWorld) throws -> BPETokenizer {
+        let d = recipe.data
+        if let path = d.tokenizer { return try BPETokenizer.load(from: path) }
+        let tokURL = run.url.appendingPathComponent("tokenizer.json")
+        if FileManager.default.fileExists(atPath: tokURL.path) { return try BPETokenizer.load(from: tokURL.path) }
+        let corpus = (0..<2000).flatMap { i -> [String] in
+            let e = world.example(i)
+            return [e.caption] + e.questions.map { $0.question + " " + $0.answer }
+        }
+        let tokenizer = BPETokenizer.train(corpus: corpus, vocabSize: d.tokenizerVocab)
+        try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
+        try tokenizer.save(to: tokURL.path)
+        return tokenizer
     }
 
     /// One training document: the caption, then a question and its answer.

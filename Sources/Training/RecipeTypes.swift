@@ -7,6 +7,7 @@ public struct Recipe: Codable, Equatable, Sendable {
     public var name: String
     public var seed: UInt64
     public var model: ModelSection
+    public var diffusion: DiffusionSection
     public var data: DataSection
     public var optimizer: OptimizerSection
     public var train: TrainSection
@@ -27,10 +28,45 @@ public struct ModelSection: Codable, Equatable, Sendable {
     public var ropeBase: Float?
     public var vocabSize: Int?
     public var zLoss: Float
+    /// The image tokenizer checkpoint (a VAE for Transfusion, a VQ tokenizer for Chameleon).
+    public var imageTokenizer: String?
+    /// Latent pixels per patch side of an image span (Transfusion).
+    public var patchSize: Int
+    /// "linear" or "unet" (Transfusion's patch layers).
+    public var patchifier: String
+    public var unetChannels: Int
 
     enum CodingKeys: String, CodingKey {
         case kind, preset, dim, layers, heads, zLoss = "z_loss", qkNorm = "qk_norm", ropeBase = "rope_base"
-        case mlpHidden = "mlp_hidden", vocabSize = "vocab_size"
+        case mlpHidden = "mlp_hidden", vocabSize = "vocab_size", imageTokenizer = "image_tokenizer"
+        case patchSize = "patch_size", patchifier, unetChannels = "unet_channels"
+    }
+}
+
+/// Transfusion's diffusion objective, data mixture and image sampling.
+public struct DiffusionSection: Codable, Equatable, Sendable {
+    public var schedule: String        // "cosine" or "linear" (discrete, `steps` long)
+    public var steps: Int
+    public var target: String          // "eps", "v" or "flow"
+    /// λ in L = L_LM + λ·L_diffusion (paper: 5).
+    public var lossWeight: Float
+    /// Fraction of image–caption pairs laid out image first (captioning); the rest caption first.
+    public var imageFirst: Float
+    /// The largest timestep of image-first pairs (paper: 500 of 1000).
+    public var imageFirstMaxT: Int
+    /// Probability of dropping a caption-first pair's caption (for classifier-free guidance).
+    public var captionDropout: Float
+    /// Make image spans causal instead of bidirectional (the paper's ablation).
+    public var causalSpans: Bool
+    public var sampler: String         // "ddpm", "ddim" or "euler"
+    public var sampleSteps: Int
+    /// Classifier-free guidance scale for samples (≤ 1: none).
+    public var cfg: Float
+
+    enum CodingKeys: String, CodingKey {
+        case schedule, steps, target, sampler, cfg
+        case lossWeight = "loss_weight", imageFirst = "image_first", imageFirstMaxT = "image_first_max_t"
+        case captionDropout = "caption_dropout", causalSpans = "causal_spans", sampleSteps = "sample_steps"
     }
 }
 
@@ -43,9 +79,12 @@ public struct DataSection: Codable, Equatable, Sendable {
     public var tokenizer: String?
     public var tokenizerVocab: Int
     public var seqLen: Int
+    /// Distinct training examples, cycled (0: a new example every time). A finite pool lets
+    /// image tasks encode each image once and reuse its latents.
+    public var pool: Int
 
     enum CodingKeys: String, CodingKey {
-        case source, path, tokenizer
+        case source, path, tokenizer, pool
         case imageSize = "image_size", tokenizerVocab = "tokenizer_vocab", seqLen = "seq_len"
     }
 }

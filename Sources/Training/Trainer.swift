@@ -9,7 +9,7 @@ import Tensors
 /// One micro-batch's loss and what it covered.
 public struct LossResult {
     public var total: Tensor
-    /// Named components (e.g. "loss_text", "loss_image"), already weighted as in `total`.
+    /// Named components (e.g. "loss_text", "loss_image"), unweighted: `total` combines them.
     public var parts: [String: Float]
     public var tokens: Int
     public var examples: Int

@@ -1,0 +1,243 @@
+// The Transfusion task: ShapesWorld image–caption pairs as mixed sequences (caption first for
+// text-to-image, image first for captioning), images encoded once by a frozen VAE, noised per span,
+// packed into rows; loss = LM cross-entropy + λ·diffusion MSE. Samples are PNG grids of images
+// for the recipe's prompts and captions of held-out images. Not the model (Models/Transfusion).
+import Data
+import Diffusion
+import Foundation
+import Media
+import Models
+import NN
+import Tensors
+import Text
+
+public final class TransfusionTask: TrainingTask {
+    public let transfusion: Transfusion
+    public let vae: ImageVAE
+    public let tokenizer: BPETokenizer
+    public let diffusion: GaussianDiffusion
+    public var model: Module { transfusion }
+    public let flopsPerMicroBatch: Double
+    let recipe: Recipe
+    let world: ShapesWorld
+    let heldOut: ShapesWorld
+    let docsPerRow: Int
+    /// Latents (C·h·w values) of training examples by pool index, encoded on first use.
+    var latentCache: [Int: [Float]] = [:]
+
+    /// What `fusion sample` / `caption` / `generate` need to rebuild the model from a run.
+    public struct Config: Codable {
+        public var kind = "transfusion"
+        public var model: TransfusionConfig
+        /// The BPE tokenizer as JSON.
+        public var tokenizer: String
+        /// The VAE checkpoint, relative to the run folder.
+        public var vae: String
+        public var diffusion: DiffusionSection
+        public var imageSize: Int
+    }
+
+    public init(recipe: Recipe, run: RunDirectory) throws {
+        self.recipe = recipe
+        let d = recipe.data
+        guard d.source == "shapes" else {
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
+                                           message: "the transfusion task trains on 'shapes' in this build")
+        }
+        world = ShapesWorld(seed: recipe.seed, imageSize: d.imageSize)
+        heldOut = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: d.imageSize)
+        try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
+        tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, world: world)
+        vae = try Self.copyVAE(recipe: recipe, run: run)
+        diffusion = try Self.diffusion(recipe.diffusion)
+
+        let latent = vae.latentShape(height: d.imageSize, width: d.imageSize)      // [C, h, w]
+        guard latent[1] == latent[2] else { throw RunError.io(recipe.model.imageTokenizer ?? "", "latents must be square") }
+        guard let patchifier = TransfusionConfig.Patchifier(rawValue: recipe.model.patchifier),
+              latent[1] % recipe.model.patchSize == 0 else {
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "model.patch_size",
+                                           message: "\(recipe.model.patchSize) does not divide the \(latent[1])×\(latent[2]) latent grid")
+        }
+        let config = TransfusionConfig(
+            vocab: recipe.model.vocabSize ?? tokenizer.vocabSize, decoder: try Presets.decoder(recipe.model),
+            latentChannels: latent[0], latentSize: latent[1], patchSize: recipe.model.patchSize, patchifier: patchifier,
+            unetChannels: recipe.model.unetChannels, timestepScale: diffusion.target == .flow ? 1000 : 1)
+        let rng = RNG(seed: recipe.seed).split(0xB0D1)
+        transfusion = Transfusion(config, rng: rng)
+        transfusion.initialise(rng: rng)
+
+        let w = world, tok = tokenizer
+        let avg = Double((0..<64).map { Self.captionFirst(w.example($0), tok, patches: config.patchesPerImage).count }
+            .reduce(0, +)) / 64
+        docsPerRow = max(1, Int(Double(d.seqLen) / avg))
+        let images = recipe.train.batchSize * docsPerRow
+        let textRows = Int(Double(images) * (avg - Double(config.patchesPerImage) - 2))
+        flopsPerMicroBatch = transfusion.trainingFlops(tokens: recipe.train.batchSize * d.seqLen, attended: avg / 2,
+                                                       textRows: textRows, images: images)
+    }
+
+    /// Copies the recipe's VAE into the run (so a run is self-contained) and loads it.
+    static func copyVAE(recipe: Recipe, run: RunDirectory) throws -> ImageVAE {
+        let local = run.url.appendingPathComponent("vae.safetensors")
+        if !FileManager.default.fileExists(atPath: local.path) {
+            guard let path = recipe.model.imageTokenizer else {
+                throw RecipeError.missingKey(.init(file: "recipe '\(recipe.name)'"), path: "model.image_tokenizer",
+                                             hint: "name a VAE checkpoint, e.g. 'image_tokenizer: checkpoints/vae-shapes.safetensors'")
+            }
+            _ = try ImageVAE.load(from: path)                           // fail before copying a bad file
+            try FileManager.default.copyItem(atPath: path, toPath: local.path)
+        }
+        return try ImageVAE.load(from: local.path)
+    }
+
+    /// The diffusion process a recipe's `diffusion:` section names.
+    public static func diffusion(_ s: DiffusionSection) throws -> GaussianDiffusion {
+        if s.target == "flow" { return GaussianDiffusion(flow: FlowSchedule(steps: s.steps)) }
+        let schedule: NoiseSchedule = s.schedule == "linear" ? .linear(steps: s.steps) : .cosine(steps: s.steps)
+        return GaussianDiffusion(schedule: schedule, target: s.target == "v" ? .v : .eps)
+    }
+
+    // MARK: - Documents and batches
+
+    static func captionFirst(_ e: ShapesExample, _ tok: BPETokenizer, patches: Int) -> MixedSequence {
+        MixedSequence(segments: [.text(tok.encode(e.caption)), .image(patches: patches)])
+    }
+
+    /// One packed micro-batch: the model input, LM targets and diffusion targets.
+    struct Batch {
+        var input: TransfusionInput
+        var targets: Tensor
+        var imageTargets: Tensor
+        var tokens: Int
+        var examples: Int
+    }
+
+    /// Latents (n, C, h, w) of examples `indices` of `world`, through the cache for the training pool.
+    func latents(_ world: ShapesWorld, _ indices: [Int], cached: Bool) -> Tensor {
+        let c = transfusion.config, per = c.latentChannels * c.latentSize * c.latentSize
+        let missing = Array(Set(indices.filter { !cached || latentCache[$0] == nil })).sorted()
+        var fresh: [Int: [Float]] = [:]
+        for lo in stride(from: 0, to: missing.count, by: 64) {
+            let chunk = Array(missing[lo..<min(lo + 64, missing.count)])
+            let images = imageBatch(chunk.map { i in
+                Image(width: world.imageSize, height: world.imageSize, channels: 3, pixels: world.example(i).pixels)
+            })
+            let z = withoutGrad { vae.encode(images) }.scalars
+            for (k, i) in chunk.enumerated() { fresh[i] = Array(z[(k * per)..<((k + 1) * per)]) }
+        }
+        if cached { latentCache.merge(fresh) { $1 } }
+        let values = indices.flatMap { cached ? latentCache[$0]! : fresh[$0]! }
+        return Tensor(values, shape: [indices.count, c.latentChannels, c.latentSize, c.latentSize])
+    }
+
+    /// Rows `firstRow ..< firstRow + rows` of `world`: each document is one example laid out
+    /// caption first (its caption dropped with probability `caption_dropout`) or image first
+    /// (probability `image_first`, timestep capped at `image_first_max_t`).
+    func batch(_ world: ShapesWorld, firstRow: Int, rows: Int, rng: RNG, training: Bool) throws -> Batch {
+        let d = recipe.diffusion, t = recipe.data.seqLen, c = transfusion.config
+        let np = c.patchesPerImage
+        var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = []
+        var docs: [[Int32]] = [], spans: [[Int32]] = [], starts: [Int] = []
+        var sources: [Int] = [], steps: [Float] = []
+        var tokens = 0
+        for r in 0..<rows {
+            var seqs: [MixedSequence] = [], used = 0
+            for k in 0..<docsPerRow {
+                var index = (firstRow + r) * docsPerRow + k
+                if training && recipe.data.pool > 0 { index %= recipe.data.pool }
+                let e = world.example(index)
+                let imageFirst = rng.nextFloat() < d.imageFirst
+                let dropCaption = !imageFirst && rng.nextFloat() < d.captionDropout
+                let caption = dropCaption ? [] : tokenizer.encode(e.caption)
+                let segments: [Segment] = imageFirst ? [.image(patches: np), .text(caption)]
+                    : (caption.isEmpty ? [.image(patches: np)] : [.text(caption), .image(patches: np)])
+                let s = MixedSequence(segments: segments)
+                if used + s.count > t { break }
+                seqs.append(s); used += s.count
+                sources.append(index)
+                steps += diffusion.sampleTimesteps(n: 1, rng: rng, maxT: imageFirst ? d.imageFirstMaxT : nil)
+            }
+            precondition(!seqs.isEmpty, "data.seq_len \(t) is shorter than one example")
+            let row = try pack(seqs, length: t)
+            ids += row.tokens; targets += row.targets; positions += row.positions
+            docs.append(row.documentIDs); spans.append(row.spanIDs)
+            starts += row.spans.map { r * t + $0.start }
+            tokens += row.targets.lazy.filter { $0 >= 0 }.count + row.spans.count * np
+        }
+        let mask = try AttentionMask(documents: docs, spans: spans, causalSpans: d.causalSpans)
+        let x0 = latents(world, sources, cached: training && recipe.data.pool > 0)
+        let noise = rng.normal(x0.shape)
+        let input = TransfusionInput(ids: Tensor(ints: ids, shape: [rows, t]), positions: Tensor(ints: positions),
+                                     mask: mask, latents: diffusion.qSample(x0: x0, t: steps, noise: noise),
+                                     timesteps: steps, spanStarts: starts)
+        return Batch(input: input, targets: Tensor(ints: targets),
+                     imageTargets: diffusion.trainingTarget(x0: x0, noise: noise, t: steps),
+                     tokens: tokens, examples: sources.count)
+    }
+
+    public func loss(microBatch index: Int, rng: RNG) throws -> LossResult {
+        let b = recipe.train.batchSize
+        let x = try batch(world, firstRow: index * b, rows: b, rng: rng, training: true)
+        let l = transfusion.loss(x.input, targets: x.targets, imageTargets: x.imageTargets,
+                                 imageWeight: recipe.diffusion.lossWeight, zLoss: recipe.model.zLoss)
+        return LossResult(total: l.total, parts: ["loss_text": l.text.item, "loss_image": l.image.item],
+                          tokens: x.tokens, examples: x.examples)
+    }
+
+    public func checkpointConfig() throws -> Foundation.Data {
+        let tok = String(decoding: try JSONEncoder().encode(tokenizer), as: UTF8.self)
+        let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try enc.encode(Config(model: transfusion.config, tokenizer: tok, vae: "vae.safetensors",
+                                     diffusion: recipe.diffusion, imageSize: recipe.data.imageSize))
+    }
+
+    /// Held-out losses (text, image and total) over `eval.batches` batches drawn with fixed
+    /// randomness, so evaluations at different steps are comparable.
+    public func evaluate(step: Int, rng: RNG) throws -> [String: Double] {
+        var text = 0.0, image = 0.0
+        let n = max(recipe.eval.batches, 1)
+        for i in 0..<n {
+            let x = try batch(heldOut, firstRow: i * recipe.train.batchSize, rows: recipe.train.batchSize,
+                              rng: RNG(seed: 0xE7A1).split(UInt64(i)), training: false)
+            let l = transfusion.loss(x.input, targets: x.targets, imageTargets: x.imageTargets,
+                                     imageWeight: recipe.diffusion.lossWeight)
+            text += Double(l.text.item); image += Double(l.image.item)
+        }
+        text /= Double(n); image /= Double(n)
+        return ["loss": text + Double(recipe.diffusion.lossWeight) * image, "loss_text": text, "loss_image": image]
+    }
+
+    /// The image-sampling settings of the recipe.
+    public var imageOptions: ImageSamplingOptions {
+        let d = recipe.diffusion
+        return ImageSamplingOptions(diffusion: diffusion, sampler: SpanSampler(rawValue: d.sampler) ?? .ddim,
+                                    steps: d.sampleSteps, cfgScale: d.cfg)
+    }
+
+    /// samples/step-N.png: four images for each prompt (rows), and step-N.txt: captions of
+    /// held-out images next to their true captions.
+    public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? {
+        let prompts = recipe.sample.prompts.isEmpty ? (0..<4).map { heldOut.example($0).caption } : recipe.sample.prompts
+        var cells: [Image] = []
+        for (i, p) in prompts.enumerated() {
+            let z = transfusion.sampleImages(prompt: [SpecialTokens.bos] + tokenizer.encode(p), count: 4,
+                                             options: imageOptions, rng: rng.split(UInt64(i)))
+            let images = withoutGrad { vae.decode(z) }
+            cells += (0..<4).map { Image(chw: images.slice(axis: 0, $0..<($0 + 1))) }
+        }
+        try PNG.write(Image.grid(cells, columns: 4, padding: 2, background: 1),
+                      to: dir.appendingPathComponent(String(format: "step-%08d.png", step)).path)
+        var lines: [String] = []
+        for i in 0..<4 {
+            let e = heldOut.example(i)
+            let z = latents(heldOut, [i], cached: false)
+            let ids = transfusion.caption(latents: z, maxTokens: recipe.sample.maxTokens,
+                                          options: SamplingOptions(temperature: 0), rng: rng)
+            lines.append("\(tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) }))\t(truth: \(e.caption))")
+        }
+        let url = dir.appendingPathComponent(String(format: "step-%08d.txt", step))
+        try atomicWrite(Foundation.Data(("prompts: " + prompts.joined(separator: " | ") + "\n" + lines.joined(separator: "\n")
+                                         + "\n").utf8), to: url)
+        return "sample @\(step): \(lines[0])"
+    }
+}
