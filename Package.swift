@@ -47,7 +47,7 @@ let package = Package(
         .executableTarget(
             name: "fusion",
             dependencies: [
-                "Tensors", "NN", "Media", "Text", "Data", "Training",
+                "Tensors", "NN", "Media", "Text", "Data", "Models", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast),

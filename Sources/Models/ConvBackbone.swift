@@ -134,3 +134,44 @@ public final class ConvDecoder: Module {
         return depthToSpace(convOut(normOut(h).silu()), patchSize)   // (N, C, H, W)
     }
 }
+
+// MARK: - FLOPs
+
+/// Multiply-adds ×2 of a convolution producing `pixels` output positions.
+func convFlops(_ conv: Conv2d, pixels: Int) -> Double {
+    2 * Double(conv.weight.count) * Double(pixels)
+}
+
+/// The convolutions of a ResBlock at `pixels` positions (norms and activations are not counted).
+func resBlockFlops(_ block: ResBlock, pixels: Int) -> Double {
+    convFlops(block.conv1, pixels: pixels) + convFlops(block.conv2, pixels: pixels)
+        + (block.skip.map { convFlops($0, pixels: pixels) } ?? 0)
+}
+
+extension ConvEncoder {
+    /// Forward FLOPs of one H×W image (convolutions only).
+    public func forwardFlops(height: Int, width: Int) -> Double {
+        var pixels = (height / patchSize) * (width / patchSize)
+        var total = convFlops(convIn, pixels: pixels)
+        for block in down {
+            total += resBlockFlops(block.res, pixels: pixels)
+            pixels /= 4
+            total += block.down.map { convFlops($0, pixels: pixels) } ?? 0
+        }
+        return total + resBlockFlops(last, pixels: pixels) + resBlockFlops(mid, pixels: pixels)
+            + convFlops(convOut, pixels: pixels)
+    }
+}
+
+extension ConvDecoder {
+    /// Forward FLOPs of decoding to one H×W image (convolutions only).
+    public func forwardFlops(height: Int, width: Int) -> Double {
+        var pixels = (height / patchSize) * (width / patchSize) >> (2 * ups.count)
+        var total = convFlops(convIn, pixels: pixels) + resBlockFlops(mid, pixels: pixels)
+        for (j, block) in blocks.enumerated() {
+            total += resBlockFlops(block, pixels: pixels)
+            if j < ups.count { pixels *= 4; total += convFlops(ups[j].conv, pixels: pixels) }
+        }
+        return total + convFlops(convOut, pixels: pixels)
+    }
+}

@@ -322,6 +322,9 @@ enum RecipeYAML {
             case .strings:
                 let items = value as? [String] ?? []
                 return items.isEmpty ? [head + " []"] : [head] + items.map { "\(indent)  - \(quoted($0))" }
+            case .ints:
+                let items = (value as? [Any] ?? []).map { (($0 as? NSNumber)?.intValue ?? 0).description }
+                return [head + " [" + items.joined(separator: ", ") + "]"]
             case .float:
                 return [head + " " + (number(value).map { Float($0).description } ?? "\(value)")]
             case .bool:

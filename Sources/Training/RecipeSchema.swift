@@ -11,6 +11,8 @@ enum RecipeSchema {
         case choice([String])
         /// A list of strings, e.g. `[a red circle, a blue square]`.
         case strings
+        /// A list of integers, e.g. `[1, 2, 2]`.
+        case ints
         /// A nested mapping of keys.
         case section([Key])
     }
@@ -41,6 +43,7 @@ enum RecipeSchema {
     /// A validated value, ready to become JSON for the Codable recipe structs.
     enum Value: Equatable {
         case int(Int), float(Double), bool(Bool), string(String), strings([String])
+        case ints([Int])
         case section([String: Value])
     }
 }
@@ -126,6 +129,7 @@ extension RecipeSchema {
             .key("top_k", .int, 0, .nonNegative),
             .key("max_tokens", .int, 64, .positive),
         ]),
+        .section("tokenizer", tokenizer),  // RecipeTokenizer.swift
     ]
 }
 
@@ -148,6 +152,7 @@ extension RecipeSchema {
             throw RecipeError.missingKey(
                 at, path: "data.path", hint: "needed when 'data.source' is folder: add 'path: DIR' under 'data:'")
         }
+        try checkTokenizerRules(values, root)
     }
 
     /// `node` is the section's mapping (nil or null when absent); `at` is where missing keys are reported.
@@ -190,6 +195,12 @@ extension RecipeSchema {
         {
             throw RecipeError.invalidValue(node.at, path: path, message: "must be \(bounds), got \(text)")
         }
+        if let bounds = key.bounds, case .ints(let numbers) = value, case .list(let items) = node.content,
+            let bad = numbers.indices.first(where: { !bounds.contains(Double(numbers[$0])) })
+        {
+            throw RecipeError.invalidValue(
+                items[bad].at, path: "\(path)[\(bad)]", message: "must be \(bounds), got \(numbers[bad])")
+        }
         return value
     }
 
@@ -228,6 +239,16 @@ extension RecipeSchema {
                         item.at, path: "\(path)[\(index)]", expected: "a string", got: item.summary)
                 }
                 return text
+            })
+        case (.ints, .list(let items)):
+            return .ints(try items.enumerated().map { index, item in
+                guard case .scalar(let text, plain: true) = item.content,
+                    let int = Int(text.replacingOccurrences(of: "_", with: ""))
+                else {
+                    throw RecipeError.wrongType(
+                        item.at, path: "\(path)[\(index)]", expected: "an integer", got: item.summary)
+                }
+                return int
             })
         default:
             throw wrongType
@@ -336,6 +357,7 @@ extension RecipeSchema.ValueType {
         case .string: "a string"
         case .choice(let options): "one of " + options.joined(separator: ", ")
         case .strings: "a list of strings, e.g. [a, b]"
+        case .ints: "a list of integers, e.g. [1, 2, 2]"
         case .section: "a section of keys"
         }
     }
@@ -349,6 +371,7 @@ extension RecipeSchema.ValueType {
         case .string: "<text>"
         case .choice(let options): options[0]
         case .strings: "[]"
+        case .ints: "[1, 2]"
         case .section: "{}"
         }
     }
@@ -398,6 +421,7 @@ extension RecipeSchema.Value: ExpressibleByIntegerLiteral, ExpressibleByFloatLit
         case .bool(let bool): bool
         case .string(let string): string
         case .strings(let strings): strings
+        case .ints(let ints): ints
         case .section(let values): values.mapValues(\.json)
         }
     }

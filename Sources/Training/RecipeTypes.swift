@@ -13,6 +13,8 @@ public struct Recipe: Codable, Equatable, Sendable {
     public var train: TrainSection
     public var eval: EvalSection
     public var sample: SampleSection
+    /// The image tokenizer's architecture and loss (model.kind vae or vq; RecipeTokenizer.swift).
+    public var tokenizer = TokenizerSection()
 }
 
 public struct ModelSection: Codable, Equatable, Sendable {

@@ -33,11 +33,14 @@ public protocol TrainingTask: AnyObject {
     func evaluate(step: Int, rng: RNG) throws -> [String: Double]
     /// Writes samples (PNG grids, text) into `dir`; returns a one-line summary or nil.
     func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String?
+    /// Called after each checkpoint is written (e.g. to export a usable model file into the run).
+    func didSaveCheckpoint(step: Int, run: RunDirectory) throws
 }
 
 extension TrainingTask {
     public func evaluate(step: Int, rng: RNG) throws -> [String: Double] { [:] }
     public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? { nil }
+    public func didSaveCheckpoint(step: Int, run: RunDirectory) throws {}
 }
 
 /// Set by SIGINT/SIGTERM; the loop finishes its step, checkpoints and returns.
@@ -201,6 +204,7 @@ public final class Trainer {
                               state: state, config: try task.checkpointConfig())
         try ckpt.write(to: run.checkpointURL(step: state.step))
         run.prune(keep: recipe.train.keepCheckpoints)
+        try task.didSaveCheckpoint(step: state.step, run: run)
     }
 
     /// The newest checkpoint that loads; a corrupt newest one falls back to the one before.

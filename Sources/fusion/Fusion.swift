@@ -10,5 +10,5 @@ struct Fusion: ParsableCommand {
             Start with:  fusion train recipes/quickstart.yaml
             Every subcommand has --help with a working example.
             """,
-        subcommands: [Train.self, DataCommand.self])
+        subcommands: [Train.self, DataCommand.self, VAECommand.self, VQCommand.self])
 }

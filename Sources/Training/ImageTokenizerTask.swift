@@ -1,0 +1,145 @@
+// The image tokenizer task (model.kind vae or vq): trains an ImageVAE or a VQTokenizer on
+// ShapesWorld (or a folder's images), evaluates held-out PSNR and code usage, writes grids of
+// originals over reconstructions, and exports runs/<name>/tokenizer.safetensors at each checkpoint.
+// Not the models (Models/) nor the recipe section (RecipeTokenizer.swift).
+import Data
+import Foundation
+import Media
+import Models
+import NN
+import Tensors
+
+/// Trains the image tokenizer a recipe describes.
+///
+/// Micro-batch i holds images i·B ..< (i+1)·B of the training stream (ShapesWorld with the recipe
+/// seed, or the folder's training images in a fixed shuffled order, cycled), so a run and its
+/// resume see the same data. Held-out images are `eval.batches · train.batch_size` images from a
+/// ShapesWorld with another seed (or the folder's last images, at most a tenth of them).
+///
+/// ```sh
+/// fusion train recipes/vae-shapes.yaml     # → runs/vae-shapes/tokenizer.safetensors
+/// ```
+public final class ImageTokenizerTask: TrainingTask {
+    /// The ImageVAE or VQTokenizer being trained.
+    public let tokenizer: any ImageTokenizer
+    public var model: Module { tokenizer }
+    public let flopsPerMicroBatch: Double
+    /// Held-out images (N, C, H, W) in [-1, 1].
+    public let heldOut: Tensor
+    let recipe: Recipe
+    let trainImage: (Int) -> Image
+    let sampleImages: [Image]
+
+    /// What `checkpointConfig` writes: the kind and the model config.
+    struct Config<C: Codable>: Codable {
+        var kind: String
+        var config: C
+    }
+
+    /// The file name of the exported tokenizer inside the run folder.
+    public static let fileName = "tokenizer.safetensors"
+
+    public init(recipe: Recipe) throws {
+        self.recipe = recipe
+        let d = recipe.data, size = d.imageSize
+        let evalCount = max(recipe.eval.batches, 1) * recipe.train.batchSize
+        var held: [Image]
+        switch d.source {
+        case "folder":
+            guard let path = d.path else { throw RunError.io("data.path", "a folder source needs data.path") }
+            let folder = try FolderDataset(folder: path, imageSize: size)
+            let all = try folder.imagePairs.map { try folder.image(named: $0.fileName) }
+            guard all.count >= 2 else {
+                throw RunError.io(path, "a tokenizer needs at least 2 images (found \(all.count) .png rows)")
+            }
+            let heldCount = min(evalCount, max(1, all.count / 10))
+            let train = Array(all.dropLast(heldCount))
+            held = Array(all.suffix(heldCount))
+            var order = Array(train.indices), rng = SplitMix64(seed: recipe.seed, stream: 0x7015, index: 0)
+            rng.shuffle(&order)
+            trainImage = { train[order[$0 % order.count]] }
+        case "shapes":
+            guard size >= 24 else { throw RunError.io("data.image_size", "ShapesWorld images need at least 24 pixels a side, got \(size)") }
+            let world = ShapesWorld(seed: recipe.seed, imageSize: size)
+            let test = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: size)
+            func image(_ w: ShapesWorld, _ i: Int) -> Image {
+                Image(width: size, height: size, channels: 3, pixels: w.scene(i).render(imageSize: size))
+            }
+            trainImage = { image(world, $0) }
+            held = (0..<evalCount).map { image(test, $0) }
+        default:
+            throw RunError.io("data.source", "model.kind \(recipe.model.kind) trains on images: use data.source shapes or folder")
+        }
+        heldOut = imageBatch(held)
+        sampleImages = Array(held.prefix(16))
+
+        let t = recipe.tokenizer
+        guard size % t.downsample == 0 else {
+            throw RunError.io("data.image_size", "\(size) is not a multiple of tokenizer.downsample \(t.downsample)")
+        }
+        let rng = RNG(seed: recipe.seed).split(0x70CE)
+        switch recipe.model.kind {
+        case "vae": tokenizer = ImageVAE(t.vaeConfig(), rng: rng)
+        case "vq": tokenizer = VQTokenizer(t.vqConfig(), rng: rng)
+        default: preconditionFailure("ImageTokenizerTask: model.kind \(recipe.model.kind) is not a tokenizer")
+        }
+        flopsPerMicroBatch = 3 * Double(recipe.train.batchSize) * tokenizer.forwardFlops(height: size, width: size)
+    }
+
+    /// Latent (or code) positions per image: what `LossResult.tokens` counts.
+    var positionsPerImage: Int {
+        let f = recipe.tokenizer.downsample, s = recipe.data.imageSize
+        return (s / f) * (s / f)
+    }
+
+    /// Training images i·B ..< (i+1)·B as (B, C, H, W).
+    func batch(_ index: Int) -> Tensor {
+        let b = recipe.train.batchSize
+        return imageBatch((0..<b).map { trainImage(index * b + $0) })
+    }
+
+    public func loss(microBatch index: Int, rng: RNG) throws -> LossResult {
+        let (total, parts) = tokenizer.trainingLoss(batch(index), rng: rng)
+        let b = recipe.train.batchSize
+        return LossResult(total: total, parts: Dictionary(uniqueKeysWithValues: parts), tokens: b * positionsPerImage,
+                          examples: b)
+    }
+
+    public func checkpointConfig() throws -> Foundation.Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        if let vae = tokenizer as? ImageVAE { return try enc.encode(Config(kind: "vae", config: vae.config)) }
+        return try enc.encode(Config(kind: "vq", config: (tokenizer as! VQTokenizer).config))
+    }
+
+    /// Held-out psnr and psnr_pooled (dB); for VQ also code_usage (%) and perplexity.
+    public func evaluate(step: Int, rng: RNG) throws -> [String: Double] {
+        evaluateImageTokenizer(tokenizer, heldOut: heldOut).metrics
+    }
+
+    /// samples/step-N.png: 16 held-out images, rows of originals over their reconstructions.
+    public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? {
+        let url = dir.appendingPathComponent(String(format: "step-%08d.png", step))
+        try PNG.write(reconstructionGrid(tokenizer, images: sampleImages), to: url.path)
+        return "samples @\(step): \(url.path)"
+    }
+
+    /// Exports runs/<name>/tokenizer.safetensors, a VAE with its latent scale calibrated first.
+    public func didSaveCheckpoint(step: Int, run: RunDirectory) throws {
+        try exportTokenizer(to: run.url.appendingPathComponent(Self.fileName).path, step: step)
+    }
+
+    /// Writes the tokenizer (weights + JSON config) to `path`. A VAE's latent scale is set first
+    /// from 256 training images (posterior means), so its latents have unit variance.
+    public func exportTokenizer(to path: String, step: Int) throws {
+        if let vae = tokenizer as? ImageVAE {
+            let wasTraining = vae.isTraining
+            vae.eval()
+            defer { vae.train(wasTraining) }
+            let b = recipe.train.batchSize
+            let images = (0..<max(1, 256 / b)).map { batch($0) }            // (B, C, H, W) each
+            vae.calibrateLatentScale(concat(images, axis: 0))
+        }
+        try tokenizer.save(to: path, metadata: ["step": String(step), "recipe": recipe.name])
+    }
+}

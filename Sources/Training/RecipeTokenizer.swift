@@ -1,0 +1,132 @@
+// The recipe's `tokenizer:` section: architecture and loss of an image tokenizer (model.kind vae
+// or vq): its keys for the schema table, the rules between them, the typed struct and the model
+// configs it becomes. Not the training task (ImageTokenizerTask.swift) nor the models (Models/).
+import Foundation
+import Models
+
+/// The `tokenizer:` section. VAE keys: latent_channels, kl_weight; VQ keys: codebook_size,
+/// code_dim, commitment_weight, ema, ema_decay, restart_after_steps; the rest is shared.
+///
+/// ```yaml
+/// model: {kind: vae}
+/// tokenizer:
+///   channels: 64
+///   channel_multipliers: [1, 2]
+///   patch_size: 2          # 32×32 images: the encoder works at 16×16 then 8×8
+///   downsample: 4          # 8×8 latents
+///   latent_channels: 8
+///   reconstruction: mse
+/// ```
+public struct TokenizerSection: Codable, Equatable, Sendable {
+    /// Width of the first level (level i: channels · channel_multipliers[i]).
+    public var channels = 64
+    /// One multiplier per level, log2(downsample / patch_size) + 1 of them; nil: [1, 2, 2, …].
+    public var channelMultipliers: [Int]?
+    /// f: an H×W image becomes an H/f × W/f latent or code grid (a power of two).
+    public var downsample = 4
+    /// p ≤ f: pixels folded into channels before the first conv (1: full-resolution convs).
+    public var patchSize = 1
+    public var latentChannels = 8
+    public var klWeight: Float = 1e-6
+    /// GroupNorm groups (must divide every width).
+    public var groups = 8
+    /// A `ReconstructionLoss` name: "l1" or "mse".
+    public var reconstruction = "mse"
+    public var codebookSize = 512
+    public var codeDim = 8
+    public var commitmentWeight: Float = 0.25
+    /// Codebook updated by exponential moving averages instead of the codebook loss.
+    public var ema = true
+    public var emaDecay: Float = 0.99
+    /// Codes idle for this many steps are restarted from encoder outputs (0: never).
+    public var restartAfterSteps = 32
+
+    enum CodingKeys: String, CodingKey {
+        case channels, downsample, groups, reconstruction, ema
+        case channelMultipliers = "channel_multipliers", patchSize = "patch_size", latentChannels = "latent_channels"
+        case klWeight = "kl_weight", codebookSize = "codebook_size", codeDim = "code_dim"
+        case commitmentWeight = "commitment_weight", emaDecay = "ema_decay", restartAfterSteps = "restart_after_steps"
+    }
+
+    /// The schema's defaults.
+    public init() {}
+
+    /// The pixel loss (the schema only lets known names through).
+    public var reconstructionLoss: ReconstructionLoss { ReconstructionLoss(rawValue: reconstruction) ?? .mse }
+
+    /// The ImageVAE this section describes for images of `imageChannels` channels (latent scale 1
+    /// until calibrated).
+    public func vaeConfig(imageChannels: Int = 3) -> ImageVAE.Config {
+        ImageVAE.Config(channels: channels, channelMultipliers: channelMultipliers, patchSize: patchSize,
+                        latentChannels: latentChannels, downsample: downsample, groups: groups, klWeight: klWeight,
+                        reconstruction: reconstructionLoss, imageChannels: imageChannels)
+    }
+
+    /// The VQTokenizer this section describes.
+    public func vqConfig(imageChannels: Int = 3) -> VQTokenizer.Config {
+        VQTokenizer.Config(channels: channels, channelMultipliers: channelMultipliers, patchSize: patchSize,
+                           downsample: downsample, groups: groups, codebookSize: codebookSize, codeDim: codeDim,
+                           commitmentWeight: commitmentWeight, ema: ema, emaDecay: emaDecay,
+                           restartAfterSteps: restartAfterSteps, reconstruction: reconstructionLoss,
+                           imageChannels: imageChannels)
+    }
+
+    /// The resolution levels of the backbone: log2(downsample / patch_size) + 1.
+    public var levels: Int { (downsample / max(patchSize, 1)).trailingZeroBitCount + 1 }
+}
+
+// MARK: - Schema
+
+extension RecipeSchema {
+    /// The keys of `tokenizer:`; defaults must equal `TokenizerSection()`'s.
+    static let tokenizer: [Key] = [
+        .key("channels", .int, 64, .positive),
+        .optional("channel_multipliers", .ints, .positive),
+        .key("downsample", .int, 4, .positive),
+        .key("patch_size", .int, 1, .positive),
+        .key("latent_channels", .int, 8, .positive),
+        .key("kl_weight", .float, 1e-6, .nonNegative),
+        .key("groups", .int, 8, .positive),
+        .key("reconstruction", .choice(ReconstructionLoss.allCases.map(\.rawValue)), "mse"),
+        .key("codebook_size", .int, 512, .positive),
+        .key("code_dim", .int, 8, .positive),
+        .key("commitment_weight", .float, 0.25, .nonNegative),
+        .key("ema", .bool, .bool(true)),
+        .key("ema_decay", .float, 0.99, .openFraction),
+        .key("restart_after_steps", .int, 32, .nonNegative),
+    ]
+
+    /// Rules between tokenizer keys that would otherwise stop the model's constructor: powers of
+    /// two, one channel multiplier per level, widths that split into the GroupNorm groups.
+    static func checkTokenizerRules(_ values: [String: Value], _ root: RecipeNode) throws {
+        guard case .section(let t) = values["tokenizer"], case .int(let f) = t["downsample"],
+            case .int(let p) = t["patch_size"], case .int(let channels) = t["channels"],
+            case .int(let groups) = t["groups"]
+        else { return }
+        let section = root.child("tokenizer")
+        func at(_ key: String) -> Location { section?.child(key)?.at ?? section?.at ?? root.at }
+        func isPowerOfTwo(_ x: Int) -> Bool { x > 0 && x & (x - 1) == 0 }
+        guard isPowerOfTwo(f) else {
+            throw RecipeError.invalidValue(at("downsample"), path: "tokenizer.downsample",
+                                           message: "must be a power of two (4 or 8 for images), got \(f)")
+        }
+        guard isPowerOfTwo(p) && p <= f else {
+            throw RecipeError.invalidValue(at("patch_size"), path: "tokenizer.patch_size",
+                                           message: "must be a power of two no larger than downsample \(f), got \(p)")
+        }
+        let levels = (f / p).trailingZeroBitCount + 1
+        var multipliers = [1] + Array(repeating: 2, count: levels - 1)
+        if case .ints(let m) = t["channel_multipliers"] {
+            guard m.count == levels else {
+                throw RecipeError.invalidValue(
+                    at("channel_multipliers"), path: "tokenizer.channel_multipliers",
+                    message: "needs \(levels) entries (one per level: log2(downsample / patch_size) + 1), got \(m.count)")
+            }
+            multipliers = m
+        }
+        if let bad = multipliers.map({ $0 * channels }).first(where: { $0 % groups != 0 }) {
+            throw RecipeError.invalidValue(at("groups"), path: "tokenizer.groups",
+                                           message: "must divide every width, but width \(bad) is not a multiple of \(groups)")
+        }
+    }
+}
