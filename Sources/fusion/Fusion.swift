@@ -10,5 +10,6 @@ struct Fusion: ParsableCommand {
             Start with:  fusion train recipes/quickstart.yaml
             Every subcommand has --help with a working example.
             """,
-        subcommands: [Train.self, DataCommand.self, VAECommand.self, VQCommand.self])
+        subcommands: [Train.self, Sample.self, Caption.self, Generate.self, DataCommand.self, VAECommand.self,
+                      VQCommand.self])
 }

@@ -1,0 +1,72 @@
+// A trained Transfusion model read back from a run: the newest checkpoint's weights (EMA when
+// the run kept them), its tokenizer, its VAE and sampling defaults. What `fusion sample`,
+// `caption` and `generate` (and notebooks) start from. Not training.
+import Diffusion
+import Foundation
+import Models
+import NN
+import Tensors
+import Text
+
+public struct TransfusionRun {
+    public let model: Transfusion
+    public let tokenizer: BPETokenizer
+    public let vae: ImageVAE
+    public let config: TransfusionTask.Config
+    /// The checkpoint folder the weights came from.
+    public let checkpoint: URL
+
+    /// `path` is a run folder (its newest complete checkpoint is used) or one checkpoint folder.
+    /// `ema` picks the EMA weights when the checkpoint has them.
+    public init(path: String, ema: Bool = true) throws {
+        let url = URL(fileURLWithPath: path)
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
+            throw RunError.io(path, "no such run or checkpoint folder")
+        }
+        let runURL: URL
+        if fm.fileExists(atPath: url.appendingPathComponent("state.json").path) {
+            checkpoint = url
+            runURL = url.deletingLastPathComponent().deletingLastPathComponent()
+        } else {
+            guard let newest = RunDirectory(url).checkpoints().first else {
+                throw RunError.checkpoint(path, "no complete checkpoint under checkpoints/ (train the run first)")
+            }
+            checkpoint = newest
+            runURL = url
+        }
+        let saved = try Checkpoint.read(checkpoint)
+        do {
+            config = try JSONDecoder().decode(TransfusionTask.Config.self, from: saved.config)
+        } catch {
+            throw RunError.checkpoint(checkpoint.appendingPathComponent("config.json").path,
+                                      "not a transfusion checkpoint config: \(error)")
+        }
+        tokenizer = try JSONDecoder().decode(BPETokenizer.self, from: Foundation.Data(config.tokenizer.utf8))
+        vae = try ImageVAE.load(from: runURL.appendingPathComponent(config.vae).path)
+        model = Transfusion(config.model, rng: RNG(seed: 0))
+        do { try model.load(ema ? (saved.ema ?? saved.model) : saved.model) } catch {
+            throw RunError.checkpoint(checkpoint.path, "\(error)")
+        }
+        model.eval()
+    }
+
+    /// Token ids of a prompt, BOS first.
+    public func prompt(_ text: String) -> [Int32] { [SpecialTokens.bos] + tokenizer.encode(text) }
+
+    /// The run's image sampling settings with the given overrides.
+    public func imageOptions(sampler: SpanSampler? = nil, steps: Int? = nil, cfg: Float? = nil) throws
+        -> ImageSamplingOptions {
+        let d = config.diffusion
+        return ImageSamplingOptions(diffusion: try TransfusionTask.diffusion(d),
+                                    sampler: sampler ?? SpanSampler(rawValue: d.sampler) ?? .ddim,
+                                    steps: steps ?? d.sampleSteps, cfgScale: cfg ?? d.cfg)
+    }
+
+    /// Latents (n, C, h, w) → images in [-1, 1] (n, 3, H, W).
+    public func decode(_ latents: Tensor) -> Tensor { withoutGrad { vae.decode(latents) } }
+
+    /// Images (n, 3, H, W) in [-1, 1] → clean latents.
+    public func encode(_ images: Tensor) -> Tensor { withoutGrad { vae.encode(images) } }
+}

@@ -1,0 +1,126 @@
+// `fusion sample | caption | generate`: text-to-image, image-to-text and mixed generation from a
+// trained Transfusion run. Argument parsing and file output only; the work is TransfusionRun's.
+import ArgumentParser
+import Foundation
+import Media
+import Models
+import NN
+import Tensors
+import Text
+import Training
+
+extension SpanSampler: ExpressibleByArgument {}
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Text-to-image: sample images for a caption and write them as a PNG grid.",
+        discussion: """
+            Example:
+              fusion sample --checkpoint runs/transfusion-shapes --prompt "two red circles on the left" \\
+                --num 4 --steps 50 --cfg 3 --seed 1 --out grid.png
+            """)
+
+    @Option(help: "A run folder (newest checkpoint) or one checkpoint folder.") var checkpoint: String
+    @Option(help: "The caption.") var prompt: String
+    @Option(help: "Number of images.") var num = 4
+    @Option(help: "Diffusion steps (default: the recipe's).") var steps: Int?
+    @Option(help: "Classifier-free guidance scale (1: none; default: the recipe's).") var cfg: Float?
+    @Option(help: "Sampler: ddpm, ddim or euler (flow runs).") var sampler: SpanSampler?
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Output PNG.") var out = "samples.png"
+    @Flag(help: "Use the raw weights even when the run kept EMA weights.") var noEMA = false
+
+    func run() throws {
+        try reportingErrors("sample") {
+            guard num > 0 else { throw ValidationError("--num must be positive") }
+            let run = try TransfusionRun(path: checkpoint, ema: !noEMA)
+            let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
+            let start = Date()
+            let latents = run.model.sampleImages(prompt: run.prompt(prompt), count: num, options: options,
+                                                 rng: RNG(seed: seed))
+            try writeGrid(run.decode(latents), to: out)
+            print(String(format: "wrote %@: %d images for \"%@\" (%@, %d steps, cfg %.1f) in %.1f s", out, num, prompt,
+                         options.sampler.rawValue, options.steps, options.cfgScale, Date().timeIntervalSince(start)))
+        }
+    }
+}
+
+struct Caption: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Image-to-text: caption a PNG with a trained Transfusion run.",
+        discussion: """
+            Example:
+              fusion data shapes --out data/shapes --count 8
+              fusion caption --checkpoint runs/transfusion-shapes --image data/shapes/000000.png
+            """)
+
+    @Option(help: "A run folder (newest checkpoint) or one checkpoint folder.") var checkpoint: String
+    @Option(help: "Input PNG (the run's image size, e.g. 32×32).") var image: String
+    @Option(help: "Sampling temperature (0: greedy).") var temperature: Float = 0
+    @Option(help: "Most tokens to generate.") var maxTokens = 48
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+
+    func run() throws {
+        try reportingErrors("caption") {
+            let run = try TransfusionRun(path: checkpoint)
+            let size = run.config.imageSize
+            let picture = try PNG.read(image).converted(channels: 3)
+            guard picture.width == size && picture.height == size else {
+                throw ValidationError("\(image): \(picture.width)×\(picture.height), but the run was trained on \(size)×\(size)")
+            }
+            let ids = run.model.caption(latents: run.encode(imageBatch([picture])), maxTokens: maxTokens,
+                                        options: SamplingOptions(temperature: temperature), rng: RNG(seed: seed))
+            print(run.tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) }))
+        }
+    }
+}
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Continue a text prompt; images the model opens (BOI) are sampled and written as PNGs.",
+        discussion: """
+            Example:
+              fusion generate --checkpoint runs/transfusion-shapes --prompt "a red" --out generated
+            """)
+
+    @Option(help: "A run folder (newest checkpoint) or one checkpoint folder.") var checkpoint: String
+    @Option(help: "The text to continue.") var prompt: String
+    @Option(help: "Most text tokens to generate.") var maxTokens = 64
+    @Option(help: "Sampling temperature (0: greedy).") var temperature: Float = 0.8
+    @Option(help: "Keep the k most likely tokens (0: all).") var topK = 0
+    @Option(help: "Nucleus sampling mass (1: off).") var topP: Float = 1
+    @Option(help: "Diffusion steps for images (default: the recipe's).") var steps: Int?
+    @Option(help: "Classifier-free guidance scale for images (default: the recipe's).") var cfg: Float?
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Prefix of the PNG files of generated images (PREFIX-0.png, …).") var out = "generated"
+
+    func run() throws {
+        try reportingErrors("generate") {
+            let run = try TransfusionRun(path: checkpoint)
+            let segments = run.model.generate(
+                prompt: run.prompt(prompt), maxTokens: maxTokens,
+                text: SamplingOptions(temperature: temperature, topK: topK, topP: topP),
+                images: try run.imageOptions(steps: steps, cfg: cfg), rng: RNG(seed: seed))
+            var text = prompt, images = 0
+            for segment in segments {
+                switch segment {
+                case .text(let ids):
+                    text += run.tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) })
+                case .image(let latents):
+                    let path = "\(out)-\(images).png"
+                    try PNG.write(Image(chw: run.decode(latents)), to: path)
+                    text += " [image: \(path)] "
+                    images += 1
+                }
+            }
+            print(text)
+        }
+    }
+}
+
+/// Writes images (n, 3, H, W) in [-1, 1] as a grid of up to 8 columns.
+func writeGrid(_ images: Tensor, to path: String) throws {
+    let n = images.dim(0)
+    let cells = (0..<n).map { Image(chw: images.slice(axis: 0, $0..<($0 + 1))) }
+    try PNG.write(Image.grid(cells, columns: min(n, 8), padding: 2, background: 1), to: path)
+}
