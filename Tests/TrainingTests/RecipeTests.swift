@@ -117,9 +117,14 @@ extension RecipeTests {
                 name: "demo", seed: 0,
                 model: ModelSection(
                     kind: "lm", preset: "tiny", dim: nil, layers: nil, heads: nil, mlpHidden: nil, qkNorm: nil,
-                    ropeBase: nil, vocabSize: nil, zLoss: 0),
+                    ropeBase: nil, vocabSize: nil, zLoss: 0, imageTokenizer: nil, patchSize: 2, patchifier: "linear",
+                    unetChannels: 64),
+                diffusion: DiffusionSection(
+                    schedule: "cosine", steps: 1000, target: "eps", lossWeight: 5, imageFirst: 0.2, imageFirstMaxT: 500,
+                    captionDropout: 0.1, causalSpans: false, sampler: "ddim", sampleSteps: 50, cfg: 3),
                 data: DataSection(
-                    source: "shapes", path: nil, imageSize: 32, tokenizer: nil, tokenizerVocab: 512, seqLen: 128),
+                    source: "shapes", path: nil, imageSize: 32, tokenizer: nil, tokenizerVocab: 512, seqLen: 128,
+                    pool: 0),
                 optimizer: OptimizerSection(
                     name: "adamw", lr: 3e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, momentum: 0.9,
                     gradClip: 1.0, warmupSteps: 100, schedule: "cosine", minLRRatio: 0.1),
@@ -385,7 +390,7 @@ extension RecipeTests {
             let lines = text.split(separator: "\n").map(String.init)
             #expect(Array(lines.prefix(5)) == ["name: demo", "seed: 0", "model:", "  kind: lm", "  preset: tiny"])
             #expect(lines.contains("  qk_norm: true"))
-            #expect(!lines.contains { $0.contains("dim:") })  // unset optionals are left out
+            #expect(!lines.contains { $0.hasPrefix("  dim:") })  // unset optionals are left out
             #expect(lines.contains("  lr: 0.0003"))
             #expect(lines.contains("  prompts:") && lines.contains("    - a circle"))
             #expect(lines.firstIndex(of: "optimizer:")! < lines.firstIndex(of: "train:")!)

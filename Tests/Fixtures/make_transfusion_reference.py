@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Reference outputs for the Transfusion parity test (PyTorch, float64).
+
+The same small model as Fusion's `Transfusion` with the linear patchifier: token embedding,
+patches of VAE latents through a linear layer plus a timestep embedding (sinusoidal features ->
+Linear -> SiLU -> Linear) plus a learned in-span position, spliced into the sequence at the image
+span positions; pre-norm decoder blocks (RMSNorm, fused QKV, rotate-half RoPE with per-document
+positions, SwiGLU with fused [gate|up]); the Transfusion mask (causal, bidirectional inside an
+image span, nothing across packed documents); LM head on positions with a text target; patch
+output layer back to latents. Loss = cross-entropy + 5 * MSE. Saves one file:
+
+  transfusion_reference.safetensors  "weight.<name>" (float32 initial weights under Fusion's
+      names), inputs (ids, targets, documents, spans, positions, latents, timesteps, span_starts,
+      image_targets), outputs (hidden, images), losses (total, text, image) and "grad.<name>"
+
+Regenerate (needs torch and safetensors; CI never runs this):
+    python3 Tests/Fixtures/make_transfusion_reference.py
+"""
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+torch.use_deterministic_algorithms(True)
+DT = torch.float64
+V, D, L, H, HID = 40, 32, 2, 4, 48
+C, S, P = 2, 4, 2                 # latent channels, latent side, patch size
+G = S // P                        # patch grid side
+NP, PD = G * G, C * P * P         # patches per image, values per patch
+FEAT = 256                        # timestep features
+B, T = 2, 16
+LAMBDA = 5.0
+EPS = 1e-6
+BOS, EOS, PAD, BOI, EOI = 0, 1, 2, 3, 4
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def rms_norm(x, w):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + EPS) * w
+
+
+def rope(x, pos, base=10000.0):
+    dh = x.shape[-1]
+    half = dh // 2
+    inv = base ** (-2.0 * torch.arange(half, dtype=DT) / dh)
+    ang = pos.to(DT)[..., None] * inv
+    cos, sin = ang.cos()[:, :, None, :], ang.sin()[:, :, None, :]
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1)
+
+
+def timestep_features(t):
+    half = FEAT // 2
+    f = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=DT) / half)
+    a = t[:, None].to(DT) * f[None]
+    return torch.cat([a.cos(), a.sin()], -1)
+
+
+def shapes():
+    s = {"embed.weight": (V, D), "head.weight": (V, D), "decoder.norm.weight": (D,),
+         "timeEmbed.fc1.weight": (D, FEAT), "timeEmbed.fc1.bias": (D,),
+         "timeEmbed.fc2.weight": (D, D), "timeEmbed.fc2.bias": (D,),
+         "spanPosition": (NP, D), "patchIn.weight": (D, PD), "patchIn.bias": (D,),
+         "patchOut.weight": (PD, D), "patchOut.bias": (PD,)}
+    for i in range(L):
+        p = f"decoder.blocks.{i}."
+        s.update({p + "attnNorm.weight": (D,), p + "attn.qkv.weight": (3 * D, D), p + "attn.proj.weight": (D, D),
+                  p + "mlpNorm.weight": (D,), p + "mlp.w13.weight": (2 * HID, D), p + "mlp.w2.weight": (D, HID)})
+    return s
+
+
+def init_weights():
+    g = torch.Generator().manual_seed(1)
+    w = {}
+    for n, shape in sorted(shapes().items()):
+        if n.endswith("Norm.weight") or n == "decoder.norm.weight":
+            w[n] = 1.0 + 0.1 * torch.randn(shape, generator=g)
+        elif len(shape) == 1:
+            w[n] = 0.1 * torch.randn(shape, generator=g)
+        else:
+            w[n] = torch.randn(shape, generator=g) * (0.5 / math.sqrt(shape[-1]))
+    return {k: v.to(torch.float32) for k, v in w.items()}
+
+
+def batch():
+    """Row 0: two documents (caption-first with an image, then text only). Row 1: image first."""
+    row0 = [BOS, 10, 11, BOI] + [PAD] * NP + [EOI, EOS] + [BOS, 12, 13, 14, 15, EOS]
+    span0 = [-1, -1, -1, -1] + [0] * NP + [-1, -1] + [-1] * 6
+    doc0 = [0] * 10 + [1] * 6
+    row1 = [BOS, BOI] + [PAD] * NP + [EOI] + [16, 17, 18, 19, 20, 21, 22, 23, EOS]
+    span1 = [-1, -1] + [0] * NP + [-1] * 10
+    doc1 = [0] * 16
+    ids = torch.tensor([row0, row1])
+    spans = torch.tensor([span0, span1], dtype=torch.int32)
+    docs = torch.tensor([doc0, doc1], dtype=torch.int32)
+    targets = torch.full((B, T), -1)
+    for b in range(B):
+        for t in range(T - 1):
+            if spans[b, t] < 0 and spans[b, t + 1] < 0 and docs[b, t] == docs[b, t + 1]:
+                targets[b, t] = ids[b, t + 1]
+    pos = torch.zeros(B, T, dtype=torch.int32)
+    for b in range(B):
+        for t in range(T):
+            pos[b, t] = 0 if t == 0 or docs[b, t] != docs[b, t - 1] else pos[b, t - 1] + 1
+    i = torch.arange(T)
+    same_doc = docs[:, :, None] == docs[:, None, :]
+    same_span = (spans[:, :, None] == spans[:, None, :]) & (spans[:, :, None] >= 0)
+    mask = same_doc & ((i[None, None, :] <= i[None, :, None]) | same_span)
+    starts = torch.tensor([4, T + 2], dtype=torch.int32)            # flat b*T + start
+    g = torch.Generator().manual_seed(2)
+    latents = torch.randn(2, C, S, S, generator=g)
+    image_targets = torch.randn(2, C, S, S, generator=g)
+    timesteps = torch.tensor([120.0, 870.0])
+    return ids, targets, docs, spans, pos, mask, starts, latents, image_targets, timesteps
+
+
+def patchify(x):
+    n = x.shape[0]
+    return x.reshape(n, C, G, P, G, P).permute(0, 2, 4, 1, 3, 5).reshape(n * NP, PD)
+
+
+def unpatchify(x, n):
+    return x.reshape(n, G, G, C, P, P).permute(0, 3, 1, 4, 2, 5).reshape(n, C, S, S)
+
+
+def forward(w, ids, mask, pos, starts, latents, timesteps):
+    n = latents.shape[0]
+    x = w["embed.weight"][ids].reshape(B * T, D)
+    temb = timestep_features(timesteps) @ w["timeEmbed.fc1.weight"].T + w["timeEmbed.fc1.bias"]
+    temb = F.silu(temb) @ w["timeEmbed.fc2.weight"].T + w["timeEmbed.fc2.bias"]
+    patches = patchify(latents) @ w["patchIn.weight"].T + w["patchIn.bias"]
+    patches = patches.reshape(n, NP, D) + temb[:, None, :] + w["spanPosition"][None]
+    rows = torch.cat([torch.arange(int(s), int(s) + NP) for s in starts])
+    x = x.index_put((rows,), patches.reshape(n * NP, D))
+    x = x.reshape(B, T, D)
+    dh = D // H
+    for i in range(L):
+        p = f"decoder.blocks.{i}."
+        h = rms_norm(x, w[p + "attnNorm.weight"])
+        q, k, v = (h @ w[p + "attn.qkv.weight"].T).split(D, -1)
+        q, k, v = (t.reshape(B, T, H, dh) for t in (q, k, v))
+        q, k = rope(q, pos), rope(k, pos)
+        s = torch.einsum("bthd,bshd->bhts", q, k) / math.sqrt(dh)
+        s = s.masked_fill(~mask[:, None], float("-inf"))
+        y = torch.einsum("bhts,bshd->bthd", s.softmax(-1), v).reshape(B, T, D)
+        x = x + y @ w[p + "attn.proj.weight"].T
+        h = rms_norm(x, w[p + "mlpNorm.weight"])
+        gate, up = (h @ w[p + "mlp.w13.weight"].T).chunk(2, -1)
+        x = x + (F.silu(gate) * up) @ w[p + "mlp.w2.weight"].T
+    hidden = rms_norm(x, w["decoder.norm.weight"])
+    out = hidden.reshape(B * T, D)[rows] @ w["patchOut.weight"].T + w["patchOut.bias"]
+    return hidden, unpatchify(out, n)
+
+
+def main():
+    w32 = init_weights()
+    ids, targets, docs, spans, pos, mask, starts, latents, image_targets, timesteps = batch()
+    w = {k: v.to(DT).requires_grad_(True) for k, v in w32.items()}
+    hidden, images = forward(w, ids, mask, pos, starts, latents.to(DT), timesteps)
+    flat = targets.reshape(-1)
+    text_rows = (flat >= 0).nonzero().squeeze(1)
+    logits = hidden.reshape(B * T, D)[text_rows] @ w["head.weight"].T
+    text = F.cross_entropy(logits, flat[text_rows])
+    image = F.mse_loss(images, image_targets.to(DT))
+    total = text + LAMBDA * image
+    total.backward()
+    ref = {"ids": ids.to(torch.int32), "targets": flat.to(torch.int32), "documents": docs, "spans": spans,
+           "positions": pos.reshape(-1), "span_starts": starts, "latents": latents, "timesteps": timesteps,
+           "image_targets": image_targets, "hidden": hidden.detach().float(), "images": images.detach().float(),
+           "loss": torch.tensor([total.item(), text.item(), image.item()], dtype=torch.float32)}
+    for k, v in w32.items():
+        ref["weight." + k] = v
+    for k, v in w.items():
+        ref["grad." + k] = v.grad.float()
+    meta = {"vocab": str(V), "dim": str(D), "layers": str(L), "heads": str(H), "hidden": str(HID),
+            "latent_channels": str(C), "latent_size": str(S), "patch_size": str(P), "lambda": str(LAMBDA)}
+    save_file({k: v.contiguous() for k, v in ref.items()}, os.path.join(HERE, "transfusion_reference.safetensors"),
+              metadata=meta)
+    print(f"loss {total.item():.6f} = text {text.item():.6f} + {LAMBDA} * image {image.item():.6f}")
+
+
+if __name__ == "__main__":
+    main()
