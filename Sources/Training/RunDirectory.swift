@@ -121,11 +121,18 @@ public struct RunDirectory {
         checkpointsURL.appendingPathComponent(String(format: "step-%08d", step))
     }
 
-    /// Creates the folders; `fresh` first deletes an existing run.
+    /// Creates the folders.
+    /// With `fresh`, earlier training outputs (checkpoints, samples, metrics, plot) are removed
+    /// first; files a task keeps in the run (tokenizer, VAE) stay. `delete()` removes everything.
     public func prepare(fresh: Bool) throws {
         let fm = FileManager.default
-        if fresh && fm.fileExists(atPath: url.path) {
-            do { try fm.removeItem(at: url) } catch { throw RunError.io(url.path, "cannot remove old run: \(error.localizedDescription)") }
+        if fresh {
+            for old in [checkpointsURL, samplesURL, metricsURL, url.appendingPathComponent("loss.png")]
+            where fm.fileExists(atPath: old.path) {
+                do { try fm.removeItem(at: old) } catch {
+                    throw RunError.io(old.path, "cannot remove old run output: \(error.localizedDescription)")
+                }
+            }
         }
         for d in [url, checkpointsURL, samplesURL] {
             do { try fm.createDirectory(at: d, withIntermediateDirectories: true) } catch {
@@ -133,6 +140,14 @@ public struct RunDirectory {
             }
         }
         guard fm.isWritableFile(atPath: url.path) else { throw RunError.io(url.path, "folder is not writable") }
+    }
+
+    /// Removes the whole run folder (`fusion train --fresh`).
+    public func delete() throws {
+        guard FileManager.default.fileExists(atPath: url.path) else { return }
+        do { try FileManager.default.removeItem(at: url) } catch {
+            throw RunError.io(url.path, "cannot remove old run: \(error.localizedDescription)")
+        }
     }
 
     /// Complete checkpoints (folders named step-N holding state.json), newest first.

@@ -62,6 +62,10 @@ public final class TransfusionTask: TrainingTask {
             vocab: recipe.model.vocabSize ?? tokenizer.vocabSize, decoder: try Presets.decoder(recipe.model),
             latentChannels: latent[0], latentSize: latent[1], patchSize: recipe.model.patchSize, patchifier: patchifier,
             unetChannels: recipe.model.unetChannels, timestepScale: diffusion.target == .flow ? 1000 : 1)
+        guard d.seqLen >= config.patchesPerImage + 4 else {
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.seq_len",
+                                           message: "\(d.seqLen) cannot hold one image (\(config.patchesPerImage) patches + 4)")
+        }
         let rng = RNG(seed: recipe.seed).split(0xB0D1)
         transfusion = Transfusion(config, rng: rng)
         transfusion.initialise(rng: rng)
@@ -151,13 +155,15 @@ public final class TransfusionTask: TrainingTask {
                 let caption = dropCaption ? [] : tokenizer.encode(e.caption)
                 let segments: [Segment] = imageFirst ? [.image(patches: np), .text(caption)]
                     : (caption.isEmpty ? [.image(patches: np)] : [.text(caption), .image(patches: np)])
-                let s = MixedSequence(segments: segments)
-                if used + s.count > t { break }
+                var s = MixedSequence(segments: segments)
+                if used + s.count > t {
+                    guard seqs.isEmpty else { break }
+                    s = MixedSequence(segments: [.image(patches: np)])   // a caption longer than a row: dropped
+                }
                 seqs.append(s); used += s.count
                 sources.append(index)
                 steps += diffusion.sampleTimesteps(n: 1, rng: rng, maxT: imageFirst ? d.imageFirstMaxT : nil)
             }
-            precondition(!seqs.isEmpty, "data.seq_len \(t) is shorter than one example")
             let row = try pack(seqs, length: t)
             ids += row.tokens; targets += row.targets; positions += row.positions
             docs.append(row.documentIDs); spans.append(row.spanIDs)

@@ -35,7 +35,7 @@ struct Train: ParsableCommand {
             let r = try Recipe.load(recipe, overrides: overrides)
             if let threads = r.train.threads { Parallel.setThreads(threads) }
             let dir = RunDirectory(URL(fileURLWithPath: runs).appendingPathComponent(name ?? r.name))
-            if fresh { try dir.prepare(fresh: true) }
+            if fresh { try dir.delete() }
             let task = try makeTask(r, run: dir)
             print("fusion train: \(r.name) — \(r.model.kind) \(r.model.preset), \(task.model.parameterCount) parameters, \(r.train.steps) steps → \(dir.url.path)")
             StopRequest.installSignalHandlers()

@@ -1,0 +1,126 @@
+// The Transfusion task: both loss parts fall on ShapesWorld; the data mixture follows the recipe
+// (image-first pairs with capped timesteps, caption dropout, causal-span ablation); resume is
+// bit-identical; samples are written and a finished run loads back for `fusion sample`.
+import Data
+import Foundation
+import Media
+import Models
+import NN
+import Tensors
+import Testing
+import Text
+@testable import Training
+
+/// A tiny VAE (random weights, latent scale calibrated) saved to a temporary file.
+private let tinyVAEPath: String = {
+    let vae = ImageVAE(.init(channels: 8, latentChannels: 4, downsample: 4, groups: 4), rng: RNG(seed: 5))
+    let world = ShapesWorld(seed: 9)
+    vae.calibrateLatentScale(imageBatch((0..<16).map {
+        Media.Image(width: 32, height: 32, channels: 3, pixels: world.example($0).pixels)
+    }))
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-vae-\(UUID().uuidString).safetensors").path
+    try! vae.save(to: path)
+    return path
+}()
+
+private func transfusionRecipe(steps: Int, diffusion: String = "{}", extra: String = "") throws -> Recipe {
+    try Recipe.parse("""
+        name: tf
+        seed: 4
+        model: {kind: transfusion, preset: nano, dim: 32, layers: 2, heads: 2, image_tokenizer: \(tinyVAEPath)}
+        diffusion: \(diffusion)
+        data: {tokenizer_vocab: 300, seq_len: 64, pool: 64}
+        optimizer: {lr: 3.0e-3, warmup_steps: 2}
+        train: {steps: \(steps), batch_size: 4, log_every: 1, checkpoint_every: 2, keep_checkpoints: 2\(extra)}
+        eval: {every: 0, batches: 1}
+        sample: {every: 0, max_tokens: 4, prompts: ["a red circle"]}
+        """, file: "transfusion-test.yaml")
+}
+
+private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil, fresh: Bool = false) throws
+    -> (TransfusionTask, [String]) {
+    let task = try TransfusionTask(recipe: recipe, run: run)
+    let trainer = try Trainer(recipe: recipe, task: task, run: run)
+    trainer.stepLimit = limit
+    var rows: [String] = []
+    trainer.onRow = { rows.append(deterministic($0)) }
+    try trainer.train(fresh: fresh)
+    return (task, rows)
+}
+
+@Suite(.serialized) struct TransfusionTaskTests {
+    @Test func bothLossesFall() throws {
+        let recipe = try transfusionRecipe(steps: 40)
+        let run = scratchRun()
+        let task = try TransfusionTask(recipe: recipe, run: run)
+        let trainer = try Trainer(recipe: recipe, task: task, run: run)
+        var text: [Double] = [], image: [Double] = []
+        trainer.onRow = { row in
+            if case .double(let t) = row["loss_text"] ?? .int(0), case .double(let i) = row["loss_image"] ?? .int(0),
+               row["kind"] == nil {
+                text.append(t); image.append(i)
+            }
+        }
+        try trainer.train(fresh: true)
+        #expect(text.count == 40)
+        func mean(_ xs: ArraySlice<Double>) -> Double { xs.reduce(0, +) / Double(xs.count) }
+        #expect(mean(text.suffix(5)) < 0.7 * mean(text.prefix(5)), "text loss \(text.prefix(5)) → \(text.suffix(5))")
+        #expect(mean(image.suffix(5)) < 0.9 * mean(image.prefix(5)), "image loss \(image.prefix(5)) → \(image.suffix(5))")
+    }
+
+    @Test func imageFirstPairsHaveCappedNoiseAndDroppedCaptionsAreGone() throws {
+        let recipe = try transfusionRecipe(steps: 1, diffusion: "{image_first: 1.0, image_first_max_t: 100}")
+        let task = try TransfusionTask(recipe: recipe, run: scratchRun())
+        let b = try task.batch(task.world, firstRow: 0, rows: 4, rng: RNG(seed: 1), training: true)
+        #expect(!b.input.timesteps.isEmpty && b.input.timesteps.allSatisfy { $0 <= 100 })
+        let ids = b.input.ids.intScalars, t = recipe.data.seqLen
+        for start in b.input.spanStarts {                  // BOS BOI [span]: the image comes first
+            #expect(ids[start - 1] == SpecialTokens.boi && ids[start - 2] == SpecialTokens.bos)
+        }
+        let dropped = try transfusionRecipe(steps: 1, diffusion: "{image_first: 0.0, caption_dropout: 1.0}")
+        let task2 = try TransfusionTask(recipe: dropped, run: scratchRun())
+        let b2 = try task2.batch(task2.world, firstRow: 0, rows: 2, rng: RNG(seed: 1), training: true)
+        // Every document is BOS BOI [span] EOI EOS: the only text targets are BOS→BOI and EOI→EOS.
+        let targets = b2.targets.intScalars.filter { $0 >= 0 }
+        #expect(Set(targets) == [SpecialTokens.boi, SpecialTokens.eos])
+        #expect(b2.input.ids.count == 2 * t)
+    }
+
+    @Test func causalSpansSwitchReachesTheMask() throws {
+        for causal in [false, true] {
+            let recipe = try transfusionRecipe(steps: 1, diffusion: "{causal_spans: \(causal)}")
+            let task = try TransfusionTask(recipe: recipe, run: scratchRun())
+            let b = try task.batch(task.world, firstRow: 0, rows: 1, rng: RNG(seed: 2), training: true)
+            let start = b.input.spanStarts[0]
+            // The span's first patch sees its second patch only with bidirectional spans.
+            #expect(b.input.mask.allows(batch: 0, query: start, key: start + 1) == !causal)
+        }
+    }
+
+    @Test func resumeIsBitIdentical() throws {
+        let recipe = try transfusionRecipe(steps: 4, extra: ", ema_decay: 0.9")
+        let (straight, rowsA) = try trainRows(recipe, scratchRun(), fresh: true)
+        let run = scratchRun()
+        let (_, first) = try trainRows(recipe, run, limit: 2, fresh: true)
+        let (resumed, second) = try trainRows(recipe, run)
+        #expect(first + second == rowsA)
+        for ((n, a), (_, b)) in zip(straight.model.namedParameters(), resumed.model.namedParameters()) {
+            #expect(a.scalars == b.scalars, "weights of \(n) differ after resume")
+        }
+    }
+
+    @Test func samplesAreWrittenAndTheRunLoadsBack() throws {
+        var recipe = try transfusionRecipe(steps: 2)
+        recipe.diffusion.sampleSteps = 3
+        let run = scratchRun()
+        _ = try trainRows(recipe, run, fresh: true)
+        let files = try FileManager.default.contentsOfDirectory(atPath: run.samplesURL.path).sorted()
+        #expect(files == ["step-00000002.png", "step-00000002.txt"])
+        let loaded = try TransfusionRun(path: run.url.path)
+        #expect(loaded.checkpoint.lastPathComponent == "step-00000002")
+        let latents = loaded.model.sampleImages(prompt: loaded.prompt("a red circle"), count: 2,
+                                                options: try loaded.imageOptions(steps: 2), rng: RNG(seed: 1))
+        #expect(loaded.decode(latents).shape == [2, 3, 32, 32])
+        #expect(throws: RunError.self) { try TransfusionRun(path: run.url.appendingPathComponent("nope").path) }
+    }
+}
