@@ -21,18 +21,20 @@ public struct ImageSamplingOptions: Sendable {
     public var cfgScale: Float
     /// The prompt of the unconditional branch (BOS alone: the caption dropped, as in training).
     public var unconditionalPrompt: [Int32]
+    /// Clamp x̂0 to [−clipX0, clipX0] in DDPM/DDIM steps (latents have unit variance); nil: off.
+    public var clipX0: Float?
 
     public init(diffusion: GaussianDiffusion = GaussianDiffusion(), sampler: SpanSampler = .ddim, steps: Int = 50,
-                cfgScale: Float = 1, unconditionalPrompt: [Int32] = [SpecialTokens.bos]) {
+                cfgScale: Float = 1, unconditionalPrompt: [Int32] = [SpecialTokens.bos], clipX0: Float? = 5) {
         self.diffusion = diffusion; self.sampler = sampler; self.steps = steps
-        self.cfgScale = cfgScale; self.unconditionalPrompt = unconditionalPrompt
+        self.cfgScale = cfgScale; self.unconditionalPrompt = unconditionalPrompt; self.clipX0 = clipX0
     }
 
     /// The sampler object for this configuration.
     public func makeSampler() -> any Sampler {
         switch sampler {
-        case .ddpm: return DDPMSampler(diffusion, steps: steps)
-        case .ddim: return DDIMSampler(diffusion, steps: steps)
+        case .ddpm: return DDPMSampler(diffusion, steps: steps, clipX0: clipX0)
+        case .ddim: return DDIMSampler(diffusion, steps: steps, clipX0: clipX0)
         case .euler: return EulerSampler(diffusion, steps: steps)
         }
     }

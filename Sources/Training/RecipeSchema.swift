@@ -85,6 +85,7 @@ extension RecipeSchema {
             .key("sampler", .choice(["ddpm", "ddim", "euler"]), "ddim"),
             .key("sample_steps", .int, 50, .positive),
             .key("cfg", .float, 3.0, .nonNegative),
+            .key("clip_x0", .float, 5.0, .nonNegative),
         ]),
         .section("data", [
             .key("source", .choice(["shapes", "folder", "text"]), "shapes"),

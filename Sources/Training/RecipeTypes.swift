@@ -64,11 +64,35 @@ public struct DiffusionSection: Codable, Equatable, Sendable {
     public var sampleSteps: Int
     /// Classifier-free guidance scale for samples (≤ 1: none).
     public var cfg: Float
+    /// Clamp of x̂0 in DDPM/DDIM sampling steps, in latent units (0: off).
+    public var clipX0: Float
 
     enum CodingKeys: String, CodingKey {
         case schedule, steps, target, sampler, cfg
         case lossWeight = "loss_weight", imageFirst = "image_first", imageFirstMaxT = "image_first_max_t"
         case captionDropout = "caption_dropout", causalSpans = "causal_spans", sampleSteps = "sample_steps"
+        case clipX0 = "clip_x0"
+    }
+
+    public init(schedule: String, steps: Int, target: String, lossWeight: Float, imageFirst: Float, imageFirstMaxT: Int,
+                captionDropout: Float, causalSpans: Bool, sampler: String, sampleSteps: Int, cfg: Float, clipX0: Float) {
+        self.schedule = schedule; self.steps = steps; self.target = target; self.lossWeight = lossWeight
+        self.imageFirst = imageFirst; self.imageFirstMaxT = imageFirstMaxT; self.captionDropout = captionDropout
+        self.causalSpans = causalSpans; self.sampler = sampler; self.sampleSteps = sampleSteps; self.cfg = cfg
+        self.clipX0 = clipX0
+    }
+
+    /// Checkpoint configs written before `clip_x0` existed read with clipping off.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(schedule: try c.decode(String.self, forKey: .schedule), steps: try c.decode(Int.self, forKey: .steps),
+                  target: try c.decode(String.self, forKey: .target), lossWeight: try c.decode(Float.self, forKey: .lossWeight),
+                  imageFirst: try c.decode(Float.self, forKey: .imageFirst),
+                  imageFirstMaxT: try c.decode(Int.self, forKey: .imageFirstMaxT),
+                  captionDropout: try c.decode(Float.self, forKey: .captionDropout),
+                  causalSpans: try c.decode(Bool.self, forKey: .causalSpans), sampler: try c.decode(String.self, forKey: .sampler),
+                  sampleSteps: try c.decode(Int.self, forKey: .sampleSteps), cfg: try c.decode(Float.self, forKey: .cfg),
+                  clipX0: try c.decodeIfPresent(Float.self, forKey: .clipX0) ?? 0)
     }
 }
 

@@ -56,12 +56,14 @@ public struct TransfusionRun {
     public func prompt(_ text: String) -> [Int32] { [SpecialTokens.bos] + tokenizer.encode(text) }
 
     /// The run's image sampling settings with the given overrides.
-    public func imageOptions(sampler: SpanSampler? = nil, steps: Int? = nil, cfg: Float? = nil) throws
+    /// `clipX0` 0 turns clipping off.
+    public func imageOptions(sampler: SpanSampler? = nil, steps: Int? = nil, cfg: Float? = nil, clipX0: Float? = nil) throws
         -> ImageSamplingOptions {
         let d = config.diffusion
+        let clip = clipX0 ?? d.clipX0
         return ImageSamplingOptions(diffusion: try TransfusionTask.diffusion(d),
                                     sampler: sampler ?? SpanSampler(rawValue: d.sampler) ?? .ddim,
-                                    steps: steps ?? d.sampleSteps, cfgScale: cfg ?? d.cfg)
+                                    steps: steps ?? d.sampleSteps, cfgScale: cfg ?? d.cfg, clipX0: clip > 0 ? clip : nil)
     }
 
     /// Latents (n, C, h, w) → images in [-1, 1] (n, 3, H, W).

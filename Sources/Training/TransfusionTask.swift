@@ -82,16 +82,24 @@ public final class TransfusionTask: TrainingTask {
 
     /// Copies the recipe's VAE into the run (so a run is self-contained) and loads it.
     static func copyVAE(recipe: Recipe, run: RunDirectory) throws -> ImageVAE {
-        let local = run.url.appendingPathComponent("vae.safetensors")
+        try ImageVAE.load(from: try copyTokenizer(recipe: recipe, run: run, as: "vae.safetensors") { try ImageVAE.load(from: $0) })
+    }
+
+    /// Copies `model.image_tokenizer` to `run/name` unless the run has it already (checking it with
+    /// `validate` first); returns the copy's path.
+    static func copyTokenizer(recipe: Recipe, run: RunDirectory, as name: String, validate: (String) throws -> Void)
+        throws -> String {
+        let local = run.url.appendingPathComponent(name)
         if !FileManager.default.fileExists(atPath: local.path) {
             guard let path = recipe.model.imageTokenizer else {
                 throw RecipeError.missingKey(.init(file: "recipe '\(recipe.name)'"), path: "model.image_tokenizer",
-                                             hint: "name a VAE checkpoint, e.g. 'image_tokenizer: checkpoints/vae-shapes.safetensors'")
+                                             hint: "name a tokenizer checkpoint, e.g. 'image_tokenizer: checkpoints/vae-shapes.safetensors'")
             }
-            _ = try ImageVAE.load(from: path)                           // fail before copying a bad file
+            try validate(path)                                        // fail before copying a bad file
+            try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: path, toPath: local.path)
         }
-        return try ImageVAE.load(from: local.path)
+        return local.path
     }
 
     /// The diffusion process a recipe's `diffusion:` section names.
@@ -217,7 +225,7 @@ public final class TransfusionTask: TrainingTask {
     public var imageOptions: ImageSamplingOptions {
         let d = recipe.diffusion
         return ImageSamplingOptions(diffusion: diffusion, sampler: SpanSampler(rawValue: d.sampler) ?? .ddim,
-                                    steps: d.sampleSteps, cfgScale: d.cfg)
+                                    steps: d.sampleSteps, cfgScale: d.cfg, clipX0: d.clipX0 > 0 ? d.clipX0 : nil)
     }
 
     /// samples/step-N.png: four images for each prompt (rows), and step-N.txt: captions of

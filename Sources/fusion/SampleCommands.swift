@@ -26,6 +26,7 @@ struct Sample: ParsableCommand {
     @Option(help: "Diffusion steps (default: the recipe's).") var steps: Int?
     @Option(help: "Classifier-free guidance scale (1: none; default: the recipe's).") var cfg: Float?
     @Option(help: "Sampler: ddpm, ddim or euler (flow runs).") var sampler: SpanSampler?
+    @Option(help: "Clamp x̂0 to ±this in DDPM/DDIM steps (0: off; default: the recipe's).") var clip: Float?
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Output PNG.") var out = "samples.png"
     @Flag(help: "Use the raw weights even when the run kept EMA weights.") var noEMA = false
@@ -34,7 +35,7 @@ struct Sample: ParsableCommand {
         try reportingErrors("sample") {
             guard num > 0 else { throw ValidationError("--num must be positive") }
             let run = try TransfusionRun(path: checkpoint, ema: !noEMA)
-            let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
+            let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg, clipX0: clip)
             let start = Date()
             let latents = run.model.sampleImages(prompt: run.prompt(prompt), count: num, options: options,
                                                  rng: RNG(seed: seed))

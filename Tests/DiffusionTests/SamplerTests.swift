@@ -184,6 +184,32 @@ func columnMoments(_ x: Tensor) -> [(mean: Double, variance: Double)] {
         }
     }
 
+    @Test func clippingX0LeavesAnAccurateModelAloneAndBoundsAnInaccurateOne() {
+        // On the 1000-step cosine schedule ᾱ_999 ≈ 2·10⁻⁹, so x̂0 = (x − s·ε̂)/a multiplies an ε̂
+        // error by ~2·10⁴ at the first step; coarse samplers carry it into the image.
+        let diffusion = GaussianDiffusion(schedule: .cosine(), target: .eps)
+        let exact = data.model(diffusion)
+        let inaccurate: Denoiser = { xt, t in exact(xt, t) + RNG(seed: UInt64(t[0]) + 1).normal(xt.shape) * 0.3 }
+        let noise = RNG(seed: 28).normal([256, 2])
+        let samplers: [(String, any Sampler, any Sampler)] = [
+            ("DDIM 25", DDIMSampler(diffusion, steps: 25), DDIMSampler(diffusion, steps: 25, clipX0: 5)),
+            ("DDPM 25", DDPMSampler(diffusion, steps: 25), DDPMSampler(diffusion, steps: 25, clipX0: 5)),
+        ]
+        for (name, plain, clipped) in samplers {
+            let a = plain.sample(from: noise, rng: RNG(seed: 29), model: exact)
+            let b = clipped.sample(from: noise, rng: RNG(seed: 29), model: exact)
+            expectClose(a.scalars, b.scalars, atol: 1e-3, rtol: 1e-3)
+            let wild = plain.sample(from: noise, rng: RNG(seed: 29), model: inaccurate).scalars.map(abs).max()!
+            let tame = clipped.sample(from: noise, rng: RNG(seed: 29), model: inaccurate)
+            print("\(name) with ε̂ error 0.3: max |x| \(wild) unclipped, \(tame.scalars.map(abs).max()!) clipped")
+            #expect(wild > 20, "\(name): the unclipped sampler should blow up (max |x| \(wild))")
+            #expect(tame.scalars.allSatisfy { abs($0) <= 5.5 })
+            for (j, m) in columnMoments(tame).enumerated() {
+                #expect(abs(m.mean - data.mean[j]) < 0.5, "\(name) column \(j): mean \(m.mean)")
+            }
+        }
+    }
+
     @Test func ddimWithEtaOneIsDDPM() {
         // σ(η = 1) = √β̃ (eq. 16), and DDIM's mean equals eq. 11's: same noise, same draws.
         let diffusion = GaussianDiffusion(schedule: .linear(), target: .eps)

@@ -45,6 +45,7 @@ import TestSupport
         gradCheck([x]) { $0[0].gelu() }
         gradCheck([x]) { $0[0].relu() }
         gradCheck([x]) { $0[0].clamped(min: 0.1) }
+        gradCheck([x]) { $0[0].clamped(-0.5, 0.4) }
     }
 
     @Test func transcendentalAccuracy() {

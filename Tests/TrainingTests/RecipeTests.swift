@@ -121,7 +121,7 @@ extension RecipeTests {
                     unetChannels: 64),
                 diffusion: DiffusionSection(
                     schedule: "cosine", steps: 1000, target: "eps", lossWeight: 5, imageFirst: 0.2, imageFirstMaxT: 500,
-                    captionDropout: 0.1, causalSpans: false, sampler: "ddim", sampleSteps: 50, cfg: 3),
+                    captionDropout: 0.1, causalSpans: false, sampler: "ddim", sampleSteps: 50, cfg: 3, clipX0: 5),
                 data: DataSection(
                     source: "shapes", path: nil, imageSize: 32, tokenizer: nil, tokenizerVocab: 512, seqLen: 128,
                     pool: 0),

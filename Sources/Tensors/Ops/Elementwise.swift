@@ -198,6 +198,17 @@ extension Tensor {
             return out
         }
     }
+
+    /// Elementwise clamp to [lo, hi] (no gradient where clamped).
+    public func clamped(_ lo: Float, _ hi: Float) -> Tensor {
+        precondition(lo <= hi, "clamped: lo \(lo) > hi \(hi)")
+        let l = V8(repeating: lo), h = V8(repeating: hi)
+        return unary({ pointwiseMin(pointwiseMax($0, l), h) }) { g, x, _ in
+            let out = Tensor.empty(g.shape)
+            vmap2(g.data, x.data, out.data, g.count) { g, x in g.replacing(with: 0, where: (x .< l) .| (x .> h)) }
+            return out
+        }
+    }
 }
 
 // MARK: - In place (outside autograd)

@@ -1,0 +1,181 @@
+// The Chameleon baseline task: the same ShapesWorld pairs and mixture as the Transfusion task
+// (caption first or image first, caption dropout), but images are VQ codes in the token stream,
+// attention is causal and every position trains with cross-entropy. Samples: PNG grids of
+// decoded codes for the recipe's prompts and captions of held-out images. Not the model.
+import Data
+import Foundation
+import Media
+import Models
+import NN
+import Tensors
+import Text
+
+public final class ChameleonTask: TrainingTask {
+    public let chameleon: Chameleon
+    public let vq: VQTokenizer
+    public let tokenizer: BPETokenizer
+    public var model: Module { chameleon }
+    public let flopsPerMicroBatch: Double
+    let recipe: Recipe
+    let world: ShapesWorld
+    let heldOut: ShapesWorld
+    let docsPerRow: Int
+    /// Code ids of training examples by pool index, encoded on first use.
+    var codeCache: [Int: [Int32]] = [:]
+
+    /// What sampling needs to rebuild the model from a run.
+    public struct Config: Codable {
+        public var kind = "chameleon"
+        public var model: ChameleonConfig
+        public var tokenizer: String
+        /// The VQ tokenizer checkpoint, relative to the run folder.
+        public var vq: String
+        public var imageSize: Int
+        public var cfg: Float
+    }
+
+    public init(recipe: Recipe, run: RunDirectory) throws {
+        self.recipe = recipe
+        let d = recipe.data
+        guard d.source == "shapes" else {
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
+                                           message: "the chameleon task trains on 'shapes' in this build")
+        }
+        world = ShapesWorld(seed: recipe.seed, imageSize: d.imageSize)
+        heldOut = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: d.imageSize)
+        try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
+        tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, world: world)
+        vq = try VQTokenizer.load(from: try TransfusionTask.copyTokenizer(recipe: recipe, run: run, as: "vq.safetensors") {
+            _ = try VQTokenizer.load(from: $0)
+        })
+        let grid = vq.gridShape(height: d.imageSize, width: d.imageSize)
+        var decoder = try Presets.decoder(recipe.model)
+        if recipe.model.qkNorm == nil { decoder.qkNorm = true }          // Chameleon's stabiliser by default
+        let config = ChameleonConfig(textVocab: recipe.model.vocabSize ?? tokenizer.vocabSize,
+                                     codebookSize: vq.config.codebookSize, gridSize: grid[0], decoder: decoder)
+        guard d.seqLen >= config.tokensPerImage + 4 else {
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.seq_len",
+                                           message: "\(d.seqLen) cannot hold one image (\(config.tokensPerImage) codes + 4)")
+        }
+        let rng = RNG(seed: recipe.seed).split(0xB0D1)
+        chameleon = Chameleon(config, rng: rng)
+        chameleon.initialise(rng: rng)
+        let w = world, tok = tokenizer
+        let avg = Double((0..<64).map { tok.encode(w.example($0).caption).count + config.tokensPerImage + 4 }
+            .reduce(0, +)) / 64
+        docsPerRow = max(1, Int(Double(d.seqLen) / avg))
+        flopsPerMicroBatch = chameleon.trainingFlops(tokens: recipe.train.batchSize * d.seqLen, attended: avg / 2)
+    }
+
+    /// Code ids of examples `indices` of `world` (through the cache for the training pool).
+    func codes(_ world: ShapesWorld, _ indices: [Int], cached: Bool) -> [[Int32]] {
+        let per = chameleon.config.tokensPerImage
+        let missing = Array(Set(indices.filter { !cached || codeCache[$0] == nil })).sorted()
+        var fresh: [Int: [Int32]] = [:]
+        for lo in stride(from: 0, to: missing.count, by: 64) {
+            let chunk = Array(missing[lo..<min(lo + 64, missing.count)])
+            let images = imageBatch(chunk.map { i in
+                Image(width: world.imageSize, height: world.imageSize, channels: 3, pixels: world.example(i).pixels)
+            })
+            let ids = withoutGrad { vq.encode(images) }.intScalars
+            for (k, i) in chunk.enumerated() { fresh[i] = Array(ids[(k * per)..<((k + 1) * per)]) }
+        }
+        if cached { codeCache.merge(fresh) { $1 } }
+        return indices.map { cached ? codeCache[$0]! : fresh[$0]! }
+    }
+
+    /// Packed rows: documents `BOS caption BOI codes EOI EOS` (caption dropped with probability
+    /// `diffusion.caption_dropout`) or, with probability `diffusion.image_first`,
+    /// `BOS BOI codes EOI caption EOS` — the same mixture as the Transfusion task.
+    func batch(_ world: ShapesWorld, firstRow: Int, rows: Int, rng: RNG, training: Bool) throws
+        -> (ids: Tensor, targets: Tensor, mask: AttentionMask, positions: Tensor, tokens: Int, examples: Int) {
+        let mix = recipe.diffusion, t = recipe.data.seqLen
+        var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], docs: [[Int32]] = []
+        var tokens = 0, examples = 0
+        for r in 0..<rows {
+            var picked: [(index: Int, imageFirst: Bool, caption: [Int32])] = [], used = 0
+            for k in 0..<docsPerRow {
+                var index = (firstRow + r) * docsPerRow + k
+                if training && recipe.data.pool > 0 { index %= recipe.data.pool }
+                let imageFirst = rng.nextFloat() < mix.imageFirst
+                let drop = !imageFirst && rng.nextFloat() < mix.captionDropout
+                var caption = drop ? [] : tokenizer.encode(world.example(index).caption)
+                let length = caption.count + chameleon.config.tokensPerImage + 4
+                if used + length > t {
+                    guard picked.isEmpty else { break }
+                    caption = []                                         // longer than a row: dropped
+                }
+                picked.append((index, imageFirst, caption))
+                used += caption.count + chameleon.config.tokensPerImage + 4
+            }
+            let imageCodes = codes(world, picked.map(\.index), cached: training && recipe.data.pool > 0)
+            let seqs = zip(picked, imageCodes).map { p, c -> MixedSequence in
+                let image = chameleon.imageTokens(codes: c)
+                return MixedSequence(segments: [.text(p.imageFirst ? image + p.caption : p.caption + image)])
+            }
+            let row = try pack(seqs, length: t)
+            ids += row.tokens; targets += row.targets; positions += row.positions
+            docs.append(row.documentIDs)
+            tokens += row.targets.lazy.filter { $0 >= 0 }.count
+            examples += seqs.count
+        }
+        let mask = try AttentionMask(documents: docs, spans: docs.map { [Int32](repeating: -1, count: $0.count) })
+        return (Tensor(ints: ids, shape: [rows, t]), Tensor(ints: targets, shape: [rows, t]), mask,
+                Tensor(ints: positions), tokens, examples)
+    }
+
+    public func loss(microBatch index: Int, rng: RNG) throws -> LossResult {
+        let b = recipe.train.batchSize
+        let x = try batch(world, firstRow: index * b, rows: b, rng: rng, training: true)
+        let l = chameleon.loss(x.ids, targets: x.targets, mask: x.mask, positions: x.positions, zLoss: recipe.model.zLoss)
+        return LossResult(total: l.total, parts: ["loss_text": l.text, "loss_image": l.image], tokens: x.tokens,
+                          examples: x.examples)
+    }
+
+    public func checkpointConfig() throws -> Foundation.Data {
+        let tok = String(decoding: try JSONEncoder().encode(tokenizer), as: UTF8.self)
+        let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try enc.encode(Config(model: chameleon.config, tokenizer: tok, vq: "vq.safetensors",
+                                     imageSize: recipe.data.imageSize, cfg: recipe.diffusion.cfg))
+    }
+
+    /// Held-out losses with fixed randomness, comparable across steps and with Transfusion runs.
+    public func evaluate(step: Int, rng: RNG) throws -> [String: Double] {
+        var total = 0.0, text = 0.0, image = 0.0
+        let n = max(recipe.eval.batches, 1)
+        for i in 0..<n {
+            let x = try batch(heldOut, firstRow: i * recipe.train.batchSize, rows: recipe.train.batchSize,
+                              rng: RNG(seed: 0xE7A1).split(UInt64(i)), training: false)
+            let l = chameleon.loss(x.ids, targets: x.targets, mask: x.mask, positions: x.positions)
+            total += Double(l.total.item); text += Double(l.text); image += Double(l.image)
+        }
+        return ["loss": total / Double(n), "loss_text": text / Double(n), "loss_image": image / Double(n)]
+    }
+
+    /// samples/step-N.png (four images per prompt, sampled at temperature 1 with CFG) and
+    /// step-N.txt (greedy captions of held-out images beside the truth).
+    public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? {
+        let prompts = recipe.sample.prompts.isEmpty ? (0..<4).map { heldOut.example($0).caption } : recipe.sample.prompts
+        var cells: [Image] = []
+        for (i, p) in prompts.enumerated() {
+            let ids = chameleon.sampleCodes(prompt: [SpecialTokens.bos] + tokenizer.encode(p), count: 4,
+                                            options: SamplingOptions(temperature: 1, topK: recipe.sample.topK),
+                                            cfgScale: recipe.diffusion.cfg, rng: rng.split(UInt64(i)))
+            let images = withoutGrad { vq.decode(ids) }
+            cells += (0..<4).map { Image(chw: images.slice(axis: 0, $0..<($0 + 1))) }
+        }
+        try PNG.write(Image.grid(cells, columns: 4, padding: 2, background: 1),
+                      to: dir.appendingPathComponent(String(format: "step-%08d.png", step)).path)
+        var lines: [String] = []
+        for i in 0..<4 {
+            let e = heldOut.example(i)
+            let ids = chameleon.caption(codes: codes(heldOut, [i], cached: false)[0], maxTokens: recipe.sample.maxTokens,
+                                        options: SamplingOptions(temperature: 0), rng: rng)
+            lines.append("\(tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) }))\t(truth: \(e.caption))")
+        }
+        try atomicWrite(Foundation.Data(("prompts: " + prompts.joined(separator: " | ") + "\n" + lines.joined(separator: "\n")
+                                         + "\n").utf8),
+                        to: dir.appendingPathComponent(String(format: "step-%08d.txt", step)))
+        return "sample @\(step): \(lines[0])"
+    }
+}
