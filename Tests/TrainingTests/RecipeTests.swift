@@ -385,7 +385,7 @@ extension RecipeTests {
             let lines = text.split(separator: "\n").map(String.init)
             #expect(Array(lines.prefix(5)) == ["name: demo", "seed: 0", "model:", "  kind: lm", "  preset: tiny"])
             #expect(lines.contains("  qk_norm: true"))
-            #expect(!lines.contains { $0.contains("dim:") })  // unset optionals are left out
+            #expect(!lines.contains { $0.hasPrefix("  dim:") })  // unset optionals are left out
             #expect(lines.contains("  lr: 0.0003"))
             #expect(lines.contains("  prompts:") && lines.contains("    - a circle"))
             #expect(lines.firstIndex(of: "optimizer:")! < lines.firstIndex(of: "train:")!)
