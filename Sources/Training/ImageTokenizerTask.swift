@@ -16,6 +16,10 @@ import Tensors
 /// resume see the same data. Held-out images are `eval.batches · train.batch_size` images from a
 /// ShapesWorld with another seed (or the folder's last images, at most a tenth of them).
 ///
+/// The exported tokenizer holds the trained weights, not `train.ema_decay`'s average (which only
+/// the run's checkpoints keep). A VQ run's per-code idle counters are not checkpointed, so a
+/// resumed VQ run restarts dead codes a little later than an uninterrupted one would.
+///
 /// ```sh
 /// fusion train recipes/vae-shapes.yaml     # → runs/vae-shapes/tokenizer.safetensors
 /// ```
