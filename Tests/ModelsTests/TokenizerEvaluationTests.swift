@@ -16,7 +16,8 @@ import Testing
         #expect(vae.isTraining)   // restored
         let recon = reconstructImages(vae, x).scalars.map { ($0 + 1) / 2 }
         let perImage = psnr(recon, x.scalars.map { ($0 + 1) / 2 }, images: 4)
-        #expect(abs(e.meanPSNR - perImage.reduce(0, +) / 4) < 1e-9 && e.pooledPSNR <= e.meanPSNR + 1e-9)
+        // Not bit-exact: suites running beside this one change OpenBLAS's (process-wide) thread count.
+        #expect(abs(e.meanPSNR - perImage.reduce(0, +) / 4) < 1e-3 && e.pooledPSNR <= e.meanPSNR + 1e-9)
         #expect(e.usage == nil && Set(e.metrics.keys) == ["psnr", "psnr_pooled"])
 
         let vq = tinyVQ()
