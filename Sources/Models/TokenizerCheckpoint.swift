@@ -1,5 +1,6 @@
 // Reading and writing tokenizer checkpoints: one safetensors file whose metadata key "config" holds
-// the model's JSON config (readable by Python's safetensors). Not training (TokenizerTraining).
+// the model's JSON config and "kind" says vae or vq (readable by Python's safetensors). Not
+// training (ImageTokenizerTask in Sources/Training).
 import Foundation
 import NN
 import Tensors
@@ -12,11 +13,16 @@ public struct TokenizerCheckpointError: Error, CustomStringConvertible {
 }
 
 extension ImageTokenizer {
-    /// Writes the weights and the JSON config (metadata "config") atomically to `path`.
-    public func save(to path: String, metadata: [String: String] = [:]) throws {
+    /// "vae" or "vq": written to the metadata key "kind", so loading the wrong kind says so.
+    static var kind: String { Self.self == VQTokenizer.self ? "vq" : "vae" }
+    var kind: String { Self.kind }
+
+    /// Writes the weights and the JSON config (metadata "config") atomically to `path`; `dtype`
+    /// .f16 halves the file (what checkpoints/ ships; `load` reads either).
+    public func save(to path: String, metadata: [String: String] = [:], dtype: SafetensorsDType = .f32) throws {
         let json = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
-        try Safetensors.write(stateDict(), metadata: metadata.merging(["config": json]) { $1 },
-                              to: URL(fileURLWithPath: path))
+        try Safetensors.write(stateDict(), metadata: metadata.merging(["config": json, "kind": kind]) { $1 },
+                              dtype: dtype, to: URL(fileURLWithPath: path))
     }
 
     /// Reads a checkpoint written by `save(to:)` (or a tokenizer run), building the model from its
@@ -24,11 +30,15 @@ extension ImageTokenizer {
     public static func load(from path: String, make: (Config) -> Self) throws -> Self {
         guard FileManager.default.fileExists(atPath: path) else {
             throw TokenizerCheckpointError(path: path, problem: "no such file (train one with a tokenizer recipe, e.g. "
-                                           + "`fusion train recipes/vae-shapes.yaml`)")
+                                           + "`fusion train recipes/\(kind)-shapes.yaml`)")
         }
         let (tensors, metadata) = try Safetensors.read(URL(fileURLWithPath: path))
         guard let json = metadata["config"] else {
             throw TokenizerCheckpointError(path: path, problem: "no 'config' entry in the safetensors metadata")
+        }
+        if let found = metadata["kind"], found != kind {
+            throw TokenizerCheckpointError(path: path, problem: "holds a \(found) tokenizer, not a \(kind) one "
+                                           + "(use `fusion \(found) …` or \(found == "vq" ? "VQTokenizer" : "ImageVAE").load)")
         }
         let config: Config
         do {

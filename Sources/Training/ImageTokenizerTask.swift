@@ -16,6 +16,10 @@ import Tensors
 /// resume see the same data. Held-out images are `eval.batches · train.batch_size` images from a
 /// ShapesWorld with another seed (or the folder's last images, at most a tenth of them).
 ///
+/// The exported tokenizer holds the trained weights, not `train.ema_decay`'s average (which only
+/// the run's checkpoints keep). A VQ run's per-code idle counters are not checkpointed, so a
+/// resumed VQ run restarts dead codes a little later than an uninterrupted one would.
+///
 /// ```sh
 /// fusion train recipes/vae-shapes.yaml     # → runs/vae-shapes/tokenizer.safetensors
 /// ```
@@ -61,12 +65,8 @@ public final class ImageTokenizerTask: TrainingTask {
         case "shapes":
             guard size >= 24 else { throw RunError.io("data.image_size", "ShapesWorld images need at least 24 pixels a side, got \(size)") }
             let world = ShapesWorld(seed: recipe.seed, imageSize: size)
-            let test = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: size)
-            func image(_ w: ShapesWorld, _ i: Int) -> Image {
-                Image(width: size, height: size, channels: 3, pixels: w.scene(i).render(imageSize: size))
-            }
-            trainImage = { image(world, $0) }
-            held = (0..<evalCount).map { image(test, $0) }
+            trainImage = { Self.image(world, $0) }
+            held = Self.shapesHeldOut(seed: recipe.seed, count: evalCount, imageSize: size)
         default:
             throw RunError.io("data.source", "model.kind \(recipe.model.kind) trains on images: use data.source shapes or folder")
         }
@@ -84,6 +84,19 @@ public final class ImageTokenizerTask: TrainingTask {
         default: preconditionFailure("ImageTokenizerTask: model.kind \(recipe.model.kind) is not a tokenizer")
         }
         flopsPerMicroBatch = 3 * Double(recipe.train.batchSize) * tokenizer.forwardFlops(height: size, width: size)
+    }
+
+    /// Image `index` of a ShapesWorld.
+    static func image(_ world: ShapesWorld, _ index: Int) -> Image {
+        let size = world.imageSize
+        return Image(width: size, height: size, channels: 3, pixels: world.scene(index).render(imageSize: size))
+    }
+
+    /// The held-out ShapesWorld images of a run with recipe seed `seed` (a world of its own seed):
+    /// what eval_psnr is measured on, and what `fusion vae eval` measures a tokenizer file on.
+    public static func shapesHeldOut(seed: UInt64, count: Int, imageSize: Int = 32) -> [Image] {
+        let test = ShapesWorld(seed: seed &+ 0x5EED_0F_E7A1, imageSize: imageSize)
+        return (0..<count).map { image(test, $0) }
     }
 
     /// Latent (or code) positions per image: what `LossResult.tokens` counts.

@@ -10,22 +10,24 @@ import Models
 /// ```yaml
 /// model: {kind: vae}
 /// tokenizer:
-///   channels: 64
-///   channel_multipliers: [1, 2]
-///   patch_size: 2          # 32×32 images: the encoder works at 16×16 then 8×8
+///   channels: 128
+///   channel_multipliers: [1]
+///   patch_size: 4          # 4×4 pixel patches: every conv runs on the 8×8 grid
 ///   downsample: 4          # 8×8 latents
 ///   latent_channels: 8
 ///   reconstruction: mse
 /// ```
 public struct TokenizerSection: Codable, Equatable, Sendable {
     /// Width of the first level (level i: channels · channel_multipliers[i]).
-    public var channels = 64
+    public var channels = 128
     /// One multiplier per level, log2(downsample / patch_size) + 1 of them; nil: [1, 2, 2, …].
     public var channelMultipliers: [Int]?
     /// f: an H×W image becomes an H/f × W/f latent or code grid (a power of two).
     public var downsample = 4
     /// p ≤ f: pixels folded into channels before the first conv (1: full-resolution convs).
-    public var patchSize = 1
+    /// The default p = f = 4 runs every conv on the 8×8 latent grid of a 32×32 image: about 3×
+    /// faster on a CPU than p = 2 at equal width, and better per second of training.
+    public var patchSize = 4
     public var latentChannels = 8
     public var klWeight: Float = 1e-6
     /// GroupNorm groups (must divide every width).
@@ -80,10 +82,10 @@ public struct TokenizerSection: Codable, Equatable, Sendable {
 extension RecipeSchema {
     /// The keys of `tokenizer:`; defaults must equal `TokenizerSection()`'s.
     static let tokenizer: [Key] = [
-        .key("channels", .int, 64, .positive),
+        .key("channels", .int, 128, .positive),
         .optional("channel_multipliers", .ints, .positive),
         .key("downsample", .int, 4, .positive),
-        .key("patch_size", .int, 1, .positive),
+        .key("patch_size", .int, 4, .positive),
         .key("latent_channels", .int, 8, .positive),
         .key("kl_weight", .float, 1e-6, .nonNegative),
         .key("groups", .int, 8, .positive),
@@ -120,7 +122,7 @@ extension RecipeSchema {
             guard m.count == levels else {
                 throw RecipeError.invalidValue(
                     at("channel_multipliers"), path: "tokenizer.channel_multipliers",
-                    message: "needs \(levels) entries (one per level: log2(downsample / patch_size) + 1), got \(m.count)")
+                    message: "needs \(levels) \(levels == 1 ? "entry" : "entries") (one per level: log2(downsample / patch_size) + 1), got \(m.count)")
             }
             multipliers = m
         }

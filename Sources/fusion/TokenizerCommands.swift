@@ -1,16 +1,19 @@
-// `fusion vae reconstruct` and `fusion vq reconstruct | encode`: run a trained image tokenizer
-// (a tokenizer.safetensors file) on one PNG. Argument parsing and file handling only.
+// `fusion vae reconstruct | eval | export` and `fusion vq reconstruct | encode | eval | export`:
+// run a trained image tokenizer (a tokenizer.safetensors file) on one PNG, measure it on held-out
+// ShapesWorld, or write a float16 copy. Argument parsing and file handling only.
 import ArgumentParser
 import Foundation
 import Media
 import Models
+import NN
 import Tensors
+import Training
 
 struct VAECommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vae",
         abstract: "Use a trained ImageVAE (continuous latents).",
-        subcommands: [Reconstruct.self])
+        subcommands: [Reconstruct.self, Eval.self, Export.self])
 
     struct Reconstruct: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -35,11 +38,37 @@ struct VAECommand: ParsableCommand {
     }
 }
 
+extension VAECommand {
+    struct Eval: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Held-out PSNR of a VAE on ShapesWorld (the images a recipe's eval_psnr uses).",
+            discussion: "Example:\n  fusion vae eval --checkpoint checkpoints/vae-shapes.safetensors")
+        @OptionGroup var options: EvalOptions
+        func run() throws {
+            try reportingErrors("vae eval") { try options.evaluate(try ImageVAE.load(from: options.checkpoint)) }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a float16 copy of a VAE file (half the size; how checkpoints/ ships them).",
+            discussion: """
+                Example:
+                  fusion vae export --checkpoint runs/vae-shapes/tokenizer.safetensors \\
+                    --out checkpoints/vae-shapes.safetensors
+                """)
+        @OptionGroup var options: ExportOptions
+        func run() throws {
+            try reportingErrors("vae export") { try options.export(try ImageVAE.load(from: options.checkpoint)) }
+        }
+    }
+}
+
 struct VQCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vq",
         abstract: "Use a trained VQTokenizer (discrete codes).",
-        subcommands: [Reconstruct.self, Encode.self])
+        subcommands: [Reconstruct.self, Encode.self, Eval.self, Export.self])
 
     struct Reconstruct: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -86,6 +115,56 @@ struct VQCommand: ParsableCommand {
                 }
             }
         }
+    }
+}
+
+extension VQCommand {
+    struct Eval: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Held-out PSNR, code usage and perplexity of a VQ tokenizer on ShapesWorld.",
+            discussion: "Example:\n  fusion vq eval --checkpoint checkpoints/vq-shapes.safetensors")
+        @OptionGroup var options: EvalOptions
+        func run() throws {
+            try reportingErrors("vq eval") { try options.evaluate(try VQTokenizer.load(from: options.checkpoint)) }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a float16 copy of a VQ tokenizer file (half the size; how checkpoints/ ships them).",
+            discussion: """
+                Example:
+                  fusion vq export --checkpoint runs/vq-shapes/tokenizer.safetensors \\
+                    --out checkpoints/vq-shapes.safetensors
+                """)
+        @OptionGroup var options: ExportOptions
+        func run() throws {
+            try reportingErrors("vq export") { try options.export(try VQTokenizer.load(from: options.checkpoint)) }
+        }
+    }
+}
+
+struct EvalOptions: ParsableArguments {
+    @Option(help: "Tokenizer file (safetensors written by a vae/vq recipe).") var checkpoint: String
+    @Option(help: "Held-out images.") var images = 256
+    @Option(help: "The recipe seed whose held-out world to use.") var seed: UInt64 = 0
+    @Option(help: "Image size (a multiple of the downsampling, at least 24).") var size = 32
+
+    func evaluate<M: ImageTokenizer>(_ model: M) throws {
+        guard images > 0, size >= 24 else { throw ValidationError("--images must be positive and --size at least 24") }
+        let heldOut = ImageTokenizerTask.shapesHeldOut(seed: seed, count: images, imageSize: size)
+        print("\(checkpoint): \(evaluateImageTokenizer(model, heldOut: imageBatch(heldOut)))")
+    }
+}
+
+struct ExportOptions: ParsableArguments {
+    @Option(help: "Tokenizer file to read.") var checkpoint: String
+    @Option(help: "Output safetensors file (float16 weights, same config).") var out: String
+
+    func export<M: ImageTokenizer>(_ model: M) throws {
+        try model.save(to: out, metadata: ["exported_from": checkpoint], dtype: .f16)
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
+        print(String(format: "wrote %@ (%.2f MB, float16)", out, Double(bytes) / 1e6))
     }
 }
 

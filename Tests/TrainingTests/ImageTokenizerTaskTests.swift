@@ -46,56 +46,64 @@ func value(_ row: MetricsRow?, _ key: String) -> Double {
     }
 }
 
-@Suite(.serialized) struct ImageTokenizerTaskTests {
-    @Test func vaeLossFallsAndTheRunHoldsGridAndTokenizer() throws {
-        let recipe = try tinyTokenizerRecipe(kind: "vae", steps: 12)
-        let (run, rows, eval) = try trainTokenizer(recipe)
-        defer { try? FileManager.default.removeItem(at: run.url) }
-        let losses = rows.map { value($0, "loss") }
-        let first = losses.prefix(3).reduce(0, +) / 3, last = losses.suffix(3).reduce(0, +) / 3
-        #expect(last < 0.7 * first, "loss \(first) → \(last)")
-        #expect(rows.allSatisfy { $0["recon"] != nil && $0["kl"] != nil })
-        #expect(value(eval, "eval_psnr") > 5 && value(eval, "eval_psnr_pooled") <= value(eval, "eval_psnr"))
-        #expect(eval?["eval_code_usage"] == nil)
+// Nested in the serialized TrainerTests: two trainers running at once perturb each other's results
+// (OpenBLAS's thread count is process-wide and `Parallel.withSingleThreadedBLAS` changes it), which
+// would break TrainerTests' bit-exact resume check.
+extension TrainerTests {
+    @Suite struct ImageTokenizerTaskTests {
+        @Test func vaeLossFallsAndTheRunHoldsGridAndTokenizer() throws {
+            let recipe = try tinyTokenizerRecipe(kind: "vae", steps: 12)
+            let (run, rows, eval) = try trainTokenizer(recipe)
+            defer { try? FileManager.default.removeItem(at: run.url) }
+            let losses = rows.map { value($0, "loss") }
+            let first = losses.prefix(3).reduce(0, +) / 3, last = losses.suffix(3).reduce(0, +) / 3
+            #expect(last < 0.7 * first, "loss \(first) → \(last)")
+            #expect(rows.allSatisfy { $0["recon"] != nil && $0["kl"] != nil })
+            #expect(value(eval, "eval_psnr") > 5 && value(eval, "eval_psnr_pooled") <= value(eval, "eval_psnr"))
+            #expect(eval?["eval_code_usage"] == nil)
 
-        // The grid: 16 held-out images (2 batches of 8) as 2 rows of originals over 2 of reconstructions.
-        let grid = try PNG.read(run.samplesURL.appendingPathComponent("step-00000012.png").path)
-        #expect(grid.width == 8 * 34 + 2 && grid.height == 4 * 34 + 2)
+            // The grid: 16 held-out images (2 batches of 8) as 2 rows of originals over 2 of reconstructions.
+            let grid = try PNG.read(run.samplesURL.appendingPathComponent("step-00000012.png").path)
+            #expect(grid.width == 8 * 34 + 2 && grid.height == 4 * 34 + 2)
 
-        // The exported tokenizer loads, with a calibrated scale: its latents have unit variance.
-        let vae = try ImageVAE.load(from: run.url.appendingPathComponent("tokenizer.safetensors").path)
-        #expect(vae.latentScale != 1 && vae.config.latentChannels == 4)
-        let task = try ImageTokenizerTask(recipe: recipe)
-        let z = withoutGrad { vae.encode(concat((0..<32).map { task.batch($0) }, axis: 0)) }
-        #expect(z.shape == [256, 4, 8, 8])
-        let s = z.scalars.map(Double.init), mean = s.reduce(0, +) / Double(s.count)
-        let variance = s.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(s.count)
-        #expect(abs(variance - 1) < 0.05, "latent variance \(variance)")
-        #expect(withoutGrad { vae.decode(z.slice(axis: 0, 0..<2)) }.shape == [2, 3, 32, 32])
-    }
+            // The exported tokenizer loads, with a calibrated scale: its latents have unit variance.
+            let vae = try ImageVAE.load(from: run.url.appendingPathComponent("tokenizer.safetensors").path)
+            #expect(vae.latentScale != 1 && vae.config.latentChannels == 4)
+            let task = try ImageTokenizerTask(recipe: recipe)
+            let z = withoutGrad { vae.encode(concat((0..<32).map { task.batch($0) }, axis: 0)) }
+            #expect(z.shape == [256, 4, 8, 8])
+            let s = z.scalars.map(Double.init), mean = s.reduce(0, +) / Double(s.count)
+            let variance = s.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(s.count)
+            #expect(abs(variance - 1) < 0.05, "latent variance \(variance)")
+            #expect(withoutGrad { vae.decode(z.slice(axis: 0, 0..<2)) }.shape == [2, 3, 32, 32])
+        }
 
-    @Test func vqLossFallsAndLogsCodeUsage() throws {
-        let (run, rows, eval) = try trainTokenizer(try tinyTokenizerRecipe(kind: "vq", steps: 12))
-        defer { try? FileManager.default.removeItem(at: run.url) }
-        let losses = rows.map { value($0, "recon") }
-        let first = losses.prefix(3).reduce(0, +) / 3, last = losses.suffix(3).reduce(0, +) / 3
-        #expect(last < 0.7 * first, "reconstruction loss \(first) → \(last)")
-        #expect(rows.allSatisfy { $0["commit"] != nil && $0["codebook"] != nil })
-        #expect(rows.allSatisfy { (1...16).contains(value($0, "active_codes")) })
-        #expect((0...100).contains(value(eval, "eval_code_usage")) && value(eval, "eval_perplexity") >= 1)
-        let vq = try VQTokenizer.load(from: run.url.appendingPathComponent("tokenizer.safetensors").path)
-        #expect(vq.config.codebookSize == 16)
-        #expect(vq.encode(Tensor.zeros([1, 3, 32, 32])).shape == [1, 8, 8])
-        #expect(FileManager.default.fileExists(atPath: run.samplesURL.appendingPathComponent("step-00000012.png").path))
-    }
+        @Test func vqLossFallsAndLogsCodeUsage() throws {
+            let (run, rows, eval) = try trainTokenizer(try tinyTokenizerRecipe(kind: "vq", steps: 12))
+            defer { try? FileManager.default.removeItem(at: run.url) }
+            let losses = rows.map { value($0, "recon") }
+            let first = losses.prefix(3).reduce(0, +) / 3, last = losses.suffix(3).reduce(0, +) / 3
+            #expect(last < 0.7 * first, "reconstruction loss \(first) → \(last)")
+            #expect(rows.allSatisfy { $0["commit"] != nil && $0["codebook"] != nil })
+            #expect(rows.allSatisfy { (1...16).contains(value($0, "active_codes")) })
+            #expect((0...100).contains(value(eval, "eval_code_usage")) && value(eval, "eval_perplexity") >= 1)
+            let path = run.url.appendingPathComponent("tokenizer.safetensors").path
+            let vq = try VQTokenizer.load(from: path)
+            #expect(vq.config.codebookSize == 16)
+            let wrongKind = #expect(throws: TokenizerCheckpointError.self) { try ImageVAE.load(from: path) }
+            #expect(wrongKind?.description == "\(path): holds a vq tokenizer, not a vae one (use `fusion vq …` or VQTokenizer.load)")
+            #expect(vq.encode(Tensor.zeros([1, 3, 32, 32])).shape == [1, 8, 8])
+            #expect(FileManager.default.fileExists(atPath: run.samplesURL.appendingPathComponent("step-00000012.png").path))
+        }
 
-    @Test func dataIsAFunctionOfTheIndexAndFlopsAreCounted() throws {
-        let recipe = try tinyTokenizerRecipe(kind: "vae", steps: 1)
-        let a = try ImageTokenizerTask(recipe: recipe), b = try ImageTokenizerTask(recipe: recipe)
-        #expect(a.batch(3).scalars == b.batch(3).scalars && a.batch(3).scalars != a.batch(4).scalars)
-        #expect(a.heldOut.shape == [16, 3, 32, 32])
-        #expect(Array(a.heldOut.scalars.prefix(3072)) != Array(a.batch(0).scalars.prefix(3072)))   // other images
-        #expect(a.flopsPerMicroBatch > 0)
-        #expect(try JSONSerialization.jsonObject(with: a.checkpointConfig()) is [String: Any])
+        @Test func dataIsAFunctionOfTheIndexAndFlopsAreCounted() throws {
+            let recipe = try tinyTokenizerRecipe(kind: "vae", steps: 1)
+            let a = try ImageTokenizerTask(recipe: recipe), b = try ImageTokenizerTask(recipe: recipe)
+            #expect(a.batch(3).scalars == b.batch(3).scalars && a.batch(3).scalars != a.batch(4).scalars)
+            #expect(a.heldOut.shape == [16, 3, 32, 32])
+            #expect(Array(a.heldOut.scalars.prefix(3072)) != Array(a.batch(0).scalars.prefix(3072)))   // other images
+            #expect(a.flopsPerMicroBatch > 0)
+            #expect(try JSONSerialization.jsonObject(with: a.checkpointConfig()) is [String: Any])
+        }
     }
 }

@@ -61,7 +61,8 @@ private func vqRecipe(_ tokenizerLines: String) -> String {
 
     @Test func overridesSetListsAndValues() throws {
         let r = try parse(vqRecipe("  channels: 16\n"),
-                          overrides: ["tokenizer.channel_multipliers=[1, 2, 2]", "tokenizer.codebook_size=64"])
+                          overrides: ["tokenizer.patch_size=1", "tokenizer.channel_multipliers=[1, 2, 2]",
+                                      "tokenizer.codebook_size=64"])
         #expect(r.tokenizer.channelMultipliers == [1, 2, 2] && r.tokenizer.codebookSize == 64)
         #expect(failure(vqRecipe(""), overrides: ["tokenizer.codebok_size=3"])
                 == "override 'tokenizer.codebok_size=3': unknown key 'tokenizer.codebok_size' (did you mean 'codebook_size'?)")
