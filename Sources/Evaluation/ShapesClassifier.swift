@@ -18,7 +18,7 @@ public struct ShapesClassifierConfig: Codable, Equatable, Sendable {
     /// Width of the penultimate (feature) layer.
     public var features: Int
 
-    public init(imageSize: Int = 32, channels: Int = 16, features: Int = 64) {
+    public init(imageSize: Int = 32, channels: Int = 32, features: Int = 64) {
         self.imageSize = imageSize; self.channels = channels; self.features = features
     }
 }

@@ -41,11 +41,13 @@ public struct ShapesDetection: Codable, Hashable, Sendable {
 /// 3. Components: 8-connected foreground regions; regions whose centroids share a grid cell are
 ///    merged (ShapesWorld holds one object per cell, so a fragmented blob stays one object), and
 ///    regions smaller than `minAreaFraction` of the smallest object mask are dropped as specks.
-/// 4. Colour: each pixel votes for its nearest palette colour, weighted by its distance from the
-///    background, so dim blended edges count little.
+/// 4. Colour: each pixel votes for the palette colour whose background→colour ray explains it best
+///    (``unblend(_:background:)``), weighted by its coverage along that ray, so blended edges and
+///    faded blobs keep their hue and count little.
 /// 5. Shape and size: the (shape, size) whose rasteriser mask, centred in the object's cell and
-///    shifted by up to S/16 pixels, has the highest IoU with the object's pixels. On real renders
-///    the exact mask scores IoU 1 (the rasteriser guarantees distinct masks per cell).
+///    shifted by up to S/16 pixels, has the highest soft IoU with the object's coverage map (the
+///    object's colour ray, other objects' pixels masked out). On real renders the exact mask
+///    scores IoU 1 (the rasteriser guarantees distinct masks per cell).
 ///
 /// ```swift
 /// let detector = ShapesDetector(imageSize: 32)
@@ -111,19 +113,27 @@ public struct ShapesDetector: Sendable {
             let cy = component.reduce(0.0) { $0 + Double($1 / imageSize) } / Double(component.count) + 0.5
             byCell[cellIndex(x: cx, y: cy), default: []] += component
         }
+        let kept = byCell.filter { Double($0.value.count) >= minAreaFraction * Double(minArea) }
+        var owner = [Int](repeating: -1, count: n)          // the cell index of each kept object's pixels
+        for (cellIndex, pixels) in kept { for p in pixels { owner[p] = cellIndex } }
+        func pixel(_ p: Int) -> SIMD3<Float> { SIMD3(rgb.pixels[3 * p], rgb.pixels[3 * p + 1], rgb.pixels[3 * p + 2]) }
         var objects: [DetectedObject] = []
-        for (cellIndex, pixels) in byCell.sorted(by: { $0.key < $1.key })
-        where Double(pixels.count) >= minAreaFraction * Double(minArea) {
+        for (cellIndex, pixels) in kept.sorted(by: { $0.key < $1.key }) {
             let cell = GridCell(index: cellIndex)
-            // 4. Colour by weighted vote.
+            // 4. Colour by coverage-weighted vote along background→colour rays.
             var votes = [Double](repeating: 0, count: Colour.allCases.count)
             for p in pixels {
-                let c = SIMD3(rgb.pixels[3 * p], rgb.pixels[3 * p + 1], rgb.pixels[3 * p + 2])
-                votes[Self.nearestColour(c).rawValue] += Double(min(distance[p], 1))
+                let (colour, alpha) = Self.unblend(pixel(p), background: bg)
+                votes[colour.rawValue] += Double(alpha)
             }
             let best = votes.indices.max { votes[$0] < votes[$1] }!
-            // 5. Shape and size by mask IoU.
-            let (shape, size, iou) = bestMask(pixels, cell: cell)
+            // 5. Shape and size by soft mask IoU over the coverage of that colour.
+            let colourRay = Colour(rawValue: best)!.rgb - bg
+            var coverage = [Float](repeating: 0, count: n)
+            for p in 0..<n where owner[p] < 0 || owner[p] == cellIndex {
+                coverage[p] = min(max(((pixel(p) - bg) * colourRay).sum() / (colourRay * colourRay).sum(), 0), 1)
+            }
+            let (shape, size, iou) = bestMask(coverage, cell: cell)
             let cx = pixels.reduce(0.0) { $0 + Double($1 % imageSize) } / Double(pixels.count) + 0.5
             let cy = pixels.reduce(0.0) { $0 + Double($1 / imageSize) } / Double(pixels.count) + 0.5
             objects.append(DetectedObject(
@@ -170,24 +180,28 @@ public struct ShapesDetector: Sendable {
         return out
     }
 
-    /// The (shape, size) mask of `cell`, shifted by up to S/16 pixels, with the highest IoU.
-    func bestMask(_ pixels: [Int], cell: GridCell) -> (ShapeKind, ObjectSize, Double) {
+    /// The (shape, size) mask of `cell`, shifted by up to S/16 pixels, with the highest soft IoU
+    /// Σ_T f / (|T| + Σ f − Σ_T f) against the coverage map f ∈ [0, 1] (f = 1 on a crisp object's
+    /// pixels and 0 elsewhere, where this is the plain IoU) summed over the cell and its margin.
+    func bestMask(_ coverage: [Float], cell: GridCell) -> (ShapeKind, ObjectSize, Double) {
         let s = imageSize
-        var inside = [Bool](repeating: false, count: s * s)
-        for p in pixels { inside[p] = true }
         let x0 = raster.cellRange(cell.column).lowerBound, y0 = raster.cellRange(cell.row).lowerBound
         let reach = max(1, s / 16)
+        let xs = max(x0 - reach, 0)..<min(raster.cellRange(cell.column).upperBound + reach, s)
+        let ys = max(y0 - reach, 0)..<min(raster.cellRange(cell.row).upperBound + reach, s)
+        var total = 0.0
+        for y in ys { for x in xs { total += Double(coverage[y * s + x]) } }
         var best = (ShapeKind.circle, ObjectSize.small, -1.0)
         for (k, mask) in masks[cell.index].enumerated() {
             for dy in -reach...reach {
                 for dx in -reach...reach {
-                    var hit = 0
+                    var hit = 0.0
                     for (mx, my) in mask {
                         let x = x0 + mx + dx, y = y0 + my + dy
-                        if x >= 0, y >= 0, x < s, y < s, inside[y * s + x] { hit += 1 }
+                        if xs.contains(x), ys.contains(y) { hit += Double(coverage[y * s + x]) }
                     }
                     // Ties (never on real renders) prefer the unshifted mask: strict improvement only.
-                    let iou = Double(hit) / Double(pixels.count + mask.count - hit)
+                    let iou = hit / (Double(mask.count) + total - hit)
                     let shiftPenalty = 1e-9 * Double(abs(dx) + abs(dy))
                     if iou - shiftPenalty > best.2 {
                         best = (ShapeKind(rawValue: k / 2)!, ObjectSize(rawValue: k % 2)!, iou - shiftPenalty)
@@ -199,6 +213,22 @@ public struct ShapesDetector: Sendable {
     }
 
     // MARK: - Colours
+
+    /// The palette colour c whose ray from the background best explains `rgb` as a blend
+    /// α·c + (1 − α)·bg (smallest residual), and that coverage α ∈ [0, 1]. Blurred or antialiased
+    /// edges and desaturated blobs keep their hue this way, where the nearest colour would not.
+    public static func unblend(_ rgb: SIMD3<Float>, background bg: SIMD3<Float>) -> (Colour, Float) {
+        var best = (Colour.red, Float(0)), bestResidual = Float.infinity
+        let v = rgb - bg
+        for c in Colour.allCases {
+            let d = c.rgb - bg
+            let alpha = min(max((v * d).sum() / (d * d).sum(), 0), 1)
+            let r = v - alpha * d
+            let residual = (r * r).sum()
+            if residual < bestResidual { bestResidual = residual; best = (c, alpha) }
+        }
+        return best
+    }
 
     /// The palette colour nearest to `rgb` (values in [0, 1]).
     public static func nearestColour(_ rgb: SIMD3<Float>) -> Colour {
