@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "Data", dependencies: ["Tensors", "Media", "Text"], swiftSettings: fast),
         .target(name: "Diffusion", dependencies: ["Tensors"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["Tensors", "NN", "Media", "Text", "Diffusion"], swiftSettings: fast),
-        .target(name: "Evaluation", dependencies: ["Media"], swiftSettings: fast),
+        .target(name: "Evaluation", dependencies: ["Tensors", "NN", "Media", "Data"], swiftSettings: fast),
         .target(
             name: "Training",
             dependencies: ["Tensors", "NN", "Models", "Data", "Text", "Media", "Diffusion", "Evaluation", .product(name: "Yams", package: "Yams")],
@@ -47,7 +47,7 @@ let package = Package(
         .executableTarget(
             name: "fusion",
             dependencies: [
-                "Tensors", "NN", "Media", "Text", "Data", "Models", "Training",
+                "Tensors", "NN", "Media", "Text", "Data", "Models", "Training", "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast),
@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Diffusion", "TestSupport"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Data", "Media", "Tensors"]),
     ],
     swiftLanguageModes: [.v5]
 )

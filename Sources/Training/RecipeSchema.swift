@@ -51,7 +51,7 @@ enum RecipeSchema {
 // MARK: - The table
 
 extension RecipeSchema {
-    static let modelKinds = ["lm", "transfusion", "chameleon", "vae", "vq"]
+    static let modelKinds = ["lm", "transfusion", "chameleon", "vae", "vq", "classifier"]
 
     /// Every key a recipe may hold, in the order `Recipe.yaml()` writes them.
     static let recipe: [Key] = [
@@ -122,6 +122,7 @@ extension RecipeSchema {
         .section("eval", [
             .key("every", .int, 0, .nonNegative),
             .key("batches", .int, 4, .positive),
+            .key("shapes_eval", .int, 0, .nonNegative),
         ]),
         .section("sample", [
             .key("every", .int, 0, .nonNegative),

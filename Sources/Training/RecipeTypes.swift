@@ -154,8 +154,15 @@ public struct TrainSection: Codable, Equatable, Sendable {
 public struct EvalSection: Codable, Equatable, Sendable {
     public var every: Int              // steps; 0 = only at the end
     public var batches: Int
+    /// ShapesEval prompts sampled at each eval of a Transfusion run (0: none); adds shapes_eval
+    /// and per-category scores to the eval rows.
+    public var shapesEval: Int
 
-    enum CodingKeys: String, CodingKey { case every, batches }
+    public init(every: Int, batches: Int, shapesEval: Int = 0) {
+        self.every = every; self.batches = batches; self.shapesEval = shapesEval
+    }
+
+    enum CodingKeys: String, CodingKey { case every, batches, shapesEval = "shapes_eval" }
 }
 
 public struct SampleSection: Codable, Equatable, Sendable {

@@ -206,7 +206,8 @@ public final class TransfusionTask: TrainingTask {
     }
 
     /// Held-out losses (text, image and total) over `eval.batches` batches drawn with fixed
-    /// randomness, so evaluations at different steps are comparable.
+    /// randomness, so evaluations at different steps are comparable; with `eval.shapes_eval` N > 0
+    /// also ShapesEval scores of N prompts (TransfusionEvaluation.swift).
     public func evaluate(step: Int, rng: RNG) throws -> [String: Double] {
         var text = 0.0, image = 0.0
         let n = max(recipe.eval.batches, 1)
@@ -218,7 +219,9 @@ public final class TransfusionTask: TrainingTask {
             text += Double(l.text.item); image += Double(l.image.item)
         }
         text /= Double(n); image /= Double(n)
-        return ["loss": text + Double(recipe.diffusion.lossWeight) * image, "loss_text": text, "loss_image": image]
+        var metrics = ["loss": text + Double(recipe.diffusion.lossWeight) * image, "loss_text": text, "loss_image": image]
+        if recipe.eval.shapesEval > 0 { metrics.merge(shapesEvalMetrics(count: recipe.eval.shapesEval)) { $1 } }
+        return metrics
     }
 
     /// The image-sampling settings of the recipe.

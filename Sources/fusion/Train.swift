@@ -59,6 +59,7 @@ func makeTask(_ r: Recipe, run: RunDirectory) throws -> TrainingTask {
     case "transfusion": return try TransfusionTask(recipe: r, run: run)
     case "chameleon": return try ChameleonTask(recipe: r, run: run)
     case "vae", "vq": return try ImageTokenizerTask(recipe: r)
+    case "classifier": return try ClassifierTask(recipe: r)
     default: throw ValidationError("model.kind '\(r.model.kind)' is not available yet in this build")
     }
 }

@@ -1,0 +1,194 @@
+// ShapesEval (GenEval's idea on ShapesWorld): a fixed prompt set, deterministic by seed, in six
+// categories, each prompt generated from a scene so its expectation is known exactly; scoring of
+// generated images by the analytic detector; per-category and overall scores. Not the detector
+// (ShapesDetector.swift) and not image generation: callers bring the images.
+import Data
+import Foundation
+import Media
+
+/// A skill that ShapesEval measures.
+public enum ShapesEvalCategory: String, CaseIterable, Codable, Sendable {
+    /// "a red circle": exactly one object, of that colour and shape.
+    case singleObject = "single_object"
+    /// "a small green cross": exactly one object, of that colour (shape not checked).
+    case colour
+    /// "a large blue ring": exactly one object, of that shape (colour not checked).
+    case shape
+    /// "three yellow triangles": exactly n objects, all of that shape.
+    case counting
+    /// "a red circle in the top left": exactly one object, that colour and shape, in that cell.
+    case position
+    /// "a red circle and a blue square": exactly two objects, each colour on its own shape.
+    case colourBinding = "colour_binding"
+}
+
+/// One prompt of the set: its text, what an image of it must show, and a scene that shows it.
+public struct EvalPrompt: Codable, Hashable, Sendable {
+    public var category: ShapesEvalCategory
+    public var text: String
+    public var expectation: ShapesExpectation
+    /// A scene satisfying the prompt (what a perfect model could draw; tests render it).
+    public var scene: Scene
+}
+
+/// The prompt set and its scoring.
+///
+/// ```swift
+/// let eval = ShapesEval(seed: 0, promptsPerCategory: 4)         // 24 prompts
+/// let images = eval.prompts.map { p in [generate(p.text)] }      // [[Image]], one list per prompt
+/// print(eval.score(images: images))                              // a table; .overall in [0, 1]
+/// ```
+public struct ShapesEval: Sendable {
+    public let seed: UInt64
+    public let imageSize: Int
+    public let prompts: [EvalPrompt]
+    public let detector: ShapesDetector
+
+    /// `promptsPerCategory` prompts of each category, in category order; the same for the same
+    /// seed, and a prefix of a larger set with the same seed.
+    public init(seed: UInt64 = 0, promptsPerCategory: Int = 16, imageSize: Int = 32) {
+        self.seed = seed
+        self.imageSize = imageSize
+        detector = ShapesDetector(imageSize: imageSize)
+        prompts = ShapesEvalCategory.allCases.enumerated().flatMap { c, category in
+            (0..<promptsPerCategory).map { k in
+                var rng = SplitMix64(seed: seed, stream: 0xE7A1_0000 + UInt64(c), index: k)
+                return Self.prompt(category, rng: &rng)
+            }
+        }
+    }
+
+    /// About `count` prompts spread evenly over the categories (at least one each).
+    public init(seed: UInt64 = 0, totalPrompts count: Int, imageSize: Int = 32) {
+        let per = max(1, (count + ShapesEvalCategory.allCases.count - 1) / ShapesEvalCategory.allCases.count)
+        self.init(seed: seed, promptsPerCategory: per, imageSize: imageSize)
+    }
+
+    // MARK: - Prompts
+
+    static func randomObject(_ rng: inout SplitMix64, cell: GridCell? = nil) -> SceneObject {
+        SceneObject(shape: rng.pick(ShapeKind.allCases), colour: rng.pick(Colour.allCases),
+                    size: rng.pick(ObjectSize.allCases), cell: cell ?? GridCell(index: rng.int(below: 9)))
+    }
+
+    static func prompt(_ category: ShapesEvalCategory, rng: inout SplitMix64) -> EvalPrompt {
+        var cells = GridCell.all
+        rng.shuffle(&cells)
+        let o = randomObject(&rng, cell: cells[0])
+        let background = rng.pick(Background.allCases)
+        func make(_ text: String, _ items: [ExpectedItem], _ objects: [SceneObject]) -> EvalPrompt {
+            EvalPrompt(category: category, text: text, expectation: ShapesExpectation(items: items),
+                       scene: Scene(objects: objects, background: background))
+        }
+        switch category {
+        case .singleObject:
+            return make(Captioner.describe(o, mentionSize: false), [ExpectedItem(shape: o.shape, colour: o.colour)], [o])
+        case .colour:
+            return make(Captioner.describe(o, mentionSize: true), [ExpectedItem(colour: o.colour)], [o])
+        case .shape:
+            return make(Captioner.describe(o, mentionSize: true), [ExpectedItem(shape: o.shape)], [o])
+        case .counting:
+            let n = rng.int(in: 2...3)
+            let objects = (0..<n).map { k in
+                SceneObject(shape: o.shape, colour: o.colour, size: rng.pick(ObjectSize.allCases), cell: cells[k])
+            }
+            let text = "\(NumberWords.word(n)) \(o.colour.name) \(o.shape.plural)"
+            return make(text, [ExpectedItem(count: n, shape: o.shape)], objects)
+        case .position:
+            let text = Captioner.describe(o, mentionSize: false) + " " + rng.pick(o.cell.phrases)
+            return make(text, [ExpectedItem(shape: o.shape, colour: o.colour, cell: o.cell)], [o])
+        case .colourBinding:
+            var b = randomObject(&rng, cell: cells[1])
+            while b.shape == o.shape { b.shape = rng.pick(ShapeKind.allCases) }
+            while b.colour == o.colour { b.colour = rng.pick(Colour.allCases) }
+            let text = Captioner.describe(o, mentionSize: false) + " and " + Captioner.describe(b, mentionSize: false)
+            return make(text, [ExpectedItem(shape: o.shape, colour: o.colour), ExpectedItem(shape: b.shape, colour: b.colour)],
+                        [o, b])
+        }
+    }
+
+    // MARK: - Scoring
+
+    /// Scores `images[i]` (any number of images) against prompt i.
+    public func score(images: [[Image]]) -> ShapesEvalReport {
+        precondition(images.count == prompts.count, "ShapesEval.score: \(images.count) image lists for \(prompts.count) prompts")
+        return score(detections: images.map { $0.map(detector.detect) })
+    }
+
+    /// Scores detections (one list per prompt) against the prompts.
+    public func score(detections: [[ShapesDetection]]) -> ShapesEvalReport {
+        precondition(detections.count == prompts.count, "ShapesEval.score: \(detections.count) lists for \(prompts.count) prompts")
+        var results: [ShapesEvalReport.PromptResult] = []
+        for (p, found) in zip(prompts, detections) {
+            let passed = found.filter { p.expectation.isSatisfied(by: $0.sceneObjects) }.count
+            results.append(.init(category: p.category, text: p.text, passed: passed, images: found.count,
+                                 found: found.first.map { $0.objects.map(\.description).joined(separator: ", ") } ?? ""))
+        }
+        return ShapesEvalReport(results: results)
+    }
+
+    /// Real renders of every prompt's reference scene (one image each): the ceiling of the scores.
+    public func referenceImages() -> [[Image]] {
+        prompts.map { [Image(width: imageSize, height: imageSize, channels: 3, pixels: $0.scene.render(imageSize: imageSize))] }
+    }
+}
+
+/// ShapesEval's scores: per prompt, per category (mean over its prompts of the fraction of images
+/// that pass) and overall (mean over categories, as GenEval reports).
+public struct ShapesEvalReport: Codable, Sendable, CustomStringConvertible {
+    public struct PromptResult: Codable, Sendable {
+        public var category: ShapesEvalCategory
+        public var text: String
+        public var passed: Int
+        public var images: Int
+        /// What the detector found in the prompt's first image.
+        public var found: String
+        public var score: Double { images == 0 ? 0 : Double(passed) / Double(images) }
+    }
+
+    public struct CategoryScore: Codable, Sendable {
+        public var category: ShapesEvalCategory
+        public var score: Double
+        public var prompts: Int
+        public var images: Int
+    }
+
+    public var overall: Double
+    public var categories: [CategoryScore]
+    public var results: [PromptResult]
+
+    public init(results: [PromptResult]) {
+        self.results = results
+        categories = ShapesEvalCategory.allCases.compactMap { c in
+            let rs = results.filter { $0.category == c }
+            guard !rs.isEmpty else { return nil }
+            return CategoryScore(category: c, score: rs.map(\.score).reduce(0, +) / Double(rs.count), prompts: rs.count,
+                                 images: rs.map(\.images).reduce(0, +))
+        }
+        overall = categories.isEmpty ? 0 : categories.map(\.score).reduce(0, +) / Double(categories.count)
+    }
+
+    /// `shapes_eval` (overall) and `shapes_<category>` scores, for metrics rows.
+    public var metrics: [String: Double] {
+        var m = ["shapes_eval": overall]
+        for c in categories { m["shapes_" + c.category.rawValue] = c.score }
+        return m
+    }
+
+    public var description: String {
+        var lines = ["category          score   prompts  images"]
+        for c in categories {
+            lines.append(c.category.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0)
+                         + String(format: "  %5.1f%%  %7d  %6d", 100 * c.score, c.prompts, c.images))
+        }
+        lines.append("overall".padding(toLength: 16, withPad: " ", startingAt: 0)
+                     + String(format: "  %5.1f%%  %7d  %6d", 100 * overall, results.count, results.map(\.images).reduce(0, +)))
+        return lines.joined(separator: "\n")
+    }
+
+    /// One line per prompt: score, prompt, what was found in its first image.
+    public var details: String {
+        results.map { String(format: "%3d/%-3d ", $0.passed, $0.images) + "\($0.text)  →  \($0.found.isEmpty ? "nothing" : $0.found)" }
+            .joined(separator: "\n")
+    }
+}

@@ -1,0 +1,123 @@
+// `fusion eval --checkpoint RUN --suite shapes|captions|fd`: scores a trained Transfusion run and
+// prints a table (and JSON with --json). Argument parsing and output only; the work is
+// TransfusionEvaluator's (Training) and Evaluation's.
+import ArgumentParser
+import Data
+import Evaluation
+import Foundation
+import Media
+import Models
+import NN
+import Tensors
+import Training
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate a Transfusion run: ShapesEval, caption accuracy or a Fréchet distance.",
+        discussion: """
+            Examples:
+              fusion eval --checkpoint runs/transfusion-shapes --suite shapes --images-per-prompt 4 \\
+                --steps 50 --cfg 3 --seed 0 --json shapes.json
+              fusion eval --checkpoint runs/transfusion-shapes --suite captions --count 200
+              fusion train recipes/eval-classifier.yaml
+              fusion eval --checkpoint runs/transfusion-shapes --suite fd \\
+                --classifier runs/eval-classifier/classifier.safetensors --count 256
+
+            shapes:   images for a fixed prompt set (--prompts-per-category × 6 categories), checked by
+                      an analytic detector; per-category and overall pass rates.
+            captions: greedy captions of held-out ShapesWorld images, parsed and checked against
+                      their object lists (exact, count, colour, shape, size, position).
+            fd:       Fréchet distance between classifier features of images generated from
+                      held-out captions and real renders of other held-out scenes (with the
+                      real-vs-real floor).
+            """)
+
+    enum Suite: String, ExpressibleByArgument, CaseIterable { case shapes, captions, fd }
+
+    @Option(help: "A run folder (newest checkpoint) or one checkpoint folder.") var checkpoint: String
+    @Option(help: "shapes, captions or fd.") var suite: Suite = .shapes
+    @Option(help: "shapes: images per prompt.") var imagesPerPrompt = 4
+    @Option(help: "shapes: prompts per category (6 categories).") var promptsPerCategory = 16
+    @Option(help: "Seed of the prompt set (shapes) or of the held-out world (captions, fd).") var evalSeed: UInt64 = 0
+    @Option(help: "captions, fd: number of held-out images.") var count = 200
+    @Option(help: "fd: the classifier (train recipes/eval-classifier.yaml).")
+    var classifier = "runs/eval-classifier/\(ShapesClassifier.fileName)"
+    @Option(help: "Diffusion steps (default: the recipe's).") var steps: Int?
+    @Option(help: "Classifier-free guidance scale (default: the recipe's).") var cfg: Float?
+    @Option(help: "Sampler: ddpm, ddim or euler.") var sampler: SpanSampler?
+    @Option(help: "Sampling seed.") var seed: UInt64 = 0
+    @Option(help: "Also write the report as JSON here.") var json: String?
+    @Flag(help: "shapes: print every prompt with what was found.") var details = false
+    @Flag(help: "Use the raw weights even when the run kept EMA weights.") var noEMA = false
+
+    func run() throws {
+        try reportingErrors("eval") {
+            let run = try TransfusionRun(path: checkpoint, ema: !noEMA)
+            let evaluator = run.evaluator
+            let size = run.config.imageSize
+            let start = Date()
+            switch suite {
+            case .shapes:
+                guard imagesPerPrompt > 0, promptsPerCategory > 0 else { throw ValidationError("counts must be positive") }
+                let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
+                let eval = ShapesEval(seed: evalSeed, promptsPerCategory: promptsPerCategory, imageSize: size)
+                let report = evaluator.shapesEval(eval, imagesPerPrompt: imagesPerPrompt, options: options, seed: seed) {
+                    FileHandle.standardError.write("\rprompt \($0)/\(eval.prompts.count)".data(using: .utf8)!)
+                }
+                FileHandle.standardError.write("\n".data(using: .utf8)!)
+                if details { print(report.details + "\n") }
+                print(report)
+                print(String(format: "(%@, %d steps, cfg %.1f, %d images per prompt, %.0f s)", options.sampler.rawValue,
+                             options.steps, options.cfgScale, imagesPerPrompt, Date().timeIntervalSince(start)))
+                try write(report)
+            case .captions:
+                let world = ShapesWorld(seed: heldOutSeed, imageSize: size)
+                let (report, captions) = evaluator.captionAccuracy(world: world, count: count)
+                if details {
+                    for (i, c) in captions.enumerated().prefix(20) { print("\(c)\t(truth: \(world.example(i).caption))") }
+                }
+                print(report)
+                try write(report)
+            case .fd:
+                let net = try ShapesClassifier.load(from: classifier)
+                guard net.config.imageSize == size else {
+                    throw ValidationError("the classifier takes \(net.config.imageSize)px images, the run makes \(size)px")
+                }
+                let world = ShapesWorld(seed: heldOutSeed, imageSize: size)
+                let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
+                let base = RNG(seed: seed)
+                var generated: [Image] = []
+                for i in 0..<count {
+                    let z = run.model.sampleImages(prompt: run.prompt(world.example(i).caption), count: 1, options: options,
+                                                   rng: base.split(UInt64(i)))
+                    generated.append(Image(chw: run.decode(z)))
+                    FileHandle.standardError.write("\rimage \(i + 1)/\(count)".data(using: .utf8)!)
+                }
+                FileHandle.standardError.write("\n".data(using: .utf8)!)
+                func real(_ range: Range<Int>) -> [Image] {
+                    range.map { Image(width: size, height: size, channels: 3, pixels: world.scene($0).render(imageSize: size)) }
+                }
+                let reference = net.features(real(count..<(2 * count)))
+                let report = FDReport(images: count, fd: frechetDistance(reference, net.features(generated)),
+                                      realVsReal: frechetDistance(reference, net.features(real((2 * count)..<(3 * count)))))
+                print(String(format: "FD generated vs real  %.4f\nFD real vs real       %.4f  (the floor at %d images)",
+                             report.fd, report.realVsReal, count))
+                try write(report)
+            }
+        }
+    }
+
+    /// The held-out world of evaluations (not a training seed of the shipped recipes).
+    var heldOutSeed: UInt64 { 0x5EED_E7A1 &+ evalSeed }
+
+    struct FDReport: Codable { var images: Int; var fd: Double; var realVsReal: Double }
+
+    func write<T: Encodable>(_ report: T) throws {
+        guard let json else { return }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try atomicWrite(try enc.encode(report), to: URL(fileURLWithPath: json))
+        print("wrote \(json)")
+    }
+}

@@ -1,0 +1,112 @@
+// Caption accuracy, the Jacobi eigensolver, the Fréchet distance (closed forms, and over
+// classifier features: real-vs-real near 0, growing with noise) and the classifier's plumbing.
+import Data
+import Evaluation
+import Foundation
+import Media
+import Tensors
+import Testing
+
+@Suite struct CaptionAccuracyTests {
+    @Test func trueCaptionsAreExactShuffledOnesAreNot() {
+        let world = ShapesWorld(seed: 8)
+        let examples = (0..<300).map(world.example)
+        let own = CaptionAccuracy.score(captions: examples.map(\.caption), scenes: examples.map(\.scene))
+        #expect(own.readable == 1 && own.exact == 1 && own.count == 1 && own.colour == 1 && own.shape == 1)
+        #expect(own.size == 1 && own.position == 1)
+        let n = examples.count
+        let shuffled = CaptionAccuracy.score(captions: (0..<n).map { examples[($0 * 7 + 1) % n].caption },
+                                             scenes: examples.map(\.scene))
+        #expect(shuffled.exact < 0.05 && shuffled.colour < 0.5 && shuffled.shape < 0.5, "\(shuffled)")
+    }
+
+    @Test func attributesAreScoredSeparately() {
+        let scene = Scene(objects: [
+            SceneObject(shape: .circle, colour: .red, size: .small, cell: GridCell(index: 0)),
+            SceneObject(shape: .square, colour: .blue, size: .large, cell: GridCell(index: 8)),
+        ], background: .black)
+        // Right shapes and places, one colour wrong.
+        let r = CaptionAccuracy.score(captions: ["a red circle in the top left and a green square in the bottom right"],
+                                      scenes: [scene])
+        #expect(r.exact == 0 && r.count == 1 && r.colour == 0.5 && r.shape == 1 && r.position == 1 && r.size == nil)
+        // Garbage is unreadable and wrong.
+        let g = CaptionAccuracy.score(captions: ["the the of"], scenes: [scene])
+        #expect(g.readable == 0 && g.exact == 0 && g.colour == 0)
+    }
+}
+
+@Suite struct FrechetDistanceTests {
+    @Test func jacobiReconstructsASymmetricMatrix() {
+        let d = 12
+        let rng = RNG(seed: 4)
+        let x = rng.normal([d, d]).scalars.map(Double.init)
+        var a = [Double](repeating: 0, count: d * d)
+        for i in 0..<d { for j in 0..<d { a[i * d + j] = x[i * d + j] + x[j * d + i] } }
+        let (values, v) = symmetricEigen(a, d)
+        var worst = 0.0
+        for i in 0..<d {
+            for j in 0..<d {
+                var s = 0.0
+                for k in 0..<d { s += v[i * d + k] * values[k] * v[j * d + k] }
+                worst = max(worst, abs(s - a[i * d + j]))
+            }
+        }
+        #expect(worst < 1e-9)
+    }
+
+    @Test func matchesTheClosedFormForDiagonalGaussians() {
+        // Samples whose mean and covariance are exactly known: ± columns around a mean.
+        func features(mean: [Float], sd: [Float]) -> [[Float]] {
+            let d = mean.count
+            return (0..<(2 * d)).map { k in
+                (0..<d).map { j in mean[j] + (j == k / 2 ? (k % 2 == 0 ? 1 : -1) * sd[j] * Float(2 * d - 1).squareRoot() / Float(2).squareRoot() : 0) }
+            }
+        }
+        let a = FeatureStatistics(features(mean: [0, 0, 0], sd: [1, 2, 3]))
+        let b = FeatureStatistics(features(mean: [1, 0, 2], sd: [2, 2, 1]))
+        // |Δμ|² + Σ (σ₁ − σ₂)² = 5 + (1 + 0 + 4) = 10.
+        #expect(abs(frechetDistance(a, b) - 10) < 1e-6)
+        #expect(abs(frechetDistance(a, a)) < 1e-9)
+    }
+
+    /// Real-vs-real held-out splits score near 0, and the distance grows with the noise added to
+    /// one split (features of an untrained but fixed classifier are enough to show the property).
+    @Test func realVersusRealIsNearZeroAndNoiseRaisesIt() {
+        let net = ShapesClassifier(rng: RNG(seed: 1))
+        net.eval()
+        let world = ShapesWorld(seed: 21)
+        let images = (0..<400).map { render(world.scene($0), 32) }
+        let real = net.features(Array(images[0..<200]))
+        let other = Array(images[200..<400])
+        var rng = SplitMix64(seed: 3, stream: 0, index: 0)
+        var distances: [Double] = []
+        for sigma in [0.0, 0.1, 0.2, 0.4] as [Float] {
+            let noisy = other.map { image -> Image in
+                var out = image
+                for k in out.pixels.indices { out.pixels[k] = min(max(out.pixels[k] + sigma * Float(rng.unit() * 2 - 1) * 1.732, 0), 1) }
+                return out
+            }
+            distances.append(frechetDistance(real, net.features(noisy)))
+        }
+        #expect(zip(distances, distances.dropFirst()).allSatisfy { $0 < $1 }, "\(distances)")
+        #expect(distances[0] < 0.1 * distances[2], "\(distances)")
+    }
+}
+
+@Suite struct ShapesClassifierTests {
+    @Test func lossAndFeaturesHaveTheirShapes() throws {
+        let net = ShapesClassifier(rng: RNG(seed: 0))
+        let world = ShapesWorld(seed: 1)
+        let scenes = (0..<4).map(world.scene)
+        let x = ShapesClassifier.batch(scenes.map { render($0, 32) })
+        #expect(net.features(x).shape == [4, 64])
+        let (loss, parts) = net.loss(x, scenes: scenes)
+        #expect(loss.item.isFinite && parts.count == 4)
+        let acc = net.accuracy(scenes.map { render($0, 32) }, scenes: scenes)
+        #expect(acc.keys.sorted() == ["acc_background", "acc_colour", "acc_scene", "acc_shape", "acc_size"])
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("classifier-\(getpid()).safetensors").path
+        try net.save(to: path)
+        let back = try ShapesClassifier.load(from: path)
+        #expect(back.features(scenes.map { render($0, 32) }) == net.features(scenes.map { render($0, 32) }))
+    }
+}
