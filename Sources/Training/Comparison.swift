@@ -1,0 +1,148 @@
+// Comparing runs at matched compute: curves read from runs' metrics.jsonl against FLOPs, the
+// paper's "parity FLOPs" (how much compute a run needs to reach the baseline's best value),
+// loss/metric-vs-FLOPs plots and a markdown table. Not training and not evaluation itself.
+import Evaluation
+import Foundation
+import Media
+import NN
+
+/// One metric's curve: (FLOPs so far, value) in step order.
+public typealias Curve = [(flops: Double, value: Double)]
+
+/// The curves of one run.
+public struct RunCurves {
+    public let name: String
+    /// Every numeric field of the training rows (loss, loss_text, loss_image, grad_norm, …).
+    public let train: [String: Curve]
+    /// Every numeric field of the eval rows, with the "eval_" prefix (eval_loss, eval_shapes_eval, …).
+    public let eval: [String: Curve]
+    public let kind: String?
+
+    public init(name: String, train: [String: Curve], eval: [String: Curve], kind: String? = nil) {
+        self.name = name; self.train = train; self.eval = eval; self.kind = kind
+    }
+
+    /// Reads `run/metrics.jsonl` (and the model kind from `run/recipe.yaml`).
+    public init(run: URL) throws {
+        let rows = try MetricsLog.read(run.appendingPathComponent("metrics.jsonl"))
+        var train: [String: Curve] = [:], eval: [String: Curve] = [:]
+        for row in rows {
+            guard let flops = (row["flops"] as? Double) ?? (row["flops"] as? Int).map(Double.init) else { continue }
+            let isEval = (row["kind"] as? String) == "eval"
+            for (key, value) in row where !["step", "flops", "kind", "tokens", "examples"].contains(key) {
+                guard let v = (value as? Double) ?? (value as? Int).map(Double.init), v.isFinite else { continue }
+                if isEval { eval[key, default: []].append((flops, v)) } else { train[key, default: []].append((flops, v)) }
+            }
+        }
+        guard !train.isEmpty || !eval.isEmpty else {
+            throw RunError.io(run.appendingPathComponent("metrics.jsonl").path, "no metrics rows with FLOPs")
+        }
+        let recipe = try? String(contentsOf: run.appendingPathComponent("recipe.yaml"), encoding: .utf8)
+        let kind = recipe?.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("kind:") }
+            .map { String($0.split(separator: ":")[1]).trimmingCharacters(in: .whitespaces) }
+        self.init(name: run.lastPathComponent, train: train, eval: eval, kind: kind)
+    }
+
+    /// A metric by name: eval metrics by their "eval_" name, training metrics by theirs.
+    public func curve(_ metric: String) -> Curve? { eval[metric] ?? train[metric] }
+}
+
+public enum Parity {
+    /// Losses, perplexities and distances go down; scores, accuracies and PSNR go up.
+    public static func lowerIsBetter(_ metric: String) -> Bool {
+        !["shapes", "accuracy", "acc", "psnr", "usage"].contains { metric.contains($0) }
+    }
+
+    /// The FLOPs at which `curve` first reaches `target` (linear interpolation between logged
+    /// points), or nil if it never does.
+    public static func flopsToReach(_ curve: Curve, target: Double, lowerIsBetter: Bool) -> Double? {
+        func reached(_ v: Double) -> Bool { lowerIsBetter ? v <= target : v >= target }
+        for (i, p) in curve.enumerated() where reached(p.value) {
+            guard i > 0 else { return p.flops }
+            let q = curve[i - 1]
+            let f = (target - q.value) / (p.value - q.value)              // q misses, p reaches
+            return q.flops + max(0, min(1, f)) * (p.flops - q.flops)
+        }
+        return nil
+    }
+
+    public struct Result: Sendable {
+        /// The baseline's best value and the FLOPs it first reached it at.
+        public var baselineBest: Double
+        public var baselineFlops: Double
+        /// The FLOPs the candidate needed to reach `baselineBest` (nil: never).
+        public var candidateFlops: Double?
+        /// baselineFlops / candidateFlops: how many times less compute the candidate needed.
+        public var ratio: Double? { candidateFlops.map { baselineFlops / max($0, 1) } }
+    }
+
+    /// The paper's parity comparison of `candidate` against `baseline` on one metric.
+    public static func compare(baseline: Curve, candidate: Curve, lowerIsBetter: Bool) -> Result? {
+        guard let best = (lowerIsBetter ? baseline.map(\.value).min() : baseline.map(\.value).max()),
+              let at = flopsToReach(baseline, target: best, lowerIsBetter: lowerIsBetter) else { return nil }
+        return Result(baselineBest: best, baselineFlops: at,
+                      candidateFlops: flopsToReach(candidate, target: best, lowerIsBetter: lowerIsBetter))
+    }
+}
+
+/// Moving average over `window` points (the first points average what exists).
+public func smoothed(_ curve: Curve, window: Int) -> Curve {
+    guard window > 1 else { return curve }
+    var out: Curve = [], sum = 0.0
+    for (i, p) in curve.enumerated() {
+        sum += p.value
+        if i >= window { sum -= curve[i - window].value }
+        out.append((p.flops, sum / Double(min(i + 1, window))))
+    }
+    return out
+}
+
+/// Writes `<metric>.png` (metric vs FLOPs, one line per run) into `dir` for every metric some
+/// run has, and returns a markdown report: final values and parity FLOPs against the first run.
+public func compareRuns(_ runs: [RunCurves], metrics: [String], smooth: Int, to dir: URL) throws -> String {
+    precondition(!runs.isEmpty, "compareRuns: no runs")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    var report = "# Comparison\n\nBaseline: **\(runs[0].name)**. Curves against training FLOPs"
+        + (smooth > 1 ? " (training curves smoothed over \(smooth) points)" : "") + ".\n\n"
+    var plotted: [String] = []
+    for metric in metrics {
+        let curves = runs.compactMap { r in r.curve(metric).map { (r.name, $0) } }
+        guard !curves.isEmpty else { continue }
+        var plot = LinePlot(title: metric, xLabel: "training FLOPs")
+        for (i, (name, curve)) in curves.enumerated() {
+            let c = metric.hasPrefix("eval_") ? curve : smoothed(curve, window: smooth)
+            plot.series.append(Series(name: name, x: c.map(\.flops), y: c.map(\.value),
+                                      colour: Series.palette[i % Series.palette.count]))
+        }
+        let file = metric.replacingOccurrences(of: "/", with: "_") + ".png"
+        try PNG.write(plot.render(), to: dir.appendingPathComponent(file).path)
+        plotted.append("![\(metric)](\(file))")
+    }
+    let shown = metrics.filter { m in runs.contains { $0.curve(m) != nil } }
+    report += "| run | kind | FLOPs | " + shown.joined(separator: " | ") + " |\n"
+    report += "|---|---|---|" + String(repeating: "---|", count: shown.count) + "\n"
+    for r in runs {
+        let flops = ([r.train["loss"]?.last?.flops] + r.eval.values.map { $0.last?.flops }).compactMap { $0 }.max() ?? 0
+        let values = shown.map { m in r.curve(m)?.last.map { String(format: "%.4g", $0.value) } ?? "–" }
+        report += "| \(r.name) | \(r.kind ?? "?") | \(String(format: "%.3g", flops)) | " + values.joined(separator: " | ") + " |\n"
+    }
+    report += "\n## Parity FLOPs\n\nFLOPs each run needs to reach the baseline's best value, and the ratio "
+        + "baseline FLOPs / run FLOPs (> 1: the run gets there with less compute).\n\n"
+    report += "| metric | baseline best | baseline FLOPs | run | run FLOPs | ratio |\n|---|---|---|---|---|---|\n"
+    for metric in shown {
+        guard let base = runs[0].curve(metric) else { continue }
+        let lower = Parity.lowerIsBetter(metric)
+        let b = metric.hasPrefix("eval_") ? base : smoothed(base, window: smooth)
+        for r in runs.dropFirst() {
+            guard let c = r.curve(metric),
+                  let p = Parity.compare(baseline: b, candidate: metric.hasPrefix("eval_") ? c : smoothed(c, window: smooth),
+                                         lowerIsBetter: lower) else { continue }
+            report += String(format: "| %@ | %.4g | %.3g | %@ | %@ | %@ |\n", metric, p.baselineBest, p.baselineFlops, r.name,
+                             p.candidateFlops.map { String(format: "%.3g", $0) } ?? "not reached",
+                             p.ratio.map { String(format: "%.2f×", $0) } ?? "–")
+        }
+    }
+    report += "\n" + plotted.joined(separator: "\n") + "\n"
+    try atomicWrite(Foundation.Data(report.utf8), to: dir.appendingPathComponent("report.md"))
+    return report
+}

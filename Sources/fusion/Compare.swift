@@ -1,0 +1,37 @@
+// `fusion compare RUN...`: loss- and metric-vs-FLOPs plots and a markdown parity table for runs
+// trained at matched compute (the first run is the baseline). The work is Training.compareRuns.
+import ArgumentParser
+import Foundation
+import Training
+
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare runs against FLOPs: plots per metric and a markdown table with parity FLOPs.",
+        discussion: """
+            Example (the first run is the baseline):
+              fusion compare runs/compare-chameleon-tiny runs/compare-transfusion-tiny --out runs/compare-tiny
+
+            Writes OUT/<metric>.png for every metric the runs log (loss, loss_text, eval_loss_text,
+            eval_shapes_eval, …) and OUT/report.md: final values, and the FLOPs each run needs to reach
+            the baseline's best value (the Transfusion paper's parity ratio).
+            """)
+
+    @Argument(help: "Run folders; the first is the baseline.") var runs: [String]
+    @Option(help: "Output folder for the plots and report.md.") var out = "runs/compare"
+    @Option(help: "Moving-average window for training curves (1: none).") var smooth = 10
+    @Option(parsing: .upToNextOption, help: "Metrics to compare (default: the common ones the runs log).")
+    var metrics: [String] = []
+
+    func run() throws {
+        try reportingErrors("compare") {
+            guard !runs.isEmpty else { throw ValidationError("name at least one run folder") }
+            let curves = try runs.map { try RunCurves(run: URL(fileURLWithPath: $0)) }
+            let chosen = metrics.isEmpty
+                ? ["loss", "loss_text", "loss_image", "eval_loss", "eval_loss_text", "eval_loss_image", "eval_shapes_eval",
+                   "eval_ppl", "eval_fd"]
+                : metrics
+            print(try compareRuns(curves, metrics: chosen, smooth: smooth, to: URL(fileURLWithPath: out)))
+            print("wrote \(out)/report.md and its plots")
+        }
+    }
+}
