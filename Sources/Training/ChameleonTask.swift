@@ -3,6 +3,7 @@
 // attention is causal and every position trains with cross-entropy. Samples: PNG grids of
 // decoded codes for the recipe's prompts and captions of held-out images. Not the model.
 import Data
+import Evaluation
 import Foundation
 import Media
 import Models
@@ -149,7 +150,23 @@ public final class ChameleonTask: TrainingTask {
             let l = chameleon.loss(x.ids, targets: x.targets, mask: x.mask, positions: x.positions)
             total += Double(l.total.item); text += Double(l.text); image += Double(l.image)
         }
-        return ["loss": total / Double(n), "loss_text": text / Double(n), "loss_image": image / Double(n)]
+        var metrics = ["loss": total / Double(n), "loss_text": text / Double(n), "loss_image": image / Double(n)]
+        if recipe.eval.shapesEval > 0 { metrics.merge(shapesEvalMetrics(count: recipe.eval.shapesEval)) { $1 } }
+        return metrics
+    }
+
+    /// ShapesEval on about `count` prompts, one image each (temperature 1, the recipe's top-k and
+    /// CFG), with fixed randomness — the same prompts the Transfusion task scores.
+    func shapesEvalMetrics(count: Int) -> [String: Double] {
+        let eval = ShapesEval(seed: 0, totalPrompts: count, imageSize: recipe.data.imageSize)
+        let base = RNG(seed: 0x5EE7)
+        let images = eval.prompts.enumerated().map { i, p -> [Image] in
+            let ids = chameleon.sampleCodes(prompt: [SpecialTokens.bos] + tokenizer.encode(p.text), count: 1,
+                                            options: SamplingOptions(temperature: 1, topK: recipe.sample.topK),
+                                            cfgScale: recipe.diffusion.cfg, rng: base.split(UInt64(i)))
+            return [Image(chw: withoutGrad { vq.decode(ids) })]
+        }
+        return eval.score(images: images).metrics
     }
 
     /// samples/step-N.png (four images per prompt, sampled at temperature 1 with CFG) and
