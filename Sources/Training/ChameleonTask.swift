@@ -150,7 +150,8 @@ public final class ChameleonTask: TrainingTask {
             let l = chameleon.loss(x.ids, targets: x.targets, mask: x.mask, positions: x.positions)
             total += Double(l.total.item); text += Double(l.text); image += Double(l.image)
         }
-        var metrics = ["loss": total / Double(n), "loss_text": text / Double(n), "loss_image": image / Double(n)]
+        var metrics = ["loss": total / Double(n), "loss_text": text / Double(n), "loss_image": image / Double(n),
+                       "ppl": Foundation.exp(text / Double(n))]
         if recipe.eval.shapesEval > 0 { metrics.merge(shapesEvalMetrics(count: recipe.eval.shapesEval)) { $1 } }
         return metrics
     }

@@ -219,7 +219,8 @@ public final class TransfusionTask: TrainingTask {
             text += Double(l.text.item); image += Double(l.image.item)
         }
         text /= Double(n); image /= Double(n)
-        var metrics = ["loss": text + Double(recipe.diffusion.lossWeight) * image, "loss_text": text, "loss_image": image]
+        var metrics = ["loss": text + Double(recipe.diffusion.lossWeight) * image, "loss_text": text, "loss_image": image,
+                       "ppl": Foundation.exp(text)]
         if recipe.eval.shapesEval > 0 { metrics.merge(shapesEvalMetrics(count: recipe.eval.shapesEval)) { $1 } }
         return metrics
     }
