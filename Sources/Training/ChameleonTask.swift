@@ -14,13 +14,14 @@ import Text
 public final class ChameleonTask: TrainingTask {
     public let chameleon: Chameleon
     public let vq: VQTokenizer
-    public let tokenizer: BPETokenizer
     public var model: Module { chameleon }
     public let flopsPerMicroBatch: Double
     let recipe: Recipe
-    let world: ShapesWorld
-    let heldOut: ShapesWorld
+    let pairs: ImageCaptionPairs
     let docsPerRow: Int
+    public var tokenizer: BPETokenizer { pairs.tokenizer }
+    var world: ShapesWorld { pairs.world }
+    var heldOut: ShapesWorld { pairs.heldOut }
     /// Code ids of training examples by pool index, encoded on first use.
     var codeCache: [Int: [Int32]] = [:]
 
@@ -38,14 +39,8 @@ public final class ChameleonTask: TrainingTask {
     public init(recipe: Recipe, run: RunDirectory) throws {
         self.recipe = recipe
         let d = recipe.data
-        guard d.source == "shapes" else {
-            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
-                                           message: "the chameleon task trains on 'shapes' in this build")
-        }
-        world = ShapesWorld(seed: recipe.seed, imageSize: d.imageSize)
-        heldOut = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: d.imageSize)
-        try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
-        tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, world: world)
+        pairs = try ImageCaptionPairs(recipe: recipe, run: run, task: "chameleon")
+        let tokenizer = pairs.tokenizer
         vq = try VQTokenizer.load(from: try TransfusionTask.copyTokenizer(recipe: recipe, run: run, as: "vq.safetensors") {
             _ = try VQTokenizer.load(from: $0)
         })
@@ -61,28 +56,18 @@ public final class ChameleonTask: TrainingTask {
         let rng = RNG(seed: recipe.seed).split(0xB0D1)
         chameleon = Chameleon(config, rng: rng)
         chameleon.initialise(rng: rng)
-        let w = world, tok = tokenizer
-        let avg = Double((0..<64).map { tok.encode(w.example($0).caption).count + config.tokensPerImage + 4 }
-            .reduce(0, +)) / 64
-        docsPerRow = max(1, Int(Double(d.seqLen) / avg))
+        let (perRow, avg) = pairs.docsPerRow(imageLength: config.tokensPerImage)
+        docsPerRow = perRow
         flopsPerMicroBatch = chameleon.trainingFlops(tokens: recipe.train.batchSize * d.seqLen, attended: avg / 2)
     }
 
     /// Code ids of examples `indices` of `world` (through the cache for the training pool).
     func codes(_ world: ShapesWorld, _ indices: [Int], cached: Bool) -> [[Int32]] {
         let per = chameleon.config.tokensPerImage
-        let missing = Array(Set(indices.filter { !cached || codeCache[$0] == nil })).sorted()
-        var fresh: [Int: [Int32]] = [:]
-        for lo in stride(from: 0, to: missing.count, by: 64) {
-            let chunk = Array(missing[lo..<min(lo + 64, missing.count)])
-            let images = imageBatch(chunk.map { i in
-                Image(width: world.imageSize, height: world.imageSize, channels: 3, pixels: world.example(i).pixels)
-            })
+        return pairs.encoded(world, indices, cached: cached, cache: &codeCache) { images in
             let ids = withoutGrad { vq.encode(images) }.intScalars
-            for (k, i) in chunk.enumerated() { fresh[i] = Array(ids[(k * per)..<((k + 1) * per)]) }
+            return (0..<images.dim(0)).map { Array(ids[($0 * per)..<(($0 + 1) * per)]) }
         }
-        if cached { codeCache.merge(fresh) { $1 } }
-        return indices.map { cached ? codeCache[$0]! : fresh[$0]! }
     }
 
     /// Packed rows: documents `BOS caption BOI codes EOI EOS` (caption dropped with probability
@@ -90,25 +75,12 @@ public final class ChameleonTask: TrainingTask {
     /// `BOS BOI codes EOI caption EOS` — the same mixture as the Transfusion task.
     func batch(_ world: ShapesWorld, firstRow: Int, rows: Int, rng: RNG, training: Bool) throws
         -> (ids: Tensor, targets: Tensor, mask: AttentionMask, positions: Tensor, tokens: Int, examples: Int) {
-        let mix = recipe.diffusion, t = recipe.data.seqLen
+        let t = recipe.data.seqLen
         var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], docs: [[Int32]] = []
         var tokens = 0, examples = 0
         for r in 0..<rows {
-            var picked: [(index: Int, imageFirst: Bool, caption: [Int32])] = [], used = 0
-            for k in 0..<docsPerRow {
-                var index = (firstRow + r) * docsPerRow + k
-                if training && recipe.data.pool > 0 { index %= recipe.data.pool }
-                let imageFirst = rng.nextFloat() < mix.imageFirst
-                let drop = !imageFirst && rng.nextFloat() < mix.captionDropout
-                var caption = drop ? [] : tokenizer.encode(world.example(index).caption)
-                let length = caption.count + chameleon.config.tokensPerImage + 4
-                if used + length > t {
-                    guard picked.isEmpty else { break }
-                    caption = []                                         // longer than a row: dropped
-                }
-                picked.append((index, imageFirst, caption))
-                used += caption.count + chameleon.config.tokensPerImage + 4
-            }
+            let picked = pairs.documents(world, row: firstRow + r, perRow: docsPerRow,
+                                         imageLength: chameleon.config.tokensPerImage, training: training, rng: rng)
             let imageCodes = codes(world, picked.map(\.index), cached: training && recipe.data.pool > 0)
             let seqs = zip(picked, imageCodes).map { p, c -> MixedSequence in
                 let image = chameleon.imageTokens(codes: c)

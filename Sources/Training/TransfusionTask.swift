@@ -14,14 +14,15 @@ import Text
 public final class TransfusionTask: TrainingTask {
     public let transfusion: Transfusion
     public let vae: ImageVAE
-    public let tokenizer: BPETokenizer
     public let diffusion: GaussianDiffusion
     public var model: Module { transfusion }
     public let flopsPerMicroBatch: Double
     let recipe: Recipe
-    let world: ShapesWorld
-    let heldOut: ShapesWorld
+    let pairs: ImageCaptionPairs
     let docsPerRow: Int
+    public var tokenizer: BPETokenizer { pairs.tokenizer }
+    var world: ShapesWorld { pairs.world }
+    var heldOut: ShapesWorld { pairs.heldOut }
     /// Latents (C·h·w values) of training examples by pool index, encoded on first use.
     var latentCache: [Int: [Float]] = [:]
 
@@ -40,14 +41,8 @@ public final class TransfusionTask: TrainingTask {
     public init(recipe: Recipe, run: RunDirectory) throws {
         self.recipe = recipe
         let d = recipe.data
-        guard d.source == "shapes" else {
-            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
-                                           message: "the transfusion task trains on 'shapes' in this build")
-        }
-        world = ShapesWorld(seed: recipe.seed, imageSize: d.imageSize)
-        heldOut = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: d.imageSize)
-        try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
-        tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, world: world)
+        pairs = try ImageCaptionPairs(recipe: recipe, run: run, task: "transfusion")
+        let tokenizer = pairs.tokenizer
         vae = try Self.copyVAE(recipe: recipe, run: run)
         diffusion = try Self.diffusion(recipe.diffusion)
 
@@ -70,10 +65,8 @@ public final class TransfusionTask: TrainingTask {
         transfusion = Transfusion(config, rng: rng)
         transfusion.initialise(rng: rng)
 
-        let w = world, tok = tokenizer
-        let avg = Double((0..<64).map { Self.captionFirst(w.example($0), tok, patches: config.patchesPerImage).count }
-            .reduce(0, +)) / 64
-        docsPerRow = max(1, Int(Double(d.seqLen) / avg))
+        let (perRow, avg) = pairs.docsPerRow(imageLength: config.patchesPerImage)
+        docsPerRow = perRow
         let images = recipe.train.batchSize * docsPerRow
         let textRows = Int(Double(images) * (avg - Double(config.patchesPerImage) - 2))
         flopsPerMicroBatch = transfusion.trainingFlops(tokens: recipe.train.batchSize * d.seqLen, attended: avg / 2,
@@ -111,10 +104,6 @@ public final class TransfusionTask: TrainingTask {
 
     // MARK: - Documents and batches
 
-    static func captionFirst(_ e: ShapesExample, _ tok: BPETokenizer, patches: Int) -> MixedSequence {
-        MixedSequence(segments: [.text(tok.encode(e.caption)), .image(patches: patches)])
-    }
-
     /// One packed micro-batch: the model input, LM targets and diffusion targets.
     struct Batch {
         var input: TransfusionInput
@@ -127,19 +116,11 @@ public final class TransfusionTask: TrainingTask {
     /// Latents (n, C, h, w) of examples `indices` of `world`, through the cache for the training pool.
     func latents(_ world: ShapesWorld, _ indices: [Int], cached: Bool) -> Tensor {
         let c = transfusion.config, per = c.latentChannels * c.latentSize * c.latentSize
-        let missing = Array(Set(indices.filter { !cached || latentCache[$0] == nil })).sorted()
-        var fresh: [Int: [Float]] = [:]
-        for lo in stride(from: 0, to: missing.count, by: 64) {
-            let chunk = Array(missing[lo..<min(lo + 64, missing.count)])
-            let images = imageBatch(chunk.map { i in
-                Image(width: world.imageSize, height: world.imageSize, channels: 3, pixels: world.example(i).pixels)
-            })
+        let rows = pairs.encoded(world, indices, cached: cached, cache: &latentCache) { images in
             let z = withoutGrad { vae.encode(images) }.scalars
-            for (k, i) in chunk.enumerated() { fresh[i] = Array(z[(k * per)..<((k + 1) * per)]) }
+            return (0..<images.dim(0)).map { Array(z[($0 * per)..<(($0 + 1) * per)]) }
         }
-        if cached { latentCache.merge(fresh) { $1 } }
-        let values = indices.flatMap { cached ? latentCache[$0]! : fresh[$0]! }
-        return Tensor(values, shape: [indices.count, c.latentChannels, c.latentSize, c.latentSize])
+        return Tensor(rows.flatMap { $0 }, shape: [indices.count, c.latentChannels, c.latentSize, c.latentSize])
     }
 
     /// Rows `firstRow ..< firstRow + rows` of `world`: each document is one example laid out
@@ -153,25 +134,15 @@ public final class TransfusionTask: TrainingTask {
         var sources: [Int] = [], steps: [Float] = []
         var tokens = 0
         for r in 0..<rows {
-            var seqs: [MixedSequence] = [], used = 0
-            for k in 0..<docsPerRow {
-                var index = (firstRow + r) * docsPerRow + k
-                if training && recipe.data.pool > 0 { index %= recipe.data.pool }
-                let e = world.example(index)
-                let imageFirst = rng.nextFloat() < d.imageFirst
-                let dropCaption = !imageFirst && rng.nextFloat() < d.captionDropout
-                let caption = dropCaption ? [] : tokenizer.encode(e.caption)
-                let segments: [Segment] = imageFirst ? [.image(patches: np), .text(caption)]
-                    : (caption.isEmpty ? [.image(patches: np)] : [.text(caption), .image(patches: np)])
-                var s = MixedSequence(segments: segments)
-                if used + s.count > t {
-                    guard seqs.isEmpty else { break }
-                    s = MixedSequence(segments: [.image(patches: np)])   // a caption longer than a row: dropped
-                }
-                seqs.append(s); used += s.count
-                sources.append(index)
-                steps += diffusion.sampleTimesteps(n: 1, rng: rng, maxT: imageFirst ? d.imageFirstMaxT : nil)
+            let documents = pairs.documents(world, row: firstRow + r, perRow: docsPerRow, imageLength: np,
+                                            training: training, rng: rng) { doc in
+                steps += diffusion.sampleTimesteps(n: 1, rng: rng, maxT: doc.imageFirst ? d.imageFirstMaxT : nil)
             }
+            let seqs = documents.map { doc in
+                MixedSequence(segments: doc.imageFirst ? [.image(patches: np), .text(doc.caption)]
+                                                       : [.text(doc.caption), .image(patches: np)])
+            }
+            sources += documents.map(\.index)
             let row = try pack(seqs, length: t)
             ids += row.tokens; targets += row.targets; positions += row.positions
             docs.append(row.documentIDs); spans.append(row.spanIDs)

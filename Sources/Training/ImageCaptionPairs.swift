@@ -1,0 +1,95 @@
+// The image–caption data both mixed-modal tasks (Transfusion, Chameleon) train on: ShapesWorld
+// training and held-out worlds, the run's BPE tokenizer, the finite pool, and the per-document
+// mixture (caption first or image first, caption dropout) packed into rows. Not the image
+// tokenization (each task encodes images its own way) and not the sequence layout.
+import Data
+import Foundation
+import Media
+import Models
+import NN
+import Tensors
+import Text
+
+struct ImageCaptionPairs {
+    let recipe: Recipe
+    let world: ShapesWorld
+    let heldOut: ShapesWorld
+    let tokenizer: BPETokenizer
+
+    /// One document of a row: which example, its order, and its caption ids (empty when dropped).
+    struct Document {
+        var index: Int
+        var imageFirst: Bool
+        var caption: [Int32]
+    }
+
+    init(recipe: Recipe, run: RunDirectory, task: String) throws {
+        guard recipe.data.source == "shapes" else {
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
+                                           message: "the \(task) task trains on 'shapes' in this build")
+        }
+        self.recipe = recipe
+        world = ShapesWorld(seed: recipe.seed, imageSize: recipe.data.imageSize)
+        heldOut = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: recipe.data.imageSize)
+        try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
+        tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, world: world)
+    }
+
+    /// Positions of a document around an image of `imageLength` positions: BOS BOI … EOI EOS.
+    static func length(caption: Int, imageLength: Int) -> Int { caption + imageLength + 4 }
+
+    /// Documents per row that fill `data.seq_len` on average (from the first 64 examples).
+    func docsPerRow(imageLength: Int) -> (count: Int, averageLength: Double) {
+        let avg = Double((0..<64).map { Self.length(caption: tokenizer.encode(world.example($0).caption).count,
+                                                    imageLength: imageLength) }.reduce(0, +)) / 64
+        return (max(1, Int(Double(recipe.data.seqLen) / avg)), avg)
+    }
+
+    /// The documents of row `row` of `world` (up to `perRow`, as many as fit in `data.seq_len`):
+    /// each caption first, its caption dropped with probability `caption_dropout`, or with
+    /// probability `image_first` image first. A first document longer than the row loses its
+    /// caption. `accepted` runs as each document is taken, so per-document draws from `rng`
+    /// (diffusion timesteps) interleave with the mixture's in a fixed order.
+    func documents(_ world: ShapesWorld, row: Int, perRow: Int, imageLength: Int, training: Bool, rng: RNG,
+                   accepted: (Document) -> Void = { _ in }) -> [Document] {
+        let mix = recipe.diffusion, t = recipe.data.seqLen
+        var out: [Document] = [], used = 0
+        for k in 0..<perRow {
+            var index = row * perRow + k
+            if training && recipe.data.pool > 0 { index %= recipe.data.pool }
+            let imageFirst = rng.nextFloat() < mix.imageFirst
+            let drop = !imageFirst && rng.nextFloat() < mix.captionDropout
+            var doc = Document(index: index, imageFirst: imageFirst, caption: drop ? [] : tokenizer.encode(world.example(index).caption))
+            var length = Self.length(caption: doc.caption.count, imageLength: imageLength)
+            if used + length > t {
+                guard out.isEmpty else { break }
+                doc.caption = []                                  // a caption longer than a row: dropped
+                length = Self.length(caption: 0, imageLength: imageLength)
+            }
+            out.append(doc); used += length
+            accepted(doc)
+        }
+        return out
+    }
+
+    /// Images (N, 3, H, W) in [-1, 1] of examples `indices` of `world`.
+    func images(_ world: ShapesWorld, _ indices: [Int]) -> Tensor {
+        imageBatch(indices.map { i in
+            Image(width: world.imageSize, height: world.imageSize, channels: 3, pixels: world.example(i).pixels)
+        })
+    }
+
+    /// Values per example of `indices`, computed by `encode` (a batch of images → one row of
+    /// values per image) in chunks of 64 and kept in `cache` when `cached` (the training pool).
+    func encoded<T>(_ world: ShapesWorld, _ indices: [Int], cached: Bool, cache: inout [Int: [T]],
+                    encode: (Tensor) -> [[T]]) -> [[T]] {
+        let missing = Array(Set(indices.filter { !cached || cache[$0] == nil })).sorted()
+        var fresh: [Int: [T]] = [:]
+        for lo in stride(from: 0, to: missing.count, by: 64) {
+            let chunk = Array(missing[lo..<min(lo + 64, missing.count)])
+            for (i, values) in zip(chunk, encode(images(world, chunk))) { fresh[i] = values }
+        }
+        if cached { cache.merge(fresh) { $1 } }
+        return indices.map { cached ? cache[$0]! : fresh[$0]! }
+    }
+}
