@@ -53,6 +53,12 @@ public enum Parity {
         !["shapes", "accuracy", "acc", "psnr", "usage"].contains { metric.contains($0) }
     }
 
+    /// Whether values of `metric` mean the same thing in runs of different model kinds: the total
+    /// loss and the image loss do not (diffusion MSE against image-token cross-entropy).
+    public static func comparableAcrossKinds(_ metric: String) -> Bool {
+        !["loss", "loss_image", "eval_loss", "eval_loss_image"].contains(metric)
+    }
+
     /// The FLOPs at which `curve` first reaches `target` (linear interpolation between logged
     /// points), or nil if it never does.
     public static func flopsToReach(_ curve: Curve, target: Double, lowerIsBetter: Bool) -> Double? {
@@ -134,6 +140,12 @@ public func compareRuns(_ runs: [RunCurves], metrics: [String], smooth: Int, to 
         let lower = Parity.lowerIsBetter(metric)
         let b = metric.hasPrefix("eval_") ? base : smoothed(base, window: smooth)
         for r in runs.dropFirst() {
+            if r.kind != runs[0].kind && !Parity.comparableAcrossKinds(metric) {
+                if r.curve(metric) != nil {
+                    report += "| \(metric) | – | – | \(r.name) | not comparable (\(runs[0].kind ?? "?") vs \(r.kind ?? "?") objective) | – |\n"
+                }
+                continue
+            }
             guard let c = r.curve(metric),
                   let p = Parity.compare(baseline: b, candidate: metric.hasPrefix("eval_") ? c : smoothed(c, window: smooth),
                                          lowerIsBetter: lower) else { continue }

@@ -20,6 +20,7 @@ import Testing
 
     @Test func higherIsBetterMetricsAndInterpolation() {
         #expect(!Parity.lowerIsBetter("eval_shapes_eval") && Parity.lowerIsBetter("eval_loss_text"))
+        #expect(Parity.comparableAcrossKinds("eval_loss_text") && !Parity.comparableAcrossKinds("eval_loss_image"))
         let curve: Curve = [(0, 0.1), (100, 0.3), (200, 0.5)]
         #expect(Parity.flopsToReach(curve, target: 0.4, lowerIsBetter: false) == 150)
         #expect(Parity.flopsToReach(curve, target: 0.6, lowerIsBetter: false) == nil)
