@@ -41,7 +41,7 @@ public final class ChameleonTask: TrainingTask {
         let d = recipe.data
         pairs = try ImageCaptionPairs(recipe: recipe, run: run, task: "chameleon")
         let tokenizer = pairs.tokenizer
-        vq = try VQTokenizer.load(from: try TransfusionTask.copyTokenizer(recipe: recipe, run: run, as: "vq.safetensors") {
+        vq = try VQTokenizer.load(from: try ImageCaptionPairs.copyTokenizer(recipe: recipe, run: run, as: "vq.safetensors") {
             _ = try VQTokenizer.load(from: $0)
         })
         let grid = vq.gridShape(height: d.imageSize, width: d.imageSize)

@@ -1,6 +1,6 @@
 // The image–caption data both mixed-modal tasks (Transfusion, Chameleon) train on: ShapesWorld
 // training and held-out worlds, the run's BPE tokenizer, the finite pool, and the per-document
-// mixture (caption first or image first, caption dropout) packed into rows. Not the image
+// training and held-out worlds, the run's BPE tokenizer and copy of the image tokenizer, the finite pool, and the per-document
 // tokenization (each task encodes images its own way) and not the sequence layout.
 import Data
 import Foundation
@@ -91,5 +91,22 @@ struct ImageCaptionPairs {
         }
         if cached { cache.merge(fresh) { $1 } }
         return indices.map { cached ? cache[$0]! : fresh[$0]! }
+    }
+
+    /// Copies `model.image_tokenizer` to `run/name` unless the run has it already (checking it with
+    /// `validate` first); returns the copy's path.
+    static func copyTokenizer(recipe: Recipe, run: RunDirectory, as name: String, validate: (String) throws -> Void)
+        throws -> String {
+        let local = run.url.appendingPathComponent(name)
+        if !FileManager.default.fileExists(atPath: local.path) {
+            guard let path = recipe.model.imageTokenizer else {
+                throw RecipeError.missingKey(.init(file: "recipe '\(recipe.name)'"), path: "model.image_tokenizer",
+                                             hint: "name a tokenizer checkpoint, e.g. 'image_tokenizer: checkpoints/vae-shapes.safetensors'")
+            }
+            try validate(path)                                        // fail before copying a bad file
+            try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: path, toPath: local.path)
+        }
+        return local.path
     }
 }

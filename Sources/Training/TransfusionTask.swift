@@ -75,24 +75,9 @@ public final class TransfusionTask: TrainingTask {
 
     /// Copies the recipe's VAE into the run (so a run is self-contained) and loads it.
     static func copyVAE(recipe: Recipe, run: RunDirectory) throws -> ImageVAE {
-        try ImageVAE.load(from: try copyTokenizer(recipe: recipe, run: run, as: "vae.safetensors") { try ImageVAE.load(from: $0) })
-    }
-
-    /// Copies `model.image_tokenizer` to `run/name` unless the run has it already (checking it with
-    /// `validate` first); returns the copy's path.
-    static func copyTokenizer(recipe: Recipe, run: RunDirectory, as name: String, validate: (String) throws -> Void)
-        throws -> String {
-        let local = run.url.appendingPathComponent(name)
-        if !FileManager.default.fileExists(atPath: local.path) {
-            guard let path = recipe.model.imageTokenizer else {
-                throw RecipeError.missingKey(.init(file: "recipe '\(recipe.name)'"), path: "model.image_tokenizer",
-                                             hint: "name a tokenizer checkpoint, e.g. 'image_tokenizer: checkpoints/vae-shapes.safetensors'")
-            }
-            try validate(path)                                        // fail before copying a bad file
-            try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: path, toPath: local.path)
-        }
-        return local.path
+        try ImageVAE.load(from: try ImageCaptionPairs.copyTokenizer(recipe: recipe, run: run, as: "vae.safetensors") {
+            _ = try ImageVAE.load(from: $0)
+        })
     }
 
     /// The diffusion process a recipe's `diffusion:` section names.
