@@ -145,27 +145,14 @@ public final class ChameleonTask: TrainingTask {
     /// samples/step-N.png (four images per prompt, sampled at temperature 1 with CFG) and
     /// step-N.txt (greedy captions of held-out images beside the truth).
     public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? {
-        let prompts = recipe.sample.prompts.isEmpty ? (0..<4).map { heldOut.example($0).caption } : recipe.sample.prompts
-        var cells: [Image] = []
-        for (i, p) in prompts.enumerated() {
-            let ids = chameleon.sampleCodes(prompt: [SpecialTokens.bos] + tokenizer.encode(p), count: 4,
+        try pairs.writeSamples(step: step, to: dir, sample: { i, prompt in
+            let ids = chameleon.sampleCodes(prompt: prompt, count: 4,
                                             options: SamplingOptions(temperature: 1, topK: recipe.sample.topK),
                                             cfgScale: recipe.diffusion.cfg, rng: rng.split(UInt64(i)))
-            let images = withoutGrad { vq.decode(ids) }
-            cells += (0..<4).map { Image(chw: images.slice(axis: 0, $0..<($0 + 1))) }
-        }
-        try PNG.write(Image.grid(cells, columns: 4, padding: 2, background: 1),
-                      to: dir.appendingPathComponent(String(format: "step-%08d.png", step)).path)
-        var lines: [String] = []
-        for i in 0..<4 {
-            let e = heldOut.example(i)
-            let ids = chameleon.caption(codes: codes(heldOut, [i], cached: false)[0], maxTokens: recipe.sample.maxTokens,
-                                        options: SamplingOptions(temperature: 0), rng: rng)
-            lines.append("\(tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) }))\t(truth: \(e.caption))")
-        }
-        try atomicWrite(Foundation.Data(("prompts: " + prompts.joined(separator: " | ") + "\n" + lines.joined(separator: "\n")
-                                         + "\n").utf8),
-                        to: dir.appendingPathComponent(String(format: "step-%08d.txt", step)))
-        return "sample @\(step): \(lines[0])"
+            return withoutGrad { vq.decode(ids) }
+        }, caption: { i in
+            chameleon.caption(codes: codes(heldOut, [i], cached: false)[0], maxTokens: recipe.sample.maxTokens,
+                              options: SamplingOptions(temperature: 0), rng: rng)
+        })
     }
 }

@@ -109,4 +109,25 @@ struct ImageCaptionPairs {
         }
         return local.path
     }
+
+    /// samples/step-N.png (four images per prompt, one row each: `sample(i, prompt ids)` returns
+    /// images (4, 3, H, W)) and step-N.txt (`caption(i)` of held-out images 0..<4 beside the truth).
+    /// Prompts are the recipe's, or the first held-out captions. Returns the trainer's summary line.
+    func writeSamples(step: Int, to dir: URL, sample: (Int, [Int32]) -> Tensor, caption: (Int) -> [Int32]) throws -> String {
+        let prompts = recipe.sample.prompts.isEmpty ? (0..<4).map { heldOut.example($0).caption } : recipe.sample.prompts
+        var cells: [Image] = []
+        for (i, p) in prompts.enumerated() {
+            let images = sample(i, [SpecialTokens.bos] + tokenizer.encode(p))
+            cells += (0..<images.dim(0)).map { Image(chw: images.slice(axis: 0, $0..<($0 + 1))) }
+        }
+        try PNG.write(Image.grid(cells, columns: 4, padding: 2, background: 1),
+                      to: dir.appendingPathComponent(String(format: "step-%08d.png", step)).path)
+        let lines = (0..<4).map { i in
+            let ids = caption(i)
+            return "\(tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) }))\t(truth: \(heldOut.example(i).caption))"
+        }
+        let text = "prompts: " + prompts.joined(separator: " | ") + "\n" + lines.joined(separator: "\n") + "\n"
+        try atomicWrite(Foundation.Data(text.utf8), to: dir.appendingPathComponent(String(format: "step-%08d.txt", step)))
+        return "sample @\(step): \(lines[0])"
+    }
 }

@@ -191,27 +191,12 @@ public final class TransfusionTask: TrainingTask {
     /// samples/step-N.png: four images for each prompt (rows), and step-N.txt: captions of
     /// held-out images next to their true captions.
     public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? {
-        let prompts = recipe.sample.prompts.isEmpty ? (0..<4).map { heldOut.example($0).caption } : recipe.sample.prompts
-        var cells: [Image] = []
-        for (i, p) in prompts.enumerated() {
-            let z = transfusion.sampleImages(prompt: [SpecialTokens.bos] + tokenizer.encode(p), count: 4,
-                                             options: imageOptions, rng: rng.split(UInt64(i)))
-            let images = withoutGrad { vae.decode(z) }
-            cells += (0..<4).map { Image(chw: images.slice(axis: 0, $0..<($0 + 1))) }
-        }
-        try PNG.write(Image.grid(cells, columns: 4, padding: 2, background: 1),
-                      to: dir.appendingPathComponent(String(format: "step-%08d.png", step)).path)
-        var lines: [String] = []
-        for i in 0..<4 {
-            let e = heldOut.example(i)
-            let z = latents(heldOut, [i], cached: false)
-            let ids = transfusion.caption(latents: z, maxTokens: recipe.sample.maxTokens,
-                                          options: SamplingOptions(temperature: 0), rng: rng)
-            lines.append("\(tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) }))\t(truth: \(e.caption))")
-        }
-        let url = dir.appendingPathComponent(String(format: "step-%08d.txt", step))
-        try atomicWrite(Foundation.Data(("prompts: " + prompts.joined(separator: " | ") + "\n" + lines.joined(separator: "\n")
-                                         + "\n").utf8), to: url)
-        return "sample @\(step): \(lines[0])"
+        try pairs.writeSamples(step: step, to: dir, sample: { i, prompt in
+            let z = transfusion.sampleImages(prompt: prompt, count: 4, options: imageOptions, rng: rng.split(UInt64(i)))
+            return withoutGrad { vae.decode(z) }
+        }, caption: { i in
+            transfusion.caption(latents: latents(heldOut, [i], cached: false), maxTokens: recipe.sample.maxTokens,
+                                options: SamplingOptions(temperature: 0), rng: rng)
+        })
     }
 }
