@@ -40,6 +40,7 @@ let package = Package(
         .target(name: "Diffusion", dependencies: ["Tensors"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["Tensors", "NN", "Media", "Text", "Diffusion"], swiftSettings: fast),
         .target(name: "Evaluation", dependencies: ["Tensors", "NN", "Media", "Data"], swiftSettings: fast),
+        .target(name: "Notebooks"),
         .target(
             name: "Training",
             dependencies: ["Tensors", "NN", "Models", "Data", "Text", "Media", "Diffusion", "Evaluation", .product(name: "Yams", package: "Yams")],
@@ -47,7 +48,7 @@ let package = Package(
         .executableTarget(
             name: "fusion",
             dependencies: [
-                "Tensors", "NN", "Media", "Text", "Data", "Models", "Training", "Evaluation",
+                "Tensors", "NN", "Media", "Text", "Data", "Models", "Training", "Evaluation", "Notebooks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast),
@@ -63,6 +64,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Diffusion", "TestSupport"]),
+        .testTarget(name: "NotebooksTests", dependencies: ["Notebooks"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Data", "Media", "Tensors"]),
     ],
     swiftLanguageModes: [.v5]

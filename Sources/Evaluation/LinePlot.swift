@@ -1,4 +1,4 @@
-// Line plots rendered straight to an Image/PNG: axes, ticks with numeric labels, one polyline
+// Line plots rendered straight to an Image/PNG (or written as SVG): axes, ticks with numeric labels, one polyline
 // per series with a legend. For loss curves in run folders and recipe comparisons; not a
 // charting library (no text shaping, no anti-aliasing).
 import Foundation
@@ -70,6 +70,36 @@ public struct LinePlot: Sendable {
         return String(format: "%.0e", v).replacingOccurrences(of: "e-0", with: "e-")
     }
 
+    /// Axis ranges and the data → pixel mapping shared by ``render()`` and ``svg()``.
+    struct Frame {
+        let left = 70, right = 20, top = 34, bottom = 46
+        let pw: Int, ph: Int
+        var x0: Double, x1: Double, y0: Double, y1: Double
+        let logY: Bool
+
+        init(_ plot: LinePlot) {
+            logY = plot.logY
+            pw = plot.width - left - right; ph = plot.height - top - bottom
+            let pts = plot.series.flatMap { Frame.points($0, logY: plot.logY) }
+            let xs = pts.map(\.0), ys = pts.map(\.1)
+            (x0, x1, y0, y1) = (xs.min() ?? 0, xs.max() ?? 1, ys.min() ?? 0, ys.max() ?? 1)
+            if x1 <= x0 { x1 = x0 + 1 }
+            if y1 <= y0 { y0 -= 0.5; y1 += 0.5 }
+            let pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad
+        }
+
+        /// The finite points of `s` (x, y or log10 y).
+        static func points(_ s: Series, logY: Bool) -> [(Double, Double)] {
+            zip(s.x, s.y).filter { $0.0.isFinite && $0.1.isFinite && (!logY || $0.1 > 0) }
+                .map { ($0.0, logY ? log10($0.1) : $0.1) }
+        }
+        func px(_ x: Double) -> Int { left + Int(((x - x0) / (x1 - x0) * Double(pw - 1)).rounded()) }
+        func py(_ y: Double) -> Int { top + ph - 1 - Int(((y - y0) / (y1 - y0) * Double(ph - 1)).rounded()) }
+        var xTicks: [Double] { LinePlot.ticks(x0, x1) }
+        var yTicks: [Double] { LinePlot.ticks(y0, y1) }
+        func yLabel(_ t: Double) -> String { LinePlot.label(logY ? pow(10, t) : t) }
+    }
+
     public func render() -> Image {
         var img = Image(width: width, height: height, channels: 3, fill: 1)
         func set(_ x: Int, _ y: Int, _ c: (Float, Float, Float)) {
@@ -78,30 +108,22 @@ public struct LinePlot: Sendable {
             img.pixels[i] = c.0; img.pixels[i + 1] = c.1; img.pixels[i + 2] = c.2
         }
         let ink: (Float, Float, Float) = (0.15, 0.15, 0.15), grid: (Float, Float, Float) = (0.9, 0.9, 0.9)
-        let (left, right, top, bottom) = (70, 20, 34, 46)
-        let pw = width - left - right, ph = height - top - bottom
-        let pts = series.flatMap { s in zip(s.x, s.y).filter { $0.0.isFinite && $0.1.isFinite && (!logY || $0.1 > 0) } }
-        let ys = pts.map { logY ? log10($0.1) : $0.1 }, xs = pts.map(\.0)
-        var (x0, x1) = (xs.min() ?? 0, xs.max() ?? 1), (y0, y1) = (ys.min() ?? 0, ys.max() ?? 1)
-        if x1 <= x0 { x1 = x0 + 1 }
-        if y1 <= y0 { y0 -= 0.5; y1 += 0.5 }
-        let pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad
-        func px(_ x: Double) -> Int { left + Int(((x - x0) / (x1 - x0) * Double(pw - 1)).rounded()) }
-        func py(_ y: Double) -> Int { top + ph - 1 - Int(((y - y0) / (y1 - y0) * Double(ph - 1)).rounded()) }
+        let f = Frame(self)
+        let (left, top, pw, ph) = (f.left, f.top, f.pw, f.ph)
 
         // Grid, ticks and labels.
-        for t in Self.ticks(x0, x1) {
-            let x = px(t)
+        for t in f.xTicks {
+            let x = f.px(t)
             for y in top..<(top + ph) { set(x, y, grid) }
             for y in (top + ph)..<(top + ph + 4) { set(x, y, ink) }
             let s = Self.label(t)
             PixelFont.draw(s, x: x - PixelFont.measure(s, scale: 2) / 2, y: top + ph + 8, scale: 2) { set($0, $1, ink) }
         }
-        for t in Self.ticks(y0, y1) {
-            let y = py(t)
+        for t in f.yTicks {
+            let y = f.py(t)
             for x in left..<(left + pw) { set(x, y, grid) }
             for x in (left - 4)..<left { set(x, y, ink) }
-            let s = Self.label(logY ? pow(10, t) : t)
+            let s = f.yLabel(t)
             PixelFont.draw(s, x: left - 8 - PixelFont.measure(s, scale: 2), y: y - 5, scale: 2) { set($0, $1, ink) }
         }
         for x in left..<(left + pw) { set(x, top + ph, ink) }
@@ -111,8 +133,7 @@ public struct LinePlot: Sendable {
 
         // Curves (2-pixel lines, Bresenham) and the legend.
         for (k, s) in series.enumerated() {
-            let p = zip(s.x, s.y).filter { $0.0.isFinite && $0.1.isFinite && (!logY || $0.1 > 0) }
-                .map { (px($0.0), py(logY ? log10($0.1) : $0.1)) }
+            let p = Frame.points(s, logY: logY).map { (f.px($0.0), f.py($0.1)) }
             for (a, b) in zip(p, p.dropFirst()) {
                 var (x, y) = a
                 let dx = abs(b.0 - x), dy = -abs(b.1 - y), sx = x < b.0 ? 1 : -1, sy = y < b.1 ? 1 : -1
@@ -131,5 +152,46 @@ public struct LinePlot: Sendable {
             PixelFont.draw(s.name, x: lx + 22, y: ly, scale: 2) { set($0, $1, ink) }
         }
         return img
+    }
+
+    /// The same plot as an SVG document (vector lines and real text, for papers and zooming).
+    public func svg() -> String {
+        let f = Frame(self)
+        let (left, top, pw, ph) = (f.left, f.top, f.pw, f.ph)
+        func hex(_ c: (Float, Float, Float)) -> String {
+            String(format: "#%02x%02x%02x", Int(c.0 * 255), Int(c.1 * 255), Int(c.2 * 255))
+        }
+        func escaped(_ s: String) -> String {
+            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+                .replacingOccurrences(of: ">", with: "&gt;")
+        }
+        var out = """
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" viewBox="0 0 \(width) \(height)" \
+        font-family="sans-serif" font-size="12">
+        <rect width="100%" height="100%" fill="white"/>
+
+        """
+        for t in f.xTicks {
+            let x = f.px(t)
+            out += "<line x1=\"\(x)\" y1=\"\(top)\" x2=\"\(x)\" y2=\"\(top + ph + 4)\" stroke=\"#e6e6e6\"/>"
+            out += "<text x=\"\(x)\" y=\"\(top + ph + 18)\" text-anchor=\"middle\">\(Self.label(t))</text>\n"
+        }
+        for t in f.yTicks {
+            let y = f.py(t)
+            out += "<line x1=\"\(left - 4)\" y1=\"\(y)\" x2=\"\(left + pw)\" y2=\"\(y)\" stroke=\"#e6e6e6\"/>"
+            out += "<text x=\"\(left - 8)\" y=\"\(y + 4)\" text-anchor=\"end\">\(f.yLabel(t))</text>\n"
+        }
+        out += "<path d=\"M\(left) \(top) V\(top + ph) H\(left + pw)\" fill=\"none\" stroke=\"#262626\"/>\n"
+        out += "<text x=\"\(left)\" y=\"22\" font-size=\"14\">\(escaped(title))</text>\n"
+        out += "<text x=\"\(left + pw)\" y=\"\(height - 6)\" text-anchor=\"end\">\(escaped(xLabel))</text>\n"
+        for (k, s) in series.enumerated() {
+            let p = Frame.points(s, logY: logY).map { "\(f.px($0.0)),\(f.py($0.1))" }
+            let c = hex(s.colour)
+            out += "<polyline points=\"\(p.joined(separator: " "))\" fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\"/>\n"
+            let ly = top + 8 + k * 14, lx = left + pw - 150
+            out += "<line x1=\"\(lx)\" y1=\"\(ly + 5)\" x2=\"\(lx + 16)\" y2=\"\(ly + 5)\" stroke=\"\(c)\" stroke-width=\"2\"/>"
+            out += "<text x=\"\(lx + 22)\" y=\"\(ly + 9)\">\(escaped(s.name))</text>\n"
+        }
+        return out + "</svg>\n"
     }
 }

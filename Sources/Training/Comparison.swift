@@ -103,7 +103,7 @@ public func smoothed(_ curve: Curve, window: Int) -> Curve {
     return out
 }
 
-/// Writes `<metric>.png` (metric vs FLOPs, one line per run) into `dir` for every metric some
+/// Writes `<metric>.png` and `<metric>.svg` (metric vs FLOPs, one line per run) into `dir` for every metric some
 /// run has, and returns a markdown report: final values and parity FLOPs against the first run.
 public func compareRuns(_ runs: [RunCurves], metrics: [String], smooth: Int, to dir: URL) throws -> String {
     precondition(!runs.isEmpty, "compareRuns: no runs")
@@ -120,8 +120,9 @@ public func compareRuns(_ runs: [RunCurves], metrics: [String], smooth: Int, to 
             plot.series.append(Series(name: name, x: c.map(\.flops), y: c.map(\.value),
                                       colour: Series.palette[i % Series.palette.count]))
         }
-        let file = metric.replacingOccurrences(of: "/", with: "_") + ".png"
+        let stem = metric.replacingOccurrences(of: "/", with: "_"), file = stem + ".png"
         try PNG.write(plot.render(), to: dir.appendingPathComponent(file).path)
+        try atomicWrite(Foundation.Data(plot.svg().utf8), to: dir.appendingPathComponent(stem + ".svg"))
         plotted.append("![\(metric)](\(file))")
     }
     let shown = metrics.filter { m in runs.contains { $0.curve(m) != nil } }

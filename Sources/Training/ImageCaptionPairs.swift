@@ -1,5 +1,4 @@
 // The image–caption data both mixed-modal tasks (Transfusion, Chameleon) train on: ShapesWorld
-// training and held-out worlds, the run's BPE tokenizer, the finite pool, and the per-document
 // training and held-out worlds, the run's BPE tokenizer and copy of the image tokenizer, the finite pool, and the per-document
 // tokenization (each task encodes images its own way) and not the sequence layout.
 import Data
@@ -38,11 +37,13 @@ struct ImageCaptionPairs {
     /// Positions of a document around an image of `imageLength` positions: BOS BOI … EOI EOS.
     static func length(caption: Int, imageLength: Int) -> Int { caption + imageLength + 4 }
 
-    /// Documents per row that fill `data.seq_len` on average (from the first 64 examples).
+    /// Documents per row: `data.docs_per_row`, or as many as fill `data.seq_len` on average (from
+    /// the first 64 examples).
     func docsPerRow(imageLength: Int) -> (count: Int, averageLength: Double) {
         let avg = Double((0..<64).map { Self.length(caption: tokenizer.encode(world.example($0).caption).count,
                                                     imageLength: imageLength) }.reduce(0, +)) / 64
-        return (max(1, Int(Double(recipe.data.seqLen) / avg)), avg)
+        let fit = max(1, Int(Double(recipe.data.seqLen) / avg))
+        return (recipe.data.docsPerRow > 0 ? recipe.data.docsPerRow : fit, avg)
     }
 
     /// The documents of row `row` of `world` (up to `perRow`, as many as fit in `data.seq_len`):

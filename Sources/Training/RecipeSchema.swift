@@ -95,6 +95,7 @@ extension RecipeSchema {
             .key("tokenizer_vocab", .int, 512, .positive),
             .key("seq_len", .int, 128, .positive),
             .key("pool", .int, 0, .nonNegative),
+            .key("docs_per_row", .int, 0, .nonNegative),
         ]),
         .section("optimizer", [
             .key("name", .choice(["adamw", "sgd"]), "adamw"),

@@ -108,10 +108,31 @@ public struct DataSection: Codable, Equatable, Sendable {
     /// Distinct training examples, cycled (0: a new example every time). A finite pool lets
     /// image tasks encode each image once and reuse its latents.
     public var pool: Int
+    /// Image–caption documents per packed row (0: as many as fit on average). Setting it equal in
+    /// two recipes whose images take different numbers of positions gives them the same data per
+    /// step, as a matched comparison needs.
+    public var docsPerRow: Int
 
     enum CodingKeys: String, CodingKey {
         case source, path, tokenizer, pool
-        case imageSize = "image_size", tokenizerVocab = "tokenizer_vocab", seqLen = "seq_len"
+        case imageSize = "image_size", tokenizerVocab = "tokenizer_vocab", seqLen = "seq_len", docsPerRow = "docs_per_row"
+    }
+
+    public init(source: String, path: String?, imageSize: Int, tokenizer: String?, tokenizerVocab: Int, seqLen: Int,
+                pool: Int, docsPerRow: Int = 0) {
+        self.source = source; self.path = path; self.imageSize = imageSize; self.tokenizer = tokenizer
+        self.tokenizerVocab = tokenizerVocab; self.seqLen = seqLen; self.pool = pool; self.docsPerRow = docsPerRow
+    }
+
+    /// Run folders written before `docs_per_row` existed read with 0 (as many as fit).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(source: try c.decode(String.self, forKey: .source), path: try c.decodeIfPresent(String.self, forKey: .path),
+                  imageSize: try c.decode(Int.self, forKey: .imageSize),
+                  tokenizer: try c.decodeIfPresent(String.self, forKey: .tokenizer),
+                  tokenizerVocab: try c.decode(Int.self, forKey: .tokenizerVocab), seqLen: try c.decode(Int.self, forKey: .seqLen),
+                  pool: try c.decode(Int.self, forKey: .pool),
+                  docsPerRow: try c.decodeIfPresent(Int.self, forKey: .docsPerRow) ?? 0)
     }
 }
 

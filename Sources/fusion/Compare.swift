@@ -11,7 +11,7 @@ struct Compare: ParsableCommand {
             Example (the first run is the baseline):
               fusion compare runs/compare-chameleon-tiny runs/compare-transfusion-tiny --out runs/compare-tiny
 
-            Writes OUT/<metric>.png for every metric the runs log (loss, loss_text, eval_loss_text,
+            Writes OUT/<metric>.png and .svg for every metric the runs log (loss, loss_text, eval_loss_text,
             eval_shapes_eval, …) and OUT/report.md: final values, and the FLOPs each run needs to reach
             the baseline's best value (the Transfusion paper's parity ratio).
             """)

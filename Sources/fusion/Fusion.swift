@@ -11,5 +11,5 @@ struct Fusion: ParsableCommand {
             Every subcommand has --help with a working example.
             """,
         subcommands: [Train.self, Sample.self, Caption.self, Generate.self, Compare.self, Eval.self, DataCommand.self, VAECommand.self,
-                      VQCommand.self])
+                      VQCommand.self, NotebookCommand.self])
 }

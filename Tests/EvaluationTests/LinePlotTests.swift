@@ -34,6 +34,22 @@ import Testing
         }!
         #expect(abs(midRow - (34 + (400 - 34 - 46) / 2)) <= 3)
     }
+
+    @Test func svgHasOnePolylinePerSeriesAtThePixelPositions() throws {
+        var plot = LinePlot(title: "a < b", xLabel: "FLOPs")
+        plot.series.append(Series(name: "a", x: [0, 10], y: [1, 1], colour: (1, 0, 0)))
+        plot.series.append(Series(name: "b", x: [0, 10], y: [0, 2], colour: (0, 0, 1)))
+        let svg = plot.svg()
+        #expect(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
+        #expect(svg.components(separatedBy: "<polyline").count == 3)
+        #expect(svg.contains("stroke=\"#ff0000\"") && svg.contains("stroke=\"#0000ff\""))
+        #expect(svg.contains("a &lt; b"))                         // text is escaped
+        // The flat line y = 1 sits at mid-height, as in the raster plot.
+        let flat = try #require(svg.components(separatedBy: "<polyline points=\"").dropFirst().first?
+            .split(separator: "\"").first)
+        let ys = flat.split(separator: " ").map { Int($0.split(separator: ",")[1])! }
+        #expect(ys.allSatisfy { abs($0 - (34 + (400 - 34 - 46) / 2)) <= 3 }, "\(flat)")
+    }
 }
 
 /// Exposes the tick helpers for tests.

@@ -46,7 +46,7 @@ import Testing
         let out = root.appendingPathComponent("out")
         let report = try compareRuns(runs, metrics: ["loss", "eval_loss_text"], smooth: 1, to: out)
         #expect(report.contains("| eval_loss_text | 0.2 | 2e+10 | fast | 1e+10 | 2.00× |"), "\(report)")
-        for file in ["loss.png", "eval_loss_text.png", "report.md"] {
+        for file in ["loss.png", "loss.svg", "eval_loss_text.png", "eval_loss_text.svg", "report.md"] {
             #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), "\(file)")
         }
     }
