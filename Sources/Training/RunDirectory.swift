@@ -159,6 +159,19 @@ public struct RunDirectory {
             .filter { FileManager.default.fileExists(atPath: $0.appendingPathComponent("state.json").path) }
     }
 
+    /// The checkpoint folder `path` names and its run folder: `path` is a run folder (its newest
+    /// complete checkpoint) or one checkpoint folder (runs/<name>/checkpoints/step-N).
+    public static func resolveCheckpoint(_ path: String) throws -> (checkpoint: URL, run: URL) {
+        let url = URL(fileURLWithPath: path)
+        if FileManager.default.fileExists(atPath: url.appendingPathComponent("state.json").path) {
+            return (url, url.deletingLastPathComponent().deletingLastPathComponent())
+        }
+        guard let newest = RunDirectory(url).checkpoints().first else {
+            throw RunError.checkpoint(path, "no complete checkpoint under checkpoints/ (train the run first)")
+        }
+        return (newest, url)
+    }
+
     /// Deletes all but the newest `keep` checkpoints (and leftovers of interrupted writes).
     public func prune(keep: Int) {
         let fm = FileManager.default

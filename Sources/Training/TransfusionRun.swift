@@ -16,8 +16,8 @@ public struct TransfusionRun {
     /// The checkpoint folder the weights came from.
     public let checkpoint: URL
 
-    /// `path` is a run folder (its newest complete checkpoint is used) or one checkpoint folder.
-    /// `ema` picks the EMA weights when the checkpoint has them.
+    /// `path` is a run folder (its newest complete checkpoint is used), one checkpoint folder, or
+    /// an exported model (``ModelExport``). `ema` picks the EMA weights when the checkpoint has them.
     public init(path: String, ema: Bool = true) throws {
         let url = URL(fileURLWithPath: path)
         let fm = FileManager.default
@@ -26,19 +26,19 @@ public struct TransfusionRun {
             throw RunError.io(path, "no such run or checkpoint folder")
         }
         let runURL: URL
-        if fm.fileExists(atPath: url.appendingPathComponent("state.json").path) {
+        let weights: [String: Tensor], configData: Foundation.Data
+        if ModelExport.isExport(url) {                    // an exported model (e.g. checkpoints/shapes-tiny)
             checkpoint = url
-            runURL = url.deletingLastPathComponent().deletingLastPathComponent()
-        } else {
-            guard let newest = RunDirectory(url).checkpoints().first else {
-                throw RunError.checkpoint(path, "no complete checkpoint under checkpoints/ (train the run first)")
-            }
-            checkpoint = newest
             runURL = url
+            (weights, configData) = try ModelExport.read(url)
+        } else {
+            (checkpoint, runURL) = try RunDirectory.resolveCheckpoint(path)
+            let saved = try Checkpoint.read(checkpoint)
+            weights = ema ? (saved.ema ?? saved.model) : saved.model
+            configData = saved.config
         }
-        let saved = try Checkpoint.read(checkpoint)
         do {
-            config = try JSONDecoder().decode(TransfusionTask.Config.self, from: saved.config)
+            config = try JSONDecoder().decode(TransfusionTask.Config.self, from: configData)
         } catch {
             throw RunError.checkpoint(checkpoint.appendingPathComponent("config.json").path,
                                       "not a transfusion checkpoint config: \(error)")
@@ -46,7 +46,7 @@ public struct TransfusionRun {
         tokenizer = try JSONDecoder().decode(BPETokenizer.self, from: Foundation.Data(config.tokenizer.utf8))
         vae = try ImageVAE.load(from: runURL.appendingPathComponent(config.vae).path)
         model = Transfusion(config.model, rng: RNG(seed: 0))
-        do { try model.load(ema ? (saved.ema ?? saved.model) : saved.model) } catch {
+        do { try model.load(weights) } catch {
             throw RunError.checkpoint(checkpoint.path, "\(error)")
         }
         model.eval()

@@ -123,4 +123,61 @@ private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil,
         #expect(loaded.decode(latents).shape == [2, 3, 32, 32])
         #expect(throws: RunError.self) { try TransfusionRun(path: run.url.appendingPathComponent("nope").path) }
     }
+
+    @Test func anExportedRunSamplesLikeTheRun() throws {
+        var recipe = try transfusionRecipe(steps: 2, extra: ", ema_decay: 0.9")
+        recipe.diffusion.sampleSteps = 3
+        let run = scratchRun()
+        _ = try trainRows(recipe, run, fresh: true)
+        let out = run.url.deletingLastPathComponent().appendingPathComponent("exported-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        try ModelExport.export(run: run.url.path, to: out.path)
+        let files = Set(try FileManager.default.contentsOfDirectory(atPath: out.path))
+        #expect(files.isSuperset(of: ["model.safetensors", "config.json", "trained.json", "recipe.yaml", "vae.safetensors"]))
+        #expect(!files.contains("optimizer.safetensors") && !files.contains("state.json"))
+        let original = try TransfusionRun(path: run.url.path), exported = try TransfusionRun(path: out.path)
+        func sample(_ r: TransfusionRun) throws -> [Float] {
+            r.model.sampleImages(prompt: r.prompt("a red circle"), count: 1, options: try r.imageOptions(steps: 3),
+                                 rng: RNG(seed: 2)).scalars
+        }
+        let a = try sample(original), b = try sample(exported)
+        let err = zip(a, b).map { abs($0 - $1) }.max()!
+        #expect(err < 0.02, "float16 export changes samples by \(err)")
+    }
+
+    @Test func docsPerRowFixesThePairsInEveryRow() throws {
+        var recipe = try transfusionRecipe(steps: 1)
+        recipe.data.seqLen = 256
+        let auto = try TransfusionTask(recipe: recipe, run: scratchRun())
+        recipe.data.docsPerRow = 2
+        let fixed = try TransfusionTask(recipe: recipe, run: scratchRun())
+        #expect(auto.docsPerRow > 2 && fixed.docsPerRow == 2)
+        let loss = try fixed.loss(microBatch: 0, rng: RNG(seed: 1))
+        #expect(loss.examples == 2 * recipe.train.batchSize)
+    }
+}
+
+/// The Transfusion model shipped in checkpoints/shapes-tiny still loads and samples with the
+/// current code (its weights, config and tokenizer formats are part of the project's interface).
+@Suite struct ShippedCheckpointTests {
+    static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("checkpoints/shapes-tiny").path
+
+    @Test func shapesTinyLoadsAndSamplesAnImageOfThePromptsColour() throws {
+        let run = try TransfusionRun(path: Self.path)
+        let latents = run.model.sampleImages(prompt: run.prompt("a large red circle"), count: 2,
+                                             options: try run.imageOptions(steps: 20), rng: RNG(seed: 0))
+        let images = run.decode(latents)
+        #expect(images.shape == [2, 3, 32, 32])
+        // Mean colour over the brightest-red pixels: a red object is there (background is dark).
+        let px = images.scalars, plane = 32 * 32
+        var red = 0
+        for n in 0..<2 {
+            for i in 0..<plane {
+                let r = px[n * 3 * plane + i], g = px[n * 3 * plane + plane + i], b = px[n * 3 * plane + 2 * plane + i]
+                if r > 0.3 && g < 0 && b < 0 { red += 1 }
+            }
+        }
+        #expect(red > 20, "only \(red) red pixels in two samples of 'a large red circle'")
+    }
 }
