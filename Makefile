@@ -5,7 +5,10 @@ APT_PKGS   := pkg-config libopenblas-dev libpng-dev libsndfile1-dev espeak-ng so
 TEST_FLAGS := -c release -Xswiftc -enable-testing
 FUSION     := .build/release/fusion
 
-.PHONY: setup build demo test bench lint clean
+# Notebooks short enough for every CI run (the others are run by hand: fusion notebook run FILE).
+CI_NOTEBOOKS := notebooks-md/quickstart.md notebooks-md/own-recipe.md
+
+.PHONY: setup build demo test bench lint clean notebooks
 
 setup:
 	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -28,6 +31,10 @@ demo: build
 test: setup
 	$(SWIFT) build $(TEST_FLAGS) --build-tests
 	$(SWIFT) test $(TEST_FLAGS) --skip-build --no-parallel
+	$(FUSION) notebook run --check $(CI_NOTEBOOKS)
+
+notebooks: build
+	$(FUSION) notebook run $(CI_NOTEBOOKS)
 
 bench: build
 	.build/release/fusion-bench

@@ -172,6 +172,21 @@ public struct Image: Equatable {
     }
 
     /// The `width` × `height` window at column `x`, row `y`.
+    /// Each pixel repeated `factor`×`factor` times (nearest neighbour: crisp pixels for viewing
+    /// small samples).
+    public func upscaled(_ factor: Int) -> Image {
+        precondition(factor >= 1, "upscale factor must be positive")
+        guard factor > 1 else { return self }
+        var out = Image(width: width * factor, height: height * factor, channels: channels)
+        for y in 0..<out.height {
+            for x in 0..<out.width {
+                let src = ((y / factor) * width + x / factor) * channels, dst = (y * out.width + x) * channels
+                for c in 0..<channels { out.pixels[dst + c] = pixels[src + c] }
+            }
+        }
+        return out
+    }
+
     public func cropped(x: Int, y: Int, width w: Int, height h: Int) -> Image {
         precondition(x >= 0 && y >= 0 && w >= 0 && h >= 0 && x + w <= width && y + h <= height,
                      "Image.cropped: window \(w)×\(h) at (\(x), \(y)) outside \(width)×\(height)")

@@ -126,12 +126,13 @@ public func compareRuns(_ runs: [RunCurves], metrics: [String], smooth: Int, to 
         plotted.append("![\(metric)](\(file))")
     }
     let shown = metrics.filter { m in runs.contains { $0.curve(m) != nil } }
-    report += "| run | kind | FLOPs | " + shown.joined(separator: " | ") + " |\n"
-    report += "|---|---|---|" + String(repeating: "---|", count: shown.count) + "\n"
+    report += "| run | kind | FLOPs | wall | " + shown.joined(separator: " | ") + " |\n"
+    report += "|---|---|---|---|" + String(repeating: "---|", count: shown.count) + "\n"
     for r in runs {
         let flops = ([r.train["loss"]?.last?.flops] + r.eval.values.map { $0.last?.flops }).compactMap { $0 }.max() ?? 0
+        let wall = r.train["wall_s"]?.last.map { String(format: "%.0f s", $0.value) } ?? "–"
         let values = shown.map { m in r.curve(m)?.last.map { String(format: "%.4g", $0.value) } ?? "–" }
-        report += "| \(r.name) | \(r.kind ?? "?") | \(String(format: "%.3g", flops)) | " + values.joined(separator: " | ") + " |\n"
+        report += "| \(r.name) | \(r.kind ?? "?") | \(String(format: "%.3g", flops)) | \(wall) | " + values.joined(separator: " | ") + " |\n"
     }
     report += "\n## Parity FLOPs\n\nFLOPs each run needs to reach the baseline's best value, and the ratio "
         + "baseline FLOPs / run FLOPs (> 1: the run gets there with less compute).\n\n"

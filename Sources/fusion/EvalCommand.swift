@@ -35,7 +35,7 @@ struct Eval: ParsableCommand {
 
     enum Suite: String, ExpressibleByArgument, CaseIterable { case shapes, captions, fd }
 
-    @Option(help: "A run folder (newest checkpoint) or one checkpoint folder.") var checkpoint: String
+    @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
     @Option(help: "shapes, captions or fd.") var suite: Suite = .shapes
     @Option(help: "shapes: images per prompt.") var imagesPerPrompt = 4
     @Option(help: "shapes: prompts per category (6 categories).") var promptsPerCategory = 16

@@ -20,7 +20,7 @@ struct Sample: ParsableCommand {
                 --num 4 --steps 50 --cfg 3 --seed 1 --out grid.png
             """)
 
-    @Option(help: "A run folder (newest checkpoint) or one checkpoint folder.") var checkpoint: String
+    @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
     @Option(help: "The caption.") var prompt: String
     @Option(help: "Number of images.") var num = 4
     @Option(help: "Diffusion steps (default: the recipe's).") var steps: Int?
@@ -29,17 +29,19 @@ struct Sample: ParsableCommand {
     @Option(help: "Clamp x̂0 to ±this in DDPM/DDIM steps (0: off; default: the recipe's).") var clip: Float?
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Output PNG.") var out = "samples.png"
+    @Option(help: "Upscale each image this many times (nearest neighbour) in the grid.") var scale = 4
     @Flag(help: "Use the raw weights even when the run kept EMA weights.") var noEMA = false
 
     func run() throws {
         try reportingErrors("sample") {
             guard num > 0 else { throw ValidationError("--num must be positive") }
+            guard (1...16).contains(scale) else { throw ValidationError("--scale must be 1…16") }
             let run = try TransfusionRun(path: checkpoint, ema: !noEMA)
             let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg, clipX0: clip)
             let start = Date()
             let latents = run.model.sampleImages(prompt: run.prompt(prompt), count: num, options: options,
                                                  rng: RNG(seed: seed))
-            try writeGrid(run.decode(latents), to: out)
+            try writeGrid(run.decode(latents), to: out, scale: scale)
             print(String(format: "wrote %@: %d images for \"%@\" (%@, %d steps, cfg %.1f) in %.1f s", out, num, prompt,
                          options.sampler.rawValue, options.steps, options.cfgScale, Date().timeIntervalSince(start)))
         }
@@ -55,7 +57,7 @@ struct Caption: ParsableCommand {
               fusion caption --checkpoint runs/transfusion-shapes --image data/shapes/000000.png
             """)
 
-    @Option(help: "A run folder (newest checkpoint) or one checkpoint folder.") var checkpoint: String
+    @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
     @Option(help: "Input PNG (the run's image size, e.g. 32×32).") var image: String
     @Option(help: "Sampling temperature (0: greedy).") var temperature: Float = 0
     @Option(help: "Most tokens to generate.") var maxTokens = 48
@@ -84,7 +86,7 @@ struct Generate: ParsableCommand {
               fusion generate --checkpoint runs/transfusion-shapes --prompt "a red" --out generated
             """)
 
-    @Option(help: "A run folder (newest checkpoint) or one checkpoint folder.") var checkpoint: String
+    @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
     @Option(help: "The text to continue.") var prompt: String
     @Option(help: "Most text tokens to generate.") var maxTokens = 64
     @Option(help: "Sampling temperature (0: greedy).") var temperature: Float = 0.8
@@ -120,8 +122,8 @@ struct Generate: ParsableCommand {
 }
 
 /// Writes images (n, 3, H, W) in [-1, 1] as a grid of up to 8 columns.
-func writeGrid(_ images: Tensor, to path: String) throws {
+func writeGrid(_ images: Tensor, to path: String, scale: Int = 1) throws {
     let n = images.dim(0)
-    let cells = (0..<n).map { Image(chw: images.slice(axis: 0, $0..<($0 + 1))) }
+    let cells = (0..<n).map { Image(chw: images.slice(axis: 0, $0..<($0 + 1))).upscaled(scale) }
     try PNG.write(Image.grid(cells, columns: min(n, 8), padding: 2, background: 1), to: path)
 }

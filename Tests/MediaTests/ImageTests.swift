@@ -97,4 +97,12 @@ import Tensors
         #expect(ga.converted(channels: 4).pixels == [0.5, 0.5, 0.5, 0.25])
         #expect(ga.converted(channels: 1).pixels == [0.5])
     }
+
+    @Test func upscaleRepeatsEachPixel() {
+        let img = Image(width: 2, height: 1, channels: 1, pixels: [0.25, 0.75])
+        let big = img.upscaled(2)
+        #expect(big.width == 4 && big.height == 2)
+        #expect(big.pixels == [0.25, 0.25, 0.75, 0.75, 0.25, 0.25, 0.75, 0.75])
+        #expect(img.upscaled(1) == img)
+    }
 }
