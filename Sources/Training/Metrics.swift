@@ -47,16 +47,19 @@ public final class MetricsLog {
 
     deinit { try? handle.close() }
 
-    public func append(_ row: MetricsRow) {
-        handle.write((row.json + "\n").data(using: .utf8)!)
+    public func append(_ row: MetricsRow) throws {
+        do { try handle.write(contentsOf: Data((row.json + "\n").utf8)) } catch {
+            throw RunError.io(url.path, "cannot append a metrics row: \(error.localizedDescription) (is the disk full?)")
+        }
     }
 
     /// Keeps only the lines whose "step" is ≤ `step` (and lines without a step).
     public static func truncate(_ url: URL, toStep step: Int) throws {
         guard let text = try? String(contentsOf: url, encoding: .utf8) else { return }
+        // A line that does not parse can only be a write cut short (a crash mid-append): dropped.
         let kept = text.split(separator: "\n", omittingEmptySubsequences: true).filter { line in
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let s = obj["step"] as? Int else { return true }
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return false }
+            guard let s = obj["step"] as? Int else { return true }
             return s <= step
         }
         try (kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).write(to: url, atomically: true, encoding: .utf8)
@@ -64,12 +67,20 @@ public final class MetricsLog {
 
     /// Parses a metrics file into dictionaries (for compare, tests and notebooks).
     public static func read(_ url: URL) throws -> [[String: Any]] {
-        let text = try String(contentsOf: url, encoding: .utf8)
-        return try text.split(separator: "\n").enumerated().map { (i, line) in
-            guard let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+        let text: String
+        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
+            throw RunError.io(url.path, "cannot read metrics: \(error.localizedDescription)")
+        }
+        let lines = text.split(separator: "\n")
+        var rows: [[String: Any]] = []
+        for (i, line) in lines.enumerated() {
+            guard let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
+                // The last line of a run being written (or killed mid-write) may be incomplete.
+                if i == lines.count - 1 && !text.hasSuffix("\n") { break }
                 throw RunError.io(url.path, "line \(i + 1) is not a JSON object")
             }
-            return obj
+            rows.append(obj)
         }
+        return rows
     }
 }

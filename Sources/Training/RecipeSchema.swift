@@ -119,6 +119,7 @@ extension RecipeSchema {
             .key("keep_checkpoints", .int, 3, .positive),
             .key("ema_decay", .float, 0.0, .openFraction),
             .optional("threads", .int, .positive),
+            .key("on_nonfinite", .choice(["skip", "rollback", "stop"]), "skip"),
         ]),
         .section("eval", [
             .key("every", .int, 0, .nonNegative),

@@ -164,11 +164,15 @@ public struct TrainSection: Codable, Equatable, Sendable {
     public var keepCheckpoints: Int
     public var emaDecay: Float         // 0 = no EMA
     public var threads: Int?           // default: all cores
+    /// A step whose loss or gradient is NaN/Inf: "skip" it (no update), "rollback" to the last
+    /// checkpoint and replay without it, or "stop" the run with an error.
+    public var onNonFinite: String = "skip"
 
     enum CodingKeys: String, CodingKey {
         case steps, threads
         case batchSize = "batch_size", gradAccum = "grad_accum", logEvery = "log_every"
         case checkpointEvery = "checkpoint_every", keepCheckpoints = "keep_checkpoints", emaDecay = "ema_decay"
+        case onNonFinite = "on_nonfinite"
     }
 }
 

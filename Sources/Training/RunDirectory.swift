@@ -8,11 +8,15 @@ import Tensors
 public enum RunError: Error, CustomStringConvertible {
     case io(String, String)
     case checkpoint(String, String)
+    /// Training met a NaN/Inf with `train.on_nonfinite: stop`.
+    case nonFinite(step: Int, what: String)
 
     public var description: String {
         switch self {
         case .io(let path, let m): return "\(path): \(m)"
         case .checkpoint(let path, let m): return "checkpoint \(path): \(m)"
+        case .nonFinite(let step, let what):
+            return "step \(step): non-finite \(what); lower optimizer.lr, raise optimizer.grad_clip or set train.on_nonfinite: skip | rollback to continue past it"
         }
     }
 }

@@ -111,7 +111,7 @@ public final class Trainer {
         } else {
             try? FileManager.default.removeItem(at: run.metricsURL)
         }
-        let log = try MetricsLog(url: run.metricsURL)
+        var log = try MetricsLog(url: run.metricsURL)
         let t = recipe.train
         let progress = Progress(total: t.steps, startStep: state.step)
         if let resumedFrom { progress.message("resuming \(run.url.lastPathComponent) from \(resumedFrom) (step \(state.step))") }
@@ -121,6 +121,7 @@ public final class Trainer {
         var intervalStart = Date(), intervalTokens = 0
         let runStart = Date(), wallBefore = state.wallSeconds
         var stopped = false
+        var skipped = Set<Int>()                          // steps a rollback replays without updating
 
         while state.step < t.steps {
             if let limit = stepLimit, state.step - startStep >= limit { stopped = true; break }
@@ -141,14 +142,41 @@ public final class Trainer {
                 state.flops += task.flopsPerMicroBatch
             }
             let gradNorm = clipGradNorm(params.map(\.1), maxNorm: recipe.optimizer.gradClip)
-            optimizer.update()
-            ema?.update()
+            let bad = skipped.contains(step) ? "replayed" : nonFinite(loss: lossSum, parts: parts, gradNorm: gradNorm)
+            if let bad {
+                // No update: the step's data is consumed, the weights and optimizer state are untouched.
+                task.model.zeroGrad()
+                if bad != "replayed" {
+                    var row = MetricsRow()
+                    row.set("step", .int(step + 1)); row.set("kind", .string("nonfinite")); row.set("where", .string(bad))
+                    row.set("action", .string(t.onNonFinite))
+                    try log.append(row)
+                    onRow?(row)
+                    progress.message("step \(step + 1): non-finite \(bad); " + (t.onNonFinite == "skip" ? "step skipped" : t.onNonFinite))
+                    if t.onNonFinite == "stop" { throw RunError.nonFinite(step: step + 1, what: bad) }
+                    if t.onNonFinite == "rollback" {
+                        skipped.insert(step)
+                        if let (ckpt, url) = try loadLatestCheckpoint() {
+                            state = ckpt.state
+                            try MetricsLog.truncate(run.metricsURL, toStep: state.step)
+                            log = try MetricsLog(url: run.metricsURL)   // truncate replaced the file
+                            try log.append(row)
+                            progress.message("rolled back to \(url.lastPathComponent); step \(step + 1) will be skipped")
+                            continue
+                        }
+                        progress.message("no checkpoint to roll back to; step \(step + 1) skipped")
+                    }
+                }
+            } else {
+                optimizer.update()
+                ema?.update()
+                lastLoss = lossSum
+            }
             state.step += 1
             state.optimizerStep = optimizer.step
             state.wallSeconds = wallBefore + Date().timeIntervalSince(runStart)
-            lastLoss = lossSum
 
-            let logNow = state.step % max(t.logEvery, 1) == 0 || state.step == t.steps
+            let logNow = bad == nil && (state.step % max(t.logEvery, 1) == 0 || state.step == t.steps)
             let elapsed = Date().timeIntervalSince(intervalStart)
             let tokensPerSecond = Double(intervalTokens) / max(elapsed, 1e-9)
             if logNow {
@@ -159,7 +187,7 @@ public final class Trainer {
                 for k in parts.keys.sorted() { row.set(k, .double(Double(parts[k]!))) }
                 row.set("lr", .double(Double(lr))); row.set("grad_norm", .double(Double(gradNorm)))
                 row.set("tokens_per_s", .double(tokensPerSecond)); row.set("wall_s", .double(state.wallSeconds))
-                log.append(row)
+                try log.append(row)
                 onRow?(row)
                 intervalStart = Date(); intervalTokens = 0
             }
@@ -192,9 +220,18 @@ public final class Trainer {
         row.set("step", .int(state.step)); row.set("tokens", .int(state.tokens)); row.set("flops", .double(state.flops))
         row.set("kind", .string("eval"))
         for k in metrics.keys.sorted() { row.set("eval_" + k, .double(metrics[k]!)) }
-        log.append(row)
+        try log.append(row)
         onRow?(row)
         progress.message("eval @\(state.step): " + metrics.keys.sorted().map { String(format: "%@ %.4f", $0, metrics[$0]!) }.joined(separator: "  "))
+    }
+
+    /// What is not finite in a step — "loss_image", "loss", or "gradient of blocks.2.wq" — or nil.
+    private func nonFinite(loss: Float, parts: [String: Float], gradNorm: Float) -> String? {
+        if let part = parts.keys.sorted().first(where: { !parts[$0]!.isFinite }) { return part }
+        if !loss.isFinite { return "loss" }
+        guard !gradNorm.isFinite else { return nil }
+        let name = params.first { $0.1.grad.map { !$0.squaredNorm().isFinite } ?? false }?.0
+        return "gradient of " + (name ?? "a parameter")
     }
 
     // MARK: - Checkpoints

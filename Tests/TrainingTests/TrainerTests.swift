@@ -1,6 +1,7 @@
 // The trainer: N steps straight equal N/2 + resume + N/2 (metrics rows and weights, bit for
 // bit); an interrupted checkpoint write leaves the previous checkpoint as the one that loads;
-// a corrupt newest checkpoint falls back to the one before; a stop request checkpoints.
+// a corrupt newest checkpoint falls back to the one before; a stop request checkpoints; a
+// NaN/Inf loss or gradient is skipped, rolled back over, or stops the run, as the recipe says.
 import Foundation
 import NN
 import Tensors
@@ -37,6 +38,92 @@ func train(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil, fresh: Bool
     trainer.onRow = { rows.append(deterministic($0)) }
     try trainer.train(fresh: fresh)
     return (trainer, rows)
+}
+
+/// The LM task with NaN poured into chosen micro-batches: into the loss itself, or only into the
+/// gradient of one parameter (sqrt at 0 has a finite value and an infinite derivative).
+final class PoisonedTask: TrainingTask {
+    enum Poison { case loss, gradient }
+    let inner: LMTask
+    let poisoned: Set<Int>
+    let poison: Poison
+    init(_ inner: LMTask, poisoned: Set<Int>, poison: Poison = .loss) {
+        self.inner = inner; self.poisoned = poisoned; self.poison = poison
+    }
+    var model: Module { inner.model }
+    var flopsPerMicroBatch: Double { inner.flopsPerMicroBatch }
+    func checkpointConfig() throws -> Foundation.Data { try inner.checkpointConfig() }
+    func loss(microBatch index: Int, rng: RNG) throws -> LossResult {
+        var r = try inner.loss(microBatch: index, rng: rng)
+        guard poisoned.contains(index) else { return r }
+        switch poison {
+        case .loss:
+            r.total = r.total * Float.nan
+            r.parts["loss_text"] = .nan
+        case .gradient:
+            let w = inner.model.namedParameters().first { $0.0.hasSuffix("norm.weight") || $0.0.contains("norm") }!.1
+            r.total = r.total + (w * 0).sqrt().sum()
+        }
+        return r
+    }
+}
+
+@Suite(.serialized) struct NonFiniteTests {
+    func poisoned(_ policy: String, poisoned: Set<Int>, poison: PoisonedTask.Poison = .loss, steps: Int = 6)
+        throws -> (Trainer, [String], RunDirectory) {
+        var recipe = try tinyRecipe(steps: steps)
+        recipe.train.onNonFinite = policy
+        let run = scratchRun()
+        let task = PoisonedTask(try LMTask(recipe: recipe, run: run), poisoned: poisoned, poison: poison)
+        let trainer = try Trainer(recipe: recipe, task: task, run: run)
+        var rows: [String] = []
+        trainer.onRow = { rows.append(deterministic($0)) }
+        try trainer.train(fresh: true)
+        return (trainer, rows, run)
+    }
+
+    @Test func skipLeavesTheWeightsOfThatStepAlone() throws {
+        // Micro-batches 6 and 7 are step 4's (grad_accum 2).
+        let (_, rows, run) = try poisoned("skip", poisoned: [6])
+        #expect(rows.contains("step=4 kind=\"nonfinite\" where=\"loss_text\" action=\"skip\""), "\(rows)")
+        #expect(!rows.contains { $0.hasPrefix("step=4 examples") })
+        // Steps 1–3 match a clean run, and the run finishes with finite weights.
+        let (_, clean, _) = try poisoned("skip", poisoned: [])
+        #expect(Array(rows.prefix(3)) == Array(clean.prefix(3)))
+        let c = try Checkpoint.read(run.checkpoints()[0])
+        #expect(c.state.step == 6 && c.state.optimizerStep == 5)
+        #expect(c.model.values.allSatisfy { $0.scalars.allSatisfy(\.isFinite) })
+    }
+
+    @Test func aNonFiniteGradientNamesItsParameter() throws {
+        let (_, rows, _) = try poisoned("skip", poisoned: [2], poison: .gradient)
+        let row = try #require(rows.first { $0.contains("nonfinite") })
+        #expect(row.hasPrefix("step=2 ") && row.contains("where=\"gradient of ") && row.contains("norm"), "\(row)")
+    }
+
+    @Test func stopNamesTheStepAndWhat() throws {
+        #expect(throws: RunError.self) { _ = try poisoned("stop", poisoned: [6]) }
+        do { _ = try poisoned("stop", poisoned: [6]) } catch {
+            #expect("\(error)".contains("step 4: non-finite loss_text"), "\(error)")
+        }
+    }
+
+    @Test func rollbackReplaysFromTheCheckpointWithoutTheBadStep() throws {
+        // Checkpoints every 2 steps: the NaN at step 5 rolls back to step 4, replays without step 5.
+        let (rollback, rows, run) = try poisoned("rollback", poisoned: [8])
+        let (skip, skipRows, _) = try poisoned("skip", poisoned: [8])
+        // Same outcome as skipping (the data is deterministic), and the metrics file holds each
+        // step once with the non-finite row in place.
+        #expect(rows.filter { !$0.contains("nonfinite") } == skipRows.filter { !$0.contains("nonfinite") })
+        for ((n, a), (_, b)) in zip(rollback.task.model.namedParameters(), skip.task.model.namedParameters()) {
+            #expect(a.scalars == b.scalars, "\(n)")
+        }
+        let logged = try MetricsLog.read(run.metricsURL).compactMap { row -> String? in
+            guard let s = row["step"] as? Int else { return nil }
+            return "\(s)\(row["kind"] as? String ?? "")"
+        }
+        #expect(logged == ["1", "2", "3", "4", "5nonfinite", "6"], "\(logged)")
+    }
 }
 
 @Suite(.serialized) struct TrainerTests {
