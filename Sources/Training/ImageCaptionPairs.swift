@@ -106,7 +106,13 @@ struct ImageCaptionPairs {
             }
             try validate(path)                                        // fail before copying a bad file
             try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: path, toPath: local.path)
+            // Copied under a temporary name and renamed: a run killed mid-copy never keeps half a file.
+            let tmp = run.url.appendingPathComponent(".\(name).\(getpid()).tmp")
+            try? FileManager.default.removeItem(at: tmp)
+            try FileManager.default.copyItem(atPath: path, toPath: tmp.path)
+            guard rename(tmp.path, local.path) == 0 else {
+                throw RunError.io(local.path, "cannot move the tokenizer copy into place: \(String(cString: strerror(errno)))")
+            }
         }
         return local.path
     }

@@ -59,21 +59,27 @@ public struct Checkpoint {
         do { try fm.createDirectory(at: tmp, withIntermediateDirectories: true) } catch {
             throw RunError.io(tmp.path, "cannot create checkpoint folder: \(error.localizedDescription)")
         }
-        let meta = ["step": String(state.step)]
-        try Safetensors.write(model, metadata: meta, to: tmp.appendingPathComponent("model.safetensors"))
-        try Checkpoint.afterFileWritten?("model.safetensors")
-        if let ema {
-            try Safetensors.write(ema, metadata: meta, to: tmp.appendingPathComponent("ema.safetensors"))
-            try Checkpoint.afterFileWritten?("ema.safetensors")
+        do {
+            let meta = ["step": String(state.step)]
+            try Safetensors.write(model, metadata: meta, to: tmp.appendingPathComponent("model.safetensors"))
+            try Checkpoint.afterFileWritten?("model.safetensors")
+            if let ema {
+                try Safetensors.write(ema, metadata: meta, to: tmp.appendingPathComponent("ema.safetensors"))
+                try Checkpoint.afterFileWritten?("ema.safetensors")
+            }
+            try Safetensors.write(optimizer, metadata: meta, to: tmp.appendingPathComponent("optimizer.safetensors"))
+            try Checkpoint.afterFileWritten?("optimizer.safetensors")
+            try atomicWrite(config, to: tmp.appendingPathComponent("config.json"))
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            // state.json last: a folder without it is never a complete checkpoint.
+            try atomicWrite(try enc.encode(state), to: tmp.appendingPathComponent("state.json"))
+            try Checkpoint.afterFileWritten?("state.json")
+        } catch {
+            try? fm.removeItem(at: tmp)
+            throw RunError.io(dir.path, "cannot write the checkpoint (\(error)); the previous checkpoint is kept. "
+                              + "Free disk space (or fix the folder) and run again to resume from it")
         }
-        try Safetensors.write(optimizer, metadata: meta, to: tmp.appendingPathComponent("optimizer.safetensors"))
-        try Checkpoint.afterFileWritten?("optimizer.safetensors")
-        try atomicWrite(config, to: tmp.appendingPathComponent("config.json"))
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        // state.json last: a folder without it is never a complete checkpoint.
-        try atomicWrite(try enc.encode(state), to: tmp.appendingPathComponent("state.json"))
-        try Checkpoint.afterFileWritten?("state.json")
         if fm.fileExists(atPath: dir.path) {
             let old = parent.appendingPathComponent(".\(dir.lastPathComponent).old-\(getpid())")
             try? fm.removeItem(at: old)
@@ -140,10 +146,20 @@ public struct RunDirectory {
         }
         for d in [url, checkpointsURL, samplesURL] {
             do { try fm.createDirectory(at: d, withIntermediateDirectories: true) } catch {
-                throw RunError.io(d.path, "cannot create folder: \(error.localizedDescription)")
+                throw RunError.io(d.path, "cannot create the run folder (\(Self.reason(error))); pass --runs a writable folder")
             }
         }
         guard fm.isWritableFile(atPath: url.path) else { throw RunError.io(url.path, "folder is not writable") }
+    }
+
+    /// The POSIX reason inside a Foundation error ("No such file or directory"), or its description.
+    static func reason(_ error: Error) -> String {
+        let ns = error as NSError
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+        return ns.localizedDescription
     }
 
     /// Removes the whole run folder (`fusion train --fresh`).

@@ -36,6 +36,7 @@ struct Train: ParsableCommand {
             if let threads = r.train.threads { Parallel.setThreads(threads) }
             let dir = RunDirectory(URL(fileURLWithPath: runs).appendingPathComponent(name ?? r.name))
             if fresh { try dir.delete() }
+            try dir.prepare(fresh: false)                 // a bad --runs folder fails here, before any work
             let task = try makeTask(r, run: dir)
             print("fusion train: \(r.name) — \(r.model.kind) \(r.model.preset), \(task.model.parameterCount) parameters, \(r.train.steps) steps → \(dir.url.path)")
             StopRequest.installSignalHandlers()

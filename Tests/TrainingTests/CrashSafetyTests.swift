@@ -1,0 +1,138 @@
+// Crash safety of whole `fusion train` processes: killed with SIGKILL at random moments (mid
+// step, mid checkpoint, mid metrics write) and restarted, a run ends with the same metrics as one
+// that was never interrupted; a full disk or an unusable runs folder is reported and loses nothing. Needs the release `fusion` binary beside the tests (`make test`
+// builds it); without it the test is skipped, visibly.
+import Foundation
+import Testing
+@testable import Training
+
+private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fusion").path
+
+@Suite(.serialized) struct CrashSafetyTests {
+    static let recipe = """
+        name: crashy
+        seed: 11
+        model: {kind: lm, preset: nano, dim: 32, layers: 2, heads: 2}
+        data: {tokenizer_vocab: 300, seq_len: 32}
+        optimizer: {lr: 3.0e-3, warmup_steps: 2}
+        train: {steps: 60, batch_size: 4, log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, ema_decay: 0.9, threads: 1}
+        eval: {every: 20, batches: 1}
+        sample: {every: 0}
+        """
+
+    /// Starts `fusion train` on the recipe in `dir`; returns the process (not waited for).
+    func start(_ dir: URL) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: fusionBinary)
+        p.arguments = ["train", dir.appendingPathComponent("crashy.yaml").path, "--runs", dir.appendingPathComponent("runs").path]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    /// The metrics rows without timing fields, as comparable strings.
+    func rows(_ dir: URL) throws -> [String] {
+        try MetricsLog.read(dir.appendingPathComponent("runs/crashy/metrics.jsonl")).map { row in
+            row.filter { !["wall_s", "tokens_per_s"].contains($0.key) }.sorted { $0.key < $1.key }
+                .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        }
+    }
+
+    func scratch() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-crash-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try Self.recipe.write(to: dir.appendingPathComponent("crashy.yaml"), atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: fusionBinary), "needs .build/release/fusion (make test builds it)"))
+    func killedAtRandomMomentsTheRunEndsWithTheSameCurve() throws {
+        let clean = try scratch(), crashy = try scratch()
+        defer { try? FileManager.default.removeItem(at: clean); try? FileManager.default.removeItem(at: crashy) }
+        let straight = try start(clean)
+        straight.waitUntilExit()
+        try #require(straight.terminationStatus == 0)
+        let expected = try rows(clean)
+        #expect(expected.count == 63)                     // 60 steps and 3 eval rows
+
+        var rng = SystemRandomNumberGenerator()
+        var kills = 0, attempts = 0, finished = false
+        while attempts < 40 && !finished {
+            attempts += 1
+            let p = try start(crashy)
+            // Kill after 0.15–1.2 s: early kills land in start-up and checkpoint writes.
+            let deadline = Date().addingTimeInterval(Double.random(in: 0.15...1.2, using: &rng))
+            while p.isRunning && Date() < deadline { usleep(5_000) }
+            if !p.isRunning {
+                try #require(p.terminationStatus == 0, "fusion train failed on restart \(attempts)")
+                finished = true
+                continue
+            }
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            kills += 1
+        }
+        if !finished {                                   // a very slow machine: finish without kills
+            let p = try start(crashy)
+            p.waitUntilExit()
+            try #require(p.terminationStatus == 0)
+        }
+        #expect(kills >= 3, "only \(kills) kills landed before the run finished")
+        let got = try rows(crashy)
+        #expect(got == expected)
+        if got != expected, let i = zip(got, expected).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset {
+            Issue.record("first difference at row \(i): \(got[i]) vs \(expected[i])")
+        }
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: fusionBinary), "needs .build/release/fusion (make test builds it)"))
+    func aFullDiskIsReportedAndLosesNothing() throws {
+        let clean = try scratch(), full = try scratch()
+        defer { try? FileManager.default.removeItem(at: clean); try? FileManager.default.removeItem(at: full) }
+        let straight = try start(clean)
+        straight.waitUntilExit()
+        // A 40 kB file-size limit (what a full disk looks like to write(2): the call fails) lets
+        // metrics rows through and stops the first checkpoint (about 600 kB).
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = ["-c", "trap '' XFSZ; ulimit -f 40; exec \"$0\" train \"$1\" --runs \"$2\"", fusionBinary,
+                       full.appendingPathComponent("crashy.yaml").path, full.appendingPathComponent("runs").path]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus != 0)
+        #expect(message.contains("cannot write the checkpoint") && message.contains("previous checkpoint is kept"), "\(message)")
+        let checkpoints = full.appendingPathComponent("runs/crashy/checkpoints")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: checkpoints.path).isEmpty, "half-written checkpoint left")
+        // With space again the run goes on and ends with the curve of an undisturbed run.
+        let again = try start(full)
+        again.waitUntilExit()
+        #expect(again.terminationStatus == 0)
+        #expect(try rows(full) == rows(clean))
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: fusionBinary), "needs .build/release/fusion (make test builds it)"))
+    func anUnusableRunsFolderIsNamed() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let blocker = dir.appendingPathComponent("file")
+        try "x".write(to: blocker, atomically: true, encoding: .utf8)     // a file where a folder must go
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: fusionBinary)
+        p.arguments = ["train", dir.appendingPathComponent("crashy.yaml").path, "--runs", blocker.path]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus != 0)
+        #expect(message.contains(blocker.path + "/crashy") && message.contains("pass --runs a writable folder"), "\(message)")
+    }
+}
