@@ -70,16 +70,23 @@ final class DataParallel {
         return (Int(counts[1]), Int(counts[2]))
     }
 
-    /// Waits for the gradient sums, then sums the step's loss, its parts and the stop flag over
-    /// ranks (one small allreduce). Returns whether any rank was asked to stop, so all stop together.
-    func finishStep(lossSum: inout Float, parts: inout [String: Float], stop: Bool) -> Bool {
-        guard let reducer else { return stop }
+    /// Waits for the gradient sums, then sums the step's loss and its parts over ranks.
+    func finishStep(lossSum: inout Float, parts: inout [String: Float]) {
+        guard let reducer else { return }
         reducer.finish()
         let keys = parts.keys.sorted()
-        var values = [Double(lossSum)] + keys.map { Double(parts[$0]!) } + [stop ? 1 : 0]
+        var values = [Double(lossSum)] + keys.map { Double(parts[$0]!) }
         communicator.allreduceSum(&values)
         lossSum = Float(values[0])
         for (i, k) in keys.enumerated() { parts[k] = Float(values[1 + i]) }
-        return values.last! > 0
+    }
+
+    /// True on every rank when `flag` is true on any (a stop request reaches ranks at different
+    /// steps; they must stop together).
+    func anyRank(_ flag: Bool) -> Bool {
+        guard isActive else { return flag }
+        var v = [flag ? 1.0 : 0.0]
+        communicator.allreduceSum(&v)
+        return v[0] > 0
     }
 }

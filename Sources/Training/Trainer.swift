@@ -172,8 +172,8 @@ public final class Trainer {
                 intervalTokens += r.tokens
                 state.flops += task.flopsPerMicroBatch
             }
-            // Under MPI: finish the gradient sums; loss, parts and the stop request over all ranks.
-            let stopAnywhere = parallel.finishStep(lossSum: &lossSum, parts: &parts, stop: StopRequest.isRequested)
+            // Under MPI: finish the gradient sums; loss and parts over all ranks.
+            parallel.finishStep(lossSum: &lossSum, parts: &parts)
             let gradNorm = clipGradNorm(params.map(\.1), maxNorm: recipe.optimizer.gradClip)
             optimizer.update()
             ema?.update()
@@ -208,7 +208,7 @@ public final class Trainer {
                     progress?.message(line)
                 }
             }
-            if stopAnywhere { stopped = true }
+            if parallel.anyRank(StopRequest.isRequested) { stopped = true }
             if state.step % max(t.checkpointEvery, 1) == 0 || last || stopped {
                 try saveCheckpoint(state)
             }
