@@ -94,11 +94,12 @@ public enum CollectiveError: Error, CustomStringConvertible {
 }
 
 public enum Collective {
-    /// True when this process was started by an MPI launcher (Open MPI's mpirun/mpiexec, or
-    /// another PMIx launcher).
+    /// True when this process was started by an MPI launcher (Open MPI's mpirun/mpiexec, another
+    /// PMIx launcher, or a PMI one such as MPICH's, which then fails to load as not Open MPI
+    /// instead of silently training N copies of one run).
     public static var launchedByMPI: Bool {
         let env = ProcessInfo.processInfo.environment
-        return env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil
+        return ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE"].contains { env[$0] != nil }
     }
 
     /// How many ranks the launcher placed on this machine, when it says.

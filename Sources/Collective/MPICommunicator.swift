@@ -136,8 +136,12 @@ struct LibMPI {
     let errorString: @convention(c) (Int32, UnsafeMutablePointer<CChar>, UnsafeMutablePointer<Int32>) -> Int32
     let commWorld: Handle, float: Handle, double: Handle, byte: Handle, sum: Handle
 
-    /// Sonames tried in order: Open MPI 4 and 5 ship libmpi.so.40.
-    static let libraries = ["libmpi.so.40", "libmpi.so"]
+    /// Libraries tried in order: `FUSION_MPI_LIBRARY` (a path or soname) when set, else the
+    /// sonames of Open MPI 4 and 5.
+    static var libraries: [String] {
+        if let lib = ProcessInfo.processInfo.environment["FUSION_MPI_LIBRARY"], !lib.isEmpty { return [lib] }
+        return ["libmpi.so.40", "libmpi.so"]
+    }
 
     static func load() throws -> LibMPI {
         // RTLD_GLOBAL: Open MPI's components are plugins that resolve libmpi's symbols.

@@ -118,6 +118,19 @@ final class ThreeRanks: Communicator {
         for p in params { #expect(seen[ObjectIdentifier(p)] == p.grad!.scalars) }
     }
 
+    /// Launched by mpirun without a loadable libmpi: an error that says what to install.
+    @Test func missingLibMPISaysWhatToInstall() throws {
+        setenv("FUSION_MPI_LIBRARY", "/nonexistent/libmpi.so.40", 1)
+        defer { unsetenv("FUSION_MPI_LIBRARY") }
+        do {
+            _ = try MPICommunicator()
+            Issue.record("MPICommunicator loaded a library that does not exist")
+        } catch let error as CollectiveError {
+            #expect(error.description.contains("apt-get install -y libopenmpi-dev openmpi-bin"))
+            #expect(error.description.contains("/nonexistent/libmpi.so.40"))
+        }
+    }
+
     @Test func batchNotDivisibleByRanksIsAnError() throws {
         let recipe = try Recipe.parse(dataParallelRecipeText(steps: 1), file: "dp.yaml")
         let run = scratchRun()
