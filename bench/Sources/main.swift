@@ -107,11 +107,19 @@ if only == "decoder-dp" {
     for _ in 0..<steps { comm.barrier(); let t0 = now(); step(); times.append(now() - t0) }
     let s = median(times)
     let wait = (reducer.waitSeconds - waitBefore) / Double(steps)
+    // The communication alone: one blocking allreduce of every gradient, ranks started together.
+    let gradients = model.parameters().map(\.count).reduce(0, +)
+    let buffer = UnsafeMutablePointer<Float>.allocate(capacity: gradients)
+    buffer.initialize(repeating: 1, count: gradients)
+    let allreduce = median((0..<5).map { _ in comm.barrier(); let t0 = now(); comm.allreduceSum(buffer, count: gradients); return now() - t0 })
+    buffer.deallocate()
     if comm.rank == 0 {
         let flops = model.trainingFlops(tokens: b * t, attended: Double(t + 1) / 2)
         print(String(format: "decoder-step-dp ranks=%d threads/rank=%d d=256 L=6 H=4 T=128 B=%d (%d/rank) V=512  step %.1f ms  %.0f tokens/s  %.1f GFLOP/s  (allreduce wait %.1f ms/step in %d buckets, loss %.3f)",
                      comm.size, Parallel.threads, b, rows, s * 1e3, Double(b * t) / s, flops / s / 1e9,
                      wait * 1e3, reducer.bucketCount, lastLoss))
+        print(String(format: "decoder-step-dp ranks=%d allreduce of all gradients (%.1f MB) %.1f ms", comm.size,
+                     Double(gradients * 4) / 1e6, allreduce * 1e3))
     }
     comm.finalize()
 }
