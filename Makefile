@@ -1,6 +1,7 @@
 # Fusion: `make demo` and `make test` work on a fresh Debian machine with only Swift installed.
 SWIFT      ?= swift
-APT_PKGS   := pkg-config libopenblas-dev libpng-dev libsndfile1-dev espeak-ng sox pngcheck
+# Open MPI is optional at build time (loaded with dlopen under mpirun); tests and bench-mpi use it.
+APT_PKGS   := pkg-config libopenblas-dev libpng-dev libsndfile1-dev espeak-ng sox pngcheck libopenmpi-dev openmpi-bin
 # Tests import modules with @testable, which release builds allow only with -enable-testing.
 TEST_FLAGS := -c release -Xswiftc -enable-testing
 FUSION     := .build/release/fusion
@@ -8,7 +9,7 @@ FUSION     := .build/release/fusion
 # Notebooks short enough for every CI run (the others are run by hand: fusion notebook run FILE).
 CI_NOTEBOOKS := notebooks-md/quickstart.md notebooks-md/own-recipe.md
 
-.PHONY: setup build demo test bench lint clean notebooks
+.PHONY: setup build demo test bench bench-mpi lint clean notebooks
 
 setup:
 	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -40,6 +41,10 @@ bench: build
 	.build/release/fusion-bench
 	@if python3 -c "import torch" 2>/dev/null; then python3 bench/torch_decoder.py --threads $$(nproc) --steps 7; \
 	else echo "torch-decoder-step: skipped (PyTorch not installed; pip install torch to compare)"; fi
+
+# The reference decoder step on 1 vs 2 MPI ranks at the same global batch: scaling efficiency.
+bench-mpi: build
+	bench/mpi_scaling.sh 2
 
 lint:
 	@echo "lines per module:"; for d in Sources/*/ Tests/*/; do \

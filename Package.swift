@@ -34,6 +34,8 @@ let package = Package(
             providers: [.apt(["libsndfile1-dev"]), .brew(["libsndfile"])]),
         .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: fast),
         .target(name: "NN", dependencies: ["Tensors"], swiftSettings: fast),
+        // Data-parallel collectives; Open MPI is loaded at run time (dlopen), so no build dependency.
+        .target(name: "Collective", dependencies: ["Tensors"], swiftSettings: fast),
         .target(name: "Media", dependencies: ["Tensors", "CPNG", "CSndFile"], swiftSettings: fast),
         .target(name: "Text", swiftSettings: fast),
         .target(name: "Data", dependencies: ["Tensors", "Media", "Text"], swiftSettings: fast),
@@ -43,17 +45,17 @@ let package = Package(
         .target(name: "Notebooks"),
         .target(
             name: "Training",
-            dependencies: ["Tensors", "NN", "Models", "Data", "Text", "Media", "Diffusion", "Evaluation", .product(name: "Yams", package: "Yams")],
+            dependencies: ["Tensors", "NN", "Collective", "Models", "Data", "Text", "Media", "Diffusion", "Evaluation", .product(name: "Yams", package: "Yams")],
             swiftSettings: fast),
         .executableTarget(
             name: "fusion",
             dependencies: [
-                "Tensors", "NN", "Media", "Text", "Data", "Models", "Training", "Evaluation", "Notebooks",
+                "Tensors", "NN", "Collective", "Media", "Text", "Data", "Models", "Training", "Evaluation", "Notebooks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast),
         .executableTarget(
-            name: "fusion-bench", dependencies: ["Tensors", "NN"], path: "bench/Sources",
+            name: "fusion-bench", dependencies: ["Tensors", "NN", "Collective"], path: "bench/Sources",
             swiftSettings: fast),
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/Support"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
@@ -62,7 +64,7 @@ let package = Package(
         .testTarget(name: "TextTests", dependencies: ["Text"]),
         .testTarget(name: "DataTests", dependencies: ["Data"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Collective", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Diffusion", "TestSupport"]),
         .testTarget(name: "NotebooksTests", dependencies: ["Notebooks"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Data", "Media", "Tensors"]),

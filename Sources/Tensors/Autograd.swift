@@ -43,10 +43,20 @@ extension Tensor {
 
     /// Back-propagates from this tensor. A scalar seeds with 1; otherwise pass `gradient`.
     /// Leaves with `requiresGrad` accumulate into `grad` (add, never overwrite).
-    public func backward(_ gradient: Tensor? = nil) {
+    ///
+    /// `onLeafReady`, when given, is called once for each leaf with `requiresGrad` that this
+    /// graph reaches, as soon as the last op using it has run backward: from then on its `grad`
+    /// holds everything this call adds. Data-parallel training starts reducing those gradients
+    /// while backward goes on.
+    ///
+    /// ```swift
+    /// loss.backward { p in reducer.gradientReady(p) }
+    /// ```
+    public func backward(_ gradient: Tensor? = nil, onLeafReady: ((Tensor) -> Void)? = nil) {
         guard let root = node else {
             precondition(requiresGrad, "backward: tensor does not require grad")
             accumulateLeaf(self, gradient ?? Tensor.ones(shape))
+            onLeafReady?(self)
             return
         }
         let seed = gradient ?? {
@@ -67,9 +77,25 @@ extension Tensor {
         }
         order.sort { $0.id > $1.id }
 
+        // With a readiness hook: how many recorded ops still have to run backward per leaf.
+        var uses: [ObjectIdentifier: Int] = [:]
+        if onLeafReady != nil {
+            for n in order { for input in n.inputs where input.node == nil && input.requiresGrad { uses[ObjectIdentifier(input), default: 0] += 1 } }
+        }
+        func visited(_ n: GradNode) {
+            guard let onLeafReady else { return }
+            for input in n.inputs where input.node == nil && input.requiresGrad {
+                let key = ObjectIdentifier(input)
+                let left = uses[key]! - 1
+                uses[key] = left
+                if left == 0 { onLeafReady(input) }
+            }
+        }
+
         var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): seed]
         withoutGrad {
             for n in order {
+                defer { visited(n) }
                 guard let g = pending.removeValue(forKey: ObjectIdentifier(n)) else { continue }
                 let grads = n.backward(g)
                 precondition(grads.count == n.inputs.count, "backward: rule returned \(grads.count) grads for \(n.inputs.count) inputs")

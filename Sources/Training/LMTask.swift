@@ -102,8 +102,13 @@ public final class LMTask: TrainingTask {
     }
 
     public func loss(microBatch index: Int, rng: RNG) throws -> LossResult {
-        let b = recipe.train.batchSize
-        let x = try batch(world, firstRow: index * b, rows: b)
+        try loss(microBatch: index, rows: 0..<recipe.train.batchSize, rng: rng)
+    }
+
+    /// Rows are packed independently and draw no randomness, so a share of a micro-batch is
+    /// just its rows; the loss is a mean over target tokens (`meanOver` = tokens).
+    public func loss(microBatch index: Int, rows: Range<Int>, rng: RNG) throws -> LossResult {
+        let x = try batch(world, firstRow: index * recipe.train.batchSize + rows.lowerBound, rows: rows.count)
         let loss = lm.loss(x.ids, targets: x.targets, mask: x.mask, positions: x.positions, zLoss: recipe.model.zLoss)
         return LossResult(total: loss, parts: ["loss_text": loss.item], tokens: x.tokens, examples: x.examples)
     }

@@ -1,6 +1,9 @@
 // The training loop: builds the optimizer and schedule from a recipe, runs steps of a
 // TrainingTask with gradient accumulation and clipping, logs metrics, checkpoints, resumes
-// exactly and stops gracefully on SIGINT/SIGTERM. Not a model: tasks own models and losses.
+// exactly and stops gracefully on SIGINT/SIGTERM. Under mpirun it trains data-parallel
+// (DataParallel.swift): each rank computes its rows of every micro-batch, gradients are summed
+// with a bucketed allreduce, rank 0 alone writes. Not a model: tasks own models and losses.
+import Collective
 import Foundation
 import NN
 import Synchronization
@@ -13,9 +16,13 @@ public struct LossResult {
     public var parts: [String: Float]
     public var tokens: Int
     public var examples: Int
+    /// How many terms `total` is a mean over (targets for token losses, examples for
+    /// per-example losses); data-parallel ranks weight their shares by it. Default: `tokens`.
+    public var meanOver: Int
 
-    public init(total: Tensor, parts: [String: Float] = [:], tokens: Int, examples: Int) {
+    public init(total: Tensor, parts: [String: Float] = [:], tokens: Int, examples: Int, meanOver: Int? = nil) {
         self.total = total; self.parts = parts; self.tokens = tokens; self.examples = examples
+        self.meanOver = meanOver ?? tokens
     }
 }
 
@@ -25,6 +32,11 @@ public protocol TrainingTask: AnyObject {
     /// The loss of global micro-batch `index`. Data must be a function of the index (and the
     /// recipe seed), and `rng` is derived from (seed, index): that is what makes resume exact.
     func loss(microBatch index: Int, rng: RNG) throws -> LossResult
+    /// The loss of rows `rows` of global micro-batch `index`: one rank's share under data
+    /// parallelism. The rows, and the randomness they draw, must be exactly those they have in
+    /// the whole micro-batch, so that the ranks' shares weighted by `meanOver` add up to the
+    /// single-process loss. Tasks that cannot split a micro-batch keep the default, which throws.
+    func loss(microBatch index: Int, rows: Range<Int>, rng: RNG) throws -> LossResult
     /// Analytic training FLOPs (forward + backward) of one micro-batch.
     var flopsPerMicroBatch: Double { get }
     /// The JSON config stored beside checkpoints.
@@ -38,6 +50,9 @@ public protocol TrainingTask: AnyObject {
 }
 
 extension TrainingTask {
+    public func loss(microBatch index: Int, rows: Range<Int>, rng: RNG) throws -> LossResult {
+        throw DataParallelError.notShardable(String(describing: type(of: self)))
+    }
     public func evaluate(step: Int, rng: RNG) throws -> [String: Double] { [:] }
     public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? { nil }
     public func didSaveCheckpoint(step: Int, run: RunDirectory) throws {}
@@ -76,14 +91,18 @@ public final class Trainer {
     public var onRow: ((MetricsRow) -> Void)?
     /// Stop after this many steps in this invocation (tests simulate interruptions with it).
     public var stepLimit: Int?
+    /// The process group: a SingleProcess unless launched by mpirun. Rank 0 writes the run.
+    public let communicator: Communicator
+    var isRoot: Bool { communicator.rank == 0 }
 
     let params: [(String, Tensor)]
     let optimizer: AnyOptimizer
     let ema: EMA?
     let schedule: (Int) -> Float
 
-    public init(recipe: Recipe, task: TrainingTask, run: RunDirectory) throws {
-        self.recipe = recipe; self.task = task; self.run = run
+    public init(recipe: Recipe, task: TrainingTask, run: RunDirectory,
+                communicator: Communicator = SingleProcess()) throws {
+        self.recipe = recipe; self.task = task; self.run = run; self.communicator = communicator
         let o = recipe.optimizer
         params = task.model.namedParameters()
         switch o.name {
@@ -100,21 +119,26 @@ public final class Trainer {
     /// Trains to `train.steps`, resuming from the latest checkpoint unless `fresh`.
     @discardableResult
     public func train(fresh: Bool = false) throws -> TrainSummary {
-        try run.prepare(fresh: fresh)
-        try atomicWrite(Foundation.Data(recipe.yaml().utf8), to: run.recipeURL)
+        let parallel = try DataParallel(trainer: self)
+        if isRoot {
+            try run.prepare(fresh: fresh)
+            try atomicWrite(Foundation.Data(recipe.yaml().utf8), to: run.recipeURL)
+        }
+        communicator.barrier()   // ranks > 0 read checkpoints only once rank 0 has prepared the run
         var state = TrainingState(step: 0, examples: 0, tokens: 0, flops: 0, wallSeconds: 0, seed: recipe.seed, optimizerStep: 0)
         var resumedFrom: String?
         if !fresh, let (ckpt, url) = try loadLatestCheckpoint() {
             state = ckpt.state
             resumedFrom = url.lastPathComponent
-            try MetricsLog.truncate(run.metricsURL, toStep: state.step)
-        } else {
+            if isRoot { try MetricsLog.truncate(run.metricsURL, toStep: state.step) }
+        } else if isRoot {
             try? FileManager.default.removeItem(at: run.metricsURL)
         }
-        var log = try MetricsLog(url: run.metricsURL)
+        parallel.synchroniseWeights()
+        var log = isRoot ? try MetricsLog(url: run.metricsURL) : nil
         let t = recipe.train
-        let progress = Progress(total: t.steps, startStep: state.step)
-        if let resumedFrom { progress.message("resuming \(run.url.lastPathComponent) from \(resumedFrom) (step \(state.step))") }
+        let progress = isRoot ? Progress(total: t.steps, startStep: state.step) : nil
+        if let resumedFrom { progress?.message("resuming \(run.url.lastPathComponent) from \(resumedFrom) (step \(state.step))") }
         let startStep = state.step
         let base = RNG(seed: recipe.seed)
         var lastLoss: Float = .nan
@@ -132,6 +156,14 @@ public final class Trainer {
             var parts: [String: Float] = [:], lossSum: Float = 0
             for j in 0..<t.gradAccum {
                 let index = step * t.gradAccum + j
+                if parallel.isActive {
+                    let r = try parallel.accumulate(microBatch: index, rng: base.split(UInt64(index)), last: j == t.gradAccum - 1,
+                                                    lossSum: &lossSum, parts: &parts)
+                    state.tokens += r.tokens; state.examples += r.examples
+                    intervalTokens += r.tokens
+                    state.flops += task.flopsPerMicroBatch
+                    continue
+                }
                 let r = try task.loss(microBatch: index, rng: base.split(UInt64(index)))
                 let scaled = t.gradAccum == 1 ? r.total : r.total * (1 / Float(t.gradAccum))
                 scaled.backward()
@@ -141,6 +173,8 @@ public final class Trainer {
                 intervalTokens += r.tokens
                 state.flops += task.flopsPerMicroBatch
             }
+            // Under MPI: finish the gradient sums; loss and parts over all ranks.
+            parallel.finishStep(lossSum: &lossSum, parts: &parts)
             let gradNorm = clipGradNorm(params.map(\.1), maxNorm: recipe.optimizer.gradClip)
             let bad = skipped.contains(step) ? "replayed" : nonFinite(loss: lossSum, parts: parts, gradNorm: gradNorm)
             if let bad {
@@ -150,21 +184,24 @@ public final class Trainer {
                     var row = MetricsRow()
                     row.set("step", .int(step + 1)); row.set("kind", .string("nonfinite")); row.set("where", .string(bad))
                     row.set("action", .string(t.onNonFinite))
-                    try log.append(row)
-                    onRow?(row)
-                    progress.message("step \(step + 1): non-finite \(bad); " + (t.onNonFinite == "skip" ? "step skipped" : t.onNonFinite))
+                    try log?.append(row)
+                    if isRoot { onRow?(row) }
+                    progress?.message("step \(step + 1): non-finite \(bad); " + (t.onNonFinite == "skip" ? "step skipped" : t.onNonFinite))
                     if t.onNonFinite == "stop" { throw RunError.nonFinite(step: step + 1, what: bad) }
                     if t.onNonFinite == "rollback" {
                         skipped.insert(step)
+                        // Every rank sees the same non-finite sums, so all roll back to the same checkpoint.
                         if let (ckpt, url) = try loadLatestCheckpoint() {
                             state = ckpt.state
-                            try MetricsLog.truncate(run.metricsURL, toStep: state.step)
-                            log = try MetricsLog(url: run.metricsURL)   // truncate replaced the file
-                            try log.append(row)
-                            progress.message("rolled back to \(url.lastPathComponent); step \(step + 1) will be skipped")
+                            if isRoot {
+                                try MetricsLog.truncate(run.metricsURL, toStep: state.step)
+                                log = try MetricsLog(url: run.metricsURL)   // truncate replaced the file
+                                try log?.append(row)
+                            }
+                            progress?.message("rolled back to \(url.lastPathComponent); step \(step + 1) will be skipped")
                             continue
                         }
-                        progress.message("no checkpoint to roll back to; step \(step + 1) skipped")
+                        progress?.message("no checkpoint to roll back to; step \(step + 1) skipped")
                     }
                 }
             } else {
@@ -187,29 +224,30 @@ public final class Trainer {
                 for k in parts.keys.sorted() { row.set(k, .double(Double(parts[k]!))) }
                 row.set("lr", .double(Double(lr))); row.set("grad_norm", .double(Double(gradNorm)))
                 row.set("tokens_per_s", .double(tokensPerSecond)); row.set("wall_s", .double(state.wallSeconds))
-                try log.append(row)
-                onRow?(row)
+                try log?.append(row)
+                if isRoot { onRow?(row) }
                 intervalStart = Date(); intervalTokens = 0
             }
-            progress.update(step: state.step, loss: lossSum, tokensPerSecond: tokensPerSecond, log: logNow)
+            progress?.update(step: state.step, loss: lossSum, tokensPerSecond: tokensPerSecond, log: logNow)
 
             let last = state.step == t.steps
-            if recipe.eval.every > 0 && state.step % recipe.eval.every == 0 || last {
+            if isRoot && (recipe.eval.every > 0 && state.step % recipe.eval.every == 0 || last), let log, let progress {
                 try evaluate(state: state, log: log, progress: progress, rng: base.split(1 << 40 | UInt64(state.step)))
             }
-            if recipe.sample.every > 0 && state.step % recipe.sample.every == 0 || last {
+            if isRoot && (recipe.sample.every > 0 && state.step % recipe.sample.every == 0 || last) {
                 if let line = try task.writeSamples(step: state.step, to: run.samplesURL, rng: base.split(1 << 41 | UInt64(state.step))) {
-                    progress.message(line)
+                    progress?.message(line)
                 }
             }
-            if StopRequest.isRequested { stopped = true }
+            if parallel.anyRank(StopRequest.isRequested) { stopped = true }
             if state.step % max(t.checkpointEvery, 1) == 0 || last || stopped {
                 try saveCheckpoint(state)
             }
-            if stopped { progress.message("stopped at step \(state.step); checkpoint saved"); break }
+            if stopped { progress?.message("stopped at step \(state.step); checkpoint saved"); break }
         }
         if stopped && state.step % max(t.checkpointEvery, 1) != 0 { try saveCheckpoint(state) }
-        try run.writeLossPlot(title: recipe.name + " loss")
+        if isRoot { try run.writeLossPlot(title: recipe.name + " loss") }
+        communicator.barrier()   // every rank returns once rank 0's last checkpoint is in place
         return TrainSummary(startStep: startStep, endStep: state.step, finalLoss: lastLoss, stoppedEarly: stopped, resumedFrom: resumedFrom)
     }
 
@@ -237,6 +275,7 @@ public final class Trainer {
     // MARK: - Checkpoints
 
     private func saveCheckpoint(_ state: TrainingState) throws {
+        guard isRoot else { return }
         let ckpt = Checkpoint(model: task.model.stateDict(), ema: ema?.stateDict(), optimizer: optimizer.stateTensors(),
                               state: state, config: try task.checkpointConfig())
         try ckpt.write(to: run.checkpointURL(step: state.step))

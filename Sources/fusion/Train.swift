@@ -1,5 +1,6 @@
 // `fusion train RECIPE [key.path=value ...]`: runs a recipe into runs/<name>/.
 import ArgumentParser
+import Collective
 import Foundation
 import Tensors
 import Training
@@ -13,6 +14,10 @@ struct Train: ParsableCommand {
 
             Writes runs/<name>/: recipe.yaml (resolved), metrics.jsonl, samples/, checkpoints/.
             Ctrl-C finishes the current step, saves a checkpoint and exits; run again to resume.
+
+            Data-parallel over MPI (Open MPI: apt-get install -y libopenmpi-dev openmpi-bin):
+              mpirun -np 2 fusion train recipes/quickstart.yaml
+            Each rank computes train.batch_size/N rows of every micro-batch; rank 0 writes the run.
             """)
 
     @Argument(help: "The recipe YAML file.")
@@ -31,23 +36,49 @@ struct Train: ParsableCommand {
     var name: String?
 
     func run() throws {
+        let comm: Communicator
+        do { comm = try Collective.fromEnvironment() } catch {
+            FileHandle.standardError.write("fusion train: error: \(error)\n".data(using: .utf8)!)
+            throw ExitCode.failure
+        }
         do {
             let r = try Recipe.load(recipe, overrides: overrides)
-            if let threads = r.train.threads { Parallel.setThreads(threads) }
+            if let threads = r.train.threads {
+                Parallel.setThreads(threads)
+            } else if comm.size > 1 && ProcessInfo.processInfo.environment["FUSION_THREADS"] == nil {
+                // Ranks on one machine share its cores rather than each taking all of them.
+                let local = Collective.localRanks ?? comm.size
+                Parallel.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / local))
+            }
             let dir = RunDirectory(URL(fileURLWithPath: runs).appendingPathComponent(name ?? r.name))
-            if fresh { try dir.delete() }
-            try dir.prepare(fresh: false)                 // a bad --runs folder fails here, before any work
+            // Rank 0 first: it removes an old run (--fresh), checks the runs folder and writes what
+            // the task keeps in the run (the tokenizer); the other ranks then build their task from those files.
+            if comm.rank == 0 {
+                if fresh { try dir.delete() }
+                try dir.prepare(fresh: false)             // a bad --runs folder fails here, before any work
+            }
+            if comm.rank != 0 { comm.barrier() }
             let task = try makeTask(r, run: dir)
-            print("fusion train: \(r.name) — \(r.model.kind) \(r.model.preset), \(task.model.parameterCount) parameters, \(r.train.steps) steps → \(dir.url.path)")
+            if comm.rank == 0 { comm.barrier() }
+            if comm.rank == 0 {
+                let ranks = comm.size > 1 ? ", \(comm.size) MPI ranks × \(Parallel.threads) threads" : ""
+                print("fusion train: \(r.name) — \(r.model.kind) \(r.model.preset), \(task.model.parameterCount) parameters, \(r.train.steps) steps\(ranks) → \(dir.url.path)")
+            }
             StopRequest.installSignalHandlers()
-            let trainer = try Trainer(recipe: r, task: task, run: dir)
+            let trainer = try Trainer(recipe: r, task: task, run: dir, communicator: comm)
             let summary = try trainer.train(fresh: false)
-            print(String(format: "done: step %d, loss %.4f%@", summary.endStep, summary.finalLoss,
-                         summary.stoppedEarly ? " (stopped early; run again to resume)" : ""))
+            if comm.rank == 0 {
+                print(String(format: "done: step %d, loss %.4f%@", summary.endStep, summary.finalLoss,
+                             summary.stoppedEarly ? " (stopped early; run again to resume)" : ""))
+            }
+            comm.finalize()
         } catch let e as ExitCode {
+            if comm.size > 1 { comm.abort(code: e.rawValue) }
             throw e
         } catch {
             FileHandle.standardError.write("fusion train: error: \(error)\n".data(using: .utf8)!)
+            // Other ranks may be waiting in a collective: end the whole job.
+            if comm.size > 1 { comm.abort(code: 1) }
             throw ExitCode.failure
         }
     }

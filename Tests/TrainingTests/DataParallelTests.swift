@@ -1,0 +1,183 @@
+// Data-parallel training: a micro-batch split into row shares, weighted by tokens, gives the
+// full batch's gradient; backward's readiness hook reports final gradients; and, when Open MPI
+// is installed, `mpirun -np 2 fusion train` follows the single-process loss curve, through a resume.
+import Collective
+import Foundation
+import NN
+import Tensors
+import Testing
+@testable import Training
+
+/// A recipe whose curve does not depend on train.steps (constant LR after warmup), so a run can
+/// be extended and resumed and still be compared with a straight run.
+func dataParallelRecipeText(steps: Int) -> String {
+    """
+    name: dp
+    seed: 3
+    model: {kind: lm, preset: nano, dim: 32, layers: 2, heads: 2}
+    data: {tokenizer_vocab: 300, seq_len: 32}
+    optimizer: {lr: 3.0e-3, warmup_steps: 2, schedule: constant}
+    train: {steps: \(steps), batch_size: 4, grad_accum: 2, log_every: 1, checkpoint_every: 3, keep_checkpoints: 2}
+    eval: {every: 0, batches: 1}
+    sample: {every: 0, max_tokens: 4}
+    """
+}
+
+/// mpirun and the release `fusion` binary (built by `swift build -c release … --build-tests`).
+enum MPIRun {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let fusion = root.appendingPathComponent(".build/release/fusion")
+    static let mpirun: URL? = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+        .map { URL(fileURLWithPath: String($0)).appendingPathComponent("mpirun") }
+        .first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    static var available: Bool { mpirun != nil && FileManager.default.isExecutableFile(atPath: fusion.path) }
+
+    /// Runs `fusion ARGS` on `ranks` MPI ranks over loopback; returns its output, failing the
+    /// test with that output when it exits non-zero.
+    static func train(ranks: Int, _ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = mpirun!
+        p.arguments = ["-np", String(ranks), "--oversubscribe", "--bind-to", "none", "-x", "FUSION_THREADS=1",
+                       fusion.path, "train"] + args
+        var env = ProcessInfo.processInfo.environment
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"   // containers often forbid CMA
+        p.environment = env
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("mpirun-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        let h = try FileHandle(forWritingTo: out)
+        p.standardOutput = h; p.standardError = h
+        try p.run(); p.waitUntilExit(); try h.close()
+        let text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+        try? FileManager.default.removeItem(at: out)
+        try #require(p.terminationStatus == 0, "mpirun -np \(ranks) fusion train failed:\n\(text)")
+        return text
+    }
+}
+
+/// A pretend group of three (rank 0), for the checks made before any collective runs.
+final class ThreeRanks: Communicator {
+    var rank: Int { 0 }
+    var size: Int { 3 }
+    func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
+    func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
+    func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) -> PendingReduction { Done() }
+    func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) {}
+    func barrier() {}
+    func abort(code: Int32) -> Never { fatalError("abort \(code)") }
+    func finalize() {}
+    final class Done: PendingReduction { func test() -> Bool { true }; func wait() {} }
+}
+
+@Suite(.serialized) struct DataParallelTests {
+    /// Rank shares of a micro-batch, weighted by their token counts, sum to the full gradient.
+    @Test func rowSharesAddUpToTheFullBatchGradient() throws {
+        let recipe = try Recipe.parse(dataParallelRecipeText(steps: 1), file: "dp.yaml")
+        let task = try LMTask(recipe: recipe, run: scratchRun())
+        let params = task.model.namedParameters()
+        task.model.zeroGrad()
+        let full = try task.loss(microBatch: 5, rng: RNG(seed: 1))
+        full.total.backward()
+        let expected = params.map { $0.1.grad!.scalars }
+        task.model.zeroGrad()
+        let shares = try [0..<2, 2..<4].map { try task.loss(microBatch: 5, rows: $0, rng: RNG(seed: 1)) }
+        let total = shares.map(\.meanOver).reduce(0, +)
+        #expect(total == full.tokens && shares.map(\.examples).reduce(0, +) == full.examples)
+        var loss: Float = 0
+        for s in shares {
+            let w = Float(s.meanOver) / Float(total)
+            (s.total * w).backward()
+            loss += s.total.item * w
+        }
+        #expect(abs(loss - full.total.item) < 1e-5)
+        for ((name, p), e) in zip(params, expected) {
+            let worst = zip(p.grad!.scalars, e).map { abs($0 - $1) }.max()!
+            let scale = e.map(abs).max()!
+            #expect(worst <= 1e-5 * max(scale, 1e-3), "gradient of \(name): max difference \(worst) (max |g| \(scale))")
+        }
+    }
+
+    /// The readiness hook reports every parameter once, with its gradient already final, and a
+    /// reducer over one process leaves gradients as they are.
+    @Test func backwardReportsFinalGradients() throws {
+        let recipe = try Recipe.parse(dataParallelRecipeText(steps: 1), file: "dp.yaml")
+        let task = try LMTask(recipe: recipe, run: scratchRun())
+        let params = task.model.parameters()
+        let reducer = GradientReducer(params: params, communicator: SingleProcess(), bucketBytes: 16 << 10)
+        #expect(reducer.bucketCount > 3)
+        task.model.zeroGrad()
+        reducer.beginRound()
+        var seen: [ObjectIdentifier: [Float]] = [:]
+        try task.loss(microBatch: 0, rng: RNG(seed: 1)).total.backward { p in
+            #expect(seen[ObjectIdentifier(p)] == nil, "a leaf was reported twice")
+            seen[ObjectIdentifier(p)] = p.grad!.scalars
+            reducer.gradientReady(p)
+        }
+        reducer.finish()
+        #expect(seen.count == params.count)
+        for p in params { #expect(seen[ObjectIdentifier(p)] == p.grad!.scalars) }
+    }
+
+    /// Launched by mpirun without a loadable libmpi: an error that says what to install.
+    @Test func missingLibMPISaysWhatToInstall() throws {
+        setenv("FUSION_MPI_LIBRARY", "/nonexistent/libmpi.so.40", 1)
+        defer { unsetenv("FUSION_MPI_LIBRARY") }
+        do {
+            _ = try MPICommunicator()
+            Issue.record("MPICommunicator loaded a library that does not exist")
+        } catch let error as CollectiveError {
+            #expect(error.description.contains("apt-get install -y libopenmpi-dev openmpi-bin"))
+            #expect(error.description.contains("/nonexistent/libmpi.so.40"))
+        }
+    }
+
+    @Test func batchNotDivisibleByRanksIsAnError() throws {
+        let recipe = try Recipe.parse(dataParallelRecipeText(steps: 1), file: "dp.yaml")
+        let run = scratchRun()
+        let trainer = try Trainer(recipe: recipe, task: try LMTask(recipe: recipe, run: run), run: run, communicator: ThreeRanks())
+        #expect(throws: DataParallelError.indivisibleBatch(batch: 4, ranks: 3)) { try trainer.train(fresh: true) }
+    }
+
+    /// Two ranks over loopback train the same curve as one process at the same global batch, and
+    /// a 2-rank run resumed after 3 steps (train.steps extended 3 → 6) continues it.
+    @Test(.enabled(if: MPIRun.available, "needs mpirun (apt-get install -y openmpi-bin libopenmpi-dev) and .build/release/fusion"))
+    func twoRanksFollowTheSingleProcessCurveThroughAResume() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-dp-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let recipeURL = dir.appendingPathComponent("dp.yaml")
+        try dataParallelRecipeText(steps: 6).write(to: recipeURL, atomically: true, encoding: .utf8)
+
+        // One process, 6 steps straight.
+        let recipe = try Recipe.parse(dataParallelRecipeText(steps: 6), file: "dp.yaml")
+        let single = RunDirectory(dir.appendingPathComponent("single"))
+        let (trainer, _) = try train(recipe, single, fresh: true)
+
+        // Two ranks: 3 steps, then the same run extended to 6 resumes from its step-3 checkpoint.
+        let args = [recipeURL.path, "--runs", dir.path, "--name", "two"]
+        let first = try MPIRun.train(ranks: 2, args + ["train.steps=3"])
+        #expect(first.contains("2 MPI ranks"))
+        let second = try MPIRun.train(ranks: 2, args)
+        #expect(second.contains("resuming two from step-00000003"))
+
+        let two = RunDirectory(dir.appendingPathComponent("two"))
+        let rowsA = try MetricsLog.read(single.metricsURL).filter { $0["kind"] == nil }
+        let rowsB = try MetricsLog.read(two.metricsURL).filter { $0["kind"] == nil }
+        #expect(rowsB.compactMap { $0["step"] as? Int } == Array(1...6))
+        for (a, b) in zip(rowsA, rowsB) {
+            let step = a["step"] as! Int
+            for key in ["tokens", "examples"] { #expect(a[key] as? Int == b[key] as? Int, "\(key) at step \(step)") }
+            for key in ["loss", "loss_text", "grad_norm", "lr"] {
+                let x = a[key] as! Double, y = b[key] as! Double
+                #expect(abs(x - y) <= 1e-4 * max(1, abs(x)), "\(key) at step \(step): one process \(x), two ranks \(y)")
+            }
+        }
+        // The 2-rank run's final weights are the single process's.
+        let ckpt = try Checkpoint.read(two.checkpointURL(step: 6))
+        for (name, p) in trainer.task.model.namedParameters() {
+            let q = try #require(ckpt.model[name], "checkpoint lacks \(name)")
+            let worst = zip(p.scalars, q.scalars).map { abs($0 - $1) }.max()!
+            #expect(worst < 1e-4, "weights of \(name) differ by \(worst)")
+        }
+    }
+}
