@@ -115,7 +115,8 @@ public struct Notebook {
     /// Runs every block in order with `shell`, rewriting output blocks and figure links as it
     /// goes; `figures` is the folder (beside the notebook) figures are copied into, and `progress`
     /// hears about each block. Stops at the first failing block (its output is kept) and throws.
-    public mutating func run(shell: (Block) throws -> Result, figures: String? = nil,
+    /// Figure paths are relative to `workingDirectory` (where the blocks ran).
+    public mutating func run(shell: (Block) throws -> Result, figures: String? = nil, workingDirectory: String = ".",
                              progress: (Int, Int, Block) -> Void = { _, _, _ in }) throws {
         let all = try blocks()
         for (k, block) in all.enumerated() {
@@ -124,7 +125,9 @@ public struct Notebook {
             try setOutput(of: k, to: result)
             if result.status != 0 { throw NotebookError.blockFailed(file: path, line: block.line, status: result.status) }
             if let folder = figures, !block.figures.isEmpty {
-                try setFigures(of: k, block.figures.map { try copyFigure($0, block: block, into: folder) })
+                try setFigures(of: k, block.figures.map {
+                    try copyFigure($0, block: block, into: folder, workingDirectory: workingDirectory)
+                })
             }
         }
     }
@@ -164,22 +167,26 @@ public struct Notebook {
 
     static func isFigureLine(_ line: String) -> Bool { line.hasPrefix("![") && line.contains("](figures/") }
 
-    /// Copies a figure into `folder` as `<notebook>-<file name>` and returns its markdown link.
-    func copyFigure(_ figure: String, block: Block, into folder: String) throws -> String {
-        guard FileManager.default.fileExists(atPath: figure) else {
+    /// Copies a figure into `folder` as `<notebook>-<last folders and file name>` (so two runs'
+    /// step-600.png do not collide) and returns its markdown link.
+    func copyFigure(_ figure: String, block: Block, into folder: String, workingDirectory: String = ".") throws -> String {
+        let source = figure.hasPrefix("/") ? URL(fileURLWithPath: figure)
+            : URL(fileURLWithPath: workingDirectory).appendingPathComponent(figure)
+        guard FileManager.default.fileExists(atPath: source.path) else {
             throw NotebookError.missingFigure(file: path, line: block.line, path: figure)
         }
         let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        let name = stem + "-" + URL(fileURLWithPath: figure).lastPathComponent
+        let parts = figure.split(separator: "/").filter { !["", ".", "runs"].contains($0) }.suffix(3)
+        let name = stem + "-" + parts.joined(separator: "-")
         let target = URL(fileURLWithPath: folder).appendingPathComponent(name)
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            let data = try Foundation.Data(contentsOf: URL(fileURLWithPath: figure))
+            let data = try Foundation.Data(contentsOf: source)
             try data.write(to: target, options: .atomic)
         } catch {
             throw NotebookError.io(path: target.path, reason: "cannot copy figure \(figure): \(error.localizedDescription)")
         }
-        return "![\(URL(fileURLWithPath: figure).lastPathComponent)](figures/\(name))"
+        return "![\(source.lastPathComponent)](figures/\(name))"
     }
 
     /// What a terminal shows of a line redrawn with carriage returns (progress lines).

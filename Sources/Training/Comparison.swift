@@ -72,6 +72,17 @@ public enum Parity {
         return nil
     }
 
+    /// The curve's value at `flops`, interpolated linearly between logged points; nil outside
+    /// the logged range.
+    public static func value(_ curve: Curve, at flops: Double) -> Double? {
+        guard let first = curve.first, let last = curve.last, flops >= first.flops, flops <= last.flops else { return nil }
+        guard let i = curve.firstIndex(where: { $0.flops >= flops }) else { return nil }
+        let p = curve[i]
+        guard i > 0, p.flops > flops else { return p.value }
+        let q = curve[i - 1]
+        return q.value + (flops - q.flops) / (p.flops - q.flops) * (p.value - q.value)
+    }
+
     public struct Result: Sendable {
         /// The baseline's best value and the FLOPs it first reached it at.
         public var baselineBest: Double
@@ -133,6 +144,23 @@ public func compareRuns(_ runs: [RunCurves], metrics: [String], smooth: Int, to 
         let wall = r.train["wall_s"]?.last.map { String(format: "%.0f s", $0.value) } ?? "–"
         let values = shown.map { m in r.curve(m)?.last.map { String(format: "%.4g", $0.value) } ?? "–" }
         report += "| \(r.name) | \(r.kind ?? "?") | \(String(format: "%.3g", flops)) | \(wall) | " + values.joined(separator: " | ") + " |\n"
+    }
+    // Every run's value at the smallest budget among them: the matched-compute reading.
+    let budgets = runs.map { r in ([r.train["loss"]?.last?.flops] + r.eval.values.map { $0.last?.flops }).compactMap { $0 }.max() ?? 0 }
+    let kinds = Set(runs.map { $0.kind ?? "?" })
+    if let matched = budgets.min(), matched > 0 {
+        let comparable = shown.filter { kinds.count == 1 || Parity.comparableAcrossKinds($0) }
+        report += "\n## At matched compute\n\nEach run's value at \(String(format: "%.3g", matched)) FLOPs (the smallest budget "
+            + "among the runs), interpolated between logged points.\n\n"
+        report += "| metric | " + runs.map(\.name).joined(separator: " | ") + " |\n|---|" + String(repeating: "---|", count: runs.count) + "\n"
+        for metric in comparable {
+            let values = runs.map { r -> String in
+                guard let c = r.curve(metric) else { return "–" }
+                let curve = metric.hasPrefix("eval_") ? c : smoothed(c, window: smooth)
+                return Parity.value(curve, at: matched).map { String(format: "%.4g", $0) } ?? "–"
+            }
+            report += "| \(metric) | " + values.joined(separator: " | ") + " |\n"
+        }
     }
     report += "\n## Parity FLOPs\n\nFLOPs each run needs to reach the baseline's best value, and the ratio "
         + "baseline FLOPs / run FLOPs (> 1: the run gets there with less compute).\n\n"

@@ -36,7 +36,7 @@ struct NotebookCommand: ParsableCommand {
                 }
                 let started = Date()
                 do {
-                    try notebook.run(shell: shell.callAsFunction, figures: check ? nil : figures) { k, n, block in
+                    try notebook.run(shell: shell.callAsFunction, figures: check ? nil : figures, workingDirectory: workdir) { k, n, block in
                         FileHandle.standardError.write(Foundation.Data("── \(file):\(block.line) (block \(k) of \(n))\n".utf8))
                     }
                 } catch {

@@ -68,8 +68,12 @@ struct Train: ParsableCommand {
             let trainer = try Trainer(recipe: r, task: task, run: dir, communicator: comm)
             let summary = try trainer.train(fresh: false)
             if comm.rank == 0 {
-                print(String(format: "done: step %d, loss %.4f%@", summary.endStep, summary.finalLoss,
-                             summary.stoppedEarly ? " (stopped early; run again to resume)" : ""))
+                if summary.startStep == summary.endStep {
+                    print("done: the run is already at step \(summary.endStep) (raise train.steps to train on)")
+                } else {
+                    print(String(format: "done: step %d, loss %.4f%@", summary.endStep, summary.finalLoss,
+                                 summary.stoppedEarly ? " (stopped early; run again to resume)" : ""))
+                }
             }
             comm.finalize()
         } catch let e as ExitCode {

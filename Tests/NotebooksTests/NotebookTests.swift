@@ -55,17 +55,16 @@ import Testing
 
     @Test func figuresAreCopiedBesideTheNotebookAndLinkedOnce() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nb-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("runs/x/samples"), withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let png = dir.appendingPathComponent("a.png").path
-        try Foundation.Data([1, 2, 3]).write(to: URL(fileURLWithPath: png))
-        let text = Self.source.replacingOccurrences(of: "# show: a.png", with: "# show: \(png)")
+        try Foundation.Data([1, 2, 3]).write(to: dir.appendingPathComponent("runs/x/samples/a.png"))
+        let text = Self.source.replacingOccurrences(of: "# show: a.png", with: "# show: runs/x/samples/a.png")
         var nb = try Notebook(text: text, path: dir.appendingPathComponent("demo.md").path)
         let figures = dir.appendingPathComponent("figures").path
-        try nb.run(shell: Self.fake, figures: figures)
-        try nb.run(shell: Self.fake, figures: figures)
-        #expect(nb.text.components(separatedBy: "![a.png](figures/demo-a.png)").count == 2, "\(nb.text)")
-        #expect(FileManager.default.contents(atPath: figures + "/demo-a.png") == Foundation.Data([1, 2, 3]))
+        try nb.run(shell: Self.fake, figures: figures, workingDirectory: dir.path)
+        try nb.run(shell: Self.fake, figures: figures, workingDirectory: dir.path)
+        #expect(nb.text.components(separatedBy: "![a.png](figures/demo-x-samples-a.png)").count == 2, "\(nb.text)")
+        #expect(FileManager.default.contents(atPath: figures + "/demo-x-samples-a.png") == Foundation.Data([1, 2, 3]))
     }
 
     @Test func aMissingFigureNamesTheBlock() throws {

@@ -25,6 +25,8 @@ import Testing
         #expect(Parity.flopsToReach(curve, target: 0.4, lowerIsBetter: false) == 150)
         #expect(Parity.flopsToReach(curve, target: 0.6, lowerIsBetter: false) == nil)
         #expect(smoothed([(0, 1), (1, 3), (2, 5), (3, 7)], window: 2).map(\.value) == [1, 2, 4, 6])
+        #expect(Parity.value(curve, at: 150) == 0.4 && Parity.value(curve, at: 100) == 0.3)
+        #expect(Parity.value(curve, at: 0) == 0.1 && Parity.value(curve, at: 250) == nil)
     }
 
     @Test func reportAndPlotsFromRunFolders() throws {
@@ -46,6 +48,8 @@ import Testing
         let out = root.appendingPathComponent("out")
         let report = try compareRuns(runs, metrics: ["loss", "eval_loss_text"], smooth: 1, to: out)
         #expect(report.contains("| eval_loss_text | 0.2 | 2e+10 | fast | 1e+10 | 2.00× |"), "\(report)")
+        // At the common budget (2e10 FLOPs) the fast run's values are half the baseline's.
+        #expect(report.contains("| eval_loss_text | 0.2 | 0.1 |") && report.contains("| loss | 0.25 | 0.125 |"), "\(report)")
         for file in ["loss.png", "loss.svg", "eval_loss_text.png", "eval_loss_text.svg", "report.md"] {
             #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), "\(file)")
         }
