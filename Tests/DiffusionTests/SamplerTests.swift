@@ -265,7 +265,10 @@ func columnMoments(_ x: Tensor) -> [(mean: Double, variance: Double)] {
         // error, so 4× the steps must cut it at least 2×; two fixed-point refinements per step solve
         // the implicit inverse step, leaving far less than the classic error.
         let diffusion = GaussianDiffusion(flow: FlowSchedule())
-        let model = data.model(diffusion)
+        // The closed form divides by t, so its t = 0 limit (E[ε | x_0] = 0) is taken just above 0;
+        // the sampler never evaluates there, the classic inversion's first step does.
+        let exact = data.model(diffusion)
+        let model: Denoiser = { xt, t in exact(xt, t.map { max($0, 1e-6) }) }
         let x0 = data.draw(512, rng: RNG(seed: 29))
         func error(steps: Int, refinements: Int) -> Double {
             let noise = FlowInversion(diffusion, steps: steps, refinements: refinements).invert(x0, model: model)
