@@ -38,7 +38,7 @@ struct ImageCaptionPairs {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
                                            message: "the \(task) task trains on 'shapes' in this build")
         }
-        guard recipe.data.editFraction == 0 || task == "transfusion" else {
+        guard recipe.data.editFraction == 0 || ["transfusion", "chameleon"].contains(task) else {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.edit_fraction",
                                            message: "the \(task) task does not train on edit triplets in this build; use 0")
         }

@@ -19,23 +19,8 @@ public struct TransfusionRun {
     /// `path` is a run folder (its newest complete checkpoint is used) or one checkpoint folder.
     /// `ema` picks the EMA weights when the checkpoint has them.
     public init(path: String, ema: Bool = true) throws {
-        let url = URL(fileURLWithPath: path)
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
-            throw RunError.io(path, "no such run or checkpoint folder")
-        }
         let runURL: URL
-        if fm.fileExists(atPath: url.appendingPathComponent("state.json").path) {
-            checkpoint = url
-            runURL = url.deletingLastPathComponent().deletingLastPathComponent()
-        } else {
-            guard let newest = RunDirectory(url).checkpoints().first else {
-                throw RunError.checkpoint(path, "no complete checkpoint under checkpoints/ (train the run first)")
-            }
-            checkpoint = newest
-            runURL = url
-        }
+        (checkpoint, runURL) = try RunDirectory.resolveCheckpoint(path)
         let saved = try Checkpoint.read(checkpoint)
         do {
             config = try JSONDecoder().decode(TransfusionTask.Config.self, from: saved.config)
@@ -71,4 +56,24 @@ public struct TransfusionRun {
 
     /// Images (n, 3, H, W) in [-1, 1] → clean latents.
     public func encode(_ images: Tensor) -> Tensor { withoutGrad { vae.encode(images) } }
+}
+
+extension RunDirectory {
+    /// The checkpoint folder and run folder `path` names: a run folder (its newest complete
+    /// checkpoint) or one checkpoint folder (its run two levels up).
+    static func resolveCheckpoint(_ path: String) throws -> (checkpoint: URL, run: URL) {
+        let url = URL(fileURLWithPath: path)
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
+            throw RunError.io(path, "no such run or checkpoint folder")
+        }
+        if fm.fileExists(atPath: url.appendingPathComponent("state.json").path) {
+            return (url, url.deletingLastPathComponent().deletingLastPathComponent())
+        }
+        guard let newest = RunDirectory(url).checkpoints().first else {
+            throw RunError.checkpoint(path, "no complete checkpoint under checkpoints/ (train the run first)")
+        }
+        return (newest, url)
+    }
 }

@@ -66,6 +66,10 @@ public final class TransfusionTask: TrainingTask {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.seq_len",
                                            message: "\(d.seqLen) cannot hold one image (\(config.patchesPerImage) patches + 4)")
         }
+        guard d.editFraction == 0 || d.seqLen >= 2 * config.patchesPerImage + 6 else {
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.seq_len",
+                                           message: "\(d.seqLen) cannot hold an edit triplet (2 × \(config.patchesPerImage) patches + 6)")
+        }
         let rng = RNG(seed: recipe.seed).split(0xB0D1)
         transfusion = Transfusion(config, rng: rng)
         transfusion.initialise(rng: rng)

@@ -106,12 +106,35 @@ private func temporaryFile(_ name: String, _ bytes: [UInt8]) -> String {
         #expect(r.data.editFraction == 0.25 && r.diffusion.instructionDropout == 0.1 && r.eval.edits == 0)
         let error = try #require(throws: RecipeError.self) { try editRecipe(data: ", edit_fraction: 1.5") }
         #expect("\(error)".contains("data.edit_fraction") && "\(error)".contains("edit-test.yaml"))
-        var chameleon = r
-        chameleon.model.kind = "chameleon"
         let refused = try #require(throws: RecipeError.self) {
-            try ImageCaptionPairs(recipe: chameleon, run: scratchRun(), task: "chameleon")
+            try ImageCaptionPairs(recipe: r, run: scratchRun(), task: "lm")
         }
         #expect("\(refused)".contains("data.edit_fraction"))
+    }
+
+    @Test func chameleonEditDocumentsGiveTheSourceCodesAndPredictTheTarget() throws {
+        let vq = VQTokenizer(.init(channels: 8, downsample: 4, groups: 4, codebookSize: 16, codeDim: 4), rng: RNG(seed: 0))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-vq-\(UUID().uuidString).safetensors").path
+        try vq.save(to: path)
+        var recipe = try editRecipe(model: "image_tokenizer: \(path)", data: ", edit_fraction: 1.0")
+        recipe.model.kind = "chameleon"
+        recipe.data.seqLen = 160                              // 64 codes per image: an edit needs 2·66 + 3
+        recipe.diffusion.instructionDropout = 0; recipe.diffusion.sourceDropout = 0
+        let task = try ChameleonTask(recipe: recipe, run: scratchRun())
+        let b = try task.batch(task.world, firstRow: 0, rows: 1, rng: RNG(seed: 1), training: true)
+        let ids = b.ids.intScalars, targets = b.targets.intScalars, per = task.chameleon.config.tokensPerImage
+        let text = Int32(task.chameleon.config.textVocab)
+        // BOS BOI source EOI instruction… BOI target EOI EOS: the source codes are inputs, not targets.
+        #expect(ids[0] == SpecialTokens.bos && ids[1] == SpecialTokens.boi && ids[per + 2] == SpecialTokens.eoi)
+        #expect(ids[2..<(per + 2)].allSatisfy { $0 >= text })
+        #expect(targets[1...per].allSatisfy { $0 == -1 } && targets[0] == SpecialTokens.boi)
+        let targetBOI = try #require((per + 3..<ids.count).first { ids[$0] == SpecialTokens.boi })
+        #expect(targets[targetBOI..<(targetBOI + per)].allSatisfy { $0 >= text }, "the target codes are predicted")
+        let codes = task.editCodes(task.world, [0], cached: false)[0]
+        #expect(codes.count == 2 * per)
+        let edited = task.chameleon.sampleEdit(source: Array(codes[..<per]), instruction: [40, 41], count: 2,
+                                               options: SamplingOptions(temperature: 1), cfgScale: 2, rng: RNG(seed: 3))
+        #expect(edited.shape == [2, task.chameleon.config.gridSize, task.chameleon.config.gridSize])
     }
 
     @Test func badEditInputsNameTheFlagOrFile() throws {
