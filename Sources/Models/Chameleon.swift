@@ -100,6 +100,17 @@ public final class Chameleon: Module {
         }
     }
 
+    /// `count` edits of the image with `source` codes following `instruction` (ids, no BOS): codes
+    /// sampled after `BOS BOI source EOI instruction BOI`, guided against the instruction dropped
+    /// (`BOS BOI source EOI BOI`, the layout of edit documents whose instruction was dropped).
+    /// Returns the code ids (count, grid, grid).
+    public func sampleEdit(source: [Int32], instruction: [Int32], count: Int, options: SamplingOptions, cfgScale: Float = 1,
+                           rng: RNG) -> Tensor {
+        let prefix = [SpecialTokens.bos] + imageTokens(codes: source)
+        return sampleCodes(prompt: prefix + instruction, count: count, options: options, cfgScale: cfgScale,
+                           unconditionalPrompt: prefix, rng: rng)
+    }
+
     /// Text after an image: `BOS BOI codes EOI`, then decoding until EOS (image-first layout).
     public func caption(codes: [Int32], maxTokens: Int, options: SamplingOptions, rng: RNG) -> [Int32] {
         withoutGrad {

@@ -179,9 +179,11 @@ public final class Transfusion: Module {
     /// `targets` (B·T) Int32 hold the next token at text positions and −1 elsewhere; the LM head
     /// runs only where a target exists. `imageTargets` (n, C, h, w) is what the diffusion
     /// prediction is regressed on (ε, v or the flow velocity). Returns the total and both parts
-    /// (unweighted); a part with nothing to score is 0.
+    /// (unweighted); a part with nothing to score is 0. `scoredImages` lists the spans that carry
+    /// the diffusion loss (default: all); `imageTargets` then holds one row per listed span. Clean
+    /// conditioning spans (an edit's source image, at t = 0) are left out of it.
     public func loss(_ input: TransfusionInput, targets: Tensor, imageTargets: Tensor?, imageWeight: Float,
-                     zLoss: Float = 0) -> (total: Tensor, text: Tensor, image: Tensor) {
+                     zLoss: Float = 0, scoredImages: [Int]? = nil) -> (total: Tensor, text: Tensor, image: Tensor) {
         let (hidden, images) = self(input)
         let flat = targets.intScalars
         precondition(flat.count == input.ids.count, "Transfusion.loss: \(flat.count) targets for \(input.ids.count) positions")
@@ -191,7 +193,11 @@ public final class Transfusion: Module {
         var image = Tensor.zeros([])
         if let images {
             guard let imageTargets else { preconditionFailure("Transfusion.loss: image spans need imageTargets") }
-            image = mse(images, imageTargets)
+            if let scoredImages {
+                if !scoredImages.isEmpty { image = mse(images.indexSelect(axis: 0, scoredImages), imageTargets) }
+            } else {
+                image = mse(images, imageTargets)
+            }
         }
         return (text + image * imageWeight, text, image)
     }

@@ -85,6 +85,15 @@ extension Transfusion {
     /// let images = vae.decode(latents)
     /// ```
     public func sampleImages(prompt: [Int32], count: Int, options: ImageSamplingOptions, rng: RNG) -> Tensor {
+        precondition(count > 0, "sampleImages: need at least one image")
+        let shape = [count, config.latentChannels, config.latentSize, config.latentSize]
+        return sampleImages(prompt: prompt, noise: rng.normal(shape), options: options, rng: rng)
+    }
+
+    /// Images continuing `prompt` from given starting noise (count, C, h, w) — e.g. the latents
+    /// an inversion returned; `rng` feeds only stochastic samplers (DDPM).
+    public func sampleImages(prompt: [Int32], noise: Tensor, options: ImageSamplingOptions, rng: RNG) -> Tensor {
+        let count = noise.dim(0)
         precondition(count > 0 && !prompt.isEmpty, "sampleImages: need a prompt and at least one image")
         return withoutGrad {
             let wasTraining = isTraining
@@ -104,8 +113,7 @@ extension Transfusion {
                 guard let uncond else { return c }
                 return guided(cond: c, uncond: span(xt, t: t, cache: uncond, keep: false), scale: options.cfgScale)
             }
-            let shape = [count, config.latentChannels, config.latentSize, config.latentSize]
-            return options.makeSampler().sample(shape: shape, rng: rng, model: denoiser)
+            return options.makeSampler().sample(from: noise, rng: rng, model: denoiser)
         }
     }
 

@@ -1,7 +1,8 @@
 // The Chameleon baseline task: the same ShapesWorld pairs and mixture as the Transfusion task
-// (caption first or image first, caption dropout), but images are VQ codes in the token stream,
-// attention is causal and every position trains with cross-entropy. Samples: PNG grids of
-// decoded codes for the recipe's prompts and captions of held-out images. Not the model.
+// (caption first or image first, caption dropout, edit triplets), but images are VQ codes in the
+// token stream, attention is causal and every position trains with cross-entropy (except an edit's
+// given source codes). Can start from a trained Chameleon run (`train.init_from`). Samples: PNG
+// grids of decoded codes for the recipe's prompts and captions of held-out images. Not the model.
 import Data
 import Evaluation
 import Foundation
@@ -24,6 +25,8 @@ public final class ChameleonTask: TrainingTask {
     var heldOut: ShapesWorld { pairs.heldOut }
     /// Code ids of training examples by pool index, encoded on first use.
     var codeCache: [Int: [Int32]] = [:]
+    /// Code ids of training edit triplets by index: source then target.
+    var editCodeCache: [Int: [Int32]] = [:]
 
     /// What sampling needs to rebuild the model from a run.
     public struct Config: Codable {
@@ -39,6 +42,7 @@ public final class ChameleonTask: TrainingTask {
     public init(recipe: Recipe, run: RunDirectory) throws {
         self.recipe = recipe
         let d = recipe.data
+        let base = try recipe.train.initFrom.map { try Self.startingRun($0, recipe: recipe, run: run) }
         pairs = try ImageCaptionPairs(recipe: recipe, run: run, task: "chameleon")
         let tokenizer = pairs.tokenizer
         vq = try VQTokenizer.load(from: try ImageCaptionPairs.copyTokenizer(recipe: recipe, run: run, as: "vq.safetensors") {
@@ -53,12 +57,70 @@ public final class ChameleonTask: TrainingTask {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.seq_len",
                                            message: "\(d.seqLen) cannot hold one image (\(config.tokensPerImage) codes + 4)")
         }
+        guard d.editFraction == 0 || d.seqLen >= 2 * config.tokensPerImage + 6 else {
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.seq_len",
+                                           message: "\(d.seqLen) cannot hold an edit triplet (2 × \(config.tokensPerImage) codes + 6)")
+        }
         let rng = RNG(seed: recipe.seed).split(0xB0D1)
         chameleon = Chameleon(config, rng: rng)
         chameleon.initialise(rng: rng)
+        if let base {
+            guard base.config.model == config else {
+                throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "train.init_from",
+                                               message: "\(base.checkpoint.path) holds a different model than the recipe's "
+                                                   + "(checkpoint \(base.config.model), recipe \(config)): match the "
+                                                   + "model section to the run's recipe.yaml")
+            }
+            try chameleon.load(base.model.stateDict())
+        }
         let (perRow, avg) = pairs.docsPerRow(imageLength: config.tokensPerImage)
         docsPerRow = perRow
         flopsPerMicroBatch = chameleon.trainingFlops(tokens: recipe.train.batchSize * d.seqLen, attended: avg / 2)
+    }
+
+    /// The Chameleon run `train.init_from` names, loaded (EMA weights when kept), with its tokenizer
+    /// and VQ tokenizer copied into `run` unless it has them (a resume).
+    static func startingRun(_ path: String, recipe: Recipe, run: RunDirectory) throws -> ChameleonRun {
+        func invalid(_ message: String) -> RecipeError {
+            .invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "train.init_from", message: message)
+        }
+        let base: ChameleonRun
+        do { base = try ChameleonRun(path: path) } catch { throw invalid("\(path): \(error)") }
+        if recipe.data.tokenizer != nil { throw invalid("remove data.tokenizer: the tokenizer comes from \(path)") }
+        if recipe.model.imageTokenizer != nil { throw invalid("remove model.image_tokenizer: the VQ tokenizer comes from \(path)") }
+        let fm = FileManager.default
+        try fm.createDirectory(at: run.url, withIntermediateDirectories: true)
+        let tokenizer = run.url.appendingPathComponent("tokenizer.json")
+        if !fm.fileExists(atPath: tokenizer.path) { try base.tokenizer.save(to: tokenizer.path) }
+        let vq = run.url.appendingPathComponent("vq.safetensors")
+        if !fm.fileExists(atPath: vq.path) { try fm.copyItem(at: base.run.appendingPathComponent(base.config.vq), to: vq) }
+        return base
+    }
+
+    /// Code ids of edit triplets `indices` of `world`, source then target per triplet (through the
+    /// cache for the training pool).
+    func editCodes(_ world: ShapesWorld, _ indices: [Int], cached: Bool) -> [[Int32]] {
+        let per = 2 * chameleon.config.tokensPerImage
+        return pairs.encoded(world, indices, cached: cached, cache: &editCodeCache, render: pairs.editImages) { images in
+            let ids = withoutGrad { vq.encode(images) }.intScalars                 // (2n, grid, grid)
+            return (0..<(images.dim(0) / 2)).map { Array(ids[($0 * per)..<(($0 + 1) * per)]) }
+        }
+    }
+
+    /// One document as a token sequence: caption and image in the pair's order, or an edit
+    /// `BOS BOI source EOI instruction BOI target EOI EOS` whose source codes are given, not
+    /// predicted (their targets are −1).
+    func sequence(_ doc: ImageCaptionPairs.Document, codes: [Int32]) -> MixedSequence {
+        guard let edit = doc.edit else {
+            let image = chameleon.imageTokens(codes: codes)
+            return MixedSequence(segments: [.text(doc.imageFirst ? image + doc.caption : doc.caption + image)])
+        }
+        let per = chameleon.config.tokensPerImage
+        let source = chameleon.imageTokens(codes: Array(codes[..<per])), target = chameleon.imageTokens(codes: Array(codes[per...]))
+        var seq = MixedSequence(segments: [.text((edit.keepSource ? source : []) + edit.instruction + target)])
+        // Positions 1 (BOI) … per predict the source codes: the source is a given, not an output.
+        if edit.keepSource { for i in 1...per { seq.targets[i] = -1 } }
+        return seq
     }
 
     /// Code ids of examples `indices` of `world` (through the cache for the training pool).
@@ -72,7 +134,8 @@ public final class ChameleonTask: TrainingTask {
 
     /// Packed rows: documents `BOS caption BOI codes EOI EOS` (caption dropped with probability
     /// `diffusion.caption_dropout`) or, with probability `diffusion.image_first`,
-    /// `BOS BOI codes EOI caption EOS` — the same mixture as the Transfusion task.
+    /// `BOS BOI codes EOI caption EOS`, or edit triplets (`data.edit_fraction`) — the same mixture
+    /// as the Transfusion task.
     func batch(_ world: ShapesWorld, firstRow: Int, rows: Int, rng: RNG, training: Bool) throws
         -> (ids: Tensor, targets: Tensor, mask: AttentionMask, positions: Tensor, tokens: Int, examples: Int) {
         let t = recipe.data.seqLen
@@ -81,11 +144,10 @@ public final class ChameleonTask: TrainingTask {
         for r in 0..<rows {
             let picked = pairs.documents(world, row: firstRow + r, perRow: docsPerRow,
                                          imageLength: chameleon.config.tokensPerImage, training: training, rng: rng)
-            let imageCodes = codes(world, picked.map(\.index), cached: training && recipe.data.pool > 0)
-            let seqs = zip(picked, imageCodes).map { p, c -> MixedSequence in
-                let image = chameleon.imageTokens(codes: c)
-                return MixedSequence(segments: [.text(p.imageFirst ? image + p.caption : p.caption + image)])
-            }
+            let cached = training && recipe.data.pool > 0
+            var plain = codes(world, picked.filter { $0.edit == nil }.map(\.index), cached: cached)[...]
+            var edits = editCodes(world, picked.filter { $0.edit != nil }.map(\.index), cached: cached)[...]
+            let seqs = picked.map { p in sequence(p, codes: p.edit == nil ? plain.removeFirst() : edits.removeFirst()) }
             let row = try pack(seqs, length: t)
             ids += row.tokens; targets += row.targets; positions += row.positions
             docs.append(row.documentIDs)
@@ -125,6 +187,11 @@ public final class ChameleonTask: TrainingTask {
         var metrics = ["loss": total / Double(n), "loss_text": text / Double(n), "loss_image": image / Double(n),
                        "ppl": Foundation.exp(text / Double(n))]
         if recipe.eval.shapesEval > 0 { metrics.merge(shapesEvalMetrics(count: recipe.eval.shapesEval)) { $1 } }
+        if recipe.eval.edits > 0 && recipe.data.editFraction > 0 {
+            metrics.merge(EditEvalReport(checks: zip(0..<recipe.eval.edits, edits(count: recipe.eval.edits)).map {
+                EditEval(imageSize: recipe.data.imageSize).check(heldOut.edit($0), image: $1)
+            }).metrics()) { $1 }
+        }
         return metrics
     }
 
@@ -142,10 +209,37 @@ public final class ChameleonTask: TrainingTask {
         return eval.score(images: images).metrics
     }
 
+    /// Edits of held-out triplets 0..<count (temperature 1, the recipe's top-k, CFG against the
+    /// instruction dropped), triplet i drawing from `RNG(0xED17).split(i)` as the Transfusion task's.
+    func edits(count: Int) -> [Image] {
+        let base = RNG(seed: 0xED17), size = recipe.data.imageSize
+        return (0..<count).map { i in
+            let triplet = heldOut.edit(i)
+            let source = Image(width: size, height: size, channels: 3, pixels: triplet.source.render(imageSize: size))
+            let codes = withoutGrad { vq.encode(imageBatch([source])) }.intScalars
+            let ids = chameleon.sampleEdit(source: codes, instruction: tokenizer.encode(triplet.instruction), count: 1,
+                                           options: SamplingOptions(temperature: 1, topK: recipe.sample.topK),
+                                           cfgScale: recipe.diffusion.cfg, rng: base.split(UInt64(i)))
+            return Image(chw: withoutGrad { vq.decode(ids) })
+        }
+    }
+
     /// samples/step-N.png (four images per prompt, sampled at temperature 1 with CFG) and
-    /// step-N.txt (greedy captions of held-out images beside the truth).
+    /// step-N.txt (greedy captions of held-out images beside the truth); with edit triplets in the
+    /// mixture also edits-step-N.png (source | target | edit, eight held-out triplets).
     public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? {
-        try pairs.writeSamples(step: step, to: dir, sample: { i, prompt in
+        if recipe.data.editFraction > 0 {
+            let size = recipe.data.imageSize
+            func render(_ scene: Scene) -> Image {
+                Image(width: size, height: size, channels: 3, pixels: scene.render(imageSize: size))
+            }
+            let cells = zip(0..<8, edits(count: 8)).flatMap { i, edited in
+                [render(heldOut.edit(i).source), render(heldOut.edit(i).target), edited]
+            }
+            try PNG.write(Image.grid(cells, columns: 3, padding: 2, background: 1),
+                          to: dir.appendingPathComponent(String(format: "edits-step-%08d.png", step)).path)
+        }
+        return try pairs.writeSamples(step: step, to: dir, sample: { i, prompt in
             let ids = chameleon.sampleCodes(prompt: prompt, count: 4,
                                             options: SamplingOptions(temperature: 1, topK: recipe.sample.topK),
                                             cfgScale: recipe.diffusion.cfg, rng: rng.split(UInt64(i)))

@@ -1,6 +1,7 @@
 // The image–caption data both mixed-modal tasks (Transfusion, Chameleon) train on: ShapesWorld
-// training and held-out worlds, the run's BPE tokenizer and copy of the image tokenizer, the finite pool, and the per-document
-// tokenization (each task encodes images its own way) and not the sequence layout.
+// training and held-out worlds, the run's BPE tokenizer and copy of the image tokenizer, the finite
+// pool, the per-document mixture (caption first, image first, edit triplets) and tokenization. Not
+// how images are encoded (each task its own way) and not the sequence layout.
 import Data
 import Foundation
 import Media
@@ -15,17 +16,31 @@ struct ImageCaptionPairs {
     let heldOut: ShapesWorld
     let tokenizer: BPETokenizer
 
-    /// One document of a row: which example, its order, and its caption ids (empty when dropped).
+    /// One document of a row: which example, its order, and its caption ids (empty when dropped);
+    /// for an edit document, `index` is the triplet's (`world.edit(index)`) and `edit` is set.
     struct Document {
         var index: Int
         var imageFirst: Bool
         var caption: [Int32]
+        var edit: Edit? = nil
+    }
+
+    /// An edit document `BOS BOI [source] EOI instruction BOI [target] EOI EOS`: the instruction ids
+    /// (empty when dropped) and whether the source span is there (dropped: `BOS instruction BOI
+    /// [target] EOI EOS`).
+    struct Edit {
+        var instruction: [Int32]
+        var keepSource: Bool
     }
 
     init(recipe: Recipe, run: RunDirectory, task: String) throws {
         guard recipe.data.source == "shapes" else {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
                                            message: "the \(task) task trains on 'shapes' in this build")
+        }
+        guard recipe.data.editFraction == 0 || ["transfusion", "chameleon"].contains(task) else {
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.edit_fraction",
+                                           message: "the \(task) task does not train on edit triplets in this build; use 0")
         }
         self.recipe = recipe
         world = ShapesWorld(seed: recipe.seed, imageSize: recipe.data.imageSize)
@@ -36,6 +51,11 @@ struct ImageCaptionPairs {
 
     /// Positions of a document around an image of `imageLength` positions: BOS BOI … EOI EOS.
     static func length(caption: Int, imageLength: Int) -> Int { caption + imageLength + 4 }
+
+    /// Positions of an edit document: BOS [BOI source EOI] instruction BOI target EOI EOS.
+    static func length(_ edit: Edit, imageLength: Int) -> Int {
+        edit.instruction.count + imageLength + 4 + (edit.keepSource ? imageLength + 2 : 0)
+    }
 
     /// Documents per row: `data.docs_per_row`, or as many as fill `data.seq_len` on average (from
     /// the first 64 examples).
@@ -48,8 +68,10 @@ struct ImageCaptionPairs {
 
     /// The documents of row `row` of `world` (up to `perRow`, as many as fit in `data.seq_len`):
     /// each caption first, its caption dropped with probability `caption_dropout`, or with
-    /// probability `image_first` image first. A first document longer than the row loses its
-    /// caption. `accepted` runs as each document is taken, so per-document draws from `rng`
+    /// probability `image_first` image first; with probability `data.edit_fraction` it is edit
+    /// triplet `index` instead (instruction dropped with probability `instruction_dropout`, source
+    /// with `source_dropout`). A first document longer than the row loses its caption (or
+    /// instruction). `accepted` runs as each document is taken, so per-document draws from `rng`
     /// (diffusion timesteps) interleave with the mixture's in a fixed order.
     func documents(_ world: ShapesWorld, row: Int, perRow: Int, imageLength: Int, training: Bool, rng: RNG,
                    accepted: (Document) -> Void = { _ in }) -> [Document] {
@@ -58,6 +80,22 @@ struct ImageCaptionPairs {
         for k in 0..<perRow {
             var index = row * perRow + k
             if training && recipe.data.pool > 0 { index %= recipe.data.pool }
+            if recipe.data.editFraction > 0 && rng.nextFloat() < recipe.data.editFraction {
+                let dropInstruction = rng.nextFloat() < mix.instructionDropout
+                let keepSource = !(rng.nextFloat() < mix.sourceDropout)
+                var edit = Edit(instruction: dropInstruction ? [] : tokenizer.encode(world.edit(index).instruction),
+                                keepSource: keepSource)
+                var length = Self.length(edit, imageLength: imageLength)
+                if used + length > t {
+                    guard out.isEmpty else { break }
+                    edit.instruction = []                              // an instruction longer than a row: dropped
+                    length = Self.length(edit, imageLength: imageLength)
+                }
+                let doc = Document(index: index, imageFirst: false, caption: [], edit: edit)
+                out.append(doc); used += length
+                accepted(doc)
+                continue
+            }
             let imageFirst = rng.nextFloat() < mix.imageFirst
             let drop = !imageFirst && rng.nextFloat() < mix.captionDropout
             var doc = Document(index: index, imageFirst: imageFirst, caption: drop ? [] : tokenizer.encode(world.example(index).caption))
@@ -80,15 +118,26 @@ struct ImageCaptionPairs {
         })
     }
 
-    /// Values per example of `indices`, computed by `encode` (a batch of images → one row of
-    /// values per image) in chunks of 64 and kept in `cache` when `cached` (the training pool).
+    /// Images (2N, 3, H, W) in [-1, 1] of edit triplets `indices` of `world`: source, target, source, ….
+    func editImages(_ world: ShapesWorld, _ indices: [Int]) -> Tensor {
+        imageBatch(indices.flatMap { i in
+            let edit = world.edit(i)
+            return [edit.source, edit.target].map {
+                Image(width: world.imageSize, height: world.imageSize, channels: 3, pixels: $0.render(imageSize: world.imageSize))
+            }
+        })
+    }
+
+    /// Values per example of `indices`, computed by `encode` (the images of a chunk → one row of
+    /// values per index) in chunks of 64 and kept in `cache` when `cached` (the training pool).
+    /// `render` makes a chunk's images (default: the examples' images).
     func encoded<T>(_ world: ShapesWorld, _ indices: [Int], cached: Bool, cache: inout [Int: [T]],
-                    encode: (Tensor) -> [[T]]) -> [[T]] {
+                    render: ((ShapesWorld, [Int]) -> Tensor)? = nil, encode: (Tensor) -> [[T]]) -> [[T]] {
         let missing = Array(Set(indices.filter { !cached || cache[$0] == nil })).sorted()
         var fresh: [Int: [T]] = [:]
         for lo in stride(from: 0, to: missing.count, by: 64) {
             let chunk = Array(missing[lo..<min(lo + 64, missing.count)])
-            for (i, values) in zip(chunk, encode(images(world, chunk))) { fresh[i] = values }
+            for (i, values) in zip(chunk, encode(render?(world, chunk) ?? images(world, chunk))) { fresh[i] = values }
         }
         if cached { cache.merge(fresh) { $1 } }
         return indices.map { cached ? cache[$0]! : fresh[$0]! }

@@ -86,6 +86,8 @@ extension RecipeSchema {
             .key("sample_steps", .int, 50, .positive),
             .key("cfg", .float, 3.0, .nonNegative),
             .key("clip_x0", .float, 5.0, .nonNegative),
+            .key("instruction_dropout", .float, 0.1, .fraction),
+            .key("source_dropout", .float, 0.05, .fraction),
         ]),
         .section("data", [
             .key("source", .choice(["shapes", "folder", "text"]), "shapes"),
@@ -96,6 +98,7 @@ extension RecipeSchema {
             .key("seq_len", .int, 128, .positive),
             .key("pool", .int, 0, .nonNegative),
             .key("docs_per_row", .int, 0, .nonNegative),
+            .key("edit_fraction", .float, 0.0, .fraction),
         ]),
         .section("optimizer", [
             .key("name", .choice(["adamw", "sgd"]), "adamw"),
@@ -120,11 +123,13 @@ extension RecipeSchema {
             .key("ema_decay", .float, 0.0, .openFraction),
             .optional("threads", .int, .positive),
             .key("on_nonfinite", .choice(["skip", "rollback", "stop"]), "skip"),
+            .optional("init_from", .string),
         ]),
         .section("eval", [
             .key("every", .int, 0, .nonNegative),
             .key("batches", .int, 4, .positive),
             .key("shapes_eval", .int, 0, .nonNegative),
+            .key("edits", .int, 0, .nonNegative),
         ]),
         .section("sample", [
             .key("every", .int, 0, .nonNegative),

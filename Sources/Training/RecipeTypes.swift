@@ -66,23 +66,31 @@ public struct DiffusionSection: Codable, Equatable, Sendable {
     public var cfg: Float
     /// Clamp of x̂0 in DDPM/DDIM sampling steps, in latent units (0: off).
     public var clipX0: Float
+    /// Probability of dropping an edit document's instruction (the unconditional branch of
+    /// instruction guidance).
+    public var instructionDropout: Float
+    /// Probability of dropping an edit document's source image (with its instruction kept: the
+    /// branch that InstructPix2Pix-style image guidance contrasts against).
+    public var sourceDropout: Float
 
     enum CodingKeys: String, CodingKey {
         case schedule, steps, target, sampler, cfg
         case lossWeight = "loss_weight", imageFirst = "image_first", imageFirstMaxT = "image_first_max_t"
         case captionDropout = "caption_dropout", causalSpans = "causal_spans", sampleSteps = "sample_steps"
-        case clipX0 = "clip_x0"
+        case clipX0 = "clip_x0", instructionDropout = "instruction_dropout", sourceDropout = "source_dropout"
     }
 
     public init(schedule: String, steps: Int, target: String, lossWeight: Float, imageFirst: Float, imageFirstMaxT: Int,
-                captionDropout: Float, causalSpans: Bool, sampler: String, sampleSteps: Int, cfg: Float, clipX0: Float) {
+                captionDropout: Float, causalSpans: Bool, sampler: String, sampleSteps: Int, cfg: Float, clipX0: Float,
+                instructionDropout: Float = 0.1, sourceDropout: Float = 0.05) {
         self.schedule = schedule; self.steps = steps; self.target = target; self.lossWeight = lossWeight
         self.imageFirst = imageFirst; self.imageFirstMaxT = imageFirstMaxT; self.captionDropout = captionDropout
         self.causalSpans = causalSpans; self.sampler = sampler; self.sampleSteps = sampleSteps; self.cfg = cfg
-        self.clipX0 = clipX0
+        self.clipX0 = clipX0; self.instructionDropout = instructionDropout; self.sourceDropout = sourceDropout
     }
 
-    /// Checkpoint configs written before `clip_x0` existed read with clipping off.
+    /// Checkpoint configs written before `clip_x0` existed read with clipping off; before the edit
+    /// dropouts, with their defaults.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(schedule: try c.decode(String.self, forKey: .schedule), steps: try c.decode(Int.self, forKey: .steps),
@@ -92,7 +100,9 @@ public struct DiffusionSection: Codable, Equatable, Sendable {
                   captionDropout: try c.decode(Float.self, forKey: .captionDropout),
                   causalSpans: try c.decode(Bool.self, forKey: .causalSpans), sampler: try c.decode(String.self, forKey: .sampler),
                   sampleSteps: try c.decode(Int.self, forKey: .sampleSteps), cfg: try c.decode(Float.self, forKey: .cfg),
-                  clipX0: try c.decodeIfPresent(Float.self, forKey: .clipX0) ?? 0)
+                  clipX0: try c.decodeIfPresent(Float.self, forKey: .clipX0) ?? 0,
+                  instructionDropout: try c.decodeIfPresent(Float.self, forKey: .instructionDropout) ?? 0.1,
+                  sourceDropout: try c.decodeIfPresent(Float.self, forKey: .sourceDropout) ?? 0.05)
     }
 }
 
@@ -112,19 +122,24 @@ public struct DataSection: Codable, Equatable, Sendable {
     /// two recipes whose images take different numbers of positions gives them the same data per
     /// step, as a matched comparison needs.
     public var docsPerRow: Int
+    /// Fraction of Transfusion documents that are ShapesWorld edit triplets
+    /// (`BOS BOI [source] EOI instruction BOI [target] EOI EOS`); the rest are caption/image pairs.
+    public var editFraction: Float
 
     enum CodingKeys: String, CodingKey {
         case source, path, tokenizer, pool
         case imageSize = "image_size", tokenizerVocab = "tokenizer_vocab", seqLen = "seq_len", docsPerRow = "docs_per_row"
+        case editFraction = "edit_fraction"
     }
 
     public init(source: String, path: String?, imageSize: Int, tokenizer: String?, tokenizerVocab: Int, seqLen: Int,
-                pool: Int, docsPerRow: Int = 0) {
+                pool: Int, docsPerRow: Int = 0, editFraction: Float = 0) {
         self.source = source; self.path = path; self.imageSize = imageSize; self.tokenizer = tokenizer
         self.tokenizerVocab = tokenizerVocab; self.seqLen = seqLen; self.pool = pool; self.docsPerRow = docsPerRow
+        self.editFraction = editFraction
     }
 
-    /// Run folders written before `docs_per_row` existed read with 0 (as many as fit).
+    /// Run folders written before `docs_per_row` or `edit_fraction` existed read with 0.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(source: try c.decode(String.self, forKey: .source), path: try c.decodeIfPresent(String.self, forKey: .path),
@@ -132,7 +147,8 @@ public struct DataSection: Codable, Equatable, Sendable {
                   tokenizer: try c.decodeIfPresent(String.self, forKey: .tokenizer),
                   tokenizerVocab: try c.decode(Int.self, forKey: .tokenizerVocab), seqLen: try c.decode(Int.self, forKey: .seqLen),
                   pool: try c.decode(Int.self, forKey: .pool),
-                  docsPerRow: try c.decodeIfPresent(Int.self, forKey: .docsPerRow) ?? 0)
+                  docsPerRow: try c.decodeIfPresent(Int.self, forKey: .docsPerRow) ?? 0,
+                  editFraction: try c.decodeIfPresent(Float.self, forKey: .editFraction) ?? 0)
     }
 }
 
@@ -167,9 +183,12 @@ public struct TrainSection: Codable, Equatable, Sendable {
     /// A step whose loss or gradient is NaN/Inf: "skip" it (no update), "rollback" to the last
     /// checkpoint and replay without it, or "stop" the run with an error.
     public var onNonFinite: String = "skip"
+    /// A Transfusion run (or one checkpoint folder) whose weights (EMA when kept), tokenizer and
+    /// VAE the run starts from: fine-tuning. Resuming the run itself still wins.
+    public var initFrom: String? = nil
 
     enum CodingKeys: String, CodingKey {
-        case steps, threads
+        case steps, threads, initFrom = "init_from"
         case batchSize = "batch_size", gradAccum = "grad_accum", logEvery = "log_every"
         case checkpointEvery = "checkpoint_every", keepCheckpoints = "keep_checkpoints", emaDecay = "ema_decay"
         case onNonFinite = "on_nonfinite"
@@ -182,12 +201,15 @@ public struct EvalSection: Codable, Equatable, Sendable {
     /// ShapesEval prompts sampled at each eval of a Transfusion run (0: none); adds shapes_eval
     /// and per-category scores to the eval rows.
     public var shapesEval: Int
+    /// Held-out edit triplets edited at each eval of a Transfusion run with `data.edit_fraction`
+    /// > 0 (0: none); adds edit accuracy and preservation per kind to the eval rows.
+    public var edits: Int
 
-    public init(every: Int, batches: Int, shapesEval: Int = 0) {
-        self.every = every; self.batches = batches; self.shapesEval = shapesEval
+    public init(every: Int, batches: Int, shapesEval: Int = 0, edits: Int = 0) {
+        self.every = every; self.batches = batches; self.shapesEval = shapesEval; self.edits = edits
     }
 
-    enum CodingKeys: String, CodingKey { case every, batches, shapesEval = "shapes_eval" }
+    enum CodingKeys: String, CodingKey { case every, batches, edits, shapesEval = "shapes_eval" }
 }
 
 public struct SampleSection: Codable, Equatable, Sendable {

@@ -183,6 +183,10 @@ public struct RunDirectory {
     /// complete checkpoint) or one checkpoint folder (runs/<name>/checkpoints/step-N).
     public static func resolveCheckpoint(_ path: String) throws -> (checkpoint: URL, run: URL) {
         let url = URL(fileURLWithPath: path)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
+            throw RunError.io(path, "no such run or checkpoint folder")
+        }
         if FileManager.default.fileExists(atPath: url.appendingPathComponent("state.json").path) {
             return (url, url.deletingLastPathComponent().deletingLastPathComponent())
         }

@@ -20,11 +20,6 @@ public struct TransfusionRun {
     /// an exported model (``ModelExport``). `ema` picks the EMA weights when the checkpoint has them.
     public init(path: String, ema: Bool = true) throws {
         let url = URL(fileURLWithPath: path)
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
-            throw RunError.io(path, "no such run or checkpoint folder")
-        }
         let runURL: URL
         let weights: [String: Tensor], configData: Foundation.Data
         if ModelExport.isExport(url) {                    // an exported model (e.g. checkpoints/shapes-tiny)

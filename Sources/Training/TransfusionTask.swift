@@ -1,7 +1,9 @@
 // The Transfusion task: ShapesWorld image–caption pairs as mixed sequences (caption first for
-// text-to-image, image first for captioning), images encoded once by a frozen VAE, noised per span,
-// packed into rows; loss = LM cross-entropy + λ·diffusion MSE. Samples are PNG grids of images
-// for the recipe's prompts and captions of held-out images. Not the model (Models/Transfusion).
+// text-to-image, image first for captioning) and optionally edit triplets (a clean source span, the
+// instruction, a noised target span), images encoded once by a frozen VAE, noised per span, packed
+// into rows; loss = LM cross-entropy + λ·diffusion MSE. Samples are PNG grids of images for the
+// recipe's prompts and captions of held-out images. Can start from a trained run (fine-tuning).
+// Not the model (Models/Transfusion).
 import Data
 import Diffusion
 import Foundation
@@ -25,6 +27,8 @@ public final class TransfusionTask: TrainingTask {
     var heldOut: ShapesWorld { pairs.heldOut }
     /// Latents (C·h·w values) of training examples by pool index, encoded on first use.
     var latentCache: [Int: [Float]] = [:]
+    /// Latents of training edit triplets by index: source then target (2·C·h·w values).
+    var editLatentCache: [Int: [Float]] = [:]
 
     /// What `fusion sample` / `caption` / `generate` need to rebuild the model from a run.
     public struct Config: Codable {
@@ -41,6 +45,7 @@ public final class TransfusionTask: TrainingTask {
     public init(recipe: Recipe, run: RunDirectory) throws {
         self.recipe = recipe
         let d = recipe.data
+        let base = try recipe.train.initFrom.map { try Self.startingRun($0, recipe: recipe, run: run) }
         pairs = try ImageCaptionPairs(recipe: recipe, run: run, task: "transfusion")
         let tokenizer = pairs.tokenizer
         vae = try Self.copyVAE(recipe: recipe, run: run)
@@ -61,9 +66,22 @@ public final class TransfusionTask: TrainingTask {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.seq_len",
                                            message: "\(d.seqLen) cannot hold one image (\(config.patchesPerImage) patches + 4)")
         }
+        guard d.editFraction == 0 || d.seqLen >= 2 * config.patchesPerImage + 6 else {
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.seq_len",
+                                           message: "\(d.seqLen) cannot hold an edit triplet (2 × \(config.patchesPerImage) patches + 6)")
+        }
         let rng = RNG(seed: recipe.seed).split(0xB0D1)
         transfusion = Transfusion(config, rng: rng)
         transfusion.initialise(rng: rng)
+        if let base {
+            guard base.config.model == config else {
+                throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "train.init_from",
+                                               message: "\(base.checkpoint.path) holds a different model than the recipe's "
+                                                   + "(checkpoint \(base.config.model), recipe \(config)): match the "
+                                                   + "model and diffusion.target sections to the run's recipe.yaml")
+            }
+            try transfusion.load(base.model.stateDict())
+        }
 
         let (perRow, avg) = pairs.docsPerRow(imageLength: config.patchesPerImage)
         docsPerRow = perRow
@@ -71,6 +89,28 @@ public final class TransfusionTask: TrainingTask {
         let textRows = Int(Double(images) * (avg - Double(config.patchesPerImage) - 2))
         flopsPerMicroBatch = transfusion.trainingFlops(tokens: recipe.train.batchSize * d.seqLen, attended: avg / 2,
                                                        textRows: textRows, images: images)
+    }
+
+    /// The run `train.init_from` names, loaded (EMA weights when kept), with its tokenizer and VAE
+    /// copied into `run` (unless `run` has them: a resume), so the vocabulary and latents match.
+    static func startingRun(_ path: String, recipe: Recipe, run: RunDirectory) throws -> TransfusionRun {
+        func invalid(_ message: String) -> RecipeError {
+            .invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "train.init_from", message: message)
+        }
+        let base: TransfusionRun
+        do { base = try TransfusionRun(path: path) } catch { throw invalid("\(path): \(error)") }
+        if recipe.data.tokenizer != nil { throw invalid("remove data.tokenizer: the tokenizer comes from \(path)") }
+        if recipe.model.imageTokenizer != nil { throw invalid("remove model.image_tokenizer: the VAE comes from \(path)") }
+        let fm = FileManager.default
+        try fm.createDirectory(at: run.url, withIntermediateDirectories: true)
+        let tokenizer = run.url.appendingPathComponent("tokenizer.json")
+        if !fm.fileExists(atPath: tokenizer.path) { try base.tokenizer.save(to: tokenizer.path) }
+        let vae = run.url.appendingPathComponent("vae.safetensors")
+        if !fm.fileExists(atPath: vae.path) {
+            try fm.copyItem(at: base.checkpoint.deletingLastPathComponent().deletingLastPathComponent()
+                                .appendingPathComponent(base.config.vae), to: vae)
+        }
+        return base
     }
 
     /// Copies the recipe's VAE into the run (so a run is self-contained) and loads it.
@@ -93,7 +133,10 @@ public final class TransfusionTask: TrainingTask {
     struct Batch {
         var input: TransfusionInput
         var targets: Tensor
+        /// Targets of the scored spans, in span order.
         var imageTargets: Tensor
+        /// The spans that carry the diffusion loss (nil: all; edit sources are left out).
+        var scored: [Int]?
         var tokens: Int
         var examples: Int
     }
@@ -108,26 +151,42 @@ public final class TransfusionTask: TrainingTask {
         return Tensor(rows.flatMap { $0 }, shape: [indices.count, c.latentChannels, c.latentSize, c.latentSize])
     }
 
+    /// Latents of edit triplets `indices` of `world`: one row of 2·C·h·w values per triplet (source
+    /// then target), through the cache for the training pool.
+    func editLatents(_ world: ShapesWorld, _ indices: [Int], cached: Bool) -> [[Float]] {
+        let c = transfusion.config, per = 2 * c.latentChannels * c.latentSize * c.latentSize
+        return pairs.encoded(world, indices, cached: cached, cache: &editLatentCache, render: pairs.editImages) { images in
+            let z = withoutGrad { vae.encode(images) }.scalars                       // (2n, C, h, w)
+            return (0..<(images.dim(0) / 2)).map { Array(z[($0 * per)..<(($0 + 1) * per)]) }
+        }
+    }
+
     /// Rows `firstRow ..< firstRow + rows` of `world`: each document is one example laid out
     /// caption first (its caption dropped with probability `caption_dropout`) or image first
-    /// (probability `image_first`, timestep capped at `image_first_max_t`).
+    /// (probability `image_first`, timestep capped at `image_first_max_t`), or an edit triplet
+    /// (probability `data.edit_fraction`) whose source span is clean (t = 0, no loss) and whose
+    /// target span is noised and scored.
     func batch(_ world: ShapesWorld, firstRow: Int, rows: Int, rng: RNG, training: Bool) throws -> Batch {
         let d = recipe.diffusion, t = recipe.data.seqLen, c = transfusion.config
         let np = c.patchesPerImage
         var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = []
         var docs: [[Int32]] = [], spans: [[Int32]] = [], starts: [Int] = []
-        var sources: [Int] = [], steps: [Float] = []
+        var documents: [ImageCaptionPairs.Document] = [], steps: [Float] = []
         var tokens = 0
         for r in 0..<rows {
-            let documents = pairs.documents(world, row: firstRow + r, perRow: docsPerRow, imageLength: np,
-                                            training: training, rng: rng) { doc in
+            let taken = pairs.documents(world, row: firstRow + r, perRow: docsPerRow, imageLength: np,
+                                        training: training, rng: rng) { doc in
                 steps += diffusion.sampleTimesteps(n: 1, rng: rng, maxT: doc.imageFirst ? d.imageFirstMaxT : nil)
             }
-            let seqs = documents.map { doc in
-                MixedSequence(segments: doc.imageFirst ? [.image(patches: np), .text(doc.caption)]
-                                                       : [.text(doc.caption), .image(patches: np)])
+            let seqs = taken.map { doc -> MixedSequence in
+                if let edit = doc.edit {
+                    return MixedSequence(segments: (edit.keepSource ? [.image(patches: np)] : [])
+                                         + [.text(edit.instruction), .image(patches: np)])
+                }
+                return MixedSequence(segments: doc.imageFirst ? [.image(patches: np), .text(doc.caption)]
+                                                              : [.text(doc.caption), .image(patches: np)])
             }
-            sources += documents.map(\.index)
+            documents += taken
             let row = try pack(seqs, length: t)
             ids += row.tokens; targets += row.targets; positions += row.positions
             docs.append(row.documentIDs); spans.append(row.spanIDs)
@@ -135,21 +194,56 @@ public final class TransfusionTask: TrainingTask {
             tokens += row.targets.lazy.filter { $0 >= 0 }.count + row.spans.count * np
         }
         let mask = try AttentionMask(documents: docs, spans: spans, causalSpans: d.causalSpans)
-        let x0 = latents(world, sources, cached: training && recipe.data.pool > 0)
-        let noise = rng.normal(x0.shape)
+        let cached = training && recipe.data.pool > 0
+        let shape = [c.latentChannels, c.latentSize, c.latentSize]
+        let per = shape.reduce(1, *)
+        // Clean latents of every span in order; edit sources stay clean at t = 0 and unscored.
+        let plain = latents(world, documents.filter { $0.edit == nil }.map(\.index), cached: cached).scalars
+        let edits = editLatents(world, documents.filter { $0.edit != nil }.map(\.index), cached: cached)
+        var x0: [Float] = [], times: [Float] = [], scored: [Int] = [], sources: [Int] = []
+        var nextPlain = 0, nextEdit = 0
+        for (doc, step) in zip(documents, steps) {
+            if let edit = doc.edit {
+                let pair = edits[nextEdit]; nextEdit += 1
+                if edit.keepSource {
+                    sources.append(times.count)
+                    x0 += pair[..<per]; times.append(0)
+                }
+                scored.append(times.count)
+                x0 += pair[per...]; times.append(step)
+            } else {
+                scored.append(times.count)
+                x0 += plain[(nextPlain * per)..<((nextPlain + 1) * per)]; times.append(step)
+                nextPlain += 1
+            }
+        }
+        let clean = Tensor(x0, shape: [times.count] + shape)
+        let scoredX0 = sources.isEmpty ? clean : clean.indexSelect(axis: 0, scored)
+        let scoredT = scored.map { times[$0] }
+        let noise = rng.normal(scoredX0.shape)
+        let noisy = diffusion.qSample(x0: scoredX0, t: scoredT, noise: noise)
+        var spanLatents = noisy
+        if !sources.isEmpty {
+            // Interleave: row k of the input is the noisy row of scored span k, or the clean source.
+            var values = x0
+            let z = noisy.scalars
+            for (j, k) in scored.enumerated() {
+                values.replaceSubrange((k * per)..<((k + 1) * per), with: z[(j * per)..<((j + 1) * per)])
+            }
+            spanLatents = Tensor(values, shape: [times.count] + shape)
+        }
         let input = TransfusionInput(ids: Tensor(ints: ids, shape: [rows, t]), positions: Tensor(ints: positions),
-                                     mask: mask, latents: diffusion.qSample(x0: x0, t: steps, noise: noise),
-                                     timesteps: steps, spanStarts: starts)
+                                     mask: mask, latents: spanLatents, timesteps: times, spanStarts: starts)
         return Batch(input: input, targets: Tensor(ints: targets),
-                     imageTargets: diffusion.trainingTarget(x0: x0, noise: noise, t: steps),
-                     tokens: tokens, examples: sources.count)
+                     imageTargets: diffusion.trainingTarget(x0: scoredX0, noise: noise, t: scoredT),
+                     scored: sources.isEmpty ? nil : scored, tokens: tokens, examples: documents.count)
     }
 
     public func loss(microBatch index: Int, rng: RNG) throws -> LossResult {
         let b = recipe.train.batchSize
         let x = try batch(world, firstRow: index * b, rows: b, rng: rng, training: true)
         let l = transfusion.loss(x.input, targets: x.targets, imageTargets: x.imageTargets,
-                                 imageWeight: recipe.diffusion.lossWeight, zLoss: recipe.model.zLoss)
+                                 imageWeight: recipe.diffusion.lossWeight, zLoss: recipe.model.zLoss, scoredImages: x.scored)
         return LossResult(total: l.total, parts: ["loss_text": l.text.item, "loss_image": l.image.item],
                           tokens: x.tokens, examples: x.examples)
     }
@@ -171,13 +265,16 @@ public final class TransfusionTask: TrainingTask {
             let x = try batch(heldOut, firstRow: i * recipe.train.batchSize, rows: recipe.train.batchSize,
                               rng: RNG(seed: 0xE7A1).split(UInt64(i)), training: false)
             let l = transfusion.loss(x.input, targets: x.targets, imageTargets: x.imageTargets,
-                                     imageWeight: recipe.diffusion.lossWeight)
+                                     imageWeight: recipe.diffusion.lossWeight, scoredImages: x.scored)
             text += Double(l.text.item); image += Double(l.image.item)
         }
         text /= Double(n); image /= Double(n)
         var metrics = ["loss": text + Double(recipe.diffusion.lossWeight) * image, "loss_text": text, "loss_image": image,
                        "ppl": Foundation.exp(text)]
         if recipe.eval.shapesEval > 0 { metrics.merge(shapesEvalMetrics(count: recipe.eval.shapesEval)) { $1 } }
+        if recipe.eval.edits > 0 && recipe.data.editFraction > 0 {
+            metrics.merge(try editEvalMetrics(count: recipe.eval.edits)) { $1 }
+        }
         return metrics
     }
 
@@ -189,9 +286,10 @@ public final class TransfusionTask: TrainingTask {
     }
 
     /// samples/step-N.png: four images for each prompt (rows), and step-N.txt: captions of
-    /// held-out images next to their true captions.
+    /// held-out images next to their true captions. With edit triplets in the mixture, also samples/edits-step-N.png (TransfusionEditEvaluation.swift).
     public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? {
-        try pairs.writeSamples(step: step, to: dir, sample: { i, prompt in
+        if recipe.data.editFraction > 0 { try writeEditSamples(step: step, to: dir) }
+        return try pairs.writeSamples(step: step, to: dir, sample: { i, prompt in
             let z = transfusion.sampleImages(prompt: prompt, count: 4, options: imageOptions, rng: rng.split(UInt64(i)))
             return withoutGrad { vae.decode(z) }
         }, caption: { i in

@@ -1,4 +1,4 @@
-// `fusion eval --checkpoint RUN --suite shapes|captions|fd`: scores a trained Transfusion run and
+// `fusion eval --checkpoint RUN --suite shapes|captions|fd|edits`: scores a trained Transfusion run and
 // prints a table (and JSON with --json). Argument parsing and output only; the work is
 // TransfusionEvaluator's (Training) and Evaluation's.
 import ArgumentParser
@@ -14,7 +14,7 @@ import Training
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Evaluate a Transfusion run: ShapesEval, caption accuracy or a Fréchet distance.",
+        abstract: "Evaluate a Transfusion run: ShapesEval, caption accuracy, a Fréchet distance or edits.",
         discussion: """
             Examples:
               fusion eval --checkpoint runs/transfusion-shapes --suite shapes --images-per-prompt 4 \\
@@ -23,6 +23,7 @@ struct Eval: ParsableCommand {
               fusion train recipes/eval-classifier.yaml
               fusion eval --checkpoint runs/transfusion-shapes --suite fd \\
                 --classifier runs/eval-classifier/classifier.safetensors --count 256
+              fusion eval --checkpoint runs/edit-shapes --suite edits --count 100 --json edits.json --grid edits.png
 
             shapes:   images for a fixed prompt set (--prompts-per-category × 6 categories), checked by
                       an analytic detector; per-category and overall pass rates.
@@ -31,16 +32,23 @@ struct Eval: ParsableCommand {
             fd:       Fréchet distance between classifier features of images generated from
                       held-out captions and real renders of other held-out scenes (with the
                       real-vs-real floor).
+            edits:    held-out ShapesWorld edit triplets edited by instruction and by inversion
+                      (--method), checked by the detector: the asked change happened (accuracy) and
+                      the untouched objects stayed (preservation), per edit kind.
             """)
 
-    enum Suite: String, ExpressibleByArgument, CaseIterable { case shapes, captions, fd }
+    enum Suite: String, ExpressibleByArgument, CaseIterable { case shapes, captions, fd, edits }
+    enum Methods: String, ExpressibleByArgument, CaseIterable { case instruction, inversion, both }
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
-    @Option(help: "shapes, captions or fd.") var suite: Suite = .shapes
+    @Option(help: "shapes, captions, fd or edits.") var suite: Suite = .shapes
     @Option(help: "shapes: images per prompt.") var imagesPerPrompt = 4
     @Option(help: "shapes: prompts per category (6 categories).") var promptsPerCategory = 16
     @Option(help: "Seed of the prompt set (shapes) or of the held-out world (captions, fd).") var evalSeed: UInt64 = 0
-    @Option(help: "captions, fd: number of held-out images.") var count = 200
+    @Option(help: "captions, fd, edits: number of held-out images (edits: triplets).") var count = 200
+    @Option(help: "edits: instruction, inversion or both.") var method: Methods = .both
+    @Option(help: "edits: image guidance scale of the instruction method (default: none).") var imageCfg: Float?
+    @Option(help: "edits: a PNG grid of the first 8 triplets: source | target | each method.") var grid: String?
     @Option(help: "fd: the classifier (train recipes/eval-classifier.yaml).")
     var classifier = "runs/eval-classifier/\(ShapesClassifier.fileName)"
     @Option(help: "Diffusion steps (default: the recipe's).") var steps: Int?
@@ -104,6 +112,34 @@ struct Eval: ParsableCommand {
                 print(String(format: "FD generated vs real  %.4f\nFD real vs real       %.4f  (the floor at %d images)",
                              report.fd, report.realVsReal, count))
                 try write(report)
+            case .edits:
+                let world = ShapesWorld(seed: heldOutSeed, imageSize: size)
+                let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
+                let settings = EditSettings(options: options,
+                                            guidance: EditGuidance(textScale: options.cfgScale, imageScale: imageCfg))
+                let methods = method == .both ? EditMethod.allCases : [EditMethod(rawValue: method.rawValue)!]
+                var reports: [String: EditEvalReport] = [:], images: [[Image]] = []
+                for m in methods {
+                    let (report, edited) = evaluator.editEval(world: world, count: count, method: m, settings: settings,
+                                                              seed: seed) {
+                        FileHandle.standardError.write("\r\(m.rawValue): triplet \($0)/\(count)".data(using: .utf8)!)
+                    }
+                    FileHandle.standardError.write("\n".data(using: .utf8)!)
+                    print("\(m.rawValue):\n\(report)\n")
+                    reports[m.rawValue] = report
+                    images.append(Array(edited.prefix(8)))
+                }
+                print(String(format: "(%@, %d steps, cfg %.1f, %d triplets, %.0f s)", options.sampler.rawValue,
+                             options.steps, options.cfgScale, count, Date().timeIntervalSince(start)))
+                if let grid {
+                    let (picture, text) = evaluator.editGrid(world: world, edited: images)
+                    try PNG.write(picture, to: grid)
+                    try atomicWrite(Foundation.Data(("columns: source | target | " + methods.map(\.rawValue).joined(separator: " | ")
+                                                     + "\n" + text).utf8),
+                                    to: URL(fileURLWithPath: grid).deletingPathExtension().appendingPathExtension("txt"))
+                    print("wrote \(grid)")
+                }
+                try write(reports)
             }
         }
     }
