@@ -15,6 +15,8 @@ public struct TransfusionRun {
     public let config: TransfusionTask.Config
     /// The checkpoint folder the weights came from.
     public let checkpoint: URL
+    /// The VAE file the run decodes with.
+    public let vaeURL: URL
 
     /// `path` is a run folder (its newest complete checkpoint is used), one checkpoint folder, or
     /// an exported model (``ModelExport``). `ema` picks the EMA weights when the checkpoint has them.
@@ -39,7 +41,8 @@ public struct TransfusionRun {
                                       "not a transfusion checkpoint config: \(error)")
         }
         tokenizer = try JSONDecoder().decode(BPETokenizer.self, from: Foundation.Data(config.tokenizer.utf8))
-        vae = try ImageVAE.load(from: runURL.appendingPathComponent(config.vae).path)
+        vaeURL = runURL.appendingPathComponent(config.vae)
+        vae = try ImageVAE.load(from: vaeURL.path)
         model = Transfusion(config.model, rng: RNG(seed: 0))
         do { try model.load(weights) } catch {
             throw RunError.checkpoint(checkpoint.path, "\(error)")

@@ -107,8 +107,10 @@ public final class TransfusionTask: TrainingTask {
         if !fm.fileExists(atPath: tokenizer.path) { try base.tokenizer.save(to: tokenizer.path) }
         let vae = run.url.appendingPathComponent("vae.safetensors")
         if !fm.fileExists(atPath: vae.path) {
-            try fm.copyItem(at: base.checkpoint.deletingLastPathComponent().deletingLastPathComponent()
-                                .appendingPathComponent(base.config.vae), to: vae)
+            let tmp = run.url.appendingPathComponent(".vae.safetensors.\(getpid()).tmp")   // renamed: never half a file
+            try? fm.removeItem(at: tmp)
+            try fm.copyItem(at: base.vaeURL, to: tmp)
+            try fm.moveItem(at: tmp, to: vae)
         }
         return base
     }
