@@ -131,7 +131,8 @@ public struct LinePlot: Sendable {
         PixelFont.draw(title, x: left, y: 10, scale: 2) { set($0, $1, ink) }
         PixelFont.draw(xLabel, x: left + pw - PixelFont.measure(xLabel, scale: 2), y: height - 16, scale: 2) { set($0, $1, ink) }
 
-        // Curves (2-pixel lines, Bresenham) and the legend.
+        // Curves (2-pixel lines, Bresenham) and the legend, right-aligned to its longest name.
+        let legendWidth = 30 + (series.map { PixelFont.measure($0.name, scale: 2) }.max() ?? 120)
         for (k, s) in series.enumerated() {
             let p = Frame.points(s, logY: logY).map { (f.px($0.0), f.py($0.1)) }
             for (a, b) in zip(p, p.dropFirst()) {
@@ -147,7 +148,7 @@ public struct LinePlot: Sendable {
                 }
             }
             if p.count == 1 { for d in -2...2 { set(p[0].0 + d, p[0].1, s.colour); set(p[0].0, p[0].1 + d, s.colour) } }
-            let ly = top + 8 + k * 14, lx = left + pw - 150
+            let ly = top + 8 + k * 14, lx = left + pw - legendWidth
             for x in lx..<(lx + 16) { set(x, ly + 4, s.colour); set(x, ly + 5, s.colour) }
             PixelFont.draw(s.name, x: lx + 22, y: ly, scale: 2) { set($0, $1, ink) }
         }
@@ -188,7 +189,7 @@ public struct LinePlot: Sendable {
             let p = Frame.points(s, logY: logY).map { "\(f.px($0.0)),\(f.py($0.1))" }
             let c = hex(s.colour)
             out += "<polyline points=\"\(p.joined(separator: " "))\" fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\"/>\n"
-            let ly = top + 8 + k * 14, lx = left + pw - 150
+            let ly = top + 8 + k * 14, lx = left + pw - 30 - 7 * (series.map(\.name.count).max() ?? 17)
             out += "<line x1=\"\(lx)\" y1=\"\(ly + 5)\" x2=\"\(lx + 16)\" y2=\"\(ly + 5)\" stroke=\"\(c)\" stroke-width=\"2\"/>"
             out += "<text x=\"\(lx + 22)\" y=\"\(ly + 9)\">\(escaped(s.name))</text>\n"
         }
