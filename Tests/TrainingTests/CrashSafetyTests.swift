@@ -17,7 +17,7 @@ private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fu
         model: {kind: lm, preset: nano, dim: 32, layers: 2, heads: 2}
         data: {tokenizer_vocab: 300, seq_len: 32}
         optimizer: {lr: 3.0e-3, warmup_steps: 2}
-        train: {steps: 60, batch_size: 4, log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, ema_decay: 0.9, threads: 1}
+        train: {steps: 150, batch_size: 4, log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, ema_decay: 0.9, threads: 1}
         eval: {every: 20, batches: 1}
         sample: {every: 0}
         """
@@ -56,16 +56,24 @@ private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fu
         straight.waitUntilExit()
         try #require(straight.terminationStatus == 0)
         let expected = try rows(clean)
-        #expect(expected.count == 63)                     // 60 steps and 3 eval rows
+        #expect(expected.count == 158)                    // 150 steps and 8 eval rows
 
         var rng = SystemRandomNumberGenerator()
         var kills = 0, attempts = 0, finished = false
-        while attempts < 40 && !finished {
+        let metrics = crashy.appendingPathComponent("runs/crashy/metrics.jsonl")
+        func rowCount() -> Int {
+            (try? String(contentsOf: metrics, encoding: .utf8))?.split(separator: "\n").count ?? 0
+        }
+        while attempts < 12 && !finished {                // 12 kills at most, then it may finish
             attempts += 1
+            let before = rowCount()
             let p = try start(crashy)
-            // Kill after 0.15–1.2 s: early kills land in start-up and checkpoint writes.
-            let deadline = Date().addingTimeInterval(Double.random(in: 0.15...1.2, using: &rng))
-            while p.isRunning && Date() < deadline { usleep(5_000) }
+            // Kill once the run has made some progress (new metrics rows), 0–250 ms later: kills land
+            // mid-step, mid-checkpoint and mid-append; a fixed early kill also hits start-up.
+            let extra = attempts == 1 ? 0.05 : Double.random(in: 0...0.25, using: &rng)
+            while p.isRunning && attempts > 1 && rowCount() <= before { usleep(2_000) }
+            let deadline = Date().addingTimeInterval(extra)
+            while p.isRunning && Date() < deadline { usleep(2_000) }
             if !p.isRunning {
                 try #require(p.terminationStatus == 0, "fusion train failed on restart \(attempts)")
                 finished = true
@@ -75,11 +83,12 @@ private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fu
             p.waitUntilExit()
             kills += 1
         }
-        if !finished {                                   // a very slow machine: finish without kills
+        if !finished {                                   // finish without kills
             let p = try start(crashy)
             p.waitUntilExit()
             try #require(p.terminationStatus == 0)
         }
+        print("crash safety: \(kills) SIGKILLs over \(attempts) starts")
         #expect(kills >= 3, "only \(kills) kills landed before the run finished")
         let got = try rows(crashy)
         #expect(got == expected)
