@@ -7,7 +7,7 @@ TEST_FLAGS := -c release -Xswiftc -enable-testing
 FUSION     := .build/release/fusion
 
 # Notebooks short enough for every CI run (the others are run by hand: fusion notebook run FILE).
-CI_NOTEBOOKS := notebooks-md/quickstart.md notebooks-md/own-recipe.md
+CI_NOTEBOOKS := notebooks-md/quickstart.md notebooks-md/own-recipe.md notebooks-md/own-images.md
 
 .PHONY: setup build demo test bench bench-mpi lint clean notebooks
 
