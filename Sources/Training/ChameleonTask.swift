@@ -81,19 +81,10 @@ public final class ChameleonTask: TrainingTask {
     /// The Chameleon run `train.init_from` names, loaded (EMA weights when kept), with its tokenizer
     /// and VQ tokenizer copied into `run` unless it has them (a resume).
     static func startingRun(_ path: String, recipe: Recipe, run: RunDirectory) throws -> ChameleonRun {
-        func invalid(_ message: String) -> RecipeError {
-            .invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "train.init_from", message: message)
-        }
         let base: ChameleonRun
-        do { base = try ChameleonRun(path: path) } catch { throw invalid("\(path): \(error)") }
-        if recipe.data.tokenizer != nil { throw invalid("remove data.tokenizer: the tokenizer comes from \(path)") }
-        if recipe.model.imageTokenizer != nil { throw invalid("remove model.image_tokenizer: the VQ tokenizer comes from \(path)") }
-        let fm = FileManager.default
-        try fm.createDirectory(at: run.url, withIntermediateDirectories: true)
-        let tokenizer = run.url.appendingPathComponent("tokenizer.json")
-        if !fm.fileExists(atPath: tokenizer.path) { try base.tokenizer.save(to: tokenizer.path) }
-        let vq = run.url.appendingPathComponent("vq.safetensors")
-        if !fm.fileExists(atPath: vq.path) { try fm.copyItem(at: base.run.appendingPathComponent(base.config.vq), to: vq) }
+        do { base = try ChameleonRun(path: path) } catch { throw ImageCaptionPairs.initFromError(recipe, "\(path): \(error)") }
+        try ImageCaptionPairs.adoptStartingRun(path, tokenizer: base.tokenizer, imageTokenizer: base.run.appendingPathComponent(base.config.vq), as: "vq.safetensors",
+                                               what: "VQ tokenizer", recipe: recipe, run: run)
         return base
     }
 

@@ -143,6 +143,41 @@ struct ImageCaptionPairs {
         return indices.map { cached ? cache[$0]! : fresh[$0]! }
     }
 
+    /// A `train.init_from` error, naming the key.
+    static func initFromError(_ recipe: Recipe, _ message: String) -> RecipeError {
+        .invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "train.init_from", message: message)
+    }
+
+    /// What `train.init_from` (the run at `path`) brings into `run`: checks the recipe names no
+    /// tokenizers of its own, then saves the base run's BPE tokenizer and copies its image
+    /// tokenizer file (`what`: "VAE" or "VQ tokenizer") into the run as `name`.
+    static func adoptStartingRun(_ path: String, tokenizer: BPETokenizer, imageTokenizer file: URL, as name: String,
+                                 what: String, recipe: Recipe, run: RunDirectory) throws {
+        if recipe.data.tokenizer != nil { throw initFromError(recipe, "remove data.tokenizer: the tokenizer comes from \(path)") }
+        if recipe.model.imageTokenizer != nil {
+            throw initFromError(recipe, "remove model.image_tokenizer: the \(what) comes from \(path)")
+        }
+        try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
+        let local = run.url.appendingPathComponent("tokenizer.json")
+        if !FileManager.default.fileExists(atPath: local.path) { try tokenizer.save(to: local.path) }
+        try copyIntoRun(file, run: run, as: name)
+    }
+
+    /// Copies `file` into the run folder as `name` (unless it is there), under a temporary name
+    /// renamed into place: a run killed mid-copy never keeps half a file.
+    static func copyIntoRun(_ file: URL, run: RunDirectory, as name: String) throws {
+        let fm = FileManager.default
+        let local = run.url.appendingPathComponent(name)
+        guard !fm.fileExists(atPath: local.path) else { return }
+        try fm.createDirectory(at: run.url, withIntermediateDirectories: true)
+        let tmp = run.url.appendingPathComponent(".\(name).\(getpid()).tmp")
+        try? fm.removeItem(at: tmp)
+        try fm.copyItem(at: file, to: tmp)
+        guard rename(tmp.path, local.path) == 0 else {
+            throw RunError.io(local.path, "cannot move the copy of \(file.path) into place: \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// Copies `model.image_tokenizer` to `run/name` unless the run has it already (checking it with
     /// `validate` first); returns the copy's path.
     static func copyTokenizer(recipe: Recipe, run: RunDirectory, as name: String, validate: (String) throws -> Void)
@@ -154,14 +189,7 @@ struct ImageCaptionPairs {
                                              hint: "name a tokenizer checkpoint, e.g. 'image_tokenizer: checkpoints/vae-shapes.safetensors'")
             }
             try validate(path)                                        // fail before copying a bad file
-            try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
-            // Copied under a temporary name and renamed: a run killed mid-copy never keeps half a file.
-            let tmp = run.url.appendingPathComponent(".\(name).\(getpid()).tmp")
-            try? FileManager.default.removeItem(at: tmp)
-            try FileManager.default.copyItem(atPath: path, toPath: tmp.path)
-            guard rename(tmp.path, local.path) == 0 else {
-                throw RunError.io(local.path, "cannot move the tokenizer copy into place: \(String(cString: strerror(errno)))")
-            }
+            try copyIntoRun(URL(fileURLWithPath: path), run: run, as: name)
         }
         return local.path
     }

@@ -94,24 +94,10 @@ public final class TransfusionTask: TrainingTask {
     /// The run `train.init_from` names, loaded (EMA weights when kept), with its tokenizer and VAE
     /// copied into `run` (unless `run` has them: a resume), so the vocabulary and latents match.
     static func startingRun(_ path: String, recipe: Recipe, run: RunDirectory) throws -> TransfusionRun {
-        func invalid(_ message: String) -> RecipeError {
-            .invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "train.init_from", message: message)
-        }
         let base: TransfusionRun
-        do { base = try TransfusionRun(path: path) } catch { throw invalid("\(path): \(error)") }
-        if recipe.data.tokenizer != nil { throw invalid("remove data.tokenizer: the tokenizer comes from \(path)") }
-        if recipe.model.imageTokenizer != nil { throw invalid("remove model.image_tokenizer: the VAE comes from \(path)") }
-        let fm = FileManager.default
-        try fm.createDirectory(at: run.url, withIntermediateDirectories: true)
-        let tokenizer = run.url.appendingPathComponent("tokenizer.json")
-        if !fm.fileExists(atPath: tokenizer.path) { try base.tokenizer.save(to: tokenizer.path) }
-        let vae = run.url.appendingPathComponent("vae.safetensors")
-        if !fm.fileExists(atPath: vae.path) {
-            let tmp = run.url.appendingPathComponent(".vae.safetensors.\(getpid()).tmp")   // renamed: never half a file
-            try? fm.removeItem(at: tmp)
-            try fm.copyItem(at: base.vaeURL, to: tmp)
-            try fm.moveItem(at: tmp, to: vae)
-        }
+        do { base = try TransfusionRun(path: path) } catch { throw ImageCaptionPairs.initFromError(recipe, "\(path): \(error)") }
+        try ImageCaptionPairs.adoptStartingRun(path, tokenizer: base.tokenizer, imageTokenizer: base.vaeURL, as: "vae.safetensors",
+                                               what: "VAE", recipe: recipe, run: run)
         return base
     }
 

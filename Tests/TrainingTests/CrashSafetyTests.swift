@@ -33,6 +33,20 @@ private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fu
         return p
     }
 
+    /// Runs `executable arguments` to the end; returns its exit status and what it wrote to stderr.
+    func runCapturingErrors(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stderr: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, message)
+    }
+
     /// The metrics rows without timing fields, as comparable strings.
     func rows(_ dir: URL) throws -> [String] {
         try MetricsLog.read(dir.appendingPathComponent("runs/crashy/metrics.jsonl")).map { row in
@@ -105,17 +119,10 @@ private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fu
         straight.waitUntilExit()
         // A 40 kB file-size limit (what a full disk looks like to write(2): the call fails) lets
         // metrics rows through and stops the first checkpoint (about 600 kB).
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = ["-c", "trap '' XFSZ; ulimit -f 40; exec \"$0\" train \"$1\" --runs \"$2\"", fusionBinary,
-                       full.appendingPathComponent("crashy.yaml").path, full.appendingPathComponent("runs").path]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus != 0)
+        let (status, message) = try runCapturingErrors("/bin/bash", [
+            "-c", "trap '' XFSZ; ulimit -f 40; exec \"$0\" train \"$1\" --runs \"$2\"", fusionBinary,
+            full.appendingPathComponent("crashy.yaml").path, full.appendingPathComponent("runs").path])
+        #expect(status != 0)
         #expect(message.contains("cannot write the checkpoint") && message.contains("previous checkpoint is kept"), "\(message)")
         let checkpoints = full.appendingPathComponent("runs/crashy/checkpoints")
         #expect(try FileManager.default.contentsOfDirectory(atPath: checkpoints.path).isEmpty, "half-written checkpoint left")
@@ -132,16 +139,9 @@ private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fu
         defer { try? FileManager.default.removeItem(at: dir) }
         let blocker = dir.appendingPathComponent("file")
         try "x".write(to: blocker, atomically: true, encoding: .utf8)     // a file where a folder must go
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: fusionBinary)
-        p.arguments = ["train", dir.appendingPathComponent("crashy.yaml").path, "--runs", blocker.path]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus != 0)
+        let (status, message) = try runCapturingErrors(fusionBinary, [
+            "train", dir.appendingPathComponent("crashy.yaml").path, "--runs", blocker.path])
+        #expect(status != 0)
         #expect(message.contains(blocker.path + "/crashy") && message.contains("pass --runs a writable folder"), "\(message)")
     }
 }
