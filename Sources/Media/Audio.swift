@@ -86,8 +86,9 @@ public enum AudioFile {
         for line in text.split(separator: "\n") {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             guard trimmed.hasPrefix("data") || trimmed.hasPrefix("SSND"),
-                  let open = trimmed.range(of: "(should be ") else { continue }
-            let declared = Int(trimmed[trimmed.index(after: trimmed.firstIndex(of: ":")!)..<open.lowerBound]
+                  let open = trimmed.range(of: "(should be "), let colon = trimmed.firstIndex(of: ":"),
+                  colon < open.lowerBound else { continue }
+            let declared = Int(trimmed[trimmed.index(after: colon)..<open.lowerBound]
                 .trimmingCharacters(in: .whitespaces))
             let actual = Int(trimmed[open.upperBound...].prefix(while: { $0.isNumber }))
             if let d = declared, let a = actual, a < d {

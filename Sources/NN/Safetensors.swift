@@ -95,8 +95,10 @@ public enum Safetensors {
             let (count, overflow) = shape.reduce((1, false)) { acc, d in
                 let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
             }
-            guard !overflow, count.multipliedReportingOverflow(by: dt.size).partialValue == offs[1] - offs[0] else {
-                throw fail("tensor '\(key)' of shape \(shape) and dtype \(dts) needs \(count * dt.size) bytes, has \(offs[1] - offs[0])")
+            let (bytes, bytesOverflow) = count.multipliedReportingOverflow(by: dt.size)
+            guard !overflow, !bytesOverflow, bytes == offs[1] - offs[0] else {
+                let needs = overflow || bytesOverflow ? "more than \(Int.max)" : "\(bytes)"
+                throw fail("tensor '\(key)' of shape \(shape) and dtype \(dts) needs \(needs) bytes, has \(offs[1] - offs[0])")
             }
             tensors[key] = data.withUnsafeBytes { raw in
                 decodeValues(UnsafeRawBufferPointer(rebasing: raw[(bodyStart + offs[0])..<(bodyStart + offs[1])]), dt, shape)

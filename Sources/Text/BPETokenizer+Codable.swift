@@ -83,6 +83,12 @@ extension BPETokenizer: Codable {
         } catch {
             throw TokenizerError.unreadable(path: path, reason: (error as NSError).localizedDescription)
         }
+        return try decode(data, name: path)
+    }
+
+    /// Reads a tokenizer from the bytes of its JSON file; `name` is only used in error messages.
+    /// - Throws: ``TokenizerError/malformed(path:reason:)`` naming `name` and the problem.
+    public static func decode(_ data: Data, name path: String) throws -> BPETokenizer {
         do {
             return try JSONDecoder().decode(BPETokenizer.self, from: data)
         } catch let error as DecodingError {
