@@ -3,7 +3,7 @@
 
 Not a fuzzer: it only writes valid files in the variants the readers support (dtypes, PNG colour
 types and bit depths, WAV encodings), so libFuzzer starts from every code path. Standard library only.
-The CLI-made seeds (fusion data shapes/speech/tokenizer) are added by fuzz/make_seeds.sh.
+The seeds named shapes-*, speech-* and fusion-* were written by the fusion CLI (see fuzz/README.md).
 """
 import json, os, struct, wave, zlib
 

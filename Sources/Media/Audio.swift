@@ -25,6 +25,9 @@ public struct Audio: Equatable {
 
 /// Audio file input/output through libsndfile.
 public enum AudioFile {
+    /// Sample rates `read` accepts: telephone speech to studio masters.
+    public static let supportedRates = 1000...768_000
+
     /// Reads any file libsndfile understands (WAV, FLAC, AIFF, OGG…), averages its channels to
     /// mono and, when `sampleRate` is given, resamples to it (see `Audio.resampled(to:)`).
     ///
@@ -47,6 +50,10 @@ public enum AudioFile {
         let channels = Int(info.channels), declared = Int(info.frames)
         guard channels > 0, info.samplerate > 0 else {
             throw MediaError.corrupt(path: path, reason: "\(channels) channels at \(info.samplerate) Hz")
+        }
+        // A header can claim any rate; resampling from 10⁹ Hz would take hours and gigabytes.
+        guard supportedRates.contains(Int(info.samplerate)) else {
+            throw MediaError.unsupported(path: path, reason: "sample rate \(info.samplerate) Hz (expected \(supportedRates.lowerBound)…\(supportedRates.upperBound) Hz)")
         }
         if let reason = truncation(logOf: file) { throw MediaError.truncated(path: path, reason: reason) }
 

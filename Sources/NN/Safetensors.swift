@@ -52,6 +52,7 @@ public enum Safetensors {
 
     /// Reads every tensor in the file.
     public static func read(_ url: URL) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+        if let problem = fileProblem(url.path) { throw SafetensorsError.io(url.path, problem) }
         let data: Foundation.Data
         do { data = try Foundation.Data(contentsOf: url) } catch {
             throw SafetensorsError.io(url.path, "cannot read: \(error.localizedDescription)")
@@ -146,6 +147,16 @@ public enum Safetensors {
         let b = x.bitPattern
         return UInt16(truncatingIfNeeded: (b &+ 0x7FFF &+ ((b >> 16) & 1)) >> 16)
     }
+}
+
+/// Why `path` cannot be read as a file ("no such file", "is a directory, not a file", "permission
+/// denied"), or nil when it can: the words Foundation's read errors lack.
+public func fileProblem(_ path: String) -> String? {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return "no such file" }
+    if isDirectory.boolValue { return "is a directory, not a file" }
+    if !FileManager.default.isReadableFile(atPath: path) { return "permission denied" }
+    return nil
 }
 
 /// Writes `data` to a temporary file beside `url`, flushes it to disk and renames it over `url`,

@@ -77,6 +77,11 @@ extension BPETokenizer: Codable {
     /// - Throws: ``TokenizerError`` naming `path` and what is wrong (missing file, invalid
     ///   JSON, wrong format or version, a merge using an id that does not exist yet, …).
     public static func load(from path: String) throws -> BPETokenizer {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw TokenizerError.unreadable(path: path, reason: "no such file (write one with `fusion data tokenizer --out \(path)`)")
+        }
+        if isDirectory.boolValue { throw TokenizerError.unreadable(path: path, reason: "is a directory, not a tokenizer file") }
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
