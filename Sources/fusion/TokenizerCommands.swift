@@ -215,7 +215,8 @@ func describe(_ error: Error) -> String {
     let ns = error as NSError
     guard ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain else { return "\(error)" }
     let path = ns.userInfo[NSFilePathErrorKey] as? String ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
-    var reason = ns.localizedDescription
+    // "The operation could not be completed. The file doesn’t exist." → "The file doesn’t exist."
+    var reason = ns.localizedDescription.replacingOccurrences(of: "The operation could not be completed. ", with: "")
     if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
         reason = String(cString: strerror(Int32(underlying.code)))
     } else if ns.domain == NSPOSIXErrorDomain {
