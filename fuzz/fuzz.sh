@@ -37,7 +37,8 @@ done
 run() {
     local t=$1
     mkdir -p "$BUILD/corpus/$t" "$BUILD/crashes/$t"
-    "$BUILD/fuzz-$t" "$BUILD/corpus/$t" "fuzz/corpus/$t" -max_total_time="$SECONDS_EACH" -timeout=10 \
+    LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
+        "$BUILD/fuzz-$t" "$BUILD/corpus/$t" "fuzz/corpus/$t" -max_total_time="$SECONDS_EACH" -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$BUILD/crashes/$t/" > "$BUILD/fuzz-$t.log" 2>&1
     echo $? > "$BUILD/fuzz-$t.rc"
 }
