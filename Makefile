@@ -9,7 +9,7 @@ FUSION     := .build/release/fusion
 # Notebooks short enough for every CI run (the others are run by hand: fusion notebook run FILE).
 CI_NOTEBOOKS := notebooks-md/quickstart.md notebooks-md/own-recipe.md notebooks-md/own-images.md
 
-.PHONY: setup build demo test bench bench-mpi lint clean notebooks
+.PHONY: setup build demo test bench bench-mpi lint clean notebooks fuzz
 
 setup:
 	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -46,10 +46,14 @@ bench: build
 bench-mpi: build
 	bench/mpi_scaling.sh 2
 
+# libFuzzer harnesses (fuzz/), FUZZ_SECONDS each (default 600), two at a time; fails on a crash.
+fuzz: setup
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),600) SWIFT=$(SWIFT) fuzz/fuzz.sh
+
 lint:
 	@echo "lines per module:"; for d in Sources/*/ Tests/*/; do \
 	  printf "  %-28s %6d\n" "$$d" $$(cat $$(find $$d -name '*.swift') /dev/null | wc -l); done
 	@$(SWIFT) format lint --recursive Sources Tests bench 2>&1 | tail -n 20 || true
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz

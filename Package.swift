@@ -71,3 +71,17 @@ let package = Package(
     ],
     swiftLanguageModes: [.v5]
 )
+
+/// libFuzzer harnesses (fuzz/Sources), added only when FUSION_FUZZ=1 so that ordinary builds and tests
+/// never see them; `make fuzz` builds each as a dynamic library with -sanitize=fuzzer,address and
+/// links it into an executable whose main comes from libFuzzer.
+if Context.environment["FUSION_FUZZ"] == "1" {
+    let harnesses: [(name: String, dependencies: [Target.Dependency])] = [
+        ("FuzzSafetensors", ["NN"]), ("FuzzPNG", ["Media"]), ("FuzzWAV", ["Media"]),
+        ("FuzzMetadata", ["Data"]), ("FuzzTokenizer", ["Text"]), ("FuzzRecipe", ["Training"]),
+    ]
+    for h in harnesses {
+        package.products.append(.library(name: h.name, type: .dynamic, targets: [h.name]))
+        package.targets.append(.target(name: h.name, dependencies: h.dependencies, path: "fuzz/Sources/\(h.name)"))
+    }
+}

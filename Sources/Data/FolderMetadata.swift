@@ -62,12 +62,19 @@ public struct FolderMetadata: Sendable {
     /// Reads and checks `folder/metadata.jsonl`; with `checkFiles`, every named file must exist.
     /// - Throws: ``FolderDatasetError`` naming the file and line of the first problem.
     public init(folder: String, checkFiles: Bool = true) throws {
-        self.folder = folder
-        let path = self.path
+        let path = (folder as NSString).appendingPathComponent(Self.fileName)
         guard let bytes = FileManager.default.contents(atPath: path) else {
             let exists = FileManager.default.fileExists(atPath: path)
             throw FolderDatasetError.unreadable(path: path, reason: exists ? "cannot read the file" : "no such file (a data folder needs a \(Self.fileName))")
         }
+        try self.init(folder: folder, contents: bytes, checkFiles: checkFiles)
+    }
+
+    /// Parses `contents` as the `metadata.jsonl` of `folder` (which is read only when `checkFiles`).
+    /// - Throws: ``FolderDatasetError`` naming the file and line of the first problem.
+    public init(folder: String, contents bytes: Foundation.Data, checkFiles: Bool) throws {
+        self.folder = folder
+        let path = self.path
         guard let text = String(data: bytes, encoding: .utf8) else {
             throw FolderDatasetError.unreadable(path: path, reason: "not UTF-8 text")
         }

@@ -25,6 +25,9 @@ public struct Audio: Equatable {
 
 /// Audio file input/output through libsndfile.
 public enum AudioFile {
+    /// Sample rates `read` accepts: telephone speech to studio masters.
+    public static let supportedRates = 1000...768_000
+
     /// Reads any file libsndfile understands (WAV, FLAC, AIFF, OGG…), averages its channels to
     /// mono and, when `sampleRate` is given, resamples to it (see `Audio.resampled(to:)`).
     ///
@@ -47,6 +50,10 @@ public enum AudioFile {
         let channels = Int(info.channels), declared = Int(info.frames)
         guard channels > 0, info.samplerate > 0 else {
             throw MediaError.corrupt(path: path, reason: "\(channels) channels at \(info.samplerate) Hz")
+        }
+        // A header can claim any rate; resampling from 10⁹ Hz would take hours and gigabytes.
+        guard supportedRates.contains(Int(info.samplerate)) else {
+            throw MediaError.unsupported(path: path, reason: "sample rate \(info.samplerate) Hz (expected \(supportedRates.lowerBound)…\(supportedRates.upperBound) Hz)")
         }
         if let reason = truncation(logOf: file) { throw MediaError.truncated(path: path, reason: reason) }
 
@@ -86,8 +93,9 @@ public enum AudioFile {
         for line in text.split(separator: "\n") {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             guard trimmed.hasPrefix("data") || trimmed.hasPrefix("SSND"),
-                  let open = trimmed.range(of: "(should be ") else { continue }
-            let declared = Int(trimmed[trimmed.index(after: trimmed.firstIndex(of: ":")!)..<open.lowerBound]
+                  let open = trimmed.range(of: "(should be "), let colon = trimmed.firstIndex(of: ":"),
+                  colon < open.lowerBound else { continue }
+            let declared = Int(trimmed[trimmed.index(after: colon)..<open.lowerBound]
                 .trimmingCharacters(in: .whitespaces))
             let actual = Int(trimmed[open.upperBound...].prefix(while: { $0.isNumber }))
             if let d = declared, let a = actual, a < d {

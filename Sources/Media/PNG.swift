@@ -31,7 +31,7 @@ public enum PNG {
     public static func decode(_ data: [UInt8], name: String) throws -> Image {
         // libpng's simplified API converts between gamma encodings when a file declares one; hiding
         // those chunks from it keeps the stored values.
-        let colorChunks = try scanChunks(data, name: name)
+        let (colorChunks, compressedBytes) = try scanChunks(data, name: name)
         var bytes = data
         for range in colorChunks.reversed() { bytes.removeSubrange(range) }
         var image = png_image()
@@ -50,6 +50,11 @@ public enum PNG {
         let count = width * height * channels
         guard count <= maxSamples else {
             throw MediaError.unsupported(path: name, reason: "image too large (\(width)×\(height)×\(channels))")
+        }
+        // Deflate expands at most ~1032×, and a 1-bit palette pixel becomes up to 4 samples (32 per
+        // byte): a header asking for more than that from its IDAT bytes is refused before allocating.
+        guard count <= (compressedBytes + 1) * 1032 * 32 else {
+            throw MediaError.truncated(path: name, reason: "\(compressedBytes) bytes of image data cannot hold \(width)×\(height)×\(channels)")
         }
         let hasAlpha = channels == 2 || channels == 4
         var pixels = [Float](repeating: 0, count: count)
@@ -124,8 +129,8 @@ public enum PNG {
 
     /// Checks the signature and IHDR, and walks the chunk list (without verifying CRCs, which libpng
     /// does) to find the colour-space chunks and whether the file stops before IEND. Returns the
-    /// byte ranges of the colour-space chunks, in file order.
-    static func scanChunks(_ data: [UInt8], name: String) throws -> [Range<Int>] {
+    /// byte ranges of the colour-space chunks, in file order, and the total length of the IDAT chunks.
+    static func scanChunks(_ data: [UInt8], name: String) throws -> (colorChunks: [Range<Int>], compressedBytes: Int) {
         if data.count < 8 {
             if data.elementsEqual(signature.prefix(data.count)) {
                 throw MediaError.truncated(path: name, reason: "\(data.count) bytes, shorter than the PNG signature")
@@ -139,7 +144,7 @@ public enum PNG {
             Int(data[at]) << 24 | Int(data[at + 1]) << 16 | Int(data[at + 2]) << 8 | Int(data[at + 3])
         }
         var colorChunks: [Range<Int>] = []
-        var at = 8, sawIHDR = false, sawIEND = false
+        var at = 8, sawIHDR = false, sawIEND = false, compressedBytes = 0
         while at + 8 <= data.count {
             let length = u32(at)
             let type = String(decoding: data[(at + 4)..<(at + 8)], as: UTF8.self)
@@ -158,6 +163,7 @@ public enum PNG {
             if ["gAMA", "sRGB", "iCCP", "cHRM"].contains(type) && at + 12 + length <= data.count {
                 colorChunks.append(at..<(at + 12 + length))
             }
+            if type == "IDAT" { compressedBytes += length }
             if type == "IEND" { sawIEND = true; break }
             at += 12 + length
         }
@@ -168,6 +174,6 @@ public enum PNG {
             throw MediaError.truncated(path: name, reason: "file ends inside a chunk after \(data.count) bytes")
         }
         if !sawIEND { throw MediaError.truncated(path: name, reason: "file ends before the IEND chunk") }
-        return colorChunks
+        return (colorChunks, compressedBytes)
     }
 }

@@ -52,6 +52,7 @@ public enum Safetensors {
 
     /// Reads every tensor in the file.
     public static func read(_ url: URL) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+        if let problem = fileProblem(url.path) { throw SafetensorsError.io(url.path, problem) }
         let data: Foundation.Data
         do { data = try Foundation.Data(contentsOf: url) } catch {
             throw SafetensorsError.io(url.path, "cannot read: \(error.localizedDescription)")
@@ -95,8 +96,10 @@ public enum Safetensors {
             let (count, overflow) = shape.reduce((1, false)) { acc, d in
                 let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
             }
-            guard !overflow, count.multipliedReportingOverflow(by: dt.size).partialValue == offs[1] - offs[0] else {
-                throw fail("tensor '\(key)' of shape \(shape) and dtype \(dts) needs \(count * dt.size) bytes, has \(offs[1] - offs[0])")
+            let (bytes, bytesOverflow) = count.multipliedReportingOverflow(by: dt.size)
+            guard !overflow, !bytesOverflow, bytes == offs[1] - offs[0] else {
+                let needs = overflow || bytesOverflow ? "more than \(Int.max)" : "\(bytes)"
+                throw fail("tensor '\(key)' of shape \(shape) and dtype \(dts) needs \(needs) bytes, has \(offs[1] - offs[0])")
             }
             tensors[key] = data.withUnsafeBytes { raw in
                 decodeValues(UnsafeRawBufferPointer(rebasing: raw[(bodyStart + offs[0])..<(bodyStart + offs[1])]), dt, shape)
@@ -144,6 +147,16 @@ public enum Safetensors {
         let b = x.bitPattern
         return UInt16(truncatingIfNeeded: (b &+ 0x7FFF &+ ((b >> 16) & 1)) >> 16)
     }
+}
+
+/// Why `path` cannot be read as a file ("no such file", "is a directory, not a file", "permission
+/// denied"), or nil when it can: the words Foundation's read errors lack.
+public func fileProblem(_ path: String) -> String? {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return "no such file" }
+    if isDirectory.boolValue { return "is a directory, not a file" }
+    if !FileManager.default.isReadableFile(atPath: path) { return "permission denied" }
+    return nil
 }
 
 /// Writes `data` to a temporary file beside `url`, flushes it to disk and renames it over `url`,

@@ -77,12 +77,23 @@ extension BPETokenizer: Codable {
     /// - Throws: ``TokenizerError`` naming `path` and what is wrong (missing file, invalid
     ///   JSON, wrong format or version, a merge using an id that does not exist yet, …).
     public static func load(from path: String) throws -> BPETokenizer {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw TokenizerError.unreadable(path: path, reason: "no such file (write one with `fusion data tokenizer --out \(path)`)")
+        }
+        if isDirectory.boolValue { throw TokenizerError.unreadable(path: path, reason: "is a directory, not a tokenizer file") }
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw TokenizerError.unreadable(path: path, reason: (error as NSError).localizedDescription)
         }
+        return try decode(data, name: path)
+    }
+
+    /// Reads a tokenizer from the bytes of its JSON file; `name` is only used in error messages.
+    /// - Throws: ``TokenizerError/malformed(path:reason:)`` naming `name` and the problem.
+    public static func decode(_ data: Data, name path: String) throws -> BPETokenizer {
         do {
             return try JSONDecoder().decode(BPETokenizer.self, from: data)
         } catch let error as DecodingError {

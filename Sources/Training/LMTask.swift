@@ -30,12 +30,19 @@ public final class LMTask: TrainingTask {
     public init(recipe: Recipe, run: RunDirectory) throws {
         self.recipe = recipe
         let d = recipe.data
+        guard d.source == "shapes" else {
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
+                                           message: "\(d.source) is not available for model.kind lm yet (use shapes)")
+        }
         world = ShapesWorld(seed: recipe.seed, imageSize: d.imageSize)
         heldOut = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: d.imageSize)
         tokenizer = try Self.tokenizer(recipe: recipe, run: run, world: world)
         let config = try Presets.decoder(recipe.model)
         let vocab = recipe.model.vocabSize ?? tokenizer.vocabSize
-        precondition(vocab >= tokenizer.vocabSize, "model.vocab_size \(vocab) is smaller than the tokenizer's \(tokenizer.vocabSize)")
+        guard vocab >= tokenizer.vocabSize else {
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "model.vocab_size",
+                                           message: "\(vocab) is smaller than the tokenizer's \(tokenizer.vocabSize) (remove it to use the tokenizer's)")
+        }
         let rng = RNG(seed: recipe.seed).split(0xB0D1)
         lm = DecoderLM(vocab: vocab, config: config, rng: rng)
         lm.decoder.initialise(rng: rng)

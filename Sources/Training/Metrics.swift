@@ -1,6 +1,7 @@
 // metrics.jsonl: one JSON object per line, appended and flushed as training goes, truncated
 // back to a checkpoint's step on resume so a resumed run continues the same curve.
 import Foundation
+import NN
 
 /// A metrics row: ordered keys, numeric or string values, written as one JSON line.
 public struct MetricsRow: Sendable {
@@ -67,6 +68,9 @@ public final class MetricsLog {
 
     /// Parses a metrics file into dictionaries (for compare, tests and notebooks).
     public static func read(_ url: URL) throws -> [[String: Any]] {
+        if let problem = fileProblem(url.path) {
+            throw RunError.io(url.path, "\(problem) (is \(url.deletingLastPathComponent().path) a run folder?)")
+        }
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw RunError.io(url.path, "cannot read metrics: \(error.localizedDescription)")

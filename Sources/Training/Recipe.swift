@@ -1,6 +1,7 @@
 // Reading and writing recipes: YAML text → located tree → `key.path=value` overrides → schema walk →
 // typed `Recipe`, and back to YAML. Not the key table (RecipeSchema.swift) nor the structs (RecipeTypes.swift).
 import Foundation
+import NN
 import Yams
 
 /// Why a recipe cannot be used, and where. `description` is the one line to show the user:
@@ -77,6 +78,9 @@ extension Recipe {
     ///
     ///     let recipe = try Recipe.load("recipes/tiny_lm.yaml", overrides: ["train.steps=200"])
     public static func load(_ path: String, overrides: [String] = []) throws -> Recipe {
+        if let problem = fileProblem(path) {
+            throw RecipeError.unreadable(file: path, reason: problem + " (name a recipe file, e.g. recipes/quickstart.yaml)")
+        }
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)

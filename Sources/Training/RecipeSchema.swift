@@ -162,6 +162,26 @@ extension RecipeSchema {
                 at, path: "data.path", hint: "needed when 'data.source' is folder: add 'path: DIR' under 'data:'")
         }
         try checkTokenizerRules(values, root)
+        try checkDiffusionRules(values, root)
+    }
+
+    /// The sampler must fit the target (euler integrates the flow path; ddpm/ddim walk a discrete
+    /// schedule), and a discrete schedule cannot be sampled in more steps than it has.
+    static func checkDiffusionRules(_ values: [String: Value], _ root: RecipeNode) throws {
+        guard case .section(let d) = values["diffusion"], case .string(let target) = d["target"],
+              case .string(let sampler) = d["sampler"], case .int(let steps) = d["steps"],
+              case .int(let sampleSteps) = d["sample_steps"] else { return }
+        let node = root.child("diffusion")
+        if (target == "flow") != (sampler == "euler") {
+            let at = node?.child("sampler")?.at ?? node?.child("target")?.at ?? root.at
+            throw RecipeError.invalidValue(at, path: "diffusion.sampler",
+                                           message: "\(sampler) does not fit target \(target) (use \(target == "flow" ? "euler" : "ddim or ddpm"))")
+        }
+        if target != "flow" && sampleSteps > steps {
+            let at = node?.child("sample_steps")?.at ?? node?.child("steps")?.at ?? root.at
+            throw RecipeError.invalidValue(at, path: "diffusion.sample_steps",
+                                           message: "must be at most diffusion.steps (\(steps)), got \(sampleSteps)")
+        }
     }
 
     /// `node` is the section's mapping (nil or null when absent); `at` is where missing keys are reported.

@@ -10,6 +10,8 @@ public enum RunError: Error, CustomStringConvertible {
     case checkpoint(String, String)
     /// Training met a NaN/Inf with `train.on_nonfinite: stop`.
     case nonFinite(step: Int, what: String)
+    /// A sampling or evaluation option that does not fit the run (the message names the option).
+    case option(String)
 
     public var description: String {
         switch self {
@@ -17,6 +19,7 @@ public enum RunError: Error, CustomStringConvertible {
         case .checkpoint(let path, let m): return "checkpoint \(path): \(m)"
         case .nonFinite(let step, let what):
             return "step \(step): non-finite \(what); lower optimizer.lr, raise optimizer.grad_clip or set train.on_nonfinite: skip | rollback to continue past it"
+        case .option(let m): return m
         }
     }
 }

@@ -59,9 +59,23 @@ public struct TransfusionRun {
         -> ImageSamplingOptions {
         let d = config.diffusion
         let clip = clipX0 ?? d.clipX0
-        return ImageSamplingOptions(diffusion: try TransfusionTask.diffusion(d),
-                                    sampler: sampler ?? SpanSampler(rawValue: d.sampler) ?? .ddim,
-                                    steps: steps ?? d.sampleSteps, cfgScale: cfg ?? d.cfg, clipX0: clip > 0 ? clip : nil)
+        let diffusion = try TransfusionTask.diffusion(d)
+        let flow = d.target == "flow"
+        let chosen = sampler ?? SpanSampler(rawValue: d.sampler) ?? (flow ? .euler : .ddim)
+        let count = steps ?? d.sampleSteps
+        // Checked here, with the option names, because the samplers trap on them.
+        if flow != (chosen == .euler) {
+            throw RunError.option("--sampler \(chosen.rawValue) does not fit this run's \(d.target) target (use \(flow ? "euler" : "ddim or ddpm"))")
+        }
+        if count < 1 || (!flow && count > d.steps) {
+            let range = flow ? "≥ 1" : "1…\(d.steps) (the run's diffusion steps)"
+            throw RunError.option("--steps must be \(range), got \(count)")
+        }
+        let scale = cfg ?? d.cfg
+        guard scale.isFinite, scale >= 0 else { throw RunError.option("--cfg must be a finite number ≥ 0 (1: no guidance), got \(scale)") }
+        guard clip.isFinite, clip >= 0 else { throw RunError.option("--clip must be ≥ 0 (0: off), got \(clip)") }
+        return ImageSamplingOptions(diffusion: diffusion, sampler: chosen, steps: count, cfgScale: scale,
+                                    clipX0: clip > 0 ? clip : nil)
     }
 
     /// Latents (n, C, h, w) → images in [-1, 1] (n, 3, H, W).

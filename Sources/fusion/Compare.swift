@@ -18,13 +18,14 @@ struct Compare: ParsableCommand {
 
     @Argument(help: "Run folders; the first is the baseline.") var runs: [String]
     @Option(help: "Output folder for the plots and report.md.") var out = "runs/compare"
-    @Option(help: "Moving-average window for training curves (1: none).") var smooth = 10
+    @Option(parsing: .unconditional, help: "Moving-average window for training curves (1: none).") var smooth = 10
     @Option(parsing: .upToNextOption, help: "Metrics to compare (default: the common ones the runs log).")
     var metrics: [String] = []
 
     func run() throws {
         try reportingErrors("compare") {
             guard !runs.isEmpty else { throw ValidationError("name at least one run folder") }
+            guard smooth >= 1 else { throw ValidationError("--smooth must be ≥ 1 (1: no smoothing), got \(smooth)") }
             let curves = try runs.map { try RunCurves(run: URL(fileURLWithPath: $0)) }
             let chosen = metrics.isEmpty
                 ? ["loss", "loss_text", "loss_image", "eval_loss", "eval_loss_text", "eval_loss_image", "eval_shapes_eval",

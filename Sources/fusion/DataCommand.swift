@@ -15,12 +15,16 @@ struct DataCommand: ParsableCommand {
             abstract: "ShapesWorld images + metadata.jsonl (file_name, text) in the imagefolder convention.",
             discussion: "Example:\n  fusion data shapes --out data/shapes --count 1000 --seed 0")
         @Option(help: "Output folder.") var out: String
-        @Option(help: "Number of examples.") var count = 1000
-        @Option(help: "Generator seed.") var seed: UInt64 = 0
-        @Option(help: "Image size (32 or 64).") var size = 32
+        @Option(parsing: .unconditional, help: "Number of examples.") var count = 1000
+        @Option(parsing: .unconditional, help: "Generator seed.") var seed: UInt64 = 0
+        @Option(parsing: .unconditional, help: "Image size (32 or 64).") var size = 32
         func run() throws {
-            try ShapesWorld(seed: seed, imageSize: size).writeFolder(examples: 0..<count, to: out)
-            print("wrote \(count) images and metadata.jsonl to \(out)")
+            try reportingErrors("data shapes") {
+                try checkCount(count, flag: "--count")
+                try checkImageSize(size)
+                try ShapesWorld(seed: seed, imageSize: size).writeFolder(examples: 0..<count, to: out)
+                print("wrote \(count) images and metadata.jsonl to \(out)")
+            }
         }
     }
 
@@ -29,12 +33,16 @@ struct DataCommand: ParsableCommand {
             abstract: "ShapesWorld edit triplets: source/target PNGs + metadata.jsonl (source_file, instruction, target_file).",
             discussion: "Example:\n  fusion data edits --out data/edits --count 500 --seed 0")
         @Option(help: "Output folder.") var out: String
-        @Option(help: "Number of triplets.") var count = 500
-        @Option(help: "Generator seed.") var seed: UInt64 = 0
-        @Option(help: "Image size (32 or 64).") var size = 32
+        @Option(parsing: .unconditional, help: "Number of triplets.") var count = 500
+        @Option(parsing: .unconditional, help: "Generator seed.") var seed: UInt64 = 0
+        @Option(parsing: .unconditional, help: "Image size (32 or 64).") var size = 32
         func run() throws {
-            try ShapesWorld(seed: seed, imageSize: size).writeEditFolder(edits: 0..<count, to: out)
-            print("wrote \(count) edit triplets and metadata.jsonl to \(out)")
+            try reportingErrors("data edits") {
+                try checkCount(count, flag: "--count")
+                try checkImageSize(size)
+                try ShapesWorld(seed: seed, imageSize: size).writeEditFolder(edits: 0..<count, to: out)
+                print("wrote \(count) edit triplets and metadata.jsonl to \(out)")
+            }
         }
     }
 
@@ -45,11 +53,15 @@ struct DataCommand: ParsableCommand {
             discussion: "Example:\n  fusion data speech --from data/shapes --out data/speech --limit 200")
         @Option(name: .customLong("from"), help: "Imagefolder whose captions are spoken.") var source: String
         @Option(help: "Output folder.") var out: String
-        @Option(help: "Speak at most this many captions.") var limit: Int?
-        @Option(help: "Sample rate in Hz.") var rate = 16000
+        @Option(parsing: .unconditional, help: "Speak at most this many captions.") var limit: Int?
+        @Option(parsing: .unconditional, help: "Sample rate in Hz.") var rate = 16000
         func run() throws {
-            let n = try Speech.speakFolder(from: source, to: out, sampleRate: rate, limit: limit)
-            print("wrote \(n) WAV files and metadata.jsonl to \(out)")
+            try reportingErrors("data speech") {
+                guard (1000...384_000).contains(rate) else { throw ValidationError("--rate must be 1000…384000 Hz (e.g. 16000), got \(rate)") }
+                if let limit { try checkCount(limit, flag: "--limit") }
+                let n = try Speech.speakFolder(from: source, to: out, sampleRate: rate, limit: limit)
+                print("wrote \(n) WAV files and metadata.jsonl to \(out)")
+            }
         }
     }
 
@@ -58,11 +70,20 @@ struct DataCommand: ParsableCommand {
             abstract: "Train a byte-level BPE tokenizer on ShapesWorld text or a text file (one document per line).",
             discussion: "Example:\n  fusion data tokenizer --out tokenizer.json --vocab 512")
         @Option(help: "Output JSON file.") var out: String
-        @Option(help: "Vocabulary size (including 7 special tokens and 256 bytes).") var vocab = 512
+        @Option(parsing: .unconditional, help: "Vocabulary size (including 7 special tokens and 256 bytes).") var vocab = 512
         @Option(help: "A text file to train on instead of ShapesWorld captions.") var corpus: String?
-        @Option(help: "ShapesWorld examples to read when no corpus is given.") var count = 2000
-        @Option(help: "Generator seed.") var seed: UInt64 = 0
+        @Option(parsing: .unconditional, help: "ShapesWorld examples to read when no corpus is given.") var count = 2000
+        @Option(parsing: .unconditional, help: "Generator seed.") var seed: UInt64 = 0
         func run() throws {
+            try reportingErrors("data tokenizer") { try write() }
+        }
+
+        func write() throws {
+            let base = SpecialTokens.count + 256
+            guard vocab >= base else {
+                throw ValidationError("--vocab must be at least \(base) (7 special tokens + 256 bytes; e.g. 512), got \(vocab)")
+            }
+            try checkCount(count, flag: "--count")
             let text: [String]
             if let corpus {
                 guard let s = try? String(contentsOfFile: corpus, encoding: .utf8) else {
@@ -82,4 +103,14 @@ struct DataCommand: ParsableCommand {
             print(String(format: "wrote %@: %d tokens; %.2f bytes per token on the first 500 lines", out, tok.vocabSize, Double(bytes) / Double(max(tokens, 1))))
         }
     }
+}
+
+/// Throws unless `value` (the value of `flag`) is positive.
+func checkCount(_ value: Int, flag: String) throws {
+    guard value > 0 else { throw ValidationError("\(flag) must be a positive number, got \(value)") }
+}
+
+/// Throws unless `size` is an image size ShapesWorld can draw.
+func checkImageSize(_ size: Int) throws {
+    guard (24...1024).contains(size) else { throw ValidationError("--size must be 24…1024 (ShapesWorld uses 32 or 64), got \(size)") }
 }

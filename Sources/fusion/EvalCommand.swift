@@ -42,32 +42,34 @@ struct Eval: ParsableCommand {
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
     @Option(help: "shapes, captions, fd or edits.") var suite: Suite = .shapes
-    @Option(help: "shapes: images per prompt.") var imagesPerPrompt = 4
-    @Option(help: "shapes: prompts per category (6 categories).") var promptsPerCategory = 16
-    @Option(help: "Seed of the prompt set (shapes) or of the held-out world (captions, fd).") var evalSeed: UInt64 = 0
-    @Option(help: "captions, fd, edits: number of held-out images (edits: triplets).") var count = 200
+    @Option(parsing: .unconditional, help: "shapes: images per prompt.") var imagesPerPrompt = 4
+    @Option(parsing: .unconditional, help: "shapes: prompts per category (6 categories).") var promptsPerCategory = 16
+    @Option(parsing: .unconditional, help: "Seed of the prompt set (shapes) or of the held-out world (captions, fd).") var evalSeed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "captions, fd, edits: number of held-out images (edits: triplets).") var count = 200
     @Option(help: "edits: instruction, inversion or both.") var method: Methods = .both
-    @Option(help: "edits: image guidance scale of the instruction method (default: none).") var imageCfg: Float?
+    @Option(parsing: .unconditional, help: "edits: image guidance scale of the instruction method (default: none).") var imageCfg: Float?
     @Option(help: "edits: a PNG grid of the first 8 triplets: source | target | each method.") var grid: String?
     @Option(help: "fd: the classifier (train recipes/eval-classifier.yaml).")
     var classifier = "runs/eval-classifier/\(ShapesClassifier.fileName)"
-    @Option(help: "Diffusion steps (default: the recipe's).") var steps: Int?
-    @Option(help: "Classifier-free guidance scale (default: the recipe's).") var cfg: Float?
+    @Option(parsing: .unconditional, help: "Diffusion steps (default: the recipe's).") var steps: Int?
+    @Option(parsing: .unconditional, help: "Classifier-free guidance scale (default: the recipe's).") var cfg: Float?
     @Option(help: "Sampler: ddpm, ddim or euler.") var sampler: SpanSampler?
-    @Option(help: "Sampling seed.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Sampling seed.") var seed: UInt64 = 0
     @Option(help: "Also write the report as JSON here.") var json: String?
     @Flag(help: "shapes: print every prompt with what was found.") var details = false
     @Flag(help: "Use the raw weights even when the run kept EMA weights.") var noEMA = false
 
     func run() throws {
         try reportingErrors("eval") {
+            if suite != .shapes { try checkCount(count, flag: "--count") }
+            if suite == .fd && count < 2 { throw ValidationError("--count must be at least 2 for a Fréchet distance, got \(count)") }
             let run = try TransfusionRun(path: checkpoint, ema: !noEMA)
             let evaluator = run.evaluator
             let size = run.config.imageSize
             let start = Date()
             switch suite {
             case .shapes:
-                guard imagesPerPrompt > 0, promptsPerCategory > 0 else { throw ValidationError("counts must be positive") }
+                guard imagesPerPrompt > 0, promptsPerCategory > 0 else { throw ValidationError("--images-per-prompt and --prompts-per-category must be positive") }
                 let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
                 let eval = ShapesEval(seed: evalSeed, promptsPerCategory: promptsPerCategory, imageSize: size)
                 let report = evaluator.shapesEval(eval, imagesPerPrompt: imagesPerPrompt, options: options, seed: seed) {

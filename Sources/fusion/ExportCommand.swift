@@ -22,6 +22,10 @@ struct Export: ParsableCommand {
     @Flag(name: .customLong("no-ema"), help: "Export the raw weights even when the run kept an EMA.") var noEMA = false
 
     func run() throws {
+        try reportingErrors("export") { try export() }
+    }
+
+    func export() throws {
         let used = try ModelExport.export(run: checkpoint, to: out, float16: !float32, ema: !noEMA)
         let size = (try? FileManager.default.contentsOfDirectory(atPath: out).reduce(0) { total, name in
             total + ((try? FileManager.default.attributesOfItem(atPath: out + "/" + name)[.size] as? Int) ?? 0)

@@ -22,14 +22,14 @@ struct Sample: ParsableCommand {
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
     @Option(help: "The caption.") var prompt: String
-    @Option(help: "Number of images.") var num = 4
-    @Option(help: "Diffusion steps (default: the recipe's).") var steps: Int?
-    @Option(help: "Classifier-free guidance scale (1: none; default: the recipe's).") var cfg: Float?
+    @Option(parsing: .unconditional, help: "Number of images.") var num = 4
+    @Option(parsing: .unconditional, help: "Diffusion steps (default: the recipe's).") var steps: Int?
+    @Option(parsing: .unconditional, help: "Classifier-free guidance scale (1: none; default: the recipe's).") var cfg: Float?
     @Option(help: "Sampler: ddpm, ddim or euler (flow runs).") var sampler: SpanSampler?
-    @Option(help: "Clamp x̂0 to ±this in DDPM/DDIM steps (0: off; default: the recipe's).") var clip: Float?
-    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Clamp x̂0 to ±this in DDPM/DDIM steps (0: off; default: the recipe's).") var clip: Float?
+    @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Output PNG.") var out = "samples.png"
-    @Option(help: "Upscale each image this many times (nearest neighbour) in the grid.") var scale = 4
+    @Option(parsing: .unconditional, help: "Upscale each image this many times (nearest neighbour) in the grid.") var scale = 4
     @Flag(help: "Use the raw weights even when the run kept EMA weights.") var noEMA = false
 
     func run() throws {
@@ -59,12 +59,14 @@ struct Caption: ParsableCommand {
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
     @Option(help: "Input PNG (the run's image size, e.g. 32×32).") var image: String
-    @Option(help: "Sampling temperature (0: greedy).") var temperature: Float = 0
-    @Option(help: "Most tokens to generate.") var maxTokens = 48
-    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Sampling temperature (0: greedy).") var temperature: Float = 0
+    @Option(parsing: .unconditional, help: "Most tokens to generate.") var maxTokens = 48
+    @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
 
     func run() throws {
         try reportingErrors("caption") {
+            try checkCount(maxTokens, flag: "--max-tokens")
+            try checkTemperature(temperature)
             let run = try TransfusionRun(path: checkpoint)
             let size = run.config.imageSize
             let picture = try PNG.read(image).converted(channels: 3)
@@ -88,17 +90,21 @@ struct Generate: ParsableCommand {
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
     @Option(help: "The text to continue.") var prompt: String
-    @Option(help: "Most text tokens to generate.") var maxTokens = 64
-    @Option(help: "Sampling temperature (0: greedy).") var temperature: Float = 0.8
-    @Option(help: "Keep the k most likely tokens (0: all).") var topK = 0
-    @Option(help: "Nucleus sampling mass (1: off).") var topP: Float = 1
-    @Option(help: "Diffusion steps for images (default: the recipe's).") var steps: Int?
-    @Option(help: "Classifier-free guidance scale for images (default: the recipe's).") var cfg: Float?
-    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Most text tokens to generate.") var maxTokens = 64
+    @Option(parsing: .unconditional, help: "Sampling temperature (0: greedy).") var temperature: Float = 0.8
+    @Option(parsing: .unconditional, help: "Keep the k most likely tokens (0: all).") var topK = 0
+    @Option(parsing: .unconditional, help: "Nucleus sampling mass (1: off).") var topP: Float = 1
+    @Option(parsing: .unconditional, help: "Diffusion steps for images (default: the recipe's).") var steps: Int?
+    @Option(parsing: .unconditional, help: "Classifier-free guidance scale for images (default: the recipe's).") var cfg: Float?
+    @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Prefix of the PNG files of generated images (PREFIX-0.png, …).") var out = "generated"
 
     func run() throws {
         try reportingErrors("generate") {
+            try checkCount(maxTokens, flag: "--max-tokens")
+            try checkTemperature(temperature)
+            guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0 (0: all tokens), got \(topK)") }
+            guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1] (1: off), got \(topP)") }
             let run = try TransfusionRun(path: checkpoint)
             let segments = run.model.generate(
                 prompt: run.prompt(prompt), maxTokens: maxTokens,
@@ -118,6 +124,13 @@ struct Generate: ParsableCommand {
             }
             print(text)
         }
+    }
+}
+
+/// Throws unless `temperature` is a finite number ≥ 0.
+func checkTemperature(_ temperature: Float) throws {
+    guard temperature.isFinite && temperature >= 0 else {
+        throw ValidationError("--temperature must be ≥ 0 (0: greedy), got \(temperature)")
     }
 }
 

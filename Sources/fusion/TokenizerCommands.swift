@@ -45,7 +45,10 @@ extension VAECommand {
             discussion: "Example:\n  fusion vae eval --checkpoint checkpoints/vae-shapes.safetensors")
         @OptionGroup var options: EvalOptions
         func run() throws {
-            try reportingErrors("vae eval") { try options.evaluate(try ImageVAE.load(from: options.checkpoint)) }
+            try reportingErrors("vae eval") {
+                let vae = try ImageVAE.load(from: options.checkpoint)
+                try options.evaluate(vae, downsample: vae.config.downsample)
+            }
         }
     }
 
@@ -125,7 +128,10 @@ extension VQCommand {
             discussion: "Example:\n  fusion vq eval --checkpoint checkpoints/vq-shapes.safetensors")
         @OptionGroup var options: EvalOptions
         func run() throws {
-            try reportingErrors("vq eval") { try options.evaluate(try VQTokenizer.load(from: options.checkpoint)) }
+            try reportingErrors("vq eval") {
+                let vq = try VQTokenizer.load(from: options.checkpoint)
+                try options.evaluate(vq, downsample: vq.config.downsample)
+            }
         }
     }
 
@@ -146,12 +152,15 @@ extension VQCommand {
 
 struct EvalOptions: ParsableArguments {
     @Option(help: "Tokenizer file (safetensors written by a vae/vq recipe).") var checkpoint: String
-    @Option(help: "Held-out images.") var images = 256
-    @Option(help: "The recipe seed whose held-out world to use.") var seed: UInt64 = 0
-    @Option(help: "Image size (a multiple of the downsampling, at least 24).") var size = 32
+    @Option(parsing: .unconditional, help: "Held-out images.") var images = 256
+    @Option(parsing: .unconditional, help: "The recipe seed whose held-out world to use.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Image size (a multiple of the downsampling, at least 24).") var size = 32
 
-    func evaluate<M: ImageTokenizer>(_ model: M) throws {
+    func evaluate<M: ImageTokenizer>(_ model: M, downsample: Int) throws {
         guard images > 0, size >= 24 else { throw ValidationError("--images must be positive and --size at least 24") }
+        guard size % downsample == 0 else {
+            throw ValidationError("--size must be a multiple of the tokenizer's downsampling \(downsample) (e.g. 32), got \(size)")
+        }
         let heldOut = ImageTokenizerTask.shapesHeldOut(seed: seed, count: images, imageSize: size)
         print("\(checkpoint): \(evaluateImageTokenizer(model, heldOut: imageBatch(heldOut)))")
     }
@@ -193,9 +202,25 @@ func writeReconstruction(_ decoded: Tensor, of x: Tensor, to path: String) throw
 }
 
 /// Runs `body`, printing any error as "fusion NAME: error: …" and exiting with failure.
+/// Runs a subcommand's body; an error is printed as one line, `fusion NAME: error: …`, and exit 1.
 func reportingErrors(_ name: String, _ body: () throws -> Void) throws {
     do { try body() } catch let e as ExitCode { throw e } catch {
-        FileHandle.standardError.write("fusion \(name): error: \(error)\n".data(using: .utf8)!)
+        FileHandle.standardError.write(Foundation.Data("fusion \(name): error: \(describe(error))\n".utf8))
         throw ExitCode.failure
     }
+}
+
+/// An error as one line. Foundation's file errors become "PATH: reason" instead of their NSError dump.
+func describe(_ error: Error) -> String {
+    let ns = error as NSError
+    guard ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain else { return "\(error)" }
+    let path = ns.userInfo[NSFilePathErrorKey] as? String ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+    // "The operation could not be completed. The file doesn’t exist." → "The file doesn’t exist."
+    var reason = ns.localizedDescription.replacingOccurrences(of: "The operation could not be completed. ", with: "")
+    if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+        reason = String(cString: strerror(Int32(underlying.code)))
+    } else if ns.domain == NSPOSIXErrorDomain {
+        reason = String(cString: strerror(Int32(ns.code)))
+    }
+    return path.map { "\($0): \(reason)" } ?? reason
 }

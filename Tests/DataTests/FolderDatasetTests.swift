@@ -80,6 +80,16 @@ struct FolderDatasetTests {
         do { _ = try FolderDataset(folder: missing) } catch { #expect("\(error)".contains("metadata.jsonl: no such file")) }
     }
 
+    @Test func metadataFromBytesMatchesTheFileReader() throws {
+        let text = "{\"file_name\": \"a.png\", \"text\": \"a red circle\"}\n\n{\"file_name\": \"b.wav\", \"text\": \"hi\"}\n"
+        let meta = try FolderMetadata(folder: "nowhere", contents: Foundation.Data(text.utf8), checkFiles: false)
+        #expect(meta.pairs.map(\.fileName) == ["a.png", "b.wav"])
+        #expect(meta.pairs.map(\.line) == [1, 3])
+        #expect(throws: FolderDatasetError.unreadable(path: "nowhere/metadata.jsonl", reason: "not UTF-8 text")) {
+            try FolderMetadata(folder: "nowhere", contents: Foundation.Data([0xff, 0xfe]), checkFiles: false)
+        }
+    }
+
     @Test func corruptImageErrorNamesFile() throws {
         let folder = temporaryFolder()
         try "not a png".write(toFile: (folder as NSString).appendingPathComponent("bad.png"), atomically: true, encoding: .utf8)

@@ -129,6 +129,17 @@ func rms(_ x: ArraySlice<Float>) -> Float { (x.map { $0 * $0 }.reduce(0, +) / Fl
         }
     }
 
+    @Test func implausibleSampleRateIsRefusedNotResampled() throws {
+        // Found by `make fuzz` (wav): a 44-byte header claiming 1 325 415 040 Hz made read(_:sampleRate:)
+        // build a resampler with millions of taps per phase (minutes, gigabytes).
+        let dir = temporaryDirectory()
+        writeBytes(wavBytes(sampleRate: 1_325_415_040, channels: 1, interleaved: [0, 100, -100, 0]), to: dir + "/fast.wav")
+        let error = #expect(throws: MediaError.self) { try AudioFile.read(dir + "/fast.wav", sampleRate: 16_000) }
+        #expect(error?.description == "fast.wav: unsupported: sample rate 1325415040 Hz (expected 1000…768000 Hz)")
+        writeBytes(wavBytes(sampleRate: 8000, channels: 1, interleaved: [0, 100, -100, 0]), to: dir + "/ok.wav")
+        #expect(try AudioFile.read(dir + "/ok.wav", sampleRate: 16_000).samples.count == 8)
+    }
+
     @Test func truncatedFlacThrows() throws {
         let dir = temporaryDirectory()
         var g = SystemRandomNumberGenerator()

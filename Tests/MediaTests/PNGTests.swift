@@ -185,6 +185,14 @@ import Testing
         }
     }
 
+    @Test func hugeHeaderWithLittleDataIsRefusedBeforeAllocating() throws {
+        // 30000×30000 gray (9·10⁸ samples, under maxSamples) from a 12-byte IDAT: no 4 GB buffer.
+        var bytes = PNG.signature + TinyPNG.chunk("IHDR", TinyPNG.be32(30000) + TinyPNG.be32(30000) + [8, 0, 0, 0, 0])
+        bytes += TinyPNG.chunk("IDAT", TinyPNG.zlibStored([0, 0, 0])) + TinyPNG.chunk("IEND", [])
+        let error = #expect(throws: MediaError.self) { try PNG.decode(bytes, name: "huge.png") }
+        #expect(error?.description == "huge.png: truncated: 14 bytes of image data cannot hold 30000×30000×1")
+    }
+
     @Test func randomDamageNeverCrashes() throws {
         let bytes = try sample()
         var rng = SystemRandomNumberGenerator()

@@ -95,6 +95,15 @@ func python(_ script: String) -> String? {
         #expect(throws: SafetensorsError.self) { try Safetensors.decode(file, name: "x") }
     }
 
+    @Test func shapeWhoseByteCountOverflowsIsAnError() throws {
+        // 2³⁰ × 2³⁰ elements fit in an Int, their 8-byte size does not: an error, not an overflow trap.
+        let header = #"{"a":{"dtype":"I64","shape":[1073741824,1073741824],"data_offsets":[0,8]}}"#.data(using: .utf8)!
+        var file = Data(); withUnsafeBytes(of: UInt64(header.count).littleEndian) { file.append(contentsOf: $0) }
+        file += header + Data(count: 8)
+        let error = #expect(throws: SafetensorsError.self) { try Safetensors.decode(file, name: "big.safetensors") }
+        #expect("\(error!)".contains("needs more than \(Int.max) bytes, has 8"), "\(String(describing: error))")
+    }
+
     @Test func loadingRejectsMismatches() throws {
         let a = Linear(3, 2, rng: RNG(seed: 1))
         #expect(throws: Module.LoadError.self) { try a.load(["weight": Tensor.zeros([2, 3])]) }

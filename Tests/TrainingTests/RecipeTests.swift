@@ -19,6 +19,25 @@ private func parseRecipe(_ yaml: String, overrides: [String] = []) throws -> Rec
     try Recipe.parse(yaml, file: "recipes/x.yaml", overrides: overrides)
 }
 
+/// The first error of `yaml` (a complete transfusion recipe apart from `diffusion`) with that section.
+private func diffusionFailure(_ diffusion: String) -> String {
+    let yaml = "name: d\nmodel: {kind: transfusion}\ntrain: {steps: 1}\ndiffusion: \(diffusion)\n"
+    return recipeFailure(yaml).map { "\($0)" } ?? "no error"
+}
+
+@Suite struct DiffusionRules {
+    @Test func samplerMustFitTheTargetAndStepsTheSchedule() {
+        #expect(diffusionFailure("{target: eps, sampler: euler}")
+            == "recipes/x.yaml:4:35: 'diffusion.sampler' euler does not fit target eps (use ddim or ddpm)")
+        #expect(diffusionFailure("{target: flow}")
+            == "recipes/x.yaml:4:21: 'diffusion.sampler' ddim does not fit target flow (use euler)")
+        #expect(diffusionFailure("{steps: 100, sample_steps: 101}")
+            == "recipes/x.yaml:4:39: 'diffusion.sample_steps' must be at most diffusion.steps (100), got 101")
+        #expect(diffusionFailure("{target: flow, sampler: euler, steps: 10, sample_steps: 500}") == "no error")
+        #expect(diffusionFailure("{target: v, sampler: ddpm, steps: 100, sample_steps: 100}") == "no error")
+    }
+}
+
 private let minimalRecipe = """
     name: demo
     model:

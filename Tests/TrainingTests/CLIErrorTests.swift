@@ -1,0 +1,72 @@
+// Bad command-line input to the `fusion` binary: each case must exit with status 1 and one error
+// line naming the flag, key or file, never trap (these were traps or unclear errors before
+// docs/errors.md's audit). Needs the release `fusion` binary (`make test` builds it); skipped without.
+import Foundation
+import Testing
+
+private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fusion").path
+private let shapesTiny = packageRoot.appendingPathComponent("checkpoints/shapes-tiny").path
+private let vaeShapes = packageRoot.appendingPathComponent("checkpoints/vae-shapes.safetensors").path
+
+@Suite(.serialized) struct CLIErrorTests {
+    /// Runs fusion with `arguments` in `dir`; returns the exit status (a signal reads as 128 + n) and stderr.
+    func fusion(_ arguments: [String], in dir: URL) throws -> (status: Int32, stderr: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: fusionBinary)
+        p.arguments = arguments
+        p.currentDirectoryURL = dir
+        let pipe = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+        return (status, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: fusionBinary), "needs .build/release/fusion (make test builds it)"))
+    func badInputIsAnErrorNamingItNotATrap() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("folder"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "name: v\nmodel: {kind: lm, preset: nano}\ntrain: {steps: 1}\n".write(
+            to: dir.appendingPathComponent("lm.yaml"), atomically: true, encoding: .utf8)
+        try "name: s\nmodel: {kind: transfusion}\ndiffusion: {target: eps, sampler: euler}\ntrain: {steps: 1}\n".write(
+            to: dir.appendingPathComponent("sampler.yaml"), atomically: true, encoding: .utf8)
+        let cases: [([String], String)] = [
+            (["train", "folder"], "folder: cannot read recipe: is a directory, not a file"),
+            (["train", "missing.yaml"], "missing.yaml: cannot read recipe: no such file"),
+            (["train", "sampler.yaml"], "'diffusion.sampler' euler does not fit target eps (use ddim or ddpm)"),
+            (["train", "lm.yaml", "model.vocab_size=10", "--runs", "runs"], "'model.vocab_size' 10 is smaller than the tokenizer's"),
+            (["train", "lm.yaml", "data.source=folder", "data.path=folder", "--runs", "runs"], "'data.source' folder is not available for model.kind lm"),
+            (["sample", "--checkpoint", shapesTiny, "--prompt", "x", "--steps", "0"], "--steps must be ≥ 1, got 0"),
+            (["sample", "--checkpoint", shapesTiny, "--prompt", "x", "--sampler", "ddpm"], "--sampler ddpm does not fit this run's flow target"),
+            (["sample", "--checkpoint", shapesTiny, "--prompt", "x", "--num", "-1"], "--num must be positive"),
+            (["sample", "--checkpoint", shapesTiny, "--prompt", "x", "--clip", "-1"], "--clip must be ≥ 0"),
+            (["generate", "--checkpoint", shapesTiny, "--prompt", "x", "--top-k", "-2"], "--top-k must be ≥ 0"),
+            (["generate", "--checkpoint", shapesTiny, "--prompt", "x", "--max-tokens", "-1"], "--max-tokens must be a positive number"),
+            (["caption", "--checkpoint", shapesTiny, "--image", "x.png", "--temperature", "-1"], "--temperature must be ≥ 0"),
+            (["eval", "--checkpoint", shapesTiny, "--suite", "fd", "--count", "1"], "--count must be at least 2"),
+            (["eval", "--checkpoint", shapesTiny, "--suite", "captions", "--count", "-5"], "--count must be a positive number, got -5"),
+            (["vae", "eval", "--checkpoint", vaeShapes, "--size", "30", "--images", "2"], "--size must be a multiple of the tokenizer's downsampling 4"),
+            (["vae", "reconstruct", "--checkpoint", "folder", "--image", "x.png", "--out", "y.png"], "folder: is a directory, not a file"),
+            (["data", "shapes", "--out", "d", "--count", "-1"], "--count must be a positive number, got -1"),
+            (["data", "shapes", "--out", "d", "--size", "10"], "--size must be 24…1024"),
+            (["data", "shapes", "--out", "/proc/x", "--count", "1"], "/proc/x: "),
+            (["data", "speech", "--from", "folder", "--out", "sp", "--limit", "-1"], "--limit must be a positive number, got -1"),
+            (["data", "tokenizer", "--out", "t.json", "--vocab", "10"], "--vocab must be at least 263"),
+            (["compare", "folder", "--smooth", "0"], "--smooth must be ≥ 1"),
+            (["compare", "folder"], "metrics.jsonl: no such file (is "),
+            (["export", "--checkpoint", "missing", "--out", "e"], "fusion export: error: "),
+        ]
+        for (arguments, needle) in cases {
+            let (status, stderr) = try fusion(arguments, in: dir)
+            #expect(status == 1, "fusion \(arguments.joined(separator: " ")): exit \(status)\n\(stderr)")
+            #expect(stderr.contains(needle), "fusion \(arguments.joined(separator: " ")):\n\(stderr)")
+            #expect(!stderr.contains("Fatal error") && !stderr.contains("NSCocoaErrorDomain"), "\(stderr)")
+        }
+    }
+}
