@@ -21,6 +21,15 @@ public struct ChameleonConfig: Codable, Equatable, Sendable {
     }
 
     public var vocab: Int { textVocab + codebookSize }
+
+    /// What makes the config unbuildable (see ``DecoderConfig/problem``), or nil.
+    public var problem: String? {
+        if let p = decoder.problem { return p }
+        if textVocab <= 0 || codebookSize <= 0 || gridSize <= 0 {
+            return "sizes must be positive (textVocab \(textVocab), codebookSize \(codebookSize), gridSize \(gridSize))"
+        }
+        return nil
+    }
     /// Code positions of one image.
     public var tokensPerImage: Int { gridSize * gridSize }
     /// The token id of code `c`.

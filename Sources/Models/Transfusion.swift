@@ -42,6 +42,18 @@ public struct TransfusionConfig: Codable, Equatable, Sendable {
         self.unetChannels = unetChannels; self.timestepScale = timestepScale
     }
 
+    /// What makes the config unbuildable (see ``DecoderConfig/problem``), or nil.
+    public var problem: String? {
+        if let p = decoder.problem { return p }
+        if vocab <= 0 || latentChannels <= 0 || latentSize <= 0 || unetChannels <= 0 {
+            return "sizes must be positive (vocab \(vocab), latentChannels \(latentChannels), latentSize \(latentSize), unetChannels \(unetChannels))"
+        }
+        if patchSize <= 0 || patchSize.nonzeroBitCount != 1 || latentSize % patchSize != 0 {
+            return "patch size \(patchSize) must be a power of 2 dividing the latent size \(latentSize)"
+        }
+        return nil
+    }
+
     /// Patches per side of an image span.
     public var gridSize: Int { latentSize / patchSize }
     /// Positions of one image span.

@@ -23,6 +23,17 @@ public struct DecoderConfig: Codable, Equatable, Sendable {
         self.qkNorm = qkNorm; self.ropeBase = ropeBase; self.normEps = normEps
     }
 
+    /// What makes the config unbuildable (a config decoded from a hand-edited file skips `init`'s
+    /// checks), or nil.
+    public var problem: String? {
+        if dim <= 0 || layers <= 0 || heads <= 0 || mlpHidden <= 0 {
+            return "decoder sizes must be positive (dim \(dim), layers \(layers), heads \(heads), mlpHidden \(mlpHidden))"
+        }
+        if dim % heads != 0 { return "decoder dim \(dim) is not divisible by heads \(heads)" }
+        if (dim / heads) % 2 != 0 { return "decoder head width \(dim / heads) must be even (rotary embeddings rotate pairs)" }
+        return nil
+    }
+
     public var headDim: Int { dim / heads }
 
     /// Parameters of the stack (without embeddings or heads).

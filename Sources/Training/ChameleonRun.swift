@@ -27,6 +27,10 @@ public struct ChameleonRun {
             throw RunError.checkpoint(checkpoint.appendingPathComponent("config.json").path,
                                       "not a chameleon checkpoint config: \(error)")
         }
+        if let problem = config.model.problem {
+            throw RunError.checkpoint(checkpoint.appendingPathComponent("config.json").path,
+                                      "\(problem); the file was edited or comes from another version")
+        }
         tokenizer = try JSONDecoder().decode(BPETokenizer.self, from: Foundation.Data(config.tokenizer.utf8))
         vq = try VQTokenizer.load(from: run.appendingPathComponent(config.vq).path)
         model = Chameleon(config.model, rng: RNG(seed: 0))

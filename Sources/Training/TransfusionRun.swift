@@ -40,6 +40,10 @@ public struct TransfusionRun {
             throw RunError.checkpoint(checkpoint.appendingPathComponent("config.json").path,
                                       "not a transfusion checkpoint config: \(error)")
         }
+        if let problem = config.model.problem {
+            throw RunError.checkpoint(checkpoint.appendingPathComponent("config.json").path,
+                                      "\(problem); the file was edited or comes from another version: re-export the run")
+        }
         tokenizer = try JSONDecoder().decode(BPETokenizer.self, from: Foundation.Data(config.tokenizer.utf8))
         vaeURL = runURL.appendingPathComponent(config.vae)
         vae = try ImageVAE.load(from: vaeURL.path)

@@ -180,4 +180,19 @@ private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil,
         }
         #expect(red > 20, "only \(red) red pixels in two samples of 'a large red circle'")
     }
+
+    @Test func aHandEditedConfigIsAnErrorNotATrap() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-edited-\(UUID().uuidString)")
+        try FileManager.default.copyItem(atPath: Self.path, toPath: dir.path)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("config.json")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        try text.replacingOccurrences(of: "\"heads\" : 4", with: "\"heads\" : 3").write(to: file, atomically: true, encoding: .utf8)
+        do {
+            _ = try TransfusionRun(path: dir.path)
+            Issue.record("an edited config loaded")
+        } catch {
+            #expect("\(error)".contains("config.json") && "\(error)".contains("not divisible by heads 3"), "\(error)")
+        }
+    }
 }
