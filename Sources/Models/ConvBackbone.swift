@@ -5,6 +5,21 @@
 import NN
 import Tensors
 
+/// What makes a backbone unbuildable (the conditions ``backboneWidths(channels:downsample:patchSize:multipliers:)``
+/// and the conv stacks check), for configs read from files; nil when it builds.
+public func backboneProblem(channels: Int, downsample: Int, patchSize: Int, multipliers: [Int]?, groups: Int) -> String? {
+    guard downsample >= 1 && downsample & (downsample - 1) == 0 else { return "downsample \(downsample) must be a power of two" }
+    guard patchSize >= 1 && patchSize & (patchSize - 1) == 0 && patchSize <= downsample else {
+        return "patch size \(patchSize) must be a power of two ≤ downsample \(downsample)"
+    }
+    let levels = (downsample / patchSize).trailingZeroBitCount + 1
+    let m = multipliers ?? [1] + Array(repeating: 2, count: levels - 1)
+    guard m.count == levels else { return "\(m.count) channel multipliers for \(levels) levels" }
+    guard channels > 0 && m.allSatisfy({ $0 > 0 }) && groups > 0 else { return "channels, multipliers and groups must be positive" }
+    guard m.allSatisfy({ (channels * $0) % groups == 0 }) else { return "widths \(m.map { channels * $0 }) must divide into \(groups) groups" }
+    return nil
+}
+
 /// Widths of the resolution levels, from the stem's resolution down: `channels · multipliers[i]`.
 /// There are log2(downsample / patchSize) + 1 levels; `multipliers` defaults to [1, 2, 2, …].
 public func backboneWidths(channels: Int, downsample: Int, patchSize: Int = 1, multipliers: [Int]?) -> [Int] {

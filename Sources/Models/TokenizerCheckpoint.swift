@@ -46,6 +46,9 @@ extension ImageTokenizer {
         } catch {
             throw TokenizerCheckpointError(path: path, problem: "config is not a \(Self.self) config: \(error)")
         }
+        if let problem = Self.problem(config) {
+            throw TokenizerCheckpointError(path: path, problem: "config: \(problem) (the file was edited or comes from another version)")
+        }
         let model = make(config)
         do { try model.load(tensors) } catch {
             throw TokenizerCheckpointError(path: path, problem: "\(error)")
@@ -64,5 +67,22 @@ extension ImageVAE {
 extension VQTokenizer {
     public static func load(from path: String) throws -> VQTokenizer {
         try load(from: path) { VQTokenizer($0, rng: RNG(seed: 0)) }
+    }
+}
+
+extension ImageVAE {
+    public static func problem(_ c: Config) -> String? {
+        backboneProblem(channels: c.channels, downsample: c.downsample, patchSize: c.patchSize,
+                        multipliers: c.channelMultipliers, groups: c.groups)
+            ?? (c.latentChannels > 0 && c.imageChannels > 0 && c.latentScale > 0 && c.klWeight >= 0 ? nil
+                : "latentChannels, imageChannels and latentScale must be positive")
+    }
+}
+
+extension VQTokenizer {
+    public static func problem(_ c: Config) -> String? {
+        backboneProblem(channels: c.channels, downsample: c.downsample, patchSize: c.patchSize,
+                        multipliers: c.channelMultipliers, groups: c.groups)
+            ?? (c.codebookSize > 0 && c.codeDim > 0 ? nil : "codebookSize and codeDim must be positive")
     }
 }

@@ -17,6 +17,8 @@ public protocol ImageTokenizer: Module {
     func reconstruct(_ images: Tensor) -> Tensor
     /// Forward FLOPs of encoding and decoding one H×W image (convolutions only).
     func forwardFlops(height: Int, width: Int) -> Double
+    /// What makes `config` unbuildable (for configs read from files), or nil.
+    static func problem(_ config: Config) -> String?
 }
 
 extension ImageVAE: ImageTokenizer {

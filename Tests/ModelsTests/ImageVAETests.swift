@@ -136,4 +136,22 @@ func moments(_ t: Tensor) -> (mean: Double, variance: Double) {
         let first = losses.prefix(3).reduce(0, +) / 3, last = losses.suffix(3).reduce(0, +) / 3
         #expect(last < 0.6 * first, "loss \(first) → \(last)")
     }
+
+    @Test func aHandEditedConfigIsRefusedNamingTheFile() throws {
+        let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("checkpoints/vae-shapes.safetensors")
+        let (tensors, metadata) = try Safetensors.read(shipped)
+        var edited = metadata
+        edited["config"] = metadata["config"]!.replacingOccurrences(of: "\"groups\":8", with: "\"groups\":7")
+        #expect(edited["config"] != metadata["config"])
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("edited-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: path) }
+        try Safetensors.write(tensors, metadata: edited, to: path)
+        do {
+            _ = try ImageVAE.load(from: path.path)
+            Issue.record("an impossible config loaded")
+        } catch {
+            #expect("\(error)".contains(path.path) && "\(error)".contains("7 groups"), "\(error)")
+        }
+    }
 }
