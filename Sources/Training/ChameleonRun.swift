@@ -1,5 +1,5 @@
 // A trained Chameleon baseline read back from a run: the newest checkpoint's weights (EMA when
-// kept), its tokenizer and VQ tokenizer. What edit fine-tuning (`train.init_from`) starts from.
+// kept; or an exported model), its tokenizer and VQ tokenizer. What edit fine-tuning (`train.init_from`) starts from.
 // Not training and not sampling (Models/Chameleon).
 import Foundation
 import Models
@@ -17,24 +17,16 @@ public struct ChameleonRun {
     /// The run folder (where the VQ tokenizer copy lives).
     public let run: URL
 
-    /// `path` is a run folder (its newest complete checkpoint is used) or one checkpoint folder.
+    /// `path` is a run folder (its newest complete checkpoint is used), one checkpoint folder, or
+    /// an exported model (``ModelExport``). `ema` picks the EMA weights when the checkpoint has them.
     public init(path: String, ema: Bool = true) throws {
-        (checkpoint, run) = try RunDirectory.resolveCheckpoint(path)
-        let saved = try Checkpoint.read(checkpoint)
-        do {
-            config = try JSONDecoder().decode(ChameleonTask.Config.self, from: saved.config)
-        } catch {
-            throw RunError.checkpoint(checkpoint.appendingPathComponent("config.json").path,
-                                      "not a chameleon checkpoint config: \(error)")
-        }
-        if let problem = config.model.problem {
-            throw RunError.checkpoint(checkpoint.appendingPathComponent("config.json").path,
-                                      "\(problem); the file was edited or comes from another version")
-        }
+        let saved = try SavedModel(path: path, ema: ema)
+        (checkpoint, run) = (saved.checkpoint, saved.run)
+        config = try saved.config(ChameleonTask.Config.self, kind: "chameleon") { $0.model.problem }
         tokenizer = try JSONDecoder().decode(BPETokenizer.self, from: Foundation.Data(config.tokenizer.utf8))
         vq = try VQTokenizer.load(from: run.appendingPathComponent(config.vq).path)
         model = Chameleon(config.model, rng: RNG(seed: 0))
-        do { try model.load(ema ? (saved.ema ?? saved.model) : saved.model) } catch {
+        do { try model.load(saved.weights) } catch {
             throw RunError.checkpoint(checkpoint.path, "\(error)")
         }
         model.eval()

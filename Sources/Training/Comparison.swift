@@ -43,6 +43,11 @@ public struct RunCurves {
         self.init(name: run.lastPathComponent, train: train, eval: eval, kind: kind)
     }
 
+    /// The training FLOPs the run got to (its last logged row).
+    public var budget: Double {
+        ([train["loss"]?.last?.flops] + eval.values.map { $0.last?.flops }).compactMap { $0 }.max() ?? 0
+    }
+
     /// A metric by name: eval metrics by their "eval_" name, training metrics by theirs.
     public func curve(_ metric: String) -> Curve? { eval[metric] ?? train[metric] }
 }
@@ -140,13 +145,13 @@ public func compareRuns(_ runs: [RunCurves], metrics: [String], smooth: Int, to 
     report += "| run | kind | FLOPs | wall | " + shown.joined(separator: " | ") + " |\n"
     report += "|---|---|---|---|" + String(repeating: "---|", count: shown.count) + "\n"
     for r in runs {
-        let flops = ([r.train["loss"]?.last?.flops] + r.eval.values.map { $0.last?.flops }).compactMap { $0 }.max() ?? 0
+        let flops = r.budget
         let wall = r.train["wall_s"]?.last.map { String(format: "%.0f s", $0.value) } ?? "–"
         let values = shown.map { m in r.curve(m)?.last.map { String(format: "%.4g", $0.value) } ?? "–" }
         report += "| \(r.name) | \(r.kind ?? "?") | \(String(format: "%.3g", flops)) | \(wall) | " + values.joined(separator: " | ") + " |\n"
     }
     // Every run's value at the smallest budget among them: the matched-compute reading.
-    let budgets = runs.map { r in ([r.train["loss"]?.last?.flops] + r.eval.values.map { $0.last?.flops }).compactMap { $0 }.max() ?? 0 }
+    let budgets = runs.map(\.budget)
     let kinds = Set(runs.map { $0.kind ?? "?" })
     if let matched = budgets.min(), matched > 0 {
         let comparable = shown.filter { kinds.count == 1 || Parity.comparableAcrossKinds($0) }

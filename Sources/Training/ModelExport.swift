@@ -62,3 +62,44 @@ public enum ModelExport {
         return checkpoint
     }
 }
+
+/// The weights and config a `--checkpoint` path names, whatever its form: an exported model
+/// (``ModelExport``), a run folder (its newest complete checkpoint) or one checkpoint folder.
+/// What every trained-model loader (``TransfusionRun``, ``ChameleonRun``) starts from.
+public struct SavedModel {
+    /// The model weights (EMA when asked for and kept).
+    public let weights: [String: Tensor]
+    public let configData: Foundation.Data
+    /// The checkpoint folder (for an export, the export folder).
+    public let checkpoint: URL
+    /// The folder that files named in the config (tokenizer copies) are relative to.
+    public let run: URL
+
+    public init(path: String, ema: Bool) throws {
+        let url = URL(fileURLWithPath: path)
+        if ModelExport.isExport(url) {
+            (weights, configData) = try ModelExport.read(url)
+            checkpoint = url
+            run = url
+        } else {
+            (checkpoint, run) = try RunDirectory.resolveCheckpoint(path)
+            let saved = try Checkpoint.read(checkpoint)
+            weights = ema ? (saved.ema ?? saved.model) : saved.model
+            configData = saved.config
+        }
+    }
+
+    /// The config decoded as `C`; an error names config.json when it is not a `kind` config or
+    /// when `problem` finds it unbuildable (a hand-edited file skips the initialisers' checks).
+    public func config<C: Decodable>(_ type: C.Type, kind: String, problem: (C) -> String?) throws -> C {
+        let file = checkpoint.appendingPathComponent("config.json").path
+        let config: C
+        do { config = try JSONDecoder().decode(C.self, from: configData) } catch {
+            throw RunError.checkpoint(file, "not a \(kind) checkpoint config: \(error)")
+        }
+        if let problem = problem(config) {
+            throw RunError.checkpoint(file, "\(problem); the file was edited or comes from another version: re-export the run")
+        }
+        return config
+    }
+}

@@ -21,34 +21,14 @@ public struct TransfusionRun {
     /// `path` is a run folder (its newest complete checkpoint is used), one checkpoint folder, or
     /// an exported model (``ModelExport``). `ema` picks the EMA weights when the checkpoint has them.
     public init(path: String, ema: Bool = true) throws {
-        let url = URL(fileURLWithPath: path)
-        let runURL: URL
-        let weights: [String: Tensor], configData: Foundation.Data
-        if ModelExport.isExport(url) {                    // an exported model (e.g. checkpoints/shapes-tiny)
-            checkpoint = url
-            runURL = url
-            (weights, configData) = try ModelExport.read(url)
-        } else {
-            (checkpoint, runURL) = try RunDirectory.resolveCheckpoint(path)
-            let saved = try Checkpoint.read(checkpoint)
-            weights = ema ? (saved.ema ?? saved.model) : saved.model
-            configData = saved.config
-        }
-        do {
-            config = try JSONDecoder().decode(TransfusionTask.Config.self, from: configData)
-        } catch {
-            throw RunError.checkpoint(checkpoint.appendingPathComponent("config.json").path,
-                                      "not a transfusion checkpoint config: \(error)")
-        }
-        if let problem = config.model.problem {
-            throw RunError.checkpoint(checkpoint.appendingPathComponent("config.json").path,
-                                      "\(problem); the file was edited or comes from another version: re-export the run")
-        }
+        let saved = try SavedModel(path: path, ema: ema)
+        checkpoint = saved.checkpoint
+        config = try saved.config(TransfusionTask.Config.self, kind: "transfusion") { $0.model.problem }
         tokenizer = try JSONDecoder().decode(BPETokenizer.self, from: Foundation.Data(config.tokenizer.utf8))
-        vaeURL = runURL.appendingPathComponent(config.vae)
+        vaeURL = saved.run.appendingPathComponent(config.vae)
         vae = try ImageVAE.load(from: vaeURL.path)
         model = Transfusion(config.model, rng: RNG(seed: 0))
-        do { try model.load(weights) } catch {
+        do { try model.load(saved.weights) } catch {
             throw RunError.checkpoint(checkpoint.path, "\(error)")
         }
         model.eval()
