@@ -1,7 +1,8 @@
 // The Transfusion model (Zhou et al. 2024, arXiv 2408.11039): one decoder over mixed sequences of
-// text tokens and continuous image spans. Text in: embedding; text out: LM head. An image span
-// holds the VAE latents of one image as patches, each carrying a timestep embedding and a learned
-// in-span position, in and out through a linear patch layer or U-Net down/up blocks.
+// text tokens and continuous image and audio spans. Text in: embedding; text out: LM head. An image
+// span holds the VAE latents of one image as patches, each carrying a timestep embedding and a
+// learned in-span position, in and out through a linear patch layer or U-Net down/up blocks. An
+// audio span holds AudioCodec patches (log-mel frames), in and out through linear layers.
 // Not the sequence layout (Data), not noising or sampling loops (Diffusion, TransfusionSampling).
 import Foundation
 import NN
@@ -31,16 +32,45 @@ public struct TransfusionConfig: Codable, Equatable, Sendable {
     /// Timesteps are multiplied by this before the sinusoidal embedding (1000 for flow times in
     /// [0, 1], so they spread like the integer steps of a discrete schedule).
     public var timestepScale: Float
+    /// D, values per audio patch (AudioCodec `patchDim`); 0: the model has no audio layers.
+    public var audioDim: Int
+    /// L, positions of an audio span (clips are padded with silence or cut to L patches).
+    public var audioLength: Int
 
     public init(vocab: Int, decoder: DecoderConfig, latentChannels: Int = 8, latentSize: Int = 8, patchSize: Int = 2,
-                patchifier: Patchifier = .linear, unetChannels: Int = 64, timestepScale: Float = 1) {
+                patchifier: Patchifier = .linear, unetChannels: Int = 64, timestepScale: Float = 1,
+                audioDim: Int = 0, audioLength: Int = 0) {
         precondition(latentSize % patchSize == 0, "TransfusionConfig: latent size \(latentSize) is not a multiple of "
                      + "the patch size \(patchSize)")
         precondition(patchSize.nonzeroBitCount == 1, "TransfusionConfig: patch size \(patchSize) must be a power of 2")
         self.vocab = vocab; self.decoder = decoder; self.latentChannels = latentChannels
         self.latentSize = latentSize; self.patchSize = patchSize; self.patchifier = patchifier
         self.unetChannels = unetChannels; self.timestepScale = timestepScale
+        self.audioDim = audioDim; self.audioLength = audioLength
     }
+
+    enum CodingKeys: String, CodingKey {
+        case vocab, decoder, latentChannels, latentSize, patchSize, patchifier, unetChannels, timestepScale
+        case audioDim, audioLength
+    }
+
+    /// Configs saved before audio spans existed read with no audio layers.
+    public init(from coder: Swift.Decoder) throws {
+        let c = try coder.container(keyedBy: CodingKeys.self)
+        vocab = try c.decode(Int.self, forKey: .vocab)
+        self.decoder = try c.decode(DecoderConfig.self, forKey: .decoder)
+        latentChannels = try c.decode(Int.self, forKey: .latentChannels)
+        latentSize = try c.decode(Int.self, forKey: .latentSize)
+        patchSize = try c.decode(Int.self, forKey: .patchSize)
+        patchifier = try c.decode(Patchifier.self, forKey: .patchifier)
+        unetChannels = try c.decode(Int.self, forKey: .unetChannels)
+        timestepScale = try c.decode(Float.self, forKey: .timestepScale)
+        audioDim = try c.decodeIfPresent(Int.self, forKey: .audioDim) ?? 0
+        audioLength = try c.decodeIfPresent(Int.self, forKey: .audioLength) ?? 0
+    }
+
+    /// Whether the model reads and writes audio spans.
+    public var hasAudio: Bool { audioDim > 0 && audioLength > 0 }
 
     /// What makes the config unbuildable (see ``DecoderConfig/problem``), or nil.
     public var problem: String? {
@@ -50,6 +80,9 @@ public struct TransfusionConfig: Codable, Equatable, Sendable {
         }
         if patchSize <= 0 || patchSize.nonzeroBitCount != 1 || latentSize % patchSize != 0 {
             return "patch size \(patchSize) must be a power of 2 dividing the latent size \(latentSize)"
+        }
+        if audioDim < 0 || audioLength < 0 || (audioDim > 0) != (audioLength > 0) {
+            return "audio sizes must both be positive or both 0 (audioDim \(audioDim), audioLength \(audioLength))"
         }
         return nil
     }
@@ -77,14 +110,22 @@ public struct TransfusionInput {
     /// Flat index b·T + position of each span's first patch; a span covers patchesPerImage
     /// consecutive positions in row-major patch order.
     public var spanStarts: [Int]
+    /// Noisy audio patches (m, L, D), one row per audio span (nil or m = 0 for none).
+    public var audio: Tensor?
+    /// The m audio spans' timesteps.
+    public var audioTimesteps: [Float]
+    /// Flat index b·T + position of each audio span's first patch (L consecutive positions).
+    public var audioStarts: [Int]
 
     public init(ids: Tensor, positions: Tensor, mask: AttentionMask, latents: Tensor? = nil, timesteps: [Float] = [],
-                spanStarts: [Int] = []) {
+                spanStarts: [Int] = [], audio: Tensor? = nil, audioTimesteps: [Float] = [], audioStarts: [Int] = []) {
         self.ids = ids; self.positions = positions; self.mask = mask; self.latents = latents
         self.timesteps = timesteps; self.spanStarts = spanStarts
+        self.audio = audio; self.audioTimesteps = audioTimesteps; self.audioStarts = audioStarts
     }
 
     public var imageCount: Int { latents?.dim(0) ?? 0 }
+    public var audioCount: Int { audio?.dim(0) ?? 0 }
 }
 
 public final class Transfusion: Module {
@@ -98,6 +139,11 @@ public final class Transfusion: Module {
     public let patchIn: Linear
     public let patchOut: Linear
     public let unet: PatchUNet?
+    /// Audio patches in (D → d) and predictions out (d → D), and the learned position of each
+    /// patch inside an audio span (L, d); nil without audio.
+    public let audioIn: Linear?
+    public let audioOut: Linear?
+    public let audioPosition: Tensor?
 
     public init(_ config: TransfusionConfig, rng: RNG) {
         let d = config.decoder.dim
@@ -119,6 +165,14 @@ public final class Transfusion: Module {
             patchIn = Linear(ch, d, rng: rng)
             patchOut = Linear(d, ch, rng: rng)
         }
+        // Created last, so models without audio draw the same initial weights as before.
+        if config.hasAudio {
+            audioIn = Linear(config.audioDim, d, rng: rng)
+            audioOut = Linear(d, config.audioDim, rng: rng)
+            audioPosition = parameter(rng.normal([config.audioLength, d], std: 0.02))
+        } else {
+            audioIn = nil; audioOut = nil; audioPosition = nil
+        }
     }
 
     /// GPT-2-style decoder initialisation (Decoder.initialise) and a zero output projection for
@@ -128,16 +182,32 @@ public final class Transfusion: Module {
         patchOut.weight.data.update(repeating: 0, count: patchOut.weight.count)
         if let b = patchOut.bias { b.data.update(repeating: 0, count: b.count) }
         if let unet { unet.zeroOutput() }
+        if let audioOut {
+            audioOut.weight.data.update(repeating: 0, count: audioOut.weight.count)
+            if let b = audioOut.bias { b.data.update(repeating: 0, count: b.count) }
+        }
     }
 
     public var vocab: Int { config.vocab }
 
-    /// The decoder's output (B, T, d) and the image predictions (n, C, h, w) (nil without images).
-    /// With a cache, keys/values of these positions are appended and `mask` indexes cached keys.
-    public func callAsFunction(_ input: TransfusionInput, cache: KVCache? = nil) -> (hidden: Tensor, images: Tensor?) {
+    /// The decoder's output (B, T, d), the image predictions (n, C, h, w) and the audio predictions
+    /// (m, L, D) (each nil without spans of its kind). With a cache, keys/values of these positions
+    /// are appended and `mask` indexes cached keys.
+    public func callAsFunction(_ input: TransfusionInput, cache: KVCache? = nil)
+        -> (hidden: Tensor, images: Tensor?, audio: Tensor?) {
         let (b, t) = (input.ids.shape[0], input.ids.shape[1])
         let d = config.decoder.dim, np = config.patchesPerImage
         var x = embed(input.ids).reshaped([b * t, d])
+        // Every position reads row `index[i]` of [text embeddings; image patches; audio patches].
+        var rows = [x], index = (0..<(b * t)).map { Int32($0) }, extra = b * t
+        func place(_ starts: [Int], length: Int, _ what: String) {
+            for (k, start) in starts.enumerated() {
+                precondition(start >= 0 && start + length <= b * t && (start % t) + length <= t,
+                             "Transfusion: \(what) span \(k) at \(start) does not fit rows of \(t)")
+                for j in 0..<length { index[start + j] = Int32(extra + k * length + j) }
+            }
+            extra += starts.count * length
+        }
         var skips: [Tensor] = [], cond: Tensor? = nil
         if let latents = input.latents, latents.dim(0) > 0 {
             let n = latents.dim(0)
@@ -157,27 +227,41 @@ public final class Transfusion: Module {
                 tokens = patchify(latents, config.patchSize)
             }
             let patches = patchIn(tokens).reshaped([n, np, d]) + temb.reshaped([n, 1, d]) + spanPosition
-            // Every position reads row `index[i]` of [text embeddings; patch embeddings].
-            var index = (0..<(b * t)).map { Int32($0) }
-            for (k, start) in input.spanStarts.enumerated() {
-                precondition(start >= 0 && start + np <= b * t && (start % t) + np <= t,
-                             "Transfusion: span \(k) at \(start) does not fit rows of \(t)")
-                for j in 0..<np { index[start + j] = Int32(b * t + k * np + j) }
-            }
-            x = embedding(concat([x, patches.reshaped([n * np, d])], axis: 0), Tensor(ints: index))
+            rows.append(patches.reshaped([n * np, d]))
+            place(input.spanStarts, length: np, "image")
         }
+        if let audio = input.audio, audio.dim(0) > 0 {
+            guard let audioIn, let audioPosition else { preconditionFailure("Transfusion: audio spans need a model with audio") }
+            let (m, l) = (audio.dim(0), config.audioLength)
+            precondition(audio.shape == [m, l, config.audioDim],
+                         "Transfusion: audio \(audio.shape), expected (m, \(l), \(config.audioDim))")
+            precondition(input.audioTimesteps.count == m && input.audioStarts.count == m,
+                         "Transfusion: \(m) audio spans need \(m) timesteps and span starts")
+            let temb = timeEmbed(input.audioTimesteps.map { $0 * config.timestepScale })  // (m, d)
+            let frames = audioIn(audio.reshaped([m * l, config.audioDim])).reshaped([m, l, d])
+                + temb.reshaped([m, 1, d]) + audioPosition                               // (m, L, d)
+            rows.append(frames.reshaped([m * l, d]))
+            place(input.audioStarts, length: l, "audio")
+        }
+        if rows.count > 1 { x = embedding(concat(rows, axis: 0), Tensor(ints: index)) }
         let hidden = decoder(x.reshaped([b, t, d]), mask: input.mask, positions: input.positions, cache: cache)
-        guard let latents = input.latents, latents.dim(0) > 0 else { return (hidden, nil) }
-        let n = latents.dim(0)
-        let rows = input.spanStarts.flatMap { s in (s..<(s + np)) }
-        let out = patchOut(hidden.reshaped([b * t, d]).indexSelect(axis: 0, rows))       // (n·np, out)
-        let images: Tensor
-        if let unet {
-            images = unet.up(patchesToGrid(out, n: n, grid: config.gridSize), skips: skips, t: cond!)
-        } else {
-            images = unpatchify(out, n: n, channels: config.latentChannels, grid: config.gridSize, patch: config.patchSize)
+        let flat = hidden.reshaped([b * t, d])
+        var images: Tensor? = nil, audio: Tensor? = nil
+        if let latents = input.latents, latents.dim(0) > 0 {
+            let n = latents.dim(0)
+            let out = patchOut(flat.indexSelect(axis: 0, input.spanStarts.flatMap { s in (s..<(s + np)) }))  // (n·np, out)
+            if let unet {
+                images = unet.up(patchesToGrid(out, n: n, grid: config.gridSize), skips: skips, t: cond!)
+            } else {
+                images = unpatchify(out, n: n, channels: config.latentChannels, grid: config.gridSize, patch: config.patchSize)
+            }
         }
-        return (hidden, images)
+        if let spans = input.audio, spans.dim(0) > 0, let audioOut {
+            let l = config.audioLength
+            audio = audioOut(flat.indexSelect(axis: 0, input.audioStarts.flatMap { s in (s..<(s + l)) }))
+                .reshaped([spans.dim(0), l, config.audioDim])                           // (m, L, D)
+        }
+        return (hidden, images, audio)
     }
 
     /// Logits (rows, vocab) of the decoder outputs at flat positions `rows` of `hidden` (B, T, d).
@@ -193,10 +277,14 @@ public final class Transfusion: Module {
     /// prediction is regressed on (ε, v or the flow velocity). Returns the total and both parts
     /// (unweighted); a part with nothing to score is 0. `scoredImages` lists the spans that carry
     /// the diffusion loss (default: all); `imageTargets` then holds one row per listed span. Clean
-    /// conditioning spans (an edit's source image, at t = 0) are left out of it.
+    /// conditioning spans (an edit's source image, at t = 0) are left out of it. Audio spans
+    /// likewise: `audioTargets` (m', L, D) for the spans `scoredAudio` lists (default: all), weighted
+    /// by `audioWeight` (default: `imageWeight`); clean speech given as a condition is left out.
     public func loss(_ input: TransfusionInput, targets: Tensor, imageTargets: Tensor?, imageWeight: Float,
-                     zLoss: Float = 0, scoredImages: [Int]? = nil) -> (total: Tensor, text: Tensor, image: Tensor) {
-        let (hidden, images) = self(input)
+                     zLoss: Float = 0, scoredImages: [Int]? = nil, audioTargets: Tensor? = nil,
+                     audioWeight: Float? = nil, scoredAudio: [Int]? = nil)
+        -> (total: Tensor, text: Tensor, image: Tensor, audio: Tensor) {
+        let (hidden, images, audioOut) = self(input)
         let flat = targets.intScalars
         precondition(flat.count == input.ids.count, "Transfusion.loss: \(flat.count) targets for \(input.ids.count) positions")
         let rows = flat.indices.filter { flat[$0] >= 0 }
@@ -211,19 +299,29 @@ public final class Transfusion: Module {
                 image = mse(images, imageTargets)
             }
         }
-        return (text + image * imageWeight, text, image)
+        var audio = Tensor.zeros([])
+        if let audioOut {
+            guard let audioTargets else { preconditionFailure("Transfusion.loss: audio spans need audioTargets") }
+            if let scoredAudio {
+                if !scoredAudio.isEmpty { audio = mse(audioOut.indexSelect(axis: 0, scoredAudio), audioTargets) }
+            } else {
+                audio = mse(audioOut, audioTargets)
+            }
+        }
+        return (text + image * imageWeight + audio * (audioWeight ?? imageWeight), text, image, audio)
     }
 
     /// Analytic training FLOPs (forward + backward) of one batch: the decoder over `tokens`
     /// positions seeing `attended` keys on average, the LM head on `textRows` rows, and the patch
-    /// layers (plus U-Net convolutions) for `images` spans.
-    public func trainingFlops(tokens: Int, attended: Double, textRows: Int, images: Int) -> Double {
+    /// layers (plus U-Net convolutions) for `images` spans, and the audio layers for `audioSpans`.
+    public func trainingFlops(tokens: Int, attended: Double, textRows: Int, images: Int, audioSpans: Int = 0) -> Double {
         let d = Double(config.decoder.dim)
         var flops = config.decoder.trainingFlops(tokens: tokens, attended: attended)
         flops += 6 * Double(config.vocab) * d * Double(textRows)
         let patchRows = Double(images * config.patchesPerImage)
         flops += 6 * patchRows * d * Double(patchIn.inFeatures + patchOut.outFeatures)
         if let unet { flops += 3 * Double(images) * unet.forwardFlops(latentSize: config.latentSize) }
+        flops += 6 * Double(audioSpans * config.audioLength) * d * Double(2 * config.audioDim)
         return flops
     }
 }

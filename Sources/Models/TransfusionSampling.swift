@@ -45,6 +45,8 @@ public enum GeneratedSegment {
     case text([Int32])
     /// Clean latents (1, C, h, w) of a generated image.
     case image(Tensor)
+    /// Clean AudioCodec patches (1, L, D) of a generated audio span.
+    case audio(Tensor)
 }
 
 extension Transfusion {
@@ -119,7 +121,8 @@ extension Transfusion {
 
     /// Decodes text after `prompt` with a KV cache; when the model emits BOI, samples an image
     /// span (with guidance against `options.unconditionalPrompt`), caches the clean image at
-    /// t = 0, appends EOI and goes on. Stops at EOS or after `maxTokens` text tokens.
+    /// t = 0, appends EOI and goes on; likewise BOA samples an audio span (models with audio).
+    /// Stops at EOS or after `maxTokens` text tokens.
     public func generate(prompt: [Int32], maxTokens: Int, text: SamplingOptions, images: ImageSamplingOptions,
                          rng: RNG) -> [GeneratedSegment] {
         precondition(!prompt.isEmpty, "generate: empty prompt")
@@ -146,6 +149,20 @@ extension Transfusion {
                     context.append(SpecialTokens.eoi)
                     pending.append(SpecialTokens.eoi)
                     next = [SpecialTokens.eoi]
+                    continue
+                }
+                if id == SpecialTokens.boa && config.hasAudio {
+                    out.append(.text(pending)); pending = []
+                    let prefix = Array(context.dropLast())
+                    let patches = sampleAudio(count: 1, options: images, rng: rng) { c in
+                        _ = extend([prefix + [SpecialTokens.boa]], cache: c)
+                    }
+                    out.append(.audio(patches))
+                    _ = audioSpan(patches, t: [0], cache: cache, keep: true)
+                    context += [Int32](repeating: SpecialTokens.pad, count: config.audioLength)
+                    context.append(SpecialTokens.eoa)
+                    pending.append(SpecialTokens.eoa)
+                    next = [SpecialTokens.eoa]
                     continue
                 }
                 next = [id]

@@ -1,7 +1,8 @@
 // The image–caption data both mixed-modal tasks (Transfusion, Chameleon) train on: ShapesWorld
 // training and held-out worlds, the run's BPE tokenizer and copy of the image tokenizer, the finite
-// pool, the per-document mixture (caption first, image first, edit triplets) and tokenization. Not
-// how images are encoded (each task its own way) and not the sequence layout.
+// pool, the per-document mixture (caption first, image first, edit triplets, speech documents) and
+// tokenization. Not how images or speech are encoded (each task its own way) and not the sequence
+// layout.
 import Data
 import Foundation
 import Media
@@ -15,6 +16,8 @@ struct ImageCaptionPairs {
     let world: ShapesWorld
     let heldOut: ShapesWorld
     let tokenizer: BPETokenizer
+    /// Spoken captions and the run's audio codec, when the mixture has speech documents.
+    let spoken: SpokenCaptions?
 
     /// One document of a row: which example, its order, and its caption ids (empty when dropped);
     /// for an edit document, `index` is the triplet's (`world.edit(index)`) and `edit` is set.
@@ -23,6 +26,18 @@ struct ImageCaptionPairs {
         var imageFirst: Bool
         var caption: [Int32]
         var edit: Edit? = nil
+        /// Set for a speech document; `caption` then holds the spoken words (empty when dropped).
+        var speech: SpeechKind? = nil
+    }
+
+    /// The kinds of speech document, in the order of `data.speech_mix`.
+    enum SpeechKind: Int, CaseIterable {
+        /// `BOS words BOA [speech] EOA EOS`: text to speech.
+        case fromCaption
+        /// `BOS BOA [speech] EOA words EOS`: speech to text.
+        case toCaption
+        /// `BOS BOI [image] EOI BOA [speech] EOA EOS`: an image described aloud.
+        case fromImage
     }
 
     /// An edit document `BOS BOI [source] EOI instruction BOI [target] EOI EOS`: the instruction ids
@@ -33,7 +48,7 @@ struct ImageCaptionPairs {
         var keepSource: Bool
     }
 
-    init(recipe: Recipe, run: RunDirectory, task: String) throws {
+    init(recipe: Recipe, run: RunDirectory, task: String, quantizedSpeech: Bool = false) throws {
         guard recipe.data.source == "shapes" else {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
                                            message: "the \(task) task trains on 'shapes' in this build")
@@ -47,10 +62,30 @@ struct ImageCaptionPairs {
         heldOut = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: recipe.data.imageSize)
         try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
         tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, world: world)
+        let d = recipe.data
+        if d.speechFraction > 0 {
+            guard d.speechMix.count == SpeechKind.allCases.count, d.speechMix.reduce(0, +) > 0 else {
+                throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.speech_mix",
+                                               message: "needs 3 weights (caption → speech, speech → caption, image → speech) "
+                                                   + "that are not all 0, got \(d.speechMix)")
+            }
+            guard Speech.espeak != nil else {
+                throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.speech_fraction",
+                                               message: "\(SpeechError.espeakMissing)")
+            }
+            spoken = try SpokenCaptions(recipe: recipe, run: run, world: world, quantized: quantizedSpeech)
+        } else {
+            spoken = nil
+        }
     }
 
     /// Positions of a document around an image of `imageLength` positions: BOS BOI … EOI EOS.
     static func length(caption: Int, imageLength: Int) -> Int { caption + imageLength + 4 }
+
+    /// Positions of a speech document of `kind` with `words` text ids around a span of `audioLength`.
+    static func length(_ kind: SpeechKind, words: Int, imageLength: Int, audioLength: Int) -> Int {
+        kind == .fromImage ? imageLength + audioLength + 6 : words + audioLength + 4
+    }
 
     /// Positions of an edit document: BOS [BOI source EOI] instruction BOI target EOI EOS.
     static func length(_ edit: Edit, imageLength: Int) -> Int {
@@ -71,7 +106,9 @@ struct ImageCaptionPairs {
     /// probability `image_first` image first; with probability `data.edit_fraction` it is edit
     /// triplet `index` instead (instruction dropped with probability `instruction_dropout`, source
     /// with `source_dropout`). A first document longer than the row loses its caption (or
-    /// instruction). `accepted` runs as each document is taken, so per-document draws from `rng`
+    /// instruction); with probability `data.speech_fraction` a speech document of a kind drawn by
+    /// `data.speech_mix` (text to speech with the words dropped like captions, speech to text, or
+    /// image to speech). `accepted` runs as each document is taken, so per-document draws from `rng`
     /// (diffusion timesteps) interleave with the mixture's in a fixed order.
     func documents(_ world: ShapesWorld, row: Int, perRow: Int, imageLength: Int, training: Bool, rng: RNG,
                    accepted: (Document) -> Void = { _ in }) -> [Document] {
@@ -96,6 +133,21 @@ struct ImageCaptionPairs {
                 accepted(doc)
                 continue
             }
+            if let spoken, recipe.data.speechFraction > 0 && rng.nextFloat() < recipe.data.speechFraction {
+                let kind = Self.speechKind(weights: recipe.data.speechMix, rng: rng)
+                let drop = kind == .fromImage || (kind == .fromCaption && rng.nextFloat() < mix.captionDropout)
+                let words = drop ? [] : tokenizer.encode(SpokenCaptions.text(world, index))
+                var doc = Document(index: index, imageFirst: kind == .fromImage, caption: words, speech: kind)
+                var length = Self.length(kind, words: words.count, imageLength: imageLength, audioLength: spoken.length)
+                if used + length > t {
+                    guard out.isEmpty else { break }
+                    doc.caption = []                                  // words longer than a row: dropped
+                    length = Self.length(kind, words: 0, imageLength: imageLength, audioLength: spoken.length)
+                }
+                out.append(doc); used += length
+                accepted(doc)
+                continue
+            }
             let imageFirst = rng.nextFloat() < mix.imageFirst
             let drop = !imageFirst && rng.nextFloat() < mix.captionDropout
             var doc = Document(index: index, imageFirst: imageFirst, caption: drop ? [] : tokenizer.encode(world.example(index).caption))
@@ -109,6 +161,16 @@ struct ImageCaptionPairs {
             accepted(doc)
         }
         return out
+    }
+
+    /// A speech kind drawn with probabilities proportional to `weights`.
+    static func speechKind(weights: [Int], rng: RNG) -> SpeechKind {
+        var u = rng.nextFloat() * Float(weights.reduce(0, +))
+        for (kind, w) in zip(SpeechKind.allCases, weights) where w > 0 {
+            if u < Float(w) { return kind }
+            u -= Float(w)
+        }
+        return SpeechKind.allCases[weights.lastIndex { $0 > 0 }!]
     }
 
     /// Images (N, 3, H, W) in [-1, 1] of examples `indices` of `world`.

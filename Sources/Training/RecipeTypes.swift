@@ -125,11 +125,30 @@ public struct DataSection: Codable, Equatable, Sendable {
     /// Fraction of Transfusion documents that are ShapesWorld edit triplets
     /// (`BOS BOI [source] EOI instruction BOI [target] EOI EOS`); the rest are caption/image pairs.
     public var editFraction: Float
+    /// Fraction of mixed-modal documents that are speech documents (spoken captions by espeak-ng);
+    /// `speechMix` weighs their kinds: caption → speech, speech → caption, image → speech.
+    public var speechFraction: Float = 0
+    public var speechMix: [Int] = [1, 1, 1]
+    /// espeak-ng's speaking rate, words per minute.
+    public var speechWPM: Int = 200
+    /// L, patches per audio span (clips are padded with silence or cut).
+    public var audioPatches: Int = 40
+    /// The AudioCodec of speech documents: sample rate, STFT size and hop, mel bins, frames per
+    /// patch, and the codebook size of its discrete variant (Chameleon).
+    public var audioSampleRate: Int = 8000
+    public var audioFFT: Int = 256
+    public var audioHop: Int = 128
+    public var audioMels: Int = 32
+    public var audioFramesPerPatch: Int = 4
+    public var audioCodebook: Int = 256
 
     enum CodingKeys: String, CodingKey {
         case source, path, tokenizer, pool
         case imageSize = "image_size", tokenizerVocab = "tokenizer_vocab", seqLen = "seq_len", docsPerRow = "docs_per_row"
-        case editFraction = "edit_fraction"
+        case editFraction = "edit_fraction", speechFraction = "speech_fraction", speechMix = "speech_mix"
+        case speechWPM = "speech_wpm", audioPatches = "audio_patches", audioSampleRate = "audio_sample_rate"
+        case audioFFT = "audio_fft", audioHop = "audio_hop", audioMels = "audio_mels"
+        case audioFramesPerPatch = "audio_frames_per_patch", audioCodebook = "audio_codebook"
     }
 
     public init(source: String, path: String?, imageSize: Int, tokenizer: String?, tokenizerVocab: Int, seqLen: Int,
@@ -149,6 +168,17 @@ public struct DataSection: Codable, Equatable, Sendable {
                   pool: try c.decode(Int.self, forKey: .pool),
                   docsPerRow: try c.decodeIfPresent(Int.self, forKey: .docsPerRow) ?? 0,
                   editFraction: try c.decodeIfPresent(Float.self, forKey: .editFraction) ?? 0)
+        // Written before speech documents existed: none.
+        speechFraction = try c.decodeIfPresent(Float.self, forKey: .speechFraction) ?? 0
+        speechMix = try c.decodeIfPresent([Int].self, forKey: .speechMix) ?? [1, 1, 1]
+        speechWPM = try c.decodeIfPresent(Int.self, forKey: .speechWPM) ?? 200
+        audioPatches = try c.decodeIfPresent(Int.self, forKey: .audioPatches) ?? 40
+        audioSampleRate = try c.decodeIfPresent(Int.self, forKey: .audioSampleRate) ?? 8000
+        audioFFT = try c.decodeIfPresent(Int.self, forKey: .audioFFT) ?? 256
+        audioHop = try c.decodeIfPresent(Int.self, forKey: .audioHop) ?? 128
+        audioMels = try c.decodeIfPresent(Int.self, forKey: .audioMels) ?? 32
+        audioFramesPerPatch = try c.decodeIfPresent(Int.self, forKey: .audioFramesPerPatch) ?? 4
+        audioCodebook = try c.decodeIfPresent(Int.self, forKey: .audioCodebook) ?? 256
     }
 }
 
@@ -204,12 +234,25 @@ public struct EvalSection: Codable, Equatable, Sendable {
     /// Held-out edit triplets edited at each eval of a Transfusion run with `data.edit_fraction`
     /// > 0 (0: none); adds edit accuracy and preservation per kind to the eval rows.
     public var edits: Int
+    /// Held-out spoken captions scored at each eval of a run with speech documents (0: none):
+    /// transcription accuracy, the mel distance of generated speech to espeak-ng's, and how well the
+    /// model transcribes its own speech.
+    public var speech: Int = 0
 
-    public init(every: Int, batches: Int, shapesEval: Int = 0, edits: Int = 0) {
-        self.every = every; self.batches = batches; self.shapesEval = shapesEval; self.edits = edits
+    public init(every: Int, batches: Int, shapesEval: Int = 0, edits: Int = 0, speech: Int = 0) {
+        self.every = every; self.batches = batches; self.shapesEval = shapesEval; self.edits = edits; self.speech = speech
     }
 
-    enum CodingKeys: String, CodingKey { case every, batches, edits, shapesEval = "shapes_eval" }
+    enum CodingKeys: String, CodingKey { case every, batches, edits, speech, shapesEval = "shapes_eval" }
+
+    /// Written before speech evaluation existed: none.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(every: try c.decode(Int.self, forKey: .every), batches: try c.decode(Int.self, forKey: .batches),
+                  shapesEval: try c.decodeIfPresent(Int.self, forKey: .shapesEval) ?? 0,
+                  edits: try c.decodeIfPresent(Int.self, forKey: .edits) ?? 0,
+                  speech: try c.decodeIfPresent(Int.self, forKey: .speech) ?? 0)
+    }
 }
 
 public struct SampleSection: Codable, Equatable, Sendable {

@@ -17,6 +17,10 @@ public struct TransfusionRun {
     public let checkpoint: URL
     /// The VAE file the run decodes with.
     public let vaeURL: URL
+    /// Spoken captions (the run's AudioCodec, span length, reference voice), for runs with speech.
+    public let spoken: SpokenCaptions?
+    /// The folder the model files came from (a run or an exported model).
+    public let folder: URL
 
     /// `path` is a run folder (its newest complete checkpoint is used), one checkpoint folder, or
     /// an exported model (``ModelExport``). `ema` picks the EMA weights when the checkpoint has them.
@@ -27,6 +31,17 @@ public struct TransfusionRun {
         tokenizer = try JSONDecoder().decode(BPETokenizer.self, from: Foundation.Data(config.tokenizer.utf8))
         vaeURL = saved.run.appendingPathComponent(config.vae)
         vae = try ImageVAE.load(from: vaeURL.path)
+        folder = saved.run
+        if let file = config.audioCodec {
+            let codec = try AudioCodec.load(from: saved.run.appendingPathComponent(file).path)
+            guard codec.config.patchDim == config.model.audioDim else {
+                throw RunError.checkpoint(checkpoint.path, "the audio codec \(file) makes patches of \(codec.config.patchDim) "
+                                          + "values, the model reads \(config.model.audioDim)")
+            }
+            spoken = SpokenCaptions(codec: codec, length: config.model.audioLength, wordsPerMinute: config.speechWPM ?? 200)
+        } else {
+            spoken = nil
+        }
         model = Transfusion(config.model, rng: RNG(seed: 0))
         do { try model.load(saved.weights) } catch {
             throw RunError.checkpoint(checkpoint.path, "\(error)")

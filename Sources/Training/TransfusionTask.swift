@@ -1,7 +1,8 @@
 // The Transfusion task: ShapesWorld image–caption pairs as mixed sequences (caption first for
 // text-to-image, image first for captioning) and optionally edit triplets (a clean source span, the
 // instruction, a noised target span), images encoded once by a frozen VAE, noised per span, packed
-// into rows; loss = LM cross-entropy + λ·diffusion MSE. Samples are PNG grids of images for the
+// into rows, and optionally speech documents (spoken captions as audio spans: text to speech,
+// speech to text, image to speech); loss = LM cross-entropy + λ·diffusion MSE (image and audio). Samples are PNG grids of images for the
 // recipe's prompts and captions of held-out images. Can start from a trained run (fine-tuning).
 // Not the model (Models/Transfusion).
 import Data
@@ -40,6 +41,10 @@ public final class TransfusionTask: TrainingTask {
         public var vae: String
         public var diffusion: DiffusionSection
         public var imageSize: Int
+        /// The AudioCodec of speech spans, relative to the run folder (nil: no audio).
+        public var audioCodec: String? = nil
+        /// espeak-ng's words per minute for reference speech.
+        public var speechWPM: Int? = nil
     }
 
     public init(recipe: Recipe, run: RunDirectory) throws {
@@ -61,7 +66,8 @@ public final class TransfusionTask: TrainingTask {
         let config = TransfusionConfig(
             vocab: recipe.model.vocabSize ?? tokenizer.vocabSize, decoder: try Presets.decoder(recipe.model),
             latentChannels: latent[0], latentSize: latent[1], patchSize: recipe.model.patchSize, patchifier: patchifier,
-            unetChannels: recipe.model.unetChannels, timestepScale: diffusion.target == .flow ? 1000 : 1)
+            unetChannels: recipe.model.unetChannels, timestepScale: diffusion.target == .flow ? 1000 : 1,
+            audioDim: pairs.spoken?.patchDim ?? 0, audioLength: pairs.spoken?.length ?? 0)
         guard d.seqLen >= config.patchesPerImage + 4 else {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.seq_len",
                                            message: "\(d.seqLen) cannot hold one image (\(config.patchesPerImage) patches + 4)")
@@ -70,25 +76,36 @@ public final class TransfusionTask: TrainingTask {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.seq_len",
                                            message: "\(d.seqLen) cannot hold an edit triplet (2 × \(config.patchesPerImage) patches + 6)")
         }
+        if let spoken = pairs.spoken, d.seqLen < config.patchesPerImage + spoken.length + 6 {
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.seq_len",
+                                           message: "\(d.seqLen) cannot hold an image and its speech (\(config.patchesPerImage) + "
+                                               + "\(spoken.length) patches + 6): raise it or lower data.audio_patches")
+        }
         let rng = RNG(seed: recipe.seed).split(0xB0D1)
         transfusion = Transfusion(config, rng: rng)
         transfusion.initialise(rng: rng)
         if let base {
-            guard base.config.model == config else {
+            // A run without audio can start a run that adds speech: its weights load, the audio layers start fresh.
+            var withoutAudio = config
+            withoutAudio.audioDim = 0; withoutAudio.audioLength = 0
+            let addsAudio = !base.config.model.hasAudio && config.hasAudio && base.config.model == withoutAudio
+            guard base.config.model == config || addsAudio else {
                 throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "train.init_from",
                                                message: "\(base.checkpoint.path) holds a different model than the recipe's "
                                                    + "(checkpoint \(base.config.model), recipe \(config)): match the "
                                                    + "model and diffusion.target sections to the run's recipe.yaml")
             }
-            try transfusion.load(base.model.stateDict())
+            try transfusion.load(transfusion.stateDict().merging(base.model.stateDict()) { $1 })
         }
 
         let (perRow, avg) = pairs.docsPerRow(imageLength: config.patchesPerImage)
         docsPerRow = perRow
         let images = recipe.train.batchSize * docsPerRow
         let textRows = Int(Double(images) * (avg - Double(config.patchesPerImage) - 2))
+        // Speech documents trade an image for an audio span in a fraction of the documents (on average).
+        let speech = Int((Double(images) * Double(d.speechFraction)).rounded())
         flopsPerMicroBatch = transfusion.trainingFlops(tokens: recipe.train.batchSize * d.seqLen, attended: avg / 2,
-                                                       textRows: textRows, images: images)
+                                                       textRows: textRows, images: images - speech, audioSpans: speech)
     }
 
     /// The run `train.init_from` names, loaded (EMA weights when kept), with its tokenizer and VAE
@@ -125,6 +142,8 @@ public final class TransfusionTask: TrainingTask {
         var imageTargets: Tensor
         /// The spans that carry the diffusion loss (nil: all; edit sources are left out).
         var scored: [Int]?
+        /// Diffusion targets of the audio spans (all scored), nil without speech documents.
+        var audioTargets: Tensor?
         var tokens: Int
         var examples: Int
     }
@@ -156,41 +175,55 @@ public final class TransfusionTask: TrainingTask {
     /// target span is noised and scored.
     func batch(_ world: ShapesWorld, firstRow: Int, rows: Int, rng: RNG, training: Bool) throws -> Batch {
         let d = recipe.diffusion, t = recipe.data.seqLen, c = transfusion.config
-        let np = c.patchesPerImage
+        let np = c.patchesPerImage, l = c.audioLength
         var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = []
-        var docs: [[Int32]] = [], spans: [[Int32]] = [], starts: [Int] = []
-        var documents: [ImageCaptionPairs.Document] = [], steps: [Float] = []
+        var docs: [[Int32]] = [], spans: [[Int32]] = [], starts: [Int] = [], audioStarts: [Int] = []
+        var documents: [ImageCaptionPairs.Document] = [], steps: [Float] = [], audioSteps: [Float] = []
         var tokens = 0
         for r in 0..<rows {
             let taken = pairs.documents(world, row: firstRow + r, perRow: docsPerRow, imageLength: np,
                                         training: training, rng: rng) { doc in
-                steps += diffusion.sampleTimesteps(n: 1, rng: rng, maxT: doc.imageFirst ? d.imageFirstMaxT : nil)
+                guard let kind = doc.speech else {
+                    steps += diffusion.sampleTimesteps(n: 1, rng: rng, maxT: doc.imageFirst ? d.imageFirstMaxT : nil)
+                    return
+                }
+                // The span read first (an image described aloud, speech transcribed) is noise-limited.
+                steps += kind == .fromImage ? diffusion.sampleTimesteps(n: 1, rng: rng, maxT: d.imageFirstMaxT) : [0]
+                audioSteps += diffusion.sampleTimesteps(n: 1, rng: rng, maxT: kind == .toCaption ? d.imageFirstMaxT : nil)
             }
             let seqs = taken.map { doc -> MixedSequence in
                 if let edit = doc.edit {
                     return MixedSequence(segments: (edit.keepSource ? [.image(patches: np)] : [])
                                          + [.text(edit.instruction), .image(patches: np)])
                 }
-                return MixedSequence(segments: doc.imageFirst ? [.image(patches: np), .text(doc.caption)]
-                                                              : [.text(doc.caption), .image(patches: np)])
+                switch doc.speech {
+                case .fromCaption: return MixedSequence(segments: [.text(doc.caption), .audio(frames: l)])
+                case .toCaption: return MixedSequence(segments: [.audio(frames: l), .text(doc.caption)])
+                case .fromImage: return MixedSequence(segments: [.image(patches: np), .audio(frames: l)])
+                case nil:
+                    return MixedSequence(segments: doc.imageFirst ? [.image(patches: np), .text(doc.caption)]
+                                                                  : [.text(doc.caption), .image(patches: np)])
+                }
             }
             documents += taken
             let row = try pack(seqs, length: t)
             ids += row.tokens; targets += row.targets; positions += row.positions
             docs.append(row.documentIDs); spans.append(row.spanIDs)
-            starts += row.spans.map { r * t + $0.start }
-            tokens += row.targets.lazy.filter { $0 >= 0 }.count + row.spans.count * np
+            starts += row.spans.filter { $0.modality == .image }.map { r * t + $0.start }
+            audioStarts += row.spans.filter { $0.modality == .audio }.map { r * t + $0.start }
+            tokens += row.targets.lazy.filter { $0 >= 0 }.count + row.spans.reduce(0) { $0 + $1.length }
         }
         let mask = try AttentionMask(documents: docs, spans: spans, causalSpans: d.causalSpans)
         let cached = training && recipe.data.pool > 0
         let shape = [c.latentChannels, c.latentSize, c.latentSize]
         let per = shape.reduce(1, *)
-        // Clean latents of every span in order; edit sources stay clean at t = 0 and unscored.
-        let plain = latents(world, documents.filter { $0.edit == nil }.map(\.index), cached: cached).scalars
+        // Clean latents of every image span in order; edit sources stay clean at t = 0 and unscored.
+        let hasImage = { (doc: ImageCaptionPairs.Document) in doc.speech == nil || doc.speech == .fromImage }
+        let plain = latents(world, documents.filter { $0.edit == nil && hasImage($0) }.map(\.index), cached: cached).scalars
         let edits = editLatents(world, documents.filter { $0.edit != nil }.map(\.index), cached: cached)
         var x0: [Float] = [], times: [Float] = [], scored: [Int] = [], sources: [Int] = []
         var nextPlain = 0, nextEdit = 0
-        for (doc, step) in zip(documents, steps) {
+        for (doc, step) in zip(documents, steps) where hasImage(doc) {
             if let edit = doc.edit {
                 let pair = edits[nextEdit]; nextEdit += 1
                 if edit.keepSource {
@@ -220,45 +253,65 @@ public final class TransfusionTask: TrainingTask {
             }
             spanLatents = Tensor(values, shape: [times.count] + shape)
         }
-        let input = TransfusionInput(ids: Tensor(ints: ids, shape: [rows, t]), positions: Tensor(ints: positions),
+        var input = TransfusionInput(ids: Tensor(ints: ids, shape: [rows, t]), positions: Tensor(ints: positions),
                                      mask: mask, latents: spanLatents, timesteps: times, spanStarts: starts)
+        var audioTargets: Tensor? = nil
+        if let spoken = pairs.spoken, !audioSteps.isEmpty {
+            // Speech spans, all noised and scored: (m, L, D).
+            let speech = try spoken.patches(world, documents.filter { $0.speech != nil }.map(\.index), cached: cached)
+            let a0 = Tensor(speech.flatMap { $0 }, shape: [speech.count, l, c.audioDim])
+            let audioNoise = rng.normal(a0.shape)
+            input.audio = diffusion.qSample(x0: a0, t: audioSteps, noise: audioNoise)
+            input.audioTimesteps = audioSteps
+            input.audioStarts = audioStarts
+            audioTargets = diffusion.trainingTarget(x0: a0, noise: audioNoise, t: audioSteps)
+        }
         return Batch(input: input, targets: Tensor(ints: targets),
                      imageTargets: diffusion.trainingTarget(x0: scoredX0, noise: noise, t: scoredT),
-                     scored: sources.isEmpty ? nil : scored, tokens: tokens, examples: documents.count)
+                     scored: sources.isEmpty ? nil : scored, audioTargets: audioTargets, tokens: tokens,
+                     examples: documents.count)
     }
 
     public func loss(microBatch index: Int, rng: RNG) throws -> LossResult {
         let b = recipe.train.batchSize
         let x = try batch(world, firstRow: index * b, rows: b, rng: rng, training: true)
         let l = transfusion.loss(x.input, targets: x.targets, imageTargets: x.imageTargets,
-                                 imageWeight: recipe.diffusion.lossWeight, zLoss: recipe.model.zLoss, scoredImages: x.scored)
-        return LossResult(total: l.total, parts: ["loss_text": l.text.item, "loss_image": l.image.item],
-                          tokens: x.tokens, examples: x.examples)
+                                 imageWeight: recipe.diffusion.lossWeight, zLoss: recipe.model.zLoss, scoredImages: x.scored,
+                                 audioTargets: x.audioTargets)
+        var parts = ["loss_text": l.text.item, "loss_image": l.image.item]
+        if pairs.spoken != nil { parts["loss_audio"] = l.audio.item }
+        return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.examples)
     }
 
     public func checkpointConfig() throws -> Foundation.Data {
         let tok = String(decoding: try JSONEncoder().encode(tokenizer), as: UTF8.self)
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try enc.encode(Config(model: transfusion.config, tokenizer: tok, vae: "vae.safetensors",
-                                     diffusion: recipe.diffusion, imageSize: recipe.data.imageSize))
+                                     diffusion: recipe.diffusion, imageSize: recipe.data.imageSize,
+                                     audioCodec: pairs.spoken == nil ? nil : SpokenCaptions.fileName,
+                                     speechWPM: pairs.spoken?.wordsPerMinute))
     }
 
     /// Held-out losses (text, image and total) over `eval.batches` batches drawn with fixed
     /// randomness, so evaluations at different steps are comparable; with `eval.shapes_eval` N > 0
     /// also ShapesEval scores of N prompts (TransfusionEvaluation.swift).
     public func evaluate(step: Int, rng: RNG) throws -> [String: Double] {
-        var text = 0.0, image = 0.0
+        var text = 0.0, image = 0.0, audio = 0.0
         let n = max(recipe.eval.batches, 1)
         for i in 0..<n {
             let x = try batch(heldOut, firstRow: i * recipe.train.batchSize, rows: recipe.train.batchSize,
                               rng: RNG(seed: 0xE7A1).split(UInt64(i)), training: false)
             let l = transfusion.loss(x.input, targets: x.targets, imageTargets: x.imageTargets,
-                                     imageWeight: recipe.diffusion.lossWeight, scoredImages: x.scored)
-            text += Double(l.text.item); image += Double(l.image.item)
+                                     imageWeight: recipe.diffusion.lossWeight, scoredImages: x.scored,
+                                     audioTargets: x.audioTargets)
+            text += Double(l.text.item); image += Double(l.image.item); audio += Double(l.audio.item)
         }
-        text /= Double(n); image /= Double(n)
-        var metrics = ["loss": text + Double(recipe.diffusion.lossWeight) * image, "loss_text": text, "loss_image": image,
+        text /= Double(n); image /= Double(n); audio /= Double(n)
+        let lambda = Double(recipe.diffusion.lossWeight)
+        var metrics = ["loss": text + lambda * (image + audio), "loss_text": text, "loss_image": image,
                        "ppl": Foundation.exp(text)]
+        if pairs.spoken != nil { metrics["loss_audio"] = audio }
+        if recipe.eval.speech > 0, pairs.spoken != nil { metrics.merge(try speechEvalMetrics(count: recipe.eval.speech)) { $1 } }
         if recipe.eval.shapesEval > 0 { metrics.merge(shapesEvalMetrics(count: recipe.eval.shapesEval)) { $1 } }
         if recipe.eval.edits > 0 && recipe.data.editFraction > 0 {
             metrics.merge(try editEvalMetrics(count: recipe.eval.edits)) { $1 }
@@ -274,9 +327,11 @@ public final class TransfusionTask: TrainingTask {
     }
 
     /// samples/step-N.png: four images for each prompt (rows), and step-N.txt: captions of
-    /// held-out images next to their true captions. With edit triplets in the mixture, also samples/edits-step-N.png (TransfusionEditEvaluation.swift).
+    /// held-out images next to their true captions. With edit triplets in the mixture, also samples/edits-step-N.png (TransfusionEditEvaluation.swift);
+    /// with speech documents, speech-step-N-K.wav and speech-step-N.txt (SpeechEvaluation.swift).
     public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? {
         if recipe.data.editFraction > 0 { try writeEditSamples(step: step, to: dir) }
+        try writeSpeechSamples(step: step, to: dir, rng: rng)
         return try pairs.writeSamples(step: step, to: dir, sample: { i, prompt in
             let z = transfusion.sampleImages(prompt: prompt, count: 4, options: imageOptions, rng: rng.split(UInt64(i)))
             return withoutGrad { vae.decode(z) }

@@ -1,4 +1,4 @@
-// `fusion eval --checkpoint RUN --suite shapes|captions|fd|edits`: scores a trained Transfusion run and
+// `fusion eval --checkpoint RUN --suite shapes|captions|fd|edits|speech`: scores a trained Transfusion run and
 // prints a table (and JSON with --json). Argument parsing and output only; the work is
 // TransfusionEvaluator's (Training) and Evaluation's.
 import ArgumentParser
@@ -14,7 +14,7 @@ import Training
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Evaluate a Transfusion run: ShapesEval, caption accuracy, a Fréchet distance or edits.",
+        abstract: "Evaluate a Transfusion run: ShapesEval, caption accuracy, a Fréchet distance, edits or speech.",
         discussion: """
             Examples:
               fusion eval --checkpoint runs/transfusion-shapes --suite shapes --images-per-prompt 4 \\
@@ -24,6 +24,7 @@ struct Eval: ParsableCommand {
               fusion eval --checkpoint runs/transfusion-shapes --suite fd \\
                 --classifier runs/eval-classifier/classifier.safetensors --count 256
               fusion eval --checkpoint runs/edit-shapes --suite edits --count 100 --json edits.json --grid edits.png
+              fusion eval --checkpoint runs/any-to-any-shapes --suite speech --count 50
 
             shapes:   images for a fixed prompt set (--prompts-per-category × 6 categories), checked by
                       an analytic detector; per-category and overall pass rates.
@@ -35,17 +36,20 @@ struct Eval: ParsableCommand {
             edits:    held-out ShapesWorld edit triplets edited by instruction and by inversion
                       (--method), checked by the detector: the asked change happened (accuracy) and
                       the untouched objects stayed (preservation), per edit kind.
+            speech:   held-out spoken captions (espeak-ng): the model's transcripts of them, the
+                      log-mel distance of its own speech for the same words to espeak-ng's, and
+                      how well it transcribes its own speech (runs trained with speech documents).
             """)
 
-    enum Suite: String, ExpressibleByArgument, CaseIterable { case shapes, captions, fd, edits }
+    enum Suite: String, ExpressibleByArgument, CaseIterable { case shapes, captions, fd, edits, speech }
     enum Methods: String, ExpressibleByArgument, CaseIterable { case instruction, inversion, both }
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
-    @Option(help: "shapes, captions, fd or edits.") var suite: Suite = .shapes
+    @Option(help: "shapes, captions, fd, edits or speech.") var suite: Suite = .shapes
     @Option(parsing: .unconditional, help: "shapes: images per prompt.") var imagesPerPrompt = 4
     @Option(parsing: .unconditional, help: "shapes: prompts per category (6 categories).") var promptsPerCategory = 16
     @Option(parsing: .unconditional, help: "Seed of the prompt set (shapes) or of the held-out world (captions, fd).") var evalSeed: UInt64 = 0
-    @Option(parsing: .unconditional, help: "captions, fd, edits: number of held-out images (edits: triplets).") var count = 200
+    @Option(parsing: .unconditional, help: "captions, fd, edits, speech: number of held-out images (edits: triplets; speech: clips).") var count = 200
     @Option(help: "edits: instruction, inversion or both.") var method: Methods = .both
     @Option(parsing: .unconditional, help: "edits: image guidance scale of the instruction method (default: none).") var imageCfg: Float?
     @Option(help: "edits: a PNG grid of the first 8 triplets: source | target | each method.") var grid: String?
@@ -142,6 +146,22 @@ struct Eval: ParsableCommand {
                     print("wrote \(grid)")
                 }
                 try write(reports)
+            case .speech:
+                guard let spoken = run.spoken else {
+                    throw ValidationError("\(checkpoint) was trained without speech documents (data.speech_fraction 0)")
+                }
+                let world = ShapesWorld(seed: heldOutSeed, imageSize: size)
+                let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
+                let evaluation = SpeechEvaluation(model: run.model, tokenizer: run.tokenizer, spoken: spoken, heldOut: world,
+                                                  options: options, maxTokens: 48)
+                let report = try evaluation.report(count: count) {
+                    FileHandle.standardError.write("\rclip \($0)/\(count)".data(using: .utf8)!)
+                }
+                FileHandle.standardError.write("\n".data(using: .utf8)!)
+                print(report)
+                print(String(format: "(%@, %d steps, cfg %.1f, %d clips, %.0f s)", options.sampler.rawValue,
+                             options.steps, options.cfgScale, count, Date().timeIntervalSince(start)))
+                try write(report.metrics)
             }
         }
     }

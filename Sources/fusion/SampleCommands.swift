@@ -82,7 +82,7 @@ struct Caption: ParsableCommand {
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Continue a text prompt; images the model opens (BOI) are sampled and written as PNGs.",
+        abstract: "Continue a text prompt; images (BOI) and speech (BOA) the model opens are sampled and written as PNG/WAV.",
         discussion: """
             Example:
               fusion generate --checkpoint runs/transfusion-shapes --prompt "a red" --out generated
@@ -97,7 +97,7 @@ struct Generate: ParsableCommand {
     @Option(parsing: .unconditional, help: "Diffusion steps for images (default: the recipe's).") var steps: Int?
     @Option(parsing: .unconditional, help: "Classifier-free guidance scale for images (default: the recipe's).") var cfg: Float?
     @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
-    @Option(help: "Prefix of the PNG files of generated images (PREFIX-0.png, …).") var out = "generated"
+    @Option(help: "Prefix of the files of generated images and speech (PREFIX-0.png, PREFIX-0.wav, …).") var out = "generated"
 
     func run() throws {
         try reportingErrors("generate") {
@@ -110,7 +110,7 @@ struct Generate: ParsableCommand {
                 prompt: run.prompt(prompt), maxTokens: maxTokens,
                 text: SamplingOptions(temperature: temperature, topK: topK, topP: topP),
                 images: try run.imageOptions(steps: steps, cfg: cfg), rng: RNG(seed: seed))
-            var text = prompt, images = 0
+            var text = prompt, images = 0, sounds = 0
             for segment in segments {
                 switch segment {
                 case .text(let ids):
@@ -120,6 +120,12 @@ struct Generate: ParsableCommand {
                     try PNG.write(Image(chw: run.decode(latents)), to: path)
                     text += " [image: \(path)] "
                     images += 1
+                case .audio(let patches):
+                    guard let spoken = run.spoken else { continue }
+                    let path = "\(out)-\(sounds).wav"
+                    try AudioFile.write(spoken.waveform(patches), to: path)
+                    text += " [speech: \(path)] "
+                    sounds += 1
                 }
             }
             print(text)

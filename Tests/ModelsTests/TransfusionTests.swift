@@ -139,7 +139,7 @@ private func model(_ config: TransfusionConfig, seed: UInt64 = 1) -> Transfusion
                 mask: AttentionMask(batch: 1, queries: np, keys: l.start + np, lo: [Int32](repeating: 0, count: np),
                                     hi: [Int32](repeating: Int32(l.start + np), count: np)),
                 latents: latents, timesteps: [0], spanStarts: [0])
-            let (h, images) = m(spanInput, cache: cache)
+            let (h, images, _) = m(spanInput, cache: cache)
             hidden += h.scalars
             expectClose(images!.scalars, full.images!.scalars, atol: 2e-5)
             let rest = Array(l.ids[(l.start + np)...])
