@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["Data"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Collective", "TestSupport"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Diffusion", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Diffusion", "Data", "TestSupport"]),
         .testTarget(name: "NotebooksTests", dependencies: ["Notebooks"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Data", "Media", "Tensors"]),
     ],

@@ -23,7 +23,8 @@ private let tinyVAEPath: String = {
     return path
 }()
 
-private func transfusionRecipe(steps: Int, diffusion: String = "{}", extra: String = "") throws -> Recipe {
+private func transfusionRecipe(steps: Int, diffusion: String = "{}", extra: String = "", overrides: [String] = []) throws
+    -> Recipe {
     try Recipe.parse("""
         name: tf
         seed: 4
@@ -34,7 +35,7 @@ private func transfusionRecipe(steps: Int, diffusion: String = "{}", extra: Stri
         train: {steps: \(steps), batch_size: 4, log_every: 1, checkpoint_every: 2, keep_checkpoints: 2\(extra)}
         eval: {every: 0, batches: 1}
         sample: {every: 0, max_tokens: 4, prompts: ["a red circle"]}
-        """, file: "transfusion-test.yaml")
+        """, file: "transfusion-test.yaml", overrides: overrides)
 }
 
 private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil, fresh: Bool = false) throws
@@ -193,6 +194,90 @@ private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil,
             Issue.record("an edited config loaded")
         } catch {
             #expect("\(error)".contains("config.json") && "\(error)".contains("not divisible by heads 3"), "\(error)")
+        }
+    }
+}
+
+/// Speech documents in the Transfusion task: the kinds `data.speech_mix` asks for, laid out with
+/// BOA … EOA spans of the run's audio codec; noise capped for speech read before text; an audio
+/// loss that falls; a run that loads back with its codec and speaks, transcribes and exports.
+@Suite(.serialized) struct SpeechDocumentTests {
+    func recipe(mix: String, steps: Int = 1, extra: String = "", fraction: Double = 1) throws -> Recipe {
+        try transfusionRecipe(steps: steps, diffusion: "{image_first_max_t: 100, sample_steps: 2}", extra: extra,
+                              overrides: ["data.speech_fraction=\(fraction)", "data.speech_mix=\(mix)", "data.audio_patches=8",
+                                          "data.pool=16", "data.seq_len=48"])
+    }
+
+    @Test func everyKindOfSpeechDocumentIsLaidOutWithItsSpans() throws {
+        let run = scratchRun()
+        for (mix, kind) in [("[1, 0, 0]", "caption → speech"), ("[0, 1, 0]", "speech → caption"), ("[0, 0, 1]", "image → speech")] {
+            let task = try TransfusionTask(recipe: try recipe(mix: mix), run: run)
+            let b = try task.batch(task.world, firstRow: 0, rows: 2, rng: RNG(seed: 1), training: true)
+            let ids = b.input.ids.intScalars
+            let spoken = try #require(task.pairs.spoken)
+            #expect(b.input.audio?.shape == [b.input.audioStarts.count, 8, spoken.patchDim], "\(kind)")
+            #expect(b.audioTargets?.shape == b.input.audio?.shape)
+            #expect(!b.input.audioStarts.isEmpty)
+            for start in b.input.audioStarts {
+                #expect(ids[start - 1] == SpecialTokens.boa && ids[start + 8] == SpecialTokens.eoa, "\(kind)")
+                // Speech read before its words (speech → caption) comes right after BOS, noise-limited.
+                if mix == "[0, 1, 0]" { #expect(ids[start - 2] == SpecialTokens.bos) }
+                if mix == "[0, 0, 1]" { #expect(ids[start - 2] == SpecialTokens.eoi) }
+            }
+            if mix == "[0, 1, 0]" { #expect(b.input.audioTimesteps.allSatisfy { $0 <= 100 }) }
+            // Images only in image → speech documents, one per document, noise-limited too.
+            #expect(b.input.imageCount == (mix == "[0, 0, 1]" ? b.input.audioStarts.count : 0), "\(kind)")
+            if mix == "[0, 0, 1]" { #expect(b.input.timesteps.allSatisfy { $0 <= 100 }) }
+            // The words spoken are the text of caption → speech and speech → caption documents.
+            if mix != "[0, 0, 1]" {
+                let words = Set(task.tokenizer.encode(SpokenCaptions.text(task.world, 0)))
+                #expect(words.isSubset(of: Set(ids)), "\(kind)")
+            }
+        }
+    }
+
+    @Test func audioLossFallsAndTheRunSpeaksAndTranscribesAfterExport() throws {
+        let r = try recipe(mix: "[2, 2, 1]", steps: 30, extra: ", ema_decay: 0.9", fraction: 0.5)
+        let run = scratchRun()
+        let task = try TransfusionTask(recipe: r, run: run)
+        let trainer = try Trainer(recipe: r, task: task, run: run)
+        var audio: [Double] = []
+        trainer.onRow = { row in
+            if case .double(let a) = row["loss_audio"] ?? .int(0), row["kind"] == nil { audio.append(a) }
+        }
+        try trainer.train(fresh: true)
+        #expect(audio.count == 30)
+        func mean(_ xs: ArraySlice<Double>) -> Double { xs.reduce(0, +) / Double(xs.count) }
+        #expect(mean(audio.suffix(5)) < 0.8 * mean(audio.prefix(5)), "audio loss \(audio.prefix(5)) → \(audio.suffix(5))")
+        // Eval rows score speech: transcription and mel distance.
+        let metrics = try task.speechEvalMetrics(count: 2)
+        #expect(metrics["speech_mel_distance"].map { $0 > 0 && $0.isFinite } == true)
+        #expect(metrics["speech_transcribe_word_acc"].map { (0...1).contains($0) } == true)
+
+        let out = run.url.deletingLastPathComponent().appendingPathComponent("exported-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        try ModelExport.export(run: run.url.path, to: out.path)
+        let loaded = try TransfusionRun(path: out.path)
+        let spoken = try #require(loaded.spoken)
+        #expect(spoken.codec.config == task.pairs.spoken!.codec.config && spoken.length == 8)
+        let patches = loaded.model.sampleSpeech(prompt: loaded.prompt("a red circle"), count: 1,
+                                                options: try loaded.imageOptions(steps: 2), rng: RNG(seed: 1))
+        let wav = spoken.waveform(patches)
+        #expect(wav.sampleRate == 8000 && wav.samples.count == (8 * 4 - 1) * 128)
+        // The WAV round trip (written, read back, re-encoded) gives back the span's shape.
+        let path = run.url.appendingPathComponent("speech.wav").path
+        try AudioFile.write(wav, to: path)
+        let back = spoken.span(try AudioFile.read(path, sampleRate: 8000))
+        #expect(back.shape == [1, 8, spoken.patchDim])
+        _ = loaded.model.transcribe(patches: back, maxTokens: 3, options: SamplingOptions(temperature: 0), rng: RNG(seed: 0))
+    }
+
+    @Test func aSpeechMixWithoutThreeWeightsIsARecipeError() throws {
+        do {
+            _ = try TransfusionTask(recipe: try recipe(mix: "[1, 1]"), run: scratchRun())
+            Issue.record("a two-weight speech_mix was accepted")
+        } catch {
+            #expect("\(error)".contains("data.speech_mix"), "\(error)")
         }
     }
 }
