@@ -1,5 +1,6 @@
 // The Chameleon-style baseline (Chameleon Team 2024): the same decoder over one token stream in
-// which images are VQ code ids appended to the text vocabulary. Purely causal attention and
+// which images are VQ code ids appended to the text vocabulary (and speech, AudioCodec code ids
+// after them). Purely causal attention and
 // cross-entropy everywhere (QK-norm and z-loss for stability, set by the recipe). Image sampling
 // decodes the code positions with classifier-free guidance in logit space. Not the VQ tokenizer.
 import Foundation
@@ -7,26 +8,49 @@ import NN
 import Tensors
 import Text
 
-/// Sizes of a Chameleon model: a text vocabulary followed by the image codebook.
+/// Sizes of a Chameleon model: a text vocabulary followed by the image codebook (and the audio
+/// codebook, for models with speech).
 public struct ChameleonConfig: Codable, Equatable, Sendable {
     public var textVocab: Int
     public var codebookSize: Int
     /// Side of the code grid of one image (e.g. 8 for a 32×32 image under a 4× VQ tokenizer).
     public var gridSize: Int
     public var decoder: DecoderConfig
+    /// Codes of the AudioCodec codebook and code positions of one audio span (0, 0: no speech).
+    public var audioCodebookSize: Int
+    public var audioLength: Int
 
-    public init(textVocab: Int, codebookSize: Int, gridSize: Int, decoder: DecoderConfig) {
+    public init(textVocab: Int, codebookSize: Int, gridSize: Int, decoder: DecoderConfig, audioCodebookSize: Int = 0,
+                audioLength: Int = 0) {
         self.textVocab = textVocab; self.codebookSize = codebookSize; self.gridSize = gridSize
-        self.decoder = decoder
+        self.decoder = decoder; self.audioCodebookSize = audioCodebookSize; self.audioLength = audioLength
     }
 
-    public var vocab: Int { textVocab + codebookSize }
+    enum CodingKeys: String, CodingKey { case textVocab, codebookSize, gridSize, decoder, audioCodebookSize, audioLength }
+
+    /// Configs saved before speech existed read with no audio codes.
+    public init(from coder: Swift.Decoder) throws {
+        let c = try coder.container(keyedBy: CodingKeys.self)
+        self.init(textVocab: try c.decode(Int.self, forKey: .textVocab), codebookSize: try c.decode(Int.self, forKey: .codebookSize),
+                  gridSize: try c.decode(Int.self, forKey: .gridSize), decoder: try c.decode(DecoderConfig.self, forKey: .decoder),
+                  audioCodebookSize: try c.decodeIfPresent(Int.self, forKey: .audioCodebookSize) ?? 0,
+                  audioLength: try c.decodeIfPresent(Int.self, forKey: .audioLength) ?? 0)
+    }
+
+    public var vocab: Int { textVocab + codebookSize + audioCodebookSize }
+    /// Whether the vocabulary holds audio codes.
+    public var hasAudio: Bool { audioCodebookSize > 0 && audioLength > 0 }
+    /// The token id of audio code `c`.
+    public func audioToken(code c: Int32) -> Int32 { Int32(textVocab + codebookSize) + c }
 
     /// What makes the config unbuildable (see ``DecoderConfig/problem``), or nil.
     public var problem: String? {
         if let p = decoder.problem { return p }
         if textVocab <= 0 || codebookSize <= 0 || gridSize <= 0 {
             return "sizes must be positive (textVocab \(textVocab), codebookSize \(codebookSize), gridSize \(gridSize))"
+        }
+        if audioCodebookSize < 0 || audioLength < 0 || (audioCodebookSize > 0) != (audioLength > 0) {
+            return "audio sizes must both be positive or both 0 (audioCodebookSize \(audioCodebookSize), audioLength \(audioLength))"
         }
         return nil
     }
@@ -53,21 +77,27 @@ public final class Chameleon: Module {
         return [SpecialTokens.boi] + codes.map { config.token(code: $0) } + [SpecialTokens.eoi]
     }
 
-    /// The LM loss over all targets and its text and image parts (targets ≥ textVocab are image
-    /// codes). Returns (total with z-loss, text CE, image CE); a part with no targets is 0.
+    /// Ids of one audio span's codes framed by BOA … EOA.
+    public func audioTokens(codes: [Int32]) -> [Int32] {
+        precondition(codes.count == config.audioLength, "Chameleon: \(codes.count) audio codes, expected \(config.audioLength)")
+        return [SpecialTokens.boa] + codes.map { config.audioToken(code: $0) } + [SpecialTokens.eoa]
+    }
+
+    /// The LM loss over all targets and its text, image and audio parts (by the target's id range).
+    /// Returns (total with z-loss, text CE, image CE, audio CE); a part with no targets is 0.
     public func loss(_ ids: Tensor, targets: Tensor, mask: AttentionMask, positions: Tensor, zLoss: Float = 0)
-        -> (total: Tensor, text: Float, image: Float) {
+        -> (total: Tensor, text: Float, image: Float, audio: Float) {
         let logits = lm(ids, mask: mask, positions: positions)
         let total = crossEntropy(logits, targets, ignoreIndex: -1, zLoss: zLoss)
         // The parts are reported, not trained: recompute them without the tape.
-        let (text, image) = withoutGrad { () -> (Float, Float) in
-            let t = targets.intScalars, v = Int32(config.textVocab)
-            let textTargets = Tensor(ints: t.map { $0 >= 0 && $0 < v ? $0 : -1 }, shape: targets.shape)
-            let imageTargets = Tensor(ints: t.map { $0 >= v ? $0 : -1 }, shape: targets.shape)
-            return (crossEntropy(logits, textTargets, ignoreIndex: -1).item,
-                    crossEntropy(logits, imageTargets, ignoreIndex: -1).item)
+        let (text, image, audio) = withoutGrad { () -> (Float, Float, Float) in
+            let t = targets.intScalars, v = Int32(config.textVocab), a = Int32(config.textVocab + config.codebookSize)
+            func part(_ range: Range<Int32>) -> Float {
+                crossEntropy(logits, Tensor(ints: t.map { range.contains($0) ? $0 : -1 }, shape: targets.shape), ignoreIndex: -1).item
+            }
+            return (part(0..<v), part(v..<a), part(a..<Int32(config.vocab)))
         }
-        return (total, text, image)
+        return (total, text, image, audio)
     }
 
     /// `count` images after `prompt` (BOS + caption ids; BOI is appended): each code position is
@@ -75,20 +105,41 @@ public final class Chameleon: Module {
     /// `unconditionalPrompt` when `cfgScale` > 1. Returns the code ids (count, grid, grid).
     public func sampleCodes(prompt: [Int32], count: Int, options: SamplingOptions, cfgScale: Float = 1,
                             unconditionalPrompt: [Int32] = [SpecialTokens.bos], rng: RNG) -> Tensor {
-        precondition(count > 0 && !prompt.isEmpty, "sampleCodes: need a prompt and at least one image")
+        let codes = sampleSpan(prompt: prompt + [SpecialTokens.boi], count: count, offset: config.textVocab,
+                               codebook: config.codebookSize, length: config.tokensPerImage, options: options,
+                               cfgScale: cfgScale, unconditionalPrompt: unconditionalPrompt + [SpecialTokens.boi], rng: rng)
+        return Tensor(ints: codes, shape: [count, config.gridSize, config.gridSize])
+    }
+
+    /// `count` audio spans after `prompt` (e.g. BOS + words; BOA is appended), sampled like images
+    /// from the audio code logits, guided against `unconditionalPrompt` + BOA. Returns the audio
+    /// code ids (count, L).
+    public func sampleSpeechCodes(prompt: [Int32], count: Int, options: SamplingOptions, cfgScale: Float = 1,
+                                  unconditionalPrompt: [Int32] = [SpecialTokens.bos], rng: RNG) -> Tensor {
+        precondition(config.hasAudio, "Chameleon: this model has no audio codes")
+        let codes = sampleSpan(prompt: prompt + [SpecialTokens.boa], count: count, offset: config.textVocab + config.codebookSize,
+                               codebook: config.audioCodebookSize, length: config.audioLength, options: options,
+                               cfgScale: cfgScale, unconditionalPrompt: unconditionalPrompt + [SpecialTokens.boa], rng: rng)
+        return Tensor(ints: codes, shape: [count, config.audioLength])
+    }
+
+    /// `length` codes of the codebook at token ids `offset ..< offset + codebook` after `prompt`
+    /// (which ends with the span's opening id), for `count` rows; flat (count·length) code ids.
+    func sampleSpan(prompt: [Int32], count: Int, offset: Int, codebook k: Int, length: Int, options: SamplingOptions,
+                    cfgScale: Float, unconditionalPrompt: [Int32], rng: RNG) -> [Int32] {
+        precondition(count > 0 && prompt.count > 1, "Chameleon: need a prompt and at least one span")
         return withoutGrad {
             let wasTraining = isTraining
             eval()
             defer { train(wasTraining) }
-            let v = config.vocab, k = config.codebookSize, offset = config.textVocab
+            let v = config.vocab
             let guided = cfgScale > 1
             let cond = KVCache(layers: config.decoder.layers), uncond = KVCache(layers: config.decoder.layers)
-            var lastCond = step(Array(repeating: prompt + [SpecialTokens.boi], count: count), cache: cond)
-            var lastUncond = guided
-                ? step(Array(repeating: unconditionalPrompt + [SpecialTokens.boi], count: count), cache: uncond) : nil
-            var codes = [Int32](repeating: 0, count: count * config.tokensPerImage)
+            var lastCond = step(Array(repeating: prompt, count: count), cache: cond)
+            var lastUncond = guided ? step(Array(repeating: unconditionalPrompt, count: count), cache: uncond) : nil
+            var codes = [Int32](repeating: 0, count: count * length)
             var row = [Float](repeating: 0, count: k)
-            for j in 0..<config.tokensPerImage {
+            for j in 0..<length {
                 for b in 0..<count {
                     let c = lastCond.data + b * v + offset
                     if let u = lastUncond?.data.advanced(by: b * v + offset) {
@@ -96,16 +147,14 @@ public final class Chameleon: Module {
                     } else {
                         for i in 0..<k { row[i] = c[i] }
                     }
-                    codes[b * config.tokensPerImage + j] = row.withUnsafeBufferPointer {
-                        options.pick($0.baseAddress!, count: k, rng: rng)
-                    }
+                    codes[b * length + j] = row.withUnsafeBufferPointer { options.pick($0.baseAddress!, count: k, rng: rng) }
                 }
-                if j == config.tokensPerImage - 1 { break }
-                let next = (0..<count).map { [config.token(code: codes[$0 * config.tokensPerImage + j])] }
+                if j == length - 1 { break }
+                let next = (0..<count).map { [Int32(offset) + codes[$0 * length + j]] }
                 lastCond = step(next, cache: cond)
                 if guided { lastUncond = step(next, cache: uncond) }
             }
-            return Tensor(ints: codes, shape: [count, config.gridSize, config.gridSize])
+            return codes
         }
     }
 
@@ -122,15 +171,26 @@ public final class Chameleon: Module {
 
     /// Text after an image: `BOS BOI codes EOI`, then decoding until EOS (image-first layout).
     public func caption(codes: [Int32], maxTokens: Int, options: SamplingOptions, rng: RNG) -> [Int32] {
+        text(after: [SpecialTokens.bos] + imageTokens(codes: codes), maxTokens: maxTokens, options: options, rng: rng)
+    }
+
+    /// Text after speech: `BOS BOA codes EOA`, then decoding until EOS (speech-to-text layout).
+    public func transcribe(codes: [Int32], maxTokens: Int, options: SamplingOptions, rng: RNG) -> [Int32] {
+        precondition(config.hasAudio, "Chameleon: this model has no audio codes")
+        return text(after: [SpecialTokens.bos] + audioTokens(codes: codes), maxTokens: maxTokens, options: options, rng: rng)
+    }
+
+    /// Text ids decoded after `prefix` until EOS or `maxTokens`, from the text logits only.
+    func text(after prefix: [Int32], maxTokens: Int, options: SamplingOptions, rng: RNG) -> [Int32] {
         withoutGrad {
             let wasTraining = isTraining
             eval()
             defer { train(wasTraining) }
             let cache = KVCache(layers: config.decoder.layers)
-            var logits = step([[SpecialTokens.bos] + imageTokens(codes: codes)], cache: cache)
+            var logits = step([prefix], cache: cache)
             var out: [Int32] = []
             for _ in 0..<maxTokens {
-                // Text only: image codes are not words.
+                // Text only: image and audio codes are not words.
                 let id = options.pick(logits.data, count: config.textVocab, rng: rng)
                 if id == SpecialTokens.eos { break }
                 out.append(id)

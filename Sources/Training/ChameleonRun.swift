@@ -16,6 +16,8 @@ public struct ChameleonRun {
     public let checkpoint: URL
     /// The run folder (where the VQ tokenizer copy lives).
     public let run: URL
+    /// Spoken captions (the run's AudioCodec with its codebook), for runs with speech.
+    public let spoken: SpokenCaptions?
 
     /// `path` is a run folder (its newest complete checkpoint is used), one checkpoint folder, or
     /// an exported model (``ModelExport``). `ema` picks the EMA weights when the checkpoint has them.
@@ -25,6 +27,15 @@ public struct ChameleonRun {
         config = try saved.config(ChameleonTask.Config.self, kind: "chameleon") { $0.model.problem }
         tokenizer = try JSONDecoder().decode(BPETokenizer.self, from: Foundation.Data(config.tokenizer.utf8))
         vq = try VQTokenizer.load(from: run.appendingPathComponent(config.vq).path)
+        let (config, checkpoint, run) = (self.config, self.checkpoint, self.run)
+        spoken = try config.audioCodec.map { file in
+            let codec = try AudioCodec.load(from: run.appendingPathComponent(file).path)
+            guard codec.quantizerTrained, codec.config.codebookSize == config.model.audioCodebookSize else {
+                throw RunError.checkpoint(checkpoint.path, "the audio codec \(file) has no codebook of the model's "
+                                          + "\(config.model.audioCodebookSize) codes")
+            }
+            return SpokenCaptions(codec: codec, length: config.model.audioLength, wordsPerMinute: config.speechWPM ?? 200)
+        }
         model = Chameleon(config.model, rng: RNG(seed: 0))
         do { try model.load(saved.weights) } catch {
             throw RunError.checkpoint(checkpoint.path, "\(error)")

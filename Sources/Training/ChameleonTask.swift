@@ -1,6 +1,6 @@
 // The Chameleon baseline task: the same ShapesWorld pairs and mixture as the Transfusion task
-// (caption first or image first, caption dropout, edit triplets), but images are VQ codes in the
-// token stream, attention is causal and every position trains with cross-entropy (except an edit's
+// (caption first or image first, caption dropout, edit triplets, speech documents), but images are
+// VQ codes and speech AudioCodec codes in the token stream, attention is causal and every position trains with cross-entropy (except an edit's
 // given source codes). Can start from a trained Chameleon run (`train.init_from`). Samples: PNG
 // grids of decoded codes for the recipe's prompts and captions of held-out images. Not the model.
 import Data
@@ -37,13 +37,16 @@ public final class ChameleonTask: TrainingTask {
         public var vq: String
         public var imageSize: Int
         public var cfg: Float
+        /// The AudioCodec (with its codebook) of speech spans, relative to the run folder (nil: no speech).
+        public var audioCodec: String? = nil
+        public var speechWPM: Int? = nil
     }
 
     public init(recipe: Recipe, run: RunDirectory) throws {
         self.recipe = recipe
         let d = recipe.data
         let base = try recipe.train.initFrom.map { try Self.startingRun($0, recipe: recipe, run: run) }
-        pairs = try ImageCaptionPairs(recipe: recipe, run: run, task: "chameleon")
+        pairs = try ImageCaptionPairs(recipe: recipe, run: run, task: "chameleon", quantizedSpeech: true)
         let tokenizer = pairs.tokenizer
         vq = try VQTokenizer.load(from: try ImageCaptionPairs.copyTokenizer(recipe: recipe, run: run, as: "vq.safetensors") {
             _ = try VQTokenizer.load(from: $0)
@@ -52,7 +55,9 @@ public final class ChameleonTask: TrainingTask {
         var decoder = try Presets.decoder(recipe.model)
         if recipe.model.qkNorm == nil { decoder.qkNorm = true }          // Chameleon's stabiliser by default
         let config = ChameleonConfig(textVocab: recipe.model.vocabSize ?? tokenizer.vocabSize,
-                                     codebookSize: vq.config.codebookSize, gridSize: grid[0], decoder: decoder)
+                                     codebookSize: vq.config.codebookSize, gridSize: grid[0], decoder: decoder,
+                                     audioCodebookSize: pairs.spoken?.codec.config.codebookSize ?? 0,
+                                     audioLength: pairs.spoken?.length ?? 0)
         guard d.seqLen >= config.tokensPerImage + 4 else {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.seq_len",
                                            message: "\(d.seqLen) cannot hold one image (\(config.tokensPerImage) codes + 4)")
@@ -60,6 +65,11 @@ public final class ChameleonTask: TrainingTask {
         guard d.editFraction == 0 || d.seqLen >= 2 * config.tokensPerImage + 6 else {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.seq_len",
                                            message: "\(d.seqLen) cannot hold an edit triplet (2 × \(config.tokensPerImage) codes + 6)")
+        }
+        if let spoken = pairs.spoken, d.seqLen < config.tokensPerImage + spoken.length + 6 {
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.seq_len",
+                                           message: "\(d.seqLen) cannot hold an image and its speech (\(config.tokensPerImage) + "
+                                               + "\(spoken.length) codes + 6): raise it or lower data.audio_patches")
         }
         let rng = RNG(seed: recipe.seed).split(0xB0D1)
         chameleon = Chameleon(config, rng: rng)
@@ -100,8 +110,16 @@ public final class ChameleonTask: TrainingTask {
 
     /// One document as a token sequence: caption and image in the pair's order, or an edit
     /// `BOS BOI source EOI instruction BOI target EOI EOS` whose source codes are given, not
-    /// predicted (their targets are −1).
-    func sequence(_ doc: ImageCaptionPairs.Document, codes: [Int32]) -> MixedSequence {
+    /// predicted (their targets are −1), or a speech document (`speech`: its audio codes).
+    func sequence(_ doc: ImageCaptionPairs.Document, codes: [Int32], speech: [Int32] = []) -> MixedSequence {
+        if let kind = doc.speech {
+            let audio = chameleon.audioTokens(codes: speech)
+            switch kind {
+            case .fromCaption: return MixedSequence(segments: [.text(doc.caption + audio)])
+            case .toCaption: return MixedSequence(segments: [.text(audio + doc.caption)])
+            case .fromImage: return MixedSequence(segments: [.text(chameleon.imageTokens(codes: codes) + audio)])
+            }
+        }
         guard let edit = doc.edit else {
             let image = chameleon.imageTokens(codes: codes)
             return MixedSequence(segments: [.text(doc.imageFirst ? image + doc.caption : doc.caption + image)])
@@ -136,9 +154,14 @@ public final class ChameleonTask: TrainingTask {
             let picked = pairs.documents(world, row: firstRow + r, perRow: docsPerRow,
                                          imageLength: chameleon.config.tokensPerImage, training: training, rng: rng)
             let cached = training && recipe.data.pool > 0
-            var plain = codes(world, picked.filter { $0.edit == nil }.map(\.index), cached: cached)[...]
+            let hasImage = { (doc: ImageCaptionPairs.Document) in doc.speech == nil || doc.speech == .fromImage }
+            var plain = codes(world, picked.filter { $0.edit == nil && hasImage($0) }.map(\.index), cached: cached)[...]
             var edits = editCodes(world, picked.filter { $0.edit != nil }.map(\.index), cached: cached)[...]
-            let seqs = picked.map { p in sequence(p, codes: p.edit == nil ? plain.removeFirst() : edits.removeFirst()) }
+            var speech = try pairs.spoken?.codes(world, picked.filter { $0.speech != nil }.map(\.index), cached: cached)[...] ?? []
+            let seqs = picked.map { p in
+                sequence(p, codes: p.edit != nil ? edits.removeFirst() : hasImage(p) ? plain.removeFirst() : [],
+                         speech: p.speech != nil ? speech.removeFirst() : [])
+            }
             let row = try pack(seqs, length: t)
             ids += row.tokens; targets += row.targets; positions += row.positions
             docs.append(row.documentIDs)
@@ -154,29 +177,36 @@ public final class ChameleonTask: TrainingTask {
         let b = recipe.train.batchSize
         let x = try batch(world, firstRow: index * b, rows: b, rng: rng, training: true)
         let l = chameleon.loss(x.ids, targets: x.targets, mask: x.mask, positions: x.positions, zLoss: recipe.model.zLoss)
-        return LossResult(total: l.total, parts: ["loss_text": l.text, "loss_image": l.image], tokens: x.tokens,
-                          examples: x.examples)
+        var parts = ["loss_text": l.text, "loss_image": l.image]
+        if pairs.spoken != nil { parts["loss_audio"] = l.audio }
+        return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.examples)
     }
 
     public func checkpointConfig() throws -> Foundation.Data {
         let tok = String(decoding: try JSONEncoder().encode(tokenizer), as: UTF8.self)
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try enc.encode(Config(model: chameleon.config, tokenizer: tok, vq: "vq.safetensors",
-                                     imageSize: recipe.data.imageSize, cfg: recipe.diffusion.cfg))
+                                     imageSize: recipe.data.imageSize, cfg: recipe.diffusion.cfg,
+                                     audioCodec: pairs.spoken == nil ? nil : SpokenCaptions.fileName,
+                                     speechWPM: pairs.spoken?.wordsPerMinute))
     }
 
     /// Held-out losses with fixed randomness, comparable across steps and with Transfusion runs.
     public func evaluate(step: Int, rng: RNG) throws -> [String: Double] {
-        var total = 0.0, text = 0.0, image = 0.0
+        var total = 0.0, text = 0.0, image = 0.0, audio = 0.0
         let n = max(recipe.eval.batches, 1)
         for i in 0..<n {
             let x = try batch(heldOut, firstRow: i * recipe.train.batchSize, rows: recipe.train.batchSize,
                               rng: RNG(seed: 0xE7A1).split(UInt64(i)), training: false)
             let l = chameleon.loss(x.ids, targets: x.targets, mask: x.mask, positions: x.positions)
-            total += Double(l.total.item); text += Double(l.text); image += Double(l.image)
+            total += Double(l.total.item); text += Double(l.text); image += Double(l.image); audio += Double(l.audio)
         }
         var metrics = ["loss": total / Double(n), "loss_text": text / Double(n), "loss_image": image / Double(n),
                        "ppl": Foundation.exp(text / Double(n))]
+        if let speech = speechEvaluation {
+            metrics["loss_audio"] = audio / Double(n)
+            if recipe.eval.speech > 0 { metrics.merge(try speech.report(count: recipe.eval.speech).metrics) { $1 } }
+        }
         if recipe.eval.shapesEval > 0 { metrics.merge(shapesEvalMetrics(count: recipe.eval.shapesEval)) { $1 } }
         if recipe.eval.edits > 0 && recipe.data.editFraction > 0 {
             metrics.merge(EditEvalReport(checks: zip(0..<recipe.eval.edits, edits(count: recipe.eval.edits)).map {
@@ -184,6 +214,17 @@ public final class ChameleonTask: TrainingTask {
             }).metrics()) { $1 }
         }
         return metrics
+    }
+
+    /// How speech codes are sampled: temperature 1 with the recipe's top-k.
+    var speechSampling: SamplingOptions { SamplingOptions(temperature: 1, topK: recipe.sample.topK) }
+
+    /// Speech scored on held-out spoken captions (nil without speech documents).
+    var speechEvaluation: SpeechEvaluation? {
+        pairs.spoken.map {
+            SpeechEvaluation(chameleon: chameleon, tokenizer: tokenizer, spoken: $0, heldOut: heldOut, options: speechSampling,
+                             cfgScale: recipe.diffusion.cfg, maxTokens: recipe.sample.maxTokens)
+        }
     }
 
     /// ShapesEval on about `count` prompts, one image each (temperature 1, the recipe's top-k and
@@ -219,6 +260,12 @@ public final class ChameleonTask: TrainingTask {
     /// step-N.txt (greedy captions of held-out images beside the truth); with edit triplets in the
     /// mixture also edits-step-N.png (source | target | edit, eight held-out triplets).
     public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? {
+        try speechEvaluation?.writeSamples(step: step, to: dir, rng: rng) { r in
+            let l = chameleon.config.audioLength, spoken = pairs.spoken!
+            let ids = chameleon.sampleSpeechCodes(prompt: [SpecialTokens.bos] + chameleon.imageTokens(codes: codes(heldOut, [0], cached: false)[0]),
+                                                  count: 1, options: speechSampling, cfgScale: 1, rng: r)
+            return spoken.codec.patches(fromCodes: ids.reshaped([l])).reshaped([1, l, spoken.patchDim])
+        }
         if recipe.data.editFraction > 0 {
             let size = recipe.data.imageSize
             func render(_ scene: Scene) -> Image {

@@ -1,8 +1,9 @@
-// Speech evaluation of a Transfusion model with audio spans, on held-out spoken captions: the model
-// transcribes espeak-ng's speech; speaks each caption (written through Griffin–Lim and read back,
-// as a WAV would be) and is scored by the spectral distance to espeak-ng's rendering and by how
-// well it transcribes its own speech. Used by eval rows and `fusion eval --suite speech`.
-// Not the metrics themselves (Evaluation/SpeechMetrics).
+// Speech evaluation of a model with audio spans (Transfusion: continuous patches; Chameleon: audio
+// codes), on held-out spoken captions: the model transcribes espeak-ng's speech; speaks each
+// caption (written through Griffin–Lim and read back, as a WAV would be) and is scored by the
+// spectral distance to espeak-ng's rendering and by how well it transcribes its own speech. Used by
+// eval rows, sample files and `fusion eval --suite speech`. Not the metrics (Evaluation/SpeechMetrics).
+// Legend: L patches per audio span, D values per patch.
 import Data
 import Evaluation
 import Foundation
@@ -13,38 +14,53 @@ import Tensors
 import Text
 
 public struct SpeechEvaluation {
-    let model: Transfusion
-    let tokenizer: BPETokenizer
     let spoken: SpokenCaptions
     let heldOut: ShapesWorld
-    let options: ImageSamplingOptions
-    let maxTokens: Int
+    let tokenizer: BPETokenizer
+    /// The model's speech for prompt ids (BOS + words), as patches (1, L, D).
+    let speakIDs: ([Int32], RNG) -> Tensor
+    /// The model's transcript ids of patches (1, L, D), greedy.
+    let transcribeIDs: (Tensor) -> [Int32]
 
-    public init(model: Transfusion, tokenizer: BPETokenizer, spoken: SpokenCaptions, heldOut: ShapesWorld,
+    /// A Transfusion model's speech: the diffusion sampler of `options` over audio patches.
+    public init(transfusion model: Transfusion, tokenizer: BPETokenizer, spoken: SpokenCaptions, heldOut: ShapesWorld,
                 options: ImageSamplingOptions, maxTokens: Int) {
-        self.model = model; self.tokenizer = tokenizer; self.spoken = spoken; self.heldOut = heldOut
-        self.options = options; self.maxTokens = maxTokens
+        self.spoken = spoken; self.heldOut = heldOut; self.tokenizer = tokenizer
+        speakIDs = { model.sampleSpeech(prompt: $0, count: 1, options: options, rng: $1) }
+        transcribeIDs = {
+            model.transcribe(patches: $0, maxTokens: maxTokens, options: SamplingOptions(temperature: 0), rng: RNG(seed: 0))
+        }
     }
 
-    /// Text ids decoded to words, special ids dropped.
-    public func words(_ ids: [Int32]) -> String { tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) }) }
+    /// A Chameleon model's speech: audio codes sampled with `options` and CFG `cfgScale`, decoded
+    /// through the codec's codebook; transcripts read the nearest codes of the patches.
+    public init(chameleon model: Chameleon, tokenizer: BPETokenizer, spoken: SpokenCaptions, heldOut: ShapesWorld,
+                options: SamplingOptions, cfgScale: Float, maxTokens: Int) {
+        self.spoken = spoken; self.heldOut = heldOut; self.tokenizer = tokenizer
+        let (l, d) = (spoken.length, spoken.patchDim)
+        speakIDs = { prompt, rng in
+            let codes = model.sampleSpeechCodes(prompt: prompt, count: 1, options: options, cfgScale: cfgScale, rng: rng)
+            return spoken.codec.patches(fromCodes: codes.reshaped([l])).reshaped([1, l, d])
+        }
+        transcribeIDs = {
+            model.transcribe(codes: spoken.codec.codes(fromPatches: $0.reshaped([l, d])).intScalars, maxTokens: maxTokens,
+                             options: SamplingOptions(temperature: 0), rng: RNG(seed: 0))
+        }
+    }
 
-    /// Speech generated for `text` (through the waveform), as patches (1, L, D), and the waveform.
+    /// Speech generated for `text`, as the waveform and its patches read back (1, L, D).
     public func speak(_ text: String, rng: RNG) -> (patches: Tensor, audio: Audio) {
-        let generated = model.sampleSpeech(prompt: [SpecialTokens.bos] + tokenizer.encode(text), count: 1,
-                                           options: options, rng: rng)
-        let audio = spoken.waveform(generated)
+        let audio = spoken.waveform(speakIDs([SpecialTokens.bos] + tokenizer.encode(text), rng))
         return (spoken.span(audio), audio)
     }
 
-    /// The model's transcript of patches (1, L, D), greedy.
+    /// The model's transcript of patches (1, L, D).
     public func transcribe(_ patches: Tensor) -> String {
-        words(model.transcribe(patches: patches, maxTokens: maxTokens, options: SamplingOptions(temperature: 0),
-                               rng: RNG(seed: 0)))
+        tokenizer.decode(transcribeIDs(patches).filter { !SpecialTokens.isSpecial($0) })
     }
 
-    /// Held-out captions 0..<count (the words spoken for each), clip i drawing from `RNG(0x5BEE).split(i)`;
-    /// `progress` runs after each clip.
+    /// Held-out captions 0..<count (the words spoken for each), clip i drawing from
+    /// `RNG(0x5BEE).split(i)`; `progress` runs after each clip.
     public func report(count: Int, progress: (Int) -> Void = { _ in }) throws -> SpeechEvalReport {
         precondition(count > 0, "SpeechEvaluation: count must be positive")
         let base = RNG(seed: 0x5BEE)
@@ -54,20 +70,42 @@ public struct SpeechEvaluation {
             let reference = Tensor(references[i], shape: [1, spoken.length, spoken.patchDim])
             let own = speak(text, rng: base.split(UInt64(i)))
             let item = SpeechEvalItem(text: text, transcript: transcribe(reference), selfTranscript: transcribe(own.patches),
-                                  distance: spectralDistance(own.patches.scalars, references[i]),
-                                  baselineDistance: spectralDistance(references[i + 1], references[i]))
+                                      distance: spectralDistance(own.patches.scalars, references[i]),
+                                      baselineDistance: spectralDistance(references[i + 1], references[i]))
             progress(i + 1)
             return item
         }
         return SpeechEvalReport(items: items)
+    }
+
+    /// samples/speech-step-N-K.wav: the model speaking held-out spoken captions 0 and 1, and
+    /// (`describe`, patches (1, L, D) for held-out image 0) describing an image aloud;
+    /// samples/speech-step-N.txt: what the model hears in each, and in espeak-ng's speech.
+    func writeSamples(step: Int, to dir: URL, rng: RNG, describe: (RNG) -> Tensor) throws {
+        func file(_ k: Int) -> String { dir.appendingPathComponent(String(format: "speech-step-%08d-%d.wav", step, k)).path }
+        var lines: [String] = []
+        for k in 0..<2 {
+            let text = SpokenCaptions.text(heldOut, k)
+            let own = speak(text, rng: rng.split(UInt64(100 + k)))
+            try AudioFile.write(own.audio, to: file(k))
+            let reference = try spoken.patches(heldOut, [k], cached: false)[0]
+            lines.append("speech-\(k): \"\(text)\" → the model hears its speech as \"\(transcribe(own.patches))\", "
+                         + "espeak-ng's as \"\(transcribe(Tensor(reference, shape: [1, spoken.length, spoken.patchDim])))\"")
+        }
+        let audio = spoken.waveform(describe(rng.split(102)))
+        try AudioFile.write(audio, to: file(2))
+        lines.append("speech-2 (held-out image 0, whose words are \"\(SpokenCaptions.text(heldOut, 0))\"): the model hears "
+                     + "\"\(transcribe(spoken.span(audio)))\"")
+        try atomicWrite(Foundation.Data((lines.joined(separator: "\n") + "\n").utf8),
+                        to: dir.appendingPathComponent(String(format: "speech-step-%08d.txt", step)))
     }
 }
 
 extension TransfusionTask {
     var speechEvaluation: SpeechEvaluation? {
         pairs.spoken.map {
-            SpeechEvaluation(model: transfusion, tokenizer: tokenizer, spoken: $0, heldOut: heldOut, options: imageOptions,
-                             maxTokens: recipe.sample.maxTokens)
+            SpeechEvaluation(transfusion: transfusion, tokenizer: tokenizer, spoken: $0, heldOut: heldOut,
+                             options: imageOptions, maxTokens: recipe.sample.maxTokens)
         }
     }
 
@@ -76,27 +114,10 @@ extension TransfusionTask {
         try speechEvaluation?.report(count: count).metrics ?? [:]
     }
 
-    /// samples/speech-step-N-K.wav: the model speaking the first two held-out spoken captions and
-    /// describing held-out image 0 aloud; samples/speech-step-N.txt: what it heard in each
-    /// (and in espeak-ng's speech), beside the words.
+    /// Speech sample files (see ``SpeechEvaluation/writeSamples``), for runs with speech documents.
     func writeSpeechSamples(step: Int, to dir: URL, rng: RNG) throws {
-        guard let eval = speechEvaluation, let spoken = pairs.spoken else { return }
-        var lines: [String] = []
-        for k in 0..<2 {
-            let text = SpokenCaptions.text(heldOut, k)
-            let own = eval.speak(text, rng: rng.split(UInt64(100 + k)))
-            try AudioFile.write(own.audio, to: dir.appendingPathComponent(String(format: "speech-step-%08d-%d.wav", step, k)).path)
-            let reference = try spoken.patches(heldOut, [k], cached: false)[0]
-            lines.append("speech-\(k): \"\(text)\" → model hears its speech as \"\(eval.transcribe(own.patches))\", "
-                         + "espeak-ng's as \"\(eval.transcribe(Tensor(reference, shape: [1, spoken.length, spoken.patchDim])))\"")
+        try speechEvaluation?.writeSamples(step: step, to: dir, rng: rng) { r in
+            transfusion.speakImage(latents: latents(heldOut, [0], cached: false), count: 1, options: imageOptions, rng: r)
         }
-        let described = transfusion.speakImage(latents: latents(heldOut, [0], cached: false), count: 1, options: imageOptions,
-                                               rng: rng.split(102))
-        let audio = spoken.waveform(described)
-        try AudioFile.write(audio, to: dir.appendingPathComponent(String(format: "speech-step-%08d-2.wav", step)).path)
-        lines.append("speech-2 (held-out image 0, truth \"\(SpokenCaptions.text(heldOut, 0))\"): model hears "
-                     + "\"\(eval.transcribe(spoken.span(audio)))\"")
-        try atomicWrite(Foundation.Data((lines.joined(separator: "\n") + "\n").utf8),
-                        to: dir.appendingPathComponent(String(format: "speech-step-%08d.txt", step)))
     }
 }

@@ -152,8 +152,8 @@ struct Eval: ParsableCommand {
                 }
                 let world = ShapesWorld(seed: heldOutSeed, imageSize: size)
                 let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
-                let evaluation = SpeechEvaluation(model: run.model, tokenizer: run.tokenizer, spoken: spoken, heldOut: world,
-                                                  options: options, maxTokens: 48)
+                let evaluation = SpeechEvaluation(transfusion: run.model, tokenizer: run.tokenizer, spoken: spoken,
+                                                  heldOut: world, options: options, maxTokens: 48)
                 let report = try evaluation.report(count: count) {
                     FileHandle.standardError.write("\rclip \($0)/\(count)".data(using: .utf8)!)
                 }

@@ -272,6 +272,39 @@ private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil,
         _ = loaded.model.transcribe(patches: back, maxTokens: 3, options: SamplingOptions(temperature: 0), rng: RNG(seed: 0))
     }
 
+    @Test func chameleonSpeechDocumentsAreAudioCodesBetweenBOAAndEOA() throws {
+        let vq = VQTokenizer(.init(channels: 8, downsample: 8, groups: 4, codebookSize: 16, codeDim: 4), rng: RNG(seed: 0))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-vq-\(UUID().uuidString).safetensors").path
+        try vq.save(to: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var r = try recipe(mix: "[1, 1, 1]", extra: ", ema_decay: 0.9")
+        r.model.kind = "chameleon"; r.model.imageTokenizer = path; r.data.audioCodebook = 16
+        let run = scratchRun()
+        let task = try ChameleonTask(recipe: r, run: run)
+        let c = task.chameleon.config
+        #expect(c.hasAudio && c.audioLength == 8 && c.audioCodebookSize == 16)
+        #expect(task.pairs.spoken!.codec.quantizerTrained)
+        let b = try task.batch(task.world, firstRow: 0, rows: 2, rng: RNG(seed: 1), training: true)
+        let ids = b.ids.intScalars, targets = b.targets.intScalars
+        let audio = Int32(c.textVocab + c.codebookSize)
+        let opens = ids.indices.filter { ids[$0] == SpecialTokens.boa }
+        #expect(!opens.isEmpty)
+        for i in opens {
+            // BOA, 8 audio codes (each one predicted by the position before), EOA.
+            #expect(ids[(i + 1)...(i + 8)].allSatisfy { $0 >= audio } && ids[i + 9] == SpecialTokens.eoa)
+            #expect(targets[i..<(i + 8)].allSatisfy { $0 >= audio })
+        }
+        let loss = try task.loss(microBatch: 0, rng: RNG(seed: 2))
+        #expect(loss.parts["loss_audio"].map { $0 > 0 && $0.isFinite } == true)
+        // A checkpoint loads back with the quantised codec, and speech evaluation runs on it.
+        let trainer = try Trainer(recipe: r, task: task, run: run)
+        try trainer.train(fresh: true)
+        let loaded = try ChameleonRun(path: run.url.path)
+        #expect(loaded.spoken?.codec.quantizerTrained == true && loaded.spoken?.length == 8)
+        let metrics = try task.speechEvaluation!.report(count: 1).metrics
+        #expect(metrics["speech_mel_distance"].map { $0.isFinite } == true)
+    }
+
     @Test func aSpeechMixWithoutThreeWeightsIsARecipeError() throws {
         do {
             _ = try TransfusionTask(recipe: try recipe(mix: "[1, 1]"), run: scratchRun())
