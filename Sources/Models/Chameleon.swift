@@ -190,8 +190,8 @@ public final class Chameleon: Module {
             var logits = step([prefix], cache: cache)
             var out: [Int32] = []
             for _ in 0..<maxTokens {
-                // Text only: image and audio codes are not words.
-                let id = options.pick(logits.data, count: config.textVocab, rng: rng)
+                // Text only: image and audio codes are not words, nor the ids that open spans.
+                let id = options.pickWord(logits.data, count: config.textVocab, allowEnd: !out.isEmpty, rng: rng)
                 if id == SpecialTokens.eos { break }
                 out.append(id)
                 logits = step([[id]], cache: cache)

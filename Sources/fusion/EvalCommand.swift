@@ -67,6 +67,19 @@ struct Eval: ParsableCommand {
         try reportingErrors("eval") {
             if suite != .shapes { try checkCount(count, flag: "--count") }
             if suite == .fd && count < 2 { throw ValidationError("--count must be at least 2 for a Fréchet distance, got \(count)") }
+            if suite == .speech {                               // Transfusion or Chameleon runs
+                let start = Date()
+                let speaking = try SpeakingRun(path: checkpoint, steps: steps, cfg: cfg)
+                let world = ShapesWorld(seed: heldOutSeed, imageSize: speaking.imageSize)
+                let report = try speaking.evaluation(heldOut: world).report(count: count) {
+                    FileHandle.standardError.write("\rclip \($0)/\(count)".data(using: .utf8)!)
+                }
+                FileHandle.standardError.write("\n".data(using: .utf8)!)
+                print(report)
+                print(String(format: "(%@ run, %d clips, %.0f s)", speaking.kind, count, Date().timeIntervalSince(start)))
+                try write(report.metrics)
+                return
+            }
             let run = try TransfusionRun(path: checkpoint, ema: !noEMA)
             let evaluator = run.evaluator
             let size = run.config.imageSize
@@ -147,21 +160,7 @@ struct Eval: ParsableCommand {
                 }
                 try write(reports)
             case .speech:
-                guard let spoken = run.spoken else {
-                    throw ValidationError("\(checkpoint) was trained without speech documents (data.speech_fraction 0)")
-                }
-                let world = ShapesWorld(seed: heldOutSeed, imageSize: size)
-                let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
-                let evaluation = SpeechEvaluation(transfusion: run.model, tokenizer: run.tokenizer, spoken: spoken,
-                                                  heldOut: world, options: options, maxTokens: 48)
-                let report = try evaluation.report(count: count) {
-                    FileHandle.standardError.write("\rclip \($0)/\(count)".data(using: .utf8)!)
-                }
-                FileHandle.standardError.write("\n".data(using: .utf8)!)
-                print(report)
-                print(String(format: "(%@, %d steps, cfg %.1f, %d clips, %.0f s)", options.sampler.rawValue,
-                             options.steps, options.cfgScale, count, Date().timeIntervalSince(start)))
-                try write(report.metrics)
+                break                                           // answered above, for both model kinds
             }
         }
     }

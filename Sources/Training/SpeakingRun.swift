@@ -1,0 +1,91 @@
+// A trained model that speaks and listens, whichever kind: a Transfusion run (speech as diffused
+// audio patches) or a Chameleon run (speech as audio codes), both trained with speech documents.
+// What `fusion speak`, `fusion transcribe` and `fusion eval --suite speech` start from.
+// Not the models' sampling (Models) and not the scoring (SpeechEvaluation).
+import Data
+import Foundation
+import Media
+import Models
+import NN
+import Tensors
+import Text
+
+public struct SpeakingRun {
+    /// "transfusion" or "chameleon".
+    public let kind: String
+    public let spoken: SpokenCaptions
+    public let imageSize: Int
+    /// Speech for prompt ids, patches (1, L, D).
+    let speakIDs: ([Int32], RNG) -> Tensor
+    /// Speech describing an image (3, H, W in [-1, 1] as a batch of one), patches (1, L, D).
+    let describe: (Tensor, RNG) -> Tensor
+    let makeEvaluation: (ShapesWorld) -> SpeechEvaluation
+    let tokenizer: BPETokenizer
+
+    /// The run at `path` (a run folder, a checkpoint folder or an exported model). Transfusion runs
+    /// sample with `steps` and `cfg` (default: the recipe's); Chameleon runs sample audio codes at
+    /// `temperature` with the recipe's CFG (or `cfg`). Throws when the run has no speech.
+    public init(path: String, steps: Int? = nil, cfg: Float? = nil, temperature: Float = 1, maxTokens: Int = 48) throws {
+        let kind = try SavedModel.kind(path: path)
+        self.kind = kind
+        let noSpeech = RunError.option("\(path) was trained without speech (its recipe has data.speech_fraction 0): "
+                                       + "train recipes/any-to-any-shapes.yaml for a model that speaks")
+        if kind == "chameleon" {
+            let run = try ChameleonRun(path: path)
+            guard let spoken = run.spoken else { throw noSpeech }
+            let options = SamplingOptions(temperature: temperature)
+            let scale = cfg ?? run.config.cfg
+            let (l, d) = (spoken.length, spoken.patchDim)
+            (self.spoken, imageSize, tokenizer) = (spoken, run.config.imageSize, run.tokenizer)
+            func patches(_ codes: Tensor) -> Tensor { spoken.codec.patches(fromCodes: codes.reshaped([l])).reshaped([1, l, d]) }
+            speakIDs = { patches(run.model.sampleSpeechCodes(prompt: $0, count: 1, options: options, cfgScale: scale, rng: $1)) }
+            describe = { image, rng in
+                let codes = withoutGrad { run.vq.encode(image) }.intScalars
+                return patches(run.model.sampleSpeechCodes(prompt: [SpecialTokens.bos] + run.model.imageTokens(codes: codes),
+                                                           count: 1, options: options, rng: rng))
+            }
+            makeEvaluation = {
+                SpeechEvaluation(chameleon: run.model, tokenizer: run.tokenizer, spoken: spoken, heldOut: $0, options: options,
+                                 cfgScale: scale, maxTokens: maxTokens)
+            }
+        } else {
+            let run = try TransfusionRun(path: path)
+            guard let spoken = run.spoken else { throw noSpeech }
+            let options = try run.imageOptions(steps: steps, cfg: cfg)
+            (self.spoken, imageSize, tokenizer) = (spoken, run.config.imageSize, run.tokenizer)
+            speakIDs = { run.model.sampleSpeech(prompt: $0, count: 1, options: options, rng: $1) }
+            describe = { run.model.speakImage(latents: run.encode($0), count: 1, options: options, rng: $1) }
+            makeEvaluation = {
+                SpeechEvaluation(transfusion: run.model, tokenizer: run.tokenizer, spoken: spoken, heldOut: $0, options: options,
+                                 maxTokens: maxTokens)
+            }
+        }
+    }
+
+    /// The model saying `text`, as a waveform at the codec's rate.
+    public func speak(_ text: String, rng: RNG) -> Audio {
+        spoken.waveform(speakIDs([SpecialTokens.bos] + tokenizer.encode(text), rng))
+    }
+
+    /// The model describing `image` (the run's size) aloud.
+    public func describe(_ image: Image, rng: RNG) -> Audio {
+        spoken.waveform(describe(imageBatch([image]), rng))
+    }
+
+    /// The model's transcript of `audio` (resampled, padded with silence or cut to the span).
+    public func transcribe(_ audio: Audio) -> String {
+        evaluation(heldOut: ShapesWorld(seed: 0)).transcribe(spoken.span(audio))
+    }
+
+    /// Speech evaluation on `heldOut`'s spoken captions.
+    public func evaluation(heldOut: ShapesWorld) -> SpeechEvaluation { makeEvaluation(heldOut) }
+}
+
+extension SavedModel {
+    /// The `kind` its config names ("transfusion", "chameleon", …) of the model saved at `path`.
+    public static func kind(path: String) throws -> String {
+        struct Kind: Decodable { var kind: String }
+        let saved = try SavedModel(path: path, ema: true)
+        return try saved.config(Kind.self, kind: "model") { _ in nil }.kind
+    }
+}
