@@ -62,14 +62,16 @@ public struct SpeakingRun {
         }
     }
 
-    /// The model saying `text`, as a waveform at the codec's rate.
-    public func speak(_ text: String, rng: RNG) -> Audio {
-        spoken.waveform(speakIDs([SpecialTokens.bos] + tokenizer.encode(text), rng))
+    /// The model saying `text`: the patches it generated (1, L, D) and their waveform at the codec's rate.
+    public func speak(_ text: String, rng: RNG) -> (patches: Tensor, audio: Audio) {
+        let patches = speakIDs([SpecialTokens.bos] + tokenizer.encode(text), rng)
+        return (patches, spoken.waveform(patches))
     }
 
-    /// The model describing `image` (the run's size) aloud.
-    public func describe(_ image: Image, rng: RNG) -> Audio {
-        spoken.waveform(describe(imageBatch([image]), rng))
+    /// The model describing `image` (the run's size) aloud: patches (1, L, D) and waveform.
+    public func describe(_ image: Image, rng: RNG) -> (patches: Tensor, audio: Audio) {
+        let patches = describe(imageBatch([image]), rng)
+        return (patches, spoken.waveform(patches))
     }
 
     /// The model's transcript of `audio` (resampled, padded with silence or cut to the span).

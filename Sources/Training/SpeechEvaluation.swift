@@ -80,24 +80,31 @@ public struct SpeechEvaluation {
 
     /// samples/speech-step-N-K.wav: the model speaking held-out spoken captions 0 and 1, and
     /// (`describe`, patches (1, L, D) for held-out image 0) describing an image aloud;
-    /// samples/speech-step-N.txt: what the model hears in each, and in espeak-ng's speech.
+    /// samples/speech-step-N.txt: what the model hears in each, and in espeak-ng's speech;
+    /// samples/speech-step-N.png: the spectrograms, each above espeak-ng's for the same words.
     func writeSamples(step: Int, to dir: URL, rng: RNG, describe: (RNG) -> Tensor) throws {
         func file(_ k: Int) -> String { dir.appendingPathComponent(String(format: "speech-step-%08d-%d.wav", step, k)).path }
-        var lines: [String] = []
+        var lines: [String] = [], pictures: [Image] = []
+        let shape = [1, spoken.length, spoken.patchDim]
+        let references = try spoken.patches(heldOut, [0, 1], cached: false).map { Tensor($0, shape: shape) }
         for k in 0..<2 {
             let text = SpokenCaptions.text(heldOut, k)
             let own = speak(text, rng: rng.split(UInt64(100 + k)))
             try AudioFile.write(own.audio, to: file(k))
-            let reference = try spoken.patches(heldOut, [k], cached: false)[0]
             lines.append("speech-\(k): \"\(text)\" → the model hears its speech as \"\(transcribe(own.patches))\", "
-                         + "espeak-ng's as \"\(transcribe(Tensor(reference, shape: [1, spoken.length, spoken.patchDim])))\"")
+                         + "espeak-ng's as \"\(transcribe(references[k]))\"")
+            pictures += [spoken.picture(own.patches), spoken.picture(references[k])]
         }
         let audio = spoken.waveform(describe(rng.split(102)))
         try AudioFile.write(audio, to: file(2))
+        let described = spoken.span(audio)
         lines.append("speech-2 (held-out image 0, whose words are \"\(SpokenCaptions.text(heldOut, 0))\"): the model hears "
-                     + "\"\(transcribe(spoken.span(audio)))\"")
+                     + "\"\(transcribe(described))\"")
+        pictures += [spoken.picture(described), spoken.picture(references[0])]
         try atomicWrite(Foundation.Data((lines.joined(separator: "\n") + "\n").utf8),
                         to: dir.appendingPathComponent(String(format: "speech-step-%08d.txt", step)))
+        try PNG.write(Image.grid(pictures.map { $0.upscaled(3) }, columns: 1, padding: 3, background: 1),
+                      to: dir.appendingPathComponent(String(format: "speech-step-%08d.png", step)).path)
     }
 }
 

@@ -19,7 +19,7 @@ public final class SpokenCaptions {
     public let codec: AudioCodec
     /// L, patches per audio span.
     public let length: Int
-    let wordsPerMinute: Int
+    public let wordsPerMinute: Int
     /// Patches (L·D values) of training examples by pool index, spoken on first use.
     private var cache: [Int: [Float]] = [:]
 
@@ -105,6 +105,22 @@ public final class SpokenCaptions {
         try patches(world, indices, cached: cached).map { values in
             codec.codes(fromPatches: Tensor(values, shape: [length, patchDim])).intScalars
         }
+    }
+
+    /// Patches (1, L, D) or (L, D) as a spectrogram picture: time left to right, mel bins bottom to
+    /// top, normalised log-mel values from −3 (dark) to 3 (bright) on a heat scale.
+    public func picture(_ patches: Tensor) -> Image {
+        let (m, frames) = (codec.config.nMels, length * codec.config.framesPerPatch)
+        let values = patches.reshaped([frames, m]).scalars                            // (F, M) frame-major
+        var pixels = [Float](repeating: 0, count: frames * m * 3)
+        for f in 0..<frames {
+            for b in 0..<m {
+                let v = min(max((values[f * m + b] + 3) / 6, 0), 1)
+                let at = ((m - 1 - b) * frames + f) * 3
+                pixels[at] = min(1, 2 * v); pixels[at + 1] = max(0, 2 * v - 1); pixels[at + 2] = 0.35 * (1 - v)
+            }
+        }
+        return Image(width: frames, height: m, channels: 3, pixels: pixels)
     }
 
     /// Patches (1, L, D) or (L, D) → a waveform through Griffin–Lim.

@@ -3,6 +3,7 @@
 // work is SpeakingRun's (Training) and the models'.
 import ArgumentParser
 import Foundation
+import Data
 import Media
 import Tensors
 import Training
@@ -12,7 +13,8 @@ struct Speak: ParsableCommand {
         abstract: "Text to speech: sample an audio span after a prompt (or an image) and write it as a WAV.",
         discussion: """
             Examples:
-              fusion speak --checkpoint runs/any-to-any-shapes --prompt "two red circles" --out speech.wav
+              fusion speak --checkpoint runs/any-to-any-shapes --prompt "two red circles" --out speech.wav \\
+                --spectrogram speech.png
               fusion speak --checkpoint runs/any-to-any-shapes --image shape.png --out described.wav
 
             With --image the model describes a PNG aloud (image → speech). Works with Transfusion
@@ -24,6 +26,8 @@ struct Speak: ParsableCommand {
     @Option(help: "The words to speak.") var prompt: String?
     @Option(help: "Describe this PNG aloud instead of a prompt (the run's image size).") var image: String?
     @Option(help: "The WAV (or FLAC) file to write.") var out = "speech.wav"
+    @Option(help: "Also write the generated log-mel spectrogram as a PNG here (with --prompt: above espeak-ng's).")
+    var spectrogram: String?
     @Option(parsing: .unconditional, help: "Transfusion: diffusion steps (default: the recipe's).") var steps: Int?
     @Option(parsing: .unconditional, help: "Classifier-free guidance scale (default: the recipe's).") var cfg: Float?
     @Option(parsing: .unconditional, help: "Chameleon: sampling temperature of the audio codes.") var temperature: Float = 1
@@ -35,18 +39,28 @@ struct Speak: ParsableCommand {
             if let prompt, prompt.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--prompt is empty") }
             try checkTemperature(temperature)
             let run = try SpeakingRun(path: checkpoint, steps: steps, cfg: cfg, temperature: temperature)
-            let audio: Audio
+            let speech: (patches: Tensor, audio: Audio)
             if let image {
                 let picture = try PNG.read(image).converted(channels: 3)
                 guard picture.width == run.imageSize && picture.height == run.imageSize else {
                     throw ValidationError("\(image): \(picture.width)×\(picture.height), but the run was trained on "
                                           + "\(run.imageSize)×\(run.imageSize)")
                 }
-                audio = run.describe(picture, rng: RNG(seed: seed))
+                speech = run.describe(picture, rng: RNG(seed: seed))
             } else {
-                audio = run.speak(prompt!, rng: RNG(seed: seed))
+                speech = run.speak(prompt!, rng: RNG(seed: seed))
             }
+            let audio = speech.audio
             try AudioFile.write(audio, to: out)
+            if let spectrogram {
+                var pictures = [run.spoken.picture(speech.patches)]
+                if let prompt {
+                    let reference = try Speech.speak(prompt, sampleRate: run.spoken.codec.config.sampleRate,
+                                                     wordsPerMinute: run.spoken.wordsPerMinute)
+                    pictures.append(run.spoken.picture(run.spoken.span(reference)))
+                }
+                try PNG.write(Image.grid(pictures.map { $0.upscaled(3) }, columns: 1, padding: 3, background: 1), to: spectrogram)
+            }
             print(String(format: "wrote %@ (%.2f s at %d Hz)", out, Double(audio.samples.count) / Double(audio.sampleRate),
                          audio.sampleRate))
         }
