@@ -140,14 +140,17 @@ public final class Chameleon: Module {
             var codes = [Int32](repeating: 0, count: count * length)
             var row = [Float](repeating: 0, count: k)
             for j in 0..<length {
-                for b in 0..<count {
-                    let c = lastCond.data + b * v + offset
-                    if let u = lastUncond?.data.advanced(by: b * v + offset) {
-                        for i in 0..<k { row[i] = u[i] + cfgScale * (c[i] - u[i]) }
-                    } else {
-                        for i in 0..<k { row[i] = c[i] }
+                // The logits stay alive while their buffers are read (see SamplingOptions.pick(_:row:rng:)).
+                withExtendedLifetime((lastCond, lastUncond)) {
+                    for b in 0..<count {
+                        let c = lastCond.data + b * v + offset
+                        if let u = lastUncond?.data.advanced(by: b * v + offset) {
+                            for i in 0..<k { row[i] = u[i] + cfgScale * (c[i] - u[i]) }
+                        } else {
+                            for i in 0..<k { row[i] = c[i] }
+                        }
+                        codes[b * length + j] = row.withUnsafeBufferPointer { options.pick($0.baseAddress!, count: k, rng: rng) }
                     }
-                    codes[b * length + j] = row.withUnsafeBufferPointer { options.pick($0.baseAddress!, count: k, rng: rng) }
                 }
                 if j == length - 1 { break }
                 let next = (0..<count).map { [Int32(offset) + codes[$0 * length + j]] }
@@ -191,7 +194,7 @@ public final class Chameleon: Module {
             var out: [Int32] = []
             for _ in 0..<maxTokens {
                 // Text only: image and audio codes are not words, nor the ids that open spans.
-                let id = options.pickWord(logits.data, count: config.textVocab, allowEnd: !out.isEmpty, rng: rng)
+                let id = options.pickWord(logits, count: config.textVocab, allowEnd: !out.isEmpty, rng: rng)
                 if id == SpecialTokens.eos { break }
                 out.append(id)
                 logits = step([[id]], cache: cache)

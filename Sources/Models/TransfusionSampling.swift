@@ -135,7 +135,7 @@ extension Transfusion {
             for _ in 0..<maxTokens {
                 let hidden = extend([next], cache: cache)
                 let logits = self.logits(hidden, rows: [next.count - 1])
-                let id = text.pick(logits.data, count: vocab, rng: rng)
+                let id = text.pick(logits, rng: rng)
                 pending.append(id)
                 context.append(id)
                 if id == SpecialTokens.eos { break }
@@ -186,7 +186,7 @@ extension Transfusion {
             var next: [Int32] = [SpecialTokens.eoi], out: [Int32] = []
             for _ in 0..<maxTokens {
                 let hidden = extend([next], cache: cache)
-                let id = options.pickWord(self.logits(hidden, rows: [0]).data, count: vocab, allowEnd: !out.isEmpty, rng: rng)
+                let id = options.pickWord(self.logits(hidden, rows: [0]), count: vocab, allowEnd: !out.isEmpty, rng: rng)
                 if id == SpecialTokens.eos { break }
                 out.append(id)
                 next = [id]

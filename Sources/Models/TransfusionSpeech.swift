@@ -86,7 +86,7 @@ extension Transfusion {
             var next: [Int32] = [SpecialTokens.eoa], out: [Int32] = []
             for _ in 0..<maxTokens {
                 let hidden = extend([next], cache: cache)
-                let id = options.pickWord(self.logits(hidden, rows: [0]).data, count: vocab, allowEnd: !out.isEmpty, rng: rng)
+                let id = options.pickWord(self.logits(hidden, rows: [0]), count: vocab, allowEnd: !out.isEmpty, rng: rng)
                 if id == SpecialTokens.eos { break }
                 out.append(id)
                 next = [id]

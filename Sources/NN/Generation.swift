@@ -41,6 +41,18 @@ public struct SamplingOptions: Sendable {
     }
 }
 
+extension SamplingOptions {
+    /// Picks an id from row `row` of `logits` (R, V) (or (V)). Prefer this to `pick(_:count:rng:)`
+    /// with a tensor's `data`: it keeps the tensor alive while its buffer is read. A tensor used
+    /// only for its pointer may be released as soon as the pointer is taken; small buffers go back
+    /// to malloc, whose free list then overwrites the first floats (ids 0…3, EOS among them).
+    public func pick(_ logits: Tensor, row: Int = 0, rng: RNG) -> Int32 {
+        let v = logits.dim(-1)
+        precondition(row >= 0 && (row + 1) * v <= logits.count, "pick: row \(row) of \(logits.shape)")
+        return withExtendedLifetime(logits) { pick(logits.data + row * v, count: v, rng: rng) }
+    }
+}
+
 extension DecoderLM {
     /// Continues `prompt` by up to `maxTokens` ids, stopping after any id in `stop`.
     ///
@@ -59,7 +71,7 @@ extension DecoderLM {
                 let start = cache.length, n = next.count
                 let logits = self(Tensor(ints: next, shape: [1, n]), mask: .causal(batch: 1, queries: n, keys: start + n),
                                   positions: Tensor(ints: (start..<(start + n)).map { Int32($0) }), cache: cache)
-                let id = options.pick(logits.data + (n - 1) * vocab, count: vocab, rng: rng)
+                let id = options.pick(logits.reshaped([n, vocab]), row: n - 1, rng: rng)
                 out.append(id)
                 if stop.contains(id) { break }
                 next = [id]

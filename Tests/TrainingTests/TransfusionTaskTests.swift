@@ -182,6 +182,20 @@ private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil,
         #expect(red > 20, "only \(red) red pixels in two samples of 'a large red circle'")
     }
 
+    /// Greedy captions end with EOS. They used to run to `maxTokens` ("… on a black background on a
+    /// black background on a"): the logits tensor was released as soon as its pointer was taken, its
+    /// small buffer went back to malloc, and the free list overwrote ids 0…3, EOS among them.
+    @Test func captionsOfHeldOutImagesEnd() throws {
+        let run = try TransfusionRun(path: Self.path)
+        let world = ShapesWorld(seed: 77)
+        for i in 0..<3 {
+            let image = Media.Image(width: 32, height: 32, channels: 3, pixels: world.example(i).pixels)
+            let ids = run.model.caption(latents: run.encode(imageBatch([image])), maxTokens: 48,
+                                        options: SamplingOptions(temperature: 0), rng: RNG(seed: 0))
+            #expect(!ids.isEmpty && ids.count < 48, "caption \(i) did not end: \(run.tokenizer.decode(ids))")
+        }
+    }
+
     @Test func aHandEditedConfigIsAnErrorNotATrap() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-edited-\(UUID().uuidString)")
         try FileManager.default.copyItem(atPath: Self.path, toPath: dir.path)
