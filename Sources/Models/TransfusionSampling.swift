@@ -61,20 +61,61 @@ extension Transfusion {
         return self(input, cache: cache).hidden
     }
 
-    /// Runs one image span of latents (B, C, h, w) at timesteps `t` after the cached prefix: the
-    /// span attends to the whole prefix and bidirectionally to itself. With `keep` false the cache
-    /// is cut back afterwards (a denoising step); with `keep` true the span stays cached.
-    func span(_ latents: Tensor, t: [Float], cache: KVCache, keep: Bool) -> Tensor {
-        let b = latents.dim(0), np = config.patchesPerImage, start = cache.length
-        let input = TransfusionInput(
-            ids: Tensor(ints: [Int32](repeating: SpecialTokens.pad, count: b * np), shape: [b, np]),
-            positions: Tensor(ints: (start..<(start + np)).map { Int32($0) }),
-            mask: AttentionMask(batch: b, queries: np, keys: start + np, lo: [Int32](repeating: 0, count: b * np),
-                                hi: [Int32](repeating: Int32(start + np), count: b * np)),
-            latents: latents, timesteps: t, spanStarts: (0..<b).map { $0 * np })
-        let out = self(input, cache: cache).images!
+    /// The kinds of continuous span a sampler runs: image latents (B, C, h, w) between BOI and
+    /// EOI, or audio patches (B, L, D) between BOA and EOA.
+    enum SpanKind {
+        case image, audio
+
+        var open: Int32 { self == .image ? SpecialTokens.boi : SpecialTokens.boa }
+    }
+
+    /// Runs one span of `kind` per row (`x`: latents or audio patches) at timesteps `t` after the
+    /// cached prefix: the span attends to the whole prefix and bidirectionally to itself. With
+    /// `keep` false the cache is cut back afterwards (a denoising step); with `keep` true the span
+    /// stays cached. Returns the predictions, shaped like `x`.
+    func span(_ x: Tensor, _ kind: SpanKind = .image, t: [Float], cache: KVCache, keep: Bool) -> Tensor {
+        let b = x.dim(0), start = cache.length
+        let n = kind == .image ? config.patchesPerImage : config.audioLength
+        var input = TransfusionInput(
+            ids: Tensor(ints: [Int32](repeating: SpecialTokens.pad, count: b * n), shape: [b, n]),
+            positions: Tensor(ints: (start..<(start + n)).map { Int32($0) }),
+            mask: AttentionMask(batch: b, queries: n, keys: start + n, lo: [Int32](repeating: 0, count: b * n),
+                                hi: [Int32](repeating: Int32(start + n), count: b * n)))
+        let starts = (0..<b).map { $0 * n }
+        switch kind {
+        case .image: (input.latents, input.timesteps, input.spanStarts) = (x, t, starts)
+        case .audio: (input.audio, input.audioTimesteps, input.audioStarts) = (x, t, starts)
+        }
+        let out = self(input, cache: cache)
         if !keep { cache.truncate(to: start) }
-        return out
+        return kind == .image ? out.images! : out.audio!
+    }
+
+    /// The diffusion sampler over one span of `kind` per row of `noise`, after the prefix `prefill`
+    /// writes into a fresh cache (ending with the span's opening id), guided against
+    /// `options.unconditionalPrompt` + the opening id when `cfgScale` > 1.
+    func diffuse(_ kind: SpanKind, noise: Tensor, options: ImageSamplingOptions, rng: RNG,
+                 prefill: (KVCache) -> Void) -> Tensor {
+        withoutGrad {
+            let wasTraining = isTraining
+            eval()
+            defer { train(wasTraining) }
+            let layers = config.decoder.layers
+            let cond = KVCache(layers: layers)
+            prefill(cond)
+            var uncond: KVCache? = nil
+            if options.cfgScale > 1 {
+                let u = KVCache(layers: layers)
+                _ = extend(Array(repeating: options.unconditionalPrompt + [kind.open], count: noise.dim(0)), cache: u)
+                uncond = u
+            }
+            let denoiser: Denoiser = { [self] xt, t in
+                let c = span(xt, kind, t: t, cache: cond, keep: false)
+                guard let uncond else { return c }
+                return guided(cond: c, uncond: span(xt, kind, t: t, cache: uncond, keep: false), scale: options.cfgScale)
+            }
+            return options.makeSampler().sample(from: noise, rng: rng, model: denoiser)
+        }
     }
 
     /// `count` images continuing `prompt` (ids from BOS; BOI is appended): the diffusion sampler
@@ -97,25 +138,8 @@ extension Transfusion {
     public func sampleImages(prompt: [Int32], noise: Tensor, options: ImageSamplingOptions, rng: RNG) -> Tensor {
         let count = noise.dim(0)
         precondition(count > 0 && !prompt.isEmpty, "sampleImages: need a prompt and at least one image")
-        return withoutGrad {
-            let wasTraining = isTraining
-            eval()
-            defer { train(wasTraining) }
-            let layers = config.decoder.layers
-            let cond = KVCache(layers: layers)
-            _ = extend(Array(repeating: prompt + [SpecialTokens.boi], count: count), cache: cond)
-            var uncond: KVCache? = nil
-            if options.cfgScale > 1 {
-                let u = KVCache(layers: layers)
-                _ = extend(Array(repeating: options.unconditionalPrompt + [SpecialTokens.boi], count: count), cache: u)
-                uncond = u
-            }
-            let denoiser: Denoiser = { [self] xt, t in
-                let c = span(xt, t: t, cache: cond, keep: false)
-                guard let uncond else { return c }
-                return guided(cond: c, uncond: span(xt, t: t, cache: uncond, keep: false), scale: options.cfgScale)
-            }
-            return options.makeSampler().sample(from: noise, rng: rng, model: denoiser)
+        return diffuse(.image, noise: noise, options: options, rng: rng) { cache in
+            _ = extend(Array(repeating: prompt + [SpecialTokens.boi], count: count), cache: cache)
         }
     }
 
@@ -158,7 +182,7 @@ extension Transfusion {
                         _ = extend([prefix + [SpecialTokens.boa]], cache: c)
                     }
                     out.append(.audio(patches))
-                    _ = audioSpan(patches, t: [0], cache: cache, keep: true)
+                    _ = span(patches, .audio, t: [0], cache: cache, keep: true)
                     context += [Int32](repeating: SpecialTokens.pad, count: config.audioLength)
                     context.append(SpecialTokens.eoa)
                     pending.append(SpecialTokens.eoa)

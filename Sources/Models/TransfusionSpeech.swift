@@ -10,23 +10,6 @@ import Tensors
 import Text
 
 extension Transfusion {
-    /// Runs one audio span of patches (B, L, D) at timesteps `t` after the cached prefix: the span
-    /// attends to the whole prefix and bidirectionally to itself. With `keep` false the cache is
-    /// cut back afterwards (a denoising step); with `keep` true the span stays cached.
-    func audioSpan(_ patches: Tensor, t: [Float], cache: KVCache, keep: Bool) -> Tensor {
-        precondition(config.hasAudio, "Transfusion: this model has no audio spans")
-        let b = patches.dim(0), l = config.audioLength, start = cache.length
-        let input = TransfusionInput(
-            ids: Tensor(ints: [Int32](repeating: SpecialTokens.pad, count: b * l), shape: [b, l]),
-            positions: Tensor(ints: (start..<(start + l)).map { Int32($0) }),
-            mask: AttentionMask(batch: b, queries: l, keys: start + l, lo: [Int32](repeating: 0, count: b * l),
-                                hi: [Int32](repeating: Int32(start + l), count: b * l)),
-            audio: patches, audioTimesteps: t, audioStarts: (0..<b).map { $0 * l })
-        let out = self(input, cache: cache).audio!
-        if !keep { cache.truncate(to: start) }
-        return out
-    }
-
     /// `count` audio spans continuing `prompt` (ids from BOS, e.g. `BOS caption`; BOA is appended),
     /// guided against `options.unconditionalPrompt` + BOA when `cfgScale` > 1. Returns clean
     /// AudioCodec patches (count, L, D) for `AudioCodec.decode`.
@@ -43,31 +26,11 @@ extension Transfusion {
         }
     }
 
-    /// The diffusion sampler over `count` audio spans after the prefix `prefill` writes into a
-    /// fresh cache, guided against `options.unconditionalPrompt` + BOA when `cfgScale` > 1.
+    /// The diffusion sampler over `count` audio spans after the prefix `prefill` writes (ending with BOA).
     func sampleAudio(count: Int, options: ImageSamplingOptions, rng: RNG, prefill: (KVCache) -> Void) -> Tensor {
         precondition(config.hasAudio, "Transfusion: this model has no audio spans")
-        let noise = rng.normal([count, config.audioLength, config.audioDim])
-        return withoutGrad {
-            let wasTraining = isTraining
-            eval()
-            defer { train(wasTraining) }
-            let layers = config.decoder.layers
-            let cond = KVCache(layers: layers)
-            prefill(cond)
-            var uncond: KVCache? = nil
-            if options.cfgScale > 1 {
-                let u = KVCache(layers: layers)
-                _ = extend(Array(repeating: options.unconditionalPrompt + [SpecialTokens.boa], count: count), cache: u)
-                uncond = u
-            }
-            let denoiser: Denoiser = { [self] xt, t in
-                let c = audioSpan(xt, t: t, cache: cond, keep: false)
-                guard let uncond else { return c }
-                return guided(cond: c, uncond: audioSpan(xt, t: t, cache: uncond, keep: false), scale: options.cfgScale)
-            }
-            return options.makeSampler().sample(from: noise, rng: rng, model: denoiser)
-        }
+        return diffuse(.audio, noise: rng.normal([count, config.audioLength, config.audioDim]), options: options, rng: rng,
+                       prefill: prefill)
     }
 
     /// Text after speech: `BOS BOA [clean patches at t = 0] EOA` then decoding until EOS (the layout
@@ -82,7 +45,7 @@ extension Transfusion {
             defer { train(wasTraining) }
             let cache = KVCache(layers: config.decoder.layers)
             _ = extend([[SpecialTokens.bos, SpecialTokens.boa]], cache: cache)
-            _ = audioSpan(patches, t: [0], cache: cache, keep: true)
+            _ = span(patches, .audio, t: [0], cache: cache, keep: true)
             var next: [Int32] = [SpecialTokens.eoa], out: [Int32] = []
             for _ in 0..<maxTokens {
                 let hidden = extend([next], cache: cache)
