@@ -23,12 +23,14 @@ struct ConvGeometry {
         return lo < hi ? lo..<hi : 0..<0
     }
 
-    /// cols (K, P) ← patches of image (C, H, W); out-of-image taps read 0.
-    func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>) {
+    /// cols (K, P) ← patches of image (C, H, W); out-of-image taps read 0. Rows of `cols` are
+    /// `ld` ≥ P apart, so several images can fill one wide column matrix side by side.
+    func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>, ld: Int? = nil) {
+        let ld = ld ?? p
         for ci in 0..<c {
             for i in 0..<kh {
                 for j in 0..<kw {
-                    let row = cols + ((ci * kh + i) * kw + j) * p
+                    let row = cols + ((ci * kh + i) * kw + j) * ld
                     let valid = validColumns(j)
                     for r in 0..<oh {
                         let dst = row + r * ow
@@ -51,12 +53,14 @@ struct ConvGeometry {
         }
     }
 
-    /// image (C, H, W) += the column matrix (K, P) scattered back to its taps (adjoint of im2col).
-    func col2im(_ cols: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float>) {
+    /// image (C, H, W) += the column matrix (K, P) scattered back to its taps (adjoint of im2col);
+    /// rows of `cols` are `ld` apart.
+    func col2im(_ cols: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float>, ld: Int? = nil) {
+        let ld = ld ?? p
         for ci in 0..<c {
             for i in 0..<kh {
                 for j in 0..<kw {
-                    let row = cols + ((ci * kh + i) * kw + j) * p
+                    let row = cols + ((ci * kh + i) * kw + j) * ld
                     let valid = validColumns(j)
                     if valid.isEmpty { continue }
                     for r in 0..<oh {
@@ -95,6 +99,11 @@ private func forImageChunks(_ n: Int, _ chunks: Int, _ body: (Int, Range<Int>) -
     }
 }
 
+/// Images per GEMM: enough that group·P reaches ~256 columns, within one chunk's images.
+private func imageGroup(p: Int, imagesPerChunk: Int) -> Int {
+    Swift.max(1, Swift.min(imagesPerChunk, (256 + p - 1) / Swift.max(p, 1)))
+}
+
 // MARK: - conv2d
 
 /// 2-D convolution (cross-correlation, as PyTorch) of x (N, C, H, W) with weight (O, C, kH, kW)
@@ -120,18 +129,43 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, stride: Int =
     let k = geo.k, p = geo.p, pointwise = geo.isPointwise
     let out = Tensor.empty([n, o, geo.oh, geo.ow])
     let chunks = imageChunks(n)
-    let scratch = Tensor.empty([pointwise ? 1 : chunks * k * p])  // one column matrix per chunk
+    // Small images are convolved `group` at a time: their column matrices side by side as one
+    // (K, group·P) matrix, so each GEMM is wide enough to run near peak (an 8×8 latent alone is a
+    // 64-column product). The result is scattered back to (N, O, P) rows.
+    let group = imageGroup(p: p, imagesPerChunk: (n + chunks - 1) / chunks)
+    let direct = group == 1 && pointwise
+    let wide = group * p
+    let scratch = Tensor.empty([direct ? 1 : chunks * k * wide])          // one column matrix per chunk
+    let ybuf = Tensor.empty([group == 1 ? 1 : chunks * o * wide])        // one (O, group·P) product per chunk
 
-    // y_n (O, P) = W (O, K) · cols_n (K, P) + b
-    let px = x.data, pw = weight.data, pb = bias?.data, py = out.data, ps = scratch.data
+    // y (O, group·P) = W (O, K) · cols (K, group·P) + b
+    let px = x.data, pw = weight.data, pb = bias?.data, py = out.data, ps = scratch.data, pyb = ybuf.data
     forImageChunks(n, chunks) { ch, images in
-        let cols = ps + ch * k * p
-        for i in images {
-            let xi = px + i * c * h * w, yi = py + i * o * p
-            if let pb { for oc in 0..<o { (yi + oc * p).update(repeating: pb[oc], count: p) } }
-            if !pointwise { geo.im2col(xi, cols) }
-            sgemm(transA: false, transB: false, m: o, n: p, k: k, pw, lda: k, pointwise ? xi : cols, ldb: p,
-                  beta: pb == nil ? 0 : 1, yi, ldc: p)
+        let cols = ps + ch * k * wide, yg = pyb + ch * o * wide
+        for g0 in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
+            let gn = Swift.min(group, images.upperBound - g0), ld = gn * p
+            if gn == 1 && group == 1 {
+                let xi = px + g0 * c * h * w, yi = py + g0 * o * p
+                if let pb { for oc in 0..<o { (yi + oc * p).update(repeating: pb[oc], count: p) } }
+                if !pointwise { geo.im2col(xi, cols) }
+                sgemm(transA: false, transB: false, m: o, n: p, k: k, pw, lda: k, pointwise ? xi : cols, ldb: p,
+                      beta: pb == nil ? 0 : 1, yi, ldc: p)
+                continue
+            }
+            for j in 0..<gn { geo.im2col(px + (g0 + j) * c * h * w, cols + j * p, ld: ld) }
+            sgemm(transA: false, transB: false, m: o, n: ld, k: k, pw, lda: k, cols, ldb: ld, yg, ldc: ld)
+            for j in 0..<gn {
+                let yi = py + (g0 + j) * o * p
+                for oc in 0..<o {
+                    let src = yg + oc * ld + j * p, dst = yi + oc * p
+                    if let pb {
+                        let bv = V8(repeating: pb[oc])
+                        vmap2Serial(src, src, dst, p) { y, _ in y + bv }
+                    } else {
+                        dst.update(from: src, count: p)
+                    }
+                }
+            }
         }
     }
 
@@ -144,26 +178,44 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, stride: Int =
         let pg = g.data
         let gx = needX ? Tensor.zeros([n, c, h, w]) : nil
         let partial = needW ? Tensor.zeros([chunks, o, k]) : nil  // dW per chunk, summed below
-        let scratch = Tensor.empty([pointwise ? 1 : chunks * k * p])
+        let scratch = Tensor.empty([direct ? 1 : chunks * k * wide])
+        let gbuf = Tensor.empty([group == 1 ? 1 : chunks * o * wide])
         if needX || needW {
-            let ps = scratch.data
+            let ps = scratch.data, pgb = gbuf.data
             forImageChunks(n, chunks) { ch, images in
-                let buf = ps + ch * k * p
-                for i in images {
-                    let gi = pg + i * o * p
+                let buf = ps + ch * k * wide, gg = pgb + ch * o * wide
+                for g0 in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
+                    let gn = Swift.min(group, images.upperBound - g0), ld = gn * p
+                    if gn == 1 && group == 1 {
+                        let i = g0, gi = pg + i * o * p
+                        if let xd, let partial {
+                            // dW (O, K) += dY_n (O, P) · cols_nᵀ
+                            let xi = xd.data + i * c * h * w
+                            if !pointwise { geo.im2col(xi, buf) }
+                            sgemm(transA: false, transB: true, m: o, n: k, k: p, gi, lda: p, pointwise ? xi : buf, ldb: p,
+                                  beta: 1, partial.data + ch * o * k, ldc: k)
+                        }
+                        if let wd, let gx {
+                            // dcols (K, P) = Wᵀ · dY_n, scattered back into dX_n
+                            let dxi = gx.data + i * c * h * w
+                            sgemm(transA: true, transB: false, m: k, n: p, k: o, wd.data, lda: k, gi, ldb: p,
+                                  pointwise ? dxi : buf, ldc: p)
+                            if !pointwise { geo.col2im(buf, dxi) }
+                        }
+                        continue
+                    }
+                    // dY of the group side by side: (O, gn·P)
+                    for j in 0..<gn {
+                        for oc in 0..<o { (gg + oc * ld + j * p).update(from: pg + ((g0 + j) * o + oc) * p, count: p) }
+                    }
                     if let xd, let partial {
-                        // dW (O, K) += dY_n (O, P) · cols_nᵀ
-                        let xi = xd.data + i * c * h * w
-                        if !pointwise { geo.im2col(xi, buf) }
-                        sgemm(transA: false, transB: true, m: o, n: k, k: p, gi, lda: p, pointwise ? xi : buf, ldb: p,
+                        for j in 0..<gn { geo.im2col(xd.data + (g0 + j) * c * h * w, buf + j * p, ld: ld) }
+                        sgemm(transA: false, transB: true, m: o, n: k, k: ld, gg, lda: ld, buf, ldb: ld,
                               beta: 1, partial.data + ch * o * k, ldc: k)
                     }
                     if let wd, let gx {
-                        // dcols (K, P) = Wᵀ · dY_n, scattered back into dX_n
-                        let dxi = gx.data + i * c * h * w
-                        sgemm(transA: true, transB: false, m: k, n: p, k: o, wd.data, lda: k, gi, ldb: p,
-                              pointwise ? dxi : buf, ldc: p)
-                        if !pointwise { geo.col2im(buf, dxi) }
+                        sgemm(transA: true, transB: false, m: k, n: ld, k: o, wd.data, lda: k, gg, ldb: ld, buf, ldc: ld)
+                        for j in 0..<gn { geo.col2im(buf + j * p, gx.data + (g0 + j) * c * h * w, ld: ld) }
                     }
                 }
             }
