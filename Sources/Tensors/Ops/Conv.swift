@@ -40,13 +40,15 @@ struct ConvGeometry {
                             continue
                         }
                         let src = x + (ci * h + ih) * w - pad + j  // src[ow·s] is the tap of column ow
-                        if valid.lowerBound > 0 { dst.update(repeating: 0, count: valid.lowerBound) }
+                        // Element loops, not memcpy/memset: rows of small images are a few floats,
+                        // where the calls cost more than the copy.
+                        for q in 0..<valid.lowerBound { dst[q] = 0 }
                         if stride == 1 {
-                            (dst + valid.lowerBound).update(from: src + valid.lowerBound, count: valid.count)
+                            for q in valid { dst[q] = src[q] }
                         } else {
                             for q in valid { dst[q] = src[q * stride] }
                         }
-                        if valid.upperBound < ow { (dst + valid.upperBound).update(repeating: 0, count: ow - valid.upperBound) }
+                        for q in valid.upperBound..<ow { dst[q] = 0 }
                     }
                 }
             }
