@@ -59,11 +59,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     only = set(filter(None, a.only.split(",")))
-    try:
-        import torch  # noqa: F401
-        have_torch = True
-    except ImportError:
-        have_torch = False
+    # Checked in a child: importing torch here would grow this process, and a child's peak RSS
+    # (getrusage's ru_maxrss) starts from its parent's size at fork.
+    have_torch = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0
+    if not have_torch:
         print("PyTorch twins: skipped (PyTorch not installed; pip install torch to compare)")
     env = dict(os.environ, FUSION_THREADS=str(a.threads))
     tmp = tempfile.mkdtemp(prefix="fusion-bench-")
