@@ -15,40 +15,35 @@ struct ConvGeometry {
     /// 1×1, stride 1, no padding: the image already is its column matrix.
     var isPointwise: Bool { kh == 1 && kw == 1 && stride == 1 && pad == 0 }
 
-    /// Output columns `ow` whose input column ow·s − pad + j lies inside 0..<W.
-    @inline(__always) func validColumns(_ j: Int) -> Range<Int> {
-        let lo = Swift.max(0, (pad - j + stride - 1) / stride)  // ceil for pad − j > 0, else 0
-        let last = w - 1 + pad - j
-        let hi = last < 0 ? 0 : Swift.min(ow, last / stride + 1)
-        return lo < hi ? lo..<hi : 0..<0
-    }
-
     /// cols (K, P) ← patches of image (C, H, W); out-of-image taps read 0. Rows of `cols` are
-    /// `ld` ≥ P apart, so several images can fill one wide column matrix side by side.
+    /// `ld` ≥ P apart, so several images can fill one wide column matrix side by side. With
+    /// padding, the image is first copied into a zero-bordered (C, H + 2·pad, W + 2·pad) buffer,
+    /// so every row of taps is a plain (strided) run without bounds checks: the rows of small
+    /// images are only a few floats, where per-row branches and memcpy calls cost more than the copy.
     func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>, ld: Int? = nil) {
         let ld = ld ?? p
+        let hp = h + 2 * pad, wp = w + 2 * pad
+        var buffer: UnsafeMutablePointer<Float>? = nil
+        defer { buffer?.deallocate() }
+        let src0: UnsafePointer<Float>
+        if pad == 0 {
+            src0 = x
+        } else {
+            let b = UnsafeMutablePointer<Float>.allocate(capacity: c * hp * wp)
+            b.initialize(repeating: 0, count: c * hp * wp)
+            for ci in 0..<c {
+                for r in 0..<h { copyRun(x + (ci * h + r) * w, b + (ci * hp + r + pad) * wp + pad, w) }
+            }
+            buffer = b
+            src0 = UnsafePointer(b)
+        }
         for ci in 0..<c {
             for i in 0..<kh {
                 for j in 0..<kw {
                     let row = cols + ((ci * kh + i) * kw + j) * ld
-                    let valid = validColumns(j)
                     for r in 0..<oh {
-                        let dst = row + r * ow
-                        let ih = r * stride - pad + i
-                        guard ih >= 0 && ih < h, !valid.isEmpty else {
-                            dst.update(repeating: 0, count: ow)
-                            continue
-                        }
-                        let src = x + (ci * h + ih) * w - pad + j  // src[ow·s] is the tap of column ow
-                        // Element loops, not memcpy/memset: rows of small images are a few floats,
-                        // where the calls cost more than the copy.
-                        for q in 0..<valid.lowerBound { dst[q] = 0 }
-                        if stride == 1 {
-                            for q in valid { dst[q] = src[q] }
-                        } else {
-                            for q in valid { dst[q] = src[q * stride] }
-                        }
-                        for q in valid.upperBound..<ow { dst[q] = 0 }
+                        let src = src0 + (ci * hp + r * stride + i) * wp + j, dst = row + r * ow
+                        if stride == 1 { copyRun(src, dst, ow) } else { for q in 0..<ow { dst[q] = src[q * stride] } }
                     }
                 }
             }
@@ -56,32 +51,53 @@ struct ConvGeometry {
     }
 
     /// image (C, H, W) += the column matrix (K, P) scattered back to its taps (adjoint of im2col);
-    /// rows of `cols` are `ld` apart.
+    /// rows of `cols` are `ld` apart. With padding the taps are summed in a zero-bordered buffer
+    /// first and its interior added to the image.
     func col2im(_ cols: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float>, ld: Int? = nil) {
         let ld = ld ?? p
+        let hp = h + 2 * pad, wp = w + 2 * pad
+        var buffer: UnsafeMutablePointer<Float>? = nil
+        let dst0: UnsafeMutablePointer<Float>
+        if pad == 0 {
+            dst0 = x
+        } else {
+            let b = UnsafeMutablePointer<Float>.allocate(capacity: c * hp * wp)
+            b.initialize(repeating: 0, count: c * hp * wp)
+            buffer = b
+            dst0 = b
+        }
         for ci in 0..<c {
             for i in 0..<kh {
                 for j in 0..<kw {
                     let row = cols + ((ci * kh + i) * kw + j) * ld
-                    let valid = validColumns(j)
-                    if valid.isEmpty { continue }
                     for r in 0..<oh {
-                        let ih = r * stride - pad + i
-                        guard ih >= 0 && ih < h else { continue }
-                        let src = row + r * ow
-                        let dst = x + (ci * h + ih) * w - pad + j
-                        if stride == 1 {
-                            var q = valid.lowerBound
-                            while q + 8 <= valid.upperBound { store8(load8(dst + q) + load8(src + q), dst + q); q += 8 }
-                            while q < valid.upperBound { dst[q] += src[q]; q += 1 }
-                        } else {
-                            for q in valid { dst[q * stride] += src[q] }
-                        }
+                        let dst = dst0 + (ci * hp + r * stride + i) * wp + j, src = row + r * ow
+                        if stride == 1 { addRun(src, dst, ow) } else { for q in 0..<ow { dst[q * stride] += src[q] } }
                     }
                 }
             }
         }
+        if let b = buffer {
+            for ci in 0..<c {
+                for r in 0..<h { addRun(b + (ci * hp + r + pad) * wp + pad, x + (ci * h + r) * w, w) }
+            }
+            b.deallocate()
+        }
     }
+}
+
+/// dst[0..<n] = src[0..<n], 8 lanes at a time (short runs: no memcpy call).
+@inline(__always) private func copyRun(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+    var q = 0
+    while q + 8 <= n { store8(load8(src + q), dst + q); q += 8 }
+    while q < n { dst[q] = src[q]; q += 1 }
+}
+
+/// dst[0..<n] += src[0..<n].
+@inline(__always) private func addRun(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+    var q = 0
+    while q + 8 <= n { store8(load8(dst + q) + load8(src + q), dst + q); q += 8 }
+    while q < n { dst[q] += src[q]; q += 1 }
 }
 
 /// Runs of images conv2d hands its own threads: one per thread (each GEMM single-threaded) once
