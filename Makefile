@@ -38,9 +38,9 @@ notebooks: build
 	$(FUSION) notebook run $(CI_NOTEBOOKS)
 
 # Every benchmark beside its PyTorch twin (bench/torch_*.py; skipped with a note without PyTorch),
-# interleaved, medians over BENCH_ROUNDS rounds (default 2), with ratios and peak memory.
+# interleaved, medians over BENCH_ROUNDS rounds (default 1, about 3 minutes a round), with ratios and peak memory.
 bench: build
-	@if command -v python3 >/dev/null; then python3 bench/run.py --rounds $(or $(BENCH_ROUNDS),2) --threads $$(nproc); \
+	@if command -v python3 >/dev/null; then python3 bench/run.py --rounds $(or $(BENCH_ROUNDS),1) --threads $$(nproc); \
 	else echo "bench: python3 not found, Fusion's figures only"; for b in gemm decoder transfusion chameleon sample vae; do \
 	  .build/release/fusion-bench $$b | grep -v '^BENCH'; done; fi
 

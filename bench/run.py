@@ -10,7 +10,7 @@ quiet speed, so each twin runs both with the default and with OMP_WAIT_POLICY=PA
 faster median counts (PyTorch's best case). Rounds alternate Fusion, PyTorch, Fusion, …; the
 figures quoted are medians over rounds. Without PyTorch the twins are skipped with a note.
 
-    python3 bench/run.py [--rounds 2] [--only decoder,transfusion] [--bench .build/release/fusion-bench]
+    python3 bench/run.py [--rounds 3] [--only decoder,transfusion] [--bench .build/release/fusion-bench]
 """
 import argparse
 import json
@@ -23,9 +23,9 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 # name in fusion-bench, twin script, BENCH names it reports, timed repeats
 BENCHES = [
-    ("decoder", "torch_decoder.py", ["decoder-step"], 10),
+    ("decoder", "torch_decoder.py", ["decoder-step"], 8),
     ("transfusion", "torch_transfusion.py", ["transfusion-step"], 10),
-    ("chameleon", "torch_chameleon.py", ["chameleon-step"], 8),
+    ("chameleon", "torch_chameleon.py", ["chameleon-step"], 6),
     ("sample", "torch_sample.py", ["sample-t2i"], 3),
     ("vae", "torch_vae.py", ["vae-encode", "vae-decode"], 5),
 ]
@@ -53,7 +53,7 @@ def load():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--only", default="")
     ap.add_argument("--bench", default=".build/release/fusion-bench")
     ap.add_argument("--threads", type=int, default=2)
@@ -104,7 +104,7 @@ def main():
         vals = [x[key] for x in rows if key in x]
         return statistics.median(vals) if vals else None
 
-    print(f"\n{'benchmark':<18}{'Fusion ms':>10}{'PyTorch ms':>11}{'ratio':>7}{'GFLOP/s':>9}{'% sgemm2':>9}"
+    print(f"\n{'benchmark':<18}{'Fusion ms':>10}{'PyTorch ms':>11}{'ratio':>7}{'paired':>8}{'GFLOP/s':>9}{'% sgemm2':>9}"
           f"{'alloc MiB':>10}{'RSS MiB F/T':>13}{'step RSS F/T':>14}")
     for name in [n for _, _, rs, _ in BENCHES for n in rs]:
         if name not in fusion:
@@ -113,10 +113,12 @@ def main():
         fm, tm = med(f, "ms"), med(t, "ms")
         g = med(f, "gflops")
         ratio = f"{fm / tm:.2f}" if tm else "-"
+        # The median of each round's own Fusion/PyTorch ratio: robust to the load drifting between rounds.
+        paired = f"{statistics.median(a['ms'] / b['ms'] for a, b in zip(f, t)):.2f}" if t else "-"
         pct = f"{100 * g / yard:.0f}%" if g and yard else "-"
         rss = f"{med(f, 'peak_rss_mib'):.0f}/" + (f"{med(t, 'peak_rss_mib'):.0f}" if t else "-")
         step = f"{med(f, 'step_rss_mib'):.0f}/" + (f"{med(t, 'step_rss_mib'):.0f}" if t else "-")
-        print(f"{name:<18}{fm:>10.1f}{(f'{tm:.1f}' if tm else '-'):>11}{ratio:>7}{(f'{g:.1f}' if g else '-'):>9}{pct:>9}"
+        print(f"{name:<18}{fm:>10.1f}{(f'{tm:.1f}' if tm else '-'):>11}{ratio:>7}{paired:>8}{(f'{g:.1f}' if g else '-'):>9}{pct:>9}"
               f"{med(f, 'peak_alloc_mib'):>10.0f}{rss:>13}{step:>14}")
     if torch_:
         print("PyTorch rows: the faster of OMP_WAIT_POLICY default/PASSIVE per round ("

@@ -72,6 +72,7 @@ switch only {
 case nil:
     benchGemm(); benchDecoder(steps: stepsArg ?? 10)
 case "gemm": benchGemm()
+case "gemm-shapes": benchGemmShapes()
 case "decoder": benchDecoder(steps: stepsArg ?? 10)
 case "decoder-dp": try benchDecoderDataParallel(steps: stepsArg ?? 10)
 case "transfusion": try benchTransfusion(steps: stepsArg ?? 10)
