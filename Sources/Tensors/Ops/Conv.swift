@@ -30,9 +30,15 @@ struct ConvGeometry {
             src0 = x
         } else {
             let b = UnsafeMutablePointer<Float>.allocate(capacity: c * hp * wp)
-            b.initialize(repeating: 0, count: c * hp * wp)
             for ci in 0..<c {
-                for r in 0..<h { copyRun(x + (ci * h + r) * w, b + (ci * hp + r + pad) * wp + pad, w) }
+                let plane = b + ci * hp * wp
+                plane.update(repeating: 0, count: pad * wp)                          // top border
+                (plane + (h + pad) * wp).update(repeating: 0, count: pad * wp)       // bottom border
+                for r in 0..<h {
+                    let row = plane + (r + pad) * wp
+                    for q in 0..<pad { row[q] = 0; row[wp - 1 - q] = 0 }             // side borders
+                    copyRun(x + (ci * h + r) * w, row + pad, w)
+                }
             }
             buffer = b
             src0 = UnsafePointer(b)
