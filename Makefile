@@ -37,10 +37,12 @@ test: setup
 notebooks: build
 	$(FUSION) notebook run $(CI_NOTEBOOKS)
 
+# Every benchmark beside its PyTorch twin (bench/torch_*.py; skipped with a note without PyTorch),
+# interleaved, medians over BENCH_ROUNDS rounds (default 1, about 3 minutes a round), with ratios and peak memory.
 bench: build
-	.build/release/fusion-bench
-	@if python3 -c "import torch" 2>/dev/null; then python3 bench/torch_decoder.py --threads $$(nproc) --steps 7; \
-	else echo "torch-decoder-step: skipped (PyTorch not installed; pip install torch to compare)"; fi
+	@if command -v python3 >/dev/null; then python3 bench/run.py --rounds $(or $(BENCH_ROUNDS),1) --threads $$(nproc); \
+	else echo "bench: python3 not found, Fusion's figures only"; for b in gemm decoder transfusion chameleon sample vae; do \
+	  .build/release/fusion-bench $$b | grep -v '^BENCH'; done; fi
 
 # The reference decoder step on 1 vs 2 MPI ranks at the same global batch: scaling efficiency.
 bench-mpi: build

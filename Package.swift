@@ -55,7 +55,9 @@ let package = Package(
             ],
             swiftSettings: fast),
         .executableTarget(
-            name: "fusion-bench", dependencies: ["Tensors", "NN", "Collective"], path: "bench/Sources",
+            name: "fusion-bench",
+            dependencies: ["CBLAS", "Tensors", "NN", "Collective", "Media", "Text", "Data", "Diffusion", "Models", "Training"],
+            path: "bench/Sources",
             swiftSettings: fast),
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/Support"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),

@@ -8,6 +8,8 @@ and optimizer update. Prints the median step time and GFLOP/s on the same analyt
     python3 bench/torch_decoder.py --threads 2 --steps 10
 """
 import argparse
+import json
+import resource
 import statistics
 import time
 
@@ -95,6 +97,12 @@ def step():
     return loss.item()
 
 
+def rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 1048576
+
+
+before = rss_mib()
 for _ in range(2):
     step()
 times = []
@@ -105,4 +113,7 @@ for _ in range(args.steps):
 s = statistics.median(times)
 tokens = B * T
 flops = 6.0 * L * (4 * D * D + 3 * D * HID) * tokens + 3.0 * 4.0 * (T + 1) / 2 * D * L * tokens + 6.0 * V * D * tokens
-print(f"torch-decoder-step threads={args.threads}  step {s * 1e3:.1f} ms  {tokens / s:.0f} tokens/s  {flops / s / 1e9:.1f} GFLOP/s")
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"torch-decoder-step threads={args.threads}  step {s * 1e3:.1f} ms  {tokens / s:.0f} tokens/s  {flops / s / 1e9:.1f} GFLOP/s  (peak RSS {peak:.0f} MiB)")
+print("BENCH " + json.dumps({"name": "decoder-step", "ms": s * 1e3, "gflops": flops / s / 1e9, "peak_rss_mib": peak,
+                             "step_rss_mib": max(0.0, peak - before), "threads": args.threads}, sort_keys=True))

@@ -105,9 +105,14 @@ public final class SelfAttention: Module {
     public func callAsFunction(_ x: Tensor, mask: AttentionMask, positions: Tensor,
                                cache: KVCache? = nil, layer: Int = 0) -> Tensor {
         let (b, t, d) = (x.shape[0], x.shape[1], x.shape[2])
-        if qNorm == nil && cache == nil {
-            // Packed path: RoPE and attention read q, k, v in place from the (B, T, 3d) projection.
-            let packed = rope(packed: qkv(x), heads: heads, positions: positions, base: ropeBase)
+        if cache == nil {
+            // Packed path: QK-norm, RoPE and attention read q, k, v in place from the (B, T, 3d)
+            // projection, no split copies.
+            var packed = qkv(x)
+            if let qNorm, let kNorm {
+                packed = qkNorm(packed: packed, heads: heads, qWeight: qNorm.weight, kWeight: kNorm.weight, eps: qNorm.eps)
+            }
+            packed = rope(packed: packed, heads: heads, positions: positions, base: ropeBase)
             return proj(attention(packed: packed, heads: heads, mask: mask))
         }
         let parts = qkv(x).split(axis: -1, sizes: [d, d, d])                  // 3 × (B, T, d)

@@ -1,32 +1,53 @@
-// Work splitting for our own loops, and the thread count shared with OpenBLAS.
+// Work splitting for our own loops and for large GEMMs, over one pool of threads.
 // Not a scheduler: it splits one loop into at most `threads` contiguous chunks.
+//
+// OpenBLAS always runs single-threaded: its own worker threads spin in sched_yield between
+// calls, which on a 2-core machine steals the cores our elementwise loops run on (perf showed
+// ~14% of a decoder step in __schedule/sched_yield). Large products are split by `sgemm` into
+// one single-threaded GEMM per thread instead, on the same Dispatch threads as everything else.
 import CBLAS
 import Foundation
+import Synchronization
 
 public enum Parallel {
-    /// Threads used by our loops and by OpenBLAS (set together so neither oversubscribes).
+    /// Threads used by our loops and by split GEMMs.
     nonisolated(unsafe) public private(set) static var threads: Int = {
         let n = ProcessInfo.processInfo.environment["FUSION_THREADS"].flatMap { Int($0) }
             ?? ProcessInfo.processInfo.activeProcessorCount
-        openblas_set_num_threads(Int32(max(1, n)))
+        openblas_set_num_threads(1)
         return max(1, n)
     }()
 
+    /// Depth of parallel regions entered from the calling thread; work issued inside one (by any of
+    /// its threads) runs serially, so nested loops and GEMMs never oversubscribe.
+    static let depth = Atomic<Int>(0)
+
+    /// True inside a parallel region (or when one thread is all there is).
+    @inline(__always) public static var isSerial: Bool { threads <= 1 || depth.load(ordering: .relaxed) > 0 }
+
     public static func setThreads(_ n: Int) {
         threads = max(1, n)
-        openblas_set_num_threads(Int32(threads))
+        openblas_set_num_threads(1)
+    }
+
+    /// Runs `chunks` ≥ 2 pieces concurrently, marking the region so nested work stays serial.
+    @inline(__always)
+    static func run(_ chunks: Int, _ body: (Int) -> Void) {
+        depth.add(1, ordering: .relaxed)
+        defer { depth.subtract(1, ordering: .relaxed) }
+        DispatchQueue.concurrentPerform(iterations: chunks, execute: body)
     }
 
     /// Runs `body` over `0..<n` split into contiguous chunks, in parallel when each chunk gets at
     /// least `grain` items. `body` receives a half-open range.
     @inline(__always)
     public static func forRange(_ n: Int, grain: Int = 32768, _ body: (Range<Int>) -> Void) {
-        let chunks = min(threads, n / max(grain, 1))
+        let chunks = isSerial ? 1 : min(threads, n / max(grain, 1))
         if chunks <= 1 {
             if n > 0 { body(0..<n) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        run(chunks) { c in
             let lo = n * c / chunks, hi = n * (c + 1) / chunks
             body(lo..<hi)
         }
@@ -35,25 +56,22 @@ public enum Parallel {
     /// Runs `body(i)` for each of `n` independent tasks (rows, heads, images), in parallel.
     @inline(__always)
     public static func forEach(_ n: Int, _ body: (Int) -> Void) {
-        if n <= 1 || threads <= 1 {
+        if n <= 1 || isSerial {
             for i in 0..<n { body(i) }
             return
         }
         let chunks = min(threads, n)
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        run(chunks) { c in
             for i in (n * c / chunks)..<(n * (c + 1) / chunks) { body(i) }
         }
     }
 }
 
 extension Parallel {
-    /// Runs `body` with OpenBLAS limited to one thread, for regions where our own threads each
-    /// call small GEMMs (attention blocks, per-image convolutions).
+    /// Runs `body` where our own threads each call small GEMMs (attention blocks, per-image
+    /// convolutions). OpenBLAS is single-threaded everywhere now, so this only documents intent.
     @inline(__always)
     public static func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
-        if threads == 1 { return try body() }
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(Int32(threads)) }
-        return try body()
+        try body()
     }
 }

@@ -22,10 +22,15 @@ public typealias V8 = SIMD8<Float>
 
 // MARK: - Transcendentals
 
+/// Lane-wise min/max as compare + blend. The standard library's generic `pointwiseMin/Max` run
+/// as out-of-line per-lane loops here (perf: ~2% of a training step inside `vexp` alone).
+@inline(__always) public func vmin(_ a: V8, _ b: V8) -> V8 { a.replacing(with: b, where: b .< a) }
+@inline(__always) public func vmax(_ a: V8, _ b: V8) -> V8 { a.replacing(with: b, where: b .> a) }
+
 /// e^x, Cephes-style: x = n·ln2 + r, |r| ≤ ln2/2, e^r by a degree-7 minimax polynomial, 2^n by
 /// building the exponent bits. Inputs are clamped to [-87.3, 88] (results stay finite and normal).
 @inline(__always) public func vexp(_ x0: V8) -> V8 {
-    let x = pointwiseMax(pointwiseMin(x0, V8(repeating: 88)), V8(repeating: -87.3))
+    let x = vmax(vmin(x0, V8(repeating: 88)), V8(repeating: -87.3))
     let magic = V8(repeating: 12582912)  // 1.5·2^23: adding it rounds to an integer in the mantissa
     let t = magic.addingProduct(x, V8(repeating: 1.44269504088896341))
     let n = t - magic
@@ -47,7 +52,7 @@ public typealias V8 = SIMD8<Float>
 
 /// tanh via e^(2|x|); the odd Taylor series near 0 keeps relative accuracy for tiny inputs.
 @inline(__always) public func vtanh(_ x: V8) -> V8 {
-    let a = pointwiseMin(abs(x), V8(repeating: 20))
+    let a = vmin(abs(x), V8(repeating: 20))
     let e = vexp(a + a)
     let t = 1 - 2 / (e + 1)
     let x2 = x * x

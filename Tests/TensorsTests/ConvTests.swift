@@ -43,6 +43,10 @@ private let convCases: [ConvCase] = [
     ConvCase(n: 2, c: 4, h: 3, w: 5, o: 3, kh: 1, kw: 1, stride: 1, padding: 0, bias: true),   // pointwise
     ConvCase(n: 2, c: 3, h: 5, w: 4, o: 2, kh: 1, kw: 1, stride: 2, padding: 1, bias: false),  // 1×1, im2col
     ConvCase(n: 2, c: 2, h: 4, w: 4, o: 2, kh: 4, kw: 4, stride: 4, padding: 0, bias: true),   // patchify
+    // Several small images per GEMM (column matrices side by side), a partial last group too.
+    ConvCase(n: 7, c: 3, h: 4, w: 4, o: 5, kh: 3, kw: 3, stride: 1, padding: 1, bias: true),
+    ConvCase(n: 5, c: 2, h: 5, w: 4, o: 3, kh: 3, kw: 3, stride: 2, padding: 1, bias: false),
+    ConvCase(n: 6, c: 4, h: 3, w: 3, o: 3, kh: 1, kw: 1, stride: 1, padding: 0, bias: true),   // pointwise, grouped
 ]
 
 @Suite struct ConvTests {

@@ -85,6 +85,33 @@ import TestSupport
         expectClose(rmsNorm(x, weight: w).scalars, composite.scalars, atol: 1e-6)
     }
 
+    /// The fused packed QK-norm against its composite: split, RMSNorm of q and k per head, concat;
+    /// values, gradients of all three inputs, and a finite-difference check.
+    @Test func packedQKNormMatchesComposite() {
+        let (h, d) = (2, 4)
+        let x = randomInput([2, 3, 3 * h * d], seed: 22), wq = randomInput([d], seed: 23, lo: 0.5, hi: 1.5)
+        let wk = randomInput([d], seed: 24, lo: 0.5, hi: 1.5)
+        gradCheck([x, wq, wk]) { qkNorm(packed: $0[0], heads: h, qWeight: $0[1], kWeight: $0[2]) }
+        func composite(_ x: Tensor, _ wq: Tensor, _ wk: Tensor) -> Tensor {
+            let parts = x.split(axis: -1, sizes: [h * d, h * d, h * d])          // 3 × (B, T, H·D)
+            let q = rmsNorm(parts[0].reshaped([2, 3, h, d]), weight: wq).reshaped([2, 3, h * d])
+            let k = rmsNorm(parts[1].reshaped([2, 3, h, d]), weight: wk).reshaped([2, 3, h * d])
+            return concat([q, k, parts[2]], axis: -1)
+        }
+        let seed = RNG(seed: 25).uniform([2, 3, 3 * h * d], lo: -1, hi: 1)
+        for t in [x, wq, wk] { t.grad = nil }
+        let y = qkNorm(packed: x, heads: h, qWeight: wq, kWeight: wk)
+        y.backward(seed)
+        let (gx, gq, gk) = (x.grad!.scalars, wq.grad!.scalars, wk.grad!.scalars)
+        for t in [x, wq, wk] { t.grad = nil }
+        let c = composite(x, wq, wk)
+        c.backward(seed)
+        expectClose(y.scalars, c.scalars, atol: 1e-6)
+        expectClose(gx, x.grad!.scalars, atol: 1e-5)
+        expectClose(gq, wq.grad!.scalars, atol: 1e-5)
+        expectClose(gk, wk.grad!.scalars, atol: 1e-5)
+    }
+
     @Test func layerNormGradientsAndValues() {
         let x = randomInput([4, 6], seed: 17), w = randomInput([6], seed: 18), b = randomInput([6], seed: 19)
         gradCheck([x, w, b]) { layerNorm($0[0], weight: $0[1], bias: $0[2]) }

@@ -1,12 +1,15 @@
-// fusion-bench: the numbers `make bench` prints, one line per benchmark with its config.
-// GEMM throughput of OpenBLAS at 256/512/1024, then the reference decoder training step of
-// DESIGN.md ("Performance"): forward, backward and AdamW for d=256, 6 layers, 4 heads, T=128,
-// batch 16, vocab 512, SwiGLU 4d, causal attention. Figures are medians over timed repeats.
-// `fusion-bench decoder-dp` is the same step data-parallel: run it under `mpirun -np N` (see
-// `make bench-mpi`), each rank takes 16/N rows and gradients are summed by bucketed allreduce.
-import Collective
+// fusion-bench: the numbers `make bench` prints (through bench/run.py, which sets each beside its
+// PyTorch twin). One benchmark per invocation, so each process's peak RSS is that benchmark's:
+//   gemm          sgemm GFLOP/s at 256/512/1024: Fusion's split GEMM and OpenBLAS's own 2 threads
+//   decoder       the reference decoder training step of DESIGN.md ("Performance")
+//   transfusion   a Transfusion training step on ShapesWorld (recipes/compare/transfusion-unet-tiny.yaml)
+//   chameleon     a Chameleon training step at the same size (recipes/compare/chameleon-tiny.yaml)
+//   sample        4 text-to-image samples, 32×32, 50 Euler steps with CFG 3, decoded by the VAE
+//   vae           VAE encode and decode of 64 ShapesWorld-sized images
+//   decoder-dp    the reference step data-parallel, under `mpirun -np N` (see `make bench-mpi`)
+// Flags: --steps=N timed repeats (median quoted), --dump=FILE writes the batch a twin replays.
+// Every benchmark also prints one `BENCH {json}` line for the driver.
 import Foundation
-import NN
 import Tensors
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
@@ -19,107 +22,64 @@ func time(warmup: Int = 2, repeats: Int = 7, _ body: () -> Void) -> Double {
     return median((0..<repeats).map { _ in let t = now(); body(); return now() - t })
 }
 
+/// Resident set size now (from /proc/self/statm) and the process's peak so far (getrusage), in MiB.
+func residentMiB() -> Double {
+    guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+          let pages = s.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) else { return 0 }
+    return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1048576
+}
+func peakResidentMiB() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_maxrss) / 1024   // kilobytes on Linux
+}
+
+/// Memory figures of a timed region: call `start()` before it, `finish()` after.
+struct MemoryProbe {
+    var rssBefore = 0.0
+    mutating func start() { Allocator.shared.resetPeak(); rssBefore = residentMiB() }
+    /// Peak live tensor bytes, the process's peak RSS, and that peak above the RSS before the region.
+    func finish() -> [String: Double] {
+        let peak = peakResidentMiB()
+        return ["peak_alloc_mib": Double(Allocator.shared.peakLiveBytes) / 1048576, "peak_rss_mib": peak,
+                "step_rss_mib": max(0, peak - rssBefore)]
+    }
+}
+
+/// The machine-readable line bench/run.py reads.
+func report(_ name: String, _ fields: [String: Any]) {
+    var f = fields
+    f["name"] = name
+    f["threads"] = Parallel.threads
+    let data = try! JSONSerialization.data(withJSONObject: f, options: [.sortedKeys])
+    print("BENCH " + String(decoding: data, as: UTF8.self))
+}
+
+/// Writes `object` as JSON for a PyTorch twin (`--dump=FILE`).
+func dump(_ object: [String: Any]) {
+    guard let path = dumpPath else { return }
+    let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    FileManager.default.createFile(atPath: path, contents: data)
+}
+
 let args = CommandLine.arguments.dropFirst()
 let only = args.first { !$0.hasPrefix("-") }
-let steps = args.first { $0.hasPrefix("--steps=") }.flatMap { Int($0.dropFirst(8)) } ?? 10
+let stepsArg = args.first { $0.hasPrefix("--steps=") }.flatMap { Int($0.dropFirst(8)) }
+let dumpPath = args.first { $0.hasPrefix("--dump=") }.map { String($0.dropFirst(7)) }
 print("threads=\(Parallel.threads)")
 
-// MARK: GEMM
-if only == nil || only == "gemm" {
-    for n in [256, 512, 1024] {
-        let a = RNG(seed: 1).normal([n, n]), b = RNG(seed: 2).normal([n, n]), c = Tensor.empty([n, n])
-        let reps = n <= 256 ? 200 : n <= 512 ? 40 : 8
-        let s = time { for _ in 0..<reps { sgemm(transA: false, transB: false, m: n, n: n, k: n, a.data, lda: n, b.data, ldb: n, c.data, ldc: n) } }
-        let gflops = 2.0 * Double(n * n * n) * Double(reps) / s / 1e9
-        print(String(format: "gemm n=%d  %.1f GFLOP/s", n, gflops))
-    }
-}
-
-// MARK: Reference decoder step
-if only == nil || only == "decoder" {
-    let (b, t, vocab) = (16, 128, 512)
-    let config = DecoderConfig(dim: 256, layers: 6, heads: 4, mlpHidden: 1024)
-    let rng = RNG(seed: 0)
-    let model = DecoderLM(vocab: vocab, config: config, rng: rng)
-    model.decoder.initialise(rng: rng)
-    let opt = AdamW(model: model, lr: 3e-4, weightDecay: 0.1)
-    let ids = rng.integers([b, t], below: vocab), targets = rng.integers([b, t], below: vocab)
-    let mask = AttentionMask.causal(batch: b, queries: t)
-    let positions = Tensor(ints: (0..<t).map { Int32($0) })
-    var lastLoss: Float = 0
-    let step = {
-        model.zeroGrad()
-        let loss = model.loss(ids, targets: targets, mask: mask, positions: positions)
-        loss.backward()
-        opt.update()
-        lastLoss = loss.item
-    }
-    Allocator.shared.resetPeak()
-    let s = time(warmup: 2, repeats: steps, step)
-    // Phase split of one more step: forward (loss), backward, optimizer.
-    model.zeroGrad()
-    var t0 = now()
-    let loss = model.loss(ids, targets: targets, mask: mask, positions: positions)
-    let fwd = now() - t0
-    t0 = now(); loss.backward(); let bwd = now() - t0
-    t0 = now(); opt.update(); let upd = now() - t0
-    let flops = model.trainingFlops(tokens: b * t, attended: Double(t + 1) / 2)
-    print(String(format: "decoder-step d=256 L=6 H=4 T=128 B=16 V=512 swiglu=4d adamw  step %.1f ms  %.0f tokens/s  %.1f GFLOP/s  (%.1f GFLOP/step, peak tensors %.0f MiB, loss %.3f)",
-                 s * 1e3, Double(b * t) / s, flops / s / 1e9, flops / 1e9,
-                 Double(Allocator.shared.peakLiveBytes) / 1048576, lastLoss))
-    print(String(format: "decoder-step phases  forward %.0f ms  backward %.0f ms  adamw %.0f ms", fwd * 1e3, bwd * 1e3, upd * 1e3))
-}
-
-// MARK: Reference decoder step, data-parallel
-if only == "decoder-dp" {
-    let comm = try Collective.fromEnvironment()
-    let (b, t, vocab) = (16, 128, 512)
-    precondition(b % comm.size == 0, "decoder-dp: batch \(b) is not divisible by \(comm.size) ranks")
-    let rows = b / comm.size
-    let config = DecoderConfig(dim: 256, layers: 6, heads: 4, mlpHidden: 1024)
-    let rng = RNG(seed: 0)
-    let model = DecoderLM(vocab: vocab, config: config, rng: rng)
-    model.decoder.initialise(rng: rng)
-    let opt = AdamW(model: model, lr: 3e-4, weightDecay: 0.1)
-    // The global batch, of which this rank takes rows [rank·B/N, (rank+1)·B/N).
-    let allIds = rng.integers([b, t], below: vocab).intScalars, allTargets = rng.integers([b, t], below: vocab).intScalars
-    let share = (comm.rank * rows * t)..<((comm.rank + 1) * rows * t)
-    let ids = Tensor(ints: Array(allIds[share]), shape: [rows, t])        // (B/N, T)
-    let targets = Tensor(ints: Array(allTargets[share]), shape: [rows, t])
-    let mask = AttentionMask.causal(batch: rows, queries: t)
-    let positions = Tensor(ints: (0..<t).map { Int32($0) })
-    let reducer = GradientReducer(params: model.parameters(), communicator: comm)
-    var lastLoss: Float = 0
-    let step = {
-        model.zeroGrad()
-        let loss = model.loss(ids, targets: targets, mask: mask, positions: positions)
-        reducer.beginRound()
-        loss.backward(onLeafReady: reducer.gradientReady)
-        reducer.finish(average: true)   // equal token counts per rank: the mean of means is the global mean
-        opt.update()
-        var l = [loss.item]; comm.allreduceSum(&l)
-        lastLoss = l[0] / Float(comm.size)
-    }
-    // Each timed step starts together on every rank; rank 0 reports.
-    for _ in 0..<2 { comm.barrier(); step() }
-    let waitBefore = reducer.waitSeconds
-    var times: [Double] = []
-    for _ in 0..<steps { comm.barrier(); let t0 = now(); step(); times.append(now() - t0) }
-    let s = median(times)
-    let wait = (reducer.waitSeconds - waitBefore) / Double(steps)
-    // The communication alone: one blocking allreduce of every gradient, ranks started together.
-    let gradients = model.parameters().map(\.count).reduce(0, +)
-    let buffer = UnsafeMutablePointer<Float>.allocate(capacity: gradients)
-    buffer.initialize(repeating: 1, count: gradients)
-    let allreduce = median((0..<5).map { _ in comm.barrier(); let t0 = now(); comm.allreduceSum(buffer, count: gradients); return now() - t0 })
-    buffer.deallocate()
-    if comm.rank == 0 {
-        let flops = model.trainingFlops(tokens: b * t, attended: Double(t + 1) / 2)
-        print(String(format: "decoder-step-dp ranks=%d threads/rank=%d d=256 L=6 H=4 T=128 B=%d (%d/rank) V=512  step %.1f ms  %.0f tokens/s  %.1f GFLOP/s  (allreduce wait %.1f ms/step in %d buckets, loss %.3f)",
-                     comm.size, Parallel.threads, b, rows, s * 1e3, Double(b * t) / s, flops / s / 1e9,
-                     wait * 1e3, reducer.bucketCount, lastLoss))
-        print(String(format: "decoder-step-dp ranks=%d allreduce of all gradients (%.1f MB) %.1f ms", comm.size,
-                     Double(gradients * 4) / 1e6, allreduce * 1e3))
-    }
-    comm.finalize()
+switch only {
+case nil:
+    benchGemm(); benchDecoder(steps: stepsArg ?? 10)
+case "gemm": benchGemm()
+case "gemm-shapes": benchGemmShapes()
+case "decoder": benchDecoder(steps: stepsArg ?? 10)
+case "decoder-dp": try benchDecoderDataParallel(steps: stepsArg ?? 10)
+case "transfusion": try benchTransfusion(steps: stepsArg ?? 10)
+case "chameleon": try benchChameleon(steps: stepsArg ?? 10)
+case "sample": try benchSample(repeats: stepsArg ?? 3)
+case "vae": try benchVAE(repeats: stepsArg ?? 5)
+case let other?:
+    FileHandle.standardError.write(Data("fusion-bench: unknown benchmark '\(other)' (gemm, decoder, decoder-dp, transfusion, chameleon, sample, vae)\n".utf8))
+    exit(2)
 }

@@ -307,10 +307,20 @@ private func ropeHeads(_ x: Tensor, positions: Tensor, base: Float, headDim d: I
                 if h * d < c { (pd + bt * c + h * d).update(from: ps + bt * c + h * d, count: c - h * d) }
                 for hh in 0..<h {
                     let o = bt * c + hh * d
-                    for j in 0..<half {
+                    var j = 0
+                    let sv = V8(repeating: sign)
+                    while j + 8 <= half {
+                        let x1 = load8(ps + o + j), x2 = load8(ps + o + half + j)
+                        let cj = load8(c0 + j), sj = sv * load8(sn + j)
+                        store8(x1 * cj - x2 * sj, pd + o + j)
+                        store8(x2 * cj + x1 * sj, pd + o + half + j)
+                        j += 8
+                    }
+                    while j < half {
                         let x1 = ps[o + j], x2 = ps[o + half + j], sj = sign * sn[j]
                         pd[o + j] = x1 * c0[j] - x2 * sj
                         pd[o + half + j] = x2 * c0[j] + x1 * sj
+                        j += 1
                     }
                 }
             }

@@ -15,67 +15,95 @@ struct ConvGeometry {
     /// 1×1, stride 1, no padding: the image already is its column matrix.
     var isPointwise: Bool { kh == 1 && kw == 1 && stride == 1 && pad == 0 }
 
-    /// Output columns `ow` whose input column ow·s − pad + j lies inside 0..<W.
-    @inline(__always) func validColumns(_ j: Int) -> Range<Int> {
-        let lo = Swift.max(0, (pad - j + stride - 1) / stride)  // ceil for pad − j > 0, else 0
-        let last = w - 1 + pad - j
-        let hi = last < 0 ? 0 : Swift.min(ow, last / stride + 1)
-        return lo < hi ? lo..<hi : 0..<0
-    }
-
-    /// cols (K, P) ← patches of image (C, H, W); out-of-image taps read 0.
-    func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>) {
+    /// cols (K, P) ← patches of image (C, H, W); out-of-image taps read 0. Rows of `cols` are
+    /// `ld` ≥ P apart, so several images can fill one wide column matrix side by side. With
+    /// padding, the image is first copied into a zero-bordered (C, H + 2·pad, W + 2·pad) buffer,
+    /// so every row of taps is a plain (strided) run without bounds checks: the rows of small
+    /// images are only a few floats, where per-row branches and memcpy calls cost more than the copy.
+    func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>, ld: Int? = nil) {
+        let ld = ld ?? p
+        let hp = h + 2 * pad, wp = w + 2 * pad
+        var buffer: UnsafeMutablePointer<Float>? = nil
+        defer { buffer?.deallocate() }
+        let src0: UnsafePointer<Float>
+        if pad == 0 {
+            src0 = x
+        } else {
+            let b = UnsafeMutablePointer<Float>.allocate(capacity: c * hp * wp)
+            for ci in 0..<c {
+                let plane = b + ci * hp * wp
+                plane.update(repeating: 0, count: pad * wp)                          // top border
+                (plane + (h + pad) * wp).update(repeating: 0, count: pad * wp)       // bottom border
+                for r in 0..<h {
+                    let row = plane + (r + pad) * wp
+                    for q in 0..<pad { row[q] = 0; row[wp - 1 - q] = 0 }             // side borders
+                    copyRun(x + (ci * h + r) * w, row + pad, w)
+                }
+            }
+            buffer = b
+            src0 = UnsafePointer(b)
+        }
         for ci in 0..<c {
             for i in 0..<kh {
                 for j in 0..<kw {
-                    let row = cols + ((ci * kh + i) * kw + j) * p
-                    let valid = validColumns(j)
+                    let row = cols + ((ci * kh + i) * kw + j) * ld
                     for r in 0..<oh {
-                        let dst = row + r * ow
-                        let ih = r * stride - pad + i
-                        guard ih >= 0 && ih < h, !valid.isEmpty else {
-                            dst.update(repeating: 0, count: ow)
-                            continue
-                        }
-                        let src = x + (ci * h + ih) * w - pad + j  // src[ow·s] is the tap of column ow
-                        if valid.lowerBound > 0 { dst.update(repeating: 0, count: valid.lowerBound) }
-                        if stride == 1 {
-                            (dst + valid.lowerBound).update(from: src + valid.lowerBound, count: valid.count)
-                        } else {
-                            for q in valid { dst[q] = src[q * stride] }
-                        }
-                        if valid.upperBound < ow { (dst + valid.upperBound).update(repeating: 0, count: ow - valid.upperBound) }
+                        let src = src0 + (ci * hp + r * stride + i) * wp + j, dst = row + r * ow
+                        if stride == 1 { copyRun(src, dst, ow) } else { for q in 0..<ow { dst[q] = src[q * stride] } }
                     }
                 }
             }
         }
     }
 
-    /// image (C, H, W) += the column matrix (K, P) scattered back to its taps (adjoint of im2col).
-    func col2im(_ cols: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float>) {
+    /// image (C, H, W) += the column matrix (K, P) scattered back to its taps (adjoint of im2col);
+    /// rows of `cols` are `ld` apart. With padding the taps are summed in a zero-bordered buffer
+    /// first and its interior added to the image.
+    func col2im(_ cols: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float>, ld: Int? = nil) {
+        let ld = ld ?? p
+        let hp = h + 2 * pad, wp = w + 2 * pad
+        var buffer: UnsafeMutablePointer<Float>? = nil
+        let dst0: UnsafeMutablePointer<Float>
+        if pad == 0 {
+            dst0 = x
+        } else {
+            let b = UnsafeMutablePointer<Float>.allocate(capacity: c * hp * wp)
+            b.initialize(repeating: 0, count: c * hp * wp)
+            buffer = b
+            dst0 = b
+        }
         for ci in 0..<c {
             for i in 0..<kh {
                 for j in 0..<kw {
-                    let row = cols + ((ci * kh + i) * kw + j) * p
-                    let valid = validColumns(j)
-                    if valid.isEmpty { continue }
+                    let row = cols + ((ci * kh + i) * kw + j) * ld
                     for r in 0..<oh {
-                        let ih = r * stride - pad + i
-                        guard ih >= 0 && ih < h else { continue }
-                        let src = row + r * ow
-                        let dst = x + (ci * h + ih) * w - pad + j
-                        if stride == 1 {
-                            var q = valid.lowerBound
-                            while q + 8 <= valid.upperBound { store8(load8(dst + q) + load8(src + q), dst + q); q += 8 }
-                            while q < valid.upperBound { dst[q] += src[q]; q += 1 }
-                        } else {
-                            for q in valid { dst[q * stride] += src[q] }
-                        }
+                        let dst = dst0 + (ci * hp + r * stride + i) * wp + j, src = row + r * ow
+                        if stride == 1 { addRun(src, dst, ow) } else { for q in 0..<ow { dst[q * stride] += src[q] } }
                     }
                 }
             }
         }
+        if let b = buffer {
+            for ci in 0..<c {
+                for r in 0..<h { addRun(b + (ci * hp + r + pad) * wp + pad, x + (ci * h + r) * w, w) }
+            }
+            b.deallocate()
+        }
     }
+}
+
+/// dst[0..<n] = src[0..<n], 8 lanes at a time (short runs: no memcpy call).
+@inline(__always) private func copyRun(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+    var q = 0
+    while q + 8 <= n { store8(load8(src + q), dst + q); q += 8 }
+    while q < n { dst[q] = src[q]; q += 1 }
+}
+
+/// dst[0..<n] += src[0..<n].
+@inline(__always) private func addRun(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+    var q = 0
+    while q + 8 <= n { store8(load8(dst + q) + load8(src + q), dst + q); q += 8 }
+    while q < n { dst[q] += src[q]; q += 1 }
 }
 
 /// Runs of images conv2d hands its own threads: one per thread (each GEMM single-threaded) once
@@ -93,6 +121,11 @@ private func forImageChunks(_ n: Int, _ chunks: Int, _ body: (Int, Range<Int>) -
     Parallel.withSingleThreadedBLAS {
         Parallel.forEach(chunks) { c in body(c, (n * c / chunks)..<(n * (c + 1) / chunks)) }
     }
+}
+
+/// Images per GEMM: enough that group·P reaches ~256 columns, within one chunk's images.
+private func imageGroup(p: Int, imagesPerChunk: Int) -> Int {
+    Swift.max(1, Swift.min(imagesPerChunk, (256 + p - 1) / Swift.max(p, 1)))
 }
 
 // MARK: - conv2d
@@ -120,18 +153,43 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, stride: Int =
     let k = geo.k, p = geo.p, pointwise = geo.isPointwise
     let out = Tensor.empty([n, o, geo.oh, geo.ow])
     let chunks = imageChunks(n)
-    let scratch = Tensor.empty([pointwise ? 1 : chunks * k * p])  // one column matrix per chunk
+    // Small images are convolved `group` at a time: their column matrices side by side as one
+    // (K, group·P) matrix, so each GEMM is wide enough to run near peak (an 8×8 latent alone is a
+    // 64-column product). The result is scattered back to (N, O, P) rows.
+    let group = imageGroup(p: p, imagesPerChunk: (n + chunks - 1) / chunks)
+    let direct = group == 1 && pointwise
+    let wide = group * p
+    let scratch = Tensor.empty([direct ? 1 : chunks * k * wide])          // one column matrix per chunk
+    let ybuf = Tensor.empty([group == 1 ? 1 : chunks * o * wide])        // one (O, group·P) product per chunk
 
-    // y_n (O, P) = W (O, K) · cols_n (K, P) + b
-    let px = x.data, pw = weight.data, pb = bias?.data, py = out.data, ps = scratch.data
+    // y (O, group·P) = W (O, K) · cols (K, group·P) + b
+    let px = x.data, pw = weight.data, pb = bias?.data, py = out.data, ps = scratch.data, pyb = ybuf.data
     forImageChunks(n, chunks) { ch, images in
-        let cols = ps + ch * k * p
-        for i in images {
-            let xi = px + i * c * h * w, yi = py + i * o * p
-            if let pb { for oc in 0..<o { (yi + oc * p).update(repeating: pb[oc], count: p) } }
-            if !pointwise { geo.im2col(xi, cols) }
-            sgemm(transA: false, transB: false, m: o, n: p, k: k, pw, lda: k, pointwise ? xi : cols, ldb: p,
-                  beta: pb == nil ? 0 : 1, yi, ldc: p)
+        let cols = ps + ch * k * wide, yg = pyb + ch * o * wide
+        for g0 in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
+            let gn = Swift.min(group, images.upperBound - g0), ld = gn * p
+            if gn == 1 && group == 1 {
+                let xi = px + g0 * c * h * w, yi = py + g0 * o * p
+                if let pb { for oc in 0..<o { (yi + oc * p).update(repeating: pb[oc], count: p) } }
+                if !pointwise { geo.im2col(xi, cols) }
+                sgemm(transA: false, transB: false, m: o, n: p, k: k, pw, lda: k, pointwise ? xi : cols, ldb: p,
+                      beta: pb == nil ? 0 : 1, yi, ldc: p)
+                continue
+            }
+            for j in 0..<gn { geo.im2col(px + (g0 + j) * c * h * w, cols + j * p, ld: ld) }
+            sgemm(transA: false, transB: false, m: o, n: ld, k: k, pw, lda: k, cols, ldb: ld, yg, ldc: ld)
+            for j in 0..<gn {
+                let yi = py + (g0 + j) * o * p
+                for oc in 0..<o {
+                    let src = yg + oc * ld + j * p, dst = yi + oc * p
+                    if let pb {
+                        let bv = V8(repeating: pb[oc])
+                        vmap2Serial(src, src, dst, p) { y, _ in y + bv }
+                    } else {
+                        dst.update(from: src, count: p)
+                    }
+                }
+            }
         }
     }
 
@@ -144,26 +202,44 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, stride: Int =
         let pg = g.data
         let gx = needX ? Tensor.zeros([n, c, h, w]) : nil
         let partial = needW ? Tensor.zeros([chunks, o, k]) : nil  // dW per chunk, summed below
-        let scratch = Tensor.empty([pointwise ? 1 : chunks * k * p])
+        let scratch = Tensor.empty([direct ? 1 : chunks * k * wide])
+        let gbuf = Tensor.empty([group == 1 ? 1 : chunks * o * wide])
         if needX || needW {
-            let ps = scratch.data
+            let ps = scratch.data, pgb = gbuf.data
             forImageChunks(n, chunks) { ch, images in
-                let buf = ps + ch * k * p
-                for i in images {
-                    let gi = pg + i * o * p
+                let buf = ps + ch * k * wide, gg = pgb + ch * o * wide
+                for g0 in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
+                    let gn = Swift.min(group, images.upperBound - g0), ld = gn * p
+                    if gn == 1 && group == 1 {
+                        let i = g0, gi = pg + i * o * p
+                        if let xd, let partial {
+                            // dW (O, K) += dY_n (O, P) · cols_nᵀ
+                            let xi = xd.data + i * c * h * w
+                            if !pointwise { geo.im2col(xi, buf) }
+                            sgemm(transA: false, transB: true, m: o, n: k, k: p, gi, lda: p, pointwise ? xi : buf, ldb: p,
+                                  beta: 1, partial.data + ch * o * k, ldc: k)
+                        }
+                        if let wd, let gx {
+                            // dcols (K, P) = Wᵀ · dY_n, scattered back into dX_n
+                            let dxi = gx.data + i * c * h * w
+                            sgemm(transA: true, transB: false, m: k, n: p, k: o, wd.data, lda: k, gi, ldb: p,
+                                  pointwise ? dxi : buf, ldc: p)
+                            if !pointwise { geo.col2im(buf, dxi) }
+                        }
+                        continue
+                    }
+                    // dY of the group side by side: (O, gn·P)
+                    for j in 0..<gn {
+                        for oc in 0..<o { (gg + oc * ld + j * p).update(from: pg + ((g0 + j) * o + oc) * p, count: p) }
+                    }
                     if let xd, let partial {
-                        // dW (O, K) += dY_n (O, P) · cols_nᵀ
-                        let xi = xd.data + i * c * h * w
-                        if !pointwise { geo.im2col(xi, buf) }
-                        sgemm(transA: false, transB: true, m: o, n: k, k: p, gi, lda: p, pointwise ? xi : buf, ldb: p,
+                        for j in 0..<gn { geo.im2col(xd.data + (g0 + j) * c * h * w, buf + j * p, ld: ld) }
+                        sgemm(transA: false, transB: true, m: o, n: k, k: ld, gg, lda: ld, buf, ldb: ld,
                               beta: 1, partial.data + ch * o * k, ldc: k)
                     }
                     if let wd, let gx {
-                        // dcols (K, P) = Wᵀ · dY_n, scattered back into dX_n
-                        let dxi = gx.data + i * c * h * w
-                        sgemm(transA: true, transB: false, m: k, n: p, k: o, wd.data, lda: k, gi, ldb: p,
-                              pointwise ? dxi : buf, ldc: p)
-                        if !pointwise { geo.col2im(buf, dxi) }
+                        sgemm(transA: true, transB: false, m: k, n: ld, k: o, wd.data, lda: k, gg, ldb: ld, buf, ldc: ld)
+                        for j in 0..<gn { geo.col2im(buf + j * p, gx.data + (g0 + j) * c * h * w, ld: ld) }
                     }
                 }
             }

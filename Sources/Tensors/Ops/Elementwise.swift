@@ -182,7 +182,7 @@ extension Tensor {
     }
 
     public func relu() -> Tensor {
-        unary({ pointwiseMax($0, V8()) }) { g, x, _ in
+        unary({ vmax($0, V8()) }) { g, x, _ in
             let out = Tensor.empty(g.shape)
             vmap2(g.data, x.data, out.data, g.count) { g, x in g.replacing(with: 0, where: x .<= 0) }
             return out
@@ -192,7 +192,7 @@ extension Tensor {
     /// Elementwise maximum with a scalar floor (no gradient where clamped).
     public func clamped(min lo: Float) -> Tensor {
         let l = V8(repeating: lo)
-        return unary({ pointwiseMax($0, l) }) { g, x, _ in
+        return unary({ vmax($0, l) }) { g, x, _ in
             let out = Tensor.empty(g.shape)
             vmap2(g.data, x.data, out.data, g.count) { g, x in g.replacing(with: 0, where: x .< l) }
             return out
@@ -203,7 +203,7 @@ extension Tensor {
     public func clamped(_ lo: Float, _ hi: Float) -> Tensor {
         precondition(lo <= hi, "clamped: lo \(lo) > hi \(hi)")
         let l = V8(repeating: lo), h = V8(repeating: hi)
-        return unary({ pointwiseMin(pointwiseMax($0, l), h) }) { g, x, _ in
+        return unary({ vmin(vmax($0, l), h) }) { g, x, _ in
             let out = Tensor.empty(g.shape)
             vmap2(g.data, x.data, out.data, g.count) { g, x in g.replacing(with: 0, where: (x .< l) .| (x .> h)) }
             return out

@@ -13,8 +13,40 @@ public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Flo
         if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
         return
     }
+    let chunks = Parallel.isSerial || m * n * k < gemmSplitWork ? 1 : Parallel.threads
+    if chunks == 1 {
+        gemmSerial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    }
+    // One single-threaded GEMM per thread over a share of C's rows (or columns, when C is wide):
+    // row i of op(A) starts at a + i·lda (or a + i when A is transposed); column j of op(B) at
+    // b + j (or b + j·ldb when B is transposed).
+    let byRows = m >= n
+    let total = byRows ? m : n
+    let unit = 16  // shares are whole multiples of the kernel's register tile
+    Parallel.run(chunks) { i in
+        let lo = (total / unit) * i / chunks * unit
+        let hi = i == chunks - 1 ? total : (total / unit) * (i + 1) / chunks * unit
+        if hi <= lo { return }
+        if byRows {
+            gemmSerial(transA, transB, hi - lo, n, k, alpha, transA ? a + lo : a + lo * lda, lda, b, ldb, beta,
+                       c + lo * ldc, ldc)
+        } else {
+            gemmSerial(transA, transB, m, hi - lo, k, alpha, a, lda, transB ? b + lo * ldb : b + lo, ldb, beta,
+                       c + lo, ldc)
+        }
+    }
+}
+
+/// Products with at least this many multiply-adds are split across threads.
+let gemmSplitWork = 1 << 18
+
+@inline(__always)
+func gemmSerial(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float,
+                _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
 /// op(A)·op(B) where A is (…, M, K) (or (…, K, M) with `transposeA`) and B is (K, N) (or

@@ -1,6 +1,7 @@
-// Normalisation layers as fused ops: RMSNorm and LayerNorm over the last axis, GroupNorm over
-// (C/G, H, W) groups of an NCHW tensor. Forward keeps the per-row inverse RMS/std; backward is
-// one pass per row plus per-thread partial sums for the affine gradients.
+// Normalisation layers as fused ops: RMSNorm and LayerNorm over the last axis, QK-norm inside a
+// packed QKV projection, GroupNorm over (C/G, H, W) groups of an NCHW tensor. Forward keeps the
+// per-row inverse RMS/std; backward is one pass per row plus per-thread partial sums for the
+// affine gradients.
 import Foundation
 
 /// Rows split into one chunk per thread, with a scratch accumulator per chunk for dγ/dβ.
@@ -47,6 +48,62 @@ public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float = 1e-6) -> Tensor {
     }
 }
 
+/// QK-norm (Dehghani et al. 2023) inside a packed (…, 3·H·D) projection: RMSNorm over each head's
+/// query vector with `qWeight` (D) and over each key vector with `kWeight` (D); values pass
+/// through. The fused form of split → rmsNorm(q), rmsNorm(k) → concat (tested against it), so
+/// RoPE and attention can keep reading the packed layout.
+public func qkNorm(packed qkv: Tensor, heads h: Int, qWeight: Tensor, kWeight: Tensor, eps: Float = 1e-6) -> Tensor {
+    let c = qkv.dim(-1), rows = qkv.count / Swift.max(c, 1)
+    precondition(h > 0 && c % (3 * h) == 0, "qkNorm(packed:): last dimension \(c) is not 3·H·D for \(h) heads")
+    let d = c / (3 * h), normed = 2 * h
+    precondition(qWeight.shape == [d] && kWeight.shape == [d], "qkNorm(packed:): weights \(qWeight.shape), \(kWeight.shape) must be [\(d)]")
+    let out = Tensor.empty(qkv.shape), inv = Tensor.empty([rows, normed])
+    let px = qkv.data, py = out.data, pr = inv.data, pq = qWeight.data, pk = kWeight.data
+    Parallel.forRange(rows, grain: Swift.max(1, 8192 / Swift.max(c, 1))) { r in
+        for i in r {
+            for j in 0..<normed {
+                let row = px + i * c + j * d
+                let ri = 1 / (vdot(row, row, d) / Float(d) + eps).squareRoot()
+                pr[i * normed + j] = ri
+                let rv = V8(repeating: ri)
+                vmap2Serial(row, j < h ? pq : pk, py + i * c + j * d, d) { $0 * rv * $1 }
+            }
+            (py + i * c + normed * d).update(from: px + i * c + normed * d, count: h * d)
+        }
+    }
+    let xd = qkv.detached(), qd = qWeight.detached(), kd = kWeight.detached(), invd = inv
+    let needW = qWeight.tracksGrad || kWeight.tracksGrad
+    return out.recorded([qkv, qWeight, kWeight]) { g in
+        let pr = invd.data
+        // per vector, x̂ = x·r, u = g⊙γ:  dx = r·(u − x̂·mean(u⊙x̂)),  dγ = Σ g⊙x̂ (queries, keys apart)
+        let gx = Tensor.empty(xd.shape)
+        let chunks = Swift.min(Parallel.threads, Swift.max(1, rows / 16))
+        let partial = Tensor.zeros([chunks, 2, d])
+        let px = xd.data, pg = g.data, pgx = gx.data, pp = partial.data, pq = qd.data, pk = kd.data
+        Parallel.forEach(chunks) { ch in
+            let u = UnsafeMutablePointer<Float>.allocate(capacity: d); defer { u.deallocate() }
+            for i in (rows * ch / chunks)..<(rows * (ch + 1) / chunks) {
+                for j in 0..<normed {
+                    let o = i * c + j * d, xr = px + o, gr = pg + o, ri = pr[i * normed + j], rv = V8(repeating: ri)
+                    vmap2Serial(gr, j < h ? pq : pk, u, d) { $0 * $1 }
+                    let m = V8(repeating: vdot(u, xr, d) * ri * ri / Float(d))
+                    vmap2Serial(u, xr, pgx + o, d) { u, x in rv * (u - x * m) }
+                    if needW {
+                        let acc = pp + (ch * 2 + (j < h ? 0 : 1)) * d
+                        var q = 0
+                        while q + 8 <= d { store8(load8(acc + q).addingProduct(load8(gr + q) * load8(xr + q), rv), acc + q); q += 8 }
+                        while q < d { acc[q] += gr[q] * xr[q] * ri; q += 1 }
+                    }
+                }
+                (pgx + i * c + normed * d).update(from: pg + i * c + normed * d, count: h * d)
+            }
+        }
+        if !needW { return [gx, nil, nil] }
+        let sums = partial.sum(axes: [0])                                       // (2, D)
+        return [gx, sums.slice(axis: 0, 0..<1).reshaped([d]), sums.slice(axis: 0, 1..<2).reshaped([d])]
+    }
+}
+
 /// LayerNorm over the last axis: y = (x − μ)/√(σ² + ε) · γ + β.
 public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float = 1e-5) -> Tensor {
     let d = x.dim(-1), rows = x.count / Swift.max(d, 1)
@@ -66,12 +123,20 @@ public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float = 
             vmap2Serial(ph + i * d, ph + i * d, ph + i * d, d) { x, _ in x * rv }
         }
     }
-    let out = Tensor.empty(x.shape)
-    let py = out.data, pw = weight?.data, pb = bias?.data
-    Parallel.forRange(rows, grain: Swift.max(1, 8192 / Swift.max(d, 1))) { r in
-        for i in r {
-            let src = ph + i * d, dst = py + i * d
-            for j in 0..<d { dst[j] = src[j] * (pw?[j] ?? 1) + (pb?[j] ?? 0) }
+    // Without γ, β the output is x̂ itself (GroupNorm applies its per-channel affine apart).
+    let out = weight == nil && bias == nil ? xhat.detached() : Tensor.empty(x.shape)
+    if weight != nil || bias != nil {
+        let py = out.data, pw = weight?.data, pb = bias?.data
+        Parallel.forRange(rows, grain: Swift.max(1, 8192 / Swift.max(d, 1))) { r in
+            for i in r {
+                let src = ph + i * d, dst = py + i * d
+                switch (pw, pb) {
+                case let (w?, b?): vmap2Serial(src, w, dst, d) { $0 * $1 }; vmap2Serial(dst, b, dst, d) { $0 + $1 }
+                case let (w?, nil): vmap2Serial(src, w, dst, d) { $0 * $1 }
+                case let (nil, b?): vmap2Serial(src, b, dst, d) { $0 + $1 }
+                case (nil, nil): break
+                }
+            }
         }
     }
     let xh = xhat.detached(), wd = weight?.detached(), invd = inv

@@ -7,7 +7,7 @@ import Foundation
 func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
     var mv = V8(repeating: -.infinity)
     var i = 0
-    while i + 8 <= n { mv = pointwiseMax(mv, load8(x + i)); i += 8 }
+    while i + 8 <= n { mv = vmax(mv, load8(x + i)); i += 8 }
     var m = mv.max()
     while i < n { m = Swift.max(m, x[i]); i += 1 }
     if m == -.infinity { m = 0 }  // a fully masked row: all zeros out, lse = -inf

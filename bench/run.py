@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""`make bench`: every benchmark in Fusion (fusion-bench) and in its PyTorch CPU twin
+(bench/torch_*.py), interleaved in one invocation, one line each with both times and their ratio.
+
+Each benchmark runs as its own process on both sides, so peak RSS is that benchmark's alone;
+"step" memory is that peak above the RSS the process had before its timed region (libraries and
+weights excluded). The twins replay the batch fusion-bench packed (--dump). PyTorch's OpenMP
+threads spin-wait by default, which on a loaded 2-core machine can cost it several times its
+quiet speed, so each twin runs both with the default and with OMP_WAIT_POLICY=PASSIVE and the
+faster median counts (PyTorch's best case). Rounds alternate Fusion, PyTorch, Fusion, …; the
+figures quoted are medians over rounds. Without PyTorch the twins are skipped with a note.
+
+    python3 bench/run.py [--rounds 3] [--only decoder,transfusion] [--bench .build/release/fusion-bench]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# name in fusion-bench, twin script, BENCH names it reports, timed repeats
+BENCHES = [
+    ("decoder", "torch_decoder.py", ["decoder-step"], 8),
+    ("transfusion", "torch_transfusion.py", ["transfusion-step"], 10),
+    ("chameleon", "torch_chameleon.py", ["chameleon-step"], 6),
+    ("sample", "torch_sample.py", ["sample-t2i"], 3),
+    ("vae", "torch_vae.py", ["vae-encode", "vae-decode"], 5),
+]
+
+
+def bench_lines(out):
+    return [json.loads(line[6:]) for line in out.splitlines() if line.startswith("BENCH ")]
+
+
+def run(cmd, env=None, timeout=None):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return []
+    if p.returncode != 0:
+        sys.stderr.write(f"run.py: {' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-2000:]}\n")
+        return []
+    return bench_lines(p.stdout)
+
+
+def load():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--bench", default=".build/release/fusion-bench")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    only = set(filter(None, a.only.split(",")))
+    # Checked in a child: importing torch here would grow this process, and a child's peak RSS
+    # (getrusage's ru_maxrss) starts from its parent's size at fork.
+    have_torch = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0
+    if not have_torch:
+        print("PyTorch twins: skipped (PyTorch not installed; pip install torch to compare)")
+    env = dict(os.environ, FUSION_THREADS=str(a.threads))
+    tmp = tempfile.mkdtemp(prefix="fusion-bench-")
+    print(f"load average before: {load()}")
+
+    fusion, torch_ = {}, {}
+    yards, ours = [], []
+    for r in range(a.rounds):
+        # The yardstick is measured every round, under the load the round's benchmarks see.
+        gemm = run([a.bench, "gemm"], env)
+        if gemm:
+            yards.append(max(v for k, v in gemm[0].items() if k.startswith("openblas2_")))
+            ours.append(max(v for k, v in gemm[0].items() if k.startswith("fusion_")))
+            print(f"round {r + 1}: sgemm n=256/512/1024 peak: OpenBLAS 2-thread {yards[-1]:.1f} GFLOP/s, "
+                  f"Fusion's split GEMM {ours[-1]:.1f} GFLOP/s")
+        for name, twin, reports, steps in BENCHES:
+            if only and name not in only:
+                continue
+            dump = os.path.join(tmp, name + ".json")
+            for row in run([a.bench, name, f"--steps={steps}", f"--dump={dump}"], env):
+                fusion.setdefault(row["name"], []).append(row)
+            if not have_torch:
+                continue
+            cmd = [sys.executable, os.path.join(HERE, twin), "--threads", str(a.threads), "--steps", str(steps)]
+            if name != "decoder":
+                cmd += ["--batch", dump]
+            best = {}
+            for policy in ("PASSIVE", None):
+                e = dict(os.environ) if policy is None else dict(os.environ, OMP_WAIT_POLICY=policy)
+                # The default (spinning) policy gets at most twice the passive run's time: beyond
+                # that it cannot win, and under load it can take minutes.
+                limit = None if not best else 30 + 2 * (steps + 2) * sum(x["ms"] for x in best.values()) / 1e3
+                for row in run(cmd, e, limit):
+                    row["omp"] = policy or "default"
+                    if row["name"] not in best or row["ms"] < best[row["name"]]["ms"]:
+                        best[row["name"]] = row
+            for n, row in best.items():
+                torch_.setdefault(n, []).append(row)
+        print(f"round {r + 1}/{a.rounds} done, load average {load()}")
+
+    yard = statistics.median(yards) if yards else 0
+    if yards:
+        print(f"sgemm peak, median over rounds: OpenBLAS 2-thread {yard:.1f} GFLOP/s, Fusion {statistics.median(ours):.1f} GFLOP/s")
+
+    def med(rows, key):
+        vals = [x[key] for x in rows if key in x]
+        return statistics.median(vals) if vals else None
+
+    print(f"\n{'benchmark':<18}{'Fusion ms':>10}{'PyTorch ms':>11}{'ratio':>7}{'paired':>8}{'GFLOP/s':>9}{'% sgemm2':>9}"
+          f"{'alloc MiB':>10}{'RSS MiB F/T':>13}{'step RSS F/T':>14}")
+    for name in [n for _, _, rs, _ in BENCHES for n in rs]:
+        if name not in fusion:
+            continue
+        f, t = fusion[name], torch_.get(name, [])
+        fm, tm = med(f, "ms"), med(t, "ms")
+        g = med(f, "gflops")
+        ratio = f"{fm / tm:.2f}" if tm else "-"
+        # The median of each round's own Fusion/PyTorch ratio: robust to the load drifting between rounds.
+        paired = f"{statistics.median(a['ms'] / b['ms'] for a, b in zip(f, t)):.2f}" if t else "-"
+        pct = f"{100 * g / yard:.0f}%" if g and yard else "-"
+        rss = f"{med(f, 'peak_rss_mib'):.0f}/" + (f"{med(t, 'peak_rss_mib'):.0f}" if t else "-")
+        step = f"{med(f, 'step_rss_mib'):.0f}/" + (f"{med(t, 'step_rss_mib'):.0f}" if t else "-")
+        print(f"{name:<18}{fm:>10.1f}{(f'{tm:.1f}' if tm else '-'):>11}{ratio:>7}{paired:>8}{(f'{g:.1f}' if g else '-'):>9}{pct:>9}"
+              f"{med(f, 'peak_alloc_mib'):>10.0f}{rss:>13}{step:>14}")
+    if torch_:
+        print("PyTorch rows: the faster of OMP_WAIT_POLICY default/PASSIVE per round ("
+              + ", ".join(f"{n}: {'/'.join(x['omp'] for x in rows)}" for n, rows in torch_.items()) + ")")
+    print(f"load average after: {load()}  (2 cores, shared: figures are medians over {a.rounds} interleaved rounds)")
+
+
+if __name__ == "__main__":
+    main()
