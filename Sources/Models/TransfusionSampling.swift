@@ -67,6 +67,7 @@ extension Transfusion {
         case image, audio
 
         var open: Int32 { self == .image ? SpecialTokens.boi : SpecialTokens.boa }
+        var close: Int32 { self == .image ? SpecialTokens.eoi : SpecialTokens.eoa }
     }
 
     /// Runs one span of `kind` per row (`x`: latents or audio patches) at timesteps `t` after the
@@ -200,14 +201,20 @@ extension Transfusion {
     /// layout of image-first training pairs). Returns the generated ids without EOS.
     public func caption(latents: Tensor, maxTokens: Int, options: SamplingOptions, rng: RNG) -> [Int32] {
         precondition(latents.rank == 4 && latents.dim(0) == 1, "caption: latents must be (1, C, h, w)")
-        return withoutGrad {
+        return words(after: latents, .image, maxTokens: maxTokens, options: options, rng: rng)
+    }
+
+    /// Text after one clean span of `kind` (`x` with one row): `BOS open [x at t = 0] close`, then
+    /// decoding words until EOS (``SamplingOptions/pickWord``). Returns the ids without EOS.
+    func words(after x: Tensor, _ kind: SpanKind, maxTokens: Int, options: SamplingOptions, rng: RNG) -> [Int32] {
+        withoutGrad {
             let wasTraining = isTraining
             eval()
             defer { train(wasTraining) }
             let cache = KVCache(layers: config.decoder.layers)
-            _ = extend([[SpecialTokens.bos, SpecialTokens.boi]], cache: cache)
-            _ = span(latents, t: [0], cache: cache, keep: true)
-            var next: [Int32] = [SpecialTokens.eoi], out: [Int32] = []
+            _ = extend([[SpecialTokens.bos, kind.open]], cache: cache)
+            _ = span(x, kind, t: [0], cache: cache, keep: true)
+            var next: [Int32] = [kind.close], out: [Int32] = []
             for _ in 0..<maxTokens {
                 let hidden = extend([next], cache: cache)
                 let id = options.pickWord(self.logits(hidden, rows: [0]), count: vocab, allowEnd: !out.isEmpty, rng: rng)

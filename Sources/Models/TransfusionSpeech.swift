@@ -39,23 +39,7 @@ extension Transfusion {
         precondition(config.hasAudio, "Transfusion: this model has no audio spans")
         precondition(patches.shape == [1, config.audioLength, config.audioDim],
                      "transcribe: patches must be (1, \(config.audioLength), \(config.audioDim)), got \(patches.shape)")
-        return withoutGrad {
-            let wasTraining = isTraining
-            eval()
-            defer { train(wasTraining) }
-            let cache = KVCache(layers: config.decoder.layers)
-            _ = extend([[SpecialTokens.bos, SpecialTokens.boa]], cache: cache)
-            _ = span(patches, .audio, t: [0], cache: cache, keep: true)
-            var next: [Int32] = [SpecialTokens.eoa], out: [Int32] = []
-            for _ in 0..<maxTokens {
-                let hidden = extend([next], cache: cache)
-                let id = options.pickWord(self.logits(hidden, rows: [0]), count: vocab, allowEnd: !out.isEmpty, rng: rng)
-                if id == SpecialTokens.eos { break }
-                out.append(id)
-                next = [id]
-            }
-            return out
-        }
+        return words(after: patches, .audio, maxTokens: maxTokens, options: options, rng: rng)
     }
 
     /// Speech for an image: `BOS BOI [clean latents at t = 0] EOI BOA`, then the audio span is

@@ -196,6 +196,23 @@ private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil,
         }
     }
 
+    /// checkpoints/speech-tiny (the export of recipes/any-to-any-shapes.yaml) still hears espeak-ng's
+    /// speech and speaks a span of the run's length.
+    @Test func speechTinyTranscribesSpokenCaptionsAndSpeaks() throws {
+        let path = URL(fileURLWithPath: Self.path).deletingLastPathComponent().appendingPathComponent("speech-tiny").path
+        let run = try SpeakingRun(path: path)
+        #expect(run.kind == "transfusion" && run.spoken.length == 48)
+        var right = 0
+        let phrases = ["two red circles", "a yellow triangle", "three blue squares and a red ring"]
+        for text in phrases {
+            let clip = try Speech.speak(text, sampleRate: 8000, wordsPerMinute: 220)
+            if run.transcribe(clip) == text { right += 1 }
+        }
+        #expect(right >= 2, "speech-tiny transcribed \(right) of \(phrases.count) spoken captions exactly")
+        let speech = run.speak("two red circles", rng: RNG(seed: 1))
+        #expect(speech.patches.shape == [1, 48, 128] && speech.audio.sampleRate == 8000)
+    }
+
     @Test func aHandEditedConfigIsAnErrorNotATrap() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-edited-\(UUID().uuidString)")
         try FileManager.default.copyItem(atPath: Self.path, toPath: dir.path)
