@@ -68,6 +68,18 @@ def report(name, fields):
 
 # MARK: decoder
 
+def report_training_step(name, step, steps, flops, threads, last):
+    """Times `step` (after warm-up), measures its peak memory, prints the human line and reports
+    the JSON row of benchmark `name` (e.g. "chameleon-step"); `last[0]` holds the step's loss."""
+    probe = MemoryProbe()
+    probe.start()
+    s = timed(step, steps)
+    mem = probe.finish()
+    print(f"torch-{name} threads={threads}  step {s * 1e3:.1f} ms  {flops / s / 1e9:.1f} GFLOP/s  "
+          f"(peak RSS {mem['peak_rss_mib']:.0f} MiB, loss {last[0]:.3f})")
+    report(name, dict(mem, ms=s * 1e3, gflops=flops / s / 1e9, loss=last[0]))
+
+
 class RMSNorm(torch.nn.Module):
     def __init__(self, d, eps=1e-6):
         super().__init__()

@@ -11,7 +11,7 @@ mask, positions, span starts and timesteps; forward, backward, grad-norm clippin
 import torch
 import torch.nn.functional as F
 
-from torch_common import MemoryProbe, Transfusion, adamw, cross_entropy_z, load_batch, mask_from_ranges, parse_args, report, timed
+from torch_common import Transfusion, adamw, cross_entropy_z, load_batch, mask_from_ranges, parse_args, report_training_step
 
 args = parse_args()
 cfg = load_batch(args.batch)
@@ -42,10 +42,4 @@ def step():
     last[0] = loss.item()
 
 
-probe = MemoryProbe()
-probe.start()
-s = timed(step, args.steps)
-mem = probe.finish()
-print(f"torch-transfusion-step threads={args.threads}  step {s * 1e3:.1f} ms  {cfg['flops'] / s / 1e9:.1f} GFLOP/s  "
-      f"(peak RSS {mem['peak_rss_mib']:.0f} MiB, loss {last[0]:.3f})")
-report("transfusion-step", dict(mem, ms=s * 1e3, gflops=cfg["flops"] / s / 1e9, loss=last[0]))
+report_training_step("transfusion-step", step, args.steps, cfg["flops"], args.threads, last)
