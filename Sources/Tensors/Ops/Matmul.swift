@@ -18,6 +18,13 @@ public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Flo
         gemmSerial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return
     }
+    // A long inner dimension (weight gradients: K = B·T rows of activations) is split along K:
+    // each thread packs only its half of op(A) and op(B), where a split of C's rows or columns
+    // would make every thread pack all of the other operand. The partial products are summed.
+    if chunks == 2 && k >= gemmSplitKRatio * max(m, n) {
+        gemmSplitK(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    }
     // One single-threaded GEMM per thread over a share of C's rows (or columns, when C is wide):
     // row i of op(A) starts at a + i·lda (or a + i when A is transposed); column j of op(B) at
     // b + j (or b + j·ldb when B is transposed).
@@ -40,6 +47,35 @@ public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Flo
 
 /// Products with at least this many multiply-adds are split across threads.
 let gemmSplitWork = 1 << 18
+/// Two-thread products whose K is at least this many times max(M, N) are split along K.
+let gemmSplitKRatio = 2
+
+/// C = α·op(A)·op(B) + β·C on two threads, each over half of K: thread 0 accumulates its half into
+/// C (with β), thread 1 writes its half into a scratch (M, N) that is then added to C.
+func gemmSplitK(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float,
+                _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    let half = (k / 2 + 7) & ~7
+    let scratch = Storage(count: m * n)
+    let partial = scratch.floats
+    // Element p of K: column p of op(A) is at a + p·lda when A is transposed, else a + p; row p of
+    // op(B) at b + p·ldb, or b + p when B is transposed.
+    let a2 = transA ? a + half * lda : a + half, b2 = transB ? b + half : b + half * ldb
+    Parallel.run(2) { i in
+        if i == 0 {
+            gemmSerial(transA, transB, m, n, half, alpha, a, lda, b, ldb, beta, c, ldc)
+        } else {
+            gemmSerial(transA, transB, m, n, k - half, alpha, a2, lda, b2, ldb, 0, partial, n)
+        }
+    }
+    Parallel.run(2) { i in
+        for r in stride(from: i, to: m, by: 2) {
+            let dst = c + r * ldc, src = partial + r * n
+            for j in 0..<n { dst[j] += src[j] }
+        }
+    }
+    withExtendedLifetime(scratch) {}
+}
 
 @inline(__always)
 func gemmSerial(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
