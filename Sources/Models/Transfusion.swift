@@ -284,31 +284,24 @@ public final class Transfusion: Module {
                      zLoss: Float = 0, scoredImages: [Int]? = nil, audioTargets: Tensor? = nil,
                      audioWeight: Float? = nil, scoredAudio: [Int]? = nil)
         -> (total: Tensor, text: Tensor, image: Tensor, audio: Tensor) {
-        let (hidden, images, audioOut) = self(input)
+        let (hidden, images, speech) = self(input)
         let flat = targets.intScalars
         precondition(flat.count == input.ids.count, "Transfusion.loss: \(flat.count) targets for \(input.ids.count) positions")
         let rows = flat.indices.filter { flat[$0] >= 0 }
         let text = rows.isEmpty ? Tensor.zeros([])
             : crossEntropy(logits(hidden, rows: rows), Tensor(ints: rows.map { flat[$0] }), ignoreIndex: -1, zLoss: zLoss)
-        var image = Tensor.zeros([])
-        if let images {
-            guard let imageTargets else { preconditionFailure("Transfusion.loss: image spans need imageTargets") }
-            if let scoredImages {
-                if !scoredImages.isEmpty { image = mse(images.indexSelect(axis: 0, scoredImages), imageTargets) }
-            } else {
-                image = mse(images, imageTargets)
-            }
-        }
-        var audio = Tensor.zeros([])
-        if let audioOut {
-            guard let audioTargets else { preconditionFailure("Transfusion.loss: audio spans need audioTargets") }
-            if let scoredAudio {
-                if !scoredAudio.isEmpty { audio = mse(audioOut.indexSelect(axis: 0, scoredAudio), audioTargets) }
-            } else {
-                audio = mse(audioOut, audioTargets)
-            }
-        }
+        let image = Self.spanLoss(images, imageTargets, scored: scoredImages, "image")
+        let audio = Self.spanLoss(speech, audioTargets, scored: scoredAudio, "audio")
         return (text + image * imageWeight + audio * (audioWeight ?? imageWeight), text, image, audio)
+    }
+
+    /// The diffusion MSE of span predictions against `targets` (one row per scored span): over the
+    /// rows `scored` lists, or all (nil); 0 without spans of the kind or with none scored.
+    static func spanLoss(_ predicted: Tensor?, _ targets: Tensor?, scored: [Int]?, _ kind: String) -> Tensor {
+        guard let predicted else { return Tensor.zeros([]) }
+        guard let targets else { preconditionFailure("Transfusion.loss: \(kind) spans need \(kind)Targets") }
+        guard let scored else { return mse(predicted, targets) }
+        return scored.isEmpty ? Tensor.zeros([]) : mse(predicted.indexSelect(axis: 0, scored), targets)
     }
 
     /// Analytic training FLOPs (forward + backward) of one batch: the decoder over `tokens`

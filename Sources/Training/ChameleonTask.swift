@@ -154,12 +154,11 @@ public final class ChameleonTask: TrainingTask {
             let picked = pairs.documents(world, row: firstRow + r, perRow: docsPerRow,
                                          imageLength: chameleon.config.tokensPerImage, training: training, rng: rng)
             let cached = training && recipe.data.pool > 0
-            let hasImage = { (doc: ImageCaptionPairs.Document) in doc.speech == nil || doc.speech == .fromImage }
-            var plain = codes(world, picked.filter { $0.edit == nil && hasImage($0) }.map(\.index), cached: cached)[...]
+            var plain = codes(world, picked.filter { $0.edit == nil && $0.hasImage }.map(\.index), cached: cached)[...]
             var edits = editCodes(world, picked.filter { $0.edit != nil }.map(\.index), cached: cached)[...]
             var speech = try pairs.spoken?.codes(world, picked.filter { $0.speech != nil }.map(\.index), cached: cached)[...] ?? []
             let seqs = picked.map { p in
-                sequence(p, codes: p.edit != nil ? edits.removeFirst() : hasImage(p) ? plain.removeFirst() : [],
+                sequence(p, codes: p.edit != nil ? edits.removeFirst() : p.hasImage ? plain.removeFirst() : [],
                          speech: p.speech != nil ? speech.removeFirst() : [])
             }
             let row = try pack(seqs, length: t)

@@ -28,6 +28,10 @@ struct ImageCaptionPairs {
         var edit: Edit? = nil
         /// Set for a speech document; `caption` then holds the spoken words (empty when dropped).
         var speech: SpeechKind? = nil
+
+        /// Whether the document holds an image of example `index` (every kind but text ↔ speech;
+        /// an edit holds the triplet's two images).
+        var hasImage: Bool { speech == nil || speech == .fromImage }
     }
 
     /// The kinds of speech document, in the order of `data.speech_mix`.

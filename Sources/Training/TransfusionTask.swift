@@ -218,12 +218,11 @@ public final class TransfusionTask: TrainingTask {
         let shape = [c.latentChannels, c.latentSize, c.latentSize]
         let per = shape.reduce(1, *)
         // Clean latents of every image span in order; edit sources stay clean at t = 0 and unscored.
-        let hasImage = { (doc: ImageCaptionPairs.Document) in doc.speech == nil || doc.speech == .fromImage }
-        let plain = latents(world, documents.filter { $0.edit == nil && hasImage($0) }.map(\.index), cached: cached).scalars
+        let plain = latents(world, documents.filter { $0.edit == nil && $0.hasImage }.map(\.index), cached: cached).scalars
         let edits = editLatents(world, documents.filter { $0.edit != nil }.map(\.index), cached: cached)
         var x0: [Float] = [], times: [Float] = [], scored: [Int] = [], sources: [Int] = []
         var nextPlain = 0, nextEdit = 0
-        for (doc, step) in zip(documents, steps) where hasImage(doc) {
+        for (doc, step) in zip(documents, steps) where doc.hasImage {
             if let edit = doc.edit {
                 let pair = edits[nextEdit]; nextEdit += 1
                 if edit.keepSource {
