@@ -35,7 +35,15 @@ public enum Parallel {
     static func run(_ chunks: Int, _ body: (Int) -> Void) {
         depth.add(1, ordering: .relaxed)
         defer { depth.subtract(1, ordering: .relaxed) }
-        DispatchQueue.concurrentPerform(iterations: chunks, execute: body)
+        // The caller's matmul precision holds on the threads that do its work.
+        let precision = MatmulPrecision.current
+        if precision == .fp32 {
+            DispatchQueue.concurrentPerform(iterations: chunks, execute: body)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: chunks) { i in
+                MatmulPrecision.$current.withValue(precision) { body(i) }
+            }
+        }
     }
 
     /// Runs `body` over `0..<n` split into contiguous chunks, in parallel when each chunk gets at

@@ -1,5 +1,6 @@
 // GEMM throughput: Fusion's `sgemm` (single-threaded OpenBLAS calls split across our threads) and,
-// as the yardstick of DESIGN.md, OpenBLAS sgemm with its own 2-thread pool.
+// as the yardstick of DESIGN.md, OpenBLAS sgemm with its own 2-thread pool; on AVX512-BF16 CPUs
+// also Fusion's bf16 products (the same split over the CKernels bf16 GEMM).
 import CBLAS
 import Foundation
 import Tensors
@@ -19,9 +20,15 @@ func benchGemm() {
             }
         }
         openblas_set_num_threads(1)
-        print(String(format: "gemm n=%d  Fusion %.1f GFLOP/s  OpenBLAS 2-thread %.1f GFLOP/s", n, flops / ours / 1e9, flops / blas / 1e9))
+        var line = String(format: "gemm n=%d  Fusion %.1f GFLOP/s  OpenBLAS 2-thread %.1f GFLOP/s", n, flops / ours / 1e9, flops / blas / 1e9)
         fields["fusion_\(n)"] = flops / ours / 1e9
         fields["openblas2_\(n)"] = flops / blas / 1e9
+        if MatmulPrecision.bf16Available {
+            let bf16 = MatmulPrecision.with(.bf16) { time { for _ in 0..<reps { sgemm(transA: false, transB: false, m: n, n: n, k: n, a.data, lda: n, b.data, ldb: n, c.data, ldc: n) } } }
+            line += String(format: "  Fusion bf16 %.1f GFLOP/s", flops / bf16 / 1e9)
+            fields["fusion_bf16_\(n)"] = flops / bf16 / 1e9
+        }
+        print(line)
     }
     report("gemm", fields)
 }

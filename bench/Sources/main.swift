@@ -7,7 +7,8 @@
 //   sample        4 text-to-image samples, 32×32, 50 Euler steps with CFG 3, decoded by the VAE
 //   vae           VAE encode and decode of 64 ShapesWorld-sized images
 //   decoder-dp    the reference step data-parallel, under `mpirun -np N` (see `make bench-mpi`)
-// Flags: --steps=N timed repeats (median quoted), --dump=FILE writes the batch a twin replays.
+// Flags: --steps=N timed repeats (median quoted), --dump=FILE writes the batch a twin replays,
+// --precision=bf16 runs every matrix product in bf16 (MatmulPrecision; AVX512-BF16 CPUs).
 // Every benchmark also prints one `BENCH {json}` line for the driver.
 import Foundation
 import Tensors
@@ -51,6 +52,7 @@ func report(_ name: String, _ fields: [String: Any]) {
     var f = fields
     f["name"] = name
     f["threads"] = Parallel.threads
+    f["precision"] = MatmulPrecision.current.rawValue
     let data = try! JSONSerialization.data(withJSONObject: f, options: [.sortedKeys])
     print("BENCH " + String(decoding: data, as: UTF8.self))
 }
@@ -66,20 +68,27 @@ let args = CommandLine.arguments.dropFirst()
 let only = args.first { !$0.hasPrefix("-") }
 let stepsArg = args.first { $0.hasPrefix("--steps=") }.flatMap { Int($0.dropFirst(8)) }
 let dumpPath = args.first { $0.hasPrefix("--dump=") }.map { String($0.dropFirst(7)) }
-print("threads=\(Parallel.threads)")
-
-switch only {
-case nil:
-    benchGemm(); benchDecoder(steps: stepsArg ?? 10)
-case "gemm": benchGemm()
-case "gemm-shapes": benchGemmShapes()
-case "decoder": benchDecoder(steps: stepsArg ?? 10)
-case "decoder-dp": try benchDecoderDataParallel(steps: stepsArg ?? 10)
-case "transfusion": try benchTransfusion(steps: stepsArg ?? 10)
-case "chameleon": try benchChameleon(steps: stepsArg ?? 10)
-case "sample": try benchSample(repeats: stepsArg ?? 3)
-case "vae": try benchVAE(repeats: stepsArg ?? 5)
-case let other?:
-    FileHandle.standardError.write(Data("fusion-bench: unknown benchmark '\(other)' (gemm, decoder, decoder-dp, transfusion, chameleon, sample, vae)\n".utf8))
+let precisionArg = args.first { $0.hasPrefix("--precision=") }.map { String($0.dropFirst(12)) } ?? "fp32"
+guard let precision = MatmulPrecision(rawValue: precisionArg), precision.isAvailable else {
+    FileHandle.standardError.write(Data("fusion-bench: --precision=\(precisionArg): use fp32 or bf16 (bf16 needs AVX512-BF16)\n".utf8))
     exit(2)
+}
+print("threads=\(Parallel.threads) precision=\(precision.rawValue)")
+
+try MatmulPrecision.with(precision) {
+    switch only {
+    case nil:
+        benchGemm(); benchDecoder(steps: stepsArg ?? 10)
+    case "gemm": benchGemm()
+    case "gemm-shapes": benchGemmShapes()
+    case "decoder": benchDecoder(steps: stepsArg ?? 10)
+    case "decoder-dp": try benchDecoderDataParallel(steps: stepsArg ?? 10)
+    case "transfusion": try benchTransfusion(steps: stepsArg ?? 10)
+    case "chameleon": try benchChameleon(steps: stepsArg ?? 10)
+    case "sample": try benchSample(repeats: stepsArg ?? 3)
+    case "vae": try benchVAE(repeats: stepsArg ?? 5)
+    case let other?:
+        FileHandle.standardError.write(Data("fusion-bench: unknown benchmark '\(other)' (gemm, decoder, decoder-dp, transfusion, chameleon, sample, vae)\n".utf8))
+        exit(2)
+    }
 }

@@ -1,7 +1,32 @@
 // Matrix products over OpenBLAS sgemm: matmul (2-D and batched, with transposes) and the fused
 // linear layer y = x·Wᵀ + b. Dimension legend: M rows of the output, N columns, K the
-// contracted size. Not a GEMM implementation: every product is one or more cblas_sgemm calls.
+// contracted size. Every product is one or more single-threaded GEMMs: cblas_sgemm in fp32, or
+// the bf16 kernel of CKernels when `MatmulPrecision.current` is bf16.
 import CBLAS
+import CKernels
+
+/// The precision of every matrix product: linear layers, attention, convolutions, codebook search.
+/// `bf16` rounds both operands to bf16 (nearest even) and sums in fp32, on CPUs with AVX512-BF16;
+/// weights, gradients, optimizer state and every other op stay fp32 (mixed precision).
+public enum MatmulPrecision: String, Sendable, CaseIterable {
+    case fp32, bf16
+
+    /// The precision products run in here: bound per thread (a task-local value) by `with`, and
+    /// handed by `Parallel` to the threads that run a split loop or GEMM for the caller.
+    @TaskLocal public static var current: MatmulPrecision = .fp32
+
+    /// Whether this CPU has the instructions bf16 products need.
+    public static let bf16Available = fusion_bf16_supported() != 0
+
+    /// Whether this CPU can run products in `precision`.
+    public var isAvailable: Bool { self == .fp32 || Self.bf16Available }
+
+    /// Runs `body` with products in `precision`, then restores the one before.
+    public static func with<T>(_ precision: MatmulPrecision, _ body: () throws -> T) rethrows -> T {
+        precondition(precision.isAvailable, "matmul precision \(precision) needs a CPU with AVX512-BF16")
+        return try $current.withValue(precision, operation: body)
+    }
+}
 
 /// C(M×N) = α·op(A)·op(B) + β·C, row-major, on raw buffers.
 @inline(__always)
@@ -81,6 +106,10 @@ func gemmSplitK(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ 
 func gemmSerial(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                 _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float,
                 _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    if MatmulPrecision.current == .bf16 {
+        fusion_sgemm_bf16(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }

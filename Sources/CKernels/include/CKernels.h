@@ -1,0 +1,14 @@
+// Numeric kernels that need CPU instructions Swift cannot reach: the bf16 GEMM (AVX512-BF16).
+#ifndef FUSION_CKERNELS_H
+#define FUSION_CKERNELS_H
+
+/// 1 when this CPU runs fusion_sgemm_bf16 (x86-64 with AVX512-BF16, BW and VL), else 0.
+int fusion_bf16_supported(void);
+
+/// C(M×N) = α·op(A)·op(B) + β·C, row-major, like cblas_sgemm, but with op(A) and op(B) rounded to
+/// bf16 (nearest even) and the products summed in fp32. Single-threaded; needs
+/// fusion_bf16_supported(). β = 0 never reads C.
+void fusion_sgemm_bf16(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                       const float *b, long ldb, float beta, float *c, long ldc);
+
+#endif
