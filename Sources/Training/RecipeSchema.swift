@@ -1,6 +1,7 @@
 // The recipe schema: one table of every key a recipe may hold (type, default, bounds), and the walker
 // that checks a parsed YAML tree against it. Not the YAML reading or writing (Recipe.swift).
 import Foundation
+import Tensors
 
 /// The schema of a recipe file and the walker that validates a tree against it.
 enum RecipeSchema {
@@ -132,6 +133,7 @@ extension RecipeSchema {
             .key("keep_checkpoints", .int, 3, .positive),
             .key("ema_decay", .float, 0.0, .openFraction),
             .optional("threads", .int, .positive),
+            .key("matmul_precision", .choice(["fp32", "bf16"]), "fp32"),
             .key("on_nonfinite", .choice(["skip", "rollback", "stop"]), "skip"),
             .optional("init_from", .string),
         ]),
@@ -174,6 +176,12 @@ extension RecipeSchema {
         }
         try checkTokenizerRules(values, root)
         try checkDiffusionRules(values, root)
+        if case .section(let train) = values["train"], case .string(let name) = train["matmul_precision"],
+           let precision = MatmulPrecision(rawValue: name), !precision.isAvailable {
+            let at = root.child("train")?.child("matmul_precision")?.at ?? root.at
+            throw RecipeError.invalidValue(at, path: "train.matmul_precision",
+                                           message: "\(name) needs a CPU with AVX512-BF16, and this one has none (use fp32)")
+        }
     }
 
     /// The sampler must fit the target (euler integrates the flow path; ddpm/ddim walk a discrete

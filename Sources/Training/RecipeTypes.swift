@@ -210,6 +210,9 @@ public struct TrainSection: Codable, Equatable, Sendable {
     public var keepCheckpoints: Int
     public var emaDecay: Float         // 0 = no EMA
     public var threads: Int?           // default: all cores
+    /// "fp32", or "bf16": every matrix product of the run (training, evals, samples) with bf16
+    /// operands and fp32 sums; weights, gradients and optimizer state stay fp32.
+    public var matmulPrecision: String = "fp32"
     /// A step whose loss or gradient is NaN/Inf: "skip" it (no update), "rollback" to the last
     /// checkpoint and replay without it, or "stop" the run with an error.
     public var onNonFinite: String = "skip"
@@ -221,7 +224,7 @@ public struct TrainSection: Codable, Equatable, Sendable {
         case steps, threads, initFrom = "init_from"
         case batchSize = "batch_size", gradAccum = "grad_accum", logEvery = "log_every"
         case checkpointEvery = "checkpoint_every", keepCheckpoints = "keep_checkpoints", emaDecay = "ema_decay"
-        case onNonFinite = "on_nonfinite"
+        case onNonFinite = "on_nonfinite", matmulPrecision = "matmul_precision"
     }
 }
 

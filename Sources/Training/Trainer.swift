@@ -116,9 +116,15 @@ public final class Trainer {
                                    decay: LRSchedule.Decay(rawValue: o.schedule) ?? .cosine, minRatio: o.minLRRatio)
     }
 
-    /// Trains to `train.steps`, resuming from the latest checkpoint unless `fresh`.
+    /// Trains to `train.steps`, resuming from the latest checkpoint unless `fresh`, with every
+    /// matrix product in `train.matmul_precision`.
     @discardableResult
     public func train(fresh: Bool = false) throws -> TrainSummary {
+        let precision = MatmulPrecision(rawValue: recipe.train.matmulPrecision) ?? .fp32
+        return try MatmulPrecision.with(precision) { try trainSteps(fresh: fresh) }
+    }
+
+    private func trainSteps(fresh: Bool) throws -> TrainSummary {
         let parallel = try DataParallel(trainer: self)
         if isRoot {
             try run.prepare(fresh: fresh)

@@ -1,6 +1,7 @@
 // Recipe parsing: values and defaults, every error's file:line:col and key path, overrides, YAML round trip.
 // Not the trainer's use of a recipe (TrainerTests).
 import Foundation
+import Tensors
 import Testing
 
 @testable import Training
@@ -310,6 +311,14 @@ extension RecipeTests {
                 error.description
                     == #"recipes/x.yaml:3:9: 'model.kind' must be one of lm, transfusion, chameleon, vae, vq, classifier, got "lmm" (did you mean 'lm'?)"#
             )
+        }
+
+        @Test func matmulPrecisionIsFP32OrBf16() throws {
+            #expect(try parseRecipe(minimalRecipe).train.matmulPrecision == "fp32")
+            #expect(try parseRecipe(minimalRecipe, overrides: ["train.matmul_precision=bf16"]).train.matmulPrecision == "bf16"
+                    || !MatmulPrecision.bf16Available)
+            let error = try #require(recipeFailure(minimalRecipe, overrides: ["train.matmul_precision=fp16"]))
+            #expect(error.description.contains("'train.matmul_precision' must be one of fp32, bf16, got \"fp16\""), "\(error)")
         }
 
         @Test func outOfRangeNumbersFailWithTheirLine() throws {

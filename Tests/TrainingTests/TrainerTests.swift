@@ -143,6 +143,26 @@ final class PoisonedTask: TrainingTask {
         #expect(logged == Array(1...6))
     }
 
+    /// `train.matmul_precision: bf16` follows the fp32 run's losses to within 2%, and is as
+    /// reproducible: resuming it continues the same bf16 curve bit for bit.
+    @Test(.enabled(if: MatmulPrecision.bf16Available, "needs a CPU with AVX512-BF16"))
+    func bf16RunFollowsFP32AndResumesExactly() throws {
+        var recipe = try tinyRecipe(steps: 6)
+        let (_, exact) = try train(recipe, scratchRun(), fresh: true)
+        recipe.train.matmulPrecision = "bf16"
+        let (_, rounded) = try train(recipe, scratchRun(), fresh: true)
+        func losses(_ rows: [String]) -> [Double] {
+            rows.compactMap { row in row.split(separator: " ").first { $0.hasPrefix("loss=") }.flatMap { Double($0.dropFirst(5)) } }
+        }
+        #expect(losses(exact).count >= 6 && losses(rounded).count == losses(exact).count)
+        for (e, r) in zip(losses(exact), losses(rounded)) { #expect(abs(e - r) <= 0.02 * e, "fp32 \(e), bf16 \(r)") }
+        #expect(losses(exact) != losses(rounded), "the bf16 run should not be the fp32 run")
+        let run = scratchRun()
+        let (_, first) = try train(recipe, run, limit: 3, fresh: true)
+        let (_, second) = try train(recipe, run)
+        #expect(first + second == rounded)
+    }
+
     @Test func crashDuringCheckpointWriteKeepsPreviousCheckpoint() throws {
         let recipe = try tinyRecipe(steps: 4)
         let run = scratchRun()
