@@ -8,6 +8,7 @@ and optimizer update. Prints the median step time and GFLOP/s on the same analyt
     python3 bench/torch_decoder.py --threads 2 --steps 10
 """
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -19,6 +20,8 @@ import torch.nn.functional as F
 p = argparse.ArgumentParser()
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--steps", type=int, default=10)
+p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+               help="bf16: forward and loss under CPU autocast to bfloat16 (Fusion's matmul_precision bf16)")
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
@@ -89,9 +92,14 @@ ids = torch.randint(0, V, (B, T))
 targets = torch.randint(0, V, (B, T))
 
 
+def autocast():
+    return torch.autocast("cpu", dtype=torch.bfloat16) if args.precision == "bf16" else contextlib.nullcontext()
+
+
 def step():
     opt.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(ids).view(-1, V), targets.view(-1))
+    with autocast():
+        loss = F.cross_entropy(model(ids).view(-1, V), targets.view(-1))
     loss.backward()
     opt.step()
     return loss.item()
@@ -114,6 +122,7 @@ s = statistics.median(times)
 tokens = B * T
 flops = 6.0 * L * (4 * D * D + 3 * D * HID) * tokens + 3.0 * 4.0 * (T + 1) / 2 * D * L * tokens + 6.0 * V * D * tokens
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(f"torch-decoder-step threads={args.threads}  step {s * 1e3:.1f} ms  {tokens / s:.0f} tokens/s  {flops / s / 1e9:.1f} GFLOP/s  (peak RSS {peak:.0f} MiB)")
+print(f"torch-decoder-step threads={args.threads} precision={args.precision}  step {s * 1e3:.1f} ms  {tokens / s:.0f} tokens/s  {flops / s / 1e9:.1f} GFLOP/s  (peak RSS {peak:.0f} MiB)")
 print("BENCH " + json.dumps({"name": "decoder-step", "ms": s * 1e3, "gflops": flops / s / 1e9, "peak_rss_mib": peak,
-                             "step_rss_mib": max(0.0, peak - before), "threads": args.threads}, sort_keys=True))
+                             "step_rss_mib": max(0.0, peak - before), "threads": args.threads,
+                             "precision": args.precision}, sort_keys=True))
