@@ -10,7 +10,12 @@ quiet speed, so each twin runs both with the default and with OMP_WAIT_POLICY=PA
 faster median counts (PyTorch's best case). Rounds alternate Fusion, PyTorch, Fusion, …; the
 figures quoted are medians over rounds. Without PyTorch the twins are skipped with a note.
 
-    python3 bench/run.py [--rounds 3] [--only decoder,transfusion] [--bench .build/release/fusion-bench]
+On a CPU with AVX512-BF16 the training steps and the sample also run in bf16 (rows "…/bf16"):
+Fusion with --precision=bf16 (matmul_precision bf16) beside PyTorch under CPU autocast to
+bfloat16, and, in the last column, beside PyTorch's fp32 row.
+
+    python3 bench/run.py [--rounds 3] [--only decoder,transfusion] [--precisions fp32,bf16]
+                         [--bench .build/release/fusion-bench]
 """
 import argparse
 import json
@@ -21,14 +26,18 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# name in fusion-bench, twin script, BENCH names it reports, timed repeats
+# name in fusion-bench, twin script, BENCH names it reports, timed repeats, also run in bf16
 BENCHES = [
-    ("decoder", "torch_decoder.py", ["decoder-step"], 8),
-    ("transfusion", "torch_transfusion.py", ["transfusion-step"], 10),
-    ("chameleon", "torch_chameleon.py", ["chameleon-step"], 6),
-    ("sample", "torch_sample.py", ["sample-t2i"], 3),
-    ("vae", "torch_vae.py", ["vae-encode", "vae-decode"], 5),
+    ("decoder", "torch_decoder.py", ["decoder-step"], 8, True),
+    ("transfusion", "torch_transfusion.py", ["transfusion-step"], 10, True),
+    ("chameleon", "torch_chameleon.py", ["chameleon-step"], 6, True),
+    ("sample", "torch_sample.py", ["sample-t2i"], 3, True),
+    ("vae", "torch_vae.py", ["vae-encode", "vae-decode"], 5, False),
 ]
+
+
+def row_name(name, precision):
+    return name if precision == "fp32" else f"{name}/{precision}"
 
 
 def bench_lines(out):
@@ -57,6 +66,7 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--bench", default=".build/release/fusion-bench")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precisions", default="fp32,bf16", help="bf16 rows only where the CPU has AVX512-BF16")
     a = ap.parse_args()
     only = set(filter(None, a.only.split(",")))
     # Checked in a child: importing torch here would grow this process, and a child's peak RSS
@@ -69,24 +79,32 @@ def main():
     print(f"load average before: {load()}")
 
     fusion, torch_ = {}, {}
-    yards, ours = [], []
+    yards, ours, ours_bf16 = [], [], []
+    precisions = [p for p in a.precisions.split(",") if p]
     for r in range(a.rounds):
         # The yardstick is measured every round, under the load the round's benchmarks see.
         gemm = run([a.bench, "gemm"], env)
         if gemm:
             yards.append(max(v for k, v in gemm[0].items() if k.startswith("openblas2_")))
-            ours.append(max(v for k, v in gemm[0].items() if k.startswith("fusion_")))
+            ours.append(max(v for k, v in gemm[0].items() if k.startswith("fusion_") and "bf16" not in k))
+            bf16 = [v for k, v in gemm[0].items() if k.startswith("fusion_bf16_")]
+            if bf16:
+                ours_bf16.append(max(bf16))
+            elif "bf16" in precisions:
+                print("bf16 rows: skipped (this CPU has no AVX512-BF16)")
+                precisions.remove("bf16")
             print(f"round {r + 1}: sgemm n=256/512/1024 peak: OpenBLAS 2-thread {yards[-1]:.1f} GFLOP/s, "
-                  f"Fusion's split GEMM {ours[-1]:.1f} GFLOP/s")
-        for name, twin, reports, steps in BENCHES:
-            if only and name not in only:
+                  f"Fusion's split GEMM {ours[-1]:.1f} GFLOP/s" + (f", bf16 {ours_bf16[-1]:.1f} GFLOP/s" if bf16 else ""))
+        for (name, twin, reports, steps, has_bf16), precision in [(b, p) for b in BENCHES for p in precisions]:
+            if (only and name not in only) or (precision != "fp32" and not has_bf16):
                 continue
             dump = os.path.join(tmp, name + ".json")
-            for row in run([a.bench, name, f"--steps={steps}", f"--dump={dump}"], env):
-                fusion.setdefault(row["name"], []).append(row)
+            for row in run([a.bench, name, f"--steps={steps}", f"--dump={dump}", f"--precision={precision}"], env):
+                fusion.setdefault(row_name(row["name"], precision), []).append(row)
             if not have_torch:
                 continue
-            cmd = [sys.executable, os.path.join(HERE, twin), "--threads", str(a.threads), "--steps", str(steps)]
+            cmd = [sys.executable, os.path.join(HERE, twin), "--threads", str(a.threads), "--steps", str(steps),
+                   "--precision", precision]
             if name != "decoder":
                 cmd += ["--batch", dump]
             best = {}
@@ -100,20 +118,21 @@ def main():
                     if row["name"] not in best or row["ms"] < best[row["name"]]["ms"]:
                         best[row["name"]] = row
             for n, row in best.items():
-                torch_.setdefault(n, []).append(row)
+                torch_.setdefault(row_name(n, precision), []).append(row)
         print(f"round {r + 1}/{a.rounds} done, load average {load()}")
 
     yard = statistics.median(yards) if yards else 0
     if yards:
-        print(f"sgemm peak, median over rounds: OpenBLAS 2-thread {yard:.1f} GFLOP/s, Fusion {statistics.median(ours):.1f} GFLOP/s")
+        print(f"sgemm peak, median over rounds: OpenBLAS 2-thread {yard:.1f} GFLOP/s, Fusion {statistics.median(ours):.1f} GFLOP/s"
+              + (f", Fusion bf16 {statistics.median(ours_bf16):.1f} GFLOP/s" if ours_bf16 else ""))
 
     def med(rows, key):
         vals = [x[key] for x in rows if key in x]
         return statistics.median(vals) if vals else None
 
-    print(f"\n{'benchmark':<18}{'Fusion ms':>10}{'PyTorch ms':>11}{'ratio':>7}{'paired':>8}{'GFLOP/s':>9}{'% sgemm2':>9}"
-          f"{'alloc MiB':>10}{'RSS MiB F/T':>13}{'step RSS F/T':>14}")
-    for name in [n for _, _, rs, _ in BENCHES for n in rs]:
+    print(f"\n{'benchmark':<22}{'Fusion ms':>10}{'PyTorch ms':>11}{'ratio':>7}{'paired':>8}{'GFLOP/s':>9}{'% sgemm2':>9}"
+          f"{'alloc MiB':>10}{'RSS MiB F/T':>13}{'step RSS F/T':>14}{'vs fp32 twin':>14}")
+    for name in [row_name(n, p) for p in ("fp32", "bf16") for b in BENCHES for n in b[2]]:
         if name not in fusion:
             continue
         f, t = fusion[name], torch_.get(name, [])
@@ -125,8 +144,11 @@ def main():
         pct = f"{100 * g / yard:.0f}%" if g and yard else "-"
         rss = f"{med(f, 'peak_rss_mib'):.0f}/" + (f"{med(t, 'peak_rss_mib'):.0f}" if t else "-")
         step = f"{med(f, 'step_rss_mib'):.0f}/" + (f"{med(t, 'step_rss_mib'):.0f}" if t else "-")
-        print(f"{name:<18}{fm:>10.1f}{(f'{tm:.1f}' if tm else '-'):>11}{ratio:>7}{paired:>8}{(f'{g:.1f}' if g else '-'):>9}{pct:>9}"
-              f"{med(f, 'peak_alloc_mib'):>10.0f}{rss:>13}{step:>14}")
+        # A bf16 row beside PyTorch's fp32 time for the same benchmark.
+        t32 = torch_.get(name.split("/")[0], []) if "/" in name else []
+        vs32 = f"{fm / med(t32, 'ms'):.2f}" if t32 else ""
+        print(f"{name:<22}{fm:>10.1f}{(f'{tm:.1f}' if tm else '-'):>11}{ratio:>7}{paired:>8}{(f'{g:.1f}' if g else '-'):>9}{pct:>9}"
+              f"{med(f, 'peak_alloc_mib'):>10.0f}{rss:>13}{step:>14}{vs32:>14}")
     if torch_:
         print("PyTorch rows: the faster of OMP_WAIT_POLICY default/PASSIVE per round ("
               + ", ".join(f"{n}: {'/'.join(x['omp'] for x in rows)}" for n, rows in torch_.items()) + ")")

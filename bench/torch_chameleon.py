@@ -11,7 +11,7 @@ fusion-bench packed and dumped; forward, backward, grad-norm clipping and AdamW.
 """
 import torch
 
-from torch_common import Decoder, adamw, cross_entropy_z, load_batch, mask_from_ranges, parse_args, report_training_step
+from torch_common import Decoder, adamw, autocast, cross_entropy_z, load_batch, mask_from_ranges, parse_args, report_training_step
 
 args = parse_args()
 cfg = load_batch(args.batch)
@@ -42,8 +42,9 @@ last = [0.0]
 
 def step():
     opt.zero_grad(set_to_none=True)
-    logits = model(ids, positions, mask).view(B * T, V)
-    loss = cross_entropy_z(logits, targets, cfg["z_loss"])
+    with autocast():
+        logits = model(ids, positions, mask).view(B * T, V)
+        loss = cross_entropy_z(logits, targets, cfg["z_loss"])
     with torch.no_grad():  # the reported parts, as Chameleon.loss computes them
         cross_entropy_z(logits, torch.where(targets < TV, targets, -1), 0)
         cross_entropy_z(logits, torch.where(targets >= TV, targets, -1), 0)

@@ -4,6 +4,7 @@ fused [gate|up]), the U-Net patch blocks, timing, and the memory probe. Each twi
 `BENCH {json}` line, with the same fields as fusion-bench, for bench/run.py.
 """
 import argparse
+import contextlib
 import json
 import math
 import resource
@@ -19,10 +20,22 @@ def parse_args(steps=10):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=steps)
     p.add_argument("--batch", help="JSON batch written by fusion-bench --dump")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: forward and loss under CPU autocast to bfloat16 (Fusion's matmul_precision bf16)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    global PRECISION
+    PRECISION = args.precision
     return args
+
+
+PRECISION = "fp32"
+
+
+def autocast():
+    """PyTorch's mixed precision on the CPU when the twin runs with --precision bf16."""
+    return torch.autocast("cpu", dtype=torch.bfloat16) if PRECISION == "bf16" else contextlib.nullcontext()
 
 
 def load_batch(path):
@@ -62,7 +75,7 @@ class MemoryProbe:
 
 
 def report(name, fields):
-    fields = dict(fields, name=name, threads=torch.get_num_threads())
+    fields = dict(fields, name=name, threads=torch.get_num_threads(), precision=PRECISION)
     print("BENCH " + json.dumps(fields, sort_keys=True))
 
 

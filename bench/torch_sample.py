@@ -12,7 +12,7 @@ recipes/compare/transfusion-unet-tiny.yaml (random weights: the time does not de
 """
 import torch
 
-from torch_common import MemoryProbe, Transfusion, VAEDecoder, load_batch, parse_args, report, timed
+from torch_common import MemoryProbe, Transfusion, VAEDecoder, autocast, load_batch, parse_args, report, timed
 
 args = parse_args(steps=3)
 cfg = load_batch(args.batch)
@@ -31,15 +31,15 @@ def sample():
     times = torch.linspace(1, 0, steps + 1)
     for t, nxt in zip(times[:-1], times[1:]):
         tt = t.repeat(n)
-        vc = model.span(x, tt, cond_cache)
-        vu = model.span(x, tt, uncond_cache)
+        vc = model.span(x, tt, cond_cache).float()
+        vu = model.span(x, tt, uncond_cache).float()
         x = x + (vu + scale * (vc - vu)) * (nxt - t)
     return vae(x)
 
 
 probe = MemoryProbe()
 probe.start()
-with torch.inference_mode():
+with torch.inference_mode(), autocast():
     sec = timed(sample, args.steps, warmup=1)
 mem = probe.finish()
 print(f"torch-sample threads={args.threads}  {n} images, {steps} steps, cfg {scale}  {sec * 1e3:.1f} ms")

@@ -11,7 +11,7 @@ mask, positions, span starts and timesteps; forward, backward, grad-norm clippin
 import torch
 import torch.nn.functional as F
 
-from torch_common import Transfusion, adamw, cross_entropy_z, load_batch, mask_from_ranges, parse_args, report_training_step
+from torch_common import Transfusion, adamw, autocast, cross_entropy_z, load_batch, mask_from_ranges, parse_args, report_training_step
 
 args = parse_args()
 cfg = load_batch(args.batch)
@@ -31,11 +31,12 @@ last = [0.0]
 
 def step():
     opt.zero_grad(set_to_none=True)
-    hidden, images, _ = model(ids, positions, mask, latents, timesteps, cfg["span_starts"])
-    keep = (targets >= 0).nonzero().squeeze(1)
-    logits = model.head(hidden.reshape(B * T, -1)[keep])
-    text = cross_entropy_z(logits, targets[keep], cfg["z_loss"])
-    loss = text + cfg["loss_weight"] * F.mse_loss(images, image_targets)
+    with autocast():
+        hidden, images, _ = model(ids, positions, mask, latents, timesteps, cfg["span_starts"])
+        keep = (targets >= 0).nonzero().squeeze(1)
+        logits = model.head(hidden.reshape(B * T, -1)[keep])
+        text = cross_entropy_z(logits, targets[keep], cfg["z_loss"])
+        loss = text + cfg["loss_weight"] * F.mse_loss(images.float(), image_targets)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, cfg["grad_clip"])
     opt.step()
