@@ -73,19 +73,25 @@ extension Transfusion {
     /// Runs one span of `kind` per row (`x`: latents or audio patches) at timesteps `t` after the
     /// cached prefix: the span attends to the whole prefix and bidirectionally to itself. With
     /// `keep` false the cache is cut back afterwards (a denoising step); with `keep` true the span
-    /// stays cached. Returns the predictions, shaped like `x`.
-    func span(_ x: Tensor, _ kind: SpanKind = .image, t: [Float], cache: KVCache, keep: Bool) -> Tensor {
+    /// stays cached. `starts` (from `KVCache.stacking`) says where each row's prefix begins in a
+    /// left-padded cache. Returns the predictions, shaped like `x`.
+    func span(_ x: Tensor, _ kind: SpanKind = .image, t: [Float], cache: KVCache, keep: Bool, starts: [Int]? = nil) -> Tensor {
         let b = x.dim(0), start = cache.length
         let n = kind == .image ? config.patchesPerImage : config.audioLength
+        let lo = starts ?? [Int](repeating: 0, count: b)
+        // Each row's span continues its own prefix: positions from its length, not the padded one.
+        let positions = starts == nil
+            ? Tensor(ints: (start..<(start + n)).map { Int32($0) })
+            : Tensor(ints: lo.flatMap { s in (0..<n).map { Int32(start - s + $0) } })
         var input = TransfusionInput(
             ids: Tensor(ints: [Int32](repeating: SpecialTokens.pad, count: b * n), shape: [b, n]),
-            positions: Tensor(ints: (start..<(start + n)).map { Int32($0) }),
-            mask: AttentionMask(batch: b, queries: n, keys: start + n, lo: [Int32](repeating: 0, count: b * n),
+            positions: positions,
+            mask: AttentionMask(batch: b, queries: n, keys: start + n, lo: lo.flatMap { [Int32](repeating: Int32($0), count: n) },
                                 hi: [Int32](repeating: Int32(start + n), count: b * n)))
-        let starts = (0..<b).map { $0 * n }
+        let spanStarts = (0..<b).map { $0 * n }
         switch kind {
-        case .image: (input.latents, input.timesteps, input.spanStarts) = (x, t, starts)
-        case .audio: (input.audio, input.audioTimesteps, input.audioStarts) = (x, t, starts)
+        case .image: (input.latents, input.timesteps, input.spanStarts) = (x, t, spanStarts)
+        case .audio: (input.audio, input.audioTimesteps, input.audioStarts) = (x, t, spanStarts)
         }
         let out = self(input, cache: cache)
         if !keep { cache.truncate(to: start) }
@@ -104,16 +110,20 @@ extension Transfusion {
             let layers = config.decoder.layers
             let cond = KVCache(layers: layers)
             prefill(cond)
-            var uncond: KVCache? = nil
-            if options.cfgScale > 1 {
-                let u = KVCache(layers: layers)
-                _ = extend(Array(repeating: options.unconditionalPrompt + [kind.open], count: noise.dim(0)), cache: u)
-                uncond = u
+            guard options.cfgScale > 1 else {
+                return options.makeSampler().sample(from: noise, rng: rng) { [self] xt, t in
+                    span(xt, kind, t: t, cache: cond, keep: false)
+                }
             }
+            let uncond = KVCache(layers: layers)
+            _ = extend(Array(repeating: options.unconditionalPrompt + [kind.open], count: noise.dim(0)), cache: uncond)
+            // Batched guidance: the conditional and unconditional rows in one forward pass, their
+            // prefixes left-padded to one length (the padding masked out).
+            let (both, starts) = KVCache.stacking([cond, uncond])
+            let b = noise.dim(0)
             let denoiser: Denoiser = { [self] xt, t in
-                let c = span(xt, kind, t: t, cache: cond, keep: false)
-                guard let uncond else { return c }
-                return guided(cond: c, uncond: span(xt, kind, t: t, cache: uncond, keep: false), scale: options.cfgScale)
+                let out = span(concat([xt, xt], axis: 0), kind, t: t + t, cache: both, keep: false, starts: starts)
+                return guided(cond: out.slice(axis: 0, 0..<b), uncond: out.slice(axis: 0, b..<(2 * b)), scale: options.cfgScale)
             }
             return options.makeSampler().sample(from: noise, rng: rng, model: denoiser)
         }

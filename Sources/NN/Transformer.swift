@@ -74,6 +74,28 @@ public final class KVCache {
         }
     }
 
+    /// The rows of `caches` in one cache, each left-padded with zeros to the longest, and where
+    /// each row's own positions begin (its padding before that must be masked out by the
+    /// queries, which then see one contiguous range). For batching prefixes of different
+    /// lengths, such as classifier-free guidance's conditional and unconditional prompts.
+    public static func stacking(_ caches: [KVCache]) -> (cache: KVCache, starts: [Int]) {
+        let layers = caches[0].keys.count, longest = caches.map(\.length).max()!
+        let stacked = KVCache(layers: layers)
+        func padded(_ t: Tensor) -> Tensor {
+            let pad = longest - t.shape[1]
+            if pad == 0 { return t }
+            var shape = t.shape
+            shape[1] = pad
+            return concat([Tensor.zeros(shape), t], axis: 1)
+        }
+        for l in 0..<layers {
+            stacked.keys[l] = concat(caches.map { padded($0.keys[l]!) }, axis: 0)
+            stacked.values[l] = concat(caches.map { padded($0.values[l]!) }, axis: 0)
+        }
+        let starts = caches.flatMap { c in Array(repeating: longest - c.length, count: c.keys[0]!.shape[0]) }
+        return (stacked, starts)
+    }
+
     func append(layer: Int, k: Tensor, v: Tensor) -> (Tensor, Tensor) {
         let kk = keys[layer].map { concat([$0, k], axis: 1) } ?? k
         let vv = values[layer].map { concat([$0, v], axis: 1) } ?? v

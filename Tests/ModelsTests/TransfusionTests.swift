@@ -177,6 +177,35 @@ private func model(_ config: TransfusionConfig, seed: UInt64 = 1) -> Transfusion
         expectClose(sampled.scalars, reference.scalars, atol: 1e-4)
     }
 
+    @Test func guidedSamplingBatchesBothPromptsExactly() {
+        // Guidance runs the conditional and unconditional rows in one pass over a left-padded
+        // cache; it equals denoising each prompt's full sequence apart (the prompts' lengths differ).
+        let config = tinyConfig(.unet)
+        let m = model(config)
+        let prompt: [Int32] = [SpecialTokens.bos, 10, 11, 12]
+        var options = ImageSamplingOptions(diffusion: GaussianDiffusion(schedule: .cosine(steps: 100)), sampler: .ddim,
+                                           steps: 4, cfgScale: 3)
+        options.unconditionalPrompt = [SpecialTokens.bos]
+        let sampled = m.sampleImages(prompt: prompt, count: 2, options: options, rng: RNG(seed: 12))
+        let np = config.patchesPerImage
+        func full(_ prefix: [Int32], _ xt: Tensor, _ t: [Float]) -> Tensor {
+            let ids = prefix + [SpecialTokens.boi] + [Int32](repeating: SpecialTokens.pad, count: np)
+            let spans = [Int32](repeating: -1, count: prefix.count + 1) + [Int32](repeating: 0, count: np)
+            let mask = try! AttentionMask(documents: [[Int32]](repeating: [Int32](repeating: 0, count: ids.count), count: 2),
+                                          spans: [spans, spans])
+            return m(TransfusionInput(ids: Tensor(ints: ids + ids, shape: [2, ids.count]),
+                                      positions: Tensor(ints: (0..<ids.count).map { Int32($0) }), mask: mask,
+                                      latents: xt, timesteps: t, spanStarts: [prefix.count + 1, ids.count + prefix.count + 1])).images!
+        }
+        let denoiser: Denoiser = { xt, t in
+            guided(cond: full(prompt, xt, t), uncond: full(options.unconditionalPrompt, xt, t), scale: 3)
+        }
+        let reference = withoutGrad {
+            options.makeSampler().sample(shape: [2, 2, 4, 4], rng: RNG(seed: 12), model: denoiser)
+        }
+        expectClose(sampled.scalars, reference.scalars, atol: 1e-4)
+    }
+
     @Test func captionAndGenerateRun() {
         let config = tinyConfig()
         let m = model(config)
