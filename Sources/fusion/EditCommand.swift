@@ -43,8 +43,10 @@ struct Edit: ParsableCommand {
     @Option(help: "Output PNG: the input then the edits, side by side.") var out = "edited.png"
     @Flag(help: "Use the raw weights even when the run kept EMA weights.") var noEMA = false
 
+    @OptionGroup var compute: PrecisionOption
+
     func run() throws {
-        try reportingErrors("edit") {
+        try reportingErrors("edit", in: compute) {
             let request = try EditRequest(method: method, instruction: instruction, sourcePrompt: sourcePrompt, prompt: prompt)
             guard num > 0 else { throw ValidationError("--num must be positive") }
             guard refinements >= 0 else { throw ValidationError("--refinements must be ≥ 0") }

@@ -63,8 +63,10 @@ struct Eval: ParsableCommand {
     @Flag(help: "shapes: print every prompt with what was found.") var details = false
     @Flag(help: "Use the raw weights even when the run kept EMA weights.") var noEMA = false
 
+    @OptionGroup var compute: PrecisionOption
+
     func run() throws {
-        try reportingErrors("eval") {
+        try reportingErrors("eval", in: compute) {
             if suite != .shapes { try checkCount(count, flag: "--count") }
             if suite == .fd && count < 2 { throw ValidationError("--count must be at least 2 for a Fréchet distance, got \(count)") }
             if suite == .speech {                               // Transfusion or Chameleon runs

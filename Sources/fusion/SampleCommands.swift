@@ -32,8 +32,10 @@ struct Sample: ParsableCommand {
     @Option(parsing: .unconditional, help: "Upscale each image this many times (nearest neighbour) in the grid.") var scale = 4
     @Flag(help: "Use the raw weights even when the run kept EMA weights.") var noEMA = false
 
+    @OptionGroup var compute: PrecisionOption
+
     func run() throws {
-        try reportingErrors("sample") {
+        try reportingErrors("sample", in: compute) {
             guard num > 0 else { throw ValidationError("--num must be positive") }
             guard (1...16).contains(scale) else { throw ValidationError("--scale must be 1…16") }
             let run = try TransfusionRun(path: checkpoint, ema: !noEMA)
@@ -63,8 +65,10 @@ struct Caption: ParsableCommand {
     @Option(parsing: .unconditional, help: "Most tokens to generate.") var maxTokens = 48
     @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
 
+    @OptionGroup var compute: PrecisionOption
+
     func run() throws {
-        try reportingErrors("caption") {
+        try reportingErrors("caption", in: compute) {
             try checkCount(maxTokens, flag: "--max-tokens")
             try checkTemperature(temperature)
             let run = try TransfusionRun(path: checkpoint)
@@ -99,8 +103,10 @@ struct Generate: ParsableCommand {
     @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Prefix of the files of generated images and speech (PREFIX-0.png, PREFIX-0.wav, …).") var out = "generated"
 
+    @OptionGroup var compute: PrecisionOption
+
     func run() throws {
-        try reportingErrors("generate") {
+        try reportingErrors("generate", in: compute) {
             try checkCount(maxTokens, flag: "--max-tokens")
             try checkTemperature(temperature)
             guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0 (0: all tokens), got \(topK)") }

@@ -33,8 +33,10 @@ struct Speak: ParsableCommand {
     @Option(parsing: .unconditional, help: "Chameleon: sampling temperature of the audio codes.") var temperature: Float = 1
     @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
 
+    @OptionGroup var compute: PrecisionOption
+
     func run() throws {
-        try reportingErrors("speak") {
+        try reportingErrors("speak", in: compute) {
             guard (prompt == nil) != (image == nil) else { throw ValidationError("give exactly one of --prompt and --image") }
             if let prompt, prompt.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--prompt is empty") }
             try checkTemperature(temperature)
@@ -82,8 +84,10 @@ struct Transcribe: ParsableCommand {
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
     @Option(help: "The audio file to transcribe.") var audio: String
 
+    @OptionGroup var compute: PrecisionOption
+
     func run() throws {
-        try reportingErrors("transcribe") {
+        try reportingErrors("transcribe", in: compute) {
             let run = try SpeakingRun(path: checkpoint)
             print(run.transcribe(try AudioFile.read(audio, sampleRate: run.spoken.codec.config.sampleRate)))
         }

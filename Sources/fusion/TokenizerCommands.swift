@@ -203,6 +203,24 @@ func writeReconstruction(_ decoded: Tensor, of x: Tensor, to path: String) throw
 
 /// Runs `body`, printing any error as "fusion NAME: error: …" and exiting with failure.
 /// Runs a subcommand's body; an error is printed as one line, `fusion NAME: error: …`, and exit 1.
+/// `--precision` for the commands that run a model.
+struct PrecisionOption: ParsableArguments {
+    @Option(help: "Matrix products in fp32, or bf16 (CPUs with AVX512-BF16: faster, within bf16 rounding).")
+    var precision: MatmulPrecision = .fp32
+}
+
+extension MatmulPrecision: ExpressibleByArgument {}
+
+/// `reportingErrors` with every matrix product of `body` in the `--precision` chosen.
+func reportingErrors(_ name: String, in compute: PrecisionOption, _ body: () throws -> Void) throws {
+    try reportingErrors(name) {
+        guard compute.precision.isAvailable else {
+            throw ValidationError("--precision \(compute.precision.rawValue) needs a CPU with AVX512-BF16, and this one has none (use fp32)")
+        }
+        try MatmulPrecision.with(compute.precision, body)
+    }
+}
+
 func reportingErrors(_ name: String, _ body: () throws -> Void) throws {
     do { try body() } catch let e as ExitCode { throw e } catch {
         FileHandle.standardError.write(Foundation.Data("fusion \(name): error: \(describe(error))\n".utf8))

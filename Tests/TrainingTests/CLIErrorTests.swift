@@ -42,6 +42,7 @@ private let vaeShapes = packageRoot.appendingPathComponent("checkpoints/vae-shap
             (["train", "sampler.yaml"], "'diffusion.sampler' euler does not fit target eps (use ddim or ddpm)"),
             (["train", "lm.yaml", "model.vocab_size=10", "--runs", "runs"], "'model.vocab_size' 10 is smaller than the tokenizer's"),
             (["train", "lm.yaml", "data.source=folder", "data.path=folder", "--runs", "runs"], "'data.source' folder is not available for model.kind lm"),
+            (["train", "lm.yaml", "train.matmul_precision=fp16", "--runs", "runs"], "'train.matmul_precision' must be one of fp32, bf16, got \"fp16\""),
             (["sample", "--checkpoint", shapesTiny, "--prompt", "x", "--steps", "0"], "--steps must be ≥ 1, got 0"),
             (["sample", "--checkpoint", shapesTiny, "--prompt", "x", "--sampler", "ddpm"], "--sampler ddpm does not fit this run's flow target"),
             (["sample", "--checkpoint", shapesTiny, "--prompt", "x", "--num", "-1"], "--num must be positive"),
