@@ -38,7 +38,8 @@ notebooks: build
 	$(FUSION) notebook run $(CI_NOTEBOOKS)
 
 # Every benchmark beside its PyTorch twin (bench/torch_*.py; skipped with a note without PyTorch),
-# interleaved, medians over BENCH_ROUNDS rounds (default 1, about 3 minutes a round), with ratios and peak memory.
+# interleaved, medians over BENCH_ROUNDS rounds (default 1, about 6 minutes a round), with ratios and peak memory;
+# on AVX512-BF16 CPUs the training steps and the sample also in bf16 (fusion-bench --precision=bf16).
 bench: build
 	@if command -v python3 >/dev/null; then python3 bench/run.py --rounds $(or $(BENCH_ROUNDS),1) --threads $$(nproc); \
 	else echo "bench: python3 not found, Fusion's figures only"; for b in gemm decoder transfusion chameleon sample vae; do \
