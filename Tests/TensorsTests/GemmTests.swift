@@ -1,5 +1,6 @@
-// The bf16 products (MatmulPrecision.bf16): exact against an fp64 sum of the bf16-rounded operands,
-// within bf16's rounding of the fp32 products, and gradients that still pass finite differences.
+// The GEMM kernels behind `sgemm`: fp32 products against an fp64 sum, and the bf16 products
+// (MatmulPrecision.bf16) exact against an fp64 sum of the bf16-rounded operands, within bf16's
+// rounding of the fp32 products, per caller, and through a linear layer's gradients.
 import Foundation
 import Synchronization
 import Testing
@@ -12,37 +13,55 @@ func bf16(_ x: Float) -> Float {
     return Float(bitPattern: (u &+ 0x7FFF &+ ((u >> 16) & 1)) & 0xFFFF_0000)
 }
 
+/// `sgemm` on raw buffers with every transpose, leading dimensions past the row and sizes off the
+/// bf16 kernel's tiles (6×64 tiles, K blocks of 384, odd K), α and β, against an fp64 sum of the
+/// operands as `round` leaves them: the worst error relative to the size of the terms.
+func gemmError(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, alpha: Float, beta: Float,
+               round: (Float) -> Float) -> Double {
+    let lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1
+    let a = RNG(seed: 1).normal([(ta ? k : m) * lda]), b = RNG(seed: 2).normal([(tb ? n : k) * ldb])
+    let c = RNG(seed: 3).normal([m * ldc]), before = c.scalars
+    sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, a.data, lda: lda, b.data, ldb: ldb,
+          beta: beta, c.data, ldc: ldc)
+    let pa = a.scalars, pb = b.scalars, out = c.scalars
+    var worst = 0.0
+    for i in 0..<m {
+        for j in 0..<n {
+            var s = 0.0, size = 0.0
+            for p in 0..<k {
+                let x = Double(round(ta ? pa[p * lda + i] : pa[i * lda + p]))
+                let y = Double(round(tb ? pb[j * ldb + p] : pb[p * ldb + j]))
+                s += x * y; size += abs(x * y)
+            }
+            let want = Double(alpha) * s + Double(beta) * Double(before[i * ldc + j])
+            worst = max(worst, abs(Double(out[i * ldc + j]) - want) / (size + 1))
+        }
+        // Padding past column n is never written.
+        if out[i * ldc + n] != before[i * ldc + n] { return .infinity }
+    }
+    return worst
+}
+
+let gemmCases: [(Int, Int, Int, Float, Float)] = [(37, 45, 29, 1, 0), (13, 130, 801, 0.5, 1), (97, 65, 1, 2, -0.5), (1, 1, 2, 1, 0), (200, 70, 500, 1, 0)]
+
+@Suite struct GemmTests {
+    /// fp32 (OpenBLAS), within fp32 rounding.
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func fp32MatchesReference(_ ta: Bool, _ tb: Bool) {
+        for (m, n, k, alpha, beta) in gemmCases {
+            let worst = gemmError(ta, tb, m, n, k, alpha: alpha, beta: beta) { $0 }
+            #expect(worst < 1e-5, "m \(m) n \(n) k \(k): worst error \(worst)")
+        }
+    }
+}
+
 @Suite(.enabled(if: MatmulPrecision.bf16Available, "needs a CPU with AVX512-BF16"))
 struct Bf16MatmulTests {
-    /// Every transpose, with leading dimensions past the row and sizes off the kernel's tile
-    /// (6×64 tiles, K blocks of 384, odd K), α and β: within fp32 summation error of the exact
-    /// product of the rounded operands.
+    /// The exact product of the rounded operands, to fp32 summation error.
     @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
     func matchesRoundedReference(_ ta: Bool, _ tb: Bool) {
-        for (m, n, k, alpha, beta) in [(37, 45, 29, Float(1), Float(0)), (13, 130, 801, 0.5, 1), (97, 65, 1, 2, -0.5), (1, 1, 2, 1, 0)] {
-            let lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1
-            let a = RNG(seed: 1).normal([(ta ? k : m) * lda]), b = RNG(seed: 2).normal([(tb ? n : k) * ldb])
-            let c = RNG(seed: 3).normal([m * ldc]), before = c.scalars
-            MatmulPrecision.with(.bf16) {
-                sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, a.data, lda: lda, b.data, ldb: ldb,
-                      beta: beta, c.data, ldc: ldc)
-            }
-            let pa = a.scalars, pb = b.scalars, out = c.scalars
-            var worst = 0.0
-            for i in 0..<m {
-                for j in 0..<n {
-                    var s = 0.0, size = 0.0
-                    for p in 0..<k {
-                        let x = Double(bf16(ta ? pa[p * lda + i] : pa[i * lda + p]))
-                        let y = Double(bf16(tb ? pb[j * ldb + p] : pb[p * ldb + j]))
-                        s += x * y; size += abs(x * y)
-                    }
-                    let want = Double(alpha) * s + Double(beta) * Double(before[i * ldc + j])
-                    worst = max(worst, abs(Double(out[i * ldc + j]) - want) / (size + 1))
-                }
-                // Padding past column n is never written.
-                #expect(out[i * ldc + n] == before[i * ldc + n])
-            }
+        for (m, n, k, alpha, beta) in gemmCases {
+            let worst = MatmulPrecision.with(.bf16) { gemmError(ta, tb, m, n, k, alpha: alpha, beta: beta, round: bf16) }
             #expect(worst < 1e-5, "m \(m) n \(n) k \(k): worst error \(worst)")
         }
     }
