@@ -134,17 +134,25 @@ public final class Chameleon: Module {
             defer { train(wasTraining) }
             let v = config.vocab
             let guided = cfgScale > 1
-            let cond = KVCache(layers: config.decoder.layers), uncond = KVCache(layers: config.decoder.layers)
-            var lastCond = step(Array(repeating: prompt, count: count), cache: cond)
-            var lastUncond = guided ? step(Array(repeating: unconditionalPrompt, count: count), cache: uncond) : nil
+            // Guided: the conditional rows, then the unconditional ones, in one batch over a
+            // stacked cache (the shorter prefix left-padded and masked out).
+            var cache = KVCache(layers: config.decoder.layers), starts: [Int]? = nil
+            var logits = step(Array(repeating: prompt, count: count), cache: cache)
+            if guided {
+                let uncond = KVCache(layers: config.decoder.layers)
+                let u = step(Array(repeating: unconditionalPrompt, count: count), cache: uncond)
+                (cache, starts) = KVCache.stacking([cache, uncond])
+                logits = concat([logits, u], axis: 0)
+            }
             var codes = [Int32](repeating: 0, count: count * length)
             var row = [Float](repeating: 0, count: k)
             for j in 0..<length {
-                // The logits stay alive while their buffers are read (see SamplingOptions.pick(_:row:rng:)).
-                withExtendedLifetime((lastCond, lastUncond)) {
+                // The logits stay alive while their buffer is read (see SamplingOptions.pick(_:row:rng:)).
+                withExtendedLifetime(logits) {
                     for b in 0..<count {
-                        let c = lastCond.data + b * v + offset
-                        if let u = lastUncond?.data.advanced(by: b * v + offset) {
+                        let c = logits.data + b * v + offset
+                        if guided {
+                            let u = logits.data + (count + b) * v + offset
                             for i in 0..<k { row[i] = u[i] + cfgScale * (c[i] - u[i]) }
                         } else {
                             for i in 0..<k { row[i] = c[i] }
@@ -154,8 +162,7 @@ public final class Chameleon: Module {
                 }
                 if j == length - 1 { break }
                 let next = (0..<count).map { [Int32(offset) + codes[$0 * length + j]] }
-                lastCond = step(next, cache: cond)
-                if guided { lastUncond = step(next, cache: uncond) }
+                logits = step(guided ? next + next : next, cache: cache, starts: starts)
             }
             return codes
         }
@@ -204,14 +211,21 @@ public final class Chameleon: Module {
     }
 
     /// Runs rows (equal lengths) after the cache; returns the last position's logits (B, vocab).
-    func step(_ rows: [[Int32]], cache: KVCache) -> Tensor {
+    func step(_ rows: [[Int32]], cache: KVCache, starts: [Int]? = nil) -> Tensor {
         let b = rows.count, n = rows[0].count, start = cache.length
+        // Causal over the new tokens; in a stacked cache, row r sees its keys from starts[r] on.
+        let lo = (starts ?? [Int](repeating: 0, count: b)).flatMap { [Int32](repeating: Int32($0), count: n) }
+        let hi = (0..<b).flatMap { _ in (0..<n).map { Int32(start + $0 + 1) } }
+        let positions = starts.map { cache.positions(continuing: $0, count: n) }
+            ?? Tensor(ints: (start..<(start + n)).map { Int32($0) })
         let logits = lm(Tensor(ints: rows.flatMap { $0 }, shape: [b, n]),
-                        mask: .causal(batch: b, queries: n, keys: start + n),
-                        positions: Tensor(ints: (start..<(start + n)).map { Int32($0) }), cache: cache)
+                        mask: AttentionMask(batch: b, queries: n, keys: start + n, lo: lo, hi: hi),
+                        positions: positions, cache: cache)
         let v = config.vocab
         let out = Tensor.empty([b, v])
-        for r in 0..<b { (out.data + r * v).update(from: logits.data + (r * n + n - 1) * v, count: v) }
+        withExtendedLifetime(logits) {
+            for r in 0..<b { (out.data + r * v).update(from: logits.data + (r * n + n - 1) * v, count: v) }
+        }
         return out
     }
 

@@ -79,10 +79,8 @@ extension Transfusion {
         let b = x.dim(0), start = cache.length
         let n = kind == .image ? config.patchesPerImage : config.audioLength
         let lo = starts ?? [Int](repeating: 0, count: b)
-        // Each row's span continues its own prefix: positions from its length, not the padded one.
-        let positions = starts == nil
-            ? Tensor(ints: (start..<(start + n)).map { Int32($0) })
-            : Tensor(ints: lo.flatMap { s in (0..<n).map { Int32(start - s + $0) } })
+        let positions = starts.map { cache.positions(continuing: $0, count: n) }
+            ?? Tensor(ints: (start..<(start + n)).map { Int32($0) })
         var input = TransfusionInput(
             ids: Tensor(ints: [Int32](repeating: SpecialTokens.pad, count: b * n), shape: [b, n]),
             positions: positions,

@@ -96,6 +96,12 @@ public final class KVCache {
         return (stacked, starts)
     }
 
+    /// The RoPE positions (B·n) of `n` new tokens per row after a stacked cache whose row r begins
+    /// at `starts[r]`: each row continues its own prefix, not the padded length.
+    public func positions(continuing starts: [Int], count n: Int) -> Tensor {
+        Tensor(ints: starts.flatMap { s in (0..<n).map { Int32(length - s + $0) } })
+    }
+
     func append(layer: Int, k: Tensor, v: Tensor) -> (Tensor, Tensor) {
         let kk = keys[layer].map { concat([$0, k], axis: 1) } ?? k
         let vv = values[layer].map { concat([$0, v], axis: 1) } ?? v
