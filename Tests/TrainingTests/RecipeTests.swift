@@ -315,8 +315,12 @@ extension RecipeTests {
 
         @Test func matmulPrecisionIsFP32OrBf16() throws {
             #expect(try parseRecipe(minimalRecipe).train.matmulPrecision == "fp32")
-            #expect(try parseRecipe(minimalRecipe, overrides: ["train.matmul_precision=bf16"]).train.matmulPrecision == "bf16"
-                    || !MatmulPrecision.bf16Available)
+            if MatmulPrecision.bf16Available {
+                #expect(try parseRecipe(minimalRecipe, overrides: ["train.matmul_precision=bf16"]).train.matmulPrecision == "bf16")
+            } else {
+                let error = try #require(recipeFailure(minimalRecipe, overrides: ["train.matmul_precision=bf16"]))
+                #expect(error.description.contains("bf16 needs a CPU with AVX512-BF16"), "\(error)")
+            }
             let error = try #require(recipeFailure(minimalRecipe, overrides: ["train.matmul_precision=fp16"]))
             #expect(error.description.contains("'train.matmul_precision' must be one of fp32, bf16, got \"fp16\""), "\(error)")
         }

@@ -4,6 +4,7 @@
 // the bf16 kernel of CKernels when `MatmulPrecision.current` is bf16.
 import CBLAS
 import CKernels
+import Foundation
 
 /// The precision of every matrix product: linear layers, attention, convolutions, codebook search.
 /// `bf16` rounds both operands to bf16 (nearest even) and sums in fp32, on CPUs with AVX512-BF16;
@@ -15,8 +16,10 @@ public enum MatmulPrecision: String, Sendable, CaseIterable {
     /// handed by `Parallel` to the threads that run a split loop or GEMM for the caller.
     @TaskLocal public static var current: MatmulPrecision = .fp32
 
-    /// Whether this CPU has the instructions bf16 products need.
+    /// Whether this CPU has the instructions bf16 products need (FUSION_BF16=0 says no, to try a
+    /// machine without them).
     public static let bf16Available = fusion_bf16_supported() != 0
+        && ProcessInfo.processInfo.environment["FUSION_BF16"] != "0"
 
     /// Whether this CPU can run products in `precision`.
     public var isAvailable: Bool { self == .fp32 || Self.bf16Available }
