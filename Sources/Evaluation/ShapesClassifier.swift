@@ -124,6 +124,8 @@ public final class ShapesClassifier: Module {
             }
             exactScenes += cellOK.filter { $0 }.count
         }
+        // The targets are read through their pointers only: they stay alive until every batch is scored.
+        withExtendedLifetime(t) {}
         let n = Double(images.count)
         return ["acc_colour": Double(right[0]) / (9 * n), "acc_shape": Double(right[1]) / (9 * n),
                 "acc_size": Double(right[2]) / (9 * n), "acc_background": Double(right[3]) / n,

@@ -68,7 +68,8 @@ extension AudioCodec {
     public func quantizationError(_ data: Tensor) -> Float {
         let q = patches(fromCodes: codes(fromPatches: data))
         var s = 0.0
-        for i in 0..<data.count { let e = Double(data.data[i] - q.data[i]); s += e * e }
+        // The quantised patches are read through their pointer: they stay alive until the loop is done.
+        withExtendedLifetime(q) { for i in 0..<data.count { let e = Double(data.data[i] - q.data[i]); s += e * e } }
         return Float(s / Double(max(data.count, 1)))
     }
 
@@ -143,6 +144,8 @@ extension AudioCodec {
                 counts[j] += 1
                 for t in 0..<d { sums[j * d + t] += Double(row[t]) }
             }
+            // The ids are read through their pointer only: they stay alive until the sums are done.
+            withExtendedLifetime(ids) {}
             for j in 0..<k {
                 if counts[j] > 0 {
                     for t in 0..<d { book[j * d + t] = Float(sums[j * d + t] / Double(counts[j])) }

@@ -118,6 +118,8 @@ public final class VectorQuantizer: Module {
                 }
             }
         }
+        // The dot products are read through `pd` only: they stay alive until the search is done.
+        withExtendedLifetime(dots) {}
         return ids
     }
 

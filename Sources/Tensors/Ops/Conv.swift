@@ -192,6 +192,8 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, stride: Int =
             }
         }
     }
+    // The scratch buffers are used through their pointers only: they stay alive until the chunks are done.
+    withExtendedLifetime((scratch, ybuf)) {}
 
     let needX = x.tracksGrad, needW = weight.tracksGrad, needB = bias?.tracksGrad ?? false
     let xd = needW ? x.detached() : nil, wd = needX ? weight.detached() : nil
@@ -244,6 +246,8 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, stride: Int =
                 }
             }
         }
+        // As forward: the scratch buffers stay alive until the chunks are done.
+        withExtendedLifetime((scratch, gbuf)) {}
         var gw: Tensor? = nil
         if let partial { gw = (chunks == 1 ? partial : partial.sum(axes: [0])).reshaped(wShape) }
         var gb: Tensor? = nil

@@ -33,7 +33,8 @@ public func crossEntropy(_ logits: Tensor, _ targets: Tensor, ignoreIndex: Int32
         }
     }
     var total: Double = 0
-    for i in 0..<rows { total += Double(pr[i]) }
+    // `rowLoss` is used through `pr` only (written above, summed here): it stays alive until the sum.
+    withExtendedLifetime(rowLoss) { for i in 0..<rows { total += Double(pr[i]) } }
     let denom = Float(Swift.max(valid, 1))
     let out = Tensor([Float(total) / denom], shape: [])
     let xd = logits.detached(), tk = targets, lsed = lse

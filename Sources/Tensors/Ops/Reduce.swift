@@ -56,7 +56,8 @@ extension Tensor {
             let inner = cur.shape[(a + 1)...].reduce(1, *)
             keptShape[a] = 1
             let next = Tensor.empty(keptShape)
-            sumAxisKernel(cur.data, next.data, outer: outer, len: len, inner: inner)
+            // After the first axis `cur` is the only owner of its buffer: it stays alive while read.
+            withExtendedLifetime(cur) { sumAxisKernel(cur.data, next.data, outer: outer, len: len, inner: inner) }
             cur = next
         }
         let outShape = keepDims ? keptShape : shape.enumerated().filter { !ax.contains($0.offset) }.map(\.element)
