@@ -113,12 +113,11 @@ extension Transfusion {
                     span(xt, kind, t: t, cache: cond, keep: false)
                 }
             }
-            let uncond = KVCache(layers: layers)
-            _ = extend(Array(repeating: options.unconditionalPrompt + [kind.open], count: noise.dim(0)), cache: uncond)
+            let b = noise.dim(0), uncond = KVCache(layers: layers)
+            _ = extend(Array(repeating: options.unconditionalPrompt + [kind.open], count: b), cache: uncond)
             // Batched guidance: the conditional and unconditional rows in one forward pass, their
             // prefixes left-padded to one length (the padding masked out).
             let (both, starts) = KVCache.stacking([cond, uncond])
-            let b = noise.dim(0)
             let denoiser: Denoiser = { [self] xt, t in
                 let out = span(concat([xt, xt], axis: 0), kind, t: t + t, cache: both, keep: false, starts: starts)
                 return guided(cond: out.slice(axis: 0, 0..<b), uncond: out.slice(axis: 0, b..<(2 * b)), scale: options.cfgScale)
