@@ -122,6 +122,17 @@ struct Bf16MatmulTests {
         }
     }
 
+    /// NaN and Inf survive the rounding to bf16, so a run's non-finite checks still see them.
+    @Test func nonFiniteValuesPropagate() {
+        let a = RNG(seed: 12).normal([32, 48]), b = RNG(seed: 13).normal([48, 80])
+        a.data[5 * 48 + 7] = .nan
+        b.data[3 * 80 + 9] = .infinity
+        let c = MatmulPrecision.with(.bf16) { matmul(a, b).scalars }
+        #expect((0..<80).allSatisfy { c[5 * 80 + $0].isNaN }, "row 5 of A holds a NaN")
+        #expect(c[0 * 80 + 9].isInfinite || c[0 * 80 + 9].isNaN, "column 9 of B holds an Inf")
+        #expect(c[1 * 80 + 10].isFinite)
+    }
+
     @Test func precisionIsScoped() {
         #expect(MatmulPrecision.current == .fp32)
         MatmulPrecision.with(.bf16) {
