@@ -75,20 +75,26 @@ guard let precision = MatmulPrecision(rawValue: precisionArg), precision.isAvail
 }
 print("threads=\(Parallel.threads) precision=\(precision.rawValue)")
 
-try MatmulPrecision.with(precision) {
-    switch only {
-    case nil:
-        benchGemm(); benchDecoder(steps: stepsArg ?? 10)
-    case "gemm": benchGemm()
-    case "gemm-shapes": benchGemmShapes()
-    case "decoder": benchDecoder(steps: stepsArg ?? 10)
-    case "decoder-dp": try benchDecoderDataParallel(steps: stepsArg ?? 10)
-    case "transfusion": try benchTransfusion(steps: stepsArg ?? 10)
-    case "chameleon": try benchChameleon(steps: stepsArg ?? 10)
-    case "sample": try benchSample(repeats: stepsArg ?? 3)
-    case "vae": try benchVAE(repeats: stepsArg ?? 5)
-    case let other?:
-        FileHandle.standardError.write(Data("fusion-bench: unknown benchmark '\(other)' (gemm, decoder, decoder-dp, transfusion, chameleon, sample, vae)\n".utf8))
-        exit(2)
+do {
+    try MatmulPrecision.with(precision) {
+        switch only {
+        case nil:
+            benchGemm(); benchDecoder(steps: stepsArg ?? 10)
+        case "gemm": benchGemm()
+        case "gemm-shapes": benchGemmShapes()
+        case "decoder": benchDecoder(steps: stepsArg ?? 10)
+        case "decoder-dp": try benchDecoderDataParallel(steps: stepsArg ?? 10)
+        case "transfusion": try benchTransfusion(steps: stepsArg ?? 10)
+        case "chameleon": try benchChameleon(steps: stepsArg ?? 10)
+        case "sample": try benchSample(repeats: stepsArg ?? 3)
+        case "vae": try benchVAE(repeats: stepsArg ?? 5)
+        case let other?:
+            FileHandle.standardError.write(Data("fusion-bench: unknown benchmark '\(other)' (gemm, decoder, decoder-dp, transfusion, chameleon, sample, vae)\n".utf8))
+            exit(2)
+        }
     }
+} catch {
+    // A recipe or checkpoint the benchmark reads (paths are relative to the repository root).
+    FileHandle.standardError.write(Data("fusion-bench: error: \(error)\n".utf8))
+    exit(1)
 }
