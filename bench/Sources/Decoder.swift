@@ -25,10 +25,7 @@ func benchDecoder(steps: Int) {
         opt.update()
         lastLoss = loss.item
     }
-    var probe = MemoryProbe()
-    probe.start()
-    let s = time(warmup: 2, repeats: steps, step)
-    let memory = probe.finish()
+    let (s, memory) = measuringMemory { time(warmup: 2, repeats: steps, step) }
     // Phase split of one more step: forward (loss), backward, optimizer.
     model.zeroGrad()
     var t0 = now()

@@ -43,18 +43,16 @@ func timeTrainingStep(_ name: String, config: String, steps: Int, flops: Double,
                       optimizer: AdamW, loss: () -> Tensor) {
     var last: Float = 0
     let params = model.parameters()
-    let step = {
-        model.zeroGrad()
-        let l = loss()
-        l.backward()
-        clipGradNorm(params, maxNorm: clip)
-        optimizer.update()
-        last = l.item
+    let (s, memory) = measuringMemory {
+        time(warmup: 2, repeats: steps) {
+            model.zeroGrad()
+            let l = loss()
+            l.backward()
+            clipGradNorm(params, maxNorm: clip)
+            optimizer.update()
+            last = l.item
+        }
     }
-    var probe = MemoryProbe()
-    probe.start()
-    let s = time(warmup: 2, repeats: steps, step)
-    let memory = probe.finish()
     print(String(format: "%@ %@  step %.1f ms  %.1f GFLOP/s  (%.2f GFLOP/step, peak tensors %.0f MiB, peak RSS %.0f MiB, loss %.3f)",
                  name, config, s * 1e3, flops / s / 1e9, flops / 1e9, memory["peak_alloc_mib"]!, memory["peak_rss_mib"]!, last))
     report(name, memory.merging(["ms": s * 1e3, "gflops": flops / s / 1e9, "flops": flops, "loss": Double(last)]) { $1 })
@@ -131,14 +129,13 @@ func benchSample(repeats: Int) throws {
     let count = 4
     dump(["model": modelJSON(model.config), "vae": task.vae.config.jsonObject, "prompt_length": prompt.count,
           "count": count, "steps": options.steps, "cfg": options.cfgScale])
-    var probe = MemoryProbe()
-    probe.start()
     var pixels: Tensor? = nil
-    let s = time(warmup: 1, repeats: repeats) {
-        let z = model.sampleImages(prompt: prompt, count: count, options: options, rng: RNG(seed: 3))
-        pixels = withoutGrad { task.vae.decode(z) }
+    let (s, memory) = measuringMemory {
+        time(warmup: 1, repeats: repeats) {
+            let z = model.sampleImages(prompt: prompt, count: count, options: options, rng: RNG(seed: 3))
+            pixels = withoutGrad { task.vae.decode(z) }
+        }
     }
-    let memory = probe.finish()
     precondition(pixels?.shape == [count, 3, recipe.data.imageSize, recipe.data.imageSize])
     print(String(format: "sample-t2i unet-tiny %d images 32×32, %d euler steps, cfg %.0f  %.1f ms  (%.1f ms/step, peak RSS %.0f MiB)",
                  count, options.steps, options.cfgScale, s * 1e3, s * 1e3 / Double(options.steps), memory["peak_rss_mib"]!))
@@ -153,11 +150,10 @@ func benchVAE(repeats: Int) throws {
     let n = 64, size = world.imageSize
     let images = imageBatch((0..<n).map { Image(width: size, height: size, channels: 3, pixels: world.example($0).pixels) })
     var latents: Tensor? = nil
-    var probe = MemoryProbe()
-    probe.start()
-    let enc = time(warmup: 1, repeats: repeats) { latents = withoutGrad { vae.encode(images) } }
-    let dec = time(warmup: 1, repeats: repeats) { _ = withoutGrad { vae.decode(latents!) } }
-    let memory = probe.finish()
+    let ((enc, dec), memory) = measuringMemory {
+        (time(warmup: 1, repeats: repeats) { latents = withoutGrad { vae.encode(images) } },
+         time(warmup: 1, repeats: repeats) { _ = withoutGrad { vae.decode(latents!) } })
+    }
     let fe = Double(n) * vae.encoder.forwardFlops(height: size, width: size)
     let fd = Double(n) * vae.decoder.forwardFlops(height: size, width: size)
     print(String(format: "vae-encode %d×32×32  %.1f ms  %.0f images/s  %.1f GFLOP/s", n, enc * 1e3, Double(n) / enc, fe / enc / 1e9))

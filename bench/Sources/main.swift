@@ -35,16 +35,15 @@ func peakResidentMiB() -> Double {
     return Double(u.ru_maxrss) / 1024   // kilobytes on Linux
 }
 
-/// Memory figures of a timed region: call `start()` before it, `finish()` after.
-struct MemoryProbe {
-    var rssBefore = 0.0
-    mutating func start() { Allocator.shared.resetPeak(); rssBefore = residentMiB() }
-    /// Peak live tensor bytes, the process's peak RSS, and that peak above the RSS before the region.
-    func finish() -> [String: Double] {
-        let peak = peakResidentMiB()
-        return ["peak_alloc_mib": Double(Allocator.shared.peakLiveBytes) / 1048576, "peak_rss_mib": peak,
-                "step_rss_mib": max(0, peak - rssBefore)]
-    }
+/// Runs `body` (a timed region) and returns its result with the region's memory figures: peak live
+/// tensor bytes, the process's peak RSS, and that peak above the RSS before the region.
+func measuringMemory<T>(_ body: () throws -> T) rethrows -> (T, memory: [String: Double]) {
+    Allocator.shared.resetPeak()
+    let before = residentMiB()
+    let result = try body()
+    let peak = peakResidentMiB()
+    return (result, ["peak_alloc_mib": Double(Allocator.shared.peakLiveBytes) / 1048576, "peak_rss_mib": peak,
+                     "step_rss_mib": max(0, peak - before)])
 }
 
 /// The machine-readable line bench/run.py reads.
