@@ -32,8 +32,9 @@ let package = Package(
         .systemLibrary(
             name: "CSndFile", pkgConfig: "sndfile",
             providers: [.apt(["libsndfile1-dev"]), .brew(["libsndfile"])]),
-        // The bf16 GEMM (AVX512-BF16 intrinsics, chosen per function at run time): always optimised.
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        // The bf16 GEMM (AVX512-BF16 intrinsics, chosen per function at run time), always optimised, and
+        // OpenBLAS's kernel choice on CPUs it does not recognise (looked up with dlsym).
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])], linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "Tensors", dependencies: ["CBLAS", "CKernels"], swiftSettings: fast),
         .target(name: "NN", dependencies: ["Tensors"], swiftSettings: fast),
         // Data-parallel collectives; Open MPI is loaded at run time (dlopen), so no build dependency.

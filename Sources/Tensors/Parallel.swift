@@ -14,7 +14,7 @@ public enum Parallel {
     nonisolated(unsafe) public private(set) static var threads: Int = {
         let n = ProcessInfo.processInfo.environment["FUSION_THREADS"].flatMap { Int($0) }
             ?? ProcessInfo.processInfo.activeProcessorCount
-        openblas_set_num_threads(1)
+        _ = BLAS.cores  // every product reads `threads` first: OpenBLAS is set up before its first call
         return max(1, n)
     }()
 
@@ -26,6 +26,7 @@ public enum Parallel {
     @inline(__always) public static var isSerial: Bool { threads <= 1 || depth.load(ordering: .relaxed) > 0 }
 
     public static func setThreads(_ n: Int) {
+        _ = BLAS.cores
         threads = max(1, n)
         openblas_set_num_threads(1)
     }

@@ -53,6 +53,25 @@ let gemmCases: [(Int, Int, Int, Float, Float)] = [(37, 45, 29, 1, 0), (13, 130, 
             #expect(worst < 1e-5, "m \(m) n \(n) k \(k): worst error \(worst)")
         }
     }
+
+    /// OpenBLAS runs kernels of this CPU's vector width: where its build did not recognise the CPU
+    /// (a Prescott fallback on a newer Xeon), Fusion re-selected them. The products above are
+    /// checked on whatever set runs.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil, "OPENBLAS_CORETYPE decides"))
+    func openBLASRunsTheCPUsVectorKernels() throws {
+        let (detected, running) = BLAS.cores
+        try #require(!running.isEmpty, "the BLAS is not OpenBLAS")
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let flags = Set(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
+        let vector = ["Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"]
+        if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"]) && !vector.contains(detected) {
+            #expect(running == (flags.contains("avx512_bf16") ? "Cooperlake" : "SkylakeX"), "detected \(detected)")
+        } else if flags.isSuperset(of: ["avx2", "fma"]) {
+            #expect(vector.contains(running), "OpenBLAS runs \(running) kernels (detected \(detected))")
+        } else {
+            #expect(running == detected)
+        }
+    }
 }
 
 @Suite(.enabled(if: MatmulPrecision.bf16Available, "needs a CPU with AVX512-BF16"))

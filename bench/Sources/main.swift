@@ -52,6 +52,7 @@ func report(_ name: String, _ fields: [String: Any]) {
     f["name"] = name
     f["threads"] = Parallel.threads
     f["precision"] = MatmulPrecision.current.rawValue
+    f["blas"] = BLAS.cores.running
     let data = try! JSONSerialization.data(withJSONObject: f, options: [.sortedKeys])
     print("BENCH " + String(decoding: data, as: UTF8.self))
 }
@@ -72,7 +73,7 @@ guard let precision = MatmulPrecision(rawValue: precisionArg), precision.isAvail
     FileHandle.standardError.write(Data("fusion-bench: --precision=\(precisionArg): use fp32 or bf16 (bf16 needs AVX512-BF16)\n".utf8))
     exit(2)
 }
-print("threads=\(Parallel.threads) precision=\(precision.rawValue)")
+print("threads=\(Parallel.threads) precision=\(precision.rawValue) \(BLAS.summary)")
 
 do {
     try MatmulPrecision.with(precision) {

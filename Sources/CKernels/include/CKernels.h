@@ -1,4 +1,5 @@
-// Numeric kernels that need CPU instructions Swift cannot reach: the bf16 GEMM (AVX512-BF16).
+// Numeric kernels that need CPU instructions Swift cannot reach: the bf16 GEMM (AVX512-BF16);
+// and OpenBLAS's kernel choice on CPUs its build does not recognise (blas_core.c).
 #ifndef FUSION_CKERNELS_H
 #define FUSION_CKERNELS_H
 
@@ -10,5 +11,15 @@ int fusion_bf16_supported(void);
 /// fusion_bf16_supported(). β = 0 never reads C.
 void fusion_sgemm_bf16(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                        const float *b, long ldb, float beta, float *c, long ldc);
+
+/// The name of the kernel set OpenBLAS runs ("SkylakeX", "Haswell", …), or "" when the BLAS is not
+/// OpenBLAS.
+const char *fusion_blas_core(void);
+
+/// When a DYNAMIC_ARCH OpenBLAS fell back to pre-AVX2 kernels (a CPU newer than its build) on a
+/// CPU with AVX2+FMA or AVX-512, re-selects the kernel set OpenBLAS would pick for those features
+/// and returns its name; otherwise (or with OPENBLAS_CORETYPE set) changes nothing and returns
+/// NULL. Must run before any BLAS routine.
+const char *fusion_blas_match_cpu(void);
 
 #endif
