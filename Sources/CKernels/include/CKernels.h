@@ -8,7 +8,8 @@ int fusion_bf16_supported(void);
 
 /// C(M×N) = α·op(A)·op(B) + β·C, row-major, like cblas_sgemm, but with op(A) and op(B) rounded to
 /// bf16 (nearest even) and the products summed in fp32. Single-threaded; needs
-/// fusion_bf16_supported(). β = 0 never reads C.
+/// fusion_bf16_supported(). β = 0 never reads C. Runs on AMX tiles where the CPU has AMX-BF16 and
+/// the kernel grants their state (FUSION_AMX=0 says no), else on AVX512-BF16 dot products.
 void fusion_sgemm_bf16(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                        const float *b, long ldb, float beta, float *c, long ldc);
 
