@@ -10,7 +10,6 @@
 
 #include <dlfcn.h>
 #include <stdlib.h>
-#include <string.h>
 #include <strings.h>
 
 const char *fusion_blas_core(void) {
@@ -39,12 +38,12 @@ static const char *coreForCPU(void) {
     return NULL;
 }
 
-const char *fusion_blas_match_cpu(void) {
-    if (getenv("OPENBLAS_CORETYPE")) return NULL;  // the user's choice stands
+void fusion_blas_match_cpu(void) {
+    if (getenv("OPENBLAS_CORETYPE")) return;  // the user's choice stands
     void (*quit)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit");
     void (*init)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init");
     const char *want = coreForCPU(), *have = fusion_blas_core();
-    if (!quit || !init || !want || !*have || vectorCore(have)) return NULL;
+    if (!quit || !init || !want || !*have || vectorCore(have)) return;
     /* gotoblas_dynamic_init reads OPENBLAS_CORETYPE, picks that table and sets its blocking
      * parameters; quit clears the current table first. Called before any BLAS routine has run,
      * so no packed buffer or thread holds the old table. */
@@ -52,5 +51,4 @@ const char *fusion_blas_match_cpu(void) {
     quit();
     init();
     unsetenv("OPENBLAS_CORETYPE");
-    return strcasecmp(fusion_blas_core(), want) == 0 ? want : NULL;
 }

@@ -56,8 +56,21 @@ TGT static inline __m512i adjacent16(const float *x, long n) {
     return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }
 
+static inline long roundUp(long x, long m) { return (x + m - 1) / m * m; }
+
 /* The row stride of a transposed A block of mc rows: whole MR panels, rounded up to 16 lanes. */
-static inline long rowsOfA(long mc) { return ((mc + MR - 1) / MR * MR + 15) / 16 * 16; }
+static inline long rowsOfA(long mc) { return roundUp(roundUp(mc, MR), 16); }
+
+/* Rows of an op(A) that is not transposed (its pairs adjacent in memory) → [i][p], kpad pairs a
+   row. Rows mc..<mpad and the pairs past kc are zero. */
+TGT static void packRows(const float *a, long lda, long mc, long kc, long mpad, long kpad, uint32_t *ap) {
+    for (long i = 0; i < mpad; i++) {
+        uint32_t *row = ap + i * kpad;
+        if (i >= mc) { memset(row, 0, (size_t)kpad * 4); continue; }
+        for (long p = 0; p < kpad; p += 16)
+            _mm512_mask_storeu_epi32(row + p, lanes(kpad - p), adjacent16(a + i * lda + 2 * p, kc - 2 * p));
+    }
+}
 
 /* Element (r, p) of op(X) where X is stored row-major with leading dimension ld. */
 #define AT(X, trans, ld, r, p) ((trans) ? (X)[(p) * (ld) + (r)] : (X)[(r) * (ld) + (p)])
@@ -81,21 +94,7 @@ TGT static void packA(int trans, const float *a, long lda, long mc, long kc, uin
         }
         return;
     }
-    for (long i0 = 0; i0 < mc; i0 += MR) {
-        long mr = mc - i0 < MR ? mc - i0 : MR;
-        uint32_t *panel = ap + i0 * kp;
-        {
-            for (long i = 0; i < MR; i++) {
-                uint32_t *row = panel + i * kp;
-                if (i >= mr) { memset(row, 0, kp * 4); continue; }
-                const float *src = a + (i0 + i) * lda;
-                for (long p = 0; p < kp; p += 16) {
-                    __m512i v = adjacent16(src + 2 * p, kc - 2 * p);
-                    _mm512_mask_storeu_epi32(row + p, lanes(kp - p), v);
-                }
-            }
-        }
-    }
+    packRows(a, lda, mc, kc, roundUp(mc, MR), kp, ap);
 }
 
 /* r[j] lane p → r[p] lane j: a 16 × 16 transpose of 32-bit elements. */
@@ -265,11 +264,7 @@ static int amxUsable(void) {
 /* op(A) block (mc × kc) → rows of kpad pairs, [i][p]; rows up to mpad and pairs past kc zero. */
 AMX_TGT static void packAT(int trans, const float *a, long lda, long mc, long kc, long mpad, long kpad, uint32_t *ap) {
     if (!trans) {
-        for (long i = 0; i < mpad; i++) {
-            uint32_t *row = ap + i * kpad;
-            if (i >= mc) { memset(row, 0, (size_t)kpad * 4); continue; }
-            for (long p = 0; p < kpad; p += 16) _mm512_storeu_si512(row + p, adjacent16(a + i * lda + 2 * p, kc - 2 * p));
-        }
+        packRows(a, lda, mc, kc, mpad, kpad, ap);
         return;
     }
     /* Row k of A is column k of op(A): pairs of rows give 16 rows' pairs at a time ([p][i]),
@@ -336,17 +331,17 @@ AMX_TGT static void sgemmTiles(int transA, int transB, long M, long N, long K, f
     cfg.palette = 1;
     for (int i = 0; i < 8; i++) { cfg.rows[i] = 16; cfg.colsb[i] = 64; }
     _tile_loadconfig(&cfg);
-    long kcMax = K < AKC ? K : AKC, kpadMax = ((kcMax + 1) / 2 + 15) / 16 * 16;
+    long kcMax = K < AKC ? K : AKC, kpadMax = roundUp((kcMax + 1) / 2, 16);
     long ncMax = N < ANC ? N : ANC, mcMax = M < AMC ? M : AMC;
-    uint32_t *ap = grow(&bufA, &capA, (size_t)((mcMax + 31) / 32 * 32) * kpadMax);
-    uint32_t *bp = grow(&bufB, &capB, (size_t)((ncMax + NR - 1) / NR * NR) * kpadMax);
+    uint32_t *ap = grow(&bufA, &capA, (size_t)roundUp(mcMax, 32) * kpadMax);
+    uint32_t *bp = grow(&bufB, &capB, (size_t)roundUp(ncMax, NR) * kpadMax);
     for (long jc = 0; jc < N; jc += ANC) {
         long nc = N - jc < ANC ? N - jc : ANC;
         for (long pc = 0; pc < K; pc += AKC) {
-            long kc = K - pc < AKC ? K - pc : AKC, kpad = ((kc + 1) / 2 + 15) / 16 * 16;
+            long kc = K - pc < AKC ? K - pc : AKC, kpad = roundUp((kc + 1) / 2, 16);
             packB(transB, transB ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, kc, nc, kpad, bp);
             for (long ic = 0; ic < M; ic += AMC) {
-                long mc = M - ic < AMC ? M - ic : AMC, mpad = (mc + 31) / 32 * 32;
+                long mc = M - ic < AMC ? M - ic : AMC, mpad = roundUp(mc, 32);
                 packAT(transA, transA ? A + pc * lda + ic : A + ic * lda + pc, lda, mc, kc, mpad, kpad, ap);
                 for (long jr = 0; jr < nc; jr += 32) {
                     long nr = nc - jr < 32 ? nc - jr : 32;

@@ -12,7 +12,7 @@ public enum BLAS {
     /// OPENBLAS_CORETYPE, when set, is left to decide. Empty strings when the BLAS is not OpenBLAS.
     public static let cores: (detected: String, running: String) = {
         let detected = String(cString: fusion_blas_core())
-        _ = fusion_blas_match_cpu()
+        fusion_blas_match_cpu()
         openblas_set_num_threads(1)
         return (detected, String(cString: fusion_blas_core()))
     }()

@@ -26,7 +26,6 @@ public enum Parallel {
     @inline(__always) public static var isSerial: Bool { threads <= 1 || depth.load(ordering: .relaxed) > 0 }
 
     public static func setThreads(_ n: Int) {
-        _ = BLAS.cores
         threads = max(1, n)
         openblas_set_num_threads(1)
     }

@@ -19,8 +19,8 @@ const char *fusion_blas_core(void);
 
 /// When a DYNAMIC_ARCH OpenBLAS fell back to pre-AVX2 kernels (a CPU newer than its build) on a
 /// CPU with AVX2+FMA or AVX-512, re-selects the kernel set OpenBLAS would pick for those features
-/// and returns its name; otherwise (or with OPENBLAS_CORETYPE set) changes nothing and returns
-/// NULL. Must run before any BLAS routine.
-const char *fusion_blas_match_cpu(void);
+/// (fusion_blas_core() then names it); otherwise, or with OPENBLAS_CORETYPE set, changes nothing.
+/// Must run before any BLAS routine.
+void fusion_blas_match_cpu(void);
 
 #endif
