@@ -7,8 +7,14 @@ Each benchmark runs as its own process on both sides, so peak RSS is that benchm
 weights excluded). The twins replay the batch fusion-bench packed (--dump). PyTorch's OpenMP
 threads spin-wait by default, which on a loaded 2-core machine can cost it several times its
 quiet speed, so each twin runs both with the default and with OMP_WAIT_POLICY=PASSIVE and the
-faster median counts (PyTorch's best case). Rounds alternate Fusion, PyTorch, Fusion, …; the
-figures quoted are medians over rounds. Without PyTorch the twins are skipped with a note.
+faster median counts (PyTorch's best case). Without PyTorch the twins are skipped with a note.
+
+The timed steps run in lockstep (FUSION_BENCH_LOCKSTEP=1): Fusion and its twins start and warm up
+one after another, then the driver has them take turns, one step each (Fusion, PyTorch, PyTorch
+passive, Fusion, …), so every step of Fusion has a PyTorch step beside it under the same load. A
+shared machine's speed drifts over seconds, which whole runs one after the other see as noise
+of ±30%; "paired" is the median of the per-step ratios, the figure that drift leaves alone.
+Figures are medians over every step of every round.
 
 On a CPU with AVX512-BF16 the training steps and the sample also run in bf16 (rows "…/bf16"):
 Fusion with --precision=bf16 (matmul_precision bf16) beside PyTorch under CPU autocast to
@@ -20,10 +26,13 @@ bfloat16, and, in the last column, beside PyTorch's fp32 row.
 import argparse
 import json
 import os
+import queue
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # name in fusion-bench, twin script, BENCH names it reports, timed repeats, also run in bf16
@@ -55,6 +64,104 @@ def run(cmd, env=None, timeout=None):
     return bench_lines(p.stdout)
 
 
+class Lockstep:
+    """A benchmark process whose timed steps the driver triggers (see fusion-bench's `time`)."""
+
+    def __init__(self, label, cmd, env):
+        self.label, self.cmd = label, cmd
+        self.lines = queue.Queue()
+        self.output = []
+        self.err = tempfile.TemporaryFile(mode="w+")
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
+                                  bufsize=1, env=dict(env, FUSION_BENCH_LOCKSTEP="1"))
+        threading.Thread(target=self._read, daemon=True).start()
+        self.alive = True
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def _until(self, prefix, timeout):
+        """Output lines up to one starting with `prefix` (returned), or None at exit or timeout."""
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                line = None
+            if line is None:
+                self.alive = False
+                return None
+            if line.startswith(prefix):
+                return line
+            self.output.append(line)
+
+    def _send(self, word):
+        try:
+            self.p.stdin.write(word + "\n")
+            self.p.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.alive = False
+
+    def ready(self, timeout=1800):
+        return self.alive and self._until("READY", timeout) is not None
+
+    def step(self, timeout=1800):
+        self._send("step")
+        line = self.alive and self._until("STEP ", timeout)
+        return float(line.split()[1]) if line else None
+
+    def next_section(self):
+        """Ends the timed section; True when the process starts another (and is ready for it)."""
+        self._send("done")
+        return self.ready()
+
+    def stop(self):
+        self.alive = False
+        self.p.kill()
+
+    def finish(self):
+        """Everything the process printed, once it has exited (an error report on failure)."""
+        if self.alive:
+            self._send("done")
+        try:
+            self.p.stdin.close()
+        except OSError:
+            pass
+        rc = self.p.wait()
+        while (line := self._until("\0", 0.1)) is not None:
+            pass
+        if rc not in (0, -9):
+            self.err.seek(0)
+            sys.stderr.write(f"run.py: {' '.join(self.cmd)} failed ({rc}):\n{self.err.read()[-2000:]}\n")
+        return "\n".join(self.output)
+
+
+def run_lockstep(ours, twins, steps, gap=0.05):
+    """Steps Fusion and its twins in turn, section by section (a benchmark may time several things,
+    as the VAE's encode and decode); returns per section each process's step times in ms. A twin
+    whose first step takes over twice another's is stopped: that is its spinning policy under load.
+    `gap` lets spinning OpenMP threads settle before the next process steps."""
+    sections = []
+    procs = [ours] + twins
+    while True:
+        times = {p.label: [] for p in procs}
+        for i in range(steps):
+            for p in procs:
+                ms = p.step() if p.alive else None
+                if ms is not None:
+                    times[p.label].append(ms)
+                time.sleep(gap)
+            if i == 0 and len(twins) > 1:
+                first = [(times[t.label] or [float("inf")])[0] for t in twins]
+                for t, ms in zip(twins, first):
+                    if ms > 2 * min(first):
+                        t.stop()
+        sections.append(times)
+        if not ours.alive or not all([p.next_section() for p in procs if p.alive]):
+            return sections
+
+
 def load():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -78,7 +185,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="fusion-bench-")
     print(f"load average before: {load()}")
 
-    fusion, torch_ = {}, {}
+    fusion, torch_, pairs = {}, {}, {}
     yards, ours, ours_bf16 = [], [], []
     precisions = [p for p in a.precisions.split(",") if p]
     for r in range(a.rounds):
@@ -99,26 +206,31 @@ def main():
             if (only and name not in only) or (precision != "fp32" and not has_bf16):
                 continue
             dump = os.path.join(tmp, name + ".json")
-            for row in run([a.bench, name, f"--steps={steps}", f"--dump={dump}", f"--precision={precision}"], env):
-                fusion.setdefault(row_name(row["name"], precision), []).append(row)
-            if not have_torch:
+            bench_proc = Lockstep("fusion", [a.bench, name, f"--steps={steps}", f"--dump={dump}", f"--precision={precision}"], env)
+            twins = []
+            if not bench_proc.ready():
+                bench_proc.finish()
                 continue
-            cmd = [sys.executable, os.path.join(HERE, twin), "--threads", str(a.threads), "--steps", str(steps),
-                   "--precision", precision]
-            if name != "decoder":
-                cmd += ["--batch", dump]
-            best = {}
-            for policy in ("PASSIVE", None):
-                e = dict(os.environ) if policy is None else dict(os.environ, OMP_WAIT_POLICY=policy)
-                # The default (spinning) policy gets at most twice the passive run's time: beyond
-                # that it cannot win, and under load it can take minutes.
-                limit = None if not best else 30 + 2 * (steps + 2) * sum(x["ms"] for x in best.values()) / 1e3
-                for row in run(cmd, e, limit):
-                    row["omp"] = policy or "default"
-                    if row["name"] not in best or row["ms"] < best[row["name"]]["ms"]:
-                        best[row["name"]] = row
-            for n, row in best.items():
-                torch_.setdefault(row_name(n, precision), []).append(row)
+            if have_torch:
+                cmd = [sys.executable, os.path.join(HERE, twin), "--threads", str(a.threads), "--steps", str(steps),
+                       "--precision", precision] + ([] if name == "decoder" else ["--batch", dump])
+                for policy in ("PASSIVE", None):
+                    e = dict(os.environ) if policy is None else dict(os.environ, OMP_WAIT_POLICY=policy)
+                    twins.append(Lockstep(policy or "default", cmd, e))
+            sections = run_lockstep(bench_proc, [t for t in twins if t.ready()], steps)
+            for row in bench_lines(bench_proc.finish()):
+                fusion.setdefault(row_name(row["name"], precision), []).append(row)
+            rows = {t.label: {r["name"]: r for r in bench_lines(t.finish())} for t in twins}
+            # Per benchmark the faster policy's row counts, and its steps pair with Fusion's.
+            for report, times in zip(reports, sections):
+                ts = [(statistics.median(times[t.label]), t.label) for t in twins if times.get(t.label)]
+                if not ts or report not in rows[min(ts)[1]]:
+                    continue
+                label = min(ts)[1]
+                row = dict(rows[label][report], omp=label)
+                torch_.setdefault(row_name(report, precision), []).append(row)
+                pairs.setdefault(row_name(report, precision), []).extend(
+                    f / t for f, t in zip(times["fusion"], times[label]))
         print(f"round {r + 1}/{a.rounds} done, load average {load()}")
 
     yard = statistics.median(yards) if yards else 0
@@ -139,8 +251,8 @@ def main():
         fm, tm = med(f, "ms"), med(t, "ms")
         g = med(f, "gflops")
         ratio = f"{fm / tm:.2f}" if tm else "-"
-        # The median of each round's own Fusion/PyTorch ratio: robust to the load drifting between rounds.
-        paired = f"{statistics.median(a['ms'] / b['ms'] for a, b in zip(f, t)):.2f}" if t else "-"
+        # The median of the step-by-step Fusion/PyTorch ratios: robust to the load drifting.
+        paired = f"{statistics.median(pairs[name]):.2f}" if pairs.get(name) else "-"
         pct = f"{100 * g / yard:.0f}%" if g and yard else "-"
         rss = f"{med(f, 'peak_rss_mib'):.0f}/" + (f"{med(t, 'peak_rss_mib'):.0f}" if t else "-")
         step = f"{med(f, 'step_rss_mib'):.0f}/" + (f"{med(t, 'step_rss_mib'):.0f}" if t else "-")
@@ -152,7 +264,7 @@ def main():
     if torch_:
         print("PyTorch rows: the faster of OMP_WAIT_POLICY default/PASSIVE per round ("
               + ", ".join(f"{n}: {'/'.join(x['omp'] for x in rows)}" for n, rows in torch_.items()) + ")")
-    print(f"load average after: {load()}  (2 cores, shared: figures are medians over {a.rounds} interleaved rounds)")
+    print(f"load average after: {load()}  (2 cores, shared: figures are medians over {a.rounds} rounds of steps in lockstep)")
 
 
 if __name__ == "__main__":

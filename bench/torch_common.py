@@ -7,8 +7,10 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import resource
 import statistics
+import sys
 import time
 
 import torch
@@ -44,9 +46,20 @@ def load_batch(path):
 
 
 def timed(fn, steps, warmup=2):
+    """Median seconds of `steps` runs of `fn` after `warmup`. With FUSION_BENCH_LOCKSTEP=1 the
+    driver says when each runs, as in fusion-bench: READY, then one run per `step` line on stdin
+    (answered `STEP <ms>`) until `done`."""
     for _ in range(warmup):
         fn()
     times = []
+    if os.environ.get("FUSION_BENCH_LOCKSTEP") == "1":
+        print("READY", flush=True)
+        while sys.stdin.readline().strip() == "step":
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+            print(f"STEP {times[-1] * 1e3:.3f}", flush=True)
+        return statistics.median(times) if times else float("nan")
     for _ in range(steps):
         t = time.perf_counter()
         fn()

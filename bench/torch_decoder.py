@@ -11,11 +11,11 @@ import argparse
 import contextlib
 import json
 import resource
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+
+from torch_common import timed
 
 p = argparse.ArgumentParser()
 p.add_argument("--threads", type=int, default=2)
@@ -111,14 +111,7 @@ def rss_mib():
 
 
 before = rss_mib()
-for _ in range(2):
-    step()
-times = []
-for _ in range(args.steps):
-    t = time.perf_counter()
-    step()
-    times.append(time.perf_counter() - t)
-s = statistics.median(times)
+s = timed(step, args.steps)
 tokens = B * T
 flops = 6.0 * L * (4 * D * D + 3 * D * HID) * tokens + 3.0 * 4.0 * (T + 1) / 2 * D * L * tokens + 6.0 * V * D * tokens
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

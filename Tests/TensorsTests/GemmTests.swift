@@ -54,6 +54,19 @@ let gemmCases: [(Int, Int, Int, Float, Float)] = [(37, 45, 29, 1, 0), (13, 130, 
         }
     }
 
+    /// Products split across threads, each way `sgemm` cuts them: along C's rows, along its columns
+    /// (N > M), and along K (K ≥ 2·max(M, N), halves summed through a scratch); every transpose, α
+    /// and β, and the same numbers each time.
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func splitProductsMatchReference(_ ta: Bool, _ tb: Bool) {
+        for (m, n, k, alpha, beta) in [(1040, 40, 24, 1, 0), (24, 1100, 24, 0.5, 1), (520, 20, 1100, 1, -0.5)]
+                as [(Int, Int, Int, Float, Float)] {
+            let worst = gemmError(ta, tb, m, n, k, alpha: alpha, beta: beta) { $0 }
+            #expect(worst < 1e-5, "m \(m) n \(n) k \(k): worst error \(worst)")
+            #expect(gemmError(ta, tb, m, n, k, alpha: alpha, beta: beta) { $0 } == worst, "m \(m) n \(n) k \(k): not reproducible")
+        }
+    }
+
     /// OpenBLAS runs kernels of this CPU's vector width: where its build did not recognise the CPU
     /// (a Prescott fallback on a newer Xeon), Fusion re-selected them. The products above are
     /// checked on whatever set runs.

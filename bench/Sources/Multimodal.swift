@@ -149,6 +149,7 @@ func benchVAE(repeats: Int) throws {
     let world = ShapesWorld(seed: 0)
     let n = 64, size = world.imageSize
     let images = imageBatch((0..<n).map { Image(width: size, height: size, channels: 3, pixels: world.example($0).pixels) })
+    dump(["config": vae.config.jsonObject, "batch": n])
     var latents: Tensor? = nil
     let ((enc, dec), memory) = measuringMemory {
         (time(warmup: 1, repeats: repeats) { latents = withoutGrad { vae.encode(images) } },
@@ -158,7 +159,6 @@ func benchVAE(repeats: Int) throws {
     let fd = Double(n) * vae.decoder.forwardFlops(height: size, width: size)
     print(String(format: "vae-encode %d×32×32  %.1f ms  %.0f images/s  %.1f GFLOP/s", n, enc * 1e3, Double(n) / enc, fe / enc / 1e9))
     print(String(format: "vae-decode %d×32×32  %.1f ms  %.0f images/s  %.1f GFLOP/s", n, dec * 1e3, Double(n) / dec, fd / dec / 1e9))
-    dump(["config": vae.config.jsonObject, "batch": n])
     report("vae-encode", memory.merging(["ms": enc * 1e3, "images_per_s": Double(n) / enc, "gflops": fe / enc / 1e9, "flops": fe]) { $1 })
     report("vae-decode", memory.merging(["ms": dec * 1e3, "images_per_s": Double(n) / dec, "gflops": fd / dec / 1e9, "flops": fd]) { $1 })
 }

@@ -9,7 +9,8 @@
 //   decoder-dp    the reference step data-parallel, under `mpirun -np N` (see `make bench-mpi`)
 // Flags: --steps=N timed repeats (median quoted), --dump=FILE writes the batch a twin replays,
 // --precision=bf16 runs every matrix product in bf16 (MatmulPrecision; AVX512-BF16 CPUs).
-// Every benchmark also prints one `BENCH {json}` line for the driver.
+// Every benchmark also prints one `BENCH {json}` line for the driver. FUSION_BENCH_LOCKSTEP=1 (set
+// by bench/run.py) hands the timing of the repeats to the driver: see `time`.
 import Foundation
 import Tensors
 
@@ -17,10 +18,25 @@ func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
 func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
 
+/// Whether the driver says when each timed repeat runs (FUSION_BENCH_LOCKSTEP=1).
+let lockstep = ProcessInfo.processInfo.environment["FUSION_BENCH_LOCKSTEP"] == "1"
+
 /// Times `body` `repeats` times after `warmup` runs; returns the median seconds.
+///
+/// In lockstep, after the warm-up this prints `READY` and then runs one repeat for each `step` line
+/// on stdin, answering `STEP <ms>`, until `done` (`repeats` is then the driver's to choose). bench/run.py
+/// alternates the steps of Fusion and of its PyTorch twin, so each pair of steps runs under the
+/// same load: on a shared machine whose speed drifts over seconds, separate runs do not.
 func time(warmup: Int = 2, repeats: Int = 7, _ body: () -> Void) -> Double {
     for _ in 0..<warmup { body() }
-    return median((0..<repeats).map { _ in let t = now(); body(); return now() - t })
+    guard lockstep else { return median((0..<repeats).map { _ in let t = now(); body(); return now() - t }) }
+    var times: [Double] = []
+    print("READY"); fflush(stdout)
+    while readLine() == "step" {
+        let t = now(); body(); times.append(now() - t)
+        print(String(format: "STEP %.3f", times.last! * 1e3)); fflush(stdout)
+    }
+    return times.isEmpty ? .nan : median(times)
 }
 
 /// Resident set size now (from /proc/self/statm) and the process's peak so far (getrusage), in MiB.
