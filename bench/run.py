@@ -74,7 +74,8 @@ class Lockstep:
         self.err = tempfile.TemporaryFile(mode="w+")
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
                                   bufsize=1, env=dict(env, FUSION_BENCH_LOCKSTEP="1"))
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         self.alive = True
 
     def _read(self):
@@ -83,7 +84,8 @@ class Lockstep:
         self.lines.put(None)
 
     def _until(self, prefix, timeout):
-        """Output lines up to one starting with `prefix` (returned), or None at exit or timeout."""
+        """Output lines up to one starting with `prefix` (returned), or None at exit or timeout;
+        a None prefix reads to the end."""
         while True:
             try:
                 line = self.lines.get(timeout=timeout)
@@ -92,7 +94,7 @@ class Lockstep:
             if line is None:
                 self.alive = False
                 return None
-            if line.startswith(prefix):
+            if prefix is not None and line.startswith(prefix):
                 return line
             self.output.append(line)
 
@@ -129,8 +131,8 @@ class Lockstep:
         except OSError:
             pass
         rc = self.p.wait()
-        while (line := self._until("\0", 0.1)) is not None:
-            pass
+        self.reader.join()  # every line the process printed is queued
+        self._until(None, 0)
         if rc not in (0, -9):
             self.err.seek(0)
             sys.stderr.write(f"run.py: {' '.join(self.cmd)} failed ({rc}):\n{self.err.read()[-2000:]}\n")
@@ -224,9 +226,9 @@ def main():
             # Per benchmark the faster policy's row counts, and its steps pair with Fusion's.
             for report, times in zip(reports, sections):
                 ts = [(statistics.median(times[t.label]), t.label) for t in twins if times.get(t.label)]
-                if not ts or report not in rows[min(ts)[1]]:
+                label = min(ts)[1] if ts else None
+                if label is None or report not in rows[label]:
                     continue
-                label = min(ts)[1]
                 row = dict(rows[label][report], omp=label)
                 torch_.setdefault(row_name(report, precision), []).append(row)
                 pairs.setdefault(row_name(report, precision), []).extend(

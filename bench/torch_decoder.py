@@ -15,7 +15,7 @@ import resource
 import torch
 import torch.nn.functional as F
 
-from torch_common import timed
+from torch_common import rss_mib, timed
 
 p = argparse.ArgumentParser()
 p.add_argument("--threads", type=int, default=2)
@@ -103,11 +103,6 @@ def step():
     loss.backward()
     opt.step()
     return loss.item()
-
-
-def rss_mib():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 1048576
 
 
 before = rss_mib()
