@@ -156,11 +156,19 @@ public final class ImageVAE: Module {
     /// samples when `rng` is given, matching how `encode` will be called), so encoded latents
     /// have unit variance. Returns the new scale. Runs without recording gradients.
     @discardableResult
-    public func calibrateLatentScale(_ images: Tensor, rng: RNG? = nil) -> Float {
+    /// Without `rng` (posterior means) the images are encoded `chunk` at a time, so calibrating on
+    /// many images needs one chunk's activations, with the same sums as one pass.
+    public func calibrateLatentScale(_ images: Tensor, rng: RNG? = nil, chunk: Int = 64) -> Float {
         let std = withoutGrad { () -> Double in
-            let (mean, logvar) = posterior(images)
-            let z = rng.map { sample(mean: mean, logvar: logvar, rng: $0) } ?? mean
-            return standardDeviation(z)
+            if let rng {
+                let (mean, logvar) = posterior(images)
+                return standardDeviation(sample(mean: mean, logvar: logvar, rng: rng))
+            }
+            var moments = RunningMoments()
+            for lo in stride(from: 0, to: images.dim(0), by: max(chunk, 1)) {
+                moments.add(posterior(images.slice(axis: 0, lo..<min(lo + max(chunk, 1), images.dim(0)))).mean)
+            }
+            return moments.standardDeviation
         }
         precondition(std > 0 && std.isFinite, "ImageVAE.calibrateLatentScale: latents have std \(std)")
         config.latentScale = Float(1 / std)
@@ -170,9 +178,23 @@ public final class ImageVAE: Module {
 
 /// The standard deviation of all elements of `x`, in Double.
 func standardDeviation(_ x: Tensor) -> Double {
-    let p = x.data, n = x.count
-    var s = 0.0, s2 = 0.0
-    for i in 0..<n { let v = Double(p[i]); s += v; s2 += v * v }
-    let m = s / Double(max(n, 1))
-    return max(s2 / Double(max(n, 1)) - m * m, 0).squareRoot()
+    var moments = RunningMoments()
+    moments.add(x)
+    return moments.standardDeviation
+}
+
+/// Sums of values and squares in Double, added tensor by tensor in element order.
+struct RunningMoments {
+    var n = 0, s = 0.0, s2 = 0.0
+
+    mutating func add(_ x: Tensor) {
+        let p = x.data
+        for i in 0..<x.count { let v = Double(p[i]); s += v; s2 += v * v }
+        n += x.count
+    }
+
+    var standardDeviation: Double {
+        let m = s / Double(max(n, 1))
+        return max(s2 / Double(max(n, 1)) - m * m, 0).squareRoot()
+    }
 }

@@ -29,24 +29,33 @@ public enum Safetensors {
         try atomicWrite(encode(tensors, metadata: metadata, dtype: dtype), to: url)
     }
 
+    /// The file's bytes, built in one buffer of the file's size (offsets are laid out first), so
+    /// writing a checkpoint holds one copy of it in memory, not the three that growing and joining
+    /// buffers took.
     public static func encode(_ tensors: [String: Tensor], metadata: [String: String] = [:],
                               dtype: SafetensorsDType = .f32) throws -> Foundation.Data {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
-        var body = Foundation.Data()
-        for name in tensors.keys.sorted() {
+        let names = tensors.keys.sorted()
+        var bodyCount = 0
+        for name in names {
             let t = tensors[name]!
             let dt: SafetensorsDType = t.dtype == .int32 ? .i32 : dtype
-            let start = body.count
-            body.append(encodeValues(t, dt))
-            header[name] = ["dtype": dt.rawValue, "shape": t.shape, "data_offsets": [start, body.count]]
+            let start = bodyCount
+            bodyCount += t.count * dt.size
+            header[name] = ["dtype": dt.rawValue, "shape": t.shape, "data_offsets": [start, bodyCount]]
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(0x20) }  // pad with spaces, as the format allows
         var out = Foundation.Data()
+        out.reserveCapacity(8 + json.count + bodyCount)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(json)
-        out.append(body)
+        for name in names {
+            let t = tensors[name]!
+            out.append(encodeValues(t, t.dtype == .int32 ? .i32 : dtype))
+        }
+        precondition(out.count == 8 + json.count + bodyCount, "Safetensors.encode: values do not match their offsets")
         return out
     }
 

@@ -1,5 +1,6 @@
 // Storage: a 64-byte-aligned buffer of 4-byte elements (Float32 or Int32), and the caching
 // allocator behind it. Not a general-purpose memory manager: it only recycles exact sizes.
+import CKernels
 import Foundation
 
 /// A buffer of `count` 4-byte elements. Freed buffers go back to `Allocator.shared`.
@@ -40,7 +41,18 @@ public final class Allocator: @unchecked Sendable {
     public private(set) var liveBytes = 0
     public private(set) var peakLiveBytes = 0
 
-    func allocate(bytes: Int) -> UnsafeMutableRawPointer {
+    /// The size a request of `bytes` is served with: cached sizes are rounded up to eighths of
+    /// their power of two, so a tensor whose size changes a little from step to step (packed image
+    /// spans, documents per row) reuses a cached buffer instead of adding a new size to the cache
+    /// every step. The unused tail is never touched, so it costs address space, not memory.
+    @inline(__always) public func sizeClass(_ bytes: Int) -> Int {
+        guard bytes >= minCachedBytes else { return bytes }
+        let step = 1 << max(6, (Int.bitWidth - 1 - bytes.leadingZeroBitCount) - 3)
+        return (bytes + step - 1) & ~(step - 1)
+    }
+
+    func allocate(bytes requested: Int) -> UnsafeMutableRawPointer {
+        let bytes = sizeClass(requested)
         lock.lock()
         liveBytes += bytes
         peakLiveBytes = max(peakLiveBytes, liveBytes)
@@ -51,12 +63,49 @@ public final class Allocator: @unchecked Sendable {
         }
         lock.unlock()
         var p: UnsafeMutableRawPointer?
-        let rc = posix_memalign(&p, 64, bytes)
-        precondition(rc == 0 && p != nil, "Allocator: out of memory allocating \(bytes) bytes")
-        return p!
+        if posix_memalign(&p, 64, bytes) == 0, let p { return p }
+        // Out of memory: give the cache back to the system and try once more, then report.
+        emptyCache()
+        if posix_memalign(&p, 64, bytes) == 0, let p { return p }
+        lock.lock()
+        liveBytes -= bytes
+        let failure = AllocationFailure(requested: bytes, live: liveBytes, peakLive: peakLiveBytes)
+        lock.unlock()
+        onFailure(failure)
+        fatalError("Allocator.onFailure returned")   // the handler must not return: there is no buffer to give
     }
 
-    func release(_ p: UnsafeMutableRawPointer, bytes: Int) {
+    /// What the system refused: the size asked and what the allocator held then.
+    public struct AllocationFailure: CustomStringConvertible, Sendable {
+        public var requested: Int
+        public var live: Int
+        public var peakLive: Int
+
+        public var description: String {
+            func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1048576) }
+            return "out of memory: the system refused \(mib(requested)) for a tensor while \(mib(live)) of tensors were live "
+                + "(peak \(mib(peakLive)))"
+        }
+    }
+
+    /// Called, outside any lock, when the system refuses memory even after the cache is emptied;
+    /// it must not return. The default writes `message` and the failure to standard error and ends
+    /// the process with status 1: tensor operations cannot throw, and a run's files are written
+    /// atomically, so an orderly exit leaves the last checkpoint as the run's state. The CLI sets
+    /// `message` to what the command was doing and the keys that shrink it.
+    public var onFailure: @Sendable (AllocationFailure) -> Never = { failure in
+        fflush(nil)
+        FileHandle.standardError.write("\(Allocator.failurePrefix)\(failure)\(Allocator.failureAdvice)\n".data(using: .utf8)!)
+        _exit(1)
+    }
+
+    /// The start of the default failure message, e.g. "fusion train: error: ", and its end: what
+    /// to change (set once by a command before its work starts).
+    nonisolated(unsafe) public static var failurePrefix = "error: "
+    nonisolated(unsafe) public static var failureAdvice = ""
+
+    func release(_ p: UnsafeMutableRawPointer, bytes requested: Int) {
+        let bytes = sizeClass(requested)
         lock.lock()
         liveBytes -= bytes
         if bytes >= minCachedBytes && cachedBytes + bytes <= limitBytes {
@@ -76,6 +125,13 @@ public final class Allocator: @unchecked Sendable {
         free = [:]
         cachedBytes = 0
         lock.unlock()
+    }
+
+    /// Returns every cached buffer, and the C heap's free memory, to the system: after short-lived
+    /// work, so that the process's resident size reads what it really keeps.
+    public func trim() {
+        emptyCache()
+        fusion_release_free_heap()
     }
 
     /// Resets the peak-live-bytes counter (for measuring one step's peak).

@@ -136,6 +136,7 @@ extension RecipeSchema {
             .key("matmul_precision", .choice(["fp32", "bf16"]), "fp32"),
             .key("on_nonfinite", .choice(["skip", "rollback", "stop"]), "skip"),
             .optional("init_from", .string),
+            .optional("memory_limit", .string),  // "6GiB", "512MiB", bytes, or off: see `checkRules`
         ]),
         .section("eval", [
             .key("every", .int, 0, .nonNegative),
@@ -173,6 +174,12 @@ extension RecipeSchema {
             let at = root.child("data")?.child("source")?.at ?? root.at
             throw RecipeError.missingKey(
                 at, path: "data.path", hint: "needed when 'data.source' is folder: add 'path: DIR' under 'data:'")
+        }
+        if case .section(let train) = values["train"], case .string(let limit) = train["memory_limit"],
+           limit.lowercased() != "off", TrainSection.parseBytes(limit) == nil {
+            let at = root.child("train")?.child("memory_limit")?.at ?? root.at
+            throw RecipeError.invalidValue(at, path: "train.memory_limit",
+                                           message: "\"\(limit)\" is not a size: write e.g. 6GiB, 512MiB, a byte count, or off")
         }
         try checkTokenizerRules(values, root)
         try checkDiffusionRules(values, root)

@@ -219,9 +219,30 @@ public struct TrainSection: Codable, Equatable, Sendable {
     /// A Transfusion run (or one checkpoint folder) whose weights (EMA when kept), tokenizer and
     /// VAE the run starts from: fine-tuning. Resuming the run itself still wins.
     public var initFrom: String? = nil
+    /// A cap on the run's resident memory ("6GiB", "512MiB", bytes), checked against the memory
+    /// plan before the first step; "off" skips the check. Absent: what the machine has free.
+    public var memoryLimit: String? = nil
+
+    /// `memoryLimit` in bytes (nil: none, or "off").
+    public var memoryLimitBytes: Int? { memoryLimit.flatMap { TrainSection.parseBytes($0) } }
+    /// Whether the memory plan is checked before the first step (`memory_limit: off` skips it).
+    public var checksMemory: Bool { memoryLimit?.lowercased() != "off" }
+
+    /// "6GiB", "6G", "512MiB", "512M", "4096KiB" or a byte count; nil when it is none of these.
+    public static func parseBytes(_ text: String) -> Int? {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        let gib = 1073741824.0, mib = 1048576.0, kib = 1024.0
+        let units: [(String, Double)] = [("GiB", gib), ("GB", 1e9), ("G", gib), ("MiB", mib), ("MB", 1e6),
+                                         ("M", mib), ("KiB", kib), ("KB", 1e3), ("K", kib), ("B", 1)]
+        for (suffix, scale) in units where t.hasSuffix(suffix) {
+            guard let v = Double(t.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), v > 0, v * scale < 9e18 else { return nil }
+            return Int(v * scale)
+        }
+        return Int(t).flatMap { $0 > 0 ? $0 : nil }
+    }
 
     enum CodingKeys: String, CodingKey {
-        case steps, threads, initFrom = "init_from"
+        case steps, threads, initFrom = "init_from", memoryLimit = "memory_limit"
         case batchSize = "batch_size", gradAccum = "grad_accum", logEvery = "log_every"
         case checkpointEvery = "checkpoint_every", keepCheckpoints = "keep_checkpoints", emaDecay = "ema_decay"
         case onNonFinite = "on_nonfinite", matmulPrecision = "matmul_precision"

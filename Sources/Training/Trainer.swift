@@ -237,6 +237,14 @@ public final class Trainer {
             progress?.update(step: state.step, loss: lossSum, tokensPerSecond: tokensPerSecond, log: logNow)
 
             let last = state.step == t.steps
+            // Evaluation, samples and checkpoints allocate other sizes than the steps: each phase
+            // starts and ends with an empty buffer cache, so their memory never stacks on the
+            // steps' cached buffers (the peak is the larger of the two, as MemoryPlan assumes).
+            let phases = isRoot && (recipe.eval.every > 0 && state.step % recipe.eval.every == 0
+                || recipe.sample.every > 0 && state.step % recipe.sample.every == 0
+                || state.step % max(t.checkpointEvery, 1) == 0 || last)
+            if phases { Allocator.shared.emptyCache() }
+            defer { if phases { Allocator.shared.emptyCache() } }
             if isRoot && (recipe.eval.every > 0 && state.step % recipe.eval.every == 0 || last), let log, let progress {
                 try evaluate(state: state, log: log, progress: progress, rng: base.split(1 << 40 | UInt64(state.step)))
             }

@@ -51,6 +51,15 @@ struct Train: ParsableCommand {
                 Parallel.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / local))
             }
             let dir = RunDirectory(URL(fileURLWithPath: runs).appendingPathComponent(name ?? r.name))
+            // Memory: a decoder too large to build stops here, before anything is built or written;
+            // then two probe micro-batches measure the tape per row, and a recipe whose planned peak
+            // does not fit stops before its first step (MemoryPlan.swift).
+            let budget = MemoryBudget.current(limit: r.train.memoryLimitBytes, sharedBy: Collective.localRanks ?? comm.size)
+            if r.train.checksMemory { try ModelTooLargeError.check(r, budget: budget) }
+            Allocator.failurePrefix = "fusion train: error: "
+            Allocator.failureAdvice = ". The run's newest checkpoint is intact. Lower train.batch_size (raise train.grad_accum "
+                + "to keep the batch), data.seq_len or the model size, or leave train.memory_limit on so the plan checks first"
+            let newRun = !FileManager.default.fileExists(atPath: dir.url.path) || fresh
             // Rank 0 first: it removes an old run (--fresh), checks the runs folder and writes what
             // the task keeps in the run (the tokenizer); the other ranks then build their task from those files.
             if comm.rank == 0 {
@@ -58,16 +67,25 @@ struct Train: ParsableCommand {
                 try dir.prepare(fresh: false)             // a bad --runs folder fails here, before any work
             }
             if comm.rank != 0 { comm.barrier() }
+            let plan = try MemoryPlan.training(r, ranks: comm.size) { try makeTask($0, run: dir) }
+            if r.train.checksMemory {
+                do { try plan.check(r, budget: budget) } catch {
+                    if comm.rank == 0 && newRun { try? dir.delete() }   // a refused new run leaves no folder behind
+                    throw error
+                }
+            }
             let task = try makeTask(r, run: dir)
             if comm.rank == 0 { comm.barrier() }
             if comm.rank == 0 {
                 let ranks = comm.size > 1 ? ", \(comm.size) MPI ranks × \(Parallel.threads) threads" : ""
                 print("fusion train: \(r.name) — \(r.model.kind) \(r.model.preset), \(task.model.parameterCount) parameters, \(r.train.steps) steps\(ranks) → \(dir.url.path)")
+                print("memory: \(plan), \(budget) free\(r.train.checksMemory ? "" : " (not checked: train.memory_limit off)")")
             }
             StopRequest.installSignalHandlers()
             let trainer = try Trainer(recipe: r, task: task, run: dir, communicator: comm)
             let summary = try trainer.train(fresh: false)
             if comm.rank == 0 {
+                print("memory: peak \(MemoryPlan.format(SystemMemory.peakResidentBytes)) resident (planned \(MemoryPlan.format(plan.total)))")
                 if summary.startStep == summary.endStep {
                     print("done: the run is already at step \(summary.endStep) (raise train.steps to train on)")
                 } else {

@@ -23,4 +23,7 @@ const char *fusion_blas_core(void);
 /// Must run before any BLAS routine.
 void fusion_blas_match_cpu(void);
 
+/// Returns the C heap's free memory to the system (glibc's malloc_trim(0)); a no-op elsewhere.
+void fusion_release_free_heap(void);
+
 #endif
