@@ -38,7 +38,7 @@ extension ShapesWorld {
     /// ```swift
     /// try ShapesWorld(seed: 0).writeFolder(examples: 0..<1000, to: "data/shapes")
     /// ```
-    public func writeFolder(examples indices: Range<Int>, to folder: String) throws {
+    public func writeFolder(examples indices: Range<Int>, to folder: String, progress: ((Int) -> Void)? = nil) throws {
         var rows: [MetadataRow] = []
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for i in indices {
@@ -46,13 +46,14 @@ extension ShapesWorld {
             let name = String(format: "%06d.png", i)
             try PNG.write(image(of: ex.scene), to: (folder as NSString).appendingPathComponent(name))
             rows.append(MetadataRow(fileName: name, text: ex.caption, objects: ex.scene.objects.map(ObjectRow.init)))
+            progress?(rows.count)
         }
         try Self.writeMetadata(rows, to: folder)
     }
 
     /// Writes edit triplets `indices` as `NNNNNN_source.png`, `NNNNNN_target.png` and rows with
     /// `source_file`, `instruction`, `target_file` in `metadata.jsonl` (created or replaced).
-    public func writeEditFolder(edits indices: Range<Int>, to folder: String) throws {
+    public func writeEditFolder(edits indices: Range<Int>, to folder: String, progress: ((Int) -> Void)? = nil) throws {
         var rows: [MetadataRow] = []
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for i in indices {
@@ -61,6 +62,7 @@ extension ShapesWorld {
             try PNG.write(image(of: e.source), to: (folder as NSString).appendingPathComponent(source))
             try PNG.write(image(of: e.target), to: (folder as NSString).appendingPathComponent(target))
             rows.append(MetadataRow(sourceFile: source, instruction: e.instruction, targetFile: target))
+            progress?(rows.count)
         }
         try Self.writeMetadata(rows, to: folder)
     }

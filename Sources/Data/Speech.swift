@@ -48,7 +48,8 @@ public enum Speech {
     /// (NNNNNN.wav + metadata.jsonl rows with `file_name`, `text` and `image_file`).
     /// Returns the number of files written.
     @discardableResult
-    public static func speakFolder(from source: String, to out: String, sampleRate: Int = 16000, limit: Int? = nil) throws -> Int {
+    public static func speakFolder(from source: String, to out: String, sampleRate: Int = 16000, limit: Int? = nil,
+                                   progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> Int {
         let meta = try FolderMetadata(folder: source)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         var lines: [String] = []
@@ -60,6 +61,7 @@ public enum Speech {
             try AudioFile.write(audio, to: (out as NSString).appendingPathComponent(name))
             let row = ["file_name": name, "text": pair.text, "image_file": pair.fileName]
             lines.append(String(data: try enc.encode(row), encoding: .utf8)!)
+            progress?(lines.count, min(meta.pairs.count, limit ?? Int.max))
         }
         let url = URL(fileURLWithPath: (out as NSString).appendingPathComponent(FolderMetadata.fileName))
         try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)

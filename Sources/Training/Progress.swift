@@ -1,5 +1,7 @@
-// The progress display: a single refreshed line with rate and ETA on a terminal, plain log lines
-// every `logEvery` steps otherwise (files, CI). Not logging of metrics (Metrics.swift).
+// The progress displays: training's line (step, loss, rate, ETA) and CountProgress for a command's
+// counted loops (prompts, images, files). Each is one line refreshed in place on a terminal and
+// plain lines otherwise (files, pipes, CI), so logs read line by line. Not logging of metrics
+// (Metrics.swift).
 import Foundation
 
 public final class Progress {
@@ -44,5 +46,54 @@ public final class Progress {
         let s = Int(s.rounded())
         return s >= 3600 ? String(format: "%dh%02dm", s / 3600, (s % 3600) / 60)
             : s >= 60 ? String(format: "%dm%02ds", s / 60, s % 60) : "\(s)s"
+    }
+}
+
+/// Progress of a command's counted loop ("prompt 12/120  3.1/s  ETA 35s") on standard error: one
+/// line refreshed in place on a terminal; on a file or pipe a plain line at every tenth of the work
+/// (and the last), never a carriage return.
+public final class CountProgress {
+    let label: String
+    let total: Int
+    let isTerminal: Bool
+    let write: (String) -> Void
+    let start = Date()
+    var lastDraw = Date.distantPast
+    var lastTenth = 0
+    var drawn = false
+
+    /// `write` receives each piece of text (default: standard error); `isTerminal` says how to
+    /// draw (default: whether standard error is a terminal).
+    public init(_ label: String, total: Int, isTerminal: Bool? = nil, write: ((String) -> Void)? = nil) {
+        self.label = label
+        self.total = max(total, 0)
+        self.isTerminal = isTerminal ?? (isatty(STDERR_FILENO) != 0)
+        self.write = write ?? { FileHandle.standardError.write(Foundation.Data($0.utf8)) }
+    }
+
+    /// `done` items of `total` are finished.
+    public func update(_ done: Int) {
+        let elapsed = Date().timeIntervalSince(start)
+        let rate = Double(done) / max(elapsed, 1e-9)
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        let line = "\(label) \(done)/\(total)" + (done > 0 ? String(format: "  %.1f/s  ETA %@", rate, Progress.duration(eta)) : "")
+        if isTerminal {
+            guard Date().timeIntervalSince(lastDraw) > 0.1 || done == total else { return }
+            write("\r\u{1B}[2K" + line)
+            lastDraw = Date()
+            drawn = true
+        } else {
+            let tenth = total > 0 ? done * 10 / total : 10
+            guard tenth > lastTenth || done == total && !drawn else { return }
+            lastTenth = tenth
+            drawn = done == total
+            write(line + "\n")
+        }
+    }
+
+    /// Ends the refreshed line on a terminal (call once the loop is over).
+    public func finish() {
+        if isTerminal && drawn { write("\n") }
+        drawn = false
     }
 }

@@ -44,10 +44,12 @@ public struct TransfusionEvaluator {
     }
 
     /// Greedy captions of `count` held-out scenes of `world`, scored against their object lists.
-    public func captionAccuracy(world: ShapesWorld, count: Int, maxTokens: Int = 48) -> (CaptionAccuracyReport, [String]) {
+    public func captionAccuracy(world: ShapesWorld, count: Int, maxTokens: Int = 48,
+                                progress: ((Int) -> Void)? = nil) -> (CaptionAccuracyReport, [String]) {
         let scenes = (0..<count).map(world.scene)
         var captions: [String] = []
         for scene in scenes {
+            defer { progress?(captions.count) }
             let image = Image(width: imageSize, height: imageSize, channels: 3, pixels: scene.render(imageSize: imageSize))
             let z = withoutGrad { vae.encode(image.toTensorCHW().reshaped([1, 3, imageSize, imageSize])) }
             let ids = model.caption(latents: z, maxTokens: maxTokens, options: SamplingOptions(temperature: 0), rng: RNG(seed: 0))

@@ -3,6 +3,7 @@ import ArgumentParser
 import Data
 import Foundation
 import Text
+import Training
 
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,7 +23,9 @@ struct DataCommand: ParsableCommand {
             try reportingErrors("data shapes") {
                 try checkCount(count, flag: "--count")
                 try checkImageSize(size)
-                try ShapesWorld(seed: seed, imageSize: size).writeFolder(examples: 0..<count, to: out)
+                let counter = CountProgress("image", total: count)
+                try ShapesWorld(seed: seed, imageSize: size).writeFolder(examples: 0..<count, to: out) { counter.update($0) }
+                counter.finish()
                 print("wrote \(count) images and metadata.jsonl to \(out)")
             }
         }
@@ -40,7 +43,9 @@ struct DataCommand: ParsableCommand {
             try reportingErrors("data edits") {
                 try checkCount(count, flag: "--count")
                 try checkImageSize(size)
-                try ShapesWorld(seed: seed, imageSize: size).writeEditFolder(edits: 0..<count, to: out)
+                let counter = CountProgress("triplet", total: count)
+                try ShapesWorld(seed: seed, imageSize: size).writeEditFolder(edits: 0..<count, to: out) { counter.update($0) }
+                counter.finish()
                 print("wrote \(count) edit triplets and metadata.jsonl to \(out)")
             }
         }
@@ -59,7 +64,12 @@ struct DataCommand: ParsableCommand {
             try reportingErrors("data speech") {
                 guard (1000...384_000).contains(rate) else { throw ValidationError("--rate must be 1000…384000 Hz (e.g. 16000), got \(rate)") }
                 if let limit { try checkCount(limit, flag: "--limit") }
-                let n = try Speech.speakFolder(from: source, to: out, sampleRate: rate, limit: limit)
+                var counter: CountProgress?
+                let n = try Speech.speakFolder(from: source, to: out, sampleRate: rate, limit: limit) { done, total in
+                    if counter == nil { counter = CountProgress("clip", total: total) }
+                    counter?.update(done)
+                }
+                counter?.finish()
                 print("wrote \(n) WAV files and metadata.jsonl to \(out)")
             }
         }

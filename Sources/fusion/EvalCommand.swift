@@ -73,10 +73,9 @@ struct Eval: ParsableCommand {
                 let start = Date()
                 let speaking = try SpeakingRun(path: checkpoint, steps: steps, cfg: cfg)
                 let world = ShapesWorld(seed: heldOutSeed, imageSize: speaking.imageSize)
-                let report = try speaking.evaluation(heldOut: world).report(count: count) {
-                    FileHandle.standardError.write("\rclip \($0)/\(count)".data(using: .utf8)!)
-                }
-                FileHandle.standardError.write("\n".data(using: .utf8)!)
+                let counter = CountProgress("clip", total: count)
+                let report = try speaking.evaluation(heldOut: world).report(count: count) { counter.update($0) }
+                counter.finish()
                 print(report)
                 print(String(format: "(%@ run, %d clips, %.0f s)", speaking.kind, count, Date().timeIntervalSince(start)))
                 try write(report.metrics)
@@ -91,10 +90,11 @@ struct Eval: ParsableCommand {
                 guard imagesPerPrompt > 0, promptsPerCategory > 0 else { throw ValidationError("--images-per-prompt and --prompts-per-category must be positive") }
                 let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
                 let eval = ShapesEval(seed: evalSeed, promptsPerCategory: promptsPerCategory, imageSize: size)
+                let counter = CountProgress("prompt", total: eval.prompts.count)
                 let report = evaluator.shapesEval(eval, imagesPerPrompt: imagesPerPrompt, options: options, seed: seed) {
-                    FileHandle.standardError.write("\rprompt \($0)/\(eval.prompts.count)".data(using: .utf8)!)
+                    counter.update($0)
                 }
-                FileHandle.standardError.write("\n".data(using: .utf8)!)
+                counter.finish()
                 if details { print(report.details + "\n") }
                 print(report)
                 print(String(format: "(%@, %d steps, cfg %.1f, %d images per prompt, %.0f s)", options.sampler.rawValue,
@@ -102,7 +102,9 @@ struct Eval: ParsableCommand {
                 try write(report)
             case .captions:
                 let world = ShapesWorld(seed: heldOutSeed, imageSize: size)
-                let (report, captions) = evaluator.captionAccuracy(world: world, count: count)
+                let counter = CountProgress("image", total: count)
+                let (report, captions) = evaluator.captionAccuracy(world: world, count: count) { counter.update($0) }
+                counter.finish()
                 if details {
                     for (i, c) in captions.enumerated().prefix(20) { print("\(c)\t(truth: \(world.example(i).caption))") }
                 }
@@ -117,13 +119,14 @@ struct Eval: ParsableCommand {
                 let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
                 let base = RNG(seed: seed)
                 var generated: [Image] = []
+                let counter = CountProgress("image", total: count)
                 for i in 0..<count {
                     let z = run.model.sampleImages(prompt: run.prompt(world.example(i).caption), count: 1, options: options,
                                                    rng: base.split(UInt64(i)))
                     generated.append(Image(chw: run.decode(z)))
-                    FileHandle.standardError.write("\rimage \(i + 1)/\(count)".data(using: .utf8)!)
+                    counter.update(i + 1)
                 }
-                FileHandle.standardError.write("\n".data(using: .utf8)!)
+                counter.finish()
                 func real(_ range: Range<Int>) -> [Image] {
                     range.map { Image(width: size, height: size, channels: 3, pixels: world.scene($0).render(imageSize: size)) }
                 }
@@ -141,11 +144,10 @@ struct Eval: ParsableCommand {
                 let methods = method == .both ? EditMethod.allCases : [EditMethod(rawValue: method.rawValue)!]
                 var reports: [String: EditEvalReport] = [:], images: [[Image]] = []
                 for m in methods {
+                    let counter = CountProgress("\(m.rawValue): triplet", total: count)
                     let (report, edited) = evaluator.editEval(world: world, count: count, method: m, settings: settings,
-                                                              seed: seed) {
-                        FileHandle.standardError.write("\r\(m.rawValue): triplet \($0)/\(count)".data(using: .utf8)!)
-                    }
-                    FileHandle.standardError.write("\n".data(using: .utf8)!)
+                                                              seed: seed) { counter.update($0) }
+                    counter.finish()
                     print("\(m.rawValue):\n\(report)\n")
                     reports[m.rawValue] = report
                     images.append(Array(edited.prefix(8)))

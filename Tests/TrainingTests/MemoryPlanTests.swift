@@ -27,7 +27,7 @@ private func fusion(_ arguments: [String], addressSpaceKiB: Int? = nil) throws -
     p.currentDirectoryURL = packageRoot
     // stderr into a file, stdout through a pipe: neither can fill up and block the process.
     let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-memory-err-\(UUID().uuidString)")
-    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
     defer { try? FileManager.default.removeItem(at: errURL) }
     let out = Pipe()
     p.standardOutput = out
