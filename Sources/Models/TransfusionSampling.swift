@@ -154,9 +154,10 @@ extension Transfusion {
     /// Decodes text after `prompt` with a KV cache; when the model emits BOI, samples an image
     /// span (with guidance against `options.unconditionalPrompt`), caches the clean image at
     /// t = 0, appends EOI and goes on; likewise BOA samples an audio span (models with audio).
-    /// Stops at EOS or after `maxTokens` text tokens.
+    /// Stops at EOS, after `maxTokens` text tokens, or where the next token or span would take the
+    /// sequence past `maxPositions` (the trained context; nil: no limit).
     public func generate(prompt: [Int32], maxTokens: Int, text: SamplingOptions, images: ImageSamplingOptions,
-                         rng: RNG) -> [GeneratedSegment] {
+                         maxPositions: Int? = nil, rng: RNG) -> [GeneratedSegment] {
         precondition(!prompt.isEmpty, "generate: empty prompt")
         return withoutGrad {
             let wasTraining = isTraining
@@ -164,10 +165,15 @@ extension Transfusion {
             defer { train(wasTraining) }
             let cache = KVCache(layers: config.decoder.layers)
             var context = prompt, out: [GeneratedSegment] = [], pending: [Int32] = [], next = prompt
+            let limit = maxPositions ?? .max
             for _ in 0..<maxTokens {
+                if context.count >= limit { break }
                 let hidden = extend([next], cache: cache)
                 let logits = self.logits(hidden, rows: [next.count - 1])
                 let id = text.pick(logits, rng: rng)
+                // A span that would not fit (with its closing token) ends the generation before it opens.
+                if id == SpecialTokens.boi && context.count + 1 + config.patchesPerImage + 1 > limit { break }
+                if id == SpecialTokens.boa && config.hasAudio && context.count + 1 + config.audioLength + 1 > limit { break }
                 pending.append(id)
                 context.append(id)
                 if id == SpecialTokens.eos { break }

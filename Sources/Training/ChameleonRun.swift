@@ -18,6 +18,8 @@ public struct ChameleonRun {
     public let run: URL
     /// Spoken captions (the run's AudioCodec with its codebook), for runs with speech.
     public let spoken: SpokenCaptions?
+    /// The positions of the rows it was trained on (`data.seq_len`), or nil when unknown.
+    public let contextLength: Int?
 
     /// `path` is a run folder (its newest complete checkpoint is used), one checkpoint folder, or
     /// an exported model (``ModelExport``). `ema` picks the EMA weights when the checkpoint has them.
@@ -25,6 +27,7 @@ public struct ChameleonRun {
         let saved = try SavedModel(path: path, ema: ema)
         (checkpoint, run) = (saved.checkpoint, saved.run)
         config = try saved.config(ChameleonTask.Config.self, kind: "chameleon") { $0.model.problem }
+        contextLength = saved.trainedContext(config.contextLength)
         tokenizer = try JSONDecoder().decode(BPETokenizer.self, from: Foundation.Data(config.tokenizer.utf8))
         vq = try VQTokenizer.load(from: run.appendingPathComponent(config.vq).path)
         let (config, checkpoint, run) = (self.config, self.checkpoint, self.run)

@@ -40,6 +40,8 @@ public final class ChameleonTask: TrainingTask {
         /// The AudioCodec (with its codebook) of speech spans, relative to the run folder (nil: no speech).
         public var audioCodec: String? = nil
         public var speechWPM: Int? = nil
+        /// The positions of one training row (`data.seq_len`; nil: written before it was kept).
+        public var contextLength: Int? = nil
     }
 
     public init(recipe: Recipe, run: RunDirectory) throws {
@@ -187,7 +189,7 @@ public final class ChameleonTask: TrainingTask {
         return try enc.encode(Config(model: chameleon.config, tokenizer: tok, vq: "vq.safetensors",
                                      imageSize: recipe.data.imageSize, cfg: recipe.diffusion.cfg,
                                      audioCodec: pairs.spoken == nil ? nil : SpokenCaptions.fileName,
-                                     speechWPM: pairs.spoken?.wordsPerMinute))
+                                     speechWPM: pairs.spoken?.wordsPerMinute, contextLength: recipe.data.seqLen))
     }
 
     /// Held-out losses with fixed randomness, comparable across steps and with Transfusion runs.

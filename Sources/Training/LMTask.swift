@@ -23,6 +23,8 @@ public final class LMTask: TrainingTask {
         public var vocab: Int
         public var decoder: DecoderConfig
         public var tokenizer: String
+        /// The positions of one training row (`data.seq_len`; nil: written before it was kept).
+        public var contextLength: Int? = nil
     }
 
     /// Builds the tokenizer (loading `data.tokenizer`, or training one on ShapesWorld text and
@@ -123,7 +125,8 @@ public final class LMTask: TrainingTask {
     public func checkpointConfig() throws -> Foundation.Data {
         let tok = try JSONEncoder().encode(tokenizer)
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try enc.encode(Config(vocab: lm.vocab, decoder: lm.decoder.config, tokenizer: String(data: tok, encoding: .utf8)!))
+        return try enc.encode(Config(vocab: lm.vocab, decoder: lm.decoder.config, tokenizer: String(data: tok, encoding: .utf8)!,
+                                     contextLength: recipe.data.seqLen))
     }
 
     /// Held-out loss, perplexity and bits per byte over `eval.batches` batches.

@@ -89,6 +89,15 @@ public struct SavedModel {
         }
     }
 
+    /// The positions the model was trained on: `saved` (the config's `contextLength`), else the
+    /// `data.seq_len` of the recipe.yaml beside the model (runs and exports written before configs
+    /// kept it), else nil (unknown: nothing is checked).
+    public func trainedContext(_ saved: Int?) -> Int? {
+        if let saved { return saved }
+        let recipe = run.appendingPathComponent("recipe.yaml").path
+        return (try? Recipe.load(recipe))?.data.seqLen
+    }
+
     /// The config decoded as `C`; an error names config.json when it is not a `kind` config or
     /// when `problem` finds it unbuildable (a hand-edited file skips the initialisers' checks).
     public func config<C: Decodable>(_ type: C.Type, kind: String, problem: (C) -> String?) throws -> C {

@@ -15,6 +15,8 @@ public struct SpeakingRun {
     public let kind: String
     public let spoken: SpokenCaptions
     public let imageSize: Int
+    /// The positions of the rows it was trained on (`data.seq_len`), or nil when unknown.
+    public let contextLength: Int?
     /// Speech for prompt ids, patches (1, L, D).
     let speakIDs: ([Int32], RNG) -> Tensor
     /// Speech describing an image (3, H, W in [-1, 1] as a batch of one), patches (1, L, D).
@@ -37,6 +39,7 @@ public struct SpeakingRun {
             let scale = cfg ?? run.config.cfg
             let (l, d) = (spoken.length, spoken.patchDim)
             (self.spoken, imageSize, tokenizer) = (spoken, run.config.imageSize, run.tokenizer)
+            contextLength = run.contextLength
             func patches(_ codes: Tensor) -> Tensor { spoken.codec.patches(fromCodes: codes.reshaped([l])).reshaped([1, l, d]) }
             speakIDs = { patches(run.model.sampleSpeechCodes(prompt: $0, count: 1, options: options, cfgScale: scale, rng: $1)) }
             describe = { image, rng in
@@ -53,6 +56,7 @@ public struct SpeakingRun {
             guard let spoken = run.spoken else { throw noSpeech }
             let options = try run.imageOptions(steps: steps, cfg: cfg)
             (self.spoken, imageSize, tokenizer) = (spoken, run.config.imageSize, run.tokenizer)
+            contextLength = run.contextLength
             speakIDs = { run.model.sampleSpeech(prompt: $0, count: 1, options: options, rng: $1) }
             describe = { run.model.speakImage(latents: run.encode($0), count: 1, options: options, rng: $1) }
             makeEvaluation = {
@@ -60,6 +64,15 @@ public struct SpeakingRun {
                                  maxTokens: maxTokens)
             }
         }
+    }
+
+    /// Throws when `text`, BOA and the speech span run past the trained context.
+    public func checkSpeakable(_ text: String) throws {
+        let ids = 1 + tokenizer.encode(text).count
+        guard let contextLength, ids + 1 + spoken.length > contextLength else { return }
+        throw ContextLengthError(positions: ids + 1 + spoken.length, context: contextLength,
+                                 what: "the prompt (\(ids) tokens with BOS), BOA and the \(spoken.length) speech patches",
+                                 shorten: "shorten --prompt")
     }
 
     /// The model saying `text`: the patches it generated (1, L, D) and their waveform at the codec's rate.

@@ -21,6 +21,8 @@ public struct TransfusionRun {
     public let spoken: SpokenCaptions?
     /// The folder the model files came from (a run or an exported model).
     public let folder: URL
+    /// The positions of the rows it was trained on (`data.seq_len`), or nil when unknown.
+    public let contextLength: Int?
 
     /// `path` is a run folder (its newest complete checkpoint is used), one checkpoint folder, or
     /// an exported model (``ModelExport``). `ema` picks the EMA weights when the checkpoint has them.
@@ -32,6 +34,7 @@ public struct TransfusionRun {
         vaeURL = saved.run.appendingPathComponent(config.vae)
         vae = try ImageVAE.load(from: vaeURL.path)
         folder = saved.run
+        contextLength = saved.trainedContext(config.contextLength)
         if let file = config.audioCodec {
             let codec = try AudioCodec.load(from: saved.run.appendingPathComponent(file).path)
             guard codec.config.patchDim == config.model.audioDim else {
@@ -47,6 +50,13 @@ public struct TransfusionRun {
             throw RunError.checkpoint(checkpoint.path, "\(error)")
         }
         model.eval()
+    }
+
+    /// Throws when `positions` (a prompt and what is generated after it) run past the trained
+    /// context: `what` names them, e.g. "the prompt (12 tokens) and the image's 16 patches".
+    public func checkContext(_ positions: Int, _ what: String, shorten: String) throws {
+        guard let contextLength, positions > contextLength else { return }
+        throw ContextLengthError(positions: positions, context: contextLength, what: what, shorten: shorten)
     }
 
     /// Token ids of a prompt, BOS first.
@@ -82,4 +92,16 @@ public struct TransfusionRun {
 
     /// Images (n, 3, H, W) in [-1, 1] → clean latents.
     public func encode(_ images: Tensor) -> Tensor { withoutGrad { vae.encode(images) } }
+}
+
+/// A prompt, or a prompt and what follows it, longer than the rows a model was trained on.
+public struct ContextLengthError: Error, CustomStringConvertible {
+    public let positions: Int
+    public let context: Int
+    public let what: String
+    public let shorten: String
+
+    public var description: String {
+        "\(what) take \(positions) positions, past the \(context) the model was trained on (its recipe's data.seq_len): \(shorten)"
+    }
 }

@@ -45,6 +45,9 @@ public final class TransfusionTask: TrainingTask {
         public var audioCodec: String? = nil
         /// espeak-ng's words per minute for reference speech.
         public var speechWPM: Int? = nil
+        /// The positions of one training row (`data.seq_len`): what sampling may use (nil: written
+        /// before it was kept; ``SavedModel/trainedContext`` reads the run's recipe then).
+        public var contextLength: Int? = nil
     }
 
     public init(recipe: Recipe, run: RunDirectory) throws {
@@ -288,7 +291,7 @@ public final class TransfusionTask: TrainingTask {
         return try enc.encode(Config(model: transfusion.config, tokenizer: tok, vae: "vae.safetensors",
                                      diffusion: recipe.diffusion, imageSize: recipe.data.imageSize,
                                      audioCodec: pairs.spoken == nil ? nil : SpokenCaptions.fileName,
-                                     speechWPM: pairs.spoken?.wordsPerMinute))
+                                     speechWPM: pairs.spoken?.wordsPerMinute, contextLength: recipe.data.seqLen))
     }
 
     /// Held-out losses (text, image and total) over `eval.batches` batches drawn with fixed

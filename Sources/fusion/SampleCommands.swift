@@ -40,8 +40,11 @@ struct Sample: ParsableCommand {
             guard (1...16).contains(scale) else { throw ValidationError("--scale must be 1…16") }
             let run = try TransfusionRun(path: checkpoint, ema: !noEMA)
             let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg, clipX0: clip)
+            let ids = run.prompt(prompt), patches = run.config.model.patchesPerImage
+            try run.checkContext(ids.count + 1 + patches, "the prompt (\(ids.count) tokens with BOS), BOI and the image's \(patches) patches",
+                                 shorten: "shorten --prompt")
             let start = Date()
-            let latents = run.model.sampleImages(prompt: run.prompt(prompt), count: num, options: options,
+            let latents = run.model.sampleImages(prompt: ids, count: num, options: options,
                                                  rng: RNG(seed: seed))
             try writeGrid(run.decode(latents), to: out, scale: scale)
             print(String(format: "wrote %@: %d images for \"%@\" (%@, %d steps, cfg %.1f) in %.1f s", out, num, prompt,
@@ -76,6 +79,16 @@ struct Caption: ParsableCommand {
             let picture = try PNG.read(image).converted(channels: 3)
             guard picture.width == size && picture.height == size else {
                 throw ValidationError("\(image): \(picture.width)×\(picture.height), but the run was trained on \(size)×\(size)")
+            }
+            // BOS BOI, the image's patches and EOI come first; the caption gets what the context leaves.
+            var maxTokens = maxTokens
+            let prefix = 3 + run.config.model.patchesPerImage
+            if let context = run.contextLength, prefix + maxTokens > context {
+                try run.checkContext(prefix + 1, "the image (BOS, BOI, \(run.config.model.patchesPerImage) patches, EOI)",
+                                     shorten: "this model cannot caption at all")
+                warn("caption", "--max-tokens \(maxTokens) runs past the \(context) positions the model was trained on "
+                     + "(the image takes \(prefix)): captions stop at \(context - prefix) tokens")
+                maxTokens = context - prefix
             }
             let ids = run.model.caption(latents: run.encode(imageBatch([picture])), maxTokens: maxTokens,
                                         options: SamplingOptions(temperature: temperature), rng: RNG(seed: seed))
@@ -112,10 +125,17 @@ struct Generate: ParsableCommand {
             guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0 (0: all tokens), got \(topK)") }
             guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1] (1: off), got \(topP)") }
             let run = try TransfusionRun(path: checkpoint)
+            let ids = run.prompt(prompt)
+            try run.checkContext(ids.count + 1, "the prompt (\(ids.count) tokens with BOS) and one generated token",
+                                 shorten: "shorten --prompt")
+            if let context = run.contextLength, ids.count + maxTokens > context {
+                warn("generate", "--max-tokens \(maxTokens) runs past the \(context) positions the model was trained on "
+                     + "(the prompt takes \(ids.count)): generation stops there")
+            }
             let segments = run.model.generate(
-                prompt: run.prompt(prompt), maxTokens: maxTokens,
+                prompt: ids, maxTokens: maxTokens,
                 text: SamplingOptions(temperature: temperature, topK: topK, topP: topP),
-                images: try run.imageOptions(steps: steps, cfg: cfg), rng: RNG(seed: seed))
+                images: try run.imageOptions(steps: steps, cfg: cfg), maxPositions: run.contextLength, rng: RNG(seed: seed))
             var text = prompt, images = 0, sounds = 0
             for segment in segments {
                 switch segment {
@@ -137,6 +157,11 @@ struct Generate: ParsableCommand {
             print(text)
         }
     }
+}
+
+/// A warning line on standard error: the command goes on.
+func warn(_ command: String, _ message: String) {
+    FileHandle.standardError.write(Foundation.Data("fusion \(command): warning: \(message)\n".utf8))
 }
 
 /// Throws unless `temperature` is a finite number ≥ 0.

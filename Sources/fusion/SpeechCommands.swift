@@ -41,6 +41,7 @@ struct Speak: ParsableCommand {
             if let prompt, prompt.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--prompt is empty") }
             try checkTemperature(temperature)
             let run = try SpeakingRun(path: checkpoint, steps: steps, cfg: cfg, temperature: temperature)
+            if let prompt { try run.checkSpeakable(prompt) }
             let speech: (patches: Tensor, audio: Audio)
             if let image {
                 let picture = try PNG.read(image).converted(channels: 3)

@@ -225,5 +225,13 @@ private func model(_ config: TransfusionConfig, seed: UInt64 = 1) -> Transfusion
                                                           steps: 2), rng: RNG(seed: 2))
         let shapes = out.compactMap { if case .image(let t) = $0 { return t.shape } else { return nil } }
         #expect(shapes.first == [1, 2, 4, 4])
+        // The trained context bounds generation: BOS, BOI, 4 patches and EOI need 7 positions, so a
+        // limit of 6 ends before the span opens, and 7 lets it through.
+        for (limit, images) in [(6, 0), (7, 1)] {
+            let bounded = m.generate(prompt: [SpecialTokens.bos], maxTokens: 2, text: SamplingOptions(temperature: 0),
+                                     images: ImageSamplingOptions(diffusion: GaussianDiffusion(schedule: .cosine(steps: 50)), steps: 2),
+                                     maxPositions: limit, rng: RNG(seed: 2))
+            #expect(bounded.filter { if case .image = $0 { return true } else { return false } }.count == images, "limit \(limit)")
+        }
     }
 }
