@@ -95,13 +95,15 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
     public var rows = 0
     public var bytesPerRow = 0
     public var microBatchFixed = 0
+    /// What a row is in the description: "rows" of a micro-batch, or "images" of a sampling batch.
+    public var rowName = "micro-batch of %d rows"
 
     public var total: Int { runtime + weights + gradients + optimizer + ema + microBatch + checkpoint }
 
     public var description: String {
         "planned peak \(Self.format(total)) (runtime \(Self.format(runtime)), weights+grads+optimizer+EMA "
-            + "\(Self.format(weights + gradients + optimizer + ema)), micro-batch of \(rows) rows \(Self.format(microBatch)), "
-            + "checkpoint \(Self.format(checkpoint)))"
+            + "\(Self.format(weights + gradients + optimizer + ema)), \(String(format: rowName, rows)) \(Self.format(microBatch))"
+            + (checkpoint > 0 ? ", checkpoint \(Self.format(checkpoint)))" : ")")
     }
 
     /// "412 MiB", "3.1 GiB".
@@ -180,21 +182,57 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
         return plan
     }
 
-    /// Throws ``MemoryPlanError`` unless the plan fits what the process may still take.
+    /// The plan of generating `count` items in one batch with a model already loaded: what the
+    /// process holds now (the model among it), and the batch's working set measured by `probe`
+    /// with 1 and 2 items (a single denoising step and the decoding, say) and scaled to `count`.
+    public static func generation(count: Int, probe: (Int) throws -> Void) rethrows -> MemoryPlan {
+        var plan = MemoryPlan()
+        plan.rowName = "batch of %d images"
+        plan.rows = count
+        let allocator = Allocator.shared
+        var measured: [Int] = []
+        for n in [1, 2] {
+            allocator.emptyCache()
+            let before = allocator.liveBytes
+            try probe(n)
+            // Live and cached after it: the batch's peak, and its buffers of other sizes.
+            measured.append(allocator.liveBytes + allocator.cachedBytes - before)
+        }
+        allocator.trim()
+        plan.weights = allocator.liveBytes
+        plan.runtime = max(0, SystemMemory.residentBytes - plan.weights)
+        plan.bytesPerRow = max(0, measured[1] - measured[0])
+        plan.microBatchFixed = max(0, measured[0] - plan.bytesPerRow)
+        plan.microBatch = plan.microBatchFixed + plan.bytesPerRow * count
+        return plan
+    }
+
+    /// Throws ``MemoryPlanError`` unless the training plan fits what the process may still take.
     public func check(_ recipe: Recipe, budget: MemoryBudget) throws {
-        let more = total - runtime
-        guard more > budget.headroom else { return }
-        throw MemoryPlanError(plan: self, budget: budget, recipe: recipe)
+        try check(budget: budget) { MemoryPlanError.trainingAdvice(self, budget: budget, recipe: recipe) }
+    }
+
+    /// Throws ``MemoryPlanError`` with `advice` (what to change) unless the plan fits `budget`.
+    public func check(budget: MemoryBudget, advice: () -> String) throws {
+        guard total - runtime > budget.headroom else { return }
+        throw MemoryPlanError(plan: self, budget: budget, advice: advice())
     }
 }
 
-/// A recipe whose planned peak does not fit: says the estimate, the limit and the keys to change.
+/// A run or command whose planned peak does not fit: says the estimate, the limit and what to change.
 public struct MemoryPlanError: Error, CustomStringConvertible {
     public let plan: MemoryPlan
     public let budget: MemoryBudget
-    public let recipe: Recipe
+    public let advice: String
 
     public var description: String {
+        "not enough memory: \(plan), \(MemoryPlan.format(plan.total - plan.runtime)) more "
+            + "than the \(MemoryPlan.format(plan.runtime)) this process holds now, but only \(MemoryPlan.format(budget.headroom)) is free "
+            + "(\(budget.source)). To fit: \(advice)."
+    }
+
+    /// The keys that shrink a training run, with how many rows would fit.
+    static func trainingAdvice(_ plan: MemoryPlan, budget: MemoryBudget, recipe: Recipe) -> String {
         // Rows whose tape fits beside everything else the run holds.
         let rest = plan.total - plan.runtime - plan.microBatch + plan.microBatchFixed
         let rowsFit = plan.bytesPerRow > 0 ? max(0, budget.headroom - rest) / plan.bytesPerRow : plan.rows
@@ -207,9 +245,13 @@ public struct MemoryPlanError: Error, CustomStringConvertible {
         }
         advice.append("or shrink the model (model.preset, model.dim, model.layers, model.mlp_hidden)")
         if recipe.train.emaDecay > 0 { advice.append("or drop the EMA (train.ema_decay: 0)") }
-        return "the run needs more memory than it may take: \(plan), \(MemoryPlan.format(plan.total - plan.runtime)) more "
-            + "than the \(MemoryPlan.format(plan.runtime)) it holds now, but only \(MemoryPlan.format(budget.headroom)) is free "
-            + "(\(budget.source)). To fit: " + advice.joined(separator: "; ") + "."
+        return advice.joined(separator: "; ")
+    }
+
+    /// How many items of a generation plan fit `budget` (at least 1).
+    public static func itemsThatFit(_ plan: MemoryPlan, budget: MemoryBudget) -> Int {
+        guard plan.bytesPerRow > 0 else { return plan.rows }
+        return max(1, (budget.headroom - plan.microBatchFixed) / plan.bytesPerRow)
     }
 }
 

@@ -33,8 +33,7 @@ public enum ModelExport {
     @discardableResult
     public static func export(run path: String, to out: String, float16: Bool = true, ema: Bool = true) throws -> URL {
         let fm = FileManager.default
-        let (checkpoint, url) = try RunDirectory.resolveCheckpoint(path)
-        let saved = try Checkpoint.read(checkpoint)
+        let (checkpoint, url, saved) = try SavedModel.newestReadable(path)
         let target = URL(fileURLWithPath: out)
         let parent = target.deletingLastPathComponent()
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
@@ -74,6 +73,8 @@ public struct SavedModel {
     public let checkpoint: URL
     /// The folder that files named in the config (tokenizer copies) are relative to.
     public let run: URL
+    /// The training state of the checkpoint read (nil for an exported model).
+    public let state: TrainingState?
 
     public init(path: String, ema: Bool) throws {
         let url = URL(fileURLWithPath: path)
@@ -81,11 +82,33 @@ public struct SavedModel {
             (weights, configData) = try ModelExport.read(url)
             checkpoint = url
             run = url
+            state = nil
         } else {
-            (checkpoint, run) = try RunDirectory.resolveCheckpoint(path)
-            let saved = try Checkpoint.read(checkpoint)
+            let saved: Checkpoint
+            (checkpoint, run, saved) = try Self.newestReadable(path)
             weights = ema ? (saved.ema ?? saved.model) : saved.model
             configData = saved.config
+            state = saved.state
+        }
+    }
+
+    /// Test hook: called with the checkpoint chosen, before it is read (a test prunes it there).
+    nonisolated(unsafe) public static var beforeRead: ((URL) -> Void)?
+
+    /// The checkpoint `path` names, read. A run being trained prunes old checkpoints while this
+    /// process reads: when the one chosen vanishes under the reader, the newest is chosen again.
+    static func newestReadable(_ path: String) throws -> (checkpoint: URL, run: URL, saved: Checkpoint) {
+        var attempt = 0
+        while true {
+            let (checkpoint, run) = try RunDirectory.resolveCheckpoint(path)
+            beforeRead?(checkpoint)
+            do {
+                return (checkpoint, run, try Checkpoint.read(checkpoint))
+            } catch {
+                let pruned = !FileManager.default.fileExists(atPath: checkpoint.appendingPathComponent("state.json").path)
+                guard pruned && attempt < 8 else { throw error }
+                attempt += 1
+            }
         }
     }
 

@@ -90,6 +90,8 @@ struct Eval: ParsableCommand {
                 guard imagesPerPrompt > 0, promptsPerCategory > 0 else { throw ValidationError("--images-per-prompt and --prompts-per-category must be positive") }
                 let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
                 let eval = ShapesEval(seed: evalSeed, promptsPerCategory: promptsPerCategory, imageSize: size)
+                let longest = eval.prompts.map { run.prompt($0.text) }.max { $0.count < $1.count } ?? run.prompt("")
+                _ = try planSampling(run, prompt: longest, count: imagesPerPrompt, options: options, flag: "--images-per-prompt")
                 let counter = CountProgress("prompt", total: eval.prompts.count)
                 let report = evaluator.shapesEval(eval, imagesPerPrompt: imagesPerPrompt, options: options, seed: seed) {
                     counter.update($0)

@@ -43,12 +43,14 @@ struct Sample: ParsableCommand {
             let ids = run.prompt(prompt), patches = run.config.model.patchesPerImage
             try run.checkContext(ids.count + 1 + patches, "the prompt (\(ids.count) tokens with BOS), BOI and the image's \(patches) patches",
                                  shorten: "shorten --prompt")
+            let plan = try planSampling(run, prompt: ids, count: num, options: options, flag: "--num")
             let start = Date()
             let latents = run.model.sampleImages(prompt: ids, count: num, options: options,
                                                  rng: RNG(seed: seed))
             try writeGrid(run.decode(latents), to: out, scale: scale)
-            print(String(format: "wrote %@: %d images for \"%@\" (%@, %d steps, cfg %.1f) in %.1f s", out, num, prompt,
-                         options.sampler.rawValue, options.steps, options.cfgScale, Date().timeIntervalSince(start)))
+            print(String(format: "wrote %@: %d images for \"%@\" (%@, %d steps, cfg %.1f) in %.1f s; memory peak %@ (planned %@)", out, num,
+                         prompt, options.sampler.rawValue, options.steps, options.cfgScale, Date().timeIntervalSince(start),
+                         MemoryPlan.format(SystemMemory.peakResidentBytes), MemoryPlan.format(plan.total)))
         }
     }
 }
@@ -157,6 +159,21 @@ struct Generate: ParsableCommand {
             print(text)
         }
     }
+}
+
+/// The memory plan of sampling and decoding `count` images at once for `prompt` (probed with one
+/// denoising step of 1 and 2 images); throws, naming `flag`, when it does not fit what the process may take.
+func planSampling(_ run: TransfusionRun, prompt: [Int32], count: Int, options: ImageSamplingOptions, flag: String) throws -> MemoryPlan {
+    var probe = options
+    probe.steps = 1
+    let plan = MemoryPlan.generation(count: count) { n in
+        _ = run.decode(run.model.sampleImages(prompt: prompt, count: n, options: probe, rng: RNG(seed: 0)))
+    }
+    let budget = MemoryBudget.current()
+    try plan.check(budget: budget) {
+        "lower \(flag) (\(count); about \(MemoryPlanError.itemsThatFit(plan, budget: budget)) images fit at once)"
+    }
+    return plan
 }
 
 /// A warning line on standard error: the command goes on.

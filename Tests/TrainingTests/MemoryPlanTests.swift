@@ -156,6 +156,28 @@ private let families: [(family: String, recipe: String, base: [String])] = [
         }
     }
 
+    /// `fusion sample` and `fusion eval` plan one sampling batch (one denoising step of 1 and 2
+    /// images, decoded) before sampling: a batch that cannot fit is refused naming the flag, and a
+    /// normal one reports its peak beside the plan (within 25%).
+    @Test(.enabled(if: hasBinary, "needs .build/release/fusion (make test builds it)"))
+    func samplingPlansItsBatch() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("grid.png").path
+        let (refused, _, err) = try fusion(["sample", "--checkpoint", "checkpoints/shapes-tiny", "--prompt", "a red circle",
+                                            "--num", "10000000", "--out", out])
+        #expect(refused == 1 && err.contains("planned peak") && err.contains("lower --num (10000000; about"), "\(err)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+        let (evalStatus, _, evalErr) = try fusion(["eval", "--checkpoint", "checkpoints/shapes-tiny", "--suite", "shapes",
+                                                   "--images-per-prompt", "10000000", "--prompts-per-category", "1"])
+        #expect(evalStatus == 1 && evalErr.contains("lower --images-per-prompt"), "\(evalErr)")
+        let (status, stdout, stderr) = try fusion(["sample", "--checkpoint", "checkpoints/shapes-tiny", "--prompt", "a red circle",
+                                                   "--num", "64", "--steps", "4", "--out", out])
+        #expect(status == 0, "\(stderr)")
+        let numbers = stdout.split(separator: ";").last.map { $0.split(whereSeparator: { !$0.isNumber }).compactMap { Double($0) } } ?? []
+        #expect(numbers.count == 2 && abs(numbers[1] - numbers[0]) <= 0.25 * numbers[0], "\(stdout)")
+    }
+
     /// A refused allocation (the plan's check switched off, under an address-space limit) is an
     /// error naming the size and what was live, with exit status 1: never a trap.
     @Test(.enabled(if: hasBinary, "needs .build/release/fusion (make test builds it)"))
