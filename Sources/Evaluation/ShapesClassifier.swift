@@ -103,11 +103,12 @@ public final class ShapesClassifier: Module {
 
     /// Held-out accuracy: per cell for colour, shape and size; per image for the background and
     /// for all 9 cells right at once (`scene`).
-    public func accuracy(_ images: [Image], scenes: [Scene]) -> [String: Double] {
+    public func accuracy(_ images: [Image], scenes: [Scene], chunk: Int = 128) -> [String: Double] {
         let t = Self.targets(scenes)
         var right = [0, 0, 0, 0], exactScenes = 0
-        for lo in stride(from: 0, to: images.count, by: 128) {
-            let hi = min(lo + 128, images.count)
+        let chunk = max(chunk, 1)
+        for lo in stride(from: 0, to: images.count, by: chunk) {
+            let hi = min(lo + chunk, images.count)
             let h = withoutGrad { heads(self(Self.batch(Array(images[lo..<hi])))) }
             let targets = [t.colour.ints, t.shape.ints, t.size.ints, t.background.ints]
             var cellOK = [Bool](repeating: true, count: hi - lo)
@@ -140,10 +141,11 @@ public final class ShapesClassifier: Module {
     }
 
     /// Feature vectors of images, in batches of 128, without recording gradients.
-    public func features(_ images: [Image]) -> [[Float]] {
+    public func features(_ images: [Image], chunk: Int = 128) -> [[Float]] {
         var out: [[Float]] = []
-        for lo in stride(from: 0, to: images.count, by: 128) {
-            let f = withoutGrad { features(Self.batch(Array(images[lo..<min(lo + 128, images.count)]))) }
+        let chunk = max(chunk, 1)
+        for lo in stride(from: 0, to: images.count, by: chunk) {
+            let f = withoutGrad { features(Self.batch(Array(images[lo..<min(lo + chunk, images.count)]))) }
             let d = f.dim(1), values = f.scalars
             out += (0..<f.dim(0)).map { Array(values[($0 * d)..<(($0 + 1) * d)]) }
         }

@@ -72,8 +72,10 @@ public final class ClassifierTask: TrainingTask {
         let wasTraining = classifier.isTraining
         classifier.eval()
         defer { classifier.train(wasTraining) }
-        var metrics = classifier.accuracy(heldOutImages, scenes: heldOutScenes)
-        let features = classifier.features(heldOutImages)
+        // In chunks of the training batch: the evaluation's memory stays within the steps' (MemoryPlan).
+        let chunk = recipe.train.batchSize
+        var metrics = classifier.accuracy(heldOutImages, scenes: heldOutScenes, chunk: chunk)
+        let features = classifier.features(heldOutImages, chunk: chunk)
         let half = features.count / 2
         if half >= 2 { metrics["fd_real_real"] = frechetDistance(Array(features[..<half]), Array(features[half...])) }
         return metrics

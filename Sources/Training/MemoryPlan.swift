@@ -1,6 +1,6 @@
 // Memory planned before a run: what the process already holds, the model's weights, gradients,
-// optimizer moments and EMA, one micro-batch's tape (measured on two small probe batches of the
-// same task and scaled to the recipe's rows) and the checkpoint writer's buffer, checked against
+// optimizer moments and EMA, one micro-batch's tape (measured on probe batches of two and four
+// rows of the same task and scaled to the recipe's rows) and the checkpoint writer's buffer, checked against
 // the memory this process may still take (MemAvailable, the cgroup's limit, the address-space
 // limit, `train.memory_limit`). A recipe that cannot fit stops in seconds with the estimate and
 // the keys to change, instead of growing until the kernel kills it. Not the allocator (Tensors).
@@ -132,8 +132,8 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
 
     /// The plan of training `recipe` with `ranks` processes splitting each micro-batch. `build`
     /// makes the recipe's task (the CLI's family lookup); it is called twice with probe recipes of
-    /// one and two rows, whose micro-batch 0 is run forward and backward to measure the tape per
-    /// row. The probes' buffers are returned to the system afterwards.
+    /// two and four rows (the run's rows if fewer), whose micro-batches 0 and 1 are run forward and
+    /// backward to measure the tape per row. The probes' buffers are returned to the system afterwards.
     public static func training(_ recipe: Recipe, ranks: Int = 1, build: (Recipe) throws -> TrainingTask) throws -> MemoryPlan {
         var plan = MemoryPlan()
         plan.rows = (recipe.train.batchSize + max(ranks, 1) - 1) / max(ranks, 1)
@@ -141,7 +141,8 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
         var parameters = 0
         let precision = MatmulPrecision(rawValue: recipe.train.matmulPrecision) ?? .fp32
         let allocator = Allocator.shared
-        for rows in [1, 2] {
+        let probeRows = [min(2, plan.rows), min(4, plan.rows)]
+        for rows in Set(probeRows).sorted() {
             var probe = recipe
             probe.train.batchSize = rows
             probe.train.gradAccum = 1
@@ -172,8 +173,8 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
         plan.optimizer = state.optimizer * parameters
         plan.ema = state.ema * parameters
         // The probes include the gradients they created; the rest is the tape, linear in rows.
-        let perRow = max(0, measured[1] - measured[0])
-        plan.microBatchFixed = max(0, measured[0] - perRow - plan.gradients)
+        let perRow = measured.count == 2 ? max(0, (measured[1] - measured[0]) / (probeRows[1] - probeRows[0])) : 0
+        plan.microBatchFixed = max(0, measured[0] - perRow * probeRows[0] - plan.gradients)
         plan.bytesPerRow = perRow
         plan.microBatch = plan.microBatchFixed + perRow * plan.rows
         // The checkpoint writer encodes its largest file (the optimizer's moments, or the weights)
