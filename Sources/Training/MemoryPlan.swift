@@ -110,7 +110,7 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
     public static func format(_ bytes: Int) -> String {
         let mib = Double(bytes) / 1048576
         if mib >= 10 * 1024 { return String(format: "%.0f GiB", mib / 1024) }
-        if mib >= 1024 { return String(format: "%.1f GiB", mib / 1024) }
+        if mib >= 1024 { return String(format: "%.2f GiB", mib / 1024) }
         return String(format: "%.0f MiB", mib)
     }
 
