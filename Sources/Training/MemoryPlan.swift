@@ -95,6 +95,8 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
     public var rows = 0
     public var bytesPerRow = 0
     public var microBatchFixed = 0
+    /// Seconds the probes took.
+    public var probeSeconds = 0.0
     /// What a row is in the description: "rows" of a micro-batch, or "images" of a sampling batch.
     public var rowName = "micro-batch of %d rows"
 
@@ -136,6 +138,7 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
     /// backward to measure the tape per row. The probes' buffers are returned to the system afterwards.
     public static func training(_ recipe: Recipe, ranks: Int = 1, build: (Recipe) throws -> TrainingTask) throws -> MemoryPlan {
         var plan = MemoryPlan()
+        let start = Date()
         plan.rows = (recipe.train.batchSize + max(ranks, 1) - 1) / max(ranks, 1)
         var measured: [Int] = []
         var parameters = 0
@@ -180,6 +183,7 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
         // The checkpoint writer encodes its largest file (the optimizer's moments, or the weights)
         // in one buffer of the file's size, plus one tensor's copy.
         plan.checkpoint = max(plan.weights, plan.optimizer)
+        plan.probeSeconds = Date().timeIntervalSince(start)
         return plan
     }
 

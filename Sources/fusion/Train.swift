@@ -79,7 +79,8 @@ struct Train: ParsableCommand {
             if comm.rank == 0 {
                 let ranks = comm.size > 1 ? ", \(comm.size) MPI ranks × \(Parallel.threads) threads" : ""
                 print("fusion train: \(r.name) — \(r.model.kind) \(r.model.preset), \(task.model.parameterCount) parameters, \(r.train.steps) steps\(ranks) → \(dir.url.path)")
-                print("memory: \(plan), \(budget) free\(r.train.checksMemory ? "" : " (not checked: train.memory_limit off)")")
+                print("memory: \(plan), \(budget) free\(r.train.checksMemory ? "" : " (not checked: train.memory_limit off)")"
+                      + String(format: "; probed in %.1f s", plan.probeSeconds))
             }
             StopRequest.installSignalHandlers()
             let trainer = try Trainer(recipe: r, task: task, run: dir, communicator: comm)
