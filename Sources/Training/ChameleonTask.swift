@@ -183,6 +183,10 @@ public final class ChameleonTask: TrainingTask {
         return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.examples)
     }
 
+    public var cacheBytes: Int {
+        pairs.poolCacheBytes(imageBytes: 4 * chameleon.config.gridSize * chameleon.config.gridSize)
+    }
+
     public func checkpointConfig() throws -> Foundation.Data {
         let tok = String(decoding: try JSONEncoder().encode(tokenizer), as: UTF8.self)
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -194,6 +194,19 @@ struct ImageCaptionPairs {
         })
     }
 
+    /// The most bytes the training pool's caches reach: `imageBytes` per image (latents or
+    /// codes) for every pool index, twice that per edit triplet when edits are mixed in, and the
+    /// speech patches of every pool index when speech is. A cached entry also costs its array and
+    /// dictionary slot (about 80 bytes).
+    func poolCacheBytes(imageBytes: Int) -> Int {
+        let pool = recipe.data.pool, entry = 80
+        guard pool > 0 else { return 0 }
+        var bytes = pool * (imageBytes + entry)
+        if recipe.data.editFraction > 0 { bytes += pool * (2 * imageBytes + entry) }
+        if let spoken, recipe.data.speechFraction > 0 { bytes += pool * (4 * spoken.length * spoken.patchDim + entry) }
+        return bytes
+    }
+
     /// Values per example of `indices`, computed by `encode` (the images of a chunk → one row of
     /// values per index) in chunks of 64 and kept in `cache` when `cached` (the training pool).
     /// `render` makes a chunk's images (default: the examples' images).

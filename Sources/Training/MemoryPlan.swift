@@ -1,6 +1,6 @@
 // Memory planned before a run: what the process already holds, the model's weights, gradients,
-// optimizer moments and EMA, one micro-batch's tape (measured on probe batches of two and four
-// rows of the same task and scaled to the recipe's rows) and the checkpoint writer's buffer, checked against
+// optimizer moments and EMA, the data caches once full, one micro-batch's tape (measured on probe
+// batches of four and eight rows of the same task and scaled to the recipe's rows) and the checkpoint writer's buffer, checked against
 // the memory this process may still take (MemAvailable, the cgroup's limit, the address-space
 // limit, `train.memory_limit`). A recipe that cannot fit stops in seconds with the estimate and
 // the keys to change, instead of growing until the kernel kills it. Not the allocator (Tensors).
@@ -90,6 +90,8 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
     public var microBatch = 0
     /// The checkpoint writer's transient buffer (the largest file, encoded in memory).
     public var checkpoint = 0
+    /// The task's caches once full (the training pool's encoded latents, codes, speech patches).
+    public var dataCaches = 0
     /// The rows one process computes per micro-batch, what one row's tape costs, and the part of
     /// the micro-batch's memory that does not grow with rows.
     public var rows = 0
@@ -100,12 +102,13 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
     /// What a row is in the description: "rows" of a micro-batch, or "images" of a sampling batch.
     public var rowName = "micro-batch of %d rows"
 
-    public var total: Int { runtime + weights + gradients + optimizer + ema + microBatch + checkpoint }
+    public var total: Int { runtime + weights + gradients + optimizer + ema + microBatch + checkpoint + dataCaches }
 
     public var description: String {
         "planned peak \(Self.format(total)) (runtime \(Self.format(runtime)), weights+grads+optimizer+EMA "
             + "\(Self.format(weights + gradients + optimizer + ema)), \(String(format: rowName, rows)) \(Self.format(microBatch))"
-            + (checkpoint > 0 ? ", checkpoint \(Self.format(checkpoint)))" : ")")
+            + (checkpoint > 0 ? ", checkpoint \(Self.format(checkpoint))" : "")
+            + (dataCaches > 0 ? ", data caches \(Self.format(dataCaches)))" : ")")
     }
 
     /// "412 MiB", "3.1 GiB".
@@ -134,7 +137,7 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
 
     /// The plan of training `recipe` with `ranks` processes splitting each micro-batch. `build`
     /// makes the recipe's task (the CLI's family lookup); it is called twice with probe recipes of
-    /// two and four rows (the run's rows if fewer), whose micro-batches 0 and 1 are run forward and
+    /// four and eight rows (the run's rows if fewer), whose micro-batches 0 and 1 are run forward and
     /// backward to measure the tape per row. The probes' buffers are returned to the system afterwards.
     public static func training(_ recipe: Recipe, ranks: Int = 1, build: (Recipe) throws -> TrainingTask) throws -> MemoryPlan {
         var plan = MemoryPlan()
@@ -144,7 +147,7 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
         var parameters = 0
         let precision = MatmulPrecision(rawValue: recipe.train.matmulPrecision) ?? .fp32
         let allocator = Allocator.shared
-        let probeRows = [min(2, plan.rows), min(4, plan.rows)]
+        let probeRows = [min(4, plan.rows), min(8, plan.rows)]
         for rows in Set(probeRows).sorted() {
             var probe = recipe
             probe.train.batchSize = rows
@@ -152,6 +155,7 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
             do {
                 let task = try build(probe)
                 parameters = task.model.parameterCount
+                plan.dataCaches = task.cacheBytes
                 allocator.emptyCache()
                 let before = allocator.liveBytes
                 // What the allocator holds (live and cached) after two micro-batches: the tape at its

@@ -1,6 +1,6 @@
 // The progress displays: training's line (step, loss, rate, ETA) and CountProgress for a command's
 // counted loops (prompts, images, files). Each is one line refreshed in place on a terminal and
-// plain lines otherwise (files, pipes, CI), so logs read line by line. Not logging of metrics
+// plain periodic lines otherwise (files, pipes, CI), so logs read line by line. Not logging of metrics
 // (Metrics.swift).
 import Foundation
 
@@ -50,45 +50,49 @@ public final class Progress {
 }
 
 /// Progress of a command's counted loop ("prompt 12/120  3.1/s  ETA 35s") on standard error: one
-/// line refreshed in place on a terminal; on a file or pipe a plain line at every tenth of the work
-/// (and the last), never a carriage return.
+/// line refreshed in place on a terminal; on a file or pipe a plain line every `interval` seconds
+/// and one at the end, never a carriage return (a short loop writes just its last line).
 public final class CountProgress {
     let label: String
     let total: Int
     let isTerminal: Bool
+    let interval: TimeInterval
     let write: (String) -> Void
     let start = Date()
-    var lastDraw = Date.distantPast
-    var lastTenth = 0
+    var lastDraw: Date
     var drawn = false
+    var finished = false
 
     /// `write` receives each piece of text (default: standard error); `isTerminal` says how to
     /// draw (default: whether standard error is a terminal).
-    public init(_ label: String, total: Int, isTerminal: Bool? = nil, write: ((String) -> Void)? = nil) {
+    public init(_ label: String, total: Int, isTerminal: Bool? = nil, interval: TimeInterval = 10,
+                write: ((String) -> Void)? = nil) {
         self.label = label
         self.total = max(total, 0)
         self.isTerminal = isTerminal ?? (isatty(STDERR_FILENO) != 0)
+        self.interval = interval
         self.write = write ?? { FileHandle.standardError.write(Foundation.Data($0.utf8)) }
+        lastDraw = isTerminal == true ? .distantPast : Date()
     }
 
     /// `done` items of `total` are finished.
     public func update(_ done: Int) {
-        let elapsed = Date().timeIntervalSince(start)
+        let now = Date()
+        let elapsed = now.timeIntervalSince(start)
         let rate = Double(done) / max(elapsed, 1e-9)
         let eta = rate > 0 ? Double(total - done) / rate : 0
         let line = "\(label) \(done)/\(total)" + (done > 0 ? String(format: "  %.1f/s  ETA %@", rate, Progress.duration(eta)) : "")
+        let last = done >= total
         if isTerminal {
-            guard Date().timeIntervalSince(lastDraw) > 0.1 || done == total else { return }
+            guard now.timeIntervalSince(lastDraw) > 0.1 || last else { return }
             write("\r\u{1B}[2K" + line)
-            lastDraw = Date()
             drawn = true
         } else {
-            let tenth = total > 0 ? done * 10 / total : 10
-            guard tenth > lastTenth || done == total && !drawn else { return }
-            lastTenth = tenth
-            drawn = done == total
+            guard !finished && (now.timeIntervalSince(lastDraw) >= interval || last) else { return }
+            finished = last
             write(line + "\n")
         }
+        lastDraw = now
     }
 
     /// Ends the refreshed line on a terminal (call once the loop is over).

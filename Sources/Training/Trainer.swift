@@ -47,6 +47,9 @@ public protocol TrainingTask: AnyObject {
     func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String?
     /// Called after each checkpoint is written (e.g. to export a usable model file into the run).
     func didSaveCheckpoint(step: Int, run: RunDirectory) throws
+    /// The most bytes the task's caches reach over a run (the training pool's encoded latents,
+    /// codes, speech patches: they fill as the pool is first seen). Part of the memory plan.
+    var cacheBytes: Int { get }
 }
 
 extension TrainingTask {
@@ -56,6 +59,7 @@ extension TrainingTask {
     public func evaluate(step: Int, rng: RNG) throws -> [String: Double] { [:] }
     public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? { nil }
     public func didSaveCheckpoint(step: Int, run: RunDirectory) throws {}
+    public var cacheBytes: Int { 0 }
 }
 
 /// Set by SIGINT/SIGTERM; the loop finishes its step, checkpoints and returns.

@@ -285,6 +285,11 @@ public final class TransfusionTask: TrainingTask {
         return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.examples)
     }
 
+    public var cacheBytes: Int {
+        let c = transfusion.config
+        return pairs.poolCacheBytes(imageBytes: 4 * c.latentChannels * c.latentSize * c.latentSize)
+    }
+
     public func checkpointConfig() throws -> Foundation.Data {
         let tok = String(decoding: try JSONEncoder().encode(tokenizer), as: UTF8.self)
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -1,6 +1,6 @@
 // Bad command-line input to the `fusion` binary: each case must exit with status 1 and one error
-// line naming the flag, key or file, never trap (these were traps or unclear errors before
-// docs/errors.md's audit). Needs the release `fusion` binary (`make test` builds it); skipped without.
+// line naming the flag, key or file (over-long generations: capped with a warning), never trap
+// (these were traps or unclear errors before docs/errors.md's audit). Needs the release `fusion` binary (`make test` builds it); skipped without.
 import Foundation
 import Testing
 
@@ -73,6 +73,42 @@ private let vaeShapes = packageRoot.appendingPathComponent("checkpoints/vae-shap
             #expect(status == 1, "fusion \(arguments.joined(separator: " ")): exit \(status)\n\(stderr)")
             #expect(stderr.contains(needle), "fusion \(arguments.joined(separator: " ")):\n\(stderr)")
             #expect(!stderr.contains("Fatal error") && !stderr.contains("NSCocoaErrorDomain"), "\(stderr)")
+        }
+    }
+
+    /// Prompts past a model's trained context (its recipe's data.seq_len): `sample`, `generate` and
+    /// `speak` refuse them naming the limit and the length; `caption` and `generate` cap what they
+    /// generate with a warning. The shipped checkpoints predate configs that keep the context, so
+    /// this also checks the fallback to the recipe.yaml beside them.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: fusionBinary), "needs .build/release/fusion (make test builds it)"))
+    func promptsPastTheTrainedContextAreRefusedOrCapped() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-context-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let shapes = packageRoot.appendingPathComponent("checkpoints/shapes-tiny").path
+        let speech = packageRoot.appendingPathComponent("checkpoints/speech-tiny").path
+        let long = Array(repeating: "red circle", count: 250).joined(separator: " ")   // 500 words
+        let refused: [([String], String)] = [
+            (["sample", "--checkpoint", shapes, "--prompt", long, "--steps", "1"], "past the 128 the model was trained on"),
+            (["generate", "--checkpoint", shapes, "--prompt", long], "past the 128 the model was trained on"),
+            (["speak", "--checkpoint", speech, "--prompt", long], "past the 128 the model was trained on"),
+        ]
+        for (arguments, needle) in refused {
+            let (status, stderr) = try fusion(arguments, in: dir)
+            #expect(status == 1, "\(arguments[0]): exit \(status)\n\(stderr)")
+            #expect(stderr.contains(needle) && stderr.contains("positions") && stderr.contains("--prompt"), "\(arguments[0]): \(stderr)")
+        }
+        let (made, _) = try fusion(["data", "shapes", "--out", "d", "--count", "1"], in: dir)
+        #expect(made == 0)
+        let capped: [([String], String)] = [
+            (["caption", "--checkpoint", shapes, "--image", "d/000000.png", "--max-tokens", "500"], "captions stop at 109 tokens"),
+            (["generate", "--checkpoint", shapes, "--prompt", "a red", "--max-tokens", "300", "--steps", "1", "--out", "g"],
+             "generation stops there"),
+        ]
+        for (arguments, needle) in capped {
+            let (status, stderr) = try fusion(arguments, in: dir)
+            #expect(status == 0, "\(arguments[0]): exit \(status)\n\(stderr)")
+            #expect(stderr.contains("warning:") && stderr.contains(needle), "\(arguments[0]): \(stderr)")
         }
     }
 }

@@ -1,5 +1,5 @@
-// Progress of long commands: one refreshed line on a terminal, plain lines (no carriage returns)
-// in files and pipes, so a redirected log reads line by line — for CountProgress alone and through
+// Progress of long commands: one refreshed line on a terminal, plain periodic lines (no carriage
+// returns) in files and pipes, so a redirected log reads line by line — for CountProgress alone and through
 // `fusion eval` and `fusion data` with standard error in a file.
 import Foundation
 import Testing
@@ -10,22 +10,22 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
 private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fusion").path
 
 struct ProgressTests {
-    @Test func countProgressInAFileWritesPlainLinesAtEachTenth() {
+    @Test func countProgressInAFileWritesPlainPeriodicLines() {
+        // Every update past the interval writes a line (interval 0: each one), never a carriage return.
         var text = ""
-        let p = CountProgress("prompt", total: 120, isTerminal: false) { text += $0 }
-        for i in 1...120 { p.update(i) }
+        let p = CountProgress("prompt", total: 5, isTerminal: false, interval: 0) { text += $0 }
+        for i in 1...5 { p.update(i) }
         p.finish()
-        #expect(!text.contains("\r"))
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
-        #expect(lines.count == 10, "\(lines)")
-        #expect(lines.first?.hasPrefix("prompt 12/120") == true && lines.last?.hasPrefix("prompt 120/120") == true, "\(lines)")
-        #expect(text.hasSuffix("\n"))
+        #expect(!text.contains("\r") && text.hasSuffix("\n"))
+        #expect(text.split(separator: "\n").map { String($0.prefix(10)) } == (1...5).map { "prompt \($0)/5" })
 
-        var few = ""
-        let q = CountProgress("clip", total: 3, isTerminal: false) { few += $0 }
-        for i in 1...3 { q.update(i) }
+        // A loop shorter than the interval writes its last line only, once.
+        var short = ""
+        let q = CountProgress("clip", total: 300, isTerminal: false) { short += $0 }
+        for i in 1...300 { q.update(i) }
+        q.update(300)
         q.finish()
-        #expect(few.split(separator: "\n").map { String($0.prefix(8)) } == ["clip 1/3", "clip 2/3", "clip 3/3"])
+        #expect(short.split(separator: "\n").count == 1 && short.hasPrefix("clip 300/300"), "\(short)")
     }
 
     @Test func countProgressOnATerminalRefreshesOneLine() {

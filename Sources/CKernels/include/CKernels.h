@@ -26,4 +26,9 @@ void fusion_blas_match_cpu(void);
 /// Returns the C heap's free memory to the system (glibc's malloc_trim(0)); a no-op elsewhere.
 void fusion_release_free_heap(void);
 
+/// Blocks of at least `bytes` are mapped from the system and unmapped when freed (glibc's
+/// M_MMAP_THRESHOLD, fixed: glibc otherwise raises it each time it unmaps a block, and freed
+/// large blocks then stay in its heap); a no-op elsewhere.
+void fusion_fix_mmap_threshold(long bytes);
+
 #endif
