@@ -14,6 +14,8 @@ struct Train: ParsableCommand {
 
             Writes runs/<name>/: recipe.yaml (resolved), metrics.jsonl, samples/, checkpoints/.
             Ctrl-C finishes the current step, saves a checkpoint and exits; run again to resume.
+            Before the first step the run's peak memory is planned and printed; a recipe that cannot
+            fit what is free (or train.memory_limit, e.g. 6GiB) stops with the keys to change.
 
             Data-parallel over MPI (Open MPI: apt-get install -y libopenmpi-dev openmpi-bin):
               mpirun -np 2 fusion train recipes/quickstart.yaml
