@@ -252,6 +252,10 @@ public struct MemoryPlanError: Error, CustomStringConvertible {
             advice.append("lower train.batch_size (\(recipe.train.batchSize); at most about \(fits) rows fit per micro-batch) and raise "
                           + "train.grad_accum to keep the batch, or lower data.seq_len (\(recipe.data.seqLen))")
         }
+        if plan.dataCaches > 0 && 4 * plan.dataCaches >= plan.microBatch {
+            advice.append("or lower data.pool (\(recipe.data.pool); its cached latents, codes and speech take "
+                          + "\(MemoryPlan.format(plan.dataCaches)))")
+        }
         advice.append("or shrink the model (model.preset, model.dim, model.layers, model.mlp_hidden)")
         if recipe.train.emaDecay > 0 { advice.append("or drop the EMA (train.ema_decay: 0)") }
         return advice.joined(separator: "; ")

@@ -122,6 +122,10 @@ private let families: [(family: String, recipe: String, base: [String])] = [
             let left = (try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []
             #expect(left.isEmpty, "\(family): a refused run left \(left) in the runs folder")
         }
+        // A training pool whose caches cannot fit names data.pool.
+        let (poolStatus, _, poolErr) = try fusion(["train", "recipes/transfusion-shapes.yaml", "--runs", runs, "data.pool=100000000",
+                                                   "train.steps=1", "eval.shapes_eval=0"])
+        #expect(poolStatus == 1 && poolErr.contains("lower data.pool (100000000;"), "\(poolErr)")
         for (family, recipe, base) in families where ["lm", "transfusion", "chameleon"].contains(family) {
             // The second case: under an 8 GB address-space limit, before anything is built.
             let (status, _, err) = try fusion(["train", recipe, "--runs", runs, "model.dim=32768", "model.heads=4"] + base,
