@@ -247,18 +247,18 @@ public struct MemoryPlanError: Error, CustomStringConvertible {
         let rowsFit = plan.bytesPerRow > 0 ? max(0, budget.headroom - rest) / plan.bytesPerRow : plan.rows
         let modelBytes = plan.weights + plan.gradients + plan.optimizer + plan.ema + plan.checkpoint
         var advice: [String] = []
-        if plan.microBatch >= modelBytes {
+        if plan.microBatch >= modelBytes && plan.microBatch >= plan.dataCaches {
             let fits = max(1, min(rowsFit, plan.rows))
             advice.append("lower train.batch_size (\(recipe.train.batchSize); at most about \(fits) rows fit per micro-batch) and raise "
                           + "train.grad_accum to keep the batch, or lower data.seq_len (\(recipe.data.seqLen))")
         }
         if plan.dataCaches > 0 && 4 * plan.dataCaches >= plan.microBatch {
-            advice.append("or lower data.pool (\(recipe.data.pool); its cached latents, codes and speech take "
+            advice.append("lower data.pool (\(recipe.data.pool); its cached latents, codes and speech take "
                           + "\(MemoryPlan.format(plan.dataCaches)))")
         }
-        advice.append("or shrink the model (model.preset, model.dim, model.layers, model.mlp_hidden)")
-        if recipe.train.emaDecay > 0 { advice.append("or drop the EMA (train.ema_decay: 0)") }
-        return advice.joined(separator: "; ")
+        advice.append("shrink the model (model.preset, model.dim, model.layers, model.mlp_hidden)")
+        if recipe.train.emaDecay > 0 { advice.append("drop the EMA (train.ema_decay: 0)") }
+        return advice.joined(separator: "; or ")
     }
 
     /// How many items of a generation plan fit `budget` (at least 1).
