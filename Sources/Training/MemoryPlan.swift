@@ -111,7 +111,7 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
             + (dataCaches > 0 ? ", data caches \(Self.format(dataCaches)))" : ")")
     }
 
-    /// "412 MiB", "3.1 GiB".
+    /// "412 MiB", "3.14 GiB", "116 GiB".
     public static func format(_ bytes: Int) -> String {
         let mib = Double(bytes) / 1048576
         if mib >= 10 * 1024 { return String(format: "%.0f GiB", mib / 1024) }
