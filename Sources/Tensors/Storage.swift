@@ -61,6 +61,7 @@ public final class Allocator: @unchecked Sendable {
     func allocate(bytes requested: Int) -> UnsafeMutableRawPointer {
         let bytes = sizeClass(requested)
         lock.lock()
+        let peakBefore = peakLiveBytes
         liveBytes += bytes
         peakLiveBytes = max(peakLiveBytes, liveBytes)
         if bytes >= minCachedBytes, let p = free[bytes]?.popLast() {
@@ -76,6 +77,7 @@ public final class Allocator: @unchecked Sendable {
         if posix_memalign(&p, 64, bytes) == 0, let p { return p }
         lock.lock()
         liveBytes -= bytes
+        peakLiveBytes = max(peakBefore, liveBytes)       // the refused request never was live
         let failure = AllocationFailure(requested: bytes, live: liveBytes, peakLive: peakLiveBytes)
         lock.unlock()
         onFailure(failure)
