@@ -209,3 +209,44 @@ public struct RunDirectory {
         }
     }
 }
+
+/// One writer per run: an advisory lock (flock) on `<runs>/.<name>.lock`, beside the run folder so
+/// that `--fresh` can delete the folder while holding it. The kernel releases it when the process
+/// ends, however it ends (kill -9 included). The file holds the holder's pid, for the message a
+/// second writer gets. Readers (sample, eval, export) do not take it.
+public final class RunLock {
+    let fd: Int32
+    public let path: String
+
+    /// Takes the lock of `run`, or throws naming the process that holds it.
+    public init(_ run: RunDirectory) throws {
+        let parent = run.url.deletingLastPathComponent()
+        do { try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true) } catch {
+            throw RunError.io(run.url.path, "cannot create the run folder (\(RunDirectory.reason(error))); pass --runs a writable folder")
+        }
+        path = parent.appendingPathComponent(".\(run.url.lastPathComponent).lock").path
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw RunError.io(run.url.path, "cannot create the run folder's lock \(path) (\(String(cString: strerror(errno)))); "
+                              + "pass --runs a writable folder")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            close(fd)
+            throw RunError.io(run.url.path, "another process\(holder.isEmpty ? "" : " (pid \(holder))") is training this run; "
+                              + "wait for it to finish or stop it, or train under another --name")
+        }
+        let pid = "\(getpid())\n"
+        _ = ftruncate(fd, 0)
+        _ = pid.withCString { write(fd, $0, strlen($0)) }
+    }
+
+    /// Removes the lock file while holding it: for a run refused before it wrote anything, so that
+    /// it leaves nothing behind (a process that opened the file meanwhile still finds it locked).
+    public func removeFile() { unlink(path) }
+
+    deinit {
+        _ = flock(fd, LOCK_UN)
+        close(fd)
+    }
+}

@@ -62,6 +62,8 @@ struct Train: ParsableCommand {
             Allocator.failureAdvice = ". The run's newest checkpoint is intact. Lower train.batch_size (raise train.grad_accum "
                 + "to keep the batch), data.seq_len or the model size, or leave train.memory_limit on so the plan checks first"
             let newRun = !FileManager.default.fileExists(atPath: dir.url.path) || fresh
+            // One writer per run: rank 0 holds the run's lock until the process ends.
+            let lock = comm.rank == 0 ? try RunLock(dir) : nil
             // Rank 0 first: it removes an old run (--fresh), checks the runs folder and writes what
             // the task keeps in the run (the tokenizer); the other ranks then build their task from those files.
             if comm.rank == 0 {
@@ -72,7 +74,7 @@ struct Train: ParsableCommand {
             let plan = try MemoryPlan.training(r, ranks: comm.size) { try makeTask($0, run: dir) }
             if r.train.checksMemory {
                 do { try plan.check(r, budget: budget) } catch {
-                    if comm.rank == 0 && newRun { try? dir.delete() }   // a refused new run leaves no folder behind
+                    if comm.rank == 0 && newRun { try? dir.delete(); lock?.removeFile() }   // a refused new run leaves nothing behind
                     throw error
                 }
             }
@@ -96,6 +98,7 @@ struct Train: ParsableCommand {
                                  summary.stoppedEarly ? " (stopped early; run again to resume)" : ""))
                 }
             }
+            withExtendedLifetime(lock) {}
             comm.finalize()
         } catch let e as ExitCode {
             if comm.size > 1 { comm.abort(code: e.rawValue) }

@@ -133,6 +133,41 @@ private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fu
         #expect(try rows(full) == rows(clean))
     }
 
+    /// One writer per run: a second `fusion train` on a run being trained refuses, naming the
+    /// holder's pid (before, both ran to "done" and the run kept only the second one's metrics); the
+    /// lock dies with its holder, kill -9 included, and the run then resumes with one metrics row
+    /// per step.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: fusionBinary), "needs .build/release/fusion (make test builds it)"))
+    func aSecondWriterRefusesAndTheLockDiesWithItsHolder() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let lock = dir.appendingPathComponent("runs/.crashy.lock")
+        let metrics = dir.appendingPathComponent("runs/crashy/metrics.jsonl")
+        let first = try start(dir)
+        let deadline = Date().addingTimeInterval(60)
+        func started() -> Bool {
+            // The holder's pid is in the lock file and the run has logged a step.
+            let holder = (try? String(contentsOf: lock, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            return holder == "\(first.processIdentifier)" && ((try? String(contentsOf: metrics, encoding: .utf8))?.isEmpty == false)
+        }
+        while first.isRunning && !started() && Date() < deadline { usleep(5_000) }
+        try #require(first.isRunning, "the first run ended before the second could start")
+        let (status, message) = try runCapturingErrors(fusionBinary, [
+            "train", dir.appendingPathComponent("crashy.yaml").path, "--runs", dir.appendingPathComponent("runs").path,
+            "optimizer.lr=0.0001"])
+        #expect(status == 1)
+        #expect(message.contains("another process (pid \(first.processIdentifier)) is training this run"), "\(message)")
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        let again = try start(dir)
+        again.waitUntilExit()
+        #expect(again.terminationStatus == 0)
+        let steps = try MetricsLog.read(metrics).filter { $0["kind"] == nil }.compactMap { $0["step"] as? Int }
+        #expect(steps == Array(1...150))
+        let recipe = try String(contentsOf: dir.appendingPathComponent("runs/crashy/recipe.yaml"), encoding: .utf8)
+        #expect(!recipe.contains("0.0001"), "the refused process rewrote the run's recipe")
+    }
+
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: fusionBinary), "needs .build/release/fusion (make test builds it)"))
     func anUnusableRunsFolderIsNamed() throws {
         let dir = try scratch()
