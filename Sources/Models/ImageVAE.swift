@@ -154,10 +154,10 @@ public final class ImageVAE: Module {
 
     /// Sets `latentScale` to 1/std of the unscaled latents of `images` (posterior means, or
     /// samples when `rng` is given, matching how `encode` will be called), so encoded latents
-    /// have unit variance. Returns the new scale. Runs without recording gradients.
+    /// have unit variance. Returns the new scale. Runs without recording gradients. Without `rng`
+    /// the images are encoded `chunk` at a time, so calibrating on many images needs one chunk's
+    /// activations, with the same sums as one pass.
     @discardableResult
-    /// Without `rng` (posterior means) the images are encoded `chunk` at a time, so calibrating on
-    /// many images needs one chunk's activations, with the same sums as one pass.
     public func calibrateLatentScale(_ images: Tensor, rng: RNG? = nil, chunk: Int = 64) -> Float {
         let std = withoutGrad { () -> Double in
             if let rng {
@@ -165,8 +165,9 @@ public final class ImageVAE: Module {
                 return standardDeviation(sample(mean: mean, logvar: logvar, rng: rng))
             }
             var moments = RunningMoments()
-            for lo in stride(from: 0, to: images.dim(0), by: max(chunk, 1)) {
-                moments.add(posterior(images.slice(axis: 0, lo..<min(lo + max(chunk, 1), images.dim(0)))).mean)
+            let chunk = max(chunk, 1)
+            for lo in stride(from: 0, to: images.dim(0), by: chunk) {
+                moments.add(posterior(images.slice(axis: 0, lo..<min(lo + chunk, images.dim(0)))).mean)
             }
             return moments.standardDeviation
         }

@@ -1,5 +1,6 @@
 // Storage: a 64-byte-aligned buffer of 4-byte elements (Float32 or Int32), and the caching
-// allocator behind it. Not a general-purpose memory manager: it only recycles exact sizes.
+// allocator behind it. Not a general-purpose memory manager: it only recycles buffers of one size
+// class (sizes rounded up to eighths of a power of two).
 import CKernels
 import Foundation
 
@@ -98,10 +99,10 @@ public final class Allocator: @unchecked Sendable {
     }
 
     /// Called, outside any lock, when the system refuses memory even after the cache is emptied;
-    /// it must not return. The default writes `message` and the failure to standard error and ends
-    /// the process with status 1: tensor operations cannot throw, and a run's files are written
-    /// atomically, so an orderly exit leaves the last checkpoint as the run's state. The CLI sets
-    /// `message` to what the command was doing and the keys that shrink it.
+    /// it must not return. The default writes the failure between `failurePrefix` and
+    /// `failureAdvice` to standard error and ends the process with status 1: tensor operations
+    /// cannot throw, and a run's files are written atomically, so an orderly exit leaves the last
+    /// checkpoint as the run's state. The CLI sets the prefix and the keys that shrink the work.
     public var onFailure: @Sendable (AllocationFailure) -> Never = { failure in
         fflush(nil)
         FileHandle.standardError.write("\(Allocator.failurePrefix)\(failure)\(Allocator.failureAdvice)\n".data(using: .utf8)!)

@@ -1,8 +1,8 @@
 // Memory planned before a run: what the process already holds, the model's weights, gradients,
 // optimizer moments and EMA, the data caches once full, one micro-batch's tape (measured on probe
-// batches of four and eight rows of the same task and scaled to the recipe's rows) and the checkpoint writer's buffer, checked against
-// the memory this process may still take (MemAvailable, the cgroup's limit, the address-space
-// limit, `train.memory_limit`). A recipe that cannot fit stops in seconds with the estimate and
+// batches of four and eight rows of the same task and scaled to the recipe's rows) and the
+// checkpoint writer's buffer, checked against the memory this process may still take
+// (MemAvailable, the cgroup's limit, the address-space limit, `train.memory_limit`). A recipe that cannot fit stops in seconds with the estimate and
 // the keys to change, instead of growing until the kernel kills it. Not the allocator (Tensors).
 import Foundation
 import NN
@@ -12,7 +12,8 @@ import Tensors
 public struct MemoryBudget: Sendable, CustomStringConvertible {
     /// Bytes this process may add to what it holds now.
     public var headroom: Int
-    /// The binding limit, e.g. "MemAvailable", "cgroup memory.max", "ulimit -v", "train.memory_limit".
+    /// The binding limit: "MemAvailable", "cgroup memory limit", "address-space limit (ulimit -v)"
+    /// or "train.memory_limit".
     public var source: String
 
     public var description: String { "\(MemoryPlan.format(headroom)) more (\(source))" }
@@ -146,20 +147,16 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
         var measured: [Int] = []
         var parameters = 0
         let precision = MatmulPrecision(rawValue: recipe.train.matmulPrecision) ?? .fp32
-        let allocator = Allocator.shared
-        let probeRows = [min(4, plan.rows), min(8, plan.rows)]
-        for rows in Set(probeRows).sorted() {
+        let probeRows = Array(Set([min(4, plan.rows), min(8, plan.rows)])).sorted()
+        for rows in probeRows {
             var probe = recipe
             probe.train.batchSize = rows
             probe.train.gradAccum = 1
-            do {
-                let task = try build(probe)
-                parameters = task.model.parameterCount
-                plan.dataCaches = task.cacheBytes
-                allocator.emptyCache()
-                let before = allocator.liveBytes
-                // What the allocator holds (live and cached) after two micro-batches: the tape at its
-                // peak, and the buffers of other sizes a step keeps cached for the next one.
+            let task = try build(probe)
+            parameters = task.model.parameterCount
+            plan.dataCaches = task.cacheBytes
+            // Two micro-batches: the second meets the buffers the first left cached, as steps do.
+            measured.append(try heldGrowth {
                 try MatmulPrecision.with(precision) {
                     for index in 0..<2 {
                         task.model.zeroGrad()
@@ -167,25 +164,24 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
                         loss.total.backward()
                     }
                 }
-                measured.append(allocator.liveBytes + allocator.cachedBytes - before)
-                task.model.zeroGrad()
-            }
+            })
+            task.model.zeroGrad()
         }
-        allocator.trim()   // the probes' buffers and freed heap (their data, tokenizer copies) back to the system
+        Allocator.shared.trim()   // the probes' buffers and freed heap (their data, tokenizer copies) back to the system
         // Code, libraries, BLAS buffers, tokenizer and data, now that the probes are gone.
-        plan.runtime = max(0, SystemMemory.residentBytes - allocator.liveBytes)
+        plan.runtime = max(0, SystemMemory.residentBytes - Allocator.shared.liveBytes)
         let state = stateBytes(recipe)
         plan.weights = 4 * parameters
         plan.gradients = state.gradients * parameters
         plan.optimizer = state.optimizer * parameters
         plan.ema = state.ema * parameters
         // The probes include the gradients they created; the rest is the tape, linear in rows.
-        let perRow = measured.count == 2 ? max(0, (measured[1] - measured[0]) / (probeRows[1] - probeRows[0])) : 0
-        plan.microBatchFixed = max(0, measured[0] - perRow * probeRows[0] - plan.gradients)
+        let (fixed, perRow) = line(rows: probeRows, measured: measured)
+        plan.microBatchFixed = max(0, fixed - plan.gradients)
         plan.bytesPerRow = perRow
         plan.microBatch = plan.microBatchFixed + perRow * plan.rows
         // The checkpoint writer encodes its largest file (the optimizer's moments, or the weights)
-        // in one buffer of the file's size, plus one tensor's copy.
+        // in one buffer of the file's size.
         plan.checkpoint = max(plan.weights, plan.optimizer)
         plan.probeSeconds = Date().timeIntervalSince(start)
         return plan
@@ -198,22 +194,32 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
         var plan = MemoryPlan()
         plan.rowName = "batch of %d images"
         plan.rows = count
-        let allocator = Allocator.shared
-        var measured: [Int] = []
-        for n in [1, 2] {
-            allocator.emptyCache()
-            let before = allocator.liveBytes
-            try probe(n)
-            // Live and cached after it: the batch's peak, and its buffers of other sizes.
-            measured.append(allocator.liveBytes + allocator.cachedBytes - before)
-        }
-        allocator.trim()
-        plan.weights = allocator.liveBytes
+        let sizes = [1, 2]
+        let measured = try sizes.map { n in try heldGrowth { try probe(n) } }
+        Allocator.shared.trim()
+        plan.weights = Allocator.shared.liveBytes
         plan.runtime = max(0, SystemMemory.residentBytes - plan.weights)
-        plan.bytesPerRow = max(0, measured[1] - measured[0])
-        plan.microBatchFixed = max(0, measured[0] - plan.bytesPerRow)
+        (plan.microBatchFixed, plan.bytesPerRow) = line(rows: sizes, measured: measured)
         plan.microBatch = plan.microBatchFixed + plan.bytesPerRow * count
         return plan
+    }
+
+    /// What the tensor allocator holds more after `body`, from an emptied cache: the live and the
+    /// cached bytes, i.e. its working set at its peak and the buffers of other sizes it keeps.
+    static func heldGrowth(_ body: () throws -> Void) rethrows -> Int {
+        let allocator = Allocator.shared
+        allocator.emptyCache()
+        let before = allocator.liveBytes
+        try body()
+        return allocator.liveBytes + allocator.cachedBytes - before
+    }
+
+    /// `measured = fixed + perRow · rows` through the probes (one probe: all of it fixed), neither
+    /// part negative.
+    static func line(rows: [Int], measured: [Int]) -> (fixed: Int, perRow: Int) {
+        guard rows.count == 2 else { return (max(0, measured[0]), 0) }
+        let perRow = max(0, (measured[1] - measured[0]) / (rows[1] - rows[0]))
+        return (max(0, measured[0] - perRow * rows[0]), perRow)
     }
 
     /// Throws ``MemoryPlanError`` unless the training plan fits what the process may still take.

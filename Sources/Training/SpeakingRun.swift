@@ -69,10 +69,9 @@ public struct SpeakingRun {
     /// Throws when `text`, BOA and the speech span run past the trained context.
     public func checkSpeakable(_ text: String) throws {
         let ids = 1 + tokenizer.encode(text).count
-        guard let contextLength, ids + 1 + spoken.length > contextLength else { return }
-        throw ContextLengthError(positions: ids + 1 + spoken.length, context: contextLength,
-                                 what: "the prompt (\(ids) tokens with BOS), BOA and the \(spoken.length) speech patches",
-                                 shorten: "shorten --prompt")
+        try ContextLengthError.check(ids + 1 + spoken.length, context: contextLength,
+                                     what: "the prompt (\(ids) tokens with BOS), BOA and the \(spoken.length) speech patches",
+                                     shorten: "shorten --prompt")
     }
 
     /// The model saying `text`: the patches it generated (1, L, D) and their waveform at the codec's rate.

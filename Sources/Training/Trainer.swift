@@ -241,24 +241,25 @@ public final class Trainer {
             progress?.update(step: state.step, loss: lossSum, tokensPerSecond: tokensPerSecond, log: logNow)
 
             let last = state.step == t.steps
+            let evalNow = isRoot && (recipe.eval.every > 0 && state.step % recipe.eval.every == 0 || last)
+            let sampleNow = isRoot && (recipe.sample.every > 0 && state.step % recipe.sample.every == 0 || last)
+            let checkpointDue = state.step % max(t.checkpointEvery, 1) == 0 || last
             // Evaluation, samples and checkpoints allocate other sizes than the steps: each phase
             // starts and ends with an empty buffer cache, so their memory never stacks on the
             // steps' cached buffers (the peak is the larger of the two, as MemoryPlan assumes).
-            let phases = isRoot && (recipe.eval.every > 0 && state.step % recipe.eval.every == 0
-                || recipe.sample.every > 0 && state.step % recipe.sample.every == 0
-                || state.step % max(t.checkpointEvery, 1) == 0 || last)
+            let phases = evalNow || sampleNow || isRoot && checkpointDue
             if phases { Allocator.shared.emptyCache() }
             defer { if phases { Allocator.shared.emptyCache() } }
-            if isRoot && (recipe.eval.every > 0 && state.step % recipe.eval.every == 0 || last), let log, let progress {
+            if evalNow, let log, let progress {
                 try evaluate(state: state, log: log, progress: progress, rng: base.split(1 << 40 | UInt64(state.step)))
             }
-            if isRoot && (recipe.sample.every > 0 && state.step % recipe.sample.every == 0 || last) {
+            if sampleNow {
                 if let line = try task.writeSamples(step: state.step, to: run.samplesURL, rng: base.split(1 << 41 | UInt64(state.step))) {
                     progress?.message(line)
                 }
             }
             if parallel.anyRank(StopRequest.isRequested) { stopped = true }
-            if state.step % max(t.checkpointEvery, 1) == 0 || last || stopped {
+            if checkpointDue || stopped {
                 try saveCheckpoint(state)
             }
             if stopped { progress?.message("stopped at step \(state.step); checkpoint saved"); break }

@@ -55,8 +55,7 @@ public struct TransfusionRun {
     /// Throws when `positions` (a prompt and what is generated after it) run past the trained
     /// context: `what` names them, e.g. "the prompt (12 tokens) and the image's 16 patches".
     public func checkContext(_ positions: Int, _ what: String, shorten: String) throws {
-        guard let contextLength, positions > contextLength else { return }
-        throw ContextLengthError(positions: positions, context: contextLength, what: what, shorten: shorten)
+        try ContextLengthError.check(positions, context: contextLength, what: what, shorten: shorten)
     }
 
     /// Token ids of a prompt, BOS first.
@@ -103,5 +102,11 @@ public struct ContextLengthError: Error, CustomStringConvertible {
 
     public var description: String {
         "\(what) take \(positions) positions, past the \(context) the model was trained on (its recipe's data.seq_len): \(shorten)"
+    }
+
+    /// Throws when `positions` exceed `context` (nil: unknown, nothing is checked).
+    public static func check(_ positions: Int, context: Int?, what: String, shorten: String) throws {
+        guard let context, positions > context else { return }
+        throw ContextLengthError(positions: positions, context: context, what: what, shorten: shorten)
     }
 }

@@ -54,8 +54,8 @@ struct Train: ParsableCommand {
             }
             let dir = RunDirectory(URL(fileURLWithPath: runs).appendingPathComponent(name ?? r.name))
             // Memory: a decoder too large to build stops here, before anything is built or written;
-            // then two probe micro-batches measure the tape per row, and a recipe whose planned peak
-            // does not fit stops before its first step (MemoryPlan.swift).
+            // then probe batches of 4 and 8 rows measure the tape per row, and a recipe whose planned
+            // peak does not fit stops before its first step (MemoryPlan.swift).
             let budget = MemoryBudget.current(limit: r.train.memoryLimitBytes, sharedBy: Collective.localRanks ?? comm.size)
             if r.train.checksMemory { try ModelTooLargeError.check(r, budget: budget) }
             Allocator.failurePrefix = "fusion train: error: "
