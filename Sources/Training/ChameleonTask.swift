@@ -42,6 +42,8 @@ public final class ChameleonTask: TrainingTask {
         public var speechWPM: Int? = nil
         /// The positions of one training row (`data.seq_len`; nil: written before it was kept).
         public var contextLength: Int? = nil
+        /// The top-k image codes are sampled with (`sample.top_k`; nil: written before it was kept).
+        public var topK: Int? = nil
     }
 
     public init(recipe: Recipe, run: RunDirectory) throws {
@@ -193,7 +195,8 @@ public final class ChameleonTask: TrainingTask {
         return try enc.encode(Config(model: chameleon.config, tokenizer: tok, vq: "vq.safetensors",
                                      imageSize: recipe.data.imageSize, cfg: recipe.diffusion.cfg,
                                      audioCodec: pairs.spoken == nil ? nil : SpokenCaptions.fileName,
-                                     speechWPM: pairs.spoken?.wordsPerMinute, contextLength: recipe.data.seqLen))
+                                     speechWPM: pairs.spoken?.wordsPerMinute, contextLength: recipe.data.seqLen,
+                                     topK: recipe.sample.topK))
     }
 
     /// Held-out losses with fixed randomness, comparable across steps and with Transfusion runs.
@@ -232,18 +235,19 @@ public final class ChameleonTask: TrainingTask {
         }
     }
 
-    /// ShapesEval on about `count` prompts, one image each (temperature 1, the recipe's top-k and
-    /// CFG), with fixed randomness — the same prompts the Transfusion task scores.
+    /// The model being trained as an image–text model: codes sampled at temperature 1 with the
+    /// recipe's top-k and CFG.
+    var imageText: ImageTextModel {
+        ImageTextModel(chameleon: chameleon, tokenizer: tokenizer, vq: vq, imageSize: recipe.data.imageSize,
+                       contextLength: recipe.data.seqLen, options: SamplingOptions(temperature: 1, topK: recipe.sample.topK),
+                       cfgScale: recipe.diffusion.cfg)
+    }
+
+    /// ShapesEval on about `count` prompts, one image each, with fixed randomness — the same
+    /// prompts and seeds the Transfusion task scores.
     func shapesEvalMetrics(count: Int) -> [String: Double] {
-        let eval = ShapesEval(seed: 0, totalPrompts: count, imageSize: recipe.data.imageSize)
-        let base = RNG(seed: 0x5EE7)
-        let images = eval.prompts.enumerated().map { i, p -> [Image] in
-            let ids = chameleon.sampleCodes(prompt: [SpecialTokens.bos] + tokenizer.encode(p.text), count: 1,
-                                            options: SamplingOptions(temperature: 1, topK: recipe.sample.topK),
-                                            cfgScale: recipe.diffusion.cfg, rng: base.split(UInt64(i)))
-            return [Image(chw: withoutGrad { vq.decode(ids) })]
-        }
-        return eval.score(images: images).metrics
+        imageText.shapesEval(ShapesEval(seed: 0, totalPrompts: count, imageSize: recipe.data.imageSize), imagesPerPrompt: 1,
+                             seed: 0x5EE7).metrics
     }
 
     /// Edits of held-out triplets 0..<count (temperature 1, the recipe's top-k, CFG against the

@@ -1,6 +1,6 @@
-// `fusion eval --checkpoint RUN --suite shapes|captions|fd|edits|speech`: scores a trained Transfusion run and
-// prints a table (and JSON with --json). Argument parsing and output only; the work is
-// TransfusionEvaluator's (Training) and Evaluation's.
+// `fusion eval --checkpoint RUN --suite shapes|captions|fd|edits|speech`: scores a trained Transfusion or
+// Chameleon run and prints a table (and JSON with --json). Argument parsing and output only; the
+// work is ImageTextModel's and TransfusionEvaluator's (Training) and Evaluation's.
 import ArgumentParser
 import Data
 import Evaluation
@@ -14,7 +14,7 @@ import Training
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Evaluate a Transfusion run: ShapesEval, caption accuracy, a Fréchet distance, edits or speech.",
+        abstract: "Evaluate a Transfusion or Chameleon run: ShapesEval, caption accuracy, a Fréchet distance, edits or speech.",
         discussion: """
             Examples:
               fusion eval --checkpoint runs/transfusion-shapes --suite shapes --images-per-prompt 4 \\
@@ -39,6 +39,10 @@ struct Eval: ParsableCommand {
             speech:   held-out spoken captions (espeak-ng): the model's transcripts of them, the
                       log-mel distance of its own speech for the same words to espeak-ng's, and
                       how well it transcribes its own speech (runs trained with speech documents).
+
+            shapes, captions, fd and speech score Transfusion and Chameleon runs alike; edits scores
+            Transfusion runs (Chameleon edits are scored in training, eval.edits). Chameleon image
+            codes are sampled at --temperature (default 1) with the recipe's --top-k and --cfg.
             """)
 
     enum Suite: String, ExpressibleByArgument, CaseIterable { case shapes, captions, fd, edits, speech }
@@ -57,7 +61,9 @@ struct Eval: ParsableCommand {
     var classifier = "runs/eval-classifier/\(ShapesClassifier.fileName)"
     @Option(parsing: .unconditional, help: "Diffusion steps (default: the recipe's).") var steps: Int?
     @Option(parsing: .unconditional, help: "Classifier-free guidance scale (default: the recipe's).") var cfg: Float?
-    @Option(help: "Sampler: ddpm, ddim or euler.") var sampler: SpanSampler?
+    @Option(help: "Sampler: ddpm, ddim or euler (Transfusion runs).") var sampler: SpanSampler?
+    @Option(parsing: .unconditional, help: "Chameleon runs: temperature of the image codes (default 1).") var temperature: Float?
+    @Option(parsing: .unconditional, help: "Chameleon runs: keep the k most likely codes (0: all; default: the recipe's).") var topK: Int?
     @Option(parsing: .unconditional, help: "Sampling seed.") var seed: UInt64 = 0
     @Option(help: "Also write the report as JSON here.") var json: String?
     @Flag(help: "shapes: print every prompt with what was found.") var details = false
@@ -81,100 +87,94 @@ struct Eval: ParsableCommand {
                 try write(report.metrics)
                 return
             }
-            let run = try TransfusionRun(path: checkpoint, ema: !noEMA)
-            let evaluator = run.evaluator
-            let size = run.config.imageSize
+            if suite == .edits { try runEdits(); return }
+            let model = try ImageTextModel.load(path: checkpoint, ema: !noEMA, cfg: cfg, sampler: sampler, steps: steps,
+                                                temperature: temperature, topK: topK)
+            let size = model.imageSize
             let start = Date()
             switch suite {
             case .shapes:
                 guard imagesPerPrompt > 0, promptsPerCategory > 0 else { throw ValidationError("--images-per-prompt and --prompts-per-category must be positive") }
-                let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
                 let eval = ShapesEval(seed: evalSeed, promptsPerCategory: promptsPerCategory, imageSize: size)
-                let longest = eval.prompts.map { run.prompt($0.text) }.max { $0.count < $1.count } ?? run.prompt("")
-                _ = try planSampling(run, prompt: longest, count: imagesPerPrompt, options: options, flag: "--images-per-prompt")
+                let longest = eval.prompts.map { model.prompt($0.text) }.max { $0.count < $1.count } ?? model.prompt("")
+                _ = try model.planSampling(prompt: longest, count: imagesPerPrompt, flag: "--images-per-prompt")
                 let counter = CountProgress("prompt", total: eval.prompts.count)
-                let report = evaluator.shapesEval(eval, imagesPerPrompt: imagesPerPrompt, options: options, seed: seed) {
-                    counter.update($0)
-                }
+                let report = model.shapesEval(eval, imagesPerPrompt: imagesPerPrompt, seed: seed) { counter.update($0) }
                 counter.finish()
                 if details { print(report.details + "\n") }
                 print(report)
-                print(String(format: "(%@, %d steps, cfg %.1f, %d images per prompt, %.0f s)", options.sampler.rawValue,
-                             options.steps, options.cfgScale, imagesPerPrompt, Date().timeIntervalSince(start)))
+                print(String(format: "(%@ run: %@, %d images per prompt, %.0f s)", model.kind, model.sampling,
+                             imagesPerPrompt, Date().timeIntervalSince(start)))
                 try write(report)
             case .captions:
                 let world = ShapesWorld(seed: heldOutSeed, imageSize: size)
                 let counter = CountProgress("image", total: count)
-                let (report, captions) = evaluator.captionAccuracy(world: world, count: count) { counter.update($0) }
+                let (report, captions) = model.captionAccuracy(world: world, count: count) { counter.update($0) }
                 counter.finish()
                 if details {
                     for (i, c) in captions.enumerated().prefix(20) { print("\(c)\t(truth: \(world.example(i).caption))") }
                 }
                 print(report)
+                print(String(format: "(%@ run, %d images, %.0f s)", model.kind, count, Date().timeIntervalSince(start)))
                 try write(report)
             case .fd:
                 let net = try ShapesClassifier.load(from: classifier)
                 guard net.config.imageSize == size else {
                     throw ValidationError("the classifier takes \(net.config.imageSize)px images, the run makes \(size)px")
                 }
-                let world = ShapesWorld(seed: heldOutSeed, imageSize: size)
-                let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
-                let base = RNG(seed: seed)
-                var generated: [Image] = []
                 let counter = CountProgress("image", total: count)
-                for i in 0..<count {
-                    let z = run.model.sampleImages(prompt: run.prompt(world.example(i).caption), count: 1, options: options,
-                                                   rng: base.split(UInt64(i)))
-                    generated.append(Image(chw: run.decode(z)))
-                    counter.update(i + 1)
-                }
+                let report = model.frechetDistance(classifier: net, world: ShapesWorld(seed: heldOutSeed, imageSize: size),
+                                                   count: count, seed: seed) { counter.update($0) }
                 counter.finish()
-                func real(_ range: Range<Int>) -> [Image] {
-                    range.map { Image(width: size, height: size, channels: 3, pixels: world.scene($0).render(imageSize: size)) }
-                }
-                let reference = net.features(real(count..<(2 * count)))
-                let report = FDReport(images: count, fd: frechetDistance(reference, net.features(generated)),
-                                      realVsReal: frechetDistance(reference, net.features(real((2 * count)..<(3 * count)))))
-                print(String(format: "FD generated vs real  %.4f\nFD real vs real       %.4f  (the floor at %d images)",
-                             report.fd, report.realVsReal, count))
+                print(report)
+                print(String(format: "(%@ run: %@, %.0f s)", model.kind, model.sampling, Date().timeIntervalSince(start)))
                 try write(report)
-            case .edits:
-                let world = ShapesWorld(seed: heldOutSeed, imageSize: size)
-                let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
-                let settings = EditSettings(options: options,
-                                            guidance: EditGuidance(textScale: options.cfgScale, imageScale: imageCfg))
-                let methods = method == .both ? EditMethod.allCases : [EditMethod(rawValue: method.rawValue)!]
-                var reports: [String: EditEvalReport] = [:], images: [[Image]] = []
-                for m in methods {
-                    let counter = CountProgress("\(m.rawValue): triplet", total: count)
-                    let (report, edited) = evaluator.editEval(world: world, count: count, method: m, settings: settings,
-                                                              seed: seed) { counter.update($0) }
-                    counter.finish()
-                    print("\(m.rawValue):\n\(report)\n")
-                    reports[m.rawValue] = report
-                    images.append(Array(edited.prefix(8)))
-                }
-                print(String(format: "(%@, %d steps, cfg %.1f, %d triplets, %.0f s)", options.sampler.rawValue,
-                             options.steps, options.cfgScale, count, Date().timeIntervalSince(start)))
-                if let grid {
-                    let (picture, text) = evaluator.editGrid(world: world, edited: images)
-                    try PNG.write(picture, to: grid)
-                    try atomicWrite(Foundation.Data(("columns: source | target | " + methods.map(\.rawValue).joined(separator: " | ")
-                                                     + "\n" + text).utf8),
-                                    to: URL(fileURLWithPath: grid).deletingPathExtension().appendingPathExtension("txt"))
-                    print("wrote \(grid)")
-                }
-                try write(reports)
-            case .speech:
-                break                                           // answered above, for both model kinds
+            case .edits, .speech:
+                break                                           // answered above
             }
         }
     }
 
+    /// The edits suite (Transfusion runs).
+    func runEdits() throws {
+        let kind = try SavedModel.kind(path: checkpoint)
+        guard kind == "transfusion" else {
+            throw ValidationError("--suite edits scores Transfusion runs; \(checkpoint) is a \(kind) run "
+                                  + "(Chameleon edits are scored in training: eval.edits)")
+        }
+        let run = try TransfusionRun(path: checkpoint, ema: !noEMA)
+        let evaluator = run.evaluator
+        let start = Date()
+        let world = ShapesWorld(seed: heldOutSeed, imageSize: run.config.imageSize)
+        let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
+        let settings = EditSettings(options: options,
+                                    guidance: EditGuidance(textScale: options.cfgScale, imageScale: imageCfg))
+        let methods = method == .both ? EditMethod.allCases : [EditMethod(rawValue: method.rawValue)!]
+        var reports: [String: EditEvalReport] = [:], images: [[Image]] = []
+        for m in methods {
+            let counter = CountProgress("\(m.rawValue): triplet", total: count)
+            let (report, edited) = evaluator.editEval(world: world, count: count, method: m, settings: settings,
+                                                      seed: seed) { counter.update($0) }
+            counter.finish()
+            print("\(m.rawValue):\n\(report)\n")
+            reports[m.rawValue] = report
+            images.append(Array(edited.prefix(8)))
+        }
+        print(String(format: "(%@, %d steps, cfg %.1f, %d triplets, %.0f s)", options.sampler.rawValue,
+                     options.steps, options.cfgScale, count, Date().timeIntervalSince(start)))
+        if let grid {
+            let (picture, text) = evaluator.editGrid(world: world, edited: images)
+            try PNG.write(picture, to: grid)
+            try atomicWrite(Foundation.Data(("columns: source | target | " + methods.map(\.rawValue).joined(separator: " | ")
+                                             + "\n" + text).utf8),
+                            to: URL(fileURLWithPath: grid).deletingPathExtension().appendingPathExtension("txt"))
+            print("wrote \(grid)")
+        }
+        try write(reports)
+    }
+
     /// The held-out world of evaluations (not a training seed of the shipped recipes).
     var heldOutSeed: UInt64 { 0x5EED_E7A1 &+ evalSeed }
-
-    struct FDReport: Codable { var images: Int; var fd: Double; var realVsReal: Double }
 
     func write<T: Encodable>(_ report: T) throws {
         guard let json else { return }

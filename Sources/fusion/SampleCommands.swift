@@ -1,5 +1,6 @@
-// `fusion sample | caption | generate`: text-to-image, image-to-text and mixed generation from a
-// trained Transfusion run. Argument parsing and file output only; the work is TransfusionRun's.
+// `fusion sample | caption | generate`: text-to-image and image-to-text from a trained Transfusion
+// or Chameleon run, and mixed generation from a Transfusion run. Argument parsing and file output
+// only; the work is ImageTextModel's and TransfusionRun's.
 import ArgumentParser
 import Foundation
 import Media
@@ -15,9 +16,13 @@ struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Text-to-image: sample images for a caption and write them as a PNG grid.",
         discussion: """
-            Example:
+            Examples:
               fusion sample --checkpoint runs/transfusion-shapes --prompt "two red circles on the left" \\
                 --num 4 --steps 50 --cfg 3 --seed 1 --out grid.png
+              fusion sample --checkpoint runs/compare-chameleon-tiny --prompt "a green triangle" --cfg 1 --top-k 64
+
+            Transfusion runs diffuse their images (--steps, --sampler, --clip); Chameleon runs sample
+            image codes (--temperature, default 1; --top-k, default the recipe's). --cfg guides both.
             """)
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
@@ -27,6 +32,8 @@ struct Sample: ParsableCommand {
     @Option(parsing: .unconditional, help: "Classifier-free guidance scale (1: none; default: the recipe's).") var cfg: Float?
     @Option(help: "Sampler: ddpm, ddim or euler (flow runs).") var sampler: SpanSampler?
     @Option(parsing: .unconditional, help: "Clamp x̂0 to ±this in DDPM/DDIM steps (0: off; default: the recipe's).") var clip: Float?
+    @Option(parsing: .unconditional, help: "Chameleon runs: temperature of the image codes (default 1).") var temperature: Float?
+    @Option(parsing: .unconditional, help: "Chameleon runs: keep the k most likely codes (0: all; default: the recipe's).") var topK: Int?
     @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Output PNG.") var out = "samples.png"
     @Option(parsing: .unconditional, help: "Upscale each image this many times (nearest neighbour) in the grid.") var scale = 4
@@ -38,18 +45,16 @@ struct Sample: ParsableCommand {
         try reportingErrors("sample", in: compute) {
             guard num > 0 else { throw ValidationError("--num must be positive") }
             guard (1...16).contains(scale) else { throw ValidationError("--scale must be 1…16") }
-            let run = try TransfusionRun(path: checkpoint, ema: !noEMA)
-            let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg, clipX0: clip)
-            let ids = run.prompt(prompt), patches = run.config.model.patchesPerImage
-            try run.checkContext(ids.count + 1 + patches, "the prompt (\(ids.count) tokens with BOS), BOI and the image's \(patches) patches",
-                                 shorten: "shorten --prompt")
-            let plan = try planSampling(run, prompt: ids, count: num, options: options, flag: "--num")
+            let model = try ImageTextModel.load(path: checkpoint, ema: !noEMA, cfg: cfg, sampler: sampler, steps: steps, clipX0: clip,
+                                                temperature: temperature, topK: topK)
+            let ids = model.prompt(prompt), positions = model.imagePositions
+            try model.checkContext(ids.count + 1 + positions, "the prompt (\(ids.count) tokens with BOS), BOI and the image's \(positions) positions",
+                                   shorten: "shorten --prompt")
+            let plan = try model.planSampling(prompt: ids, count: num, flag: "--num")
             let start = Date()
-            let latents = run.model.sampleImages(prompt: ids, count: num, options: options,
-                                                 rng: RNG(seed: seed))
-            try writeGrid(run.decode(latents), to: out, scale: scale)
-            print(String(format: "wrote %@: %d images for \"%@\" (%@, %d steps, cfg %.1f) in %.1f s; memory peak %@ (planned %@)", out, num,
-                         prompt, options.sampler.rawValue, options.steps, options.cfgScale, Date().timeIntervalSince(start),
+            try writeGrid(model.images(prompt: ids, count: num, rng: RNG(seed: seed)), to: out, scale: scale)
+            print(String(format: "wrote %@: %d images for \"%@\" (%@ run: %@) in %.1f s; memory peak %@ (planned %@)", out, num,
+                         prompt, model.kind, model.sampling, Date().timeIntervalSince(start),
                          MemoryPlan.format(SystemMemory.peakResidentBytes), MemoryPlan.format(plan.total)))
         }
     }
@@ -57,7 +62,7 @@ struct Sample: ParsableCommand {
 
 struct Caption: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Image-to-text: caption a PNG with a trained Transfusion run.",
+        abstract: "Image-to-text: caption a PNG with a trained Transfusion or Chameleon run.",
         discussion: """
             Example:
               fusion data shapes --out data/shapes --count 8
@@ -76,25 +81,23 @@ struct Caption: ParsableCommand {
         try reportingErrors("caption", in: compute) {
             try checkCount(maxTokens, flag: "--max-tokens")
             try checkTemperature(temperature)
-            let run = try TransfusionRun(path: checkpoint)
-            let size = run.config.imageSize
+            let model = try ImageTextModel.load(path: checkpoint)
+            let size = model.imageSize
             let picture = try PNG.read(image).converted(channels: 3)
             guard picture.width == size && picture.height == size else {
                 throw ValidationError("\(image): \(picture.width)×\(picture.height), but the run was trained on \(size)×\(size)")
             }
-            // BOS BOI, the image's patches and EOI come first; the caption gets what the context leaves.
+            // BOS BOI, the image's positions and EOI come first; the caption gets what the context leaves.
             var maxTokens = maxTokens
-            let prefix = 3 + run.config.model.patchesPerImage
-            if let context = run.contextLength, prefix + maxTokens > context {
-                try run.checkContext(prefix + 1, "the image (BOS, BOI, \(run.config.model.patchesPerImage) patches, EOI)",
-                                     shorten: "this model cannot caption at all")
+            let prefix = 3 + model.imagePositions
+            if let context = model.contextLength, prefix + maxTokens > context {
+                try model.checkContext(prefix + 1, "the image (BOS, BOI, \(model.imagePositions) positions, EOI)",
+                                       shorten: "this model cannot caption at all")
                 warn("caption", "--max-tokens \(maxTokens) runs past the \(context) positions the model was trained on "
                      + "(the image takes \(prefix)): captions stop at \(context - prefix) tokens")
                 maxTokens = context - prefix
             }
-            let ids = run.model.caption(latents: run.encode(imageBatch([picture])), maxTokens: maxTokens,
-                                        options: SamplingOptions(temperature: temperature), rng: RNG(seed: seed))
-            print(run.tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) }))
+            print(model.caption(picture, maxTokens: maxTokens, options: SamplingOptions(temperature: temperature), rng: RNG(seed: seed)))
         }
     }
 }
@@ -159,21 +162,6 @@ struct Generate: ParsableCommand {
             print(text)
         }
     }
-}
-
-/// The memory plan of sampling and decoding `count` images at once for `prompt` (probed with one
-/// denoising step of 1 and 2 images); throws, naming `flag`, when it does not fit what the process may take.
-func planSampling(_ run: TransfusionRun, prompt: [Int32], count: Int, options: ImageSamplingOptions, flag: String) throws -> MemoryPlan {
-    var probe = options
-    probe.steps = 1
-    let plan = MemoryPlan.generation(count: count) { n in
-        _ = run.decode(run.model.sampleImages(prompt: prompt, count: n, options: probe, rng: RNG(seed: 0)))
-    }
-    let budget = MemoryBudget.current()
-    try plan.check(budget: budget) {
-        "lower \(flag) (\(count); about \(MemoryPlanError.itemsThatFit(plan, budget: budget)) images fit at once)"
-    }
-    return plan
 }
 
 /// A warning line on standard error: the command goes on.

@@ -1,0 +1,202 @@
+// A trained model that draws images for captions and captions images, whichever family: a
+// Transfusion model (diffused VAE latents) or a Chameleon model (VQ codes). The ShapesWorld
+// suites (ShapesEval, caption accuracy, the Fréchet distance) score either through it, in
+// training and in `fusion eval`, and `fusion sample` / `caption` use it, so both families are
+// looked at the same way. Not the samplers (Models) and not the metrics (Evaluation).
+import Data
+import Diffusion
+import Evaluation
+import Foundation
+import Media
+import Models
+import NN
+import Tensors
+import Text
+
+public struct ImageTextModel {
+    /// "transfusion" or "chameleon".
+    public let kind: String
+    public let tokenizer: BPETokenizer
+    public let imageSize: Int
+    /// Positions one image takes between BOI and EOI (latent patches or codes).
+    public let imagePositions: Int
+    /// The positions of the rows it was trained on (`data.seq_len`), or nil when unknown.
+    public let contextLength: Int?
+    /// How images are sampled, for reports ("ddim, 50 steps, cfg 3.0").
+    public let sampling: String
+    /// `count` images (n, 3, H, W) in [-1, 1] for prompt ids (BOS first), drawing from the RNG.
+    let draw: ([Int32], Int, RNG) -> Tensor
+    /// Caption ids of one image (1, 3, H, W) in [-1, 1], at most the given count.
+    let describe: (Tensor, Int, SamplingOptions, RNG) -> [Int32]
+    /// Cheaper stand-in of `draw` for memory probes (one denoising step; codes are cheap already).
+    let probe: ([Int32], Int) -> Void
+
+    /// A Transfusion model sampled with `options`, its VAE decoding the latents.
+    public init(transfusion model: Transfusion, tokenizer: BPETokenizer, vae: ImageVAE, imageSize: Int, contextLength: Int?,
+                options: ImageSamplingOptions) {
+        (kind, self.tokenizer, self.imageSize, self.contextLength) = ("transfusion", tokenizer, imageSize, contextLength)
+        imagePositions = model.config.patchesPerImage
+        sampling = String(format: "%@, %d steps, cfg %.1f", options.sampler.rawValue, options.steps, options.cfgScale)
+        draw = { ids, n, rng in withoutGrad { vae.decode(model.sampleImages(prompt: ids, count: n, options: options, rng: rng)) } }
+        describe = { image, maxTokens, text, rng in
+            model.caption(latents: withoutGrad { vae.encode(image) }, maxTokens: maxTokens, options: text, rng: rng)
+        }
+        var oneStep = options
+        oneStep.steps = 1
+        probe = { ids, n in _ = withoutGrad { vae.decode(model.sampleImages(prompt: ids, count: n, options: oneStep, rng: RNG(seed: 0))) } }
+    }
+
+    /// A Chameleon model whose codes are sampled with `options` and guided at `cfgScale`, its VQ
+    /// tokenizer decoding them.
+    public init(chameleon model: Chameleon, tokenizer: BPETokenizer, vq: VQTokenizer, imageSize: Int, contextLength: Int?,
+                options: SamplingOptions, cfgScale: Float) {
+        (kind, self.tokenizer, self.imageSize, self.contextLength) = ("chameleon", tokenizer, imageSize, contextLength)
+        imagePositions = model.config.tokensPerImage
+        sampling = String(format: "temperature %g, top-k %@, cfg %.1f", options.temperature,
+                          options.topK > 0 ? "\(options.topK)" : "off", cfgScale)
+        draw = { ids, n, rng in
+            withoutGrad { vq.decode(model.sampleCodes(prompt: ids, count: n, options: options, cfgScale: cfgScale, rng: rng)) }
+        }
+        describe = { image, maxTokens, text, rng in
+            model.caption(codes: withoutGrad { vq.encode(image) }.intScalars, maxTokens: maxTokens, options: text, rng: rng)
+        }
+        probe = { ids, n in
+            _ = withoutGrad { vq.decode(model.sampleCodes(prompt: ids, count: n, options: options, cfgScale: cfgScale, rng: RNG(seed: 0))) }
+        }
+    }
+
+    /// The run at `path` (a run folder, a checkpoint folder or an exported model), Transfusion or
+    /// Chameleon, with its recipe's sampling settings and these overrides. Diffusion settings
+    /// (`sampler`, `steps`, `clipX0`) apply to Transfusion runs, `temperature` and `topK` to
+    /// Chameleon runs; naming one for the other family is an error naming the flag.
+    public static func load(path: String, ema: Bool = true, cfg: Float? = nil, sampler: SpanSampler? = nil, steps: Int? = nil,
+                            clipX0: Float? = nil, temperature: Float? = nil, topK: Int? = nil) throws -> ImageTextModel {
+        let kind = try SavedModel.kind(path: path)
+        switch kind {
+        case "transfusion":
+            if temperature != nil || topK != nil {
+                throw RunError.option("--temperature and --top-k sample image codes of Chameleon runs; \(path) is a transfusion run "
+                                      + "(its images are diffused: use --steps, --sampler, --cfg)")
+            }
+            let run = try TransfusionRun(path: path, ema: ema)
+            return ImageTextModel(transfusion: run.model, tokenizer: run.tokenizer, vae: run.vae, imageSize: run.config.imageSize,
+                                  contextLength: run.contextLength,
+                                  options: try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg, clipX0: clipX0))
+        case "chameleon":
+            if sampler != nil || steps != nil || clipX0 != nil {
+                throw RunError.option("--sampler, --steps and --clip are diffusion settings of Transfusion runs; \(path) is a "
+                                      + "chameleon run (its image codes are sampled: use --temperature, --top-k, --cfg)")
+            }
+            let run = try ChameleonRun(path: path, ema: ema)
+            let scale = cfg ?? run.config.cfg
+            guard scale.isFinite, scale >= 0 else { throw RunError.option("--cfg must be a finite number ≥ 0 (1: no guidance), got \(scale)") }
+            let t = temperature ?? 1
+            guard t.isFinite, t >= 0 else { throw RunError.option("--temperature must be ≥ 0 (0: greedy), got \(t)") }
+            let k = topK ?? run.sampleTopK
+            guard k >= 0 else { throw RunError.option("--top-k must be ≥ 0 (0: all codes), got \(k)") }
+            return ImageTextModel(chameleon: run.model, tokenizer: run.tokenizer, vq: run.vq, imageSize: run.config.imageSize,
+                                  contextLength: run.contextLength, options: SamplingOptions(temperature: t, topK: k),
+                                  cfgScale: scale)
+        default:
+            throw RunError.option("\(path) holds a \(kind) model, which neither draws nor captions images "
+                                  + "(transfusion and chameleon runs do)")
+        }
+    }
+
+    /// Token ids of a prompt, BOS first.
+    public func prompt(_ text: String) -> [Int32] { [SpecialTokens.bos] + tokenizer.encode(text) }
+
+    /// `count` images (n, 3, H, W) in [-1, 1] for prompt ids (BOS first).
+    public func images(prompt ids: [Int32], count: Int, rng: RNG) -> Tensor { draw(ids, count, rng) }
+
+    /// The caption of `image` (the run's size, RGB): decoded text without special tokens.
+    public func caption(_ image: Image, maxTokens: Int = 48, options: SamplingOptions = SamplingOptions(temperature: 0),
+                        rng: RNG = RNG(seed: 0)) -> String {
+        let ids = describe(imageBatch([image]), maxTokens, options, rng)
+        return tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) })
+    }
+
+    /// Throws when `positions` (a prompt and what is generated after it) run past the trained context.
+    public func checkContext(_ positions: Int, _ what: String, shorten: String) throws {
+        try ContextLengthError.check(positions, context: contextLength, what: what, shorten: shorten)
+    }
+
+    /// The memory plan of sampling and decoding `count` images at once for `prompt` (probed with
+    /// 1 and 2 images); throws, naming `flag`, when it does not fit what the process may take.
+    public func planSampling(prompt: [Int32], count: Int, flag: String) throws -> MemoryPlan {
+        let plan = MemoryPlan.generation(count: count) { n in probe(prompt, n) }
+        let budget = MemoryBudget.current()
+        try plan.check(budget: budget) {
+            "lower \(flag) (\(count); about \(MemoryPlanError.itemsThatFit(plan, budget: budget)) images fit at once)"
+        }
+        return plan
+    }
+
+    // MARK: The ShapesWorld suites
+
+    /// `imagesPerPrompt` images for each prompt of `eval`, prompt i drawing from `RNG(seed).split(i)`,
+    /// so the same seed gives the same images.
+    public func images(for eval: ShapesEval, imagesPerPrompt: Int, seed: UInt64, progress: ((Int) -> Void)? = nil) -> [[Image]] {
+        let base = RNG(seed: seed)
+        return eval.prompts.enumerated().map { i, p in
+            let x = images(prompt: prompt(p.text), count: imagesPerPrompt, rng: base.split(UInt64(i)))
+            progress?(i + 1)
+            return (0..<imagesPerPrompt).map { Image(chw: x.slice(axis: 0, $0..<($0 + 1))) }
+        }
+    }
+
+    /// ShapesEval of the model: sample, detect, score.
+    public func shapesEval(_ eval: ShapesEval, imagesPerPrompt: Int, seed: UInt64, progress: ((Int) -> Void)? = nil) -> ShapesEvalReport {
+        eval.score(images: images(for: eval, imagesPerPrompt: imagesPerPrompt, seed: seed, progress: progress))
+    }
+
+    /// Greedy captions of `count` held-out scenes of `world`, scored against their object lists.
+    public func captionAccuracy(world: ShapesWorld, count: Int, maxTokens: Int = 48,
+                                progress: ((Int) -> Void)? = nil) -> (CaptionAccuracyReport, [String]) {
+        let scenes = (0..<count).map(world.scene)
+        var captions: [String] = []
+        for scene in scenes {
+            captions.append(caption(Image(width: imageSize, height: imageSize, channels: 3, pixels: scene.render(imageSize: imageSize)),
+                                    maxTokens: maxTokens))
+            progress?(captions.count)
+        }
+        return (CaptionAccuracy.score(captions: captions, scenes: scenes), captions)
+    }
+
+    /// The Fréchet distance, in `classifier`'s features, between images generated from the
+    /// captions of held-out scenes 0..<count of `world` (scene i drawing from `RNG(seed).split(i)`)
+    /// and renders of scenes count..<2·count, beside the real-vs-real floor (renders of
+    /// 2·count..<3·count) at the same number of images.
+    public func frechetDistance(classifier net: ShapesClassifier, world: ShapesWorld, count: Int, seed: UInt64,
+                                progress: ((Int) -> Void)? = nil) -> FDReport {
+        let base = RNG(seed: seed)
+        let generated = (0..<count).map { i -> Image in
+            defer { progress?(i + 1) }
+            return Image(chw: images(prompt: prompt(world.example(i).caption), count: 1, rng: base.split(UInt64(i))))
+        }
+        func real(_ range: Range<Int>) -> [Image] {
+            range.map { Image(width: imageSize, height: imageSize, channels: 3, pixels: world.scene($0).render(imageSize: imageSize)) }
+        }
+        let reference = net.features(real(count..<(2 * count)))
+        return FDReport(images: count, fd: Evaluation.frechetDistance(reference, net.features(generated)),
+                        realVsReal: Evaluation.frechetDistance(reference, net.features(real((2 * count)..<(3 * count)))))
+    }
+}
+
+/// A Fréchet distance of generated images to real ones, with the real-vs-real floor at the same count.
+public struct FDReport: Codable, Sendable, CustomStringConvertible {
+    public var images: Int
+    public var fd: Double
+    public var realVsReal: Double
+
+    public var description: String {
+        String(format: "FD generated vs real  %.4f\nFD real vs real       %.4f  (the floor at %d images)", fd, realVsReal, images)
+    }
+}
+
+extension ChameleonRun {
+    /// The top-k its recipe sampled codes with (`sample.top_k`; 0 when the run folder has no recipe).
+    public var sampleTopK: Int {
+        config.topK ?? (try? Recipe.load(run.appendingPathComponent("recipe.yaml").path))?.sample.topK ?? 0
+    }
+}

@@ -1,0 +1,99 @@
+// The image–text verbs on both families through the binary: `fusion sample`, `caption` and `eval
+// --suite shapes|captions|fd` score a Chameleon run as they score a Transfusion run (they stopped
+// with "not a transfusion checkpoint config" before), a family's flags on the other family are
+// errors naming them, and `fusion eval` reads the same ShapesEval as the run's in-training eval.
+// Needs the release `fusion` binary (`make test` builds it); skipped without.
+import Evaluation
+import Foundation
+import Media
+import Testing
+import Tensors
+@testable import Training
+
+private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fusion").path
+
+@Suite(.serialized) struct ImageTextVerbTests {
+    /// Runs fusion with `arguments` in `dir`; returns the exit status, stdout and stderr.
+    func fusion(_ arguments: [String], in dir: URL) throws -> (status: Int32, stdout: String, stderr: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: fusionBinary)
+        p.arguments = arguments
+        p.currentDirectoryURL = dir
+        let out = Pipe(), err = Pipe()
+        (p.standardOutput, p.standardError) = (out, err)
+        try p.run()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: fusionBinary), "needs .build/release/fusion (make test builds it)"))
+    func sampleCaptionAndEvalScoreChameleonRunsLikeTransfusionRuns() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-verbs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let vq = packageRoot.appendingPathComponent("checkpoints/vq-shapes.safetensors").path
+        let shapes = packageRoot.appendingPathComponent("checkpoints/shapes-tiny").path
+        try """
+            name: cham
+            model: {kind: chameleon, preset: nano, image_tokenizer: \(vq)}
+            diffusion: {cfg: 2.0}
+            data: {image_size: 32, tokenizer_vocab: 300, seq_len: 104, docs_per_row: 1, pool: 64}
+            train: {steps: 4, batch_size: 4, log_every: 2, checkpoint_every: 4}
+            eval: {every: 4, batches: 1, shapes_eval: 12}
+            sample: {every: 0, top_k: 16}
+            """.write(to: dir.appendingPathComponent("cham.yaml"), atomically: true, encoding: .utf8)
+        let trained = try fusion(["train", "cham.yaml", "--runs", "runs"], in: dir)
+        try #require(trained.status == 0, "\(trained.stderr)")
+        let run = dir.appendingPathComponent("runs/cham").path
+        #expect(try fusion(["data", "shapes", "--out", "d", "--count", "1"], in: dir).status == 0)
+        let net = ShapesClassifier(rng: RNG(seed: 0))
+        try net.save(to: dir.appendingPathComponent("classifier.safetensors").path)
+
+        for (checkpoint, kind) in [(run, "chameleon"), (shapes, "transfusion")] {
+            let fast = kind == "transfusion" ? ["--steps", "2"] : []
+            let sampled = try fusion(["sample", "--checkpoint", checkpoint, "--prompt", "a red circle", "--num", "2",
+                                      "--out", "\(kind).png"] + fast, in: dir)
+            #expect(sampled.status == 0, "\(kind) sample: \(sampled.stderr)")
+            #expect(sampled.stdout.contains("(\(kind) run: "), "\(sampled.stdout)")
+            let png = try PNG.read(dir.appendingPathComponent("\(kind).png").path)
+            #expect(png.width == 2 * 32 * 4 + 3 * 2, "two 32-pixel images, upscaled 4×, in a padded grid")
+            let captioned = try fusion(["caption", "--checkpoint", checkpoint, "--image", "d/000000.png", "--max-tokens", "8"], in: dir)
+            #expect(captioned.status == 0, "\(kind) caption: \(captioned.stderr)")
+            for suite in [["shapes", "--prompts-per-category", "1", "--images-per-prompt", "1"], ["captions", "--count", "3"],
+                          ["fd", "--count", "3", "--classifier", "classifier.safetensors"]] {
+                let json = "\(kind)-\(suite[0]).json"
+                let scored = try fusion(["eval", "--checkpoint", checkpoint, "--suite"] + suite + ["--json", json] + fast, in: dir)
+                #expect(scored.status == 0, "\(kind) eval \(suite[0]): \(scored.stderr)")
+                #expect(scored.stdout.contains("(\(kind) run"), "\(scored.stdout)")
+                let report = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent(json))) as? [String: Any]
+                #expect(report?[suite[0] == "shapes" ? "overall" : suite[0] == "fd" ? "fd" : "exact"] is Double, "\(kind) \(json)")
+            }
+        }
+
+        // The in-training ShapesEval (12 prompts, one image each, seed 0x5EE7) read again by `fusion eval`.
+        let metrics = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let inTraining = try #require(metrics.last { $0["eval_shapes_eval"] != nil }?["eval_shapes_eval"] as? Double)
+        let again = try fusion(["eval", "--checkpoint", run, "--suite", "shapes", "--prompts-per-category", "2",
+                                "--images-per-prompt", "1", "--seed", "\(0x5EE7)", "--json", "again.json"], in: dir)
+        #expect(again.status == 0, "\(again.stderr)")
+        let overall = try #require((try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("again.json")))
+            as? [String: Any])?["overall"] as? Double)
+        #expect(overall == inTraining, "fusion eval \(overall), in training \(inTraining)")
+
+        let refused: [([String], String)] = [
+            (["sample", "--checkpoint", run, "--prompt", "x", "--steps", "3"], "--sampler, --steps and --clip are diffusion settings"),
+            (["sample", "--checkpoint", shapes, "--prompt", "x", "--top-k", "3"], "--temperature and --top-k sample image codes"),
+            (["sample", "--checkpoint", run, "--prompt", "x", "--top-k", "-3"], "--top-k must be ≥ 0"),
+            (["eval", "--checkpoint", run, "--suite", "edits", "--count", "2"], "--suite edits scores Transfusion runs"),
+        ]
+        for (arguments, needle) in refused {
+            let r = try fusion(arguments, in: dir)
+            #expect(r.status == 1 && r.stderr.contains(needle), "\(arguments.joined(separator: " ")): \(r.stderr)")
+        }
+    }
+}
