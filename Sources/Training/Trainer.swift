@@ -309,7 +309,7 @@ public final class Trainer {
             do {
                 let c = try Checkpoint.read(url)
                 try task.model.load(c.model)
-                if let e = c.ema, let ema { for (n, s) in zip(ema.names, ema.shadow) { if let t = e[n] { s.assign(t) } } }
+                if let e = c.ema { ema?.restore(e, updates: c.state.optimizerStep) }
                 try optimizer.load(c.optimizer, step: c.state.optimizerStep)
                 if let firstError { FileHandle.standardError.write("warning: skipped a bad checkpoint: \(firstError)\n".data(using: .utf8)!) }
                 return (c, url)

@@ -105,8 +105,34 @@ func checkModule(_ module: Module, _ input: Tensor, _ f: (Tensor) -> Tensor, sou
         let ema = EMA(lin2, decay: 0.5)
         let before = lin2.weight.scalars
         lin2.weight.fill(0)
-        ema.update()
-        expectClose(ema.stateDict()["weight"]!.scalars, before.map { $0 * 0.5 })
+        ema.update()                                         // warm-up: d = min(0.5, 1/10)
+        expectClose(ema.stateDict()["weight"]!.scalars, before.map { $0 * 0.1 })
+        for n in 1..<12 { ema.update(); #expect(ema.decay(atUpdate: n) == min(0.5, Float(1 + n) / Float(10 + n))) }
+        #expect(ema.updates == 12 && ema.decay(atUpdate: 40) == 0.5)
+    }
+
+    /// A short run's EMA holds no trace of the initialisation: after 100 updates towards trained
+    /// weights the initial weights' share is 9!·100!/109! (≈ 3·10⁻¹³), where a plain EMA at 0.999
+    /// would still hold 0.999¹⁰⁰ ≈ 90% of them. A restored EMA continues the same warm-up.
+    @Test func emaWarmsUpSoAShortRunHoldsNoInitialisation() {
+        let model = Linear(4, 3, rng: rng)
+        let initial = model.weight.scalars
+        let ema = EMA(model, decay: 0.999)
+        let trained = (0..<initial.count).map { Float($0) * 0.25 - 1 }
+        model.weight.assign(Tensor(trained, shape: model.weight.shape))
+        for _ in 0..<100 { ema.update() }
+        let averaged = ema.stateDict()["weight"]!.scalars
+        // Float32 rounding of 100 updates leaves ~1e-7 per weight; a 0.999 EMA without warm-up
+        // would be ~0.9·|initial − trained| (about 1) away.
+        let distance = zip(averaged, trained).map { abs($0 - $1) }.max()!
+        let scale = zip(initial, trained).map { abs($0 - $1) }.max()!
+        #expect(scale > 0.5 && distance < 1e-5 * scale, "the EMA after 100 updates is \(distance) from the trained weights")
+
+        let resumed = EMA(model, decay: 0.999)
+        resumed.restore(ema.stateDict().mapValues { $0.copy() }, updates: ema.updates)
+        model.weight.assign(Tensor(initial, shape: model.weight.shape))
+        ema.update(); resumed.update()
+        #expect(resumed.updates == 101 && resumed.stateDict()["weight"]!.scalars == ema.stateDict()["weight"]!.scalars)
     }
 
     @Test func gradientClipping() {

@@ -138,6 +138,10 @@ final class PoisonedTask: TrainingTask {
         for ((n, a), (_, b)) in zip(straight.task.model.namedParameters(), resumed.task.model.namedParameters()) {
             #expect(a.scalars == b.scalars, "weights of \(n) differ after resume")
         }
+        // The EMA resumes its warm-up where it stopped (restarting it would average differently).
+        let (emaA, emaB) = (try #require(straight.ema), try #require(resumed.ema))
+        #expect(emaA.updates == 6 && emaB.updates == 6)
+        for (n, a) in emaA.stateDict() { #expect(a.scalars == emaB.stateDict()[n]?.scalars, "EMA of \(n) differs after resume") }
         // The metrics file holds the same curve as the straight run, once.
         let logged = try MetricsLog.read(run.metricsURL).filter { $0["kind"] == nil }.compactMap { $0["step"] as? Int }
         #expect(logged == Array(1...6))
