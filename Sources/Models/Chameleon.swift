@@ -84,7 +84,9 @@ public final class Chameleon: Module {
     }
 
     /// The LM loss over all targets and its text, image and audio parts (by the target's id range).
-    /// Returns (total with z-loss, text CE, image CE, audio CE); a part with no targets is 0.
+    /// Returns (total with z-loss, text CE, image CE, audio CE); a part with no targets is 0. The
+    /// text part leaves out EOI and EOA, which close a span of codes: Transfusion never predicts
+    /// them (its sampler inserts them), so its text part and this one score the same targets.
     public func loss(_ ids: Tensor, targets: Tensor, mask: AttentionMask, positions: Tensor, zLoss: Float = 0)
         -> (total: Tensor, text: Float, image: Float, audio: Float) {
         let logits = lm(ids, mask: mask, positions: positions)
@@ -95,7 +97,9 @@ public final class Chameleon: Module {
             func part(_ range: Range<Int32>) -> Float {
                 crossEntropy(logits, Tensor(ints: t.map { range.contains($0) ? $0 : -1 }, shape: targets.shape), ignoreIndex: -1).item
             }
-            return (part(0..<v), part(v..<a), part(a..<Int32(config.vocab)))
+            let text = crossEntropy(logits, Tensor(ints: t.map { $0 < v && $0 != SpecialTokens.eoi && $0 != SpecialTokens.eoa ? $0 : -1 },
+                                                   shape: targets.shape), ignoreIndex: -1).item
+            return (text, part(v..<a), part(a..<Int32(config.vocab)))
         }
         return (total, text, image, audio)
     }

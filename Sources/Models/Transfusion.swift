@@ -295,6 +295,24 @@ public final class Transfusion: Module {
         return (text + image * imageWeight + audio * (audioWeight ?? imageWeight), text, image, audio)
     }
 
+    /// Held-out scores, without the tape: the cross-entropy of each position's target (NaN where
+    /// the target is −1) and the span losses as ``loss(_:targets:imageTargets:imageWeight:zLoss:scoredImages:audioTargets:audioWeight:scoredAudio:)``
+    /// computes them, so an evaluation can split the text loss by kind of target.
+    public func scores(_ input: TransfusionInput, targets: [Int32], imageTargets: Tensor?, scoredImages: [Int]? = nil,
+                       audioTargets: Tensor? = nil, scoredAudio: [Int]? = nil) -> (text: [Float], image: Float, audio: Float) {
+        withoutGrad {
+            let (hidden, images, speech) = self(input)
+            precondition(targets.count == input.ids.count, "Transfusion.scores: \(targets.count) targets for \(input.ids.count) positions")
+            let rows = targets.indices.filter { targets[$0] >= 0 }
+            var text = [Float](repeating: .nan, count: targets.count)
+            if !rows.isEmpty {
+                for (row, loss) in zip(rows, rowCrossEntropies(logits(hidden, rows: rows), rows.map { targets[$0] })) { text[row] = loss }
+            }
+            return (text, Self.spanLoss(images, imageTargets, scored: scoredImages, "image").item,
+                    Self.spanLoss(speech, audioTargets, scored: scoredAudio, "audio").item)
+        }
+    }
+
     /// The diffusion MSE of span predictions against `targets` (one row per scored span): over the
     /// rows `scored` lists, or all (nil); 0 without spans of the kind or with none scored.
     static func spanLoss(_ predicted: Tensor?, _ targets: Tensor?, scored: [Int]?, _ kind: String) -> Tensor {

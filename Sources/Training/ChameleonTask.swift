@@ -145,19 +145,38 @@ public final class ChameleonTask: TrainingTask {
         }
     }
 
+    /// A packed batch: ids, targets (−1: none), mask and positions, the target count, and the
+    /// documents with the document of each position (−1: padding).
+    struct Batch {
+        var ids: Tensor
+        var targets: Tensor
+        var mask: AttentionMask
+        var positions: Tensor
+        var tokens: Int
+        var examples: Int
+        var documents: [ImageCaptionPairs.Document]
+        var documentOf: [Int]
+    }
+
     /// Packed rows: documents `BOS caption BOI codes EOI EOS` (caption dropped with probability
     /// `diffusion.caption_dropout`) or, with probability `diffusion.image_first`,
     /// `BOS BOI codes EOI caption EOS`, or edit triplets (`data.edit_fraction`) — the same mixture
     /// as the Transfusion task.
-    func batch(_ world: ShapesWorld, firstRow: Int, rows: Int, rng: RNG, training: Bool) throws
-        -> (ids: Tensor, targets: Tensor, mask: AttentionMask, positions: Tensor, tokens: Int, examples: Int) {
+    func batch(_ world: ShapesWorld, firstRow: Int, rows: Int, rng: RNG, training: Bool) throws -> Batch {
+        let taken = (0..<rows).map { r in
+            pairs.documents(world, row: firstRow + r, perRow: docsPerRow, imageLength: chameleon.config.tokensPerImage,
+                            training: training, rng: rng)
+        }
+        return try batch(world, rows: taken, cached: training && recipe.data.pool > 0)
+    }
+
+    /// `rows` of documents of `world` laid out as token sequences and packed.
+    func batch(_ world: ShapesWorld, rows taken: [[ImageCaptionPairs.Document]], cached: Bool) throws -> Batch {
         let t = recipe.data.seqLen
         var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], docs: [[Int32]] = []
-        var tokens = 0, examples = 0
-        for r in 0..<rows {
-            let picked = pairs.documents(world, row: firstRow + r, perRow: docsPerRow,
-                                         imageLength: chameleon.config.tokensPerImage, training: training, rng: rng)
-            let cached = training && recipe.data.pool > 0
+        var documents: [ImageCaptionPairs.Document] = [], documentOf: [Int] = []
+        var tokens = 0
+        for picked in taken {
             var plain = codes(world, picked.filter { $0.edit == nil && $0.hasImage }.map(\.index), cached: cached)[...]
             var edits = editCodes(world, picked.filter { $0.edit != nil }.map(\.index), cached: cached)[...]
             var speech = try pairs.spoken?.codes(world, picked.filter { $0.speech != nil }.map(\.index), cached: cached)[...] ?? []
@@ -166,14 +185,16 @@ public final class ChameleonTask: TrainingTask {
                          speech: p.speech != nil ? speech.removeFirst() : [])
             }
             let row = try pack(seqs, length: t)
+            documentOf += row.documentIDs.map { Int($0) < picked.count ? documents.count + Int($0) : -1 }
+            documents += picked
             ids += row.tokens; targets += row.targets; positions += row.positions
             docs.append(row.documentIDs)
             tokens += row.targets.lazy.filter { $0 >= 0 }.count
-            examples += seqs.count
         }
         let mask = try AttentionMask(documents: docs, spans: docs.map { [Int32](repeating: -1, count: $0.count) })
-        return (Tensor(ints: ids, shape: [rows, t]), Tensor(ints: targets, shape: [rows, t]), mask,
-                Tensor(ints: positions), tokens, examples)
+        return Batch(ids: Tensor(ints: ids, shape: [taken.count, t]), targets: Tensor(ints: targets, shape: [taken.count, t]), mask: mask,
+                     positions: Tensor(ints: positions), tokens: tokens, examples: documents.count, documents: documents,
+                     documentOf: documentOf)
     }
 
     public func loss(microBatch index: Int, rng: RNG) throws -> LossResult {
@@ -199,20 +220,41 @@ public final class ChameleonTask: TrainingTask {
                                      topK: recipe.sample.topK))
     }
 
-    /// Held-out losses with fixed randomness, comparable across steps and with Transfusion runs.
-    public func evaluate(step: Int, rng: RNG) throws -> [String: Double] {
-        var total = 0.0, text = 0.0, image = 0.0, audio = 0.0
-        let n = max(recipe.eval.batches, 1)
-        for i in 0..<n {
-            let x = try batch(heldOut, firstRow: i * recipe.train.batchSize, rows: recipe.train.batchSize,
-                              rng: RNG(seed: 0xE7A1).split(UInt64(i)), training: false)
-            let l = chameleon.loss(x.ids, targets: x.targets, mask: x.mask, positions: x.positions)
-            total += Double(l.total.item); text += Double(l.text); image += Double(l.image); audio += Double(l.audio)
+    /// The held-out set in batches of `train.batch_size` rows.
+    func heldOutBatches() throws -> [Batch] {
+        let c = chameleon.config, b = recipe.train.batchSize
+        let rows = pairs.heldOutRows(count: recipe.eval.documents, imageLength: c.tokensPerImage, audioLength: c.audioLength)
+        return try stride(from: 0, to: rows.count, by: b).map { try batch(heldOut, rows: Array(rows[$0..<min($0 + b, rows.count)]), cached: false) }
+    }
+
+    /// The held-out losses by kind of target (``HeldOutTally``): image codes count when the
+    /// document generates them from text (or edits them), audio codes when it speaks.
+    func heldOutTally() throws -> HeldOutTally {
+        let c = chameleon.config, audio = Int32(c.textVocab + c.codebookSize)
+        var tally = HeldOutTally()
+        for x in try heldOutBatches() {
+            let targets = x.targets.intScalars
+            let losses = withoutGrad { rowCrossEntropies(chameleon.lm(x.ids, mask: x.mask, positions: x.positions), targets) }
+            tally.addTargets(losses: losses, targets: targets, document: x.documentOf, docs: x.documents,
+                             textVocab: Int32(c.textVocab)) { id, doc in
+                if id >= audio { return doc.speech == .fromCaption || doc.speech == .fromImage ? "audio" : nil }
+                return doc.edit != nil || (doc.speech == nil && !doc.imageFirst) ? "image" : nil
+            }
+            tally.documents += x.documents.count
         }
-        var metrics = ["loss": total / Double(n), "loss_text": text / Double(n), "loss_image": image / Double(n),
-                       "ppl": Foundation.exp(text / Double(n))]
+        return tally
+    }
+
+    /// Held-out losses on the held-out set both families share (`eval.documents` documents, see
+    /// HeldOutSet.swift), split like the Transfusion task's: text apart from the span markers (EOI
+    /// after the codes is one), captioning apart from the caption prior; `loss_image` over the
+    /// codes of images generated from text or edited, `loss_audio` over speech generated from text
+    /// or images; `loss` over every target.
+    public func evaluate(step: Int, rng: RNG) throws -> [String: Double] {
+        let tally = try heldOutTally()
+        var metrics = tally.metrics
+        metrics["loss"] = tally.mean("all") ?? 0
         if let speech = speechEvaluation {
-            metrics["loss_audio"] = audio / Double(n)
             if recipe.eval.speech > 0 { metrics.merge(try speech.report(count: recipe.eval.speech).metrics) { $1 } }
         }
         if recipe.eval.shapesEval > 0 { metrics.merge(shapesEvalMetrics(count: recipe.eval.shapesEval)) { $1 } }

@@ -141,6 +141,7 @@ extension RecipeSchema {
         .section("eval", [
             .key("every", .int, 0, .nonNegative),
             .key("batches", .int, 4, .positive),
+            .key("documents", .int, 1024, .positive),
             .key("shapes_eval", .int, 0, .nonNegative),
             .key("edits", .int, 0, .nonNegative),
             .key("speech", .int, 0, .nonNegative),

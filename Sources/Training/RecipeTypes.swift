@@ -251,7 +251,11 @@ public struct TrainSection: Codable, Equatable, Sendable {
 
 public struct EvalSection: Codable, Equatable, Sendable {
     public var every: Int              // steps; 0 = only at the end
+    /// Held-out batches of the lm, tokenizer and classifier tasks.
     public var batches: Int
+    /// Held-out documents of the Transfusion and Chameleon tasks (HeldOutSet.swift): the same
+    /// documents for both families.
+    public var documents: Int = 1024
     /// ShapesEval prompts sampled at each eval of a Transfusion run (0: none); adds shapes_eval
     /// and per-category scores to the eval rows.
     public var shapesEval: Int
@@ -263,16 +267,18 @@ public struct EvalSection: Codable, Equatable, Sendable {
     /// model transcribes its own speech.
     public var speech: Int = 0
 
-    public init(every: Int, batches: Int, shapesEval: Int = 0, edits: Int = 0, speech: Int = 0) {
-        self.every = every; self.batches = batches; self.shapesEval = shapesEval; self.edits = edits; self.speech = speech
+    public init(every: Int, batches: Int, documents: Int = 1024, shapesEval: Int = 0, edits: Int = 0, speech: Int = 0) {
+        self.every = every; self.batches = batches; self.documents = documents; self.shapesEval = shapesEval
+        self.edits = edits; self.speech = speech
     }
 
-    enum CodingKeys: String, CodingKey { case every, batches, edits, speech, shapesEval = "shapes_eval" }
+    enum CodingKeys: String, CodingKey { case every, batches, documents, edits, speech, shapesEval = "shapes_eval" }
 
-    /// Written before speech evaluation existed: none.
+    /// Written before speech evaluation existed: none (and before held-out documents: 1024).
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(every: try c.decode(Int.self, forKey: .every), batches: try c.decode(Int.self, forKey: .batches),
+                  documents: try c.decodeIfPresent(Int.self, forKey: .documents) ?? 1024,
                   shapesEval: try c.decodeIfPresent(Int.self, forKey: .shapesEval) ?? 0,
                   edits: try c.decodeIfPresent(Int.self, forKey: .edits) ?? 0,
                   speech: try c.decodeIfPresent(Int.self, forKey: .speech) ?? 0)

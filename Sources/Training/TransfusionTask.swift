@@ -145,10 +145,15 @@ public final class TransfusionTask: TrainingTask {
         var imageTargets: Tensor
         /// The spans that carry the diffusion loss (nil: all; edit sources are left out).
         var scored: [Int]?
-        /// Diffusion targets of the audio spans (all scored), nil without speech documents.
+        /// Diffusion targets of the scored audio spans, nil without speech documents.
         var audioTargets: Tensor?
+        /// The audio spans that carry the diffusion loss (nil: all).
+        var scoredAudio: [Int]? = nil
         var tokens: Int
         var examples: Int
+        /// The documents, in row order, and the document of each position (−1: padding).
+        var documents: [ImageCaptionPairs.Document] = []
+        var documentOf: [Int] = []
     }
 
     /// Latents (n, C, h, w) of examples `indices` of `world`, through the cache for the training pool.
@@ -177,15 +182,11 @@ public final class TransfusionTask: TrainingTask {
     /// (probability `data.edit_fraction`) whose source span is clean (t = 0, no loss) and whose
     /// target span is noised and scored.
     func batch(_ world: ShapesWorld, firstRow: Int, rows: Int, rng: RNG, training: Bool) throws -> Batch {
-        let d = recipe.diffusion, t = recipe.data.seqLen, c = transfusion.config
-        let np = c.patchesPerImage, l = c.audioLength
-        var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = []
-        var docs: [[Int32]] = [], spans: [[Int32]] = [], starts: [Int] = [], audioStarts: [Int] = []
-        var documents: [ImageCaptionPairs.Document] = [], steps: [Float] = [], audioSteps: [Float] = []
-        var tokens = 0
+        let d = recipe.diffusion, np = transfusion.config.patchesPerImage
+        var taken: [[ImageCaptionPairs.Document]] = [], steps: [Float] = [], audioSteps: [Float] = []
         for r in 0..<rows {
-            let taken = pairs.documents(world, row: firstRow + r, perRow: docsPerRow, imageLength: np,
-                                        training: training, rng: rng) { doc in
+            taken.append(pairs.documents(world, row: firstRow + r, perRow: docsPerRow, imageLength: np,
+                                         training: training, rng: rng) { doc in
                 guard let kind = doc.speech else {
                     steps += diffusion.sampleTimesteps(n: 1, rng: rng, maxT: doc.imageFirst ? d.imageFirstMaxT : nil)
                     return
@@ -193,7 +194,27 @@ public final class TransfusionTask: TrainingTask {
                 // The span read first (an image described aloud, speech transcribed) is noise-limited.
                 steps += kind == .fromImage ? diffusion.sampleTimesteps(n: 1, rng: rng, maxT: d.imageFirstMaxT) : [0]
                 audioSteps += diffusion.sampleTimesteps(n: 1, rng: rng, maxT: kind == .toCaption ? d.imageFirstMaxT : nil)
-            }
+            })
+        }
+        return try batch(world, rows: taken, steps: steps, audioSteps: audioSteps, noise: rng, cached: training && recipe.data.pool > 0)
+    }
+
+    /// `rows` of documents of `world` laid out and packed: image spans noised to `steps` (one per
+    /// document, in order; ignored for documents without an image), speech spans to `audioSteps`
+    /// (one per speech document), the noise drawn from `noise`. With `conditionsClean`, what a
+    /// document reads first — the image of an image-first document, the speech of a speech-to-text
+    /// one — is given clean (t = 0) and carries no diffusion loss, as when the model captions or
+    /// transcribes (held-out scoring); otherwise it is noised to its capped step and scored, as in
+    /// training.
+    func batch(_ world: ShapesWorld, rows taken: [[ImageCaptionPairs.Document]], steps: [Float], audioSteps: [Float],
+               noise rng: RNG, cached: Bool, conditionsClean: Bool = false) throws -> Batch {
+        let d = recipe.diffusion, t = recipe.data.seqLen, c = transfusion.config
+        let np = c.patchesPerImage, l = c.audioLength
+        var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], documentOf: [Int] = []
+        var docs: [[Int32]] = [], spans: [[Int32]] = [], starts: [Int] = [], audioStarts: [Int] = []
+        var documents: [ImageCaptionPairs.Document] = []
+        var tokens = 0
+        for (r, taken) in taken.enumerated() {
             let seqs = taken.map { doc -> MixedSequence in
                 if let edit = doc.edit {
                     return MixedSequence(segments: (edit.keepSource ? [.image(patches: np)] : [])
@@ -208,8 +229,9 @@ public final class TransfusionTask: TrainingTask {
                                                                   : [.text(doc.caption), .image(patches: np)])
                 }
             }
-            documents += taken
             let row = try pack(seqs, length: t)
+            documentOf += row.documentIDs.map { Int($0) < taken.count ? documents.count + Int($0) : -1 }
+            documents += taken
             ids += row.tokens; targets += row.targets; positions += row.positions
             docs.append(row.documentIDs); spans.append(row.spanIDs)
             starts += row.spans.filter { $0.modality == .image }.map { r * t + $0.start }
@@ -217,7 +239,6 @@ public final class TransfusionTask: TrainingTask {
             tokens += row.targets.lazy.filter { $0 >= 0 }.count + row.spans.reduce(0) { $0 + $1.length }
         }
         let mask = try AttentionMask(documents: docs, spans: spans, causalSpans: d.causalSpans)
-        let cached = training && recipe.data.pool > 0
         let shape = [c.latentChannels, c.latentSize, c.latentSize]
         let per = shape.reduce(1, *)
         // Clean latents of every image span in order; edit sources stay clean at t = 0 and unscored.
@@ -235,8 +256,9 @@ public final class TransfusionTask: TrainingTask {
                 scored.append(times.count)
                 x0 += pair[per...]; times.append(step)
             } else {
-                scored.append(times.count)
-                x0 += plain[(nextPlain * per)..<((nextPlain + 1) * per)]; times.append(step)
+                let clean = conditionsClean && doc.imageFirst
+                if clean { sources.append(times.count) } else { scored.append(times.count) }
+                x0 += plain[(nextPlain * per)..<((nextPlain + 1) * per)]; times.append(clean ? 0 : step)
                 nextPlain += 1
             }
         }
@@ -255,23 +277,36 @@ public final class TransfusionTask: TrainingTask {
             }
             spanLatents = Tensor(values, shape: [times.count] + shape)
         }
-        var input = TransfusionInput(ids: Tensor(ints: ids, shape: [rows, t]), positions: Tensor(ints: positions),
+        var input = TransfusionInput(ids: Tensor(ints: ids, shape: [taken.count, t]), positions: Tensor(ints: positions),
                                      mask: mask, latents: spanLatents, timesteps: times, spanStarts: starts)
-        var audioTargets: Tensor? = nil
+        var audioTargets: Tensor? = nil, scoredAudio: [Int]? = nil
         if let spoken = pairs.spoken, !audioSteps.isEmpty {
-            // Speech spans, all noised and scored: (m, L, D).
-            let speech = try spoken.patches(world, documents.filter { $0.speech != nil }.map(\.index), cached: cached)
+            // Speech spans, noised and scored (speech to transcribe given clean with conditionsClean): (m, L, D).
+            let speaking = documents.filter { $0.speech != nil }
+            let speech = try spoken.patches(world, speaking.map(\.index), cached: cached)
             let a0 = Tensor(speech.flatMap { $0 }, shape: [speech.count, l, c.audioDim])
             let audioNoise = rng.normal(a0.shape)
-            input.audio = diffusion.qSample(x0: a0, t: audioSteps, noise: audioNoise)
-            input.audioTimesteps = audioSteps
+            let clean = speaking.indices.filter { conditionsClean && speaking[$0].speech == .toCaption }
+            let steps = audioSteps.enumerated().map { clean.contains($0.offset) ? 0 : $0.element }
+            var noisy = diffusion.qSample(x0: a0, t: steps, noise: audioNoise)
+            audioTargets = diffusion.trainingTarget(x0: a0, noise: audioNoise, t: steps)
+            if !clean.isEmpty {
+                let keep = speaking.indices.filter { !clean.contains($0) }
+                var values = noisy.scalars
+                let clean0 = a0.scalars, per = l * c.audioDim
+                for k in clean { values.replaceSubrange((k * per)..<((k + 1) * per), with: clean0[(k * per)..<((k + 1) * per)]) }
+                noisy = Tensor(values, shape: a0.shape)
+                if !keep.isEmpty { audioTargets = audioTargets!.indexSelect(axis: 0, keep) }   // none: scored as 0
+                scoredAudio = keep
+            }
+            input.audio = noisy
+            input.audioTimesteps = steps
             input.audioStarts = audioStarts
-            audioTargets = diffusion.trainingTarget(x0: a0, noise: audioNoise, t: audioSteps)
         }
         return Batch(input: input, targets: Tensor(ints: targets),
                      imageTargets: diffusion.trainingTarget(x0: scoredX0, noise: noise, t: scoredT),
-                     scored: sources.isEmpty ? nil : scored, audioTargets: audioTargets, tokens: tokens,
-                     examples: documents.count)
+                     scored: sources.isEmpty ? nil : scored, audioTargets: audioTargets, scoredAudio: scoredAudio, tokens: tokens,
+                     examples: documents.count, documents: documents, documentOf: documentOf)
     }
 
     public func loss(microBatch index: Int, rng: RNG) throws -> LossResult {
@@ -279,7 +314,7 @@ public final class TransfusionTask: TrainingTask {
         let x = try batch(world, firstRow: index * b, rows: b, rng: rng, training: true)
         let l = transfusion.loss(x.input, targets: x.targets, imageTargets: x.imageTargets,
                                  imageWeight: recipe.diffusion.lossWeight, zLoss: recipe.model.zLoss, scoredImages: x.scored,
-                                 audioTargets: x.audioTargets)
+                                 audioTargets: x.audioTargets, scoredAudio: x.scoredAudio)
         var parts = ["loss_text": l.text.item, "loss_image": l.image.item]
         if pairs.spoken != nil { parts["loss_audio"] = l.audio.item }
         return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.examples)
@@ -299,25 +334,51 @@ public final class TransfusionTask: TrainingTask {
                                      speechWPM: pairs.spoken?.wordsPerMinute, contextLength: recipe.data.seqLen))
     }
 
-    /// Held-out losses (text, image and total) over `eval.batches` batches drawn with fixed
-    /// randomness, so evaluations at different steps are comparable; with `eval.shapes_eval` N > 0
-    /// also ShapesEval scores of N prompts (TransfusionEvaluation.swift).
-    public func evaluate(step: Int, rng: RNG) throws -> [String: Double] {
-        var text = 0.0, image = 0.0, audio = 0.0
-        let n = max(recipe.eval.batches, 1)
-        for i in 0..<n {
-            let x = try batch(heldOut, firstRow: i * recipe.train.batchSize, rows: recipe.train.batchSize,
-                              rng: RNG(seed: 0xE7A1).split(UInt64(i)), training: false)
-            let l = transfusion.loss(x.input, targets: x.targets, imageTargets: x.imageTargets,
-                                     imageWeight: recipe.diffusion.lossWeight, scoredImages: x.scored,
-                                     audioTargets: x.audioTargets)
-            text += Double(l.text.item); image += Double(l.image.item); audio += Double(l.audio.item)
+    /// The held-out set in batches of `train.batch_size` rows, image spans noised to levels drawn
+    /// per document (`RNG(0x7135_E7A1).split(j)`), what is read first given clean.
+    func heldOutBatches() throws -> [Batch] {
+        let c = transfusion.config, b = recipe.train.batchSize
+        let rows = pairs.heldOutRows(count: recipe.eval.documents, imageLength: c.patchesPerImage, audioLength: c.audioLength)
+        return try stride(from: 0, to: rows.count, by: b).enumerated().map { k, first in
+            let chunk = Array(rows[first..<min(first + b, rows.count)])
+            var steps: [Float] = [], audioSteps: [Float] = []
+            for doc in chunk.joined() {
+                let noise = RNG(seed: 0x7135_E7A1).split(UInt64(doc.index))       // the document's own noise levels
+                steps += diffusion.sampleTimesteps(n: 1, rng: noise)
+                if doc.speech != nil { audioSteps += diffusion.sampleTimesteps(n: 1, rng: noise) }
+            }
+            return try batch(heldOut, rows: chunk, steps: steps, audioSteps: audioSteps, noise: RNG(seed: 0xE7A1).split(UInt64(k)),
+                             cached: false, conditionsClean: true)
         }
-        text /= Double(n); image /= Double(n); audio /= Double(n)
+    }
+
+    /// The held-out losses by kind of target (``HeldOutTally``).
+    func heldOutTally() throws -> HeldOutTally {
+        var tally = HeldOutTally()
+        for x in try heldOutBatches() {
+            let targets = x.targets.intScalars
+            let s = transfusion.scores(x.input, targets: targets, imageTargets: x.imageTargets, scoredImages: x.scored,
+                                       audioTargets: x.audioTargets, scoredAudio: x.scoredAudio)
+            tally.addTargets(losses: s.text, targets: targets, document: x.documentOf, docs: x.documents,
+                             textVocab: Int32(transfusion.config.vocab))
+            tally.add("image", mean: Double(s.image), count: x.scored?.count ?? x.imageTargets.dim(0))
+            if let a = x.audioTargets { tally.add("audio", mean: Double(s.audio), count: x.scoredAudio?.count ?? a.dim(0)) }
+            tally.documents += x.documents.count
+        }
+        return tally
+    }
+
+    /// Held-out losses on the held-out set both families share (``ImageCaptionPairs/heldOutRows(count:imageLength:audioLength:)``,
+    /// `eval.documents` documents): text split from the span markers and captioning from the caption
+    /// prior (``HeldOutTally``), scored with the image of image-first documents clean (t = 0, as
+    /// the captioner reads it); the diffusion loss of generated spans at noise levels drawn per
+    /// document, so evaluations at different steps compare. With `eval.shapes_eval` N > 0 also
+    /// ShapesEval scores of N prompts (TransfusionEvaluation.swift).
+    public func evaluate(step: Int, rng: RNG) throws -> [String: Double] {
+        let tally = try heldOutTally()
+        var metrics = tally.metrics
         let lambda = Double(recipe.diffusion.lossWeight)
-        var metrics = ["loss": text + lambda * (image + audio), "loss_text": text, "loss_image": image,
-                       "ppl": Foundation.exp(text)]
-        if pairs.spoken != nil { metrics["loss_audio"] = audio }
+        metrics["loss"] = (tally.mean("lm") ?? 0) + lambda * ((tally.mean("image") ?? 0) + (tally.mean("audio") ?? 0))
         if recipe.eval.speech > 0, pairs.spoken != nil { metrics.merge(try speechEvalMetrics(count: recipe.eval.speech)) { $1 } }
         if recipe.eval.shapesEval > 0 { metrics.merge(shapesEvalMetrics(count: recipe.eval.shapesEval)) { $1 } }
         if recipe.eval.edits > 0 && recipe.data.editFraction > 0 {

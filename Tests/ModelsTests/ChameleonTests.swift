@@ -32,10 +32,16 @@ private func tiny() -> Chameleon {
         let mask = AttentionMask.causal(batch: 1, queries: ids.count)
         let positions = Tensor(ints: (0..<ids.count).map { Int32($0) })
         let l = m.loss(x, targets: y, mask: mask, positions: positions)
-        // The mean over all 9 targets = (5 text · text CE + 4 image · image CE) / 9.
-        let textCount = targets.filter { $0 >= 0 && $0 < 20 }.count, imageCount = targets.filter { $0 >= 20 }.count
-        #expect(textCount == 5 && imageCount == 4)
-        #expect(abs(l.total.item - (Float(textCount) * l.text + Float(imageCount) * l.image) / 9) < 1e-5)
+        // The mean over all 9 targets = (4 text · text CE + EOI's CE + 4 image · image CE) / 9: the
+        // text part leaves EOI out (Transfusion never predicts it), the image part is the 4 codes.
+        func only(_ keep: (Int32) -> Bool) -> Float {
+            m.loss(x, targets: Tensor(ints: targets.map { $0 >= 0 && keep($0) ? $0 : -1 }, shape: [1, ids.count]),
+                   mask: mask, positions: positions).total.item
+        }
+        let textCount = targets.filter { $0 >= 0 && $0 < 20 && $0 != SpecialTokens.eoi }.count, imageCount = targets.filter { $0 >= 20 }.count
+        #expect(textCount == 4 && imageCount == 4)
+        #expect(abs(l.text - only { $0 < 20 && $0 != SpecialTokens.eoi }) < 1e-5 && abs(l.image - only { $0 >= 20 }) < 1e-5)
+        #expect(abs(l.total.item - (Float(textCount) * l.text + only { $0 == SpecialTokens.eoi } + Float(imageCount) * l.image) / 9) < 1e-5)
         gradCheck([m.lm.embed.weight]) { _ in m.loss(x, targets: y, mask: mask, positions: positions).total }
     }
 

@@ -2,6 +2,28 @@
 // Cross-entropy never materialises probabilities in forward; backward recomputes them per row.
 import Foundation
 
+/// The cross-entropy of each row of `logits` (…, V) against its target (nats; no tape, no z-loss):
+/// what evaluations split by kind of target. Rows whose target is `ignoreIndex` give NaN.
+public func rowCrossEntropies(_ logits: Tensor, _ targets: [Int32], ignoreIndex: Int32 = -1) -> [Float] {
+    let v = logits.dim(-1), rows = logits.count / Swift.max(v, 1)
+    precondition(targets.count == rows, "rowCrossEntropies: \(targets.count) targets for logits \(logits.shape)")
+    var out = [Float](repeating: .nan, count: rows)
+    withExtendedLifetime(logits) {
+        let px = logits.data
+        out.withUnsafeMutableBufferPointer { po in
+            Parallel.forRange(rows, grain: Swift.max(1, 2048 / Swift.max(v, 1))) { r in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: v)
+                defer { scratch.deallocate() }
+                for i in r where targets[i] != ignoreIndex {
+                    precondition(targets[i] >= 0 && Int(targets[i]) < v, "rowCrossEntropies: target \(targets[i]) outside 0..<\(v)")
+                    po[i] = softmaxRow(px + i * v, scratch, v) - px[i * v + Int(targets[i])]
+                }
+            }
+        }
+    }
+    return out
+}
+
 /// Mean next-token cross-entropy of `logits` (…, V) against Int32 `targets` (…); positions whose
 /// target is `ignoreIndex` are skipped. `zLoss` adds zLoss·mean(logsumexp²) (PaLM/Chameleon) to
 /// keep the softmax normaliser near 1. Returns a scalar; an all-ignored batch gives 0.

@@ -1,0 +1,114 @@
+// The held-out documents both image–text families (Transfusion, Chameleon) are scored on, and the
+// tally that splits their losses by kind of target. Document j is held-out example j laid out
+// by its own random stream alone (caption or image first, edit, speech; nothing dropped), so two
+// runs with the same data section score the very same documents whatever their rows hold, and
+// text is scored apart from the span markers (BOI, EOI, BOA, EOA) one family predicts more of.
+// Not the forward passes (each task's evaluate) and not the training mixture (ImageCaptionPairs).
+import Foundation
+import Tensors
+import Text
+
+extension ImageCaptionPairs {
+    /// Held-out document `j`: example (or edit triplet) j of the held-out world, its kind drawn
+    /// from `RNG(0xE7A1_D0C5).split(j)` with the recipe's mixture (edit and speech fractions,
+    /// image-first share, speech mix) and nothing dropped (caption, instruction and source kept).
+    func heldOutDocument(_ j: Int) -> Document {
+        let rng = RNG(seed: 0xE7A1_D0C5).split(UInt64(j)), d = recipe.data
+        if d.editFraction > 0 && rng.nextFloat() < d.editFraction {
+            return Document(index: j, imageFirst: false, caption: [],
+                            edit: Edit(instruction: tokenizer.encode(heldOut.edit(j).instruction), keepSource: true))
+        }
+        if spoken != nil && d.speechFraction > 0 && rng.nextFloat() < d.speechFraction {
+            let kind = Self.speechKind(weights: d.speechMix, rng: rng)
+            return Document(index: j, imageFirst: kind == .fromImage,
+                            caption: kind == .fromImage ? [] : tokenizer.encode(SpokenCaptions.text(heldOut, j)), speech: kind)
+        }
+        return Document(index: j, imageFirst: rng.nextFloat() < recipe.diffusion.imageFirst,
+                        caption: tokenizer.encode(heldOut.example(j).caption))
+    }
+
+    /// Positions of `doc` with images of `imageLength` and speech of `audioLength` positions.
+    func length(of doc: Document, imageLength: Int, audioLength: Int) -> Int {
+        if let edit = doc.edit { return Self.length(edit, imageLength: imageLength) }
+        if let kind = doc.speech { return Self.length(kind, words: doc.caption.count, imageLength: imageLength, audioLength: audioLength) }
+        return Self.length(caption: doc.caption.count, imageLength: imageLength)
+    }
+
+    /// Held-out documents 0..<count packed in order into rows of `data.seq_len` positions: a
+    /// document that does not fit opens the next row; one longer than a row loses its caption
+    /// (instruction, words), as in training.
+    func heldOutRows(count: Int, imageLength: Int, audioLength: Int) -> [[Document]] {
+        var rows: [[Document]] = [], used = 0
+        for j in 0..<count {
+            var doc = heldOutDocument(j)
+            var length = self.length(of: doc, imageLength: imageLength, audioLength: audioLength)
+            if length > recipe.data.seqLen {
+                doc.caption = []
+                doc.edit?.instruction = []
+                length = self.length(of: doc, imageLength: imageLength, audioLength: audioLength)
+            }
+            if rows.isEmpty || used + length > recipe.data.seqLen { rows.append([]); used = 0 }
+            rows[rows.count - 1].append(doc)
+            used += length
+        }
+        return rows
+    }
+}
+
+/// Held-out losses summed by kind of target across batches, and the metrics they give.
+///
+/// Kinds: `text` (caption, instruction and spoken-word targets, EOS included; the same set for
+/// both families), of which `caption` (text after the image in image-first documents: captioning)
+/// and `prior` (text before the image in caption-first documents); `markers` (BOI, EOI, BOA, EOA
+/// targets, scored apart: Chameleon predicts EOI after its codes, an easy target Transfusion never
+/// sees); `lm` (every target of the LM head: text and markers); `image` and `audio` (span
+/// predictions of images generated from text, edit targets and speech generated from text or
+/// images; what is read first, an image-first image or speech to transcribe, is a condition).
+struct HeldOutTally {
+    private(set) var sums: [String: Double] = [:]
+    private(set) var counts: [String: Int] = [:]
+    /// Held-out documents scored.
+    var documents = 0
+
+    /// Adds `count` targets whose mean loss is `mean` to `key`.
+    mutating func add(_ key: String, mean: Double, count: Int) {
+        guard count > 0, mean.isFinite else { return }
+        sums[key, default: 0] += mean * Double(count)
+        counts[key, default: 0] += count
+    }
+
+    /// Adds per-target cross-entropies `losses` of targets `targets` (ids below `textVocab` are
+    /// text or markers; code ids above it count as `image` or `audio` when `scoredCode` says the
+    /// target's document generates them), `document[i]` naming target i's document in `docs`.
+    mutating func addTargets(losses: [Float], targets: [Int32], document: [Int], docs: [ImageCaptionPairs.Document],
+                             textVocab: Int32, scoredCode: ((Int32, ImageCaptionPairs.Document) -> String?)? = nil) {
+        for (i, t) in targets.enumerated() where t >= 0 {
+            let loss = Double(losses[i]), doc = docs[document[i]]
+            guard t < textVocab else {
+                if let key = scoredCode?(t, doc) { add(key, mean: loss, count: 1) }
+                add("all", mean: loss, count: 1)
+                continue
+            }
+            add("lm", mean: loss, count: 1)
+            add("all", mean: loss, count: 1)
+            if [SpecialTokens.boi, SpecialTokens.eoi, SpecialTokens.boa, SpecialTokens.eoa].contains(t) {
+                add("markers", mean: loss, count: 1)
+                continue
+            }
+            add("text", mean: loss, count: 1)
+            if doc.edit == nil && doc.speech == nil { add(doc.imageFirst ? "caption" : "prior", mean: loss, count: 1) }
+        }
+    }
+
+    /// The mean loss of `key`, or nil when nothing of that kind was scored.
+    func mean(_ key: String) -> Double? { counts[key].map { sums[key]! / Double($0) } }
+
+    /// The eval metrics of every kind scored: `loss_text` (with `ppl` = exp of it), `loss_caption`,
+    /// `loss_prior`, `loss_markers`, `loss_image`, `loss_audio`, and the document count.
+    var metrics: [String: Double] {
+        var m: [String: Double] = ["documents": Double(documents)]
+        for key in ["text", "caption", "prior", "markers", "image", "audio"] { if let v = mean(key) { m["loss_\(key)"] = v } }
+        if let text = mean("text") { m["ppl"] = Foundation.exp(text) }
+        return m
+    }
+}

@@ -1,0 +1,106 @@
+// The comparison's held-out measurement, fair to both families: a Transfusion run and a Chameleon
+// run with the same data section score the very same held-out documents; text is the same set of
+// targets for both (EOI after Chameleon's codes is a marker, scored apart); Transfusion captions
+// held-out images from clean latents (t = 0) as its captioner does, with the image-first spans
+// unscored; and the set does not move with the batch size or between evaluations.
+import Foundation
+import Media
+import Models
+import NN
+import Tensors
+import Testing
+import Text
+@testable import Training
+
+/// A recipe of `kind` over random tokenizers saved to temporary files: the compare recipes'
+/// mixture (image first 0.2, caption dropout 0.1, two documents per row).
+private func recipe(_ kind: String, documents: Int = 256, batch: Int = 4) throws -> Recipe {
+    let tokenizer: String
+    let dir = FileManager.default.temporaryDirectory
+    if kind == "transfusion" {
+        let vae = ImageVAE(.init(channels: 8, latentChannels: 4, downsample: 4, groups: 4), rng: RNG(seed: 5))
+        tokenizer = dir.appendingPathComponent("fusion-vae-\(UUID().uuidString).safetensors").path
+        try vae.save(to: tokenizer)
+    } else {
+        let vq = VQTokenizer(.init(channels: 8, downsample: 8, groups: 4, codebookSize: 16, codeDim: 4), rng: RNG(seed: 0))
+        tokenizer = dir.appendingPathComponent("fusion-vq-\(UUID().uuidString).safetensors").path
+        try vq.save(to: tokenizer)
+    }
+    return try Recipe.parse("""
+        name: \(kind)
+        seed: 4
+        model: {kind: \(kind), preset: nano, dim: 32, layers: 2, heads: 2, image_tokenizer: \(tokenizer)}
+        diffusion: {image_first: 0.2, caption_dropout: 0.1}
+        data: {tokenizer_vocab: 300, seq_len: 160, docs_per_row: 2, pool: 64}
+        train: {steps: 1, batch_size: \(batch)}
+        eval: {every: 0, documents: \(documents)}
+        """, file: "\(kind).yaml")
+}
+
+/// What identifies a document: example, order, caption ids.
+private func key(_ d: ImageCaptionPairs.Document) -> String { "\(d.index) \(d.imageFirst) \(d.caption)" }
+
+@Suite(.serialized) struct HeldOutSetTests {
+    @Test func bothFamiliesScoreTheSameDocumentsAndTheSameTextTargets() throws {
+        let transfusion = try TransfusionTask(recipe: try recipe("transfusion"), run: scratchRun())
+        let chameleon = try ChameleonTask(recipe: try recipe("chameleon"), run: scratchRun())
+        let a = try transfusion.heldOutBatches().flatMap(\.documents), b = try chameleon.heldOutBatches().flatMap(\.documents)
+        #expect(a.count == 256 && a.map(key) == b.map(key), "the two families score different held-out documents")
+        #expect(a.contains { $0.imageFirst } && a.contains { !$0.imageFirst } && a.allSatisfy { !$0.caption.isEmpty },
+                "both orders, no caption dropped")
+        // The same text targets, whatever each family's rows hold.
+        let (ta, tb) = (try transfusion.heldOutTally(), try chameleon.heldOutTally())
+        #expect(ta.documents == 256 && tb.documents == 256)
+        for kind in ["text", "caption", "prior"] {
+            #expect(ta.counts[kind] != nil && ta.counts[kind] == tb.counts[kind], "\(kind) targets: \(ta.counts) vs \(tb.counts)")
+        }
+        // Chameleon predicts EOI after its codes; Transfusion never does. Markers are scored apart.
+        let markers = (ta.counts["markers"] ?? 0, tb.counts["markers"] ?? 0)
+        #expect(markers.1 - markers.0 == 256, "one EOI per Chameleon image: \(markers)")
+        let metrics = try chameleon.evaluate(step: 0, rng: RNG(seed: 0))
+        for name in ["loss_text", "loss_caption", "loss_prior", "loss_markers", "loss_image", "ppl", "documents"] {
+            #expect(metrics[name].map { $0.isFinite && $0 > 0 } == true, "chameleon eval \(name): \(metrics)")
+        }
+    }
+
+    @Test func transfusionCaptionsHeldOutImagesFromCleanLatents() throws {
+        let task = try TransfusionTask(recipe: try recipe("transfusion"), run: scratchRun())
+        let batches = try task.heldOutBatches()
+        var clean = 0, noised = 0
+        for x in batches {
+            let images = x.documents.filter(\.hasImage)
+            let scored = Set(x.scored ?? Array(images.indices))
+            for (k, doc) in images.enumerated() {
+                if doc.imageFirst {
+                    #expect(x.input.timesteps[k] == 0 && !scored.contains(k), "an image-first image is read clean, unscored")
+                    clean += 1
+                } else {
+                    #expect(scored.contains(k), "a generated image carries the diffusion loss")
+                    noised += x.input.timesteps[k] > 0 ? 1 : 0
+                }
+            }
+        }
+        #expect(clean > 20 && noised > 150, "clean \(clean), noised \(noised)")
+        // Clean latents: the image-first spans are the VAE's encoding itself.
+        let x = try #require(batches.first { b in b.documents.contains { $0.imageFirst } })
+        let k = try #require(x.documents.filter(\.hasImage).firstIndex { $0.imageFirst })
+        let doc = x.documents.filter(\.hasImage)[k]
+        let encoded = task.latents(task.heldOut, [doc.index], cached: false).scalars
+        let per = encoded.count
+        let given = Array(x.input.latents!.scalars[(k * per)..<((k + 1) * per)])
+        #expect(zip(given, encoded).allSatisfy { abs($0 - $1) < 1e-5 }, "encoded in a batch of one vs in the held-out batch")
+        let metrics = try task.evaluate(step: 0, rng: RNG(seed: 0))
+        for name in ["loss_text", "loss_caption", "loss_prior", "loss_markers", "loss_image", "ppl", "loss"] {
+            #expect(metrics[name].map { $0.isFinite && $0 > 0 } == true, "transfusion eval \(name): \(metrics)")
+        }
+    }
+
+    @Test func theHeldOutLossesDoNotMoveWithTheBatchSizeOrBetweenEvaluations() throws {
+        let task = try ChameleonTask(recipe: try recipe("chameleon", documents: 64, batch: 4), run: scratchRun())
+        let wide = try ChameleonTask(recipe: try recipe("chameleon", documents: 64, batch: 16), run: scratchRun())
+        let (a, b) = (try task.evaluate(step: 0, rng: RNG(seed: 1)), try task.evaluate(step: 0, rng: RNG(seed: 2)))
+        #expect(a == b, "two evaluations of the same weights differ")
+        let c = try wide.evaluate(step: 0, rng: RNG(seed: 1))
+        for (name, value) in a { #expect(abs(value - c[name]!) <= 1e-5 * abs(value), "\(name): batch 4 \(value), batch 16 \(c[name]!)") }
+    }
+}
