@@ -149,40 +149,52 @@ public struct ShapesEvalReport: Codable, Sendable, CustomStringConvertible {
     public struct CategoryScore: Codable, Sendable {
         public var category: ShapesEvalCategory
         public var score: Double
+        /// The standard error of `score` over prompts: the sample standard deviation of the
+        /// prompts' pass rates / √prompts (the images of one prompt are not independent draws);
+        /// 0 with one prompt.
+        public var standardError: Double
         public var prompts: Int
         public var images: Int
     }
 
     public var overall: Double
+    /// The standard error of `overall` (the mean of the categories): √(Σ SE²) / categories.
+    public var standardError: Double
     public var categories: [CategoryScore]
     public var results: [PromptResult]
 
     public init(results: [PromptResult]) {
         self.results = results
         categories = ShapesEvalCategory.allCases.compactMap { c in
-            let rs = results.filter { $0.category == c }
-            guard !rs.isEmpty else { return nil }
-            return CategoryScore(category: c, score: rs.map(\.score).reduce(0, +) / Double(rs.count), prompts: rs.count,
-                                 images: rs.map(\.images).reduce(0, +))
+            let scores = results.filter { $0.category == c }.map(\.score)
+            guard !scores.isEmpty else { return nil }
+            let mean = scores.reduce(0, +) / Double(scores.count)
+            let variance = scores.count < 2 ? 0 : scores.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(scores.count - 1)
+            return CategoryScore(category: c, score: mean, standardError: (variance / Double(scores.count)).squareRoot(),
+                                 prompts: scores.count, images: results.filter { $0.category == c }.map(\.images).reduce(0, +))
         }
-        overall = categories.isEmpty ? 0 : categories.map(\.score).reduce(0, +) / Double(categories.count)
+        let k = Double(max(categories.count, 1))
+        overall = categories.map(\.score).reduce(0, +) / k
+        standardError = categories.map { $0.standardError * $0.standardError }.reduce(0, +).squareRoot() / k
     }
 
-    /// `shapes_eval` (overall) and `shapes_<category>` scores, for metrics rows.
+    /// `shapes_eval` (overall) and `shapes_<category>` scores, and `shapes_eval_se` (the overall
+    /// score's standard error), for metrics rows.
     public var metrics: [String: Double] {
-        var m = ["shapes_eval": overall]
+        var m = ["shapes_eval": overall, "shapes_eval_se": standardError]
         for c in categories { m["shapes_" + c.category.rawValue] = c.score }
         return m
     }
 
     public var description: String {
-        var lines = ["category          score   prompts  images"]
+        var lines = ["category          score    ± s.e.  prompts  images"]
         for c in categories {
             lines.append(c.category.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0)
-                         + String(format: "  %5.1f%%  %7d  %6d", 100 * c.score, c.prompts, c.images))
+                         + String(format: "  %5.1f%%  ± %4.1f  %7d  %6d", 100 * c.score, 100 * c.standardError, c.prompts, c.images))
         }
         lines.append("overall".padding(toLength: 16, withPad: " ", startingAt: 0)
-                     + String(format: "  %5.1f%%  %7d  %6d", 100 * overall, results.count, results.map(\.images).reduce(0, +)))
+                     + String(format: "  %5.1f%%  ± %4.1f  %7d  %6d", 100 * overall, 100 * standardError, results.count,
+                              results.map(\.images).reduce(0, +)))
         return lines.joined(separator: "\n")
     }
 

@@ -59,9 +59,17 @@ public enum Parity {
     }
 
     /// Whether values of `metric` mean the same thing in runs of different model kinds: the total
-    /// loss and the image loss do not (diffusion MSE against image-token cross-entropy).
+    /// loss and the image and audio losses do not (diffusion MSE against code cross-entropy), nor
+    /// the span markers' loss (Chameleon predicts an EOI after every span of codes, Transfusion never).
     public static func comparableAcrossKinds(_ metric: String) -> Bool {
-        !["loss", "loss_image", "eval_loss", "eval_loss_image"].contains(metric)
+        let name = metric.hasPrefix("eval_") ? String(metric.dropFirst(5)) : metric
+        return !["loss", "loss_image", "loss_audio", "loss_markers"].contains(name.hasSuffix("_se") ? String(name.dropLast(3)) : name)
+    }
+
+    /// Whether `a ± seA` and `b ± seB` differ by less than two standard errors of their difference
+    /// (√(seA² + seB²)): a tie at this sample size, not a win.
+    public static func tie(_ a: Double, _ seA: Double, _ b: Double, _ seB: Double) -> Bool {
+        abs(a - b) < 2 * (seA * seA + seB * seB).squareRoot()
     }
 
     /// The FLOPs at which `curve` first reaches `target` (linear interpolation between logged
@@ -156,13 +164,24 @@ public func compareRuns(_ runs: [RunCurves], metrics: [String], smooth: Int, to 
     if let matched = budgets.min(), matched > 0 {
         let comparable = shown.filter { kinds.count == 1 || Parity.comparableAcrossKinds($0) }
         report += "\n## At matched compute\n\nEach run's value at \(String(format: "%.3g", matched)) FLOPs (the smallest budget "
-            + "among the runs), interpolated between logged points.\n\n"
+            + "among the runs), interpolated between logged points, ± its standard error where the run logs one "
+            + "(`<metric>_se`). A value marked *tie* is within two standard errors of the difference from the baseline's: "
+            + "this sample cannot tell them apart.\n\n"
         report += "| metric | " + runs.map(\.name).joined(separator: " | ") + " |\n|---|" + String(repeating: "---|", count: runs.count) + "\n"
         for metric in comparable {
-            let values = runs.map { r -> String in
-                guard let c = r.curve(metric) else { return "–" }
+            let read = runs.map { r -> (value: Double, se: Double?)? in
+                guard let c = r.curve(metric) else { return nil }
                 let curve = metric.hasPrefix("eval_") ? c : smoothed(c, window: smooth)
-                return Parity.value(curve, at: matched).map { String(format: "%.4g", $0) } ?? "–"
+                guard let v = Parity.value(curve, at: matched) else { return nil }
+                return (v, r.curve(metric + "_se").flatMap { Parity.value($0, at: matched) })
+            }
+            let values = read.enumerated().map { i, x -> String in
+                guard let x else { return "–" }
+                var cell = String(format: "%.4g", x.value) + (x.se.map { String(format: " ± %.2g", $0) } ?? "")
+                if i > 0, let base = read[0], let se = x.se, let baseSE = base.se, Parity.tie(base.value, baseSE, x.value, se) {
+                    cell += " (tie)"
+                }
+                return cell
             }
             report += "| \(metric) | " + values.joined(separator: " | ") + " |\n"
         }

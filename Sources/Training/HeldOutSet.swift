@@ -64,17 +64,37 @@ extension ImageCaptionPairs {
 /// sees); `lm` (every target of the LM head: text and markers); `image` and `audio` (span
 /// predictions of images generated from text, edit targets and speech generated from text or
 /// images; what is read first, an image-first image or speech to transcribe, is a condition).
+///
+/// Token-level kinds also keep per-document sums, for a standard error that treats documents,
+/// not targets, as the independent draws (the cluster-robust error of a ratio mean).
 struct HeldOutTally {
     private(set) var sums: [String: Double] = [:]
     private(set) var counts: [String: Int] = [:]
+    /// Per kind, per held-out document: the sum and count of its targets' losses.
+    private var perDocument: [String: [Int: (sum: Double, count: Int)]] = [:]
     /// Held-out documents scored.
     var documents = 0
 
-    /// Adds `count` targets whose mean loss is `mean` to `key`.
-    mutating func add(_ key: String, mean: Double, count: Int) {
+    /// Adds `count` targets whose mean loss is `mean` to `key` (of held-out document `document`, if one).
+    mutating func add(_ key: String, mean: Double, count: Int, document: Int? = nil) {
         guard count > 0, mean.isFinite else { return }
         sums[key, default: 0] += mean * Double(count)
         counts[key, default: 0] += count
+        if let document {
+            let old = perDocument[key, default: [:]][document] ?? (0, 0)
+            perDocument[key, default: [:]][document] = (old.sum + mean * Double(count), old.count + count)
+        }
+    }
+
+    /// The standard error of `mean(key)` over documents: √(D/(D−1)·Σ_d (s_d − m·n_d)²) / Σ_d n_d
+    /// for documents d with loss sum s_d over n_d targets; nil without per-document sums or with
+    /// fewer than two documents.
+    func standardError(_ key: String) -> Double? {
+        guard let docs = perDocument[key], docs.count >= 2, let m = mean(key) else { return nil }
+        let ordered = docs.keys.sorted().map { docs[$0]! }                // a fixed order: the same sum every time
+        let n = Double(ordered.map(\.count).reduce(0, +)), d = Double(ordered.count)
+        let spread = ordered.map { ($0.sum - m * Double($0.count)) * ($0.sum - m * Double($0.count)) }.reduce(0, +)
+        return (d / (d - 1) * spread).squareRoot() / n
     }
 
     /// Adds per-target cross-entropies `losses` of targets `targets` (ids below `textVocab` are
@@ -83,20 +103,20 @@ struct HeldOutTally {
     mutating func addTargets(losses: [Float], targets: [Int32], document: [Int], docs: [ImageCaptionPairs.Document],
                              textVocab: Int32, scoredCode: ((Int32, ImageCaptionPairs.Document) -> String?)? = nil) {
         for (i, t) in targets.enumerated() where t >= 0 {
-            let loss = Double(losses[i]), doc = docs[document[i]]
+            let loss = Double(losses[i]), doc = docs[document[i]], j = doc.index
             guard t < textVocab else {
-                if let key = scoredCode?(t, doc) { add(key, mean: loss, count: 1) }
+                if let key = scoredCode?(t, doc) { add(key, mean: loss, count: 1, document: j) }
                 add("all", mean: loss, count: 1)
                 continue
             }
             add("lm", mean: loss, count: 1)
             add("all", mean: loss, count: 1)
             if [SpecialTokens.boi, SpecialTokens.eoi, SpecialTokens.boa, SpecialTokens.eoa].contains(t) {
-                add("markers", mean: loss, count: 1)
+                add("markers", mean: loss, count: 1, document: j)
                 continue
             }
-            add("text", mean: loss, count: 1)
-            if doc.edit == nil && doc.speech == nil { add(doc.imageFirst ? "caption" : "prior", mean: loss, count: 1) }
+            add("text", mean: loss, count: 1, document: j)
+            if doc.edit == nil && doc.speech == nil { add(doc.imageFirst ? "caption" : "prior", mean: loss, count: 1, document: j) }
         }
     }
 
@@ -104,10 +124,14 @@ struct HeldOutTally {
     func mean(_ key: String) -> Double? { counts[key].map { sums[key]! / Double($0) } }
 
     /// The eval metrics of every kind scored: `loss_text` (with `ppl` = exp of it), `loss_caption`,
-    /// `loss_prior`, `loss_markers`, `loss_image`, `loss_audio`, and the document count.
+    /// `loss_prior`, `loss_markers`, `loss_image`, `loss_audio`, each with its standard error
+    /// (`…_se`) where documents give one, and the document count.
     var metrics: [String: Double] {
         var m: [String: Double] = ["documents": Double(documents)]
-        for key in ["text", "caption", "prior", "markers", "image", "audio"] { if let v = mean(key) { m["loss_\(key)"] = v } }
+        for key in ["text", "caption", "prior", "markers", "image", "audio"] {
+            if let v = mean(key) { m["loss_\(key)"] = v }
+            if let se = standardError(key) { m["loss_\(key)_se"] = se }
+        }
         if let text = mean("text") { m["ppl"] = Foundation.exp(text) }
         return m
     }

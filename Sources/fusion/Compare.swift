@@ -28,8 +28,8 @@ struct Compare: ParsableCommand {
             guard smooth >= 1 else { throw ValidationError("--smooth must be ≥ 1 (1: no smoothing), got \(smooth)") }
             let curves = try runs.map { try RunCurves(run: URL(fileURLWithPath: $0)) }
             let chosen = metrics.isEmpty
-                ? ["loss", "loss_text", "loss_image", "eval_loss", "eval_loss_text", "eval_loss_image", "eval_shapes_eval",
-                   "eval_ppl", "eval_fd"]
+                ? ["loss", "loss_text", "loss_image", "eval_loss", "eval_loss_text", "eval_loss_caption", "eval_loss_prior",
+                   "eval_loss_image", "eval_shapes_eval", "eval_ppl", "eval_fd"]
                 : metrics
             print(try compareRuns(curves, metrics: chosen, smooth: smooth, to: URL(fileURLWithPath: out)))
             print("wrote \(out)/report.md and its plots")

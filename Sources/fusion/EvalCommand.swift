@@ -17,7 +17,7 @@ struct Eval: ParsableCommand {
         abstract: "Evaluate a Transfusion or Chameleon run: ShapesEval, caption accuracy, a Fréchet distance, edits or speech.",
         discussion: """
             Examples:
-              fusion eval --checkpoint runs/transfusion-shapes --suite shapes --images-per-prompt 4 \\
+              fusion eval --checkpoint runs/transfusion-shapes --suite shapes --images-per-prompt 2 \\
                 --steps 50 --cfg 3 --seed 0 --json shapes.json
               fusion eval --checkpoint runs/transfusion-shapes --suite captions --count 200
               fusion train recipes/eval-classifier.yaml
@@ -26,8 +26,9 @@ struct Eval: ParsableCommand {
               fusion eval --checkpoint runs/edit-shapes --suite edits --count 100 --json edits.json --grid edits.png
               fusion eval --checkpoint runs/any-to-any-shapes --suite speech --count 50
 
-            shapes:   images for a fixed prompt set (--prompts-per-category × 6 categories), checked by
-                      an analytic detector; per-category and overall pass rates.
+            shapes:   images for a fixed prompt set (--prompts-per-category × 6 categories, 300 prompts
+                      × 2 images by default), checked by an analytic detector; per-category and
+                      overall pass rates with standard errors over prompts.
             captions: greedy captions of held-out ShapesWorld images, parsed and checked against
                       their object lists (exact, count, colour, shape, size, position).
             fd:       Fréchet distance between classifier features of images generated from
@@ -50,8 +51,8 @@ struct Eval: ParsableCommand {
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
     @Option(help: "shapes, captions, fd, edits or speech.") var suite: Suite = .shapes
-    @Option(parsing: .unconditional, help: "shapes: images per prompt.") var imagesPerPrompt = 4
-    @Option(parsing: .unconditional, help: "shapes: prompts per category (6 categories).") var promptsPerCategory = 16
+    @Option(parsing: .unconditional, help: "shapes: images per prompt.") var imagesPerPrompt = 2
+    @Option(parsing: .unconditional, help: "shapes: prompts per category (6 categories; 50: 300 prompts).") var promptsPerCategory = 50
     @Option(parsing: .unconditional, help: "Seed of the prompt set (shapes) or of the held-out world (captions, fd).") var evalSeed: UInt64 = 0
     @Option(parsing: .unconditional, help: "captions, fd, edits, speech: number of held-out images (edits: triplets; speech: clips).") var count = 200
     @Option(help: "edits: instruction, inversion or both.") var method: Methods = .both

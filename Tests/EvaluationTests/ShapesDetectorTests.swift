@@ -1,7 +1,7 @@
 // The analytic detector and ShapesEval on real ShapesWorld renders: exact object lists, own
 // captions satisfied, shuffled captions near chance, and fixed prompt sets per seed.
 import Data
-import Evaluation
+@testable import Evaluation
 import Media
 import Testing
 
@@ -107,5 +107,19 @@ func render(_ scene: Scene, _ size: Int) -> Image {
         let text = eval.score(images: eval.referenceImages()).description
         for c in ShapesEvalCategory.allCases { #expect(text.contains(c.rawValue)) }
         #expect(text.contains("overall") && text.contains("100.0%"))
+    }
+
+    /// Scores carry standard errors over prompts: pass rates (1, 0, 1, 0) of one category give
+    /// 0.5 ± √(1/3 / 4); the overall error is √(Σ SE²) / categories.
+    @Test func reportStandardErrorsAreOverPrompts() {
+        func result(_ c: ShapesEvalCategory, _ passed: Int) -> ShapesEvalReport.PromptResult {
+            .init(category: c, text: "", passed: passed, images: 2, found: "")
+        }
+        let report = ShapesEvalReport(results: [2, 0, 2, 0].map { result(.colour, $0) } + [2, 2].map { result(.shape, $0) })
+        let colour = report.categories.first { $0.category == .colour }!
+        #expect(colour.score == 0.5 && abs(colour.standardError - (1.0 / 3 / 4).squareRoot()) < 1e-12)
+        #expect(report.categories.first { $0.category == .shape }!.standardError == 0)
+        #expect(abs(report.standardError - colour.standardError / 2) < 1e-12 && report.metrics["shapes_eval_se"] == report.standardError)
+        #expect(report.description.contains("±"))
     }
 }

@@ -21,6 +21,8 @@ import Testing
     @Test func higherIsBetterMetricsAndInterpolation() {
         #expect(!Parity.lowerIsBetter("eval_shapes_eval") && Parity.lowerIsBetter("eval_loss_text"))
         #expect(Parity.comparableAcrossKinds("eval_loss_text") && !Parity.comparableAcrossKinds("eval_loss_image"))
+        #expect(!Parity.comparableAcrossKinds("eval_loss_audio") && !Parity.comparableAcrossKinds("eval_loss_markers")
+                && !Parity.comparableAcrossKinds("eval_loss_image_se") && Parity.comparableAcrossKinds("eval_loss_caption"))
         let curve: Curve = [(0, 0.1), (100, 0.3), (200, 0.5)]
         #expect(Parity.flopsToReach(curve, target: 0.4, lowerIsBetter: false) == 150)
         #expect(Parity.flopsToReach(curve, target: 0.6, lowerIsBetter: false) == nil)
@@ -53,5 +55,38 @@ import Testing
         for file in ["loss.png", "loss.svg", "eval_loss_text.png", "eval_loss_text.svg", "report.md"] {
             #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), "\(file)")
         }
+    }
+
+    /// Differences inside two standard errors of the difference read as ties in the matched-compute
+    /// table; values carry their standard errors.
+    @Test func differencesInsideTwoStandardErrorsAreTies() throws {
+        let flops: [Double] = [1e9, 2e9]
+        func run(_ name: String, _ values: [Double], se: Double) -> RunCurves {
+            RunCurves(name: name, train: [:], eval: ["eval_shapes_eval": zip(flops, values).map { ($0, $1) },
+                                                     "eval_shapes_eval_se": flops.map { ($0, se) }], kind: "transfusion")
+        }
+        #expect(Parity.tie(0.50, 0.03, 0.55, 0.03) && !Parity.tie(0.50, 0.01, 0.55, 0.01))
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-ties-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let close = try compareRuns([run("a", [0.3, 0.50], se: 0.03), run("b", [0.3, 0.55], se: 0.03)],
+                                    metrics: ["eval_shapes_eval"], smooth: 1, to: out)
+        #expect(close.contains("| eval_shapes_eval | 0.5 ± 0.03 | 0.55 ± 0.03 (tie) |"), "\(close)")
+        let far = try compareRuns([run("a", [0.3, 0.50], se: 0.01), run("b", [0.3, 0.55], se: 0.01)],
+                                  metrics: ["eval_shapes_eval"], smooth: 1, to: out)
+        #expect(far.contains("| eval_shapes_eval | 0.5 ± 0.01 | 0.55 ± 0.01 |"), "\(far)")
+    }
+
+    /// The held-out tally's standard error treats documents as the draws: two documents of
+    /// losses (1, 1) and (3, 3, 3, 3) give mean 14/6 and √(2·((2 − 2·14/6)² + (12 − 4·14/6)²)) / 6.
+    @Test func heldOutStandardErrorsAreOverDocuments() {
+        var tally = HeldOutTally()
+        for (doc, losses) in [(0, [1.0, 1.0]), (1, [3.0, 3.0, 3.0, 3.0])] {
+            for l in losses { tally.add("text", mean: l, count: 1, document: doc) }
+        }
+        let m = 14.0 / 6
+        #expect(abs(tally.mean("text")! - m) < 1e-12)
+        let expected = (2 * ((2 - 2 * m) * (2 - 2 * m) + (12 - 4 * m) * (12 - 4 * m))).squareRoot() / 6
+        #expect(abs(tally.standardError("text")! - expected) < 1e-12)
+        #expect(tally.metrics["loss_text_se"] == tally.standardError("text") && tally.standardError("image") == nil)
     }
 }
