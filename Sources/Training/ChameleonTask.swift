@@ -17,6 +17,8 @@ public final class ChameleonTask: TrainingTask {
     public let vq: VQTokenizer
     public var model: Module { chameleon }
     public let flopsPerMicroBatch: Double
+    /// The held-out batches, built at the first evaluation.
+    var heldOutCache: [Batch]?
     let recipe: Recipe
     let pairs: ImageCaptionPairs
     let docsPerRow: Int
@@ -203,11 +205,16 @@ public final class ChameleonTask: TrainingTask {
         let l = chameleon.loss(x.ids, targets: x.targets, mask: x.mask, positions: x.positions, zLoss: recipe.model.zLoss)
         var parts = ["loss_text": l.text, "loss_image": l.image]
         if pairs.spoken != nil { parts["loss_audio"] = l.audio }
-        return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.examples)
+        // FLOPs on the real positions: padding queries left out.
+        let positions = x.documentOf.lazy.filter { $0 >= 0 }.count
+        let attended = Double(x.mask.keysAttended { x.documentOf[$0] >= 0 }) / Double(max(positions, 1))
+        return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.examples,
+                          flops: chameleon.trainingFlops(tokens: positions, attended: attended), positions: positions)
     }
 
     public var cacheBytes: Int {
-        pairs.poolCacheBytes(imageBytes: 4 * chameleon.config.gridSize * chameleon.config.gridSize)
+        let image = 4 * chameleon.config.gridSize * chameleon.config.gridSize
+        return pairs.poolCacheBytes(imageBytes: image) + pairs.heldOutCacheBytes(imageBytes: 0)
     }
 
     public func checkpointConfig() throws -> Foundation.Data {
@@ -220,11 +227,15 @@ public final class ChameleonTask: TrainingTask {
                                      topK: recipe.sample.topK))
     }
 
-    /// The held-out set in batches of `train.batch_size` rows.
+    /// The held-out set in batches of `train.batch_size` rows, built at the first evaluation and kept.
     func heldOutBatches() throws -> [Batch] {
+        if let heldOutCache { return heldOutCache }
         let c = chameleon.config, b = recipe.train.batchSize
         let rows = pairs.heldOutRows(count: recipe.eval.documents, imageLength: c.tokensPerImage, audioLength: c.audioLength)
-        return try stride(from: 0, to: rows.count, by: b).map { try batch(heldOut, rows: Array(rows[$0..<min($0 + b, rows.count)]), cached: false) }
+        heldOutCache = try stride(from: 0, to: rows.count, by: b).map {
+            try batch(heldOut, rows: Array(rows[$0..<min($0 + b, rows.count)]), cached: false)
+        }
+        return heldOutCache!
     }
 
     /// The held-out losses by kind of target (``HeldOutTally``): image codes count when the

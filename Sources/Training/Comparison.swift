@@ -22,20 +22,24 @@ public struct RunCurves {
         self.name = name; self.train = train; self.eval = eval; self.kind = kind
     }
 
-    /// Reads `run/metrics.jsonl` (and the model kind from `run/recipe.yaml`).
-    public init(run: URL) throws {
+    /// Reads `run/metrics.jsonl` (and the model kind from `run/recipe.yaml`), its curves against
+    /// the FLOPs column `flops`: "flops" (analytic, on real positions) or "flops_6nd" (the
+    /// paper's 6·N·D). Counts that are not metrics (eval_documents) are left out.
+    public init(run: URL, flops column: String = "flops") throws {
         let rows = try MetricsLog.read(run.appendingPathComponent("metrics.jsonl"))
         var train: [String: Curve] = [:], eval: [String: Curve] = [:]
         for row in rows {
-            guard let flops = (row["flops"] as? Double) ?? (row["flops"] as? Int).map(Double.init) else { continue }
+            guard let flops = (row[column] as? Double) ?? (row[column] as? Int).map(Double.init) else { continue }
             let isEval = (row["kind"] as? String) == "eval"
-            for (key, value) in row where !["step", "flops", "kind", "tokens", "examples"].contains(key) {
+            for (key, value) in row where !["step", "flops", "flops_6nd", "kind", "tokens", "examples", "documents"].contains(key) {
                 guard let v = (value as? Double) ?? (value as? Int).map(Double.init), v.isFinite else { continue }
                 if isEval { eval[key, default: []].append((flops, v)) } else { train[key, default: []].append((flops, v)) }
             }
         }
         guard !train.isEmpty || !eval.isEmpty else {
-            throw RunError.io(run.appendingPathComponent("metrics.jsonl").path, "no metrics rows with FLOPs")
+            throw RunError.io(run.appendingPathComponent("metrics.jsonl").path,
+                              column == "flops" ? "no metrics rows with FLOPs"
+                                  : "no metrics rows with \(column) (runs of this task, or runs trained before it was logged, lack it)")
         }
         let recipe = try? String(contentsOf: run.appendingPathComponent("recipe.yaml"), encoding: .utf8)
         let kind = recipe?.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("kind:") }

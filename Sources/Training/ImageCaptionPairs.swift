@@ -207,6 +207,18 @@ struct ImageCaptionPairs {
         return bytes
     }
 
+    /// Bytes of the held-out batches a task keeps (`eval.documents` documents): each document's
+    /// share of the rows' ids, targets and positions (Int32, `data.seq_len` / 2 positions on
+    /// average), `imageBytes` of span data per image, and its speech patches.
+    func heldOutCacheBytes(imageBytes: Int) -> Int {
+        let documents = recipe.eval.documents
+        var bytes = documents * (3 * 4 * recipe.data.seqLen / 2 + imageBytes + 80)
+        if let spoken, recipe.data.speechFraction > 0 {
+            bytes += Int(Double(documents) * Double(recipe.data.speechFraction)) * 2 * 4 * spoken.length * spoken.patchDim
+        }
+        return bytes
+    }
+
     /// Values per example of `indices`, computed by `encode` (the images of a chunk → one row of
     /// values per index) in chunks of 64 and kept in `cache` when `cached` (the training pool).
     /// `render` makes a chunk's images (default: the examples' images).

@@ -33,6 +33,10 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var wallSeconds: Double
     public var seed: UInt64
     public var optimizerStep: Int
+    /// Training compute by the paper's 6·N·D: N the model's non-embedding parameters, D the real
+    /// (non-padding) positions trained on; nil for tasks that do not count positions (and in
+    /// states written before it was kept).
+    public var flops6ND: Double? = nil
 }
 
 /// What a checkpoint folder holds.

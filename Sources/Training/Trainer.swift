@@ -19,10 +19,17 @@ public struct LossResult {
     /// How many terms `total` is a mean over (targets for token losses, examples for
     /// per-example losses); data-parallel ranks weight their shares by it. Default: `tokens`.
     public var meanOver: Int
+    /// The micro-batch's training FLOPs counted on its real positions (padding left out), when the
+    /// task counts them per batch; nil: the task's `flopsPerMicroBatch`.
+    public var flops: Double?
+    /// The micro-batch's real (non-padding) positions, for the 6·N·D count; nil: all of them.
+    public var positions: Int?
 
-    public init(total: Tensor, parts: [String: Float] = [:], tokens: Int, examples: Int, meanOver: Int? = nil) {
+    public init(total: Tensor, parts: [String: Float] = [:], tokens: Int, examples: Int, meanOver: Int? = nil,
+                flops: Double? = nil, positions: Int? = nil) {
         self.total = total; self.parts = parts; self.tokens = tokens; self.examples = examples
         self.meanOver = meanOver ?? tokens
+        self.flops = flops; self.positions = positions
     }
 }
 
@@ -103,6 +110,8 @@ public final class Trainer {
     let optimizer: AnyOptimizer
     let ema: EMA?
     let schedule: (Int) -> Float
+    /// The N of 6·N·D: parameters outside embedding tables (a lookup costs no multiply-adds).
+    let nonEmbeddingParameters: Double
 
     public init(recipe: Recipe, task: TrainingTask, run: RunDirectory,
                 communicator: Communicator = SingleProcess()) throws {
@@ -116,6 +125,8 @@ public final class Trainer {
                                      weightDecay: o.weightDecay, decay: defaultDecayNames(task.model)))
         }
         ema = recipe.train.emaDecay > 0 ? EMA(task.model, decay: recipe.train.emaDecay) : nil
+        let embedded = task.model.namedModules().compactMap { $0.1 as? Embedding }.map(\.weight.count).reduce(0, +)
+        nonEmbeddingParameters = Double(params.map(\.1.count).reduce(0, +) - embedded)
         schedule = LRSchedule.make(peak: o.lr, warmup: o.warmupSteps, total: recipe.train.steps,
                                    decay: LRSchedule.Decay(rawValue: o.schedule) ?? .cosine, minRatio: o.minLRRatio)
     }
@@ -181,7 +192,8 @@ public final class Trainer {
                 for (k, v) in r.parts { parts[k, default: 0] += v / Float(t.gradAccum) }
                 state.tokens += r.tokens; state.examples += r.examples
                 intervalTokens += r.tokens
-                state.flops += task.flopsPerMicroBatch
+                state.flops += r.flops ?? task.flopsPerMicroBatch
+                if let positions = r.positions { state.flops6ND = (state.flops6ND ?? 0) + 6 * nonEmbeddingParameters * Double(positions) }
             }
             // Under MPI: finish the gradient sums; loss and parts over all ranks.
             parallel.finishStep(lossSum: &lossSum, parts: &parts)
@@ -230,6 +242,7 @@ public final class Trainer {
                 var row = MetricsRow()
                 row.set("step", .int(state.step)); row.set("examples", .int(state.examples))
                 row.set("tokens", .int(state.tokens)); row.set("flops", .double(state.flops))
+                if let f = state.flops6ND { row.set("flops_6nd", .double(f)) }
                 row.set("loss", .double(Double(lossSum)))
                 for k in parts.keys.sorted() { row.set(k, .double(Double(parts[k]!))) }
                 row.set("lr", .double(Double(lr))); row.set("grad_norm", .double(Double(gradNorm)))
@@ -275,6 +288,7 @@ public final class Trainer {
         guard !metrics.isEmpty else { return }
         var row = MetricsRow()
         row.set("step", .int(state.step)); row.set("tokens", .int(state.tokens)); row.set("flops", .double(state.flops))
+        if let f = state.flops6ND { row.set("flops_6nd", .double(f)) }
         row.set("kind", .string("eval"))
         for k in metrics.keys.sorted() { row.set("eval_" + k, .double(metrics[k]!)) }
         try log.append(row)

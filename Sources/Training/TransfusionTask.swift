@@ -20,6 +20,8 @@ public final class TransfusionTask: TrainingTask {
     public let diffusion: GaussianDiffusion
     public var model: Module { transfusion }
     public let flopsPerMicroBatch: Double
+    /// The held-out batches, built at the first evaluation.
+    var heldOutCache: [Batch]?
     let recipe: Recipe
     let pairs: ImageCaptionPairs
     let docsPerRow: Int
@@ -317,12 +319,25 @@ public final class TransfusionTask: TrainingTask {
                                  audioTargets: x.audioTargets, scoredAudio: x.scoredAudio)
         var parts = ["loss_text": l.text.item, "loss_image": l.image.item]
         if pairs.spoken != nil { parts["loss_audio"] = l.audio.item }
-        return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.examples)
+        let (flops, positions) = trainingFlops(x)
+        return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.examples, flops: flops, positions: positions)
+    }
+
+    /// The batch's training FLOPs on its real positions (padding queries left out) and how many
+    /// real positions it holds.
+    func trainingFlops(_ x: Batch) -> (flops: Double, positions: Int) {
+        let positions = x.documentOf.lazy.filter { $0 >= 0 }.count
+        let attended = Double(x.input.mask.keysAttended { x.documentOf[$0] >= 0 }) / Double(max(positions, 1))
+        let flops = transfusion.trainingFlops(tokens: positions, attended: attended,
+                                              textRows: x.targets.intScalars.lazy.filter { $0 >= 0 }.count,
+                                              images: x.input.latents?.dim(0) ?? 0, audioSpans: x.input.audio?.dim(0) ?? 0)
+        return (flops, positions)
     }
 
     public var cacheBytes: Int {
-        let c = transfusion.config
-        return pairs.poolCacheBytes(imageBytes: 4 * c.latentChannels * c.latentSize * c.latentSize)
+        let c = transfusion.config, image = 4 * c.latentChannels * c.latentSize * c.latentSize
+        // The held-out batches: clean or noised latents, their targets, and the rows' ids.
+        return pairs.poolCacheBytes(imageBytes: image) + pairs.heldOutCacheBytes(imageBytes: 2 * image)
     }
 
     public func checkpointConfig() throws -> Foundation.Data {
@@ -335,8 +350,16 @@ public final class TransfusionTask: TrainingTask {
     }
 
     /// The held-out set in batches of `train.batch_size` rows, image spans noised to levels drawn
-    /// per document (`RNG(0x7135_E7A1).split(j)`), what is read first given clean.
+    /// per document (`RNG(0x7135_E7A1).split(j)`), what is read first given clean. Built at the
+    /// first evaluation (images encoded, speech synthesised) and kept: every evaluation reads the
+    /// same batches.
     func heldOutBatches() throws -> [Batch] {
+        if let heldOutCache { return heldOutCache }
+        heldOutCache = try makeHeldOutBatches()
+        return heldOutCache!
+    }
+
+    func makeHeldOutBatches() throws -> [Batch] {
         let c = transfusion.config, b = recipe.train.batchSize
         let rows = pairs.heldOutRows(count: recipe.eval.documents, imageLength: c.patchesPerImage, audioLength: c.audioLength)
         return try stride(from: 0, to: rows.count, by: b).enumerated().map { k, first in

@@ -13,7 +13,8 @@ struct Compare: ParsableCommand {
 
             Writes OUT/<metric>.png and .svg for every metric the runs log (loss, loss_text, eval_loss_text,
             eval_shapes_eval, …) and OUT/report.md: final values, and the FLOPs each run needs to reach
-            the baseline's best value (the Transfusion paper's parity ratio).
+            the baseline's best value (the Transfusion paper's parity ratio). FLOPs count the real
+            (non-padding) positions of each micro-batch; --flops 6nd reads the paper's 6·N·D column instead.
             """)
 
     @Argument(help: "Run folders; the first is the baseline.") var runs: [String]
@@ -21,12 +22,16 @@ struct Compare: ParsableCommand {
     @Option(parsing: .unconditional, help: "Moving-average window for training curves (1: none).") var smooth = 10
     @Option(parsing: .upToNextOption, help: "Metrics to compare (default: the common ones the runs log).")
     var metrics: [String] = []
+    @Option(help: "FLOPs axis: analytic (decoder, attention and heads on the real positions; the default) or 6nd (the paper's 6·N·D, N non-embedding parameters, D real positions).")
+    var flops: FlopsCount = .analytic
+
+    enum FlopsCount: String, ExpressibleByArgument { case analytic, sixND = "6nd" }
 
     func run() throws {
         try reportingErrors("compare") {
             guard !runs.isEmpty else { throw ValidationError("name at least one run folder") }
             guard smooth >= 1 else { throw ValidationError("--smooth must be ≥ 1 (1: no smoothing), got \(smooth)") }
-            let curves = try runs.map { try RunCurves(run: URL(fileURLWithPath: $0)) }
+            let curves = try runs.map { try RunCurves(run: URL(fileURLWithPath: $0), flops: flops == .analytic ? "flops" : "flops_6nd") }
             let chosen = metrics.isEmpty
                 ? ["loss", "loss_text", "loss_image", "eval_loss", "eval_loss_text", "eval_loss_caption", "eval_loss_prior",
                    "eval_loss_image", "eval_shapes_eval", "eval_ppl", "eval_fd"]

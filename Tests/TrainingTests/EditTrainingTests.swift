@@ -34,7 +34,7 @@ private func editRecipe(model: String = "image_tokenizer: \(editVAEPath)", data:
         data: {tokenizer_vocab: 300, seq_len: 96, pool: 64\(data)}
         optimizer: {lr: 3.0e-3, warmup_steps: 2}
         train: {steps: 2, batch_size: 2, log_every: 1, checkpoint_every: 2\(train)}
-        eval: {every: 0, batches: 1}
+        eval: {every: 0, batches: 1, documents: 64}
         sample: {every: 0, max_tokens: 4, prompts: ["a red circle"]}
         """, file: "edit-test.yaml")
 }

@@ -103,4 +103,48 @@ private func key(_ d: ImageCaptionPairs.Document) -> String { "\(d.index) \(d.im
         let c = try wide.evaluate(step: 0, rng: RNG(seed: 1))
         for (name, value) in a { #expect(abs(value - c[name]!) <= 1e-5 * abs(value), "\(name): batch 4 \(value), batch 16 \(c[name]!)") }
     }
+
+    /// Compute is charged for the real positions: padding queries are left out of the analytic
+    /// FLOPs, and the 6·N·D column counts N non-embedding parameters over D real positions.
+    @Test func flopsCountRealPositionsNotPadding() throws {
+        for kind in ["transfusion", "chameleon"] {
+            let r = try recipe(kind, batch: 4)
+            let run = scratchRun()
+            let (positions, flops, padded, mask, documentOf): (Int, Double, Double, AttentionMask, [Int])
+            if kind == "transfusion" {
+                let task = try TransfusionTask(recipe: r, run: run)
+                let x = try task.batch(task.world, firstRow: 0, rows: 4, rng: RNG(seed: 1), training: true)
+                (flops, positions) = task.trainingFlops(x)
+                #expect(positions == x.documents.map { task.pairs.length(of: $0, imageLength: 16, audioLength: 0) }.reduce(0, +))
+                (padded, mask, documentOf) = (task.flopsPerMicroBatch, x.input.mask, x.documentOf)
+            } else {
+                let task = try ChameleonTask(recipe: r, run: run)
+                let x = try task.batch(task.world, firstRow: 0, rows: 4, rng: RNG(seed: 1), training: true)
+                let loss = try task.loss(microBatch: 0, rng: RNG(seed: 1))
+                (positions, flops) = (try #require(loss.positions), try #require(loss.flops))
+                #expect(positions == x.documents.map { task.pairs.length(of: $0, imageLength: 16, audioLength: 0) }.reduce(0, +))
+                (padded, mask, documentOf) = (task.flopsPerMicroBatch, x.mask, x.documentOf)
+            }
+            #expect(positions < 4 * 160, "\(kind): the rows hold padding")
+            // The keys the real queries attend, counted one by one.
+            var keys = 0
+            for q in 0..<(mask.batch * mask.queries) where documentOf[q] >= 0 {
+                keys += (0..<mask.keys).filter { mask.allows(batch: q / mask.queries, query: q % mask.queries, key: $0) }.count
+            }
+            #expect(mask.keysAttended { documentOf[$0] >= 0 } == keys)
+            #expect(flops > 0 && flops < padded, "\(kind): \(flops) on real positions vs \(padded) for full rows")
+        }
+        // A short run logs both columns; 6·N·D grows by 6·N per real position.
+        var r = try recipe("chameleon", batch: 2)
+        r.train.steps = 2
+        let run = scratchRun()
+        let task = try ChameleonTask(recipe: r, run: run)
+        let trainer = try Trainer(recipe: r, task: task, run: run)
+        try trainer.train(fresh: true)
+        let rows = try MetricsLog.read(run.metricsURL).filter { $0["kind"] == nil }
+        let n = Double(task.model.parameters().map(\.count).reduce(0, +) - task.chameleon.lm.embed.weight.count)
+        let real = try (0..<2).map { try #require(task.loss(microBatch: $0, rng: RNG(seed: r.seed).split(UInt64($0))).positions) }
+        let logged = try #require(rows.last?["flops_6nd"] as? Double)
+        #expect(abs(logged - 6 * n * Double(real.reduce(0, +))) < 1, "6·N·D \(logged)")
+    }
 }

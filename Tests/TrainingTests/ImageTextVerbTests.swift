@@ -43,7 +43,7 @@ private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fu
             diffusion: {cfg: 2.0}
             data: {image_size: 32, tokenizer_vocab: 300, seq_len: 104, docs_per_row: 1, pool: 64}
             train: {steps: 4, batch_size: 4, log_every: 2, checkpoint_every: 4}
-            eval: {every: 4, batches: 1, shapes_eval: 12}
+            eval: {every: 4, batches: 1, documents: 64, shapes_eval: 12}
             sample: {every: 0, top_k: 16}
             """.write(to: dir.appendingPathComponent("cham.yaml"), atomically: true, encoding: .utf8)
         let trained = try fusion(["train", "cham.yaml", "--runs", "runs"], in: dir)

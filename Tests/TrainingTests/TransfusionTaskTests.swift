@@ -33,7 +33,7 @@ private func transfusionRecipe(steps: Int, diffusion: String = "{}", extra: Stri
         data: {tokenizer_vocab: 300, seq_len: 64, pool: 64}
         optimizer: {lr: 3.0e-3, warmup_steps: 2}
         train: {steps: \(steps), batch_size: 4, log_every: 1, checkpoint_every: 2, keep_checkpoints: 2\(extra)}
-        eval: {every: 0, batches: 1}
+        eval: {every: 0, batches: 1, documents: 64}
         sample: {every: 0, max_tokens: 4, prompts: ["a red circle"]}
         """, file: "transfusion-test.yaml", overrides: overrides)
 }

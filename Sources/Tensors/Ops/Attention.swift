@@ -32,6 +32,12 @@ public struct AttentionMask: Equatable, Sendable {
         self.batch = batch; self.queries = queries; self.keys = keys; self.lo = lo; self.hi = hi
     }
 
+    /// Keys attended, summed over the queries (flat b·queries indices) `included` says: what the
+    /// attention's FLOPs scale with (e.g. the queries of real positions, not of padding).
+    public func keysAttended(_ included: (Int) -> Bool = { _ in true }) -> Int {
+        (0..<lo.count).reduce(0) { $0 + (included($1) ? Int(hi[$1] - lo[$1]) : 0) }
+    }
+
     /// Plain causal attention; with `keys > queries` the queries are the last positions (a KV
     /// cache: query t sits at absolute position keys − queries + t).
     public static func causal(batch: Int, queries: Int, keys: Int? = nil) -> AttentionMask {
