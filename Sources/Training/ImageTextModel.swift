@@ -23,13 +23,19 @@ public struct ImageTextModel {
     /// The positions of the rows it was trained on (`data.seq_len`), or nil when unknown.
     public let contextLength: Int?
     /// How images are sampled, for reports ("ddim, 50 steps, cfg 3.0").
-    public let sampling: String
+    public private(set) var sampling: String
     /// `count` images (n, 3, H, W) in [-1, 1] for prompt ids (BOS first), drawing from the RNG.
     let draw: ([Int32], Int, RNG) -> Tensor
     /// Caption ids of one image (1, 3, H, W) in [-1, 1], at most the given count.
     let describe: (Tensor, Int, SamplingOptions, RNG) -> [Int32]
     /// Cheaper stand-in of `draw` for memory probes (one denoising step; codes are cheap already).
     let probe: ([Int32], Int) -> Void
+    /// Images (n, 3, H, W) in [-1, 1] through the family's image tokenizer and back (VAE latents
+    /// or VQ codes): what the model could draw at best (``ceiling``).
+    let roundTrip: (Tensor) -> Tensor
+    /// Whether this is the tokenizer ceiling: "images for a prompt" are the prompt's reference
+    /// scene (a real render) through the tokenizer, not samples.
+    public private(set) var isCeiling = false
 
     /// A Transfusion model sampled with `options`, its VAE decoding the latents.
     public init(transfusion model: Transfusion, tokenizer: BPETokenizer, vae: ImageVAE, imageSize: Int, contextLength: Int?,
@@ -41,6 +47,7 @@ public struct ImageTextModel {
         describe = { image, maxTokens, text, rng in
             model.caption(latents: withoutGrad { vae.encode(image) }, maxTokens: maxTokens, options: text, rng: rng)
         }
+        roundTrip = { x in withoutGrad { vae.decode(vae.encode(x)) } }
         var oneStep = options
         oneStep.steps = 1
         probe = { ids, n in _ = withoutGrad { vae.decode(model.sampleImages(prompt: ids, count: n, options: oneStep, rng: RNG(seed: 0))) } }
@@ -63,6 +70,7 @@ public struct ImageTextModel {
         probe = { ids, n in
             _ = withoutGrad { vq.decode(model.sampleCodes(prompt: ids, count: n, options: options, cfgScale: cfgScale, rng: RNG(seed: 0))) }
         }
+        roundTrip = { x in withoutGrad { vq.decode(vq.encode(x)) } }
     }
 
     /// The run at `path` (a run folder, a checkpoint folder or an exported model), Transfusion or
@@ -103,6 +111,16 @@ public struct ImageTextModel {
         }
     }
 
+    /// The ceiling of this model's scores: the same suites, with real renders passed through its
+    /// image tokenizer in place of samples (ShapesEval: each prompt's reference scene, the same
+    /// image for every sample of it; FD: the held-out scenes whose captions would be the prompts).
+    public var ceiling: ImageTextModel {
+        var c = self
+        c.isCeiling = true
+        c.sampling = "\(kind == "chameleon" ? "VQ" : "VAE") reconstructions of real renders (the tokenizer's ceiling)"
+        return c
+    }
+
     /// Token ids of a prompt, BOS first.
     public func prompt(_ text: String) -> [Int32] { [SpecialTokens.bos] + tokenizer.encode(text) }
 
@@ -139,7 +157,10 @@ public struct ImageTextModel {
     public func images(for eval: ShapesEval, imagesPerPrompt: Int, seed: UInt64, progress: ((Int) -> Void)? = nil) -> [[Image]] {
         let base = RNG(seed: seed)
         return eval.prompts.enumerated().map { i, p in
-            let x = images(prompt: prompt(p.text), count: imagesPerPrompt, rng: base.split(UInt64(i)))
+            let x = isCeiling
+                ? roundTrip(imageBatch(Array(repeating: Image(width: imageSize, height: imageSize, channels: 3,
+                                                              pixels: p.scene.render(imageSize: imageSize)), count: imagesPerPrompt)))
+                : images(prompt: prompt(p.text), count: imagesPerPrompt, rng: base.split(UInt64(i)))
             progress?(i + 1)
             return (0..<imagesPerPrompt).map { Image(chw: x.slice(axis: 0, $0..<($0 + 1))) }
         }
@@ -170,12 +191,13 @@ public struct ImageTextModel {
     public func frechetDistance(classifier net: ShapesClassifier, world: ShapesWorld, count: Int, seed: UInt64,
                                 progress: ((Int) -> Void)? = nil) -> FDReport {
         let base = RNG(seed: seed)
-        let generated = (0..<count).map { i -> Image in
-            defer { progress?(i + 1) }
-            return Image(chw: images(prompt: prompt(world.example(i).caption), count: 1, rng: base.split(UInt64(i))))
-        }
         func real(_ range: Range<Int>) -> [Image] {
             range.map { Image(width: imageSize, height: imageSize, channels: 3, pixels: world.scene($0).render(imageSize: imageSize)) }
+        }
+        let generated = (0..<count).map { i -> Image in
+            defer { progress?(i + 1) }
+            if isCeiling { return Image(chw: roundTrip(imageBatch(real(i..<(i + 1))))) }
+            return Image(chw: images(prompt: prompt(world.example(i).caption), count: 1, rng: base.split(UInt64(i))))
         }
         let reference = net.features(real(count..<(2 * count)))
         return FDReport(images: count, fd: Evaluation.frechetDistance(reference, net.features(generated)),

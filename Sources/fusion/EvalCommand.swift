@@ -34,6 +34,8 @@ struct Eval: ParsableCommand {
             fd:       Fréchet distance between classifier features of images generated from
                       held-out captions and real renders of other held-out scenes (with the
                       real-vs-real floor).
+            --ceiling (shapes, fd): real renders through the run's VAE or VQ tokenizer in place of
+                      samples: the best the family can score with that tokenizer.
             edits:    held-out ShapesWorld edit triplets edited by instruction and by inversion
                       (--method), checked by the detector: the asked change happened (accuracy) and
                       the untouched objects stayed (preservation), per edit kind.
@@ -69,6 +71,8 @@ struct Eval: ParsableCommand {
     @Option(help: "Also write the report as JSON here.") var json: String?
     @Flag(help: "shapes: print every prompt with what was found.") var details = false
     @Flag(help: "Use the raw weights even when the run kept EMA weights.") var noEMA = false
+    @Flag(help: "shapes, fd: score real renders through the run's image tokenizer (VAE or VQ) instead of samples: the ceiling the family can reach.")
+    var ceiling = false
 
     @OptionGroup var compute: PrecisionOption
 
@@ -89,8 +93,10 @@ struct Eval: ParsableCommand {
                 return
             }
             if suite == .edits { try runEdits(); return }
-            let model = try ImageTextModel.load(path: checkpoint, ema: !noEMA, cfg: cfg, sampler: sampler, steps: steps,
-                                                temperature: temperature, topK: topK)
+            if ceiling && suite != .shapes && suite != .fd { throw ValidationError("--ceiling applies to --suite shapes and fd") }
+            let loaded = try ImageTextModel.load(path: checkpoint, ema: !noEMA, cfg: cfg, sampler: sampler, steps: steps,
+                                                 temperature: temperature, topK: topK)
+            let model = ceiling ? loaded.ceiling : loaded
             let size = model.imageSize
             let start = Date()
             switch suite {
@@ -98,7 +104,7 @@ struct Eval: ParsableCommand {
                 guard imagesPerPrompt > 0, promptsPerCategory > 0 else { throw ValidationError("--images-per-prompt and --prompts-per-category must be positive") }
                 let eval = ShapesEval(seed: evalSeed, promptsPerCategory: promptsPerCategory, imageSize: size)
                 let longest = eval.prompts.map { model.prompt($0.text) }.max { $0.count < $1.count } ?? model.prompt("")
-                _ = try model.planSampling(prompt: longest, count: imagesPerPrompt, flag: "--images-per-prompt")
+                if !ceiling { _ = try model.planSampling(prompt: longest, count: imagesPerPrompt, flag: "--images-per-prompt") }
                 let counter = CountProgress("prompt", total: eval.prompts.count)
                 let report = model.shapesEval(eval, imagesPerPrompt: imagesPerPrompt, seed: seed) { counter.update($0) }
                 counter.finish()

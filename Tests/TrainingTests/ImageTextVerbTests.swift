@@ -85,7 +85,16 @@ private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fu
             as? [String: Any])?["overall"] as? Double)
         #expect(overall == inTraining, "fusion eval \(overall), in training \(inTraining)")
 
+        // The tokenizer ceiling: real renders of the prompts through the shipped VAE pass ShapesEval.
+        let ceiling = try fusion(["eval", "--checkpoint", shapes, "--suite", "shapes", "--ceiling", "--prompts-per-category", "2",
+                                  "--images-per-prompt", "1", "--json", "ceiling.json"], in: dir)
+        #expect(ceiling.status == 0 && ceiling.stdout.contains("VAE reconstructions of real renders"), "\(ceiling.stdout)\(ceiling.stderr)")
+        let best = try #require((try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("ceiling.json")))
+            as? [String: Any])?["overall"] as? Double)
+        #expect(best >= 0.9, "ShapesEval of VAE reconstructions \(best)")
+
         let refused: [([String], String)] = [
+            (["eval", "--checkpoint", run, "--suite", "captions", "--ceiling"], "--ceiling applies to --suite shapes and fd"),
             (["sample", "--checkpoint", run, "--prompt", "x", "--steps", "3"], "--sampler, --steps and --clip are diffusion settings"),
             (["sample", "--checkpoint", shapes, "--prompt", "x", "--top-k", "3"], "--temperature and --top-k sample image codes"),
             (["sample", "--checkpoint", run, "--prompt", "x", "--top-k", "-3"], "--top-k must be ≥ 0"),
