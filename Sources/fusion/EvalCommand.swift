@@ -64,6 +64,8 @@ struct Eval: ParsableCommand {
     var classifier = "runs/eval-classifier/\(ShapesClassifier.fileName)"
     @Option(parsing: .unconditional, help: "Diffusion steps (default: the recipe's).") var steps: Int?
     @Option(parsing: .unconditional, help: "Classifier-free guidance scale (default: the recipe's).") var cfg: Float?
+    @Option(help: "shapes: a pilot over guidance scales, e.g. 1,1.5,2,3,5: the suite at each, and the best by overall score.")
+    var cfgSweep: String?
     @Option(help: "Sampler: ddpm, ddim or euler (Transfusion runs).") var sampler: SpanSampler?
     @Option(parsing: .unconditional, help: "Chameleon runs: temperature of the image codes (default 1).") var temperature: Float?
     @Option(parsing: .unconditional, help: "Chameleon runs: keep the k most likely codes (0: all; default: the recipe's).") var topK: Int?
@@ -94,6 +96,7 @@ struct Eval: ParsableCommand {
             }
             if suite == .edits { try runEdits(); return }
             if ceiling && suite != .shapes && suite != .fd { throw ValidationError("--ceiling applies to --suite shapes and fd") }
+            if let cfgSweep { try sweep(cfgSweep); return }
             let loaded = try ImageTextModel.load(path: checkpoint, ema: !noEMA, cfg: cfg, sampler: sampler, steps: steps,
                                                  temperature: temperature, topK: topK)
             let model = ceiling ? loaded.ceiling : loaded
@@ -140,6 +143,46 @@ struct Eval: ParsableCommand {
                 break                                           // answered above
             }
         }
+    }
+
+    /// `--cfg-sweep`: ShapesEval at each guidance scale of `list` (the same prompts and seeds), a
+    /// table of overall and per-category scores with standard errors, and the best scale. The pilot
+    /// rule both families are tuned by: pick the scale on a pilot prompt set (`--eval-seed 1`),
+    /// report at it on the main set (`--eval-seed 0`).
+    func sweep(_ list: String) throws {
+        guard suite == .shapes, cfg == nil else { throw ValidationError("--cfg-sweep runs --suite shapes and replaces --cfg") }
+        let scales = try list.split(separator: ",").map { item -> Float in
+            guard let v = Float(item.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0 else {
+                throw ValidationError("--cfg-sweep takes comma-separated scales ≥ 0, e.g. 1,1.5,2,3; got \"\(item)\"")
+            }
+            return v
+        }
+        guard !scales.isEmpty, imagesPerPrompt > 0, promptsPerCategory > 0 else {
+            throw ValidationError("--cfg-sweep needs at least one scale, and positive --images-per-prompt and --prompts-per-category")
+        }
+        let start = Date()
+        var reports: [String: ShapesEvalReport] = [:]
+        var lines = ["cfg     overall         " + ShapesEvalCategory.allCases.map { $0.rawValue }.joined(separator: "  ")]
+        var best: (scale: Float, score: Double)?
+        for scale in scales {
+            let model = try ImageTextModel.load(path: checkpoint, ema: !noEMA, cfg: scale, sampler: sampler, steps: steps,
+                                                temperature: temperature, topK: topK)
+            let eval = ShapesEval(seed: evalSeed, promptsPerCategory: promptsPerCategory, imageSize: model.imageSize)
+            let counter = CountProgress("cfg \(scale): prompt", total: eval.prompts.count)
+            let report = model.shapesEval(eval, imagesPerPrompt: imagesPerPrompt, seed: seed) { counter.update($0) }
+            counter.finish()
+            reports[String(scale)] = report
+            let categories = ShapesEvalCategory.allCases.map { c in
+                report.categories.first { $0.category == c }.map { String(format: "%5.1f%%", 100 * $0.score) } ?? "    –"
+            }
+            lines.append(String(format: "%-6g  %5.1f%% ± %4.1f  ", scale, 100 * report.overall, 100 * report.standardError)
+                         + categories.joined(separator: "  "))
+            if best == nil || report.overall > best!.score { best = (scale, report.overall) }
+        }
+        print(lines.joined(separator: "\n"))
+        print(String(format: "best: cfg %g (%.1f%%); %d prompts × %d images per scale, eval seed %llu, %.0f s", best!.scale,
+                     100 * best!.score, 6 * promptsPerCategory, imagesPerPrompt, evalSeed, Date().timeIntervalSince(start)))
+        try write(reports)
     }
 
     /// The edits suite (Transfusion runs).
