@@ -93,7 +93,15 @@ private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fu
             as? [String: Any])?["overall"] as? Double)
         #expect(best >= 0.9, "ShapesEval of VAE reconstructions \(best)")
 
+        // The guidance pilot: the suite at each scale, and the best.
+        let pilot = try fusion(["eval", "--checkpoint", run, "--suite", "shapes", "--cfg-sweep", "1,2", "--prompts-per-category", "1",
+                                "--images-per-prompt", "1", "--json", "pilot.json"], in: dir)
+        #expect(pilot.status == 0 && pilot.stdout.contains("best: cfg "), "\(pilot.stdout)\(pilot.stderr)")
+        let scales = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("pilot.json"))) as? [String: Any]
+        #expect(scales.map { Set($0.keys) } == ["1.0", "2.0"])
+
         let refused: [([String], String)] = [
+            (["eval", "--checkpoint", run, "--suite", "shapes", "--cfg-sweep", "1,x"], "--cfg-sweep takes comma-separated scales"),
             (["eval", "--checkpoint", run, "--suite", "captions", "--ceiling"], "--ceiling applies to --suite shapes and fd"),
             (["sample", "--checkpoint", run, "--prompt", "x", "--steps", "3"], "--sampler, --steps and --clip are diffusion settings"),
             (["sample", "--checkpoint", shapes, "--prompt", "x", "--top-k", "3"], "--temperature and --top-k sample image codes"),
