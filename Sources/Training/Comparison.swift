@@ -1,6 +1,7 @@
 // Comparing runs at matched compute: curves read from runs' metrics.jsonl against FLOPs, the
 // paper's "parity FLOPs" (how much compute a run needs to reach the baseline's best value),
 // loss/metric-vs-FLOPs plots and a markdown table. Not training and not evaluation itself.
+import Data
 import Evaluation
 import Foundation
 import Media
@@ -215,4 +216,145 @@ public func compareRuns(_ runs: [RunCurves], metrics: [String], smooth: Int, to 
     report += "\n" + plotted.joined(separator: "\n") + "\n"
     try atomicWrite(Foundation.Data(report.utf8), to: dir.appendingPathComponent("report.md"))
     return report
+}
+
+// MARK: - Scaling fits (the paper's method: final values of runs at several sizes and budgets,
+// trend lines in log-log space per family, parity FLOPs read off the lines)
+
+/// value = exp(intercept) · FLOPs^slope, fitted by least squares to (ln FLOPs, ln value).
+public struct PowerLawFit: Sendable, Equatable {
+    public var intercept: Double
+    public var slope: Double
+    public var points: Int
+
+    /// The fit of `points` (FLOPs, value); nil with fewer than two positive points or one budget.
+    public init?(_ points: [(flops: Double, value: Double)]) {
+        let xy = points.filter { $0.flops > 0 && $0.value > 0 }.map { (Foundation.log($0.flops), Foundation.log($0.value)) }
+        guard xy.count >= 2 else { return nil }
+        let n = Double(xy.count), mx = xy.map(\.0).reduce(0, +) / n, my = xy.map(\.1).reduce(0, +) / n
+        let sxx = xy.map { ($0.0 - mx) * ($0.0 - mx) }.reduce(0, +)
+        guard sxx > 1e-12 else { return nil }
+        slope = xy.map { ($0.0 - mx) * ($0.1 - my) }.reduce(0, +) / sxx
+        intercept = my - slope * mx
+        self.points = xy.count
+    }
+
+    public func value(at flops: Double) -> Double { Foundation.exp(intercept + slope * Foundation.log(flops)) }
+
+    /// The FLOPs at which the line reaches `value`; nil for a flat line or a non-positive value.
+    public func flops(toReach value: Double) -> Double? {
+        guard value > 0, abs(slope) > 1e-12 else { return nil }
+        return Foundation.exp((Foundation.log(value) - intercept) / slope)
+    }
+}
+
+/// The scaling comparison of one metric: each family's final points and fit, and the parity ratio
+/// of a candidate family against the baseline family with a bootstrap interval.
+public struct ScalingComparison: Sendable {
+    public var metric: String
+    public var baseline: (family: String, points: [(flops: Double, value: Double)], fit: PowerLawFit)
+    public var candidate: (family: String, points: [(flops: Double, value: Double)], fit: PowerLawFit)
+    /// The baseline line's value at the baseline's largest budget: the level both lines are read at.
+    public var target: Double
+    /// Baseline FLOPs / candidate FLOPs to reach `target` on the lines (> 1: the candidate needs less).
+    public var ratio: Double?
+    /// The 5th and 95th percentiles of the ratio over bootstrap resamples of each family's points.
+    public var interval: (low: Double, high: Double)?
+
+    /// Compares `candidate` with `baseline` on final points (each run's last value of `metric` at
+    /// its budget), with `resamples` bootstrap resamples drawn from a fixed seed.
+    public init?(metric: String, baseline: (String, [(flops: Double, value: Double)]),
+                 candidate: (String, [(flops: Double, value: Double)]), resamples: Int = 1000) {
+        guard let fb = PowerLawFit(baseline.1), let fc = PowerLawFit(candidate.1),
+              let top = baseline.1.map(\.flops).max() else { return nil }
+        self.metric = metric
+        self.baseline = (baseline.0, baseline.1, fb)
+        self.candidate = (candidate.0, candidate.1, fc)
+        target = fb.value(at: top)
+        func ratio(_ b: PowerLawFit, _ c: PowerLawFit) -> Double? {
+            guard let fb = b.flops(toReach: target), let fc = c.flops(toReach: target), fc > 0 else { return nil }
+            return fb / fc
+        }
+        self.ratio = ratio(fb, fc)
+        var rng = SplitMix64(seed: 0x5CA1E, stream: 0, index: 0)
+        func resample(_ points: [(flops: Double, value: Double)]) -> [(flops: Double, value: Double)] {
+            points.indices.map { _ in points[Int(rng.next() % UInt64(points.count))] }
+        }
+        var ratios: [Double] = []
+        if baseline.1.count >= 3 && candidate.1.count >= 3 {
+            for _ in 0..<resamples {
+                if let b = PowerLawFit(resample(baseline.1)), let c = PowerLawFit(resample(candidate.1)),
+                   let r = ratio(b, c), r.isFinite { ratios.append(r) }
+            }
+        }
+        if ratios.count >= resamples / 2 {
+            ratios.sort()
+            interval = (ratios[Int(0.05 * Double(ratios.count - 1))], ratios[Int(0.95 * Double(ratios.count - 1))])
+        }
+    }
+
+    /// Whether the interval holds 1: the data cannot tell which family needs less compute.
+    public var isTie: Bool { interval.map { $0.low <= 1 && $0.high >= 1 } ?? false }
+}
+
+/// The final value of `metric` of each run (its last logged point) at the run's budget.
+public func finalPoints(_ runs: [RunCurves], metric: String) -> [(flops: Double, value: Double)] {
+    runs.compactMap { r in r.curve(metric)?.last.map { ($0.flops, $0.value) } }
+}
+
+/// Scaling fits of `metrics` over runs grouped by model kind (the first run's kind is the
+/// baseline): per metric a plot of every run's final value against its budget with each family's
+/// fitted line (`scaling-<metric>.png`, `.svg`, both axes log10), and a markdown section with the
+/// fits and the parity ratios with their bootstrap intervals.
+public func scalingReport(_ runs: [RunCurves], metrics: [String], to dir: URL) throws -> String {
+    precondition(!runs.isEmpty, "scalingReport: no runs")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let families = runs.reduce(into: [String]()) { if !$0.contains($1.kind ?? "?") { $0.append($1.kind ?? "?") } }
+    var report = "## Scaling fits\n\nEach run contributes its final value at its budget (every run trains its own full "
+        + "schedule); lines are least-squares fits of ln value on ln FLOPs per family. The parity ratio is the baseline "
+        + "line's FLOPs / the other line's FLOPs to reach the baseline line's value at the baseline's largest budget "
+        + "(> 1: the other family needs less compute), with the 5–95% interval of 1000 bootstrap resamples of the runs "
+        + "(three or more per family); *tie* when the interval holds 1.\n\n"
+    report += "| metric | family | runs | slope | ratio vs \(families[0]) | 90% interval |\n|---|---|---|---|---|---|\n"
+    var pictures: [String] = []
+    for metric in metrics {
+        let points = families.map { f in (f, finalPoints(runs.filter { ($0.kind ?? "?") == f }, metric: metric)) }
+        guard points.contains(where: { $0.1.count >= 2 }) else { continue }
+        var plot = LinePlot(title: metric + " (final values)", xLabel: "log10 training FLOPs", logY: true)
+        for (i, (family, ps)) in points.enumerated() where !ps.isEmpty {
+            let colour = Series.palette[i % Series.palette.count]
+            let sorted = ps.sorted { $0.flops < $1.flops }
+            plot.series.append(Series(name: family, x: sorted.map { Foundation.log10($0.flops) }, y: sorted.map(\.value), colour: colour))
+            if let fit = PowerLawFit(ps), let lo = sorted.first?.flops, let hi = sorted.last?.flops {
+                plot.series.append(Series(name: "\(family) fit (slope \(String(format: "%.3f", fit.slope)))",
+                                          x: [Foundation.log10(lo), Foundation.log10(hi)], y: [fit.value(at: lo), fit.value(at: hi)],
+                                          colour: (colour.0 * 0.6, colour.1 * 0.6, colour.2 * 0.6)))
+            }
+        }
+        let stem = "scaling-" + metric.replacingOccurrences(of: "/", with: "_")
+        try PNG.write(plot.render(), to: dir.appendingPathComponent(stem + ".png").path)
+        try atomicWrite(Foundation.Data(plot.svg().utf8), to: dir.appendingPathComponent(stem + ".svg"))
+        pictures.append("![\(metric)](\(stem).png)")
+        let base = points[0]
+        for (family, ps) in points {
+            let fit = PowerLawFit(ps)
+            var ratio = "–", interval = "–"
+            if family != base.0, kindsComparable(metric, families: [base.0, family]),
+               let s = ScalingComparison(metric: metric, baseline: base, candidate: (family, ps)) {
+                ratio = s.ratio.map { String(format: "%.3g×", $0) } ?? "–"
+                interval = s.interval.map { String(format: "%.3g–%.3g", $0.low, $0.high) + (s.isTie ? " (tie)" : "") }
+                    ?? "too few runs"
+            } else if family != base.0 && !kindsComparable(metric, families: [base.0, family]) {
+                ratio = "not comparable"
+            }
+            report += "| \(metric) | \(family) | \(ps.count) | \(fit.map { String(format: "%.3f", $0.slope) } ?? "–") | \(ratio) | \(interval) |\n"
+        }
+    }
+    report += "\n" + pictures.joined(separator: "\n") + "\n"
+    return report
+}
+
+/// Whether `metric` compares across these families' objectives.
+func kindsComparable(_ metric: String, families: [String]) -> Bool {
+    Set(families).count == 1 || Parity.comparableAcrossKinds(metric)
 }

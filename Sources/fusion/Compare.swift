@@ -2,14 +2,16 @@
 // trained at matched compute (the first run is the baseline). The work is Training.compareRuns.
 import ArgumentParser
 import Foundation
+import NN
 import Training
 
 struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compare runs against FLOPs: plots per metric and a markdown table with parity FLOPs.",
         discussion: """
-            Example (the first run is the baseline):
+            Examples (the first run is the baseline):
               fusion compare runs/compare-chameleon-tiny runs/compare-transfusion-tiny --out runs/compare-tiny
+              fusion compare runs/chameleon-tiny-* runs/transfusion-tiny-* --fit --out runs/scaling
 
             Writes OUT/<metric>.png and .svg for every metric the runs log (loss, loss_text, eval_loss_text,
             eval_shapes_eval, …) and OUT/report.md: final values, and the FLOPs each run needs to reach
@@ -27,6 +29,9 @@ struct Compare: ParsableCommand {
 
     enum FlopsCount: String, ExpressibleByArgument { case analytic, sixND = "6nd" }
 
+    @Flag(help: "Also fit each family's final values against FLOPs in log-log space (runs of several sizes and budgets, e.g. from fusion sweep) and print parity ratios with bootstrap intervals.")
+    var fit = false
+
     func run() throws {
         try reportingErrors("compare") {
             guard !runs.isEmpty else { throw ValidationError("name at least one run folder") }
@@ -36,7 +41,13 @@ struct Compare: ParsableCommand {
                 ? ["loss", "loss_text", "loss_image", "eval_loss", "eval_loss_text", "eval_loss_caption", "eval_loss_prior",
                    "eval_loss_image", "eval_shapes_eval", "eval_ppl", "eval_fd"]
                 : metrics
-            print(try compareRuns(curves, metrics: chosen, smooth: smooth, to: URL(fileURLWithPath: out)))
+            let dir = URL(fileURLWithPath: out)
+            var report = try compareRuns(curves, metrics: chosen, smooth: smooth, to: dir)
+            if fit {
+                report += "\n" + (try scalingReport(curves, metrics: chosen, to: dir))
+                try atomicWrite(Foundation.Data(report.utf8), to: dir.appendingPathComponent("report.md"))
+            }
+            print(report)
             print("wrote \(out)/report.md and its plots")
         }
     }

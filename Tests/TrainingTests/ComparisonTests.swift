@@ -89,4 +89,35 @@ import Testing
         #expect(abs(tally.standardError("text")! - expected) < 1e-12)
         #expect(tally.metrics["loss_text_se"] == tally.standardError("text") && tally.standardError("image") == nil)
     }
+
+    /// Log-log fits recover a power law; the parity ratio of a family that reaches each value with
+    /// 4× less compute is 4, its bootstrap interval holds 4 and not 1; two families on the same
+    /// line (with noise) tie.
+    @Test func scalingFitsAndParityRatiosWithIntervals() throws {
+        let budgets = [1e12, 3e12, 1e13, 3e13, 1e14, 3e14]
+        let exact = PowerLawFit(budgets.map { ($0, 50 * pow($0, -0.2)) })!
+        #expect(abs(exact.slope + 0.2) < 1e-9 && abs(exact.value(at: 1e13) - 50 * pow(1e13, -0.2)) < 1e-9)
+        #expect(abs(exact.flops(toReach: exact.value(at: 2e13))! / 2e13 - 1) < 1e-9)
+        #expect(PowerLawFit([(1e12, 1)]) == nil && PowerLawFit([(1e12, 1), (1e12, 2)]) == nil)
+        // ±1% deterministic noise.
+        func noisy(_ scale: Double, _ i: Int) -> Double { 1 + 0.01 * sin(Double(i) * 2.3 + scale) }
+        let baseline = budgets.enumerated().map { i, f in (f, 50 * pow(f, -0.2) * noisy(1, i)) }
+        let faster = budgets.enumerated().map { i, f in (f, 50 * pow(4 * f, -0.2) * noisy(2, i)) }
+        let s = try #require(ScalingComparison(metric: "eval_loss_text", baseline: ("chameleon", baseline), candidate: ("transfusion", faster)))
+        #expect(abs(s.ratio! / 4 - 1) < 0.15, "ratio \(s.ratio!)")
+        let interval = try #require(s.interval)
+        #expect(interval.low < s.ratio! && s.ratio! < interval.high && interval.low > 1 && !s.isTie, "\(interval)")
+        let same = budgets.enumerated().map { i, f in (f, 50 * pow(f, -0.2) * noisy(3, i)) }
+        let tie = try #require(ScalingComparison(metric: "eval_loss_text", baseline: ("chameleon", baseline), candidate: ("other", same)))
+        #expect(tie.isTie, "same line: \(String(describing: tie.interval))")
+
+        // The report section and plot from run curves grouped by kind.
+        let runs = baseline.enumerated().map { i, p in RunCurves(name: "c\(i)", train: [:], eval: ["eval_loss_text": [(p.0 / 2, 9), p]], kind: "chameleon") }
+            + faster.enumerated().map { i, p in RunCurves(name: "t\(i)", train: [:], eval: ["eval_loss_text": [p]], kind: "transfusion") }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-scaling-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let report = try scalingReport(runs, metrics: ["eval_loss_text", "eval_loss_image"], to: out)
+        #expect(report.contains("| eval_loss_text | transfusion | 6 | ") && report.contains(String(format: "%.3g×", s.ratio!)), "\(report)")
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("scaling-eval_loss_text.png").path))
+    }
 }

@@ -1,0 +1,54 @@
+// `fusion sweep` through the binary: one recipe over sizes × budgets, each run its own process
+// and its own schedule to its budget, resumable (a second sweep trains nothing), and the runs
+// feed `fusion compare --fit`. Needs the release `fusion` binary (`make test` builds it); skipped without.
+import Foundation
+import Testing
+@testable import Training
+
+private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fusion").path
+
+@Suite(.serialized) struct SweepTests {
+    func fusion(_ arguments: [String], in dir: URL) throws -> (status: Int32, stdout: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: fusionBinary)
+        p.arguments = arguments
+        p.currentDirectoryURL = dir
+        let out = Pipe()
+        (p.standardOutput, p.standardError) = (out, out)
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: fusionBinary), "needs .build/release/fusion (make test builds it)"))
+    func aSweepTrainsEachBudgetToItsOwnScheduleAndResumes() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-sweep-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let recipe = packageRoot.appendingPathComponent("recipes/quickstart.yaml").path
+        let arguments = ["sweep", recipe, "--sizes", "nano", "--steps", "4,8,12", "--runs", "runs", "eval.every=0", "sample.every=0", "train.log_every=1", "optimizer.warmup_steps=1"]
+        let planned = try fusion(arguments + ["--dry-run"], in: dir)
+        #expect(planned.status == 0 && planned.stdout.contains("[3/3] quickstart-nano-12"), "\(planned.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs").path), "a dry run trains nothing")
+        let swept = try fusion(arguments, in: dir)
+        try #require(swept.status == 0, "\(swept.stdout)")
+        for steps in [4, 8, 12] {
+            let rows = try MetricsLog.read(dir.appendingPathComponent("runs/quickstart-nano-\(steps)/metrics.jsonl"))
+            let trained = rows.filter { $0["kind"] == nil }.compactMap { $0["step"] as? Int }
+            #expect(trained.last == steps, "run of \(steps) steps: \(trained)")
+            // Its own schedule: the learning rate decays to the end of its own budget.
+            let lrs = rows.filter { $0["kind"] == nil }.compactMap { $0["lr"] as? Double }
+            #expect(lrs.count == steps && lrs.last! < lrs.max()!, "lr \(lrs)")
+        }
+        let again = try fusion(arguments, in: dir)
+        #expect(again.status == 0 && again.stdout.components(separatedBy: "already at step").count == 4, "\(again.stdout)")
+        let fitted = try fusion(["compare", "runs/quickstart-nano-4", "runs/quickstart-nano-8", "runs/quickstart-nano-12", "--fit",
+                                 "--metrics", "eval_loss", "--out", "cmp"], in: dir)
+        #expect(fitted.status == 0 && fitted.stdout.contains("| eval_loss | lm | 3 | -"), "\(fitted.stdout)")
+        let bad = try fusion(["sweep", recipe, "--sizes", "huge", "--steps", "4"], in: dir)
+        #expect(bad.status == 1 && bad.stdout.contains("--sizes: unknown preset 'huge'"), "\(bad.stdout)")
+    }
+}
