@@ -14,8 +14,13 @@ private enum TokenizerFixture {
         .appendingPathComponent("Fixtures/tokenizer_reference.safetensors")
     static let tensors: [String: Tensor] = (try? Safetensors.read(url).tensors) ?? [:]
 
-    static subscript(_ name: String) -> Tensor {
-        guard let t = tensors[name] else { fatalError("tokenizer fixture has no tensor \(name) (\(url.path))") }
+    /// A missing fixture or tensor fails the test that asks for it (it used to trap the whole run).
+    static func get(_ name: String) throws -> Tensor {
+        guard let t = tensors[name] else {
+            throw FixtureError(description: tensors.isEmpty ? "the tokenizer fixture \(url.path) is missing or unreadable "
+                                   + "(make it with Tests/Fixtures/make_tokenizer_reference.py)"
+                               : "the tokenizer fixture has no tensor \(name) (\(url.path))")
+        }
         return t
     }
 
@@ -47,15 +52,15 @@ private func expectGradientsMatch(_ model: Module, _ prefix: String, sourceLocat
         let vae = ImageVAE(.init(channels: 4, latentChannels: 4, downsample: 4, groups: 4, klWeight: 0.1,
                                  reconstruction: .l1), rng: RNG(seed: 0))
         try vae.load(TokenizerFixture.group("vae.weight"))
-        let x = TokenizerFixture["vae.images"], eps = TokenizerFixture["vae.noise"]
+        let x = try TokenizerFixture.get("vae.images"), eps = try TokenizerFixture.get("vae.noise")
         let (mean, logvar) = withoutGrad { vae.posterior(x) }
-        expectClose(mean.scalars, TokenizerFixture["vae.mean"].scalars, atol: 1e-5, rtol: 1e-4)
-        expectClose(logvar.scalars, TokenizerFixture["vae.logvar"].scalars, atol: 1e-5, rtol: 1e-4)
+        expectClose(mean.scalars, try TokenizerFixture.get("vae.mean").scalars, atol: 1e-5, rtol: 1e-4)
+        expectClose(logvar.scalars, try TokenizerFixture.get("vae.logvar").scalars, atol: 1e-5, rtol: 1e-4)
         let decoded = withoutGrad { vae.decoder(mean + (logvar * 0.5).exp() * eps) }
-        expectClose(decoded.scalars, TokenizerFixture["vae.decoded"].scalars, atol: 1e-5, rtol: 1e-4)
+        expectClose(decoded.scalars, try TokenizerFixture.get("vae.decoded").scalars, atol: 1e-5, rtol: 1e-4)
 
         let (total, recon, kl) = vae.loss(x, noise: eps)
-        expectClose([total.item, recon.item, kl.item], TokenizerFixture["vae.loss"].scalars, atol: 1e-6, rtol: 1e-5)
+        expectClose([total.item, recon.item, kl.item], try TokenizerFixture.get("vae.loss").scalars, atol: 1e-6, rtol: 1e-5)
         total.backward()
         expectGradientsMatch(vae, "vae")
     }
@@ -65,16 +70,19 @@ private func expectGradientsMatch(_ model: Module, _ prefix: String, sourceLocat
                                    codebookSize: 16, codeDim: 4, reconstruction: .mse), rng: RNG(seed: 0))
         try vq.load(TokenizerFixture.group("vq.weight"))
         vq.eval()  // no EMA, restarts or idle counters: the loss alone
-        let x = TokenizerFixture["vq.images"]
+        let x = try TokenizerFixture.get("vq.images")
         let ids = vq.encode(x)
-        #expect(ids.shape == [2, 4, 4] && ids.intScalars == TokenizerFixture["vq.ids"].intScalars)
+        let referenceIDs = try TokenizerFixture.get("vq.ids").intScalars
+        #expect(ids.shape == [2, 4, 4] && ids.intScalars == referenceIDs)
         let decoded = withoutGrad { vq.decode(ids) }
-        expectClose(decoded.scalars, TokenizerFixture["vq.decoded"].scalars, atol: 1e-5, rtol: 1e-4)
+        expectClose(decoded.scalars, try TokenizerFixture.get("vq.decoded").scalars, atol: 1e-5, rtol: 1e-4)
 
         let l = vq.loss(x, rng: RNG(seed: 0))
         expectClose([l.total.item, l.reconstruction.item, l.codebook.item, l.commitment.item],
-                    TokenizerFixture["vq.loss"].scalars, atol: 1e-6, rtol: 1e-5)
+                    try TokenizerFixture.get("vq.loss").scalars, atol: 1e-6, rtol: 1e-5)
         l.total.backward()
         expectGradientsMatch(vq, "vq")
     }
 }
+
+struct FixtureError: Error, CustomStringConvertible { let description: String }

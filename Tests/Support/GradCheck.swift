@@ -32,7 +32,13 @@ public func gradCheck(_ inputs: [Tensor], eps: Float = 1e-3, rtol: Double = 2e-2
     y.backward(seed)
     var worst = 0.0
     for (n, x) in inputs.enumerated() {
-        let g = x.grad?.scalars ?? [Float](repeating: 0, count: x.count)
+        // A missing gradient is a failure, not zeros: an input autograd never reached is a bug
+        // even where the true gradient happens to be 0.
+        guard let grad = x.grad else {
+            Issue.record("input \(n) got no gradient from autograd", sourceLocation: sourceLocation)
+            return .infinity
+        }
+        let g = grad.scalars
         for i in 0..<x.count {
             let old = x.data[i]
             x.data[i] = old + eps

@@ -191,8 +191,10 @@ final class PoisonedTask: TrainingTask {
         let newest = run.checkpoints()[0].appendingPathComponent("model.safetensors")
         let data = try Data(contentsOf: newest)
         try data.prefix(data.count / 2).write(to: newest)
-        let (trainer, _) = try train(try tinyRecipe(steps: 5), run)
-        _ = trainer
+        let (_, resumed) = try train(try tinyRecipe(steps: 5), run)
+        // Resumed from step 2 (the newest checkpoint that loads): steps 3, 4 and 5 were trained again.
+        let steps = resumed.compactMap { row in row.split(separator: " ").first { $0.hasPrefix("step=") }.flatMap { Int($0.dropFirst(5)) } }
+        #expect(steps.first == 3 && steps.contains(5), "rows after the fallback: \(steps)")
         #expect(try Checkpoint.read(run.checkpoints()[0]).state.step == 5)
     }
 
