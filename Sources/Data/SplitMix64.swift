@@ -8,7 +8,7 @@
 /// var rng = SplitMix64(seed: 42, stream: 1, index: 7)
 /// let cell = rng.int(below: 9)
 /// ```
-public struct SplitMix64: Sendable, Equatable {
+public struct SplitMix64: RandomNumberGenerator, Sendable, Equatable {
     public private(set) var state: UInt64
 
     public init(state: UInt64) { self.state = state }

@@ -2,6 +2,7 @@
 // step, mid checkpoint, mid metrics write) and restarted, a run ends with the same metrics as one
 // that was never interrupted; a full disk or an unusable runs folder is reported and loses nothing. Needs the release `fusion` binary beside the tests (`make test`
 // builds it); without it the test is skipped, visibly.
+import Data
 import Foundation
 import Testing
 @testable import Training
@@ -72,7 +73,7 @@ private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fu
         let expected = try rows(clean)
         #expect(expected.count == 158)                    // 150 steps and 8 eval rows
 
-        var rng = SeededGenerator(seed: 7)                // the same kill delays every run (timing still varies)
+        var rng = SplitMix64(seed: 7, stream: 0, index: 0)   // the same kill delays every run (timing still varies)
         var kills = 0, attempts = 0, finished = false
         let metrics = crashy.appendingPathComponent("runs/crashy/metrics.jsonl")
         func rowCount() -> Int {
@@ -178,18 +179,5 @@ private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fu
             "train", dir.appendingPathComponent("crashy.yaml").path, "--runs", blocker.path])
         #expect(status != 0)
         #expect(message.contains(blocker.path + "/crashy") && message.contains("pass --runs a writable folder"), "\(message)")
-    }
-}
-
-/// SplitMix64 as a `RandomNumberGenerator`: draws that repeat from run to run.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

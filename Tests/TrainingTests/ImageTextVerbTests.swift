@@ -7,30 +7,18 @@ import Evaluation
 import Foundation
 import Media
 import Testing
+import TestSupport
 import Tensors
 @testable import Training
 
-private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent()
-private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fusion").path
+private let packageRoot = FusionBinary.packageRoot
 
 @Suite(.serialized) struct ImageTextVerbTests {
-    /// Runs fusion with `arguments` in `dir`; returns the exit status, stdout and stderr.
     func fusion(_ arguments: [String], in dir: URL) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: fusionBinary)
-        p.arguments = arguments
-        p.currentDirectoryURL = dir
-        let out = Pipe(), err = Pipe()
-        (p.standardOutput, p.standardError) = (out, err)
-        try p.run()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        try FusionBinary.run(arguments, in: dir)
     }
 
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: fusionBinary), "needs .build/release/fusion (make test builds it)"))
+    @Test(.enabled(if: FusionBinary.isBuilt, "needs .build/release/fusion (make test builds it)"))
     func sampleCaptionAndEvalScoreChameleonRunsLikeTransfusionRuns() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-verbs-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

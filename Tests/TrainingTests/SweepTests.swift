@@ -3,27 +3,19 @@
 // feed `fusion compare --fit`. Needs the release `fusion` binary (`make test` builds it); skipped without.
 import Foundation
 import Testing
+import TestSupport
 @testable import Training
 
-private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent()
-private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fusion").path
+private let packageRoot = FusionBinary.packageRoot
 
 @Suite(.serialized) struct SweepTests {
+    /// Runs fusion; stdout and stderr together (a sweep's children write to both).
     func fusion(_ arguments: [String], in dir: URL) throws -> (status: Int32, stdout: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: fusionBinary)
-        p.arguments = arguments
-        p.currentDirectoryURL = dir
-        let out = Pipe()
-        (p.standardOutput, p.standardError) = (out, out)
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        let r = try FusionBinary.run(arguments, in: dir)
+        return (r.status, r.stdout + r.stderr)
     }
 
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: fusionBinary), "needs .build/release/fusion (make test builds it)"))
+    @Test(.enabled(if: FusionBinary.isBuilt, "needs .build/release/fusion (make test builds it)"))
     func aSweepTrainsEachBudgetToItsOwnScheduleAndResumes() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-sweep-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
