@@ -23,7 +23,8 @@ public struct RunCurves {
         self.name = name; self.train = train; self.eval = eval; self.kind = kind
     }
 
-    /// Reads `run/metrics.jsonl` (and the model kind from `run/recipe.yaml`), its curves against
+    /// Reads `run/metrics.jsonl` (the model kind from `run/recipe.yaml`, final evaluations from
+    /// `run/evals/*.json`), its curves against
     /// the FLOPs column `flops`: "flops" (analytic, on real positions) or "flops_6nd" (the
     /// paper's 6·N·D). Counts that are not metrics (eval_documents) are left out.
     public init(run: URL, flops column: String = "flops") throws {
@@ -41,6 +42,19 @@ public struct RunCurves {
             throw RunError.io(run.appendingPathComponent("metrics.jsonl").path,
                               column == "flops" ? "no metrics rows with FLOPs"
                                   : "no metrics rows with \(column) (runs of this task, or runs trained before it was logged, lack it)")
+        }
+        // Reports of `fusion eval --json RUN/evals/NAME.json` on the finished run: final values at
+        // its budget, as `final_NAME` (a ShapesEval's overall score, a Fréchet distance, a caption
+        // report's exact rate) with `final_NAME_se` where the report has a standard error.
+        let budget = ([train["loss"]?.last?.flops] + eval.values.map { $0.last?.flops }).compactMap { $0 }.max() ?? 0
+        let evals = run.appendingPathComponent("evals")
+        for file in ((try? FileManager.default.contentsOfDirectory(atPath: evals.path)) ?? []).sorted() where file.hasSuffix(".json") {
+            guard budget > 0, let data = FileManager.default.contents(atPath: evals.appendingPathComponent(file).path),
+                  let report = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let value = (report["overall"] ?? report["fd"] ?? report["exact"]) as? Double else { continue }
+            let name = "final_" + file.dropLast(5)
+            eval[name] = [(budget, value)]
+            if let se = report["standardError"] as? Double { eval[name + "_se"] = [(budget, se)] }
         }
         let recipe = try? String(contentsOf: run.appendingPathComponent("recipe.yaml"), encoding: .utf8)
         let kind = recipe?.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("kind:") }

@@ -120,4 +120,22 @@ import Testing
         #expect(report.contains("| eval_loss_text | transfusion | 6 | ") && report.contains(String(format: "%.3g×", s.ratio!)), "\(report)")
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("scaling-eval_loss_text.png").path))
     }
+
+    /// Reports of `fusion eval --json RUN/evals/NAME.json` join a run's curves as final values at
+    /// its budget (`final_NAME`, `final_NAME_se`), so image scores can be fitted like losses.
+    @Test func finalEvaluationsInARunFolderAreFinalPoints() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-finals-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("evals"), withIntermediateDirectories: true)
+        try "{\"step\":1,\"flops\":1e9,\"loss\":2}\n{\"step\":2,\"flops\":2e9,\"loss\":1}\n".write(
+            to: dir.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
+        try "{\"overall\": 0.25, \"standardError\": 0.02, \"categories\": []}".write(
+            to: dir.appendingPathComponent("evals/shapes.json"), atomically: true, encoding: .utf8)
+        try "{\"fd\": 3.5, \"images\": 10, \"realVsReal\": 0.1}".write(
+            to: dir.appendingPathComponent("evals/fd.json"), atomically: true, encoding: .utf8)
+        let run = try RunCurves(run: dir)
+        #expect(run.curve("final_shapes")?.map(\.flops) == [2e9] && run.curve("final_shapes")?.map(\.value) == [0.25])
+        #expect(run.curve("final_shapes_se")?.first?.value == 0.02 && run.curve("final_fd")?.first?.value == 3.5)
+        #expect(!Parity.lowerIsBetter("final_shapes") && Parity.lowerIsBetter("final_fd"))
+    }
 }
