@@ -293,7 +293,11 @@ public final class Trainer {
         for k in metrics.keys.sorted() { row.set("eval_" + k, .double(metrics[k]!)) }
         try log.append(row)
         onRow?(row)
-        progress.message("eval @\(state.step): " + metrics.keys.sorted().map { String(format: "%@ %.4f", $0, metrics[$0]!) }.joined(separator: "  "))
+        // Counts (documents) print as integers, scores and losses with four decimals.
+        progress.message("eval @\(state.step): " + metrics.keys.sorted().map { key in
+            let v = metrics[key]!
+            return key == "documents" ? "\(key) \(Int(v))" : String(format: "%@ %.4f", key, v)
+        }.joined(separator: "  "))
     }
 
     /// What is not finite in a step — "loss_image", "loss", or "gradient of blocks.2.wq" — or nil.

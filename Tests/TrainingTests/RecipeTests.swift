@@ -429,4 +429,24 @@ extension RecipeTests {
             #expect(lines.firstIndex(of: "optimizer:")! < lines.firstIndex(of: "train:")!)
         }
     }
+
+    /// Every shipped recipe (recipes/ and its subfolders) parses; the comparison's paper arm holds
+    /// the paper's settings.
+    @Test func shippedRecipesParseAndThePaperArmHoldsThePapersSettings() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("recipes")
+        let files = try #require(FileManager.default.enumerator(atPath: root.path)).compactMap { $0 as? String }
+            .filter { $0.hasSuffix(".yaml") }
+        #expect(files.count >= 17, "\(files)")
+        for file in files {
+            #expect(throws: Never.self, "\(file)") { _ = try Recipe.load(root.appendingPathComponent(file).path) }
+        }
+        let t = try Recipe.load(root.appendingPathComponent("compare/paper/transfusion-tiny.yaml").path)
+        #expect(t.diffusion.target == "eps" && t.diffusion.schedule == "cosine" && t.diffusion.steps == 1000)
+        #expect(t.diffusion.lossWeight == 5 && t.diffusion.cfg == 5 && t.model.qkNorm == false && t.model.zLoss == 0)
+        let c = try Recipe.load(root.appendingPathComponent("compare/paper/chameleon-tiny.yaml").path)
+        #expect(c.model.qkNorm == true && c.model.zLoss > 0 && c.diffusion.cfg == 5)
+        #expect(abs(c.optimizer.lr * 3 / t.optimizer.lr - 1) < 0.01, "Chameleon's lr is a third of Transfusion's")
+        #expect(c.data.docsPerRow == t.data.docsPerRow && c.data.pool == t.data.pool && c.train.batchSize == t.train.batchSize)
+    }
 }
