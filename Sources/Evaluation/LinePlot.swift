@@ -10,9 +10,12 @@ public struct Series: Sendable {
     public var x: [Double]
     public var y: [Double]
     public var colour: (Float, Float, Float)
+    /// Draw each point as a square marker and no line between them (e.g. the final values of
+    /// separate runs, which are not a curve).
+    public var markers: Bool
 
-    public init(name: String, x: [Double], y: [Double], colour: (Float, Float, Float)) {
-        self.name = name; self.x = x; self.y = y; self.colour = colour
+    public init(name: String, x: [Double], y: [Double], colour: (Float, Float, Float), markers: Bool = false) {
+        self.name = name; self.x = x; self.y = y; self.colour = colour; self.markers = markers
     }
 
     /// Distinct colours for up to 8 series.
@@ -135,7 +138,10 @@ public struct LinePlot: Sendable {
         let legendWidth = 30 + (series.map { PixelFont.measure($0.name, scale: 2) }.max() ?? 120)
         for (k, s) in series.enumerated() {
             let p = Frame.points(s, logY: logY).map { (f.px($0.0), f.py($0.1)) }
-            for (a, b) in zip(p, p.dropFirst()) {
+            if s.markers {
+                for (x, y) in p { for dy in -3...3 { for dx in -3...3 { set(x + dx, y + dy, s.colour) } } }
+            }
+            for (a, b) in zip(p, p.dropFirst()) where !s.markers {
                 var (x, y) = a
                 let dx = abs(b.0 - x), dy = -abs(b.1 - y), sx = x < b.0 ? 1 : -1, sy = y < b.1 ? 1 : -1
                 var err = dx + dy
@@ -149,7 +155,11 @@ public struct LinePlot: Sendable {
             }
             if p.count == 1 { for d in -2...2 { set(p[0].0 + d, p[0].1, s.colour); set(p[0].0, p[0].1 + d, s.colour) } }
             let ly = top + 8 + k * 14, lx = left + pw - legendWidth
-            for x in lx..<(lx + 16) { set(x, ly + 4, s.colour); set(x, ly + 5, s.colour) }
+            if s.markers {
+                for y in (ly + 2)...(ly + 7) { for x in (lx + 5)...(lx + 10) { set(x, y, s.colour) } }
+            } else {
+                for x in lx..<(lx + 16) { set(x, ly + 4, s.colour); set(x, ly + 5, s.colour) }
+            }
             PixelFont.draw(s.name, x: lx + 22, y: ly, scale: 2) { set($0, $1, ink) }
         }
         return img
@@ -186,9 +196,14 @@ public struct LinePlot: Sendable {
         out += "<text x=\"\(left)\" y=\"22\" font-size=\"14\">\(escaped(title))</text>\n"
         out += "<text x=\"\(left + pw)\" y=\"\(height - 6)\" text-anchor=\"end\">\(escaped(xLabel))</text>\n"
         for (k, s) in series.enumerated() {
-            let p = Frame.points(s, logY: logY).map { "\(f.px($0.0)),\(f.py($0.1))" }
+            let points = Frame.points(s, logY: logY).map { (f.px($0.0), f.py($0.1)) }
             let c = hex(s.colour)
-            out += "<polyline points=\"\(p.joined(separator: " "))\" fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\"/>\n"
+            if s.markers {
+                for (x, y) in points { out += "<rect x=\"\(x - 3)\" y=\"\(y - 3)\" width=\"7\" height=\"7\" fill=\"\(c)\"/>" }
+                out += "\n"
+            } else {
+                out += "<polyline points=\"\(points.map { "\($0.0),\($0.1)" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\"/>\n"
+            }
             let ly = top + 8 + k * 14, lx = left + pw - 30 - 7 * (series.map(\.name.count).max() ?? 17)
             out += "<line x1=\"\(lx)\" y1=\"\(ly + 5)\" x2=\"\(lx + 16)\" y2=\"\(ly + 5)\" stroke=\"\(c)\" stroke-width=\"2\"/>"
             out += "<text x=\"\(lx + 22)\" y=\"\(ly + 9)\">\(escaped(s.name))</text>\n"

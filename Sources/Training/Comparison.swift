@@ -338,7 +338,8 @@ public func scalingReport(_ runs: [RunCurves], metrics: [String], to dir: URL) t
         for (i, (family, ps)) in points.enumerated() where !ps.isEmpty {
             let colour = Series.palette[i % Series.palette.count]
             let sorted = ps.sorted { $0.flops < $1.flops }
-            plot.series.append(Series(name: family, x: sorted.map { Foundation.log10($0.flops) }, y: sorted.map(\.value), colour: colour))
+            plot.series.append(Series(name: family, x: sorted.map { Foundation.log10($0.flops) }, y: sorted.map(\.value), colour: colour,
+                                      markers: true))
             if let fit = PowerLawFit(ps), let lo = sorted.first?.flops, let hi = sorted.last?.flops {
                 plot.series.append(Series(name: "\(family) fit (slope \(String(format: "%.3f", fit.slope)))",
                                           x: [Foundation.log10(lo), Foundation.log10(hi)], y: [fit.value(at: lo), fit.value(at: hi)],

@@ -50,6 +50,21 @@ import Testing
         let ys = flat.split(separator: " ").map { Int($0.split(separator: ",")[1])! }
         #expect(ys.allSatisfy { abs($0 - (34 + (400 - 34 - 46) / 2)) <= 3 }, "\(flat)")
     }
+
+    /// A markers series draws a square at each point and nothing between them (separate runs'
+    /// final values are not a curve); its SVG has one rect per point and no polyline.
+    @Test func markerSeriesDrawPointsNotLines() {
+        var plot = LinePlot(title: "final", xLabel: "log10 FLOPs")
+        plot.series.append(Series(name: "runs", x: [0, 10], y: [0, 2], colour: (0, 1, 0), markers: true))
+        let img = plot.render()
+        var green = 0
+        for i in stride(from: 0, to: img.pixels.count, by: 3)
+        where img.pixels[i] == 0 && img.pixels[i + 1] == 1 && img.pixels[i + 2] == 0 { green += 1 }
+        // Two 7 × 7 squares (clipped at the frame's corners) and the legend's swatch; a line would add hundreds.
+        #expect(green > 40 && green < 2 * 49 + 36 + 1, "\(green) green pixels")
+        let svg = plot.svg()
+        #expect(svg.components(separatedBy: "<rect x=").count - 1 == 2 && !svg.contains("<polyline"))
+    }
 }
 
 /// Exposes the tick helpers for tests.
