@@ -206,8 +206,7 @@ public final class ChameleonTask: TrainingTask {
         var parts = ["loss_text": l.text, "loss_image": l.image]
         if pairs.spoken != nil { parts["loss_audio"] = l.audio }
         // FLOPs on the real positions: padding queries left out.
-        let positions = x.documentOf.lazy.filter { $0 >= 0 }.count
-        let attended = Double(x.mask.keysAttended { x.documentOf[$0] >= 0 }) / Double(max(positions, 1))
+        let (positions, attended) = ImageCaptionPairs.realPositions(documentOf: x.documentOf, mask: x.mask)
         return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.examples,
                           flops: chameleon.trainingFlops(tokens: positions, attended: attended), positions: positions)
     }

@@ -46,7 +46,7 @@ public struct RunCurves {
         // Reports of `fusion eval --json RUN/evals/NAME.json` on the finished run: final values at
         // its budget, as `final_NAME` (a ShapesEval's overall score, a Fréchet distance, a caption
         // report's exact rate) with `final_NAME_se` where the report has a standard error.
-        let budget = ([train["loss"]?.last?.flops] + eval.values.map { $0.last?.flops }).compactMap { $0 }.max() ?? 0
+        let budget = Self.budget(train: train, eval: eval)
         let evals = run.appendingPathComponent("evals")
         for file in ((try? FileManager.default.contentsOfDirectory(atPath: evals.path)) ?? []).sorted() where file.hasSuffix(".json") {
             guard budget > 0, let data = FileManager.default.contents(atPath: evals.appendingPathComponent(file).path),
@@ -63,7 +63,9 @@ public struct RunCurves {
     }
 
     /// The training FLOPs the run got to (its last logged row).
-    public var budget: Double {
+    public var budget: Double { Self.budget(train: train, eval: eval) }
+
+    static func budget(train: [String: Curve], eval: [String: Curve]) -> Double {
         ([train["loss"]?.last?.flops] + eval.values.map { $0.last?.flops }).compactMap { $0 }.max() ?? 0
     }
 
@@ -354,22 +356,18 @@ public func scalingReport(_ runs: [RunCurves], metrics: [String], to dir: URL) t
         for (family, ps) in points {
             let fit = PowerLawFit(ps)
             var ratio = "–", interval = "–"
-            if family != base.0, kindsComparable(metric, families: [base.0, family]),
-               let s = ScalingComparison(metric: metric, baseline: base, candidate: (family, ps)) {
-                ratio = s.ratio.map { String(format: "%.3g×", $0) } ?? "–"
-                interval = s.interval.map { String(format: "%.3g–%.3g", $0.low, $0.high) + (s.isTie ? " (tie)" : "") }
-                    ?? "too few runs"
-            } else if family != base.0 && !kindsComparable(metric, families: [base.0, family]) {
-                ratio = "not comparable"
+            if family != base.0 {
+                if !Parity.comparableAcrossKinds(metric) {
+                    ratio = "not comparable"
+                } else if let s = ScalingComparison(metric: metric, baseline: base, candidate: (family, ps)) {
+                    ratio = s.ratio.map { String(format: "%.3g×", $0) } ?? "–"
+                    interval = s.interval.map { String(format: "%.3g–%.3g", $0.low, $0.high) + (s.isTie ? " (tie)" : "") }
+                        ?? "too few runs"
+                }
             }
             report += "| \(metric) | \(family) | \(ps.count) | \(fit.map { String(format: "%.3f", $0.slope) } ?? "–") | \(ratio) | \(interval) |\n"
         }
     }
     report += "\n" + pictures.joined(separator: "\n") + "\n"
     return report
-}
-
-/// Whether `metric` compares across these families' objectives.
-func kindsComparable(_ metric: String, families: [String]) -> Bool {
-    Set(families).count == 1 || Parity.comparableAcrossKinds(metric)
 }

@@ -207,6 +207,13 @@ struct ImageCaptionPairs {
         return bytes
     }
 
+    /// The real (non-padding) positions of a packed batch whose `documentOf` is −1 at padding, and
+    /// the keys each attends on average under `mask`: what the batch's training FLOPs count.
+    static func realPositions(documentOf: [Int], mask: AttentionMask) -> (positions: Int, attended: Double) {
+        let positions = documentOf.lazy.filter { $0 >= 0 }.count
+        return (positions, Double(mask.keysAttended { documentOf[$0] >= 0 }) / Double(max(positions, 1)))
+    }
+
     /// Bytes of the held-out batches a task keeps (`eval.documents` documents): each document's
     /// share of the rows' ids, targets and positions (Int32, `data.seq_len` / 2 positions on
     /// average), `imageBytes` of span data per image, and its speech patches.

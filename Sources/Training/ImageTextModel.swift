@@ -61,15 +61,14 @@ public struct ImageTextModel {
         imagePositions = model.config.tokensPerImage
         sampling = String(format: "temperature %g, top-k %@, cfg %.1f", options.temperature,
                           options.topK > 0 ? "\(options.topK)" : "off", cfgScale)
-        draw = { ids, n, rng in
+        let sample: ([Int32], Int, RNG) -> Tensor = { ids, n, rng in
             withoutGrad { vq.decode(model.sampleCodes(prompt: ids, count: n, options: options, cfgScale: cfgScale, rng: rng)) }
         }
+        draw = sample
         describe = { image, maxTokens, text, rng in
             model.caption(codes: withoutGrad { vq.encode(image) }.intScalars, maxTokens: maxTokens, options: text, rng: rng)
         }
-        probe = { ids, n in
-            _ = withoutGrad { vq.decode(model.sampleCodes(prompt: ids, count: n, options: options, cfgScale: cfgScale, rng: RNG(seed: 0))) }
-        }
+        probe = { ids, n in _ = sample(ids, n, RNG(seed: 0)) }                 // codes cost the same probed or not
         roundTrip = { x in withoutGrad { vq.decode(vq.encode(x)) } }
     }
 
@@ -97,7 +96,7 @@ public struct ImageTextModel {
             }
             let run = try ChameleonRun(path: path, ema: ema)
             let scale = cfg ?? run.config.cfg
-            guard scale.isFinite, scale >= 0 else { throw RunError.option("--cfg must be a finite number ≥ 0 (1: no guidance), got \(scale)") }
+            try RunError.checkGuidance(scale)
             let t = temperature ?? 1
             guard t.isFinite, t >= 0 else { throw RunError.option("--temperature must be ≥ 0 (0: greedy), got \(t)") }
             let k = topK ?? run.sampleTopK

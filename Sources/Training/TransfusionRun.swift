@@ -80,7 +80,7 @@ public struct TransfusionRun {
             throw RunError.option("--steps must be \(range), got \(count)")
         }
         let scale = cfg ?? d.cfg
-        guard scale.isFinite, scale >= 0 else { throw RunError.option("--cfg must be a finite number ≥ 0 (1: no guidance), got \(scale)") }
+        try RunError.checkGuidance(scale)
         guard clip.isFinite, clip >= 0 else { throw RunError.option("--clip must be ≥ 0 (0: off), got \(clip)") }
         return ImageSamplingOptions(diffusion: diffusion, sampler: chosen, steps: count, cfgScale: scale,
                                     clipX0: clip > 0 ? clip : nil)

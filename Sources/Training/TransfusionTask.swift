@@ -326,8 +326,7 @@ public final class TransfusionTask: TrainingTask {
     /// The batch's training FLOPs on its real positions (padding queries left out) and how many
     /// real positions it holds.
     func trainingFlops(_ x: Batch) -> (flops: Double, positions: Int) {
-        let positions = x.documentOf.lazy.filter { $0 >= 0 }.count
-        let attended = Double(x.input.mask.keysAttended { x.documentOf[$0] >= 0 }) / Double(max(positions, 1))
+        let (positions, attended) = ImageCaptionPairs.realPositions(documentOf: x.documentOf, mask: x.input.mask)
         let flops = transfusion.trainingFlops(tokens: positions, attended: attended,
                                               textRows: x.targets.intScalars.lazy.filter { $0 >= 0 }.count,
                                               images: x.input.latents?.dim(0) ?? 0, audioSpans: x.input.audio?.dim(0) ?? 0)
@@ -355,14 +354,9 @@ public final class TransfusionTask: TrainingTask {
     /// same batches.
     func heldOutBatches() throws -> [Batch] {
         if let heldOutCache { return heldOutCache }
-        heldOutCache = try makeHeldOutBatches()
-        return heldOutCache!
-    }
-
-    func makeHeldOutBatches() throws -> [Batch] {
         let c = transfusion.config, b = recipe.train.batchSize
         let rows = pairs.heldOutRows(count: recipe.eval.documents, imageLength: c.patchesPerImage, audioLength: c.audioLength)
-        return try stride(from: 0, to: rows.count, by: b).enumerated().map { k, first in
+        heldOutCache = try stride(from: 0, to: rows.count, by: b).enumerated().map { k, first in
             let chunk = Array(rows[first..<min(first + b, rows.count)])
             var steps: [Float] = [], audioSteps: [Float] = []
             for doc in chunk.joined() {
@@ -373,6 +367,7 @@ public final class TransfusionTask: TrainingTask {
             return try batch(heldOut, rows: chunk, steps: steps, audioSteps: audioSteps, noise: RNG(seed: 0xE7A1).split(UInt64(k)),
                              cached: false, conditionsClean: true)
         }
+        return heldOutCache!
     }
 
     /// The held-out losses by kind of target (``HeldOutTally``).

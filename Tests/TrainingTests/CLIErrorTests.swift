@@ -3,31 +3,20 @@
 // (these were traps or unclear errors before docs/errors.md's audit). Needs the release `fusion` binary (`make test` builds it); skipped without.
 import Foundation
 import Testing
+import TestSupport
 
-private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent()
-private let fusionBinary = packageRoot.appendingPathComponent(".build/release/fusion").path
+private let packageRoot = FusionBinary.packageRoot
 private let shapesTiny = packageRoot.appendingPathComponent("checkpoints/shapes-tiny").path
 private let vaeShapes = packageRoot.appendingPathComponent("checkpoints/vae-shapes.safetensors").path
 
 @Suite(.serialized) struct CLIErrorTests {
     /// Runs fusion with `arguments` in `dir`; returns the exit status (a signal reads as 128 + n) and stderr.
     func fusion(_ arguments: [String], in dir: URL) throws -> (status: Int32, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: fusionBinary)
-        p.arguments = arguments
-        p.currentDirectoryURL = dir
-        let pipe = Pipe()
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
-        return (status, String(decoding: data, as: UTF8.self))
+        let r = try FusionBinary.run(arguments, in: dir)
+        return (r.status, r.stderr)
     }
 
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: fusionBinary), "needs .build/release/fusion (make test builds it)"))
+    @Test(.enabled(if: FusionBinary.isBuilt, "needs .build/release/fusion (make test builds it)"))
     func badInputIsAnErrorNamingItNotATrap() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("folder"), withIntermediateDirectories: true)
@@ -80,7 +69,7 @@ private let vaeShapes = packageRoot.appendingPathComponent("checkpoints/vae-shap
     /// `speak` refuse them naming the limit and the length; `caption` and `generate` cap what they
     /// generate with a warning. The shipped checkpoints predate configs that keep the context, so
     /// this also checks the fallback to the recipe.yaml beside them.
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: fusionBinary), "needs .build/release/fusion (make test builds it)"))
+    @Test(.enabled(if: FusionBinary.isBuilt, "needs .build/release/fusion (make test builds it)"))
     func promptsPastTheTrainedContextAreRefusedOrCapped() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-context-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
