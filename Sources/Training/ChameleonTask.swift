@@ -23,8 +23,10 @@ public final class ChameleonTask: TrainingTask {
     let pairs: ImageCaptionPairs
     let docsPerRow: Int
     public var tokenizer: BPETokenizer { pairs.tokenizer }
-    var world: ShapesWorld { pairs.world }
-    var heldOut: ShapesWorld { pairs.heldOut }
+    var world: any CaptionedImages { pairs.world }
+    var heldOut: any CaptionedImages { pairs.heldOut }
+    /// The held-out ShapesWorld, for its edit triplets and speech (refused for other sources at start).
+    var heldOutShapes: ShapesWorld { ImageCaptionPairs.shapes(heldOut) }
     /// Code ids of training examples by pool index, encoded on first use.
     var codeCache: [Int: [Int32]] = [:]
     /// Code ids of training edit triplets by index: source then target.
@@ -106,9 +108,9 @@ public final class ChameleonTask: TrainingTask {
 
     /// Code ids of edit triplets `indices` of `world`, source then target per triplet (through the
     /// cache for the training pool).
-    func editCodes(_ world: ShapesWorld, _ indices: [Int], cached: Bool) -> [[Int32]] {
+    func editCodes(_ world: any CaptionedImages, _ indices: [Int], cached: Bool) throws -> [[Int32]] {
         let per = 2 * chameleon.config.tokensPerImage
-        return pairs.encoded(world, indices, cached: cached, cache: &editCodeCache, render: pairs.editImages) { images in
+        return try pairs.encoded(world, indices, cached: cached, cache: &editCodeCache, render: pairs.editImages) { images in
             let ids = withoutGrad { vq.encode(images) }.intScalars                 // (2n, grid, grid)
             return (0..<(images.dim(0) / 2)).map { Array(ids[($0 * per)..<(($0 + 1) * per)]) }
         }
@@ -139,9 +141,9 @@ public final class ChameleonTask: TrainingTask {
     }
 
     /// Code ids of examples `indices` of `world` (through the cache for the training pool).
-    func codes(_ world: ShapesWorld, _ indices: [Int], cached: Bool) -> [[Int32]] {
+    func codes(_ world: any CaptionedImages, _ indices: [Int], cached: Bool) throws -> [[Int32]] {
         let per = chameleon.config.tokensPerImage
-        return pairs.encoded(world, indices, cached: cached, cache: &codeCache) { images in
+        return try pairs.encoded(world, indices, cached: cached, cache: &codeCache) { images in
             let ids = withoutGrad { vq.encode(images) }.intScalars
             return (0..<images.dim(0)).map { Array(ids[($0 * per)..<(($0 + 1) * per)]) }
         }
@@ -164,24 +166,24 @@ public final class ChameleonTask: TrainingTask {
     /// `diffusion.caption_dropout`) or, with probability `diffusion.image_first`,
     /// `BOS BOI codes EOI caption EOS`, or edit triplets (`data.edit_fraction`) — the same mixture
     /// as the Transfusion task.
-    func batch(_ world: ShapesWorld, firstRow: Int, rows: Int, rng: RNG, training: Bool) throws -> Batch {
+    func batch(_ world: any CaptionedImages, firstRow: Int, rows: Int, rng: RNG, training: Bool) throws -> Batch {
         let taken = (0..<rows).map { r in
             pairs.documents(world, row: firstRow + r, perRow: docsPerRow, imageLength: chameleon.config.tokensPerImage,
                             training: training, rng: rng)
         }
-        return try batch(world, rows: taken, cached: training && recipe.data.pool > 0)
+        return try batch(world, rows: taken, cached: training && pairs.cachesTraining)
     }
 
     /// `rows` of documents of `world` laid out as token sequences and packed.
-    func batch(_ world: ShapesWorld, rows taken: [[ImageCaptionPairs.Document]], cached: Bool) throws -> Batch {
+    func batch(_ world: any CaptionedImages, rows taken: [[ImageCaptionPairs.Document]], cached: Bool) throws -> Batch {
         let t = recipe.data.seqLen
         var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], docs: [[Int32]] = []
         var documents: [ImageCaptionPairs.Document] = [], documentOf: [Int] = []
         var tokens = 0
         for picked in taken {
-            var plain = codes(world, picked.filter { $0.edit == nil && $0.hasImage }.map(\.index), cached: cached)[...]
-            var edits = editCodes(world, picked.filter { $0.edit != nil }.map(\.index), cached: cached)[...]
-            var speech = try pairs.spoken?.codes(world, picked.filter { $0.speech != nil }.map(\.index), cached: cached)[...] ?? []
+            var plain = try codes(world, picked.filter { $0.edit == nil && $0.hasImage }.map(\.index), cached: cached)[...]
+            var edits = try editCodes(world, picked.filter { $0.edit != nil }.map(\.index), cached: cached)[...]
+            var speech = try pairs.spoken?.codes(ImageCaptionPairs.shapes(world), picked.filter { $0.speech != nil }.map(\.index), cached: cached)[...] ?? []
             let seqs = picked.map { p in
                 sequence(p, codes: p.edit != nil ? edits.removeFirst() : p.hasImage ? plain.removeFirst() : [],
                          speech: p.speech != nil ? speech.removeFirst() : [])
@@ -270,7 +272,7 @@ public final class ChameleonTask: TrainingTask {
         if recipe.eval.shapesEval > 0 { metrics.merge(shapesEvalMetrics(count: recipe.eval.shapesEval)) { $1 } }
         if recipe.eval.edits > 0 && recipe.data.editFraction > 0 {
             metrics.merge(EditEvalReport(checks: zip(0..<recipe.eval.edits, edits(count: recipe.eval.edits)).map {
-                EditEval(imageSize: recipe.data.imageSize).check(heldOut.edit($0), image: $1)
+                EditEval(imageSize: recipe.data.imageSize).check(heldOutShapes.edit($0), image: $1)
             }).metrics()) { $1 }
         }
         return metrics
@@ -282,7 +284,7 @@ public final class ChameleonTask: TrainingTask {
     /// Speech scored on held-out spoken captions (nil without speech documents).
     var speechEvaluation: SpeechEvaluation? {
         pairs.spoken.map {
-            SpeechEvaluation(chameleon: chameleon, tokenizer: tokenizer, spoken: $0, heldOut: heldOut, options: speechSampling,
+            SpeechEvaluation(chameleon: chameleon, tokenizer: tokenizer, spoken: $0, heldOut: heldOutShapes, options: speechSampling,
                              cfgScale: recipe.diffusion.cfg, maxTokens: recipe.sample.maxTokens)
         }
     }
@@ -307,7 +309,7 @@ public final class ChameleonTask: TrainingTask {
     func edits(count: Int) -> [Image] {
         let base = RNG(seed: 0xED17), size = recipe.data.imageSize
         return (0..<count).map { i in
-            let triplet = heldOut.edit(i)
+            let triplet = heldOutShapes.edit(i)
             let source = Image(width: size, height: size, channels: 3, pixels: triplet.source.render(imageSize: size))
             let codes = withoutGrad { vq.encode(imageBatch([source])) }.intScalars
             let ids = chameleon.sampleEdit(source: codes, instruction: tokenizer.encode(triplet.instruction), count: 1,
@@ -323,7 +325,7 @@ public final class ChameleonTask: TrainingTask {
     public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? {
         try speechEvaluation?.writeSamples(step: step, to: dir, rng: rng) { r in
             let l = chameleon.config.audioLength, spoken = pairs.spoken!
-            let ids = chameleon.sampleSpeechCodes(prompt: [SpecialTokens.bos] + chameleon.imageTokens(codes: codes(heldOut, [0], cached: false)[0]),
+            let ids = chameleon.sampleSpeechCodes(prompt: [SpecialTokens.bos] + chameleon.imageTokens(codes: try codes(heldOut, [0], cached: false)[0]),
                                                   count: 1, options: speechSampling, cfgScale: 1, rng: r)
             return spoken.codec.patches(fromCodes: ids.reshaped([l])).reshaped([1, l, spoken.patchDim])
         }
@@ -333,7 +335,7 @@ public final class ChameleonTask: TrainingTask {
                 Image(width: size, height: size, channels: 3, pixels: scene.render(imageSize: size))
             }
             let cells = zip(0..<8, edits(count: 8)).flatMap { i, edited in
-                [render(heldOut.edit(i).source), render(heldOut.edit(i).target), edited]
+                [render(heldOutShapes.edit(i).source), render(heldOutShapes.edit(i).target), edited]
             }
             try PNG.write(Image.grid(cells, columns: 3, padding: 2, background: 1),
                           to: dir.appendingPathComponent(String(format: "edits-step-%08d.png", step)).path)
@@ -344,7 +346,7 @@ public final class ChameleonTask: TrainingTask {
                                             cfgScale: recipe.diffusion.cfg, rng: rng.split(UInt64(i)))
             return withoutGrad { vq.decode(ids) }
         }, caption: { i in
-            chameleon.caption(codes: codes(heldOut, [i], cached: false)[0], maxTokens: recipe.sample.maxTokens,
+            chameleon.caption(codes: try codes(heldOut, [i], cached: false)[0], maxTokens: recipe.sample.maxTokens,
                               options: SamplingOptions(temperature: 0), rng: rng)
         })
     }

@@ -16,15 +16,15 @@ extension ImageCaptionPairs {
         let rng = RNG(seed: 0xE7A1_D0C5).split(UInt64(j)), d = recipe.data
         if d.editFraction > 0 && rng.nextFloat() < d.editFraction {
             return Document(index: j, imageFirst: false, caption: [],
-                            edit: Edit(instruction: tokenizer.encode(heldOut.edit(j).instruction), keepSource: true))
+                            edit: Edit(instruction: tokenizer.encode(Self.shapes(heldOut).edit(j).instruction), keepSource: true))
         }
         if spoken != nil && d.speechFraction > 0 && rng.nextFloat() < d.speechFraction {
             let kind = Self.speechKind(weights: d.speechMix, rng: rng)
             return Document(index: j, imageFirst: kind == .fromImage,
-                            caption: kind == .fromImage ? [] : tokenizer.encode(SpokenCaptions.text(heldOut, j)), speech: kind)
+                            caption: kind == .fromImage ? [] : tokenizer.encode(SpokenCaptions.text(Self.shapes(heldOut), j)), speech: kind)
         }
         return Document(index: j, imageFirst: rng.nextFloat() < recipe.diffusion.imageFirst,
-                        caption: tokenizer.encode(heldOut.example(j).caption))
+                        caption: tokenizer.encode(heldOut.caption(j)))
     }
 
     /// Positions of `doc` with images of `imageLength` and speech of `audioLength` positions.
@@ -34,12 +34,12 @@ extension ImageCaptionPairs {
         return Self.length(caption: doc.caption.count, imageLength: imageLength)
     }
 
-    /// Held-out documents 0..<count packed in order into rows of `data.seq_len` positions: a
-    /// document that does not fit opens the next row; one longer than a row loses its caption
-    /// (instruction, words), as in training.
+    /// Held-out documents 0..<count (all of a smaller folder's held-out rows) packed in order
+    /// into rows of `data.seq_len` positions: a document that does not fit opens the next row; one
+    /// longer than a row loses its caption (instruction, words), as in training.
     func heldOutRows(count: Int, imageLength: Int, audioLength: Int) -> [[Document]] {
         var rows: [[Document]] = [], used = 0
-        for j in 0..<count {
+        for j in 0..<min(count, heldOut.count ?? count) {
             var doc = heldOutDocument(j)
             var length = self.length(of: doc, imageLength: imageLength, audioLength: audioLength)
             if length > recipe.data.seqLen {

@@ -1,6 +1,7 @@
-// The image–caption data both mixed-modal tasks (Transfusion, Chameleon) train on: ShapesWorld
-// training and held-out worlds, the run's BPE tokenizer and copy of the image tokenizer, the finite
-// pool, the per-document mixture (caption first, image first, edit triplets, speech documents) and
+// The image–caption data both mixed-modal tasks (Transfusion, Chameleon) train on: the training
+// and held-out examples (ShapesWorld worlds or the two sides of a folder's split), the run's BPE
+// tokenizer and copy of the image tokenizer, the training order (finite pool, a folder's epochs),
+// the per-document mixture (caption first, image first, edit triplets, speech documents) and
 // tokenization. Not how images or speech are encoded (each task its own way) and not the sequence
 // layout.
 import Data
@@ -13,8 +14,10 @@ import Text
 
 struct ImageCaptionPairs {
     let recipe: Recipe
-    let world: ShapesWorld
-    let heldOut: ShapesWorld
+    /// Training examples: a ShapesWorld, or a folder's training rows.
+    let world: any CaptionedImages
+    /// Held-out examples: a ShapesWorld of its own seed, or a folder's held-out rows.
+    let heldOut: any CaptionedImages
     let tokenizer: BPETokenizer
     /// Spoken captions and the run's audio codec, when the mixture has speech documents.
     let spoken: SpokenCaptions?
@@ -53,20 +56,30 @@ struct ImageCaptionPairs {
     }
 
     init(recipe: Recipe, run: RunDirectory, task: String, quantizedSpeech: Bool = false) throws {
-        guard recipe.data.source == "shapes" else {
-            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
-                                           message: "the \(task) task trains on 'shapes' in this build")
-        }
         guard recipe.data.editFraction == 0 || ["transfusion", "chameleon"].contains(task) else {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.edit_fraction",
                                            message: "the \(task) task does not train on edit triplets in this build; use 0")
         }
         self.recipe = recipe
-        world = ShapesWorld(seed: recipe.seed, imageSize: recipe.data.imageSize)
-        heldOut = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: recipe.data.imageSize)
-        try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
-        tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, world: world)
         let d = recipe.data
+        try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
+        switch d.source {
+        case "shapes":
+            let world = ShapesWorld(seed: recipe.seed, imageSize: d.imageSize)
+            self.world = world
+            heldOut = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: d.imageSize)
+            tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: LMTask.shapesCorpus(world))
+        case "folder":
+            try Self.checkFolderRecipe(recipe, task: task)
+            let dataset = try FolderDataset(folder: d.path!, imageSize: d.imageSize)
+            let train = try FolderImageCaptions(dataset: dataset, split: .train, heldOut: Double(d.heldOut))
+            world = train
+            heldOut = try FolderImageCaptions(dataset: dataset, split: .heldOut, heldOut: Double(d.heldOut))
+            tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: train.rows.map(\.text))
+        default:
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
+                                           message: "the \(task) task trains on 'shapes' or 'folder' (image–caption pairs), not '\(d.source)'")
+        }
         if d.speechFraction > 0 {
             guard d.speechMix.count == SpeechKind.allCases.count, d.speechMix.reduce(0, +) > 0 else {
                 throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.speech_mix",
@@ -77,11 +90,51 @@ struct ImageCaptionPairs {
                 throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.speech_fraction",
                                                message: "\(SpeechError.espeakMissing)")
             }
-            spoken = try SpokenCaptions(recipe: recipe, run: run, world: world, quantized: quantizedSpeech)
+            spoken = try SpokenCaptions(recipe: recipe, run: run, world: Self.shapes(world), quantized: quantizedSpeech)
         } else {
             spoken = nil
         }
     }
+
+    /// What a folder source cannot train or score yet (edit triplets, speech, the ShapesWorld
+    /// suites), each an error naming its key.
+    static func checkFolderRecipe(_ recipe: Recipe, task: String) throws {
+        let unsupported: [(String, Bool, String)] = [
+            ("data.edit_fraction", recipe.data.editFraction > 0, "edit triplets come from ShapesWorld in this build; use 0"),
+            ("data.speech_fraction", recipe.data.speechFraction > 0, "spoken captions come from ShapesWorld in this build; use 0"),
+            ("eval.shapes_eval", recipe.eval.shapesEval > 0, "ShapesEval scores ShapesWorld prompts, which a folder has no truth for; use 0"),
+            ("eval.edits", recipe.eval.edits > 0, "the edit suite scores ShapesWorld triplets; use 0"),
+            ("eval.speech", recipe.eval.speech > 0, "the speech suite scores ShapesWorld speech; use 0"),
+        ]
+        if let (path, _, message) = unsupported.first(where: { $0.1 }) {
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: path,
+                                           message: "with data.source folder: \(message)")
+        }
+    }
+
+    /// The ShapesWorld behind `source`, for what only ShapesWorld has (edit triplets, spoken
+    /// captions); the initialiser refuses those parts of a recipe for any other source.
+    static func shapes(_ source: any CaptionedImages) -> ShapesWorld {
+        guard let world = source as? ShapesWorld else {
+            preconditionFailure("ImageCaptionPairs: edit triplets and speech need a ShapesWorld source (checked at start)")
+        }
+        return world
+    }
+
+    /// The example training document number `n` reads: `n` itself from a ShapesWorld (cycled
+    /// through `data.pool` when set); from a finite source (a folder's training rows, the first
+    /// `data.pool` of them when set) epoch after epoch, each epoch in an order of its own
+    /// (``IndexPermutation`` keyed by the recipe's seed and the epoch), so the order is a function
+    /// of `n` alone and a resumed run reads what it would have read.
+    func trainingIndex(_ n: Int) -> Int {
+        let pool = recipe.data.pool
+        guard let rows = world.count else { return pool > 0 ? n % pool : n }
+        let size = pool > 0 ? min(pool, rows) : rows
+        return IndexPermutation(size, seed: recipe.seed, round: n / size)(n % size)
+    }
+
+    /// Whether training examples are encoded once and kept: a finite pool or a finite source.
+    var cachesTraining: Bool { recipe.data.pool > 0 || world.count != nil }
 
     /// Positions of a document around an image of `imageLength` positions: BOS BOI … EOI EOS.
     static func length(caption: Int, imageLength: Int) -> Int { caption + imageLength + 4 }
@@ -97,10 +150,11 @@ struct ImageCaptionPairs {
     }
 
     /// Documents per row: `data.docs_per_row`, or as many as fill `data.seq_len` on average (from
-    /// the first 64 examples).
+    /// the first 64 training examples).
     func docsPerRow(imageLength: Int) -> (count: Int, averageLength: Double) {
-        let avg = Double((0..<64).map { Self.length(caption: tokenizer.encode(world.example($0).caption).count,
-                                                    imageLength: imageLength) }.reduce(0, +)) / 64
+        let n = min(64, world.count ?? 64)
+        let avg = Double((0..<n).map { Self.length(caption: tokenizer.encode(world.caption($0)).count,
+                                                   imageLength: imageLength) }.reduce(0, +)) / Double(n)
         let fit = max(1, Int(Double(recipe.data.seqLen) / avg))
         return (recipe.data.docsPerRow > 0 ? recipe.data.docsPerRow : fit, avg)
     }
@@ -114,14 +168,15 @@ struct ImageCaptionPairs {
     /// `data.speech_mix` (text to speech with the words dropped like captions, speech to text, or
     /// image to speech). `accepted` runs as each document is taken, so per-document draws from `rng`
     /// (diffusion timesteps) interleave with the mixture's in a fixed order.
-    func documents(_ world: ShapesWorld, row: Int, perRow: Int, imageLength: Int, training: Bool, rng: RNG,
+    func documents(_ source: any CaptionedImages, row: Int, perRow: Int, imageLength: Int, training: Bool, rng: RNG,
                    accepted: (Document) -> Void = { _ in }) -> [Document] {
         let mix = recipe.diffusion, t = recipe.data.seqLen
         var out: [Document] = [], used = 0
         for k in 0..<perRow {
             var index = row * perRow + k
-            if training && recipe.data.pool > 0 { index %= recipe.data.pool }
+            if training { index = trainingIndex(index) }
             if recipe.data.editFraction > 0 && rng.nextFloat() < recipe.data.editFraction {
+                let world = Self.shapes(source)
                 let dropInstruction = rng.nextFloat() < mix.instructionDropout
                 let keepSource = !(rng.nextFloat() < mix.sourceDropout)
                 var edit = Edit(instruction: dropInstruction ? [] : tokenizer.encode(world.edit(index).instruction),
@@ -140,7 +195,7 @@ struct ImageCaptionPairs {
             if let spoken, recipe.data.speechFraction > 0 && rng.nextFloat() < recipe.data.speechFraction {
                 let kind = Self.speechKind(weights: recipe.data.speechMix, rng: rng)
                 let drop = kind == .fromImage || (kind == .fromCaption && rng.nextFloat() < mix.captionDropout)
-                let words = drop ? [] : tokenizer.encode(SpokenCaptions.text(world, index))
+                let words = drop ? [] : tokenizer.encode(SpokenCaptions.text(Self.shapes(source), index))
                 var doc = Document(index: index, imageFirst: kind == .fromImage, caption: words, speech: kind)
                 var length = Self.length(kind, words: words.count, imageLength: imageLength, audioLength: spoken.length)
                 if used + length > t {
@@ -154,7 +209,7 @@ struct ImageCaptionPairs {
             }
             let imageFirst = rng.nextFloat() < mix.imageFirst
             let drop = !imageFirst && rng.nextFloat() < mix.captionDropout
-            var doc = Document(index: index, imageFirst: imageFirst, caption: drop ? [] : tokenizer.encode(world.example(index).caption))
+            var doc = Document(index: index, imageFirst: imageFirst, caption: drop ? [] : tokenizer.encode(source.caption(index)))
             var length = Self.length(caption: doc.caption.count, imageLength: imageLength)
             if used + length > t {
                 guard out.isEmpty else { break }
@@ -177,16 +232,17 @@ struct ImageCaptionPairs {
         return SpeechKind.allCases[weights.lastIndex { $0 > 0 }!]
     }
 
-    /// Images (N, 3, H, W) in [-1, 1] of examples `indices` of `world`.
-    func images(_ world: ShapesWorld, _ indices: [Int]) -> Tensor {
-        imageBatch(indices.map { i in
-            Image(width: world.imageSize, height: world.imageSize, channels: 3, pixels: world.example(i).pixels)
-        })
+    /// Images (N, 3, H, W) in [-1, 1] of examples `indices` of `source`.
+    /// - Throws: `MediaError` naming a folder's image that cannot be read.
+    func images(_ source: any CaptionedImages, _ indices: [Int]) throws -> Tensor {
+        imageBatch(try indices.map { try source.image($0) })
     }
 
-    /// Images (2N, 3, H, W) in [-1, 1] of edit triplets `indices` of `world`: source, target, source, ….
-    func editImages(_ world: ShapesWorld, _ indices: [Int]) -> Tensor {
-        imageBatch(indices.flatMap { i in
+    /// Images (2N, 3, H, W) in [-1, 1] of edit triplets `indices` of `source` (a ShapesWorld):
+    /// source, target, source, ….
+    func editImages(_ source: any CaptionedImages, _ indices: [Int]) -> Tensor {
+        let world = Self.shapes(source)
+        return imageBatch(indices.flatMap { i in
             let edit = world.edit(i)
             return [edit.source, edit.target].map {
                 Image(width: world.imageSize, height: world.imageSize, channels: 3, pixels: $0.render(imageSize: world.imageSize))
@@ -195,11 +251,12 @@ struct ImageCaptionPairs {
     }
 
     /// The most bytes the training pool's caches reach: `imageBytes` per image (latents or
-    /// codes) for every pool index, twice that per edit triplet when edits are mixed in, and the
+    /// codes) for every pool index (every training row of a folder), twice that per edit triplet when edits are mixed in, and the
     /// speech patches of every pool index when speech is. A cached entry also costs its array and
     /// dictionary slot (about 80 bytes).
     func poolCacheBytes(imageBytes: Int) -> Int {
-        let pool = recipe.data.pool, entry = 80
+        let entry = 80
+        let pool = recipe.data.pool > 0 ? min(recipe.data.pool, world.count ?? .max) : world.count ?? 0
         guard pool > 0 else { return 0 }
         var bytes = pool * (imageBytes + entry)
         if recipe.data.editFraction > 0 { bytes += pool * (2 * imageBytes + entry) }
@@ -229,13 +286,13 @@ struct ImageCaptionPairs {
     /// Values per example of `indices`, computed by `encode` (the images of a chunk → one row of
     /// values per index) in chunks of 64 and kept in `cache` when `cached` (the training pool).
     /// `render` makes a chunk's images (default: the examples' images).
-    func encoded<T>(_ world: ShapesWorld, _ indices: [Int], cached: Bool, cache: inout [Int: [T]],
-                    render: ((ShapesWorld, [Int]) -> Tensor)? = nil, encode: (Tensor) -> [[T]]) -> [[T]] {
+    func encoded<T>(_ world: any CaptionedImages, _ indices: [Int], cached: Bool, cache: inout [Int: [T]],
+                    render: ((any CaptionedImages, [Int]) throws -> Tensor)? = nil, encode: (Tensor) -> [[T]]) throws -> [[T]] {
         let missing = Array(Set(indices.filter { !cached || cache[$0] == nil })).sorted()
         var fresh: [Int: [T]] = [:]
         for lo in stride(from: 0, to: missing.count, by: 64) {
             let chunk = Array(missing[lo..<min(lo + 64, missing.count)])
-            for (i, values) in zip(chunk, encode(render?(world, chunk) ?? images(world, chunk))) { fresh[i] = values }
+            for (i, values) in zip(chunk, encode(try render?(world, chunk) ?? images(world, chunk))) { fresh[i] = values }
         }
         if cached { cache.merge(fresh) { $1 } }
         return indices.map { cached ? cache[$0]! : fresh[$0]! }
@@ -295,8 +352,9 @@ struct ImageCaptionPairs {
     /// samples/step-N.png (four images per prompt, one row each: `sample(i, prompt ids)` returns
     /// images (4, 3, H, W)) and step-N.txt (`caption(i)` of held-out images 0..<4 beside the truth).
     /// Prompts are the recipe's, or the first held-out captions. Returns the trainer's summary line.
-    func writeSamples(step: Int, to dir: URL, sample: (Int, [Int32]) -> Tensor, caption: (Int) -> [Int32]) throws -> String {
-        let prompts = recipe.sample.prompts.isEmpty ? (0..<4).map { heldOut.example($0).caption } : recipe.sample.prompts
+    func writeSamples(step: Int, to dir: URL, sample: (Int, [Int32]) -> Tensor, caption: (Int) throws -> [Int32]) throws -> String {
+        let shown = min(4, heldOut.count ?? 4)
+        let prompts = recipe.sample.prompts.isEmpty ? (0..<shown).map { heldOut.caption($0) } : recipe.sample.prompts
         var cells: [Image] = []
         for (i, p) in prompts.enumerated() {
             let images = sample(i, [SpecialTokens.bos] + tokenizer.encode(p))
@@ -304,9 +362,9 @@ struct ImageCaptionPairs {
         }
         try PNG.write(Image.grid(cells, columns: 4, padding: 2, background: 1),
                       to: dir.appendingPathComponent(String(format: "step-%08d.png", step)).path)
-        let lines = (0..<4).map { i in
-            let ids = caption(i)
-            return "\(tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) }))\t(truth: \(heldOut.example(i).caption))"
+        let lines = try (0..<shown).map { i in
+            let ids = try caption(i)
+            return "\(tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) }))\t(truth: \(heldOut.caption(i)))"
         }
         let text = "prompts: " + prompts.joined(separator: " | ") + "\n" + lines.joined(separator: "\n") + "\n"
         try atomicWrite(Foundation.Data(text.utf8), to: dir.appendingPathComponent(String(format: "step-%08d.txt", step)))

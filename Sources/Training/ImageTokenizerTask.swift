@@ -51,14 +51,19 @@ public final class ImageTokenizerTask: TrainingTask {
         switch d.source {
         case "folder":
             guard let path = d.path else { throw RunError.io("data.path", "a folder source needs data.path") }
+            // The split every family uses (FolderImageCaptions), so a tokenizer trained on a folder
+            // never sees the images the models trained on it are scored on.
             let folder = try FolderDataset(folder: path, imageSize: size)
-            let all = try folder.imagePairs.map { try folder.image(named: $0.fileName) }
-            guard all.count >= 2 else {
-                throw RunError.io(path, "a tokenizer needs at least 2 images (found \(all.count) .png rows)")
+            let isHeld = folder.imagePairs.map { FolderImageCaptions.isHeldOut($0.fileName, fraction: Double(d.heldOut)) }
+            let heldRows = zip(folder.imagePairs, isHeld).filter(\.1).map(\.0).prefix(evalCount)
+            let trainRows = zip(folder.imagePairs, isHeld).filter { !$0.1 }.map(\.0)
+            guard !trainRows.isEmpty, !heldRows.isEmpty else {
+                throw RunError.io(path, "a tokenizer needs training and held-out images: of its \(folder.imagePairs.count) .png rows "
+                                  + "\(heldRows.count) are held out (data.held_out \(d.heldOut), by file-name hash); "
+                                  + (heldRows.isEmpty ? "add images or raise data.held_out" : "lower data.held_out"))
             }
-            let heldCount = min(evalCount, max(1, all.count / 10))
-            let train = Array(all.dropLast(heldCount))
-            held = Array(all.suffix(heldCount))
+            let train = try trainRows.map { try folder.image(named: $0.fileName) }
+            held = try heldRows.map { try folder.image(named: $0.fileName) }
             var order = Array(train.indices), rng = SplitMix64(seed: recipe.seed, stream: 0x7015, index: 0)
             rng.shuffle(&order)
             trainImage = { train[order[$0 % order.count]] }

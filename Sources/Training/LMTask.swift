@@ -38,7 +38,7 @@ public final class LMTask: TrainingTask {
         }
         world = ShapesWorld(seed: recipe.seed, imageSize: d.imageSize)
         heldOut = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: d.imageSize)
-        tokenizer = try Self.tokenizer(recipe: recipe, run: run, world: world)
+        tokenizer = try Self.tokenizer(recipe: recipe, run: run, corpus: Self.shapesCorpus(world))
         let config = try Presets.decoder(recipe.model)
         let vocab = recipe.model.vocabSize ?? tokenizer.vocabSize
         guard vocab >= tokenizer.vocabSize else {
@@ -57,20 +57,25 @@ public final class LMTask: TrainingTask {
     }
 
     /// The recipe's tokenizer: `data.tokenizer` if given, else the run's tokenizer.json, else a
-    /// byte-level BPE trained on ShapesWorld text and saved into the run.
-    static func tokenizer(recipe: Recipe, run: RunDirectory, world: ShapesWorld) throws -> BPETokenizer {
+    /// byte-level BPE trained on `corpus` (made only then) and saved into the run.
+    static func tokenizer(recipe: Recipe, run: RunDirectory, corpus: @autoclosure () -> [String]) throws -> BPETokenizer {
         let d = recipe.data
         if let path = d.tokenizer { return try BPETokenizer.load(from: path) }
         let tokURL = run.url.appendingPathComponent("tokenizer.json")
         if FileManager.default.fileExists(atPath: tokURL.path) { return try BPETokenizer.load(from: tokURL.path) }
-        let corpus = (0..<2000).flatMap { i -> [String] in
-            let e = world.example(i)
-            return [e.caption] + e.questions.map { $0.question + " " + $0.answer }
-        }
-        let tokenizer = BPETokenizer.train(corpus: corpus, vocabSize: d.tokenizerVocab)
+        let tokenizer = BPETokenizer.train(corpus: corpus(), vocabSize: d.tokenizerVocab)
         try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
         try tokenizer.save(to: tokURL.path)
         return tokenizer
+    }
+
+    /// ShapesWorld text a tokenizer is trained on: the captions, questions and answers of the
+    /// first 2000 examples.
+    static func shapesCorpus(_ world: ShapesWorld) -> [String] {
+        (0..<2000).flatMap { i -> [String] in
+            let e = world.example(i)
+            return [e.caption] + e.questions.map { $0.question + " " + $0.answer }
+        }
     }
 
     /// One training document: the caption, then a question and its answer.

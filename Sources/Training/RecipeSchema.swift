@@ -94,6 +94,7 @@ extension RecipeSchema {
             .key("source", .choice(["shapes", "folder", "text"]), "shapes"),
             .optional("path", .string),  // required when source is folder: see `checkRules`
             .key("image_size", .int, 32, .positive),
+            .key("held_out", .float, 0.1, .fraction),
             .optional("tokenizer", .string),
             .key("tokenizer_vocab", .int, 512, .positive),
             .key("seq_len", .int, 128, .positive),

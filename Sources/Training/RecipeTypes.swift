@@ -111,6 +111,9 @@ public struct DataSection: Codable, Equatable, Sendable {
     public var source: String
     public var path: String?
     public var imageSize: Int
+    /// Fraction of a folder's rows held out for evaluation, by a hash of the file name
+    /// (``FolderImageCaptions``): every family and the image tokenizers split a folder alike.
+    public var heldOut: Float = 0.1
     /// Tokenizer JSON; when absent a byte-level BPE is trained on the data at start-up.
     public var tokenizer: String?
     public var tokenizerVocab: Int
@@ -144,6 +147,7 @@ public struct DataSection: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case source, path, tokenizer, pool
+        case heldOut = "held_out"
         case imageSize = "image_size", tokenizerVocab = "tokenizer_vocab", seqLen = "seq_len", docsPerRow = "docs_per_row"
         case editFraction = "edit_fraction", speechFraction = "speech_fraction", speechMix = "speech_mix"
         case speechWPM = "speech_wpm", audioPatches = "audio_patches", audioSampleRate = "audio_sample_rate"
@@ -168,6 +172,7 @@ public struct DataSection: Codable, Equatable, Sendable {
                   pool: try c.decode(Int.self, forKey: .pool),
                   docsPerRow: try c.decodeIfPresent(Int.self, forKey: .docsPerRow) ?? 0,
                   editFraction: try c.decodeIfPresent(Float.self, forKey: .editFraction) ?? 0)
+        heldOut = try c.decodeIfPresent(Float.self, forKey: .heldOut) ?? 0.1
         // Written before speech documents existed: none.
         speechFraction = try c.decodeIfPresent(Float.self, forKey: .speechFraction) ?? 0
         speechMix = try c.decodeIfPresent([Int].self, forKey: .speechMix) ?? [1, 1, 1]

@@ -82,7 +82,7 @@ public struct SpeechEvaluation {
     /// (`describe`, patches (1, L, D) for held-out image 0) describing an image aloud;
     /// samples/speech-step-N.txt: what the model hears in each, and in espeak-ng's speech;
     /// samples/speech-step-N.png: the spectrograms, each above espeak-ng's for the same words.
-    func writeSamples(step: Int, to dir: URL, rng: RNG, describe: (RNG) -> Tensor) throws {
+    func writeSamples(step: Int, to dir: URL, rng: RNG, describe: (RNG) throws -> Tensor) throws {
         func file(_ k: Int) -> String { dir.appendingPathComponent(String(format: "speech-step-%08d-%d.wav", step, k)).path }
         var lines: [String] = [], pictures: [Image] = []
         let shape = [1, spoken.length, spoken.patchDim]
@@ -95,7 +95,7 @@ public struct SpeechEvaluation {
                          + "espeak-ng's as \"\(transcribe(references[k]))\"")
             pictures += [spoken.picture(own.patches), spoken.picture(references[k])]
         }
-        let audio = spoken.waveform(describe(rng.split(102)))
+        let audio = spoken.waveform(try describe(rng.split(102)))
         try AudioFile.write(audio, to: file(2))
         let described = spoken.span(audio)
         lines.append("speech-2 (held-out image 0, whose words are \"\(SpokenCaptions.text(heldOut, 0))\"): the model hears "
@@ -111,7 +111,7 @@ public struct SpeechEvaluation {
 extension TransfusionTask {
     var speechEvaluation: SpeechEvaluation? {
         pairs.spoken.map {
-            SpeechEvaluation(transfusion: transfusion, tokenizer: tokenizer, spoken: $0, heldOut: heldOut,
+            SpeechEvaluation(transfusion: transfusion, tokenizer: tokenizer, spoken: $0, heldOut: heldOutShapes,
                              options: imageOptions, maxTokens: recipe.sample.maxTokens)
         }
     }
@@ -124,7 +124,7 @@ extension TransfusionTask {
     /// Speech sample files (see ``SpeechEvaluation/writeSamples``), for runs with speech documents.
     func writeSpeechSamples(step: Int, to dir: URL, rng: RNG) throws {
         try speechEvaluation?.writeSamples(step: step, to: dir, rng: rng) { r in
-            transfusion.speakImage(latents: latents(heldOut, [0], cached: false), count: 1, options: imageOptions, rng: r)
+            transfusion.speakImage(latents: try latents(heldOut, [0], cached: false), count: 1, options: imageOptions, rng: r)
         }
     }
 }

@@ -115,9 +115,9 @@ extension TransfusionTask {
     /// inversion method (`inversion_edit_*`), with fixed randomness so evaluations compare.
     func editEvalMetrics(count: Int) throws -> [String: Double] {
         let settings = editSettings()
-        var metrics = evaluator.editEval(world: heldOut, count: count, method: .instruction, settings: settings,
+        var metrics = evaluator.editEval(world: heldOutShapes, count: count, method: .instruction, settings: settings,
                                          seed: 0xED17).0.metrics()
-        metrics.merge(evaluator.editEval(world: heldOut, count: count, method: .inversion, settings: settings,
+        metrics.merge(evaluator.editEval(world: heldOutShapes, count: count, method: .inversion, settings: settings,
                                          seed: 0xED17).0.metrics(prefix: "inversion_")) { $1 }
         return metrics
     }
@@ -126,8 +126,8 @@ extension TransfusionTask {
     /// edit | inversion edit; and edits-step-N.txt with the instructions.
     func writeEditSamples(step: Int, to dir: URL) throws {
         let settings = editSettings(maxSteps: recipe.diffusion.sampleSteps)
-        let edited = EditMethod.allCases.map { evaluator.edits(world: heldOut, count: 8, method: $0, settings: settings, seed: 0xED17) }
-        let (grid, text) = evaluator.editGrid(world: heldOut, edited: edited)
+        let edited = EditMethod.allCases.map { evaluator.edits(world: heldOutShapes, count: 8, method: $0, settings: settings, seed: 0xED17) }
+        let (grid, text) = evaluator.editGrid(world: heldOutShapes, edited: edited)
         try PNG.write(grid, to: dir.appendingPathComponent(String(format: "edits-step-%08d.png", step)).path)
         try atomicWrite(Foundation.Data(("columns: source | target | instruction | inversion\n" + text).utf8),
                         to: dir.appendingPathComponent(String(format: "edits-step-%08d.txt", step)))

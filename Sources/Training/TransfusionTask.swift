@@ -26,8 +26,10 @@ public final class TransfusionTask: TrainingTask {
     let pairs: ImageCaptionPairs
     let docsPerRow: Int
     public var tokenizer: BPETokenizer { pairs.tokenizer }
-    var world: ShapesWorld { pairs.world }
-    var heldOut: ShapesWorld { pairs.heldOut }
+    var world: any CaptionedImages { pairs.world }
+    var heldOut: any CaptionedImages { pairs.heldOut }
+    /// The held-out ShapesWorld, for its edit triplets and speech (refused for other sources at start).
+    var heldOutShapes: ShapesWorld { ImageCaptionPairs.shapes(heldOut) }
     /// Latents (C·h·w values) of training examples by pool index, encoded on first use.
     var latentCache: [Int: [Float]] = [:]
     /// Latents of training edit triplets by index: source then target (2·C·h·w values).
@@ -159,9 +161,9 @@ public final class TransfusionTask: TrainingTask {
     }
 
     /// Latents (n, C, h, w) of examples `indices` of `world`, through the cache for the training pool.
-    func latents(_ world: ShapesWorld, _ indices: [Int], cached: Bool) -> Tensor {
+    func latents(_ world: any CaptionedImages, _ indices: [Int], cached: Bool) throws -> Tensor {
         let c = transfusion.config, per = c.latentChannels * c.latentSize * c.latentSize
-        let rows = pairs.encoded(world, indices, cached: cached, cache: &latentCache) { images in
+        let rows = try pairs.encoded(world, indices, cached: cached, cache: &latentCache) { images in
             let z = withoutGrad { vae.encode(images) }.scalars
             return (0..<images.dim(0)).map { Array(z[($0 * per)..<(($0 + 1) * per)]) }
         }
@@ -170,9 +172,9 @@ public final class TransfusionTask: TrainingTask {
 
     /// Latents of edit triplets `indices` of `world`: one row of 2·C·h·w values per triplet (source
     /// then target), through the cache for the training pool.
-    func editLatents(_ world: ShapesWorld, _ indices: [Int], cached: Bool) -> [[Float]] {
+    func editLatents(_ world: any CaptionedImages, _ indices: [Int], cached: Bool) throws -> [[Float]] {
         let c = transfusion.config, per = 2 * c.latentChannels * c.latentSize * c.latentSize
-        return pairs.encoded(world, indices, cached: cached, cache: &editLatentCache, render: pairs.editImages) { images in
+        return try pairs.encoded(world, indices, cached: cached, cache: &editLatentCache, render: pairs.editImages) { images in
             let z = withoutGrad { vae.encode(images) }.scalars                       // (2n, C, h, w)
             return (0..<(images.dim(0) / 2)).map { Array(z[($0 * per)..<(($0 + 1) * per)]) }
         }
@@ -183,7 +185,7 @@ public final class TransfusionTask: TrainingTask {
     /// (probability `image_first`, timestep capped at `image_first_max_t`), or an edit triplet
     /// (probability `data.edit_fraction`) whose source span is clean (t = 0, no loss) and whose
     /// target span is noised and scored.
-    func batch(_ world: ShapesWorld, firstRow: Int, rows: Int, rng: RNG, training: Bool) throws -> Batch {
+    func batch(_ world: any CaptionedImages, firstRow: Int, rows: Int, rng: RNG, training: Bool) throws -> Batch {
         let d = recipe.diffusion, np = transfusion.config.patchesPerImage
         var taken: [[ImageCaptionPairs.Document]] = [], steps: [Float] = [], audioSteps: [Float] = []
         for r in 0..<rows {
@@ -198,7 +200,7 @@ public final class TransfusionTask: TrainingTask {
                 audioSteps += diffusion.sampleTimesteps(n: 1, rng: rng, maxT: kind == .toCaption ? d.imageFirstMaxT : nil)
             })
         }
-        return try batch(world, rows: taken, steps: steps, audioSteps: audioSteps, noise: rng, cached: training && recipe.data.pool > 0)
+        return try batch(world, rows: taken, steps: steps, audioSteps: audioSteps, noise: rng, cached: training && pairs.cachesTraining)
     }
 
     /// `rows` of documents of `world` laid out and packed: image spans noised to `steps` (one per
@@ -208,7 +210,7 @@ public final class TransfusionTask: TrainingTask {
     /// one — is given clean (t = 0) and carries no diffusion loss, as when the model captions or
     /// transcribes (held-out scoring); otherwise it is noised to its capped step and scored, as in
     /// training.
-    func batch(_ world: ShapesWorld, rows taken: [[ImageCaptionPairs.Document]], steps: [Float], audioSteps: [Float],
+    func batch(_ world: any CaptionedImages, rows taken: [[ImageCaptionPairs.Document]], steps: [Float], audioSteps: [Float],
                noise rng: RNG, cached: Bool, conditionsClean: Bool = false) throws -> Batch {
         let d = recipe.diffusion, t = recipe.data.seqLen, c = transfusion.config
         let np = c.patchesPerImage, l = c.audioLength
@@ -244,8 +246,8 @@ public final class TransfusionTask: TrainingTask {
         let shape = [c.latentChannels, c.latentSize, c.latentSize]
         let per = shape.reduce(1, *)
         // Clean latents of every image span in order; edit sources stay clean at t = 0 and unscored.
-        let plain = latents(world, documents.filter { $0.edit == nil && $0.hasImage }.map(\.index), cached: cached).scalars
-        let edits = editLatents(world, documents.filter { $0.edit != nil }.map(\.index), cached: cached)
+        let plain = try latents(world, documents.filter { $0.edit == nil && $0.hasImage }.map(\.index), cached: cached).scalars
+        let edits = try editLatents(world, documents.filter { $0.edit != nil }.map(\.index), cached: cached)
         var x0: [Float] = [], times: [Float] = [], scored: [Int] = [], sources: [Int] = []
         var nextPlain = 0, nextEdit = 0
         for (doc, step) in zip(documents, steps) where doc.hasImage {
@@ -285,7 +287,7 @@ public final class TransfusionTask: TrainingTask {
         if let spoken = pairs.spoken, !audioSteps.isEmpty {
             // Speech spans, noised and scored (speech to transcribe given clean with conditionsClean): (m, L, D).
             let speaking = documents.filter { $0.speech != nil }
-            let speech = try spoken.patches(world, speaking.map(\.index), cached: cached)
+            let speech = try spoken.patches(ImageCaptionPairs.shapes(world), speaking.map(\.index), cached: cached)
             let a0 = Tensor(speech.flatMap { $0 }, shape: [speech.count, l, c.audioDim])
             let audioNoise = rng.normal(a0.shape)
             let clean = speaking.indices.filter { conditionsClean && speaking[$0].speech == .toCaption }
@@ -422,7 +424,7 @@ public final class TransfusionTask: TrainingTask {
             let z = transfusion.sampleImages(prompt: prompt, count: 4, options: imageOptions, rng: rng.split(UInt64(i)))
             return withoutGrad { vae.decode(z) }
         }, caption: { i in
-            transfusion.caption(latents: latents(heldOut, [i], cached: false), maxTokens: recipe.sample.maxTokens,
+            transfusion.caption(latents: try latents(heldOut, [i], cached: false), maxTokens: recipe.sample.maxTokens,
                                 options: SamplingOptions(temperature: 0), rng: rng)
         })
     }

@@ -1,4 +1,4 @@
-// `fusion data shapes | edits | speech | tokenizer`: writes built-in data to folders.
+// `fusion data shapes | textures | edits | speech | tokenizer`: writes built-in data to folders.
 import ArgumentParser
 import Data
 import Foundation
@@ -8,8 +8,8 @@ import Training
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
-        abstract: "Write ShapesWorld images, edit triplets, spoken captions or a tokenizer to disk.",
-        subcommands: [Shapes.self, Edits.self, SpeechCommand.self, Tokenizer.self])
+        abstract: "Write ShapesWorld images, textures, edit triplets, spoken captions or a tokenizer to disk.",
+        subcommands: [Shapes.self, TexturesCommand.self, Edits.self, SpeechCommand.self, Tokenizer.self])
 
     struct Shapes: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -25,6 +25,25 @@ struct DataCommand: ParsableCommand {
                 try checkImageSize(size)
                 let counter = CountProgress("image", total: count)
                 try ShapesWorld(seed: seed, imageSize: size).writeFolder(examples: 0..<count, to: out) { counter.update($0) }
+                counter.finish()
+                print("wrote \(count) images and metadata.jsonl to \(out)")
+            }
+        }
+    }
+
+    struct TexturesCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "textures",
+            abstract: "Captioned textures (stripes, checks, dots, rings; varied sizes) + metadata.jsonl: a folder that is not ShapesWorld.",
+            discussion: "Example:\n  fusion data textures --out data/textures --count 1000 --seed 0")
+        @Option(help: "Output folder.") var out: String
+        @Option(parsing: .unconditional, help: "Number of examples.") var count = 1000
+        @Option(parsing: .unconditional, help: "Generator seed.") var seed: UInt64 = 0
+        func run() throws {
+            try reportingErrors("data textures") {
+                try checkCount(count, flag: "--count")
+                let counter = CountProgress("image", total: count)
+                try Textures(seed: seed).writeFolder(examples: 0..<count, to: out) { counter.update($0) }
                 counter.finish()
                 print("wrote \(count) images and metadata.jsonl to \(out)")
             }

@@ -66,7 +66,7 @@ private func temporaryFile(_ name: String, _ bytes: [UInt8]) -> String {
             let row = starts[k] / recipe.data.seqLen
             let candidates = Array((row * plain.docsPerRow)..<((row + 1) * plain.docsPerRow))
             let source = Array(z[(k * per)..<((k + 1) * per)])
-            let matches = plain.editLatents(plain.world, candidates, cached: false).filter { pair in
+            let matches = try plain.editLatents(plain.world, candidates, cached: false).filter { pair in
                 zip(pair[..<per], source).allSatisfy { abs($0 - $1) < 1e-4 }
             }
             #expect(matches.count == 1, "span \(k) holds the clean source latents of one of its row's triplets")
@@ -130,7 +130,7 @@ private func temporaryFile(_ name: String, _ bytes: [UInt8]) -> String {
         #expect(targets[1...per].allSatisfy { $0 == -1 } && targets[0] == SpecialTokens.boi)
         let targetBOI = try #require((per + 3..<ids.count).first { ids[$0] == SpecialTokens.boi })
         #expect(targets[targetBOI..<(targetBOI + per)].allSatisfy { $0 >= text }, "the target codes are predicted")
-        let codes = task.editCodes(task.world, [0], cached: false)[0]
+        let codes = try task.editCodes(task.world, [0], cached: false)[0]
         #expect(codes.count == 2 * per)
         let edited = task.chameleon.sampleEdit(source: Array(codes[..<per]), instruction: [40, 41], count: 2,
                                                options: SamplingOptions(temperature: 1), cfgScale: 2, rng: RNG(seed: 3))

@@ -85,7 +85,7 @@ private func key(_ d: ImageCaptionPairs.Document) -> String { "\(d.index) \(d.im
         let x = try #require(batches.first { b in b.documents.contains { $0.imageFirst } })
         let k = try #require(x.documents.filter(\.hasImage).firstIndex { $0.imageFirst })
         let doc = x.documents.filter(\.hasImage)[k]
-        let encoded = task.latents(task.heldOut, [doc.index], cached: false).scalars
+        let encoded = try task.latents(task.heldOut, [doc.index], cached: false).scalars
         let per = encoded.count
         let given = Array(x.input.latents!.scalars[(k * per)..<((k + 1) * per)])
         #expect(zip(given, encoded).allSatisfy { abs($0 - $1) < 1e-5 }, "encoded in a batch of one vs in the held-out batch")

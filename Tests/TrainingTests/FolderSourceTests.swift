@@ -1,0 +1,124 @@
+// Both image–text families train on a user's folder (here procedural textures, nothing Fusion's
+// ShapesWorld makes): documents carry the folder's captions and images, the tokenizer is trained
+// on its training captions, every training row is read once per epoch in an order that is a
+// function of the step, both families score the same held-out rows, and what needs ShapesWorld
+// ground truth is refused by key. Through the binary: train, then sample.
+import Data
+import Foundation
+import Media
+import Models
+import NN
+import Tensors
+import Testing
+import TestSupport
+import Text
+@testable import Training
+
+/// A texture folder of `count` images, written once per process.
+private let textureFolder: String = {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-textures-\(UUID().uuidString)").path
+    try! Textures(seed: 11).writeFolder(examples: 0..<120, to: path)
+    return path
+}()
+
+/// A recipe of `kind` on the texture folder over a random image tokenizer saved to a temporary file.
+private func folderRecipe(_ kind: String, overrides: [String] = []) throws -> Recipe {
+    let dir = FileManager.default.temporaryDirectory, tokenizer: String
+    if kind == "transfusion" {
+        let vae = ImageVAE(.init(channels: 8, latentChannels: 4, downsample: 4, groups: 4), rng: RNG(seed: 5))
+        tokenizer = dir.appendingPathComponent("fusion-vae-\(UUID().uuidString).safetensors").path
+        try vae.save(to: tokenizer)
+    } else {
+        let vq = VQTokenizer(.init(channels: 8, downsample: 8, groups: 4, codebookSize: 16, codeDim: 4), rng: RNG(seed: 0))
+        tokenizer = dir.appendingPathComponent("fusion-vq-\(UUID().uuidString).safetensors").path
+        try vq.save(to: tokenizer)
+    }
+    return try Recipe.parse("""
+        name: \(kind)-folder
+        seed: 4
+        model: {kind: \(kind), preset: nano, dim: 32, layers: 2, heads: 2, image_tokenizer: \(tokenizer)}
+        data: {source: folder, path: \(textureFolder), image_size: 32, tokenizer_vocab: 300, seq_len: 160, docs_per_row: 2}
+        train: {steps: 1, batch_size: 4}
+        eval: {every: 0, documents: 1024}
+        """, file: "\(kind).yaml", overrides: overrides)
+}
+
+@Suite(.serialized) struct FolderSourceTests {
+    @Test func bothFamiliesTrainOnTheFolderAndScoreItsHeldOutRows() throws {
+        let train = try FolderImageCaptions(folder: textureFolder, imageSize: 32, split: .train)
+        let held = try FolderImageCaptions(folder: textureFolder, imageSize: 32, split: .heldOut)
+        var heldOutDocuments: [[String]] = []
+        for kind in ["transfusion", "chameleon"] {
+            let run = scratchRun()
+            let recipe = try folderRecipe(kind)
+            let pairs: ImageCaptionPairs, loss: LossResult, metrics: [String: Double], documents: [ImageCaptionPairs.Document]
+            if kind == "transfusion" {
+                let task = try TransfusionTask(recipe: recipe, run: run)
+                (pairs, loss) = (task.pairs, try task.loss(microBatch: 0, rng: RNG(seed: 1)))
+                metrics = try task.evaluate(step: 0, rng: RNG(seed: 0))
+                documents = try task.heldOutBatches().flatMap(\.documents)
+            } else {
+                let task = try ChameleonTask(recipe: recipe, run: run)
+                (pairs, loss) = (task.pairs, try task.loss(microBatch: 0, rng: RNG(seed: 1)))
+                metrics = try task.evaluate(step: 0, rng: RNG(seed: 0))
+                documents = try task.heldOutBatches().flatMap(\.documents)
+            }
+            // The tokenizer was trained on the folder's training captions and saved in the run.
+            #expect(FileManager.default.fileExists(atPath: run.url.appendingPathComponent("tokenizer.json").path))
+            #expect(pairs.tokenizer.encode(" stripes").count == 1 && pairs.tokenizer.encode(" circle").count > 1,
+                    "a folder word is one token, a ShapesWorld word is not: \(pairs.tokenizer.encode(" stripes"))")
+            // One epoch reads every training row once; the next epoch again, in another order.
+            let n = train.rows.count
+            let epoch0 = (0..<n).map(pairs.trainingIndex), epoch1 = (n..<(2 * n)).map(pairs.trainingIndex)
+            #expect(epoch0.sorted() == Array(0..<n) && epoch1.sorted() == Array(0..<n) && epoch0 != epoch1)
+            // Training documents carry the folder's captions.
+            let docs = pairs.documents(pairs.world, row: 0, perRow: 2, imageLength: 16, training: true, rng: RNG(seed: 3))
+            for doc in docs where !doc.caption.isEmpty {
+                #expect(doc.caption == pairs.tokenizer.encode(train.caption(doc.index)))
+            }
+            #expect(loss.total.item.isFinite && loss.examples > 0)
+            // Every held-out row is scored (eval.documents is more than the folder holds), with its caption.
+            #expect(documents.count == held.rows.count && metrics["documents"] == Double(held.rows.count), "\(metrics)")
+            #expect(documents.allSatisfy { $0.caption == pairs.tokenizer.encode(held.caption($0.index)) })
+            for name in ["loss_text", "loss_caption", "loss_prior", "loss_image"] {
+                #expect(metrics[name].map { $0.isFinite && $0 > 0 } == true, "\(kind) \(name): \(metrics)")
+            }
+            heldOutDocuments.append(documents.map { "\($0.index) \($0.imageFirst)" })
+        }
+        #expect(heldOutDocuments[0] == heldOutDocuments[1], "both families score the same held-out documents")
+    }
+
+    @Test func whatNeedsShapesWorldTruthIsRefusedByKey() throws {
+        for key in ["eval.shapes_eval=8", "eval.speech=2", "eval.edits=4", "data.edit_fraction=0.2", "data.speech_fraction=0.1"] {
+            let recipe = try folderRecipe("chameleon", overrides: [key])
+            let error = #expect(throws: RecipeError.self) { try ChameleonTask(recipe: recipe, run: scratchRun()) }
+            let path = String(key.split(separator: "=")[0])
+            #expect(error?.description.contains(path) == true && error?.description.contains("data.source folder") == true,
+                    "\(key): \(String(describing: error))")
+        }
+    }
+
+    @Test func theBinaryTrainsAndSamplesAFolderRun() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-folder-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let recipe = try folderRecipe("transfusion")
+        let yaml = """
+            name: folder-cli
+            seed: 0
+            model: {kind: transfusion, preset: nano, dim: 32, layers: 2, heads: 2, image_tokenizer: \(recipe.model.imageTokenizer!)}
+            diffusion: {target: flow, sampler: euler, sample_steps: 4}
+            data: {source: folder, path: \(textureFolder), image_size: 32, tokenizer_vocab: 300, seq_len: 112}
+            train: {steps: 4, batch_size: 4, log_every: 2, checkpoint_every: 4}
+            eval: {every: 4, documents: 16}
+            """
+        try yaml.write(to: dir.appendingPathComponent("folder.yaml"), atomically: true, encoding: .utf8)
+        let trained = try FusionBinary.run(["train", "folder.yaml", "--runs", "runs"], in: dir)
+        let log = trained.stdout + trained.stderr
+        #expect(trained.status == 0 && log.contains("eval @4:") && log.contains("loss_caption"), "\(log)")
+        let sampled = try FusionBinary.run(["sample", "--checkpoint", "runs/folder-cli", "--prompt", "blue checks on white",
+                                            "--num", "2", "--out", "s.png"], in: dir)
+        #expect(sampled.status == 0, "\(sampled.stdout + sampled.stderr)")
+        let image = try PNG.read(dir.appendingPathComponent("s.png").path)
+        #expect(image.width > 32 && image.height >= 32)
+    }
+}
