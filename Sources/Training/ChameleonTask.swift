@@ -120,6 +120,7 @@ public final class ChameleonTask: TrainingTask {
     /// `BOS BOI source EOI instruction BOI target EOI EOS` whose source codes are given, not
     /// predicted (their targets are −1), or a speech document (`speech`: its audio codes).
     func sequence(_ doc: ImageCaptionPairs.Document, codes: [Int32], speech: [Int32] = []) -> MixedSequence {
+        if let corpus = doc.corpus { return MixedSequence(segments: [.text(doc.caption)], appendEOS: corpus.ends) }
         if let kind = doc.speech {
             let audio = chameleon.audioTokens(codes: speech)
             switch kind {
@@ -167,8 +168,8 @@ public final class ChameleonTask: TrainingTask {
     /// `BOS BOI codes EOI caption EOS`, or edit triplets (`data.edit_fraction`) — the same mixture
     /// as the Transfusion task.
     func batch(_ world: any CaptionedImages, firstRow: Int, rows: Int, rng: RNG, training: Bool) throws -> Batch {
-        let taken = (0..<rows).map { r in
-            pairs.documents(world, row: firstRow + r, perRow: docsPerRow, imageLength: chameleon.config.tokensPerImage,
+        let taken = try (0..<rows).map { r in
+            try pairs.documents(world, row: firstRow + r, perRow: docsPerRow, imageLength: chameleon.config.tokensPerImage,
                             training: training, rng: rng)
         }
         return try batch(world, rows: taken, cached: training && pairs.cachesTraining)
@@ -228,11 +229,13 @@ public final class ChameleonTask: TrainingTask {
                                      topK: recipe.sample.topK))
     }
 
-    /// The held-out set in batches of `train.batch_size` rows, built at the first evaluation and kept.
+    /// The held-out set in batches of `train.batch_size` rows (then the held-out corpus rows, with
+    /// `data.text`), built at the first evaluation and kept.
     func heldOutBatches() throws -> [Batch] {
         if let heldOutCache { return heldOutCache }
         let c = chameleon.config, b = recipe.train.batchSize
         let rows = pairs.heldOutRows(count: recipe.eval.documents, imageLength: c.tokensPerImage, audioLength: c.audioLength)
+            + (try pairs.heldOutCorpusRows(count: recipe.eval.textChunks))
         heldOutCache = try stride(from: 0, to: rows.count, by: b).map {
             try batch(heldOut, rows: Array(rows[$0..<min($0 + b, rows.count)]), cached: false)
         }
@@ -252,7 +255,8 @@ public final class ChameleonTask: TrainingTask {
                 if id >= audio { return doc.speech == .fromCaption || doc.speech == .fromImage ? "audio" : nil }
                 return doc.edit != nil || (doc.speech == nil && !doc.imageFirst) ? "image" : nil
             }
-            tally.documents += x.documents.count
+            tally.documents += x.documents.filter { $0.corpus == nil }.count
+            tally.corpusBytes += pairs.corpusBytes(targets: targets, document: x.documentOf, docs: x.documents)
         }
         return tally
     }

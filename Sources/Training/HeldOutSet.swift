@@ -63,7 +63,8 @@ extension ImageCaptionPairs {
 /// targets, scored apart: Chameleon predicts EOI after its codes, an easy target Transfusion never
 /// sees); `lm` (every target of the LM head: text and markers); `image` and `audio` (span
 /// predictions of images generated from text, edit targets and speech generated from text or
-/// images; what is read first, an image-first image or speech to transcribe, is a condition).
+/// images; what is read first, an image-first image or speech to transcribe, is a condition);
+/// `corpus` (the targets of held-out `data.text` rows, by chunk, in no other kind).
 ///
 /// Token-level kinds also keep per-document sums, for a standard error that treats documents,
 /// not targets, as the independent draws (the cluster-robust error of a ratio mean).
@@ -72,8 +73,10 @@ struct HeldOutTally {
     private(set) var counts: [String: Int] = [:]
     /// Per kind, per held-out document: the sum and count of its targets' losses.
     private var perDocument: [String: [Int: (sum: Double, count: Int)]] = [:]
-    /// Held-out documents scored.
+    /// Held-out documents scored (image–text documents; corpus rows apart).
     var documents = 0
+    /// UTF-8 bytes of the corpus text targets scored (``ImageCaptionPairs/corpusBytes(targets:document:docs:)``).
+    var corpusBytes = 0
 
     /// Adds `count` targets whose mean loss is `mean` to `key` (of held-out document `document`, if one).
     mutating func add(_ key: String, mean: Double, count: Int, document: Int? = nil) {
@@ -104,6 +107,10 @@ struct HeldOutTally {
                              textVocab: Int32, scoredCode: ((Int32, ImageCaptionPairs.Document) -> String?)? = nil) {
         for (i, t) in targets.enumerated() where t >= 0 {
             let loss = Double(losses[i]), doc = docs[document[i]], j = doc.index
+            if doc.corpus != nil {                                    // corpus text: its own kind, by chunk
+                add("corpus", mean: loss, count: 1, document: j)
+                continue
+            }
             guard t < textVocab else {
                 if let key = scoredCode?(t, doc) { add(key, mean: loss, count: 1, document: j) }
                 add("all", mean: loss, count: 1)
@@ -125,7 +132,8 @@ struct HeldOutTally {
 
     /// The eval metrics of every kind scored: `loss_text` (with `ppl` = exp of it), `loss_caption`,
     /// `loss_prior`, `loss_markers`, `loss_image`, `loss_audio`, each with its standard error
-    /// (`…_se`) where documents give one, and the document count.
+    /// (`…_se`) where documents give one, and the document count; with corpus rows also
+    /// `loss_corpus`, `ppl_corpus`, `bpb_corpus` (``ImageCaptionPairs/corpusMetrics(_:bytes:)``).
     var metrics: [String: Double] {
         var m: [String: Double] = ["documents": Double(documents)]
         for key in ["text", "caption", "prior", "markers", "image", "audio"] {
@@ -133,6 +141,7 @@ struct HeldOutTally {
             if let se = standardError(key) { m["loss_\(key)_se"] = se }
         }
         if let text = mean("text") { m["ppl"] = Foundation.exp(text) }
+        m.merge(ImageCaptionPairs.corpusMetrics(self, bytes: corpusBytes)) { $1 }
         return m
     }
 }

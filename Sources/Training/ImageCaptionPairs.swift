@@ -21,6 +21,8 @@ struct ImageCaptionPairs {
     let tokenizer: BPETokenizer
     /// Spoken captions and the run's audio codec, when the mixture has speech documents.
     let spoken: SpokenCaptions?
+    /// The `data.text` corpus whose chunks fill `data.text_fraction` of the rows (CorpusRows.swift).
+    let corpus: TextCorpus?
 
     /// One document of a row: which example, its order, and its caption ids (empty when dropped);
     /// for an edit document, `index` is the triplet's (`world.edit(index)`) and `edit` is set.
@@ -31,10 +33,18 @@ struct ImageCaptionPairs {
         var edit: Edit? = nil
         /// Set for a speech document; `caption` then holds the spoken words (empty when dropped).
         var speech: SpeechKind? = nil
+        /// Set for corpus text (`BOS text [EOS]`); `caption` then holds the text and `index` its chunk.
+        var corpus: Corpus? = nil
 
-        /// Whether the document holds an image of example `index` (every kind but text ↔ speech;
-        /// an edit holds the triplet's two images).
-        var hasImage: Bool { speech == nil || speech == .fromImage }
+        /// Whether the document holds an image of example `index` (every kind but text ↔ speech
+        /// and corpus text; an edit holds the triplet's two images).
+        var hasImage: Bool { corpus == nil && (speech == nil || speech == .fromImage) }
+    }
+
+    /// Corpus text: whether it ends in EOS (a whole JSONL document) or was cut (a plain-text chunk,
+    /// a document longer than the row).
+    struct Corpus {
+        var ends: Bool
     }
 
     /// The kinds of speech document, in the order of `data.speech_mix`.
@@ -63,19 +73,21 @@ struct ImageCaptionPairs {
         self.recipe = recipe
         let d = recipe.data
         try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
+        let corpus = try Self.corpus(recipe)
+        self.corpus = corpus
         switch d.source {
         case "shapes":
             let world = ShapesWorld(seed: recipe.seed, imageSize: d.imageSize)
             self.world = world
             heldOut = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: d.imageSize)
-            tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: LMTask.shapesCorpus(world))
+            tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: LMTask.shapesCorpus(world) + (try Self.corpusSample(corpus)))
         case "folder":
             try Self.checkFolderRecipe(recipe, task: task)
             let dataset = try FolderDataset(folder: d.path!, imageSize: d.imageSize)
             let train = try FolderImageCaptions(dataset: dataset, split: .train, heldOut: Double(d.heldOut))
             world = train
             heldOut = try FolderImageCaptions(dataset: dataset, split: .heldOut, heldOut: Double(d.heldOut))
-            tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: train.rows.map(\.text))
+            tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: train.rows.map(\.text) + (try Self.corpusSample(corpus)))
         default:
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
                                            message: "the \(task) task trains on 'shapes' or 'folder' (image–caption pairs), not '\(d.source)'")
@@ -166,10 +178,16 @@ struct ImageCaptionPairs {
     /// with `source_dropout`). A first document longer than the row loses its caption (or
     /// instruction); with probability `data.speech_fraction` a speech document of a kind drawn by
     /// `data.speech_mix` (text to speech with the words dropped like captions, speech to text, or
-    /// image to speech). `accepted` runs as each document is taken, so per-document draws from `rng`
-    /// (diffusion timesteps) interleave with the mixture's in a fixed order.
+    /// image to speech). A training row that is corpus text (``isCorpusRow(_:)``) holds its
+    /// chunk's documents instead. `accepted` runs as each document is taken, so per-document draws
+    /// from `rng` (diffusion timesteps) interleave with the mixture's in a fixed order.
     func documents(_ source: any CaptionedImages, row: Int, perRow: Int, imageLength: Int, training: Bool, rng: RNG,
-                   accepted: (Document) -> Void = { _ in }) -> [Document] {
+                   accepted: (Document) -> Void = { _ in }) throws -> [Document] {
+        if training && isCorpusRow(row) {
+            let docs = try corpusDocuments(corpusChunks(row: row), key: row)
+            docs.forEach(accepted)
+            return docs
+        }
         let mix = recipe.diffusion, t = recipe.data.seqLen
         var out: [Document] = [], used = 0
         for k in 0..<perRow {
@@ -273,12 +291,18 @@ struct ImageCaptionPairs {
 
     /// Bytes of the held-out batches a task keeps (`eval.documents` documents): each document's
     /// share of the rows' ids, targets and positions (Int32, `data.seq_len` / 2 positions on
-    /// average), `imageBytes` of span data per image, and its speech patches.
+    /// average), `imageBytes` of span data per image, and its speech patches; the held-out corpus
+    /// rows (a full row each).
     func heldOutCacheBytes(imageBytes: Int) -> Int {
         let documents = recipe.eval.documents
         var bytes = documents * (3 * 4 * recipe.data.seqLen / 2 + imageBytes + 80)
         if let spoken, recipe.data.speechFraction > 0 {
             bytes += Int(Double(documents) * Double(recipe.data.speechFraction)) * 2 * 4 * spoken.length * spoken.patchDim
+        }
+        if let corpus {
+            // Rows of a chunk: one, or more when its tokens (at most one per byte) overflow a row.
+            let rowsPerChunk = 1 + Self.corpusChunkBytes / recipe.data.seqLen
+            bytes += min(recipe.eval.textChunks, corpus.heldOutChunks) * rowsPerChunk * (3 * 4 * recipe.data.seqLen + 80)
         }
         return bytes
     }

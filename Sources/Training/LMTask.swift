@@ -58,12 +58,12 @@ public final class LMTask: TrainingTask {
 
     /// The recipe's tokenizer: `data.tokenizer` if given, else the run's tokenizer.json, else a
     /// byte-level BPE trained on `corpus` (made only then) and saved into the run.
-    static func tokenizer(recipe: Recipe, run: RunDirectory, corpus: @autoclosure () -> [String]) throws -> BPETokenizer {
+    static func tokenizer(recipe: Recipe, run: RunDirectory, corpus: @autoclosure () throws -> [String]) throws -> BPETokenizer {
         let d = recipe.data
         if let path = d.tokenizer { return try BPETokenizer.load(from: path) }
         let tokURL = run.url.appendingPathComponent("tokenizer.json")
         if FileManager.default.fileExists(atPath: tokURL.path) { return try BPETokenizer.load(from: tokURL.path) }
-        let tokenizer = BPETokenizer.train(corpus: corpus(), vocabSize: d.tokenizerVocab)
+        let tokenizer = BPETokenizer.train(corpus: try corpus(), vocabSize: d.tokenizerVocab)
         try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
         try tokenizer.save(to: tokURL.path)
         return tokenizer

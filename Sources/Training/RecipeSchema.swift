@@ -95,6 +95,8 @@ extension RecipeSchema {
             .optional("path", .string),  // required when source is folder: see `checkRules`
             .key("image_size", .int, 32, .positive),
             .key("held_out", .float, 0.1, .fraction),
+            .key("text", .strings, []),
+            .key("text_fraction", .float, 0.0, .fraction),
             .optional("tokenizer", .string),
             .key("tokenizer_vocab", .int, 512, .positive),
             .key("seq_len", .int, 128, .positive),
@@ -146,6 +148,7 @@ extension RecipeSchema {
             .key("shapes_eval", .int, 0, .nonNegative),
             .key("edits", .int, 0, .nonNegative),
             .key("speech", .int, 0, .nonNegative),
+            .key("text_chunks", .int, 256, .positive),
         ]),
         .section("sample", [
             .key("every", .int, 0, .nonNegative),
@@ -182,6 +185,14 @@ extension RecipeSchema {
             let at = root.child("train")?.child("memory_limit")?.at ?? root.at
             throw RecipeError.invalidValue(at, path: "train.memory_limit",
                                            message: "\"\(limit)\" is not a size: write e.g. 6GiB, 512MiB, a byte count, or off")
+        }
+        if case .section(let data) = values["data"], case .strings(let text) = data["text"],
+           case .float(let fraction) = data["text_fraction"], text.isEmpty != (fraction == 0) {
+            let key = text.isEmpty ? "text_fraction" : "text"
+            let at = root.child("data")?.child(key)?.at ?? root.at
+            throw RecipeError.invalidValue(at, path: "data.\(key)", message: text.isEmpty
+                ? "\(fraction) of the rows would be corpus text, but data.text names no files: add 'text: [corpus.txt]'"
+                : "names a corpus, but data.text_fraction is 0: say which fraction of the rows (of the tokens) is corpus text")
         }
         try checkTokenizerRules(values, root)
         try checkDiffusionRules(values, root)

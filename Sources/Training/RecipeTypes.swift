@@ -114,6 +114,11 @@ public struct DataSection: Codable, Equatable, Sendable {
     /// Fraction of a folder's rows held out for evaluation, by a hash of the file name
     /// (``FolderImageCaptions``): every family and the image tokenizers split a folder alike.
     public var heldOut: Float = 0.1
+    /// Text corpus files (plain text, or JSONL with a "text" per line) mixed into an image–text
+    /// recipe, and the fraction of training rows — so of positions — that are corpus text
+    /// (TextCorpus.swift; ImageCaptionPairs+Corpus.swift).
+    public var text: [String] = []
+    public var textFraction: Float = 0
     /// Tokenizer JSON; when absent a byte-level BPE is trained on the data at start-up.
     public var tokenizer: String?
     public var tokenizerVocab: Int
@@ -147,7 +152,7 @@ public struct DataSection: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case source, path, tokenizer, pool
-        case heldOut = "held_out"
+        case heldOut = "held_out", text, textFraction = "text_fraction"
         case imageSize = "image_size", tokenizerVocab = "tokenizer_vocab", seqLen = "seq_len", docsPerRow = "docs_per_row"
         case editFraction = "edit_fraction", speechFraction = "speech_fraction", speechMix = "speech_mix"
         case speechWPM = "speech_wpm", audioPatches = "audio_patches", audioSampleRate = "audio_sample_rate"
@@ -173,6 +178,8 @@ public struct DataSection: Codable, Equatable, Sendable {
                   docsPerRow: try c.decodeIfPresent(Int.self, forKey: .docsPerRow) ?? 0,
                   editFraction: try c.decodeIfPresent(Float.self, forKey: .editFraction) ?? 0)
         heldOut = try c.decodeIfPresent(Float.self, forKey: .heldOut) ?? 0.1
+        text = try c.decodeIfPresent([String].self, forKey: .text) ?? []
+        textFraction = try c.decodeIfPresent(Float.self, forKey: .textFraction) ?? 0
         // Written before speech documents existed: none.
         speechFraction = try c.decodeIfPresent(Float.self, forKey: .speechFraction) ?? 0
         speechMix = try c.decodeIfPresent([Int].self, forKey: .speechMix) ?? [1, 1, 1]
@@ -271,13 +278,18 @@ public struct EvalSection: Codable, Equatable, Sendable {
     /// transcription accuracy, the mel distance of generated speech to espeak-ng's, and how well the
     /// model transcribes its own speech.
     public var speech: Int = 0
+    /// Held-out chunks of the `data.text` corpus scored at each eval (loss, perplexity and bits
+    /// per byte of corpus text).
+    public var textChunks: Int = 256
 
     public init(every: Int, batches: Int, documents: Int = 1024, shapesEval: Int = 0, edits: Int = 0, speech: Int = 0) {
         self.every = every; self.batches = batches; self.documents = documents; self.shapesEval = shapesEval
         self.edits = edits; self.speech = speech
     }
 
-    enum CodingKeys: String, CodingKey { case every, batches, documents, edits, speech, shapesEval = "shapes_eval" }
+    enum CodingKeys: String, CodingKey {
+        case every, batches, documents, edits, speech, shapesEval = "shapes_eval", textChunks = "text_chunks"
+    }
 
     /// Written before speech evaluation existed: none (and before held-out documents: 1024).
     public init(from decoder: Decoder) throws {
@@ -287,6 +299,7 @@ public struct EvalSection: Codable, Equatable, Sendable {
                   shapesEval: try c.decodeIfPresent(Int.self, forKey: .shapesEval) ?? 0,
                   edits: try c.decodeIfPresent(Int.self, forKey: .edits) ?? 0,
                   speech: try c.decodeIfPresent(Int.self, forKey: .speech) ?? 0)
+        textChunks = try c.decodeIfPresent(Int.self, forKey: .textChunks) ?? 256
     }
 }
 

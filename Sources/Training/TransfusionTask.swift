@@ -189,8 +189,9 @@ public final class TransfusionTask: TrainingTask {
         let d = recipe.diffusion, np = transfusion.config.patchesPerImage
         var taken: [[ImageCaptionPairs.Document]] = [], steps: [Float] = [], audioSteps: [Float] = []
         for r in 0..<rows {
-            taken.append(pairs.documents(world, row: firstRow + r, perRow: docsPerRow, imageLength: np,
-                                         training: training, rng: rng) { doc in
+            taken.append(try pairs.documents(world, row: firstRow + r, perRow: docsPerRow, imageLength: np,
+                                             training: training, rng: rng) { doc in
+                if doc.corpus != nil { steps.append(0); return }         // no span: a placeholder keeps one step per document
                 guard let kind = doc.speech else {
                     steps += diffusion.sampleTimesteps(n: 1, rng: rng, maxT: doc.imageFirst ? d.imageFirstMaxT : nil)
                     return
@@ -220,6 +221,7 @@ public final class TransfusionTask: TrainingTask {
         var tokens = 0
         for (r, taken) in taken.enumerated() {
             let seqs = taken.map { doc -> MixedSequence in
+                if let corpus = doc.corpus { return MixedSequence(segments: [.text(doc.caption)], appendEOS: corpus.ends) }
                 if let edit = doc.edit {
                     return MixedSequence(segments: (edit.keepSource ? [.image(patches: np)] : [])
                                          + [.text(edit.instruction), .image(patches: np)])
@@ -282,7 +284,7 @@ public final class TransfusionTask: TrainingTask {
             spanLatents = Tensor(values, shape: [times.count] + shape)
         }
         var input = TransfusionInput(ids: Tensor(ints: ids, shape: [taken.count, t]), positions: Tensor(ints: positions),
-                                     mask: mask, latents: spanLatents, timesteps: times, spanStarts: starts)
+                                     mask: mask, latents: times.isEmpty ? nil : spanLatents, timesteps: times, spanStarts: starts)
         var audioTargets: Tensor? = nil, scoredAudio: [Int]? = nil
         if let spoken = pairs.spoken, !audioSteps.isEmpty {
             // Speech spans, noised and scored (speech to transcribe given clean with conditionsClean): (m, L, D).
@@ -351,17 +353,20 @@ public final class TransfusionTask: TrainingTask {
     }
 
     /// The held-out set in batches of `train.batch_size` rows, image spans noised to levels drawn
-    /// per document (`RNG(0x7135_E7A1).split(j)`), what is read first given clean. Built at the
+    /// per document (`RNG(0x7135_E7A1).split(j)`), what is read first given clean; then the
+    /// held-out corpus rows (`eval.text_chunks`) when the recipe mixes in `data.text`. Built at the
     /// first evaluation (images encoded, speech synthesised) and kept: every evaluation reads the
     /// same batches.
     func heldOutBatches() throws -> [Batch] {
         if let heldOutCache { return heldOutCache }
         let c = transfusion.config, b = recipe.train.batchSize
         let rows = pairs.heldOutRows(count: recipe.eval.documents, imageLength: c.patchesPerImage, audioLength: c.audioLength)
+            + (try pairs.heldOutCorpusRows(count: recipe.eval.textChunks))
         heldOutCache = try stride(from: 0, to: rows.count, by: b).enumerated().map { k, first in
             let chunk = Array(rows[first..<min(first + b, rows.count)])
             var steps: [Float] = [], audioSteps: [Float] = []
             for doc in chunk.joined() {
+                if doc.corpus != nil { steps.append(0); continue }
                 let noise = RNG(seed: 0x7135_E7A1).split(UInt64(doc.index))       // the document's own noise levels
                 steps += diffusion.sampleTimesteps(n: 1, rng: noise)
                 if doc.speech != nil { audioSteps += diffusion.sampleTimesteps(n: 1, rng: noise) }
@@ -383,7 +388,8 @@ public final class TransfusionTask: TrainingTask {
                              textVocab: Int32(transfusion.config.vocab))
             tally.add("image", mean: Double(s.image), count: x.scored?.count ?? x.imageTargets.dim(0))
             if let a = x.audioTargets { tally.add("audio", mean: Double(s.audio), count: x.scoredAudio?.count ?? a.dim(0)) }
-            tally.documents += x.documents.count
+            tally.documents += x.documents.filter { $0.corpus == nil }.count
+            tally.corpusBytes += pairs.corpusBytes(targets: targets, document: x.documentOf, docs: x.documents)
         }
         return tally
     }

@@ -72,7 +72,7 @@ private func folderRecipe(_ kind: String, overrides: [String] = []) throws -> Re
             let epoch0 = (0..<n).map(pairs.trainingIndex), epoch1 = (n..<(2 * n)).map(pairs.trainingIndex)
             #expect(epoch0.sorted() == Array(0..<n) && epoch1.sorted() == Array(0..<n) && epoch0 != epoch1)
             // Training documents carry the folder's captions.
-            let docs = pairs.documents(pairs.world, row: 0, perRow: 2, imageLength: 16, training: true, rng: RNG(seed: 3))
+            let docs = try pairs.documents(pairs.world, row: 0, perRow: 2, imageLength: 16, training: true, rng: RNG(seed: 3))
             for doc in docs where !doc.caption.isEmpty {
                 #expect(doc.caption == pairs.tokenizer.encode(train.caption(doc.index)))
             }
