@@ -26,8 +26,19 @@ setup:
 build: setup
 	$(SWIFT) build -c release
 
+# The mission end to end in about 2 minutes after the build: a Transfusion model trained from
+# scratch (text and image losses on the progress line), images from it and from the shipped
+# checkpoint, a caption of an image, and where the PNGs are.
+DEMO_PROMPT := two blue squares
 demo: build
-	$(FUSION) train recipes/quickstart.yaml --fresh
+	$(FUSION) train recipes/demo.yaml --fresh
+	$(FUSION) sample --checkpoint runs/demo --prompt "$(DEMO_PROMPT)" --num 8 --out runs/demo/demo-trained.png
+	$(FUSION) sample --checkpoint checkpoints/shapes-tiny --prompt "$(DEMO_PROMPT)" --num 8 --out runs/demo/demo-shipped.png
+	$(FUSION) data shapes --out runs/demo/images --count 1 --seed 7 >/dev/null 2>&1
+	@echo "caption of runs/demo/images/000000.png (truth: $$(sed -e 's/.*"text":"//' -e 's/".*//' runs/demo/images/metadata.jsonl)):"
+	@printf '  trained here: '; $(FUSION) caption --checkpoint runs/demo --image runs/demo/images/000000.png
+	@printf '  shipped:      '; $(FUSION) caption --checkpoint checkpoints/shapes-tiny --image runs/demo/images/000000.png
+	@echo "pictures: runs/demo/demo-trained.png, runs/demo/demo-shipped.png (\"$(DEMO_PROMPT)\"), runs/demo/samples/ (the run's prompts), runs/demo/loss.png"
 
 test: setup
 	$(SWIFT) build $(TEST_FLAGS) --build-tests

@@ -251,7 +251,9 @@ public final class Trainer {
                 if isRoot { onRow?(row) }
                 intervalStart = Date(); intervalTokens = 0
             }
-            progress?.update(step: state.step, loss: lossSum, tokensPerSecond: tokensPerSecond, log: logNow)
+            // The loss's parts (text, image, …) beside it, so a multimodal run shows each falling.
+            let shown = parts.keys.sorted().map { String(format: "%@ %.3f", String($0.hasPrefix("loss_") ? $0.dropFirst(5) : $0[...]), parts[$0]!) }
+            progress?.update(step: state.step, loss: lossSum, tokensPerSecond: tokensPerSecond, extra: shown.joined(separator: "  "), log: logNow)
 
             let last = state.step == t.steps
             let evalNow = isRoot && (recipe.eval.every > 0 && state.step % recipe.eval.every == 0 || last)
