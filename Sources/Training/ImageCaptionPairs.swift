@@ -75,23 +75,10 @@ struct ImageCaptionPairs {
         try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
         let corpus = try Self.corpus(recipe)
         self.corpus = corpus
-        switch d.source {
-        case "shapes":
-            let world = ShapesWorld(seed: recipe.seed, imageSize: d.imageSize)
-            self.world = world
-            heldOut = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: d.imageSize)
-            tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: LMTask.shapesCorpus(world) + (try Self.corpusSample(corpus)))
-        case "folder":
-            try Self.checkFolderRecipe(recipe, task: task)
-            let dataset = try FolderDataset(folder: d.path!, imageSize: d.imageSize)
-            let train = try FolderImageCaptions(dataset: dataset, split: .train, heldOut: Double(d.heldOut))
-            world = train
-            heldOut = try FolderImageCaptions(dataset: dataset, split: .heldOut, heldOut: Double(d.heldOut))
-            tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: train.rows.map(\.text) + (try Self.corpusSample(corpus)))
-        default:
-            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
-                                           message: "the \(task) task trains on 'shapes' or 'folder' (image–caption pairs), not '\(d.source)'")
-        }
+        if d.source == "folder" { try Self.checkFolderRecipe(recipe, task: task) }
+        (world, heldOut) = try Self.sources(recipe, task: task)
+        let captions = (world as? ShapesWorld).map(LMTask.shapesCorpus) ?? (0..<(world.count ?? 0)).map(world.caption)
+        tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: captions + (try Self.corpusSample(corpus)))
         if d.speechFraction > 0 {
             guard d.speechMix.count == SpeechKind.allCases.count, d.speechMix.reduce(0, +) > 0 else {
                 throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.speech_mix",
@@ -105,6 +92,23 @@ struct ImageCaptionPairs {
             spoken = try SpokenCaptions(recipe: recipe, run: run, world: Self.shapes(world), quantized: quantizedSpeech)
         } else {
             spoken = nil
+        }
+    }
+
+    /// The training and held-out examples of a recipe's data section: ShapesWorld worlds of the
+    /// recipe's seed and of a held-out seed, or the two sides of a folder's split.
+    public static func sources(_ recipe: Recipe, task: String) throws -> (train: any CaptionedImages, heldOut: any CaptionedImages) {
+        let d = recipe.data
+        switch d.source {
+        case "shapes":
+            return (ShapesWorld(seed: recipe.seed, imageSize: d.imageSize), ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: d.imageSize))
+        case "folder":
+            let dataset = try FolderDataset(folder: d.path!, imageSize: d.imageSize)
+            return (try FolderImageCaptions(dataset: dataset, split: .train, heldOut: Double(d.heldOut)),
+                    try FolderImageCaptions(dataset: dataset, split: .heldOut, heldOut: Double(d.heldOut)))
+        default:
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
+                                           message: "the \(task) task trains on 'shapes' or 'folder' (image–caption pairs), not '\(d.source)'")
         }
     }
 

@@ -52,7 +52,7 @@ enum RecipeSchema {
 // MARK: - The table
 
 extension RecipeSchema {
-    static let modelKinds = ["lm", "transfusion", "chameleon", "vae", "vq", "classifier"]
+    static let modelKinds = ["lm", "transfusion", "chameleon", "vae", "vq", "classifier", "clip"]
 
     /// Every key a recipe may hold, in the order `Recipe.yaml()` writes them.
     static let recipe: [Key] = [

@@ -1,4 +1,4 @@
-// `fusion eval --checkpoint RUN --suite shapes|captions|fd|edits|speech`: scores a trained Transfusion or
+// `fusion eval --checkpoint RUN --suite shapes|captions|fd|folder|edits|speech`: scores a trained Transfusion or
 // Chameleon run and prints a table (and JSON with --json). Argument parsing and output only; the
 // work is ImageTextModel's and TransfusionEvaluator's (Training) and Evaluation's.
 import ArgumentParser
@@ -14,7 +14,7 @@ import Training
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Evaluate a Transfusion or Chameleon run: ShapesEval, caption accuracy, a Fréchet distance, edits or speech.",
+        abstract: "Evaluate a Transfusion or Chameleon run: ShapesEval, caption accuracy, a Fréchet distance, a folder's held-out captions, edits or speech.",
         discussion: """
             Examples:
               fusion eval --checkpoint runs/transfusion-shapes --suite shapes --images-per-prompt 2 \\
@@ -23,6 +23,9 @@ struct Eval: ParsableCommand {
               fusion train recipes/eval-classifier.yaml
               fusion eval --checkpoint runs/transfusion-shapes --suite fd \\
                 --classifier runs/eval-classifier/classifier.safetensors --count 256
+              fusion train recipes/clip-textures.yaml
+              fusion eval --checkpoint runs/transfusion-textures --suite folder \\
+                --encoder runs/clip-textures/encoder.safetensors --count 200
               fusion eval --checkpoint runs/edit-shapes --suite edits --count 100 --json edits.json --grid edits.png
               fusion eval --checkpoint runs/any-to-any-shapes --suite speech --count 50
 
@@ -34,7 +37,12 @@ struct Eval: ParsableCommand {
             fd:       Fréchet distance between classifier features of images generated from
                       held-out captions and real renders of other held-out scenes (with the
                       real-vs-real floor).
-            --ceiling (shapes, fd): real renders through the run's VAE or VQ tokenizer in place of
+            folder:   for any run (a folder's or ShapesWorld's): one image per held-out caption of the
+                      run's own data, embedded by an image–text encoder trained contrastively on the
+                      same data (model.kind clip): alignment with the prompt (beside real images
+                      and mismatched prompts), caption retrieval (beside real images and chance)
+                      and the Fréchet distance to the real held-out images, with errors.
+            --ceiling (shapes, fd, folder): real renders through the run's VAE or VQ tokenizer in place of
                       samples: the best the family can score with that tokenizer.
             edits:    held-out ShapesWorld edit triplets edited by instruction and by inversion
                       (--method), checked by the detector: the asked change happened (accuracy) and
@@ -48,11 +56,11 @@ struct Eval: ParsableCommand {
             codes are sampled at --temperature (default 1) with the recipe's --top-k and --cfg.
             """)
 
-    enum Suite: String, ExpressibleByArgument, CaseIterable { case shapes, captions, fd, edits, speech }
+    enum Suite: String, ExpressibleByArgument, CaseIterable { case shapes, captions, fd, folder, edits, speech }
     enum Methods: String, ExpressibleByArgument, CaseIterable { case instruction, inversion, both }
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
-    @Option(help: "shapes, captions, fd, edits or speech.") var suite: Suite = .shapes
+    @Option(help: "shapes, captions, fd, folder, edits or speech.") var suite: Suite = .shapes
     @Option(parsing: .unconditional, help: "shapes: images per prompt.") var imagesPerPrompt = 2
     @Option(parsing: .unconditional, help: "shapes: prompts per category (6 categories; 50: 300 prompts).") var promptsPerCategory = 50
     @Option(parsing: .unconditional, help: "Seed of the prompt set (shapes) or of the held-out world (captions, fd).") var evalSeed: UInt64 = 0
@@ -62,6 +70,7 @@ struct Eval: ParsableCommand {
     @Option(help: "edits: a PNG grid of the first 8 triplets: source | target | each method.") var grid: String?
     @Option(help: "fd: the classifier (train recipes/eval-classifier.yaml).")
     var classifier = "runs/eval-classifier/\(ShapesClassifier.fileName)"
+    @Option(help: "folder: the image–text encoder (a model.kind clip run's \(ImageTextEncoder.fileName)).") var encoder: String?
     @Option(parsing: .unconditional, help: "Diffusion steps (default: the recipe's).") var steps: Int?
     @Option(parsing: .unconditional, help: "Classifier-free guidance scale (default: the recipe's).") var cfg: Float?
     @Option(help: "shapes: a pilot over guidance scales, e.g. 1,1.5,2,3,5: the suite at each, and the best by overall score.")
@@ -95,7 +104,10 @@ struct Eval: ParsableCommand {
                 return
             }
             if suite == .edits { try runEdits(); return }
-            if ceiling && suite != .shapes && suite != .fd { throw ValidationError("--ceiling applies to --suite shapes and fd") }
+            if ceiling && ![.shapes, .fd, .folder].contains(suite) { throw ValidationError("--ceiling applies to --suite shapes, fd and folder") }
+            if suite == .folder && encoder == nil {
+                throw ValidationError("--suite folder needs --encoder: train one with model.kind clip on the run's data, then pass its \(ImageTextEncoder.fileName)")
+            }
             if let cfgSweep { try sweep(cfgSweep); return }
             let loaded = try ImageTextModel.load(path: checkpoint, ema: !noEMA, cfg: cfg, sampler: sampler, steps: steps,
                                                  temperature: temperature, topK: topK)
@@ -135,6 +147,24 @@ struct Eval: ParsableCommand {
                 let counter = CountProgress("image", total: count)
                 let report = model.frechetDistance(classifier: net, world: ShapesWorld(seed: heldOutSeed, imageSize: size),
                                                    count: count, seed: seed) { counter.update($0) }
+                counter.finish()
+                print(report)
+                print(String(format: "(%@ run: %@, %.0f s)", model.kind, model.sampling, Date().timeIntervalSince(start)))
+                try write(report)
+            case .folder:
+                let (net, encoderTokenizer) = try ImageTextEncoder.loadWithTokenizer(from: encoder!)
+                guard net.config.imageSize == size else {
+                    throw ValidationError("the encoder takes \(net.config.imageSize)px images, the run makes \(size)px")
+                }
+                let run = try SavedModel(path: checkpoint, ema: !noEMA).run
+                let recipePath = run.appendingPathComponent("recipe.yaml").path
+                guard FileManager.default.fileExists(atPath: recipePath) else {
+                    throw ValidationError("--suite folder reads the held-out data from the run's recipe.yaml, and \(run.path) has none")
+                }
+                let heldOut = try Recipe.load(recipePath).heldOutExamples()
+                let counter = CountProgress("image", total: min(count, heldOut.count ?? count))
+                let report = try model.folderEval(encoder: net, encoderTokenizer: encoderTokenizer, heldOut: heldOut,
+                                                  count: count, seed: seed) { counter.update($0) }
                 counter.finish()
                 print(report)
                 print(String(format: "(%@ run: %@, %.0f s)", model.kind, model.sampling, Date().timeIntervalSince(start)))

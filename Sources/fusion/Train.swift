@@ -120,6 +120,7 @@ func makeTask(_ r: Recipe, run: RunDirectory) throws -> TrainingTask {
     case "chameleon": return try ChameleonTask(recipe: r, run: run)
     case "vae", "vq": return try ImageTokenizerTask(recipe: r)
     case "classifier": return try ClassifierTask(recipe: r)
+    case "clip": return try ContrastiveTask(recipe: r, run: run)
     default: throw ValidationError("model.kind '\(r.model.kind)' is not available yet in this build")
     }
 }

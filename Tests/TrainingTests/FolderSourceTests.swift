@@ -120,5 +120,22 @@ private func folderRecipe(_ kind: String, overrides: [String] = []) throws -> Re
         #expect(sampled.status == 0, "\(sampled.stdout + sampled.stderr)")
         let image = try PNG.read(dir.appendingPathComponent("s.png").path)
         #expect(image.width > 32 && image.height >= 32)
+        // The folder suite, in the space of an encoder trained on the same folder.
+        try """
+            name: folder-clip
+            model: {kind: clip, preset: nano, dim: 16}
+            data: {source: folder, path: \(textureFolder), image_size: 32, tokenizer_vocab: 300, seq_len: 32}
+            train: {steps: 3, batch_size: 8, checkpoint_every: 3}
+            """.write(to: dir.appendingPathComponent("clip.yaml"), atomically: true, encoding: .utf8)
+        let clip = try FusionBinary.run(["train", "clip.yaml", "--runs", "runs"], in: dir)
+        #expect(clip.status == 0 && clip.stdout.contains("acc_retrieval"), "\(clip.stdout + clip.stderr)")
+        let eval = try FusionBinary.run(["eval", "--checkpoint", "runs/folder-cli", "--suite", "folder", "--encoder",
+                                         "runs/folder-clip/encoder.safetensors", "--count", "6", "--json", "folder.json"], in: dir)
+        let out = eval.stdout + eval.stderr
+        #expect(eval.status == 0 && out.contains("alignment (cosine)") && out.contains("caption retrieval") && out.contains("(6 images each)"), "\(out)")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("folder.json"))) as? [String: Any]
+        #expect(json?["images"] as? Int == 6 && json?["fd"] != nil)
+        let missing = try FusionBinary.run(["eval", "--checkpoint", "runs/folder-cli", "--suite", "folder"], in: dir)
+        #expect(missing.status != 0 && missing.stderr.contains("--suite folder needs --encoder"), "\(missing.stderr)")
     }
 }
