@@ -83,7 +83,7 @@ let package = Package(
 if Context.environment["FUSION_FUZZ"] == "1" {
     let harnesses: [(name: String, dependencies: [Target.Dependency])] = [
         ("FuzzSafetensors", ["NN"]), ("FuzzPNG", ["Media"]), ("FuzzWAV", ["Media"]),
-        ("FuzzMetadata", ["Data"]), ("FuzzTokenizer", ["Text"]), ("FuzzRecipe", ["Training"]),
+        ("FuzzMetadata", ["Data"]), ("FuzzTokenizer", ["Text"]), ("FuzzRecipe", ["Training"]), ("FuzzCorpus", ["Data"]),
     ]
     for h in harnesses {
         package.products.append(.library(name: h.name, type: .dynamic, targets: [h.name]))

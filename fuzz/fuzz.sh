@@ -7,10 +7,10 @@ cd "$(dirname "$0")/.."
 SWIFT=${SWIFT:-swift}
 SECONDS_EACH=${FUZZ_SECONDS:-600}
 JOBS=${FUZZ_JOBS:-2}
-TARGETS=${FUZZ_TARGETS:-safetensors png wav metadata tokenizer recipe}
+TARGETS=${FUZZ_TARGETS:-safetensors png wav metadata tokenizer recipe corpus}
 BUILD=.build-fuzz
 declare -A PRODUCT=([safetensors]=FuzzSafetensors [png]=FuzzPNG [wav]=FuzzWAV
-                    [metadata]=FuzzMetadata [tokenizer]=FuzzTokenizer [recipe]=FuzzRecipe)
+                    [metadata]=FuzzMetadata [tokenizer]=FuzzTokenizer [recipe]=FuzzRecipe [corpus]=FuzzCorpus)
 
 # 1. Build each harness as a dynamic library, then link it into an executable: libFuzzer supplies main
 #    (a SwiftPM executable target would define its own).

@@ -84,3 +84,7 @@ def tokenizer(merges):
 b = lambda ch: 7 + ord(ch)
 out("tokenizer", "empty.json", tokenizer([]))
 out("tokenizer", "small.json", tokenizer([[b("e"), b(" ")], [b("r"), b("e")], [263, b("d")], [b("c"), b("i")], [266, b("r")]]))
+
+# corpus: the first byte picks the format (odd: JSONL) and the chunk size (1 + (byte >> 1) % 64).
+out("corpus", "plain.txt", bytes([0x10]) + "line one café\nline two 東京 🦊\n".encode())
+out("corpus", "lines.jsonl", bytes([0x21]) + b'{"text": "first doc"}\n{"text": "second, longer document", "id": 2}\n\n{"text": ""}\n')

@@ -22,16 +22,7 @@ private let corpusFile: String = {
 }()
 
 private func mixedRecipe(_ kind: String, seqLen: Int, fraction: Double = 0.25) throws -> Recipe {
-    let dir = FileManager.default.temporaryDirectory, tokenizer: String
-    if kind == "transfusion" {
-        let vae = ImageVAE(.init(channels: 8, latentChannels: 4, downsample: 4, groups: 4), rng: RNG(seed: 5))
-        tokenizer = dir.appendingPathComponent("fusion-vae-\(UUID().uuidString).safetensors").path
-        try vae.save(to: tokenizer)
-    } else {
-        let vq = VQTokenizer(.init(channels: 8, downsample: 8, groups: 4, codebookSize: 16, codeDim: 4), rng: RNG(seed: 0))
-        tokenizer = dir.appendingPathComponent("fusion-vq-\(UUID().uuidString).safetensors").path
-        try vq.save(to: tokenizer)
-    }
+    let tokenizer = try randomImageTokenizer(for: kind)
     return try Recipe.parse("""
         name: \(kind)-corpus
         seed: 4

@@ -12,20 +12,26 @@ import Testing
 import Text
 @testable import Training
 
-/// A recipe of `kind` over random tokenizers saved to temporary files: the compare recipes'
-/// mixture (image first 0.2, caption dropout 0.1, two documents per row).
-private func recipe(_ kind: String, documents: Int = 256, batch: Int = 4) throws -> Recipe {
-    let tokenizer: String
+/// A small random image tokenizer for `kind`'s family saved to a temporary file: a VAE (4× down,
+/// 4 latent channels) for transfusion, a VQ tokenizer (8× down, 16 codes) for chameleon. Its path.
+func randomImageTokenizer(for kind: String) throws -> String {
     let dir = FileManager.default.temporaryDirectory
     if kind == "transfusion" {
         let vae = ImageVAE(.init(channels: 8, latentChannels: 4, downsample: 4, groups: 4), rng: RNG(seed: 5))
-        tokenizer = dir.appendingPathComponent("fusion-vae-\(UUID().uuidString).safetensors").path
-        try vae.save(to: tokenizer)
-    } else {
-        let vq = VQTokenizer(.init(channels: 8, downsample: 8, groups: 4, codebookSize: 16, codeDim: 4), rng: RNG(seed: 0))
-        tokenizer = dir.appendingPathComponent("fusion-vq-\(UUID().uuidString).safetensors").path
-        try vq.save(to: tokenizer)
+        let path = dir.appendingPathComponent("fusion-vae-\(UUID().uuidString).safetensors").path
+        try vae.save(to: path)
+        return path
     }
+    let vq = VQTokenizer(.init(channels: 8, downsample: 8, groups: 4, codebookSize: 16, codeDim: 4), rng: RNG(seed: 0))
+    let path = dir.appendingPathComponent("fusion-vq-\(UUID().uuidString).safetensors").path
+    try vq.save(to: path)
+    return path
+}
+
+/// A recipe of `kind` over random tokenizers saved to temporary files: the compare recipes'
+/// mixture (image first 0.2, caption dropout 0.1, two documents per row).
+private func recipe(_ kind: String, documents: Int = 256, batch: Int = 4) throws -> Recipe {
+    let tokenizer = try randomImageTokenizer(for: kind)
     return try Recipe.parse("""
         name: \(kind)
         seed: 4
