@@ -25,6 +25,26 @@ public protocol CaptionedImages: Sendable {
     func image(_ index: Int) throws -> Image
 }
 
+/// Edit triplets by index (source image, instruction, target image): what a source offers when
+/// the image–text families mix edits in (`data.edit_fraction`).
+public protocol EditTriplets: Sendable {
+    /// How many triplets there are; nil for a generator (every index ≥ 0).
+    var editCount: Int? { get }
+    func editInstruction(_ index: Int) -> String
+    /// Source and target images of triplet `index`: RGB, `imageSize` × `imageSize`.
+    func editImages(_ index: Int) throws -> (source: Image, target: Image)
+}
+
+extension ShapesWorld: EditTriplets {
+    public var editCount: Int? { nil }
+    public func editInstruction(_ index: Int) -> String { edit(index).instruction }
+    public func editImages(_ index: Int) -> (source: Image, target: Image) {
+        let e = edit(index)
+        return (Image(width: imageSize, height: imageSize, channels: 3, pixels: e.source.render(imageSize: imageSize)),
+                Image(width: imageSize, height: imageSize, channels: 3, pixels: e.target.render(imageSize: imageSize)))
+    }
+}
+
 extension ShapesWorld: CaptionedImages {
     public var count: Int? { nil }
     public func caption(_ index: Int) -> String { example(index).caption }
@@ -43,15 +63,21 @@ extension ShapesWorld: CaptionedImages {
 ///
 /// Images are read when asked for, converted to RGB, resized so the short side is `imageSize`
 /// (bilinear) and centre-cropped to a square (``FolderDataset/image(named:)``).
-public struct FolderImageCaptions: CaptionedImages {
+///
+/// The folder's edit rows (`source_file`, `instruction`, `target_file`) are its edit triplets,
+/// split by the same rule applied to `source_file`: an edit sits on the side of its source image.
+public struct FolderImageCaptions: CaptionedImages, EditTriplets {
     public enum Split: String, Sendable { case train, heldOut = "held-out" }
 
     public let dataset: FolderDataset
     public let split: Split
     /// The rows on this side of the split, in file order.
     public let rows: [FolderMetadata.Pair]
+    /// The edit rows on this side of the split, in file order.
+    public let edits: [FolderMetadata.Edit]
     public var imageSize: Int { dataset.imageSize! }
     public var count: Int? { rows.count }
+    public var editCount: Int? { edits.count }
 
     /// Reads `folder`'s metadata and keeps the image rows on `split`'s side of the rule with
     /// `heldOut` (a fraction) of rows held out.
@@ -74,6 +100,7 @@ public struct FolderImageCaptions: CaptionedImages {
         self.dataset = dataset
         self.split = split
         rows = dataset.imagePairs.filter { Self.isHeldOut($0.fileName, fraction: heldOut) == (split == .heldOut) }
+        edits = dataset.edits.filter { Self.isHeldOut($0.sourceFile, fraction: heldOut) == (split == .heldOut) }
         guard !rows.isEmpty else {
             let total = dataset.imagePairs.count
             throw FolderDatasetError.empty(
@@ -93,6 +120,12 @@ public struct FolderImageCaptions: CaptionedImages {
     public func caption(_ index: Int) -> String { rows[index].text }
 
     public func image(_ index: Int) throws -> Image { try dataset.image(named: rows[index].fileName) }
+
+    public func editInstruction(_ index: Int) -> String { edits[index].instruction }
+
+    public func editImages(_ index: Int) throws -> (source: Image, target: Image) {
+        (try dataset.image(named: edits[index].sourceFile), try dataset.image(named: edits[index].targetFile))
+    }
 }
 
 /// A pseudo-random permutation of 0..<n that needs no table: index i of the permutation is

@@ -55,7 +55,23 @@ public struct Textures: Sendable {
 
     /// Example `index`: its image (RGB, at one of ``sizes``) and caption.
     public func example(_ index: Int) -> (image: Image, caption: String) {
-        let c = content(index)
+        draw(index, content(index))
+    }
+
+    /// Edit triplet `index`: example `index` of the edit stream, and the same texture in another
+    /// ink ("make it blue").
+    public func edit(_ index: Int) -> (source: Image, instruction: String, target: Image) {
+        let edits = Textures(seed: seed ^ 0xED17)
+        var c = edits.content(index)
+        var rng = SplitMix64(seed: seed, stream: 0x7E87_0127, index: index)
+        let ink = (c.colour + 1 + rng.int(in: 0...(Self.colours.count - 2))) % Self.colours.count
+        let source = edits.draw(index, c)
+        c.colour = ink
+        return (source.image, "make it \(Self.colours[ink].name)", edits.draw(index, c).image)
+    }
+
+    /// Example `index`'s geometry (size, scale, phase, centre) drawn with content `c`.
+    func draw(_ index: Int, _ c: Content) -> (image: Image, caption: String) {
         var rng = SplitMix64(seed: seed, stream: 0x7E87_0126, index: index)
         let (w, h) = rng.pick(Self.sizes)
         let scale = Float(min(w, h)) / 32
@@ -88,15 +104,27 @@ public struct Textures: Sendable {
     }
 
     /// Writes examples `indices` as `folder/texture-NNNNNN.png` with their captions in
-    /// `metadata.jsonl` (created or replaced).
-    public func writeFolder(examples indices: Range<Int>, to folder: String, progress: ((Int) -> Void)? = nil) throws {
+    /// `metadata.jsonl` (created or replaced), and edit triplets `edits` as
+    /// `edit-NNNNNN-source.png`, `edit-NNNNNN-target.png` with `source_file`, `instruction`,
+    /// `target_file` rows.
+    public func writeFolder(examples indices: Range<Int>, edits: Range<Int> = 0..<0, to folder: String,
+                            progress: ((Int) -> Void)? = nil) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         var rows: [ShapesWorld.MetadataRow] = []
+        func write(_ image: Image, _ name: String) throws { try PNG.write(image, to: (folder as NSString).appendingPathComponent(name)) }
         for i in indices {
             let (image, caption) = example(i)
             let name = String(format: "texture-%06d.png", i)
-            try PNG.write(image, to: (folder as NSString).appendingPathComponent(name))
+            try write(image, name)
             rows.append(.init(fileName: name, text: caption))
+            progress?(rows.count)
+        }
+        for i in edits {
+            let e = edit(i)
+            let source = String(format: "edit-%06d-source.png", i), target = String(format: "edit-%06d-target.png", i)
+            try write(e.source, source)
+            try write(e.target, target)
+            rows.append(.init(sourceFile: source, instruction: e.instruction, targetFile: target))
             progress?(rows.count)
         }
         try ShapesWorld.writeMetadata(rows, to: folder)

@@ -333,7 +333,7 @@ public final class ChameleonTask: TrainingTask {
                                                   count: 1, options: speechSampling, cfgScale: 1, rng: r)
             return spoken.codec.patches(fromCodes: ids.reshaped([l])).reshaped([1, l, spoken.patchDim])
         }
-        if recipe.data.editFraction > 0 {
+        if recipe.data.editFraction > 0 && heldOut is ShapesWorld {             // the grid renders ShapesWorld scenes
             let size = recipe.data.imageSize
             func render(_ scene: Scene) -> Image {
                 Image(width: size, height: size, channels: 3, pixels: scene.render(imageSize: size))

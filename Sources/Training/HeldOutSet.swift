@@ -15,8 +15,10 @@ extension ImageCaptionPairs {
     func heldOutDocument(_ j: Int) -> Document {
         let rng = RNG(seed: 0xE7A1_D0C5).split(UInt64(j)), d = recipe.data
         if d.editFraction > 0 && rng.nextFloat() < d.editFraction {
-            return Document(index: j, imageFirst: false, caption: [],
-                            edit: Edit(instruction: tokenizer.encode(Self.shapes(heldOut).edit(j).instruction), keepSource: true))
+            // A folder's held-out edits are fewer than its held-out images: they repeat in turn.
+            let edits = Self.editing(heldOut), e = edits.editCount.map { j % $0 } ?? j
+            return Document(index: e, imageFirst: false, caption: [],
+                            edit: Edit(instruction: tokenizer.encode(edits.editInstruction(e)), keepSource: true))
         }
         if spoken != nil && d.speechFraction > 0 && rng.nextFloat() < d.speechFraction {
             let kind = Self.speechKind(weights: d.speechMix, rng: rng)

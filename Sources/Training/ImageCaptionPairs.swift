@@ -77,6 +77,13 @@ struct ImageCaptionPairs {
         self.corpus = corpus
         if d.source == "folder" { try Self.checkFolderRecipe(recipe, task: task) }
         (world, heldOut) = try Self.sources(recipe, task: task)
+        if d.editFraction > 0, let train = world as? FolderImageCaptions, let held = heldOut as? FolderImageCaptions,
+           train.edits.isEmpty || held.edits.isEmpty {
+            throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.edit_fraction",
+                                           message: "\(train.dataset.metadata.path) has \(train.edits.count) training and "
+                                               + "\(held.edits.count) held-out edit rows (source_file, instruction, target_file; "
+                                               + "split by source_file); edits need both, or use 0")
+        }
         let captions = (world as? ShapesWorld).map(LMTask.shapesCorpus) ?? (0..<(world.count ?? 0)).map(world.caption)
         tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: captions + (try Self.corpusSample(corpus)))
         if d.speechFraction > 0 {
@@ -112,11 +119,10 @@ struct ImageCaptionPairs {
         }
     }
 
-    /// What a folder source cannot train or score yet (edit triplets, speech, the ShapesWorld
-    /// suites), each an error naming its key.
+    /// What a folder source cannot train or score yet (speech, the ShapesWorld suites), each an
+    /// error naming its key.
     static func checkFolderRecipe(_ recipe: Recipe, task: String) throws {
         let unsupported: [(String, Bool, String)] = [
-            ("data.edit_fraction", recipe.data.editFraction > 0, "edit triplets come from ShapesWorld in this build; use 0"),
             ("data.speech_fraction", recipe.data.speechFraction > 0, "spoken captions come from ShapesWorld in this build; use 0"),
             ("eval.shapes_eval", recipe.eval.shapesEval > 0, "ShapesEval scores ShapesWorld prompts, which a folder has no truth for; use 0"),
             ("eval.edits", recipe.eval.edits > 0, "the edit suite scores ShapesWorld triplets; use 0"),
@@ -128,13 +134,27 @@ struct ImageCaptionPairs {
         }
     }
 
-    /// The ShapesWorld behind `source`, for what only ShapesWorld has (edit triplets, spoken
-    /// captions); the initialiser refuses those parts of a recipe for any other source.
+    /// The ShapesWorld behind `source`, for what only ShapesWorld has (spoken captions, edits
+    /// with their scenes); the initialiser refuses those parts of a recipe for any other source.
     static func shapes(_ source: any CaptionedImages) -> ShapesWorld {
         guard let world = source as? ShapesWorld else {
-            preconditionFailure("ImageCaptionPairs: edit triplets and speech need a ShapesWorld source (checked at start)")
+            preconditionFailure("ImageCaptionPairs: speech and the edit suites need a ShapesWorld source (checked at start)")
         }
         return world
+    }
+
+    /// The edit triplets of `source` (ShapesWorld's, or a folder's edit rows on its side of the
+    /// split); the initialiser checks a folder has some before edits are mixed in.
+    static func editing(_ source: any CaptionedImages) -> any EditTriplets {
+        guard let edits = source as? any EditTriplets else { preconditionFailure("ImageCaptionPairs: \(type(of: source)) has no edits") }
+        return edits
+    }
+
+    /// The edit triplet document number `n` reads when it is an edit: the pair index `index`
+    /// (ShapesWorld, as ever), or a finite source's edit rows epoch after epoch in a fresh order each.
+    func editIndex(_ source: any CaptionedImages, document n: Int, index: Int) -> Int {
+        guard let count = Self.editing(source).editCount else { return index }
+        return IndexPermutation(count, seed: recipe.seed ^ 0xED17, round: n / count)(n % count)
     }
 
     /// The example training document number `n` reads: `n` itself from a ShapesWorld (cycled
@@ -198,10 +218,11 @@ struct ImageCaptionPairs {
             var index = row * perRow + k
             if training { index = trainingIndex(index) }
             if recipe.data.editFraction > 0 && rng.nextFloat() < recipe.data.editFraction {
-                let world = Self.shapes(source)
+                let edits = Self.editing(source)
+                index = editIndex(source, document: row * perRow + k, index: index)
                 let dropInstruction = rng.nextFloat() < mix.instructionDropout
                 let keepSource = !(rng.nextFloat() < mix.sourceDropout)
-                var edit = Edit(instruction: dropInstruction ? [] : tokenizer.encode(world.edit(index).instruction),
+                var edit = Edit(instruction: dropInstruction ? [] : tokenizer.encode(edits.editInstruction(index)),
                                 keepSource: keepSource)
                 var length = Self.length(edit, imageLength: imageLength)
                 if used + length > t {
@@ -260,15 +281,12 @@ struct ImageCaptionPairs {
         imageBatch(try indices.map { try source.image($0) })
     }
 
-    /// Images (2N, 3, H, W) in [-1, 1] of edit triplets `indices` of `source` (a ShapesWorld):
-    /// source, target, source, ….
-    func editImages(_ source: any CaptionedImages, _ indices: [Int]) -> Tensor {
-        let world = Self.shapes(source)
-        return imageBatch(indices.flatMap { i in
-            let edit = world.edit(i)
-            return [edit.source, edit.target].map {
-                Image(width: world.imageSize, height: world.imageSize, channels: 3, pixels: $0.render(imageSize: world.imageSize))
-            }
+    /// Images (2N, 3, H, W) in [-1, 1] of edit triplets `indices` of `source`: source, target, source, ….
+    func editImages(_ source: any CaptionedImages, _ indices: [Int]) throws -> Tensor {
+        let edits = Self.editing(source)
+        return imageBatch(try indices.flatMap { i -> [Image] in
+            let (a, b) = try edits.editImages(i)
+            return [a, b]
         })
     }
 

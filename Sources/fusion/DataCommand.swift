@@ -38,14 +38,16 @@ struct DataCommand: ParsableCommand {
             discussion: "Example:\n  fusion data textures --out data/textures --count 1000 --seed 0")
         @Option(help: "Output folder.") var out: String
         @Option(parsing: .unconditional, help: "Number of examples.") var count = 1000
+        @Option(parsing: .unconditional, help: "Edit triplets (recolourings) written beside them.") var edits = 0
         @Option(parsing: .unconditional, help: "Generator seed.") var seed: UInt64 = 0
         func run() throws {
             try reportingErrors("data textures") {
                 try checkCount(count, flag: "--count")
-                let counter = CountProgress("image", total: count)
-                try Textures(seed: seed).writeFolder(examples: 0..<count, to: out) { counter.update($0) }
+                guard edits >= 0 else { throw ValidationError("--edits must be ≥ 0, got \(edits)") }
+                let counter = CountProgress("row", total: count + edits)
+                try Textures(seed: seed).writeFolder(examples: 0..<count, edits: 0..<edits, to: out) { counter.update($0) }
                 counter.finish()
-                print("wrote \(count) images and metadata.jsonl to \(out)")
+                print("wrote \(count) images\(edits > 0 ? ", \(edits) edit triplets" : "") and metadata.jsonl to \(out)")
             }
         }
     }

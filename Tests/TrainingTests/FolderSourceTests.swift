@@ -80,12 +80,53 @@ private func folderRecipe(_ kind: String, overrides: [String] = []) throws -> Re
     }
 
     @Test func whatNeedsShapesWorldTruthIsRefusedByKey() throws {
-        for key in ["eval.shapes_eval=8", "eval.speech=2", "eval.edits=4", "data.edit_fraction=0.2", "data.speech_fraction=0.1"] {
+        for key in ["eval.shapes_eval=8", "eval.speech=2", "eval.edits=4", "data.speech_fraction=0.1"] {
             let recipe = try folderRecipe("chameleon", overrides: [key])
             let error = #expect(throws: RecipeError.self) { try ChameleonTask(recipe: recipe, run: scratchRun()) }
             let path = String(key.split(separator: "=")[0])
             #expect(error?.description.contains(path) == true && error?.description.contains("data.source folder") == true,
                     "\(key): \(String(describing: error))")
+        }
+    }
+
+    @Test func aFolderWithEditRowsMixesEditsIntoBothFamilies() throws {
+        // Without edit rows, edits are refused by key.
+        let none = #expect(throws: RecipeError.self) {
+            try TransfusionTask(recipe: try folderRecipe("transfusion", overrides: ["data.edit_fraction=0.3"]), run: scratchRun())
+        }
+        #expect(none?.description.contains("data.edit_fraction") == true && none?.description.contains("0 training and 0 held-out edit rows") == true,
+                "\(String(describing: none))")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-tex-edits-\(UUID().uuidString)").path
+        let textures = Textures(seed: 12)
+        try textures.writeFolder(examples: 0..<120, edits: 0..<80, to: folder)
+        let train = try FolderImageCaptions(folder: folder, imageSize: 32, split: .train)
+        let held = try FolderImageCaptions(folder: folder, imageSize: 32, split: .heldOut)
+        #expect(train.edits.count + held.edits.count == 80 && !held.edits.isEmpty)
+        #expect(held.edits.allSatisfy { FolderImageCaptions.isHeldOut($0.sourceFile, fraction: 0.1) }, "edits split by their source")
+        for kind in ["transfusion", "chameleon"] {
+            let recipe = try folderRecipe(kind, overrides: ["data.path=\(folder)", "data.edit_fraction=0.3", "eval.documents=64"])
+            let docs: [ImageCaptionPairs.Document], heldDocs: [ImageCaptionPairs.Document], loss: LossResult, pairs: ImageCaptionPairs
+            if kind == "transfusion" {
+                let task = try TransfusionTask(recipe: recipe, run: scratchRun())
+                pairs = task.pairs
+                docs = try task.batch(task.world, firstRow: 0, rows: 16, rng: RNG(seed: 1), training: true).documents
+                heldDocs = try task.heldOutBatches().flatMap(\.documents)
+                loss = try task.loss(microBatch: 0, rng: RNG(seed: 1))
+            } else {
+                let task = try ChameleonTask(recipe: recipe, run: scratchRun())
+                pairs = task.pairs
+                docs = try task.batch(task.world, firstRow: 0, rows: 16, rng: RNG(seed: 1), training: true).documents
+                heldDocs = try task.heldOutBatches().flatMap(\.documents)
+                loss = try task.loss(microBatch: 0, rng: RNG(seed: 1))
+            }
+            let edits = docs.filter { $0.edit != nil }
+            #expect(!edits.isEmpty && edits.allSatisfy { $0.index < train.edits.count }, "\(kind): training edits")
+            for doc in edits where !doc.edit!.instruction.isEmpty {
+                #expect(doc.edit!.instruction == pairs.tokenizer.encode(train.editInstruction(doc.index)))
+            }
+            let heldEdits = heldDocs.filter { $0.edit != nil }
+            #expect(!heldEdits.isEmpty && heldEdits.allSatisfy { $0.edit!.instruction == pairs.tokenizer.encode(held.editInstruction($0.index)) })
+            #expect(loss.total.item.isFinite, "\(kind)")
         }
     }
 
