@@ -25,7 +25,7 @@ struct ImageCaptionPairs {
     let corpus: TextCorpus?
 
     /// One document of a row: which example, its order, and its caption ids (empty when dropped);
-    /// for an edit document, `index` is the triplet's (`world.edit(index)`) and `edit` is set.
+    /// for an edit document, `index` is the triplet's (the source's ``EditTriplets``) and `edit` is set.
     struct Document {
         var index: Int
         var imageFirst: Bool
@@ -104,7 +104,7 @@ struct ImageCaptionPairs {
 
     /// The training and held-out examples of a recipe's data section: ShapesWorld worlds of the
     /// recipe's seed and of a held-out seed, or the two sides of a folder's split.
-    public static func sources(_ recipe: Recipe, task: String) throws -> (train: any CaptionedImages, heldOut: any CaptionedImages) {
+    static func sources(_ recipe: Recipe, task: String) throws -> (train: any CaptionedImages, heldOut: any CaptionedImages) {
         let d = recipe.data
         switch d.source {
         case "shapes":

@@ -90,7 +90,7 @@ private let packageRoot = FusionBinary.packageRoot
 
         let refused: [([String], String)] = [
             (["eval", "--checkpoint", run, "--suite", "shapes", "--cfg-sweep", "1,x"], "--cfg-sweep takes comma-separated scales"),
-            (["eval", "--checkpoint", run, "--suite", "captions", "--ceiling"], "--ceiling applies to --suite shapes and fd"),
+            (["eval", "--checkpoint", run, "--suite", "captions", "--ceiling"], "--ceiling applies to --suite shapes, fd and folder"),
             (["sample", "--checkpoint", run, "--prompt", "x", "--steps", "3"], "--sampler, --steps and --clip are diffusion settings"),
             (["sample", "--checkpoint", shapes, "--prompt", "x", "--top-k", "3"], "--temperature and --top-k sample image codes"),
             (["sample", "--checkpoint", run, "--prompt", "x", "--top-k", "-3"], "--top-k must be ≥ 0"),
