@@ -79,34 +79,63 @@ public struct FolderImageCaptions: CaptionedImages, EditTriplets {
     public var count: Int? { rows.count }
     public var editCount: Int? { edits.count }
 
+    /// Rows left out by `skipBad`, each as its error reads (file, line, reason).
+    public let skipped: [String]
+
     /// Reads `folder`'s metadata and keeps the image rows on `split`'s side of the rule with
-    /// `heldOut` (a fraction) of rows held out.
-    /// - Throws: ``FolderDatasetError`` naming the file and line: metadata problems, a pair that is
-    ///   not a `.png`, an empty caption, or no rows on this side of the split.
-    public init(folder: String, imageSize: Int, split: Split, heldOut: Double = 0.1) throws {
+    /// `heldOut` (a fraction) of rows held out (see ``init(dataset:split:heldOut:skipBad:)``).
+    public init(folder: String, imageSize: Int, split: Split, heldOut: Double = 0.1, skipBad: Bool = false) throws {
         let dataset = try FolderDataset(folder: folder, imageSize: imageSize)
-        try self.init(dataset: dataset, split: split, heldOut: heldOut)
+        try self.init(dataset: dataset, split: split, heldOut: heldOut, skipBad: skipBad)
     }
 
-    public init(dataset: FolderDataset, split: Split, heldOut: Double) throws {
+    /// The rows of `dataset` on `split`'s side, each checked now — a caption that is not empty, and
+    /// images that read — so that a bad row stops a run before it starts, not hours in.
+    /// - Throws: ``FolderDatasetError`` naming the file and line of the first bad row (with
+    ///   `skipBad`, bad rows are left out and listed in ``skipped`` instead), or when no image row
+    ///   falls on this side of the split.
+    public init(dataset: FolderDataset, split: Split, heldOut: Double, skipBad: Bool = false) throws {
         precondition(dataset.imageSize != nil, "FolderImageCaptions: the dataset needs an image size")
         let path = dataset.metadata.path
-        for pair in dataset.imagePairs where pair.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-            throw FolderDatasetError.badRow(path: path, line: pair.line, reason: "\(pair.fileName): empty \"text\" (a caption is needed)")
-        }
         guard !dataset.imagePairs.isEmpty else {
             throw FolderDatasetError.empty(path: path, reason: "no image rows ({\"file_name\": \"….png\", \"text\": \"…\"})")
         }
+        var skipped: [String] = []
+        func usable(line: Int, _ problem: () -> String?) throws -> Bool {
+            guard let reason = problem() else { return true }
+            let error = FolderDatasetError.badRow(path: path, line: line, reason: reason)
+            guard skipBad else { throw error }
+            skipped.append(error.description)
+            return false
+        }
+        func unreadable(_ names: String...) -> String? {
+            for name in names {
+                do { _ = try dataset.image(named: name) } catch { return "\(error)" }
+            }
+            return nil
+        }
+        let onSide = { (name: String) in Self.isHeldOut(name, fraction: heldOut) == (split == .heldOut) }
+        rows = try dataset.imagePairs.filter { pair in
+            guard onSide(pair.fileName) else { return false }
+            return try usable(line: pair.line) {
+                pair.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+                    ? "\(pair.fileName): empty \"text\" (a caption is needed)" : unreadable(pair.fileName)
+            }
+        }
+        edits = try dataset.edits.filter { edit in
+            guard onSide(edit.sourceFile) else { return false }
+            return try usable(line: edit.line) { unreadable(edit.sourceFile, edit.targetFile) }
+        }
         self.dataset = dataset
         self.split = split
-        rows = dataset.imagePairs.filter { Self.isHeldOut($0.fileName, fraction: heldOut) == (split == .heldOut) }
-        edits = dataset.edits.filter { Self.isHeldOut($0.sourceFile, fraction: heldOut) == (split == .heldOut) }
+        self.skipped = skipped
         guard !rows.isEmpty else {
             let total = dataset.imagePairs.count
             throw FolderDatasetError.empty(
                 path: path, reason: "none of its \(total) image rows fall on the \(split.rawValue) side of the split "
-                    + "(data.held_out \(heldOut): rows whose file-name hash mod 10000 is below \(Int(heldOut * 10_000)) are held out); "
-                    + (split == .heldOut ? "add images or raise data.held_out" : "lower data.held_out"))
+                    + "(data.held_out \(heldOut): rows whose file-name hash mod 10000 is below \(Int(heldOut * 10_000)) are held out)"
+                    + (skipped.isEmpty ? "; " + (split == .heldOut ? "add images or raise data.held_out" : "lower data.held_out")
+                                       : " and can be read (\(skipped.count) skipped)"))
         }
     }
 

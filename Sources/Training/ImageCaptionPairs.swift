@@ -111,8 +111,15 @@ struct ImageCaptionPairs {
             return (ShapesWorld(seed: recipe.seed, imageSize: d.imageSize), ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: d.imageSize))
         case "folder":
             let dataset = try FolderDataset(folder: d.path!, imageSize: d.imageSize)
-            return (try FolderImageCaptions(dataset: dataset, split: .train, heldOut: Double(d.heldOut)),
-                    try FolderImageCaptions(dataset: dataset, split: .heldOut, heldOut: Double(d.heldOut)))
+            let train = try FolderImageCaptions(dataset: dataset, split: .train, heldOut: Double(d.heldOut), skipBad: d.skipBad)
+            let heldOut = try FolderImageCaptions(dataset: dataset, split: .heldOut, heldOut: Double(d.heldOut), skipBad: d.skipBad)
+            let skipped = train.skipped + heldOut.skipped
+            if !skipped.isEmpty {
+                let lines = ["data: left out \(skipped.count) bad rows of \(dataset.metadata.path) (data.skip_bad):"]
+                    + skipped.prefix(5).map { "  " + $0 } + (skipped.count > 5 ? ["  … and \(skipped.count - 5) more"] : [])
+                FileHandle.standardError.write(Foundation.Data((lines.joined(separator: "\n") + "\n").utf8))
+            }
+            return (train, heldOut)
         default:
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
                                            message: "the \(task) task trains on 'shapes' or 'folder' (image–caption pairs), not '\(d.source)'")

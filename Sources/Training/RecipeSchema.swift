@@ -95,6 +95,7 @@ extension RecipeSchema {
             .optional("path", .string),  // required when source is folder: see `checkRules`
             .key("image_size", .int, 32, .positive),
             .key("held_out", .float, 0.1, .fraction),
+            .key("skip_bad", .bool, .bool(false)),
             .key("text", .strings, []),
             .key("text_fraction", .float, 0.0, .fraction),
             .optional("tokenizer", .string),

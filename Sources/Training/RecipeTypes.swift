@@ -114,6 +114,9 @@ public struct DataSection: Codable, Equatable, Sendable {
     /// Fraction of a folder's rows held out for evaluation, by a hash of the file name
     /// (``FolderImageCaptions``): every family and the image tokenizers split a folder alike.
     public var heldOut: Float = 0.1
+    /// Leave out a folder's bad rows (empty captions, images that do not read), reported at start,
+    /// instead of stopping at the first with its file and line.
+    public var skipBad = false
     /// Text corpus files (plain text, or JSONL with a "text" per line) mixed into an image–text
     /// recipe, and the fraction of training rows — so of positions — that are corpus text
     /// (TextCorpus.swift; ImageCaptionPairs+Corpus.swift).
@@ -152,7 +155,7 @@ public struct DataSection: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case source, path, tokenizer, pool
-        case heldOut = "held_out", text, textFraction = "text_fraction"
+        case heldOut = "held_out", text, textFraction = "text_fraction", skipBad = "skip_bad"
         case imageSize = "image_size", tokenizerVocab = "tokenizer_vocab", seqLen = "seq_len", docsPerRow = "docs_per_row"
         case editFraction = "edit_fraction", speechFraction = "speech_fraction", speechMix = "speech_mix"
         case speechWPM = "speech_wpm", audioPatches = "audio_patches", audioSampleRate = "audio_sample_rate"
@@ -179,6 +182,7 @@ public struct DataSection: Codable, Equatable, Sendable {
                   editFraction: try c.decodeIfPresent(Float.self, forKey: .editFraction) ?? 0)
         heldOut = try c.decodeIfPresent(Float.self, forKey: .heldOut) ?? 0.1
         text = try c.decodeIfPresent([String].self, forKey: .text) ?? []
+        skipBad = try c.decodeIfPresent(Bool.self, forKey: .skipBad) ?? false
         textFraction = try c.decodeIfPresent(Float.self, forKey: .textFraction) ?? 0
         // Written before speech documents existed: none.
         speechFraction = try c.decodeIfPresent(Float.self, forKey: .speechFraction) ?? 0

@@ -57,11 +57,18 @@ struct CaptionedImagesTests {
         let side: FolderImageCaptions.Split = FolderImageCaptions.isHeldOut("texture-000000.png", fraction: 0.1) ? .train : .heldOut
         let error = #expect(throws: FolderDatasetError.self) { try FolderImageCaptions(folder: folder, imageSize: 32, split: side) }
         #expect(error?.description.contains("none of its 1 image rows fall on the \(side.rawValue) side") == true, "\(String(describing: error))")
-        // A file that is not a PNG is named when it is read.
+        // A file that is not a PNG is named with its line before anything trains…
+        try "{\"file_name\": \"texture-000000.png\", \"text\": \"red dots on white\"}\n{\"file_name\": \"texture-000001.png\", \"text\": \"a\"}\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
         try Foundation.Data("not a png".utf8).write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent("texture-000000.png")))
-        let both = try FolderImageCaptions(folder: folder, imageSize: 32, split: .train, heldOut: 0)
-        let media = #expect(throws: MediaError.self) { try both.image(0) }
-        #expect(media?.description.hasPrefix("texture-000000.png") == true, "\(String(describing: media))")
+        let bad = #expect(throws: FolderDatasetError.self) { try FolderImageCaptions(folder: folder, imageSize: 32, split: .train, heldOut: 0) }
+        #expect(bad?.description.hasPrefix("\(path):1: texture-000000.png: ") == true, "\(String(describing: bad))")
+        // …or, with skipBad, left out and listed; empty captions likewise.
+        try "{\"file_name\": \"texture-000000.png\", \"text\": \"red dots on white\"}\n{\"file_name\": \"texture-000001.png\", \"text\": \" \"}\n{\"file_name\": \"texture-000002.png\", \"text\": \"ok\"}\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let kept = try FolderImageCaptions(folder: folder, imageSize: 32, split: .train, heldOut: 0, skipBad: true)
+        #expect(kept.rows.map(\.line) == [3] && kept.skipped.count == 2, "\(kept.skipped)")
+        #expect(kept.skipped[0].hasPrefix("\(path):1: texture-000000.png: ") && kept.skipped[1].hasPrefix("\(path):2: "))
     }
 
     @Test func indexPermutationsAreBijectionsThatChangeEachRound() {
