@@ -31,6 +31,8 @@ public final class ChameleonTask: TrainingTask {
     var codeCache: [Int: [Int32]] = [:]
     /// Code ids of training edit triplets by index: source then target.
     var editCodeCache: [Int: [Int32]] = [:]
+    /// Entries of each cache already in the run folder (EncodingCache).
+    var written = (codes: 0, edits: 0)
 
     /// What sampling needs to rebuild the model from a run.
     public struct Config: Codable {
@@ -93,6 +95,11 @@ public final class ChameleonTask: TrainingTask {
         }
         let (perRow, avg) = pairs.docsPerRow(imageLength: config.tokensPerImage)
         docsPerRow = perRow
+        if pairs.cachesTraining {                                    // what the run encoded before it stopped
+            codeCache = EncodingCache.load("codes", width: config.tokensPerImage, recipe: recipe, run: run)
+            editCodeCache = EncodingCache.load("edit-codes", width: 2 * config.tokensPerImage, recipe: recipe, run: run)
+            written = (codeCache.count, editCodeCache.count)
+        }
         flopsPerMicroBatch = chameleon.trainingFlops(tokens: recipe.train.batchSize * d.seqLen, attended: avg / 2)
     }
 
@@ -217,6 +224,15 @@ public final class ChameleonTask: TrainingTask {
     public var cacheBytes: Int {
         let image = 4 * chameleon.config.gridSize * chameleon.config.gridSize
         return pairs.poolCacheBytes(imageBytes: image) + pairs.heldOutCacheBytes(imageBytes: 0)
+    }
+
+    /// Keeps the training pool's codes in the run (EncodingCache), so a resume does not encode them again.
+    public func didSaveCheckpoint(step: Int, run: RunDirectory) throws {
+        guard pairs.cachesTraining else { return }
+        let per = chameleon.config.tokensPerImage
+        written.codes = try EncodingCache.save(codeCache, name: "codes", width: per, recipe: recipe, run: run, written: written.codes)
+        written.edits = try EncodingCache.save(editCodeCache, name: "edit-codes", width: 2 * per, recipe: recipe, run: run,
+                                               written: written.edits)
     }
 
     public func checkpointConfig() throws -> Foundation.Data {

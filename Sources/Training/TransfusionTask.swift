@@ -34,6 +34,8 @@ public final class TransfusionTask: TrainingTask {
     var latentCache: [Int: [Float]] = [:]
     /// Latents of training edit triplets by index: source then target (2·C·h·w values).
     var editLatentCache: [Int: [Float]] = [:]
+    /// Entries of each cache already in the run folder (EncodingCache).
+    var written = (latents: 0, edits: 0)
 
     /// What `fusion sample` / `caption` / `generate` need to rebuild the model from a run.
     public struct Config: Codable {
@@ -111,6 +113,12 @@ public final class TransfusionTask: TrainingTask {
         let textRows = Int(Double(images) * (avg - Double(config.patchesPerImage) - 2))
         // Speech documents trade an image for an audio span in a fraction of the documents (on average).
         let speech = Int((Double(images) * Double(d.speechFraction)).rounded())
+        if pairs.cachesTraining {                                    // what the run encoded before it stopped
+            let per = config.latentChannels * config.latentSize * config.latentSize
+            latentCache = EncodingCache.load("latents", width: per, recipe: recipe, run: run)
+            editLatentCache = EncodingCache.load("edit-latents", width: 2 * per, recipe: recipe, run: run)
+            written = (latentCache.count, editLatentCache.count)
+        }
         flopsPerMicroBatch = transfusion.trainingFlops(tokens: recipe.train.batchSize * d.seqLen, attended: avg / 2,
                                                        textRows: textRows, images: images - speech, audioSpans: speech)
     }
@@ -341,6 +349,15 @@ public final class TransfusionTask: TrainingTask {
         let c = transfusion.config, image = 4 * c.latentChannels * c.latentSize * c.latentSize
         // The held-out batches: clean or noised latents, their targets, and the rows' ids.
         return pairs.poolCacheBytes(imageBytes: image) + pairs.heldOutCacheBytes(imageBytes: 2 * image)
+    }
+
+    /// Keeps the training pool's latents in the run (EncodingCache), so a resume does not encode them again.
+    public func didSaveCheckpoint(step: Int, run: RunDirectory) throws {
+        guard pairs.cachesTraining else { return }
+        let c = transfusion.config, per = c.latentChannels * c.latentSize * c.latentSize
+        written.latents = try EncodingCache.save(latentCache, name: "latents", width: per, recipe: recipe, run: run, written: written.latents)
+        written.edits = try EncodingCache.save(editLatentCache, name: "edit-latents", width: 2 * per, recipe: recipe, run: run,
+                                               written: written.edits)
     }
 
     public func checkpointConfig() throws -> Foundation.Data {

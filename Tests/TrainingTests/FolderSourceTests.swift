@@ -89,6 +89,36 @@ private func folderRecipe(_ kind: String, overrides: [String] = []) throws -> Re
         }
     }
 
+    @Test func theEncodingsAreKeptInTheRunAndReadBackOnResume() throws {
+        for kind in ["transfusion", "chameleon"] {
+            let run = scratchRun()
+            let recipe = try folderRecipe(kind, overrides: ["train.steps=2", "train.checkpoint_every=2", "eval.every=0"])
+            let task: TrainingTask = kind == "transfusion" ? try TransfusionTask(recipe: recipe, run: run) : try ChameleonTask(recipe: recipe, run: run)
+            try Trainer(recipe: recipe, task: task, run: run).train(fresh: true)
+            let name = kind == "transfusion" ? "latents" : "codes"
+            #expect(FileManager.default.fileExists(atPath: run.url.appendingPathComponent("encoded-\(name).safetensors").path))
+            // A new task on the run starts with exactly what the first one encoded, which encoding afresh matches.
+            if kind == "transfusion" {
+                let (first, again) = (task as! TransfusionTask, try TransfusionTask(recipe: recipe, run: run))
+                #expect(!first.latentCache.isEmpty && again.latentCache == first.latentCache)
+                let i = first.latentCache.keys.min()!
+                // (Within rounding: a batch of one image runs other GEMM blocks than the chunk it was encoded in.)
+                let fresh = try again.latents(again.world, [i], cached: false).scalars
+                #expect(zip(fresh, again.latentCache[i]!).allSatisfy { abs($0 - $1) < 1e-4 })
+            } else {
+                let (first, again) = (task as! ChameleonTask, try ChameleonTask(recipe: recipe, run: run))
+                #expect(!first.codeCache.isEmpty && again.codeCache == first.codeCache)
+                let i = first.codeCache.keys.min()!
+                #expect(try again.codes(again.world, [i], cached: false)[0] == again.codeCache[i]!)
+            }
+            // Another data section does not read it.
+            var other = recipe
+            other.data.heldOut = 0.2
+            if kind == "transfusion" { #expect(try TransfusionTask(recipe: other, run: run).latentCache.isEmpty) }
+            else { #expect(try ChameleonTask(recipe: other, run: run).codeCache.isEmpty) }
+        }
+    }
+
     @Test func aFolderWithEditRowsMixesEditsIntoBothFamilies() throws {
         // Without edit rows, edits are refused by key.
         let none = #expect(throws: RecipeError.self) {
