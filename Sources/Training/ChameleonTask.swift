@@ -61,6 +61,7 @@ public final class ChameleonTask: TrainingTask {
         vq = try VQTokenizer.load(from: try ImageCaptionPairs.copyTokenizer(recipe: recipe, run: run, as: "vq.safetensors") {
             _ = try VQTokenizer.load(from: $0)
         })
+        try ImageCaptionPairs.checkImageSize(recipe, downsample: vq.config.downsample, what: "VQ tokenizer")
         let grid = vq.gridShape(height: d.imageSize, width: d.imageSize)
         var decoder = try Presets.decoder(recipe.model)
         if recipe.model.qkNorm == nil { decoder.qkNorm = true }          // Chameleon's stabiliser by default

@@ -126,6 +126,18 @@ struct ImageCaptionPairs {
         }
     }
 
+    /// Throws unless `data.image_size` divides by the image tokenizer's downsampling (`what`: "VAE"
+    /// or "VQ tokenizer"), naming the key and the tokenizer.
+    static func checkImageSize(_ recipe: Recipe, downsample: Int, what: String) throws {
+        let size = recipe.data.imageSize
+        guard size % downsample != 0 else { return }
+        let fits = [size - size % downsample, size - size % downsample + downsample].filter { $0 > 0 }
+        throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.image_size",
+                                       message: "\(size) does not divide by the \(what)'s downsampling \(downsample) "
+                                           + "(\(recipe.model.imageTokenizer ?? "the run's copy")): use "
+                                           + fits.map(String.init).joined(separator: " or ") + ", or a tokenizer trained at this size")
+    }
+
     /// What a folder source cannot train or score yet (speech, the ShapesWorld suites), each an
     /// error naming its key.
     static func checkFolderRecipe(_ recipe: Recipe, task: String) throws {

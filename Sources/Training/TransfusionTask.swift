@@ -65,6 +65,7 @@ public final class TransfusionTask: TrainingTask {
         vae = try Self.copyVAE(recipe: recipe, run: run)
         diffusion = try Self.diffusion(recipe.diffusion)
 
+        try ImageCaptionPairs.checkImageSize(recipe, downsample: vae.config.downsample, what: "VAE")
         let latent = vae.latentShape(height: d.imageSize, width: d.imageSize)      // [C, h, w]
         guard latent[1] == latent[2] else { throw RunError.io(recipe.model.imageTokenizer ?? "", "latents must be square") }
         guard let patchifier = TransfusionConfig.Patchifier(rawValue: recipe.model.patchifier),

@@ -89,6 +89,18 @@ private func folderRecipe(_ kind: String, overrides: [String] = []) throws -> Re
         }
     }
 
+    @Test func anImageSizeTheTokenizerCannotTakeIsARecipeError() throws {
+        // The folder reader makes any size; the image tokenizer must divide it (it used to trap).
+        for kind in ["transfusion", "chameleon"] {
+            let recipe = try folderRecipe(kind, overrides: ["data.image_size=30"])
+            let error = #expect(throws: RecipeError.self) {
+                _ = kind == "transfusion" ? try TransfusionTask(recipe: recipe, run: scratchRun()) as TrainingTask
+                                          : try ChameleonTask(recipe: recipe, run: scratchRun())
+            }
+            #expect(error?.description.contains("'data.image_size' 30 does not divide by the") == true, "\(String(describing: error))")
+        }
+    }
+
     @Test func theEncodingsAreKeptInTheRunAndReadBackOnResume() throws {
         for kind in ["transfusion", "chameleon"] {
             let run = scratchRun()
