@@ -71,6 +71,27 @@ struct CaptionedImagesTests {
         #expect(kept.skipped[0].hasPrefix("\(path):1: texture-000000.png: ") && kept.skipped[1].hasPrefix("\(path):2: "))
     }
 
+    @Test func everyPNGKindReadsAsAnRGBSquare() throws {
+        // The PNG variants of the fuzz seeds (gray 1- and 8-bit, gray+alpha 16-bit, palette with
+        // transparency, interlaced, RGB 16-bit, RGBA), each a row of one folder.
+        let seeds = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("fuzz/corpus/png")
+        let names = ["gray1.png", "gray8.png", "graya16.png", "palette-trns.png", "interlaced.png", "rgb16.png", "rgba8.png"]
+        let folder = temporaryFolder()
+        for name in names {
+            try FileManager.default.copyItem(at: seeds.appendingPathComponent(name), to: URL(fileURLWithPath: folder).appendingPathComponent(name))
+        }
+        try names.map { "{\"file_name\": \"\($0)\", \"text\": \"a \($0)\"}" }.joined(separator: "\n")
+            .write(toFile: (folder as NSString).appendingPathComponent("metadata.jsonl"), atomically: true, encoding: .utf8)
+        let all = try FolderImageCaptions(folder: folder, imageSize: 8, split: .train, heldOut: 0)
+        #expect(all.rows.count == names.count && all.skipped.isEmpty)
+        for i in 0..<names.count {
+            let image = try all.image(i)
+            #expect(image.width == 8 && image.height == 8 && image.channels == 3, "\(names[i])")
+            #expect(image.pixels.allSatisfy { $0 >= 0 && $0 <= 1 }, "\(names[i])")
+        }
+    }
+
     @Test func indexPermutationsAreBijectionsThatChangeEachRound() {
         for n in [1, 2, 3, 7, 100, 1000, 4097] {
             let p = IndexPermutation(n, seed: 9, round: 0)
