@@ -292,7 +292,7 @@ public final class ChameleonTask: TrainingTask {
         }
         if recipe.eval.shapesEval > 0 { metrics.merge(shapesEvalMetrics(count: recipe.eval.shapesEval)) { $1 } }
         if recipe.eval.edits > 0 && recipe.data.editFraction > 0 {
-            metrics.merge(EditEvalReport(checks: zip(0..<recipe.eval.edits, edits(count: recipe.eval.edits)).map {
+            metrics.merge(EditEvalReport(checks: zip(0..<recipe.eval.edits, try edits(count: recipe.eval.edits)).map {
                 EditEval(imageSize: recipe.data.imageSize).check(heldOutShapes.edit($0), image: $1)
             }).metrics()) { $1 }
         }
@@ -327,13 +327,12 @@ public final class ChameleonTask: TrainingTask {
 
     /// Edits of held-out triplets 0..<count (temperature 1, the recipe's top-k, CFG against the
     /// instruction dropped), triplet i drawing from `RNG(0xED17).split(i)` as the Transfusion task's.
-    func edits(count: Int) -> [Image] {
-        let base = RNG(seed: 0xED17), size = recipe.data.imageSize
-        return (0..<count).map { i in
-            let triplet = heldOutShapes.edit(i)
-            let source = Image(width: size, height: size, channels: 3, pixels: triplet.source.render(imageSize: size))
+    func edits(count: Int) throws -> [Image] {
+        let base = RNG(seed: 0xED17), triplets = ImageCaptionPairs.editing(heldOut)
+        return try (0..<count).map { i in
+            let source = try triplets.editImages(i).source
             let codes = withoutGrad { vq.encode(imageBatch([source])) }.intScalars
-            let ids = chameleon.sampleEdit(source: codes, instruction: tokenizer.encode(triplet.instruction), count: 1,
+            let ids = chameleon.sampleEdit(source: codes, instruction: tokenizer.encode(triplets.editInstruction(i)), count: 1,
                                            options: SamplingOptions(temperature: 1, topK: recipe.sample.topK),
                                            cfgScale: recipe.diffusion.cfg, rng: base.split(UInt64(i)))
             return Image(chw: withoutGrad { vq.decode(ids) })
@@ -350,13 +349,11 @@ public final class ChameleonTask: TrainingTask {
                                                   count: 1, options: speechSampling, cfgScale: 1, rng: r)
             return spoken.codec.patches(fromCodes: ids.reshaped([l])).reshaped([1, l, spoken.patchDim])
         }
-        if recipe.data.editFraction > 0 && heldOut is ShapesWorld {             // the grid renders ShapesWorld scenes
-            let size = recipe.data.imageSize
-            func render(_ scene: Scene) -> Image {
-                Image(width: size, height: size, channels: 3, pixels: scene.render(imageSize: size))
-            }
-            let cells = zip(0..<8, edits(count: 8)).flatMap { i, edited in
-                [render(heldOutShapes.edit(i).source), render(heldOutShapes.edit(i).target), edited]
+        if recipe.data.editFraction > 0 {
+            let triplets = ImageCaptionPairs.editing(heldOut), n = min(8, triplets.editCount ?? 8)
+            let cells = try zip(0..<n, edits(count: n)).flatMap { i, edited in
+                let (source, target) = try triplets.editImages(i)
+                return [source, target, edited]
             }
             try PNG.write(Image.grid(cells, columns: 3, padding: 2, background: 1),
                           to: dir.appendingPathComponent(String(format: "edits-step-%08d.png", step)).path)

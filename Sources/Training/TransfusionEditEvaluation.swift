@@ -123,9 +123,26 @@ extension TransfusionTask {
     }
 
     /// samples/edits-step-N.png: eight held-out triplets, one row each: source | target | instruction
-    /// edit | inversion edit; and edits-step-N.txt with the instructions.
+    /// edit | inversion edit (a folder's triplets: source | target | instruction edit, the inversion
+    /// method needing scene captions); and edits-step-N.txt with the instructions.
     func writeEditSamples(step: Int, to dir: URL) throws {
         let settings = editSettings(maxSteps: recipe.diffusion.sampleSteps)
+        guard heldOut is ShapesWorld else {
+            let edits = ImageCaptionPairs.editing(heldOut), base = RNG(seed: 0xED17)
+            var cells: [Image] = [], lines: [String] = []
+            for i in 0..<min(8, edits.editCount ?? 8) {
+                let (source, target) = try edits.editImages(i)
+                let instruction = edits.editInstruction(i)
+                cells += [source, target, evaluator.edit(source, method: .instruction, instruction: instruction, settings: settings,
+                                                         rng: base.split(UInt64(i)))]
+                lines.append("\(i): \(instruction)")
+            }
+            try PNG.write(Image.grid(cells, columns: 3, padding: 2, background: 1),
+                          to: dir.appendingPathComponent(String(format: "edits-step-%08d.png", step)).path)
+            try atomicWrite(Foundation.Data(("columns: source | target | instruction\n" + lines.joined(separator: "\n") + "\n").utf8),
+                            to: dir.appendingPathComponent(String(format: "edits-step-%08d.txt", step)))
+            return
+        }
         let edited = EditMethod.allCases.map { evaluator.edits(world: heldOutShapes, count: 8, method: $0, settings: settings, seed: 0xED17) }
         let (grid, text) = evaluator.editGrid(world: heldOutShapes, edited: edited)
         try PNG.write(grid, to: dir.appendingPathComponent(String(format: "edits-step-%08d.png", step)).path)

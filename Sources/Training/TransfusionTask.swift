@@ -442,7 +442,7 @@ public final class TransfusionTask: TrainingTask {
     /// held-out images next to their true captions. With ShapesWorld edit triplets in the mixture, also samples/edits-step-N.png (TransfusionEditEvaluation.swift);
     /// with speech documents, speech-step-N-K.wav and speech-step-N.txt (SpeechEvaluation.swift).
     public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? {
-        if recipe.data.editFraction > 0 && heldOut is ShapesWorld { try writeEditSamples(step: step, to: dir) }
+        if recipe.data.editFraction > 0 { try writeEditSamples(step: step, to: dir) }
         try writeSpeechSamples(step: step, to: dir, rng: rng)
         return try pairs.writeSamples(step: step, to: dir, sample: { i, prompt in
             let z = transfusion.sampleImages(prompt: prompt, count: 4, options: imageOptions, rng: rng.split(UInt64(i)))

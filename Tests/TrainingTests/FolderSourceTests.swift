@@ -148,19 +148,28 @@ private func folderRecipe(_ kind: String, overrides: [String] = []) throws -> Re
         for kind in ["transfusion", "chameleon"] {
             let recipe = try folderRecipe(kind, overrides: ["data.path=\(folder)", "data.edit_fraction=0.3", "eval.documents=64"])
             let docs: [ImageCaptionPairs.Document], heldDocs: [ImageCaptionPairs.Document], loss: LossResult, pairs: ImageCaptionPairs
+            let samples = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-edit-samples-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: samples, withIntermediateDirectories: true)
+            let task: TrainingTask
             if kind == "transfusion" {
-                let task = try TransfusionTask(recipe: recipe, run: scratchRun())
-                pairs = task.pairs
-                docs = try task.batch(task.world, firstRow: 0, rows: 16, rng: RNG(seed: 1), training: true).documents
-                heldDocs = try task.heldOutBatches().flatMap(\.documents)
-                loss = try task.loss(microBatch: 0, rng: RNG(seed: 1))
+                let t = try TransfusionTask(recipe: recipe, run: scratchRun())
+                task = t
+                pairs = t.pairs
+                docs = try t.batch(t.world, firstRow: 0, rows: 16, rng: RNG(seed: 1), training: true).documents
+                heldDocs = try t.heldOutBatches().flatMap(\.documents)
+                loss = try t.loss(microBatch: 0, rng: RNG(seed: 1))
             } else {
-                let task = try ChameleonTask(recipe: recipe, run: scratchRun())
-                pairs = task.pairs
-                docs = try task.batch(task.world, firstRow: 0, rows: 16, rng: RNG(seed: 1), training: true).documents
-                heldDocs = try task.heldOutBatches().flatMap(\.documents)
-                loss = try task.loss(microBatch: 0, rng: RNG(seed: 1))
+                let t = try ChameleonTask(recipe: recipe, run: scratchRun())
+                task = t
+                pairs = t.pairs
+                docs = try t.batch(t.world, firstRow: 0, rows: 16, rng: RNG(seed: 1), training: true).documents
+                heldDocs = try t.heldOutBatches().flatMap(\.documents)
+                loss = try t.loss(microBatch: 0, rng: RNG(seed: 1))
             }
+            // The sample grid shows held-out folder edits: source | target | the model's edit, a row each.
+            _ = try task.writeSamples(step: 1, to: samples, rng: RNG(seed: 0))
+            let grid = try PNG.read(samples.appendingPathComponent("edits-step-00000001.png").path)
+            #expect(grid.width == 3 * 32 + 4 * 2 && grid.height == min(8, held.edits.count) * 34 + 2, "\(kind): \(grid.width)×\(grid.height)")
             let edits = docs.filter { $0.edit != nil }
             #expect(!edits.isEmpty && edits.allSatisfy { $0.index < train.edits.count }, "\(kind): training edits")
             for doc in edits where !doc.edit!.instruction.isEmpty {
