@@ -34,7 +34,8 @@ public struct ImageTextEncoderConfig: Codable, Equatable, Sendable {
     }
 }
 
-/// Image tower: three 3×3 conv + ReLU + 2×2 average-pool stages (32 → 4) and a linear map to E;
+/// Image tower: the eval classifier's conv stages (``ShapesClassifier/trunk(_:_:_:_:)``, 32 → 4)
+/// and a linear map to E;
 /// text tower: token embeddings, a bidirectional transformer, the mean over the caption's
 /// positions and a linear map to E. Both outputs are L2-normalised. Trained with the symmetric
 /// InfoNCE loss of CLIP (Radford et al. 2021) at a fixed temperature.
@@ -77,11 +78,7 @@ public final class ImageTextEncoder: Module {
 
     /// Unit embeddings (N, E) of images (N, 3, S, S) in [-1, 1].
     public func imageEmbeddings(_ x: Tensor) -> Tensor {
-        var h = x.dim(2) == 64 ? x.avgPooled(2) : x
-        h = conv1(h).relu().avgPooled(2)
-        h = conv2(h).relu().avgPooled(2)
-        h = conv3(h).relu().avgPooled(2)
-        return Self.normalised(imageProjection(h.reshaped([x.dim(0), 4 * config.channels * 16])))
+        Self.normalised(imageProjection(ShapesClassifier.trunk(x, conv1, conv2, conv3)))
     }
 
     /// Unit embeddings (N, E) of captions (BPE ids, cut to L; an empty caption reads as one pad

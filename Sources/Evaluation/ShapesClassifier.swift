@@ -56,11 +56,23 @@ public final class ShapesClassifier: Module {
 
     /// Features (N, F) of images (N, 3, S, S) in [-1, 1].
     public func features(_ x: Tensor) -> Tensor {
+        fc(Self.trunk(x, conv1, conv2, conv3)).relu()                     // (N, F)
+    }
+
+    /// The conv stages this network and ImageTextEncoder share: a 64-pixel input average-pooled to
+    /// 32, then three 3×3 conv + ReLU + 2×2 average-pool stages (C, 2C, 4C channels), flattened:
+    /// (N, 3, S, S) → (N, 4C·16).
+    static func trunk(_ x: Tensor, _ conv1: Conv2d, _ conv2: Conv2d, _ conv3: Conv2d) -> Tensor {
         var h = x.dim(2) == 64 ? x.avgPooled(2) : x                      // (N, 3, 32, 32)
         h = conv1(h).relu().avgPooled(2)                                  // (N, C, 16, 16)
         h = conv2(h).relu().avgPooled(2)                                  // (N, 2C, 8, 8)
         h = conv3(h).relu().avgPooled(2)                                  // (N, 4C, 4, 4)
-        return fc(h.reshaped([x.dim(0), 4 * config.channels * 16])).relu() // (N, F)
+        return h.reshaped([x.dim(0), h.count / x.dim(0)])
+    }
+
+    /// Forward FLOPs of ``trunk(_:_:_:_:)`` per 32×32 image with base width `c` (2·in·out·9 per output pixel).
+    public static func trunkFlops(channels c: Double) -> Double {
+        2 * 9 * (3 * c * 1024 + c * 2 * c * 256 + 2 * c * 4 * c * 64)
     }
 
     /// Logits (N, 9·19 + 2).

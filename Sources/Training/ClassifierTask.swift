@@ -42,7 +42,7 @@ public final class ClassifierTask: TrainingTask {
         classifier = ShapesClassifier(config, rng: RNG(seed: recipe.seed).split(0xC1A5))
         // Conv FLOPs at 32×32 (2·in·out·9 per output pixel), the linear layers, ×3 for training.
         let c = Double(config.channels), f = Double(config.features)
-        let forward = 2 * 9 * (3 * c * 1024 + c * 2 * c * 256 + 2 * c * 4 * c * 64) + 2 * (4 * c * 16 * f + f * 173)
+        let forward = ShapesClassifier.trunkFlops(channels: c) + 2 * (4 * c * 16 * f + f * 173)
         flopsPerMicroBatch = 3 * forward * Double(recipe.train.batchSize)
     }
 

@@ -39,8 +39,7 @@ public final class ContrastiveTask: TrainingTask {
         }
         (train, heldOut) = try ImageCaptionPairs.sources(recipe, task: "clip")
         try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
-        let captions = (train as? ShapesWorld).map(LMTask.shapesCorpus) ?? (0..<(train.count ?? 0)).map(train.caption)
-        tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: captions)
+        tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: ImageCaptionPairs.captions(train))
         let text = try Presets.decoder(recipe.model)
         let config = ImageTextEncoderConfig(imageSize: d.imageSize, embedding: recipe.model.dim ?? 64,
                                             vocab: recipe.model.vocabSize ?? tokenizer.vocabSize, text: text,
@@ -48,7 +47,7 @@ public final class ContrastiveTask: TrainingTask {
         encoder = ImageTextEncoder(config, rng: RNG(seed: recipe.seed).split(0xC11F))
         // Convs at 32×32, the image projection, and the text tower over L positions; ×3 for training.
         let c = Double(config.channels), b = Double(recipe.train.batchSize)
-        let image = 2 * 9 * (3 * c * 1024 + c * 2 * c * 256 + 2 * c * 4 * c * 64) + 2 * 4 * c * 16 * Double(config.embedding)
+        let image = ShapesClassifier.trunkFlops(channels: c) + 2 * 4 * c * 16 * Double(config.embedding)
         flopsPerMicroBatch = 3 * b * image + text.trainingFlops(tokens: recipe.train.batchSize * config.contextLength,
                                                                 attended: Double(config.contextLength))
     }

@@ -84,8 +84,8 @@ struct ImageCaptionPairs {
                                                + "\(held.edits.count) held-out edit rows (source_file, instruction, target_file; "
                                                + "split by source_file); edits need both, or use 0")
         }
-        let captions = (world as? ShapesWorld).map(LMTask.shapesCorpus) ?? (0..<(world.count ?? 0)).map(world.caption)
-        tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: captions + (try Self.corpusSample(corpus)))
+        // The corpus is made only when the run has no tokenizer yet (the argument is an autoclosure).
+        tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: Self.captions(world) + (try Self.corpusSample(corpus)))
         if d.speechFraction > 0 {
             guard d.speechMix.count == SpeechKind.allCases.count, d.speechMix.reduce(0, +) > 0 else {
                 throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.speech_mix",
@@ -124,6 +124,12 @@ struct ImageCaptionPairs {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
                                            message: "the \(task) task trains on 'shapes' or 'folder' (image–caption pairs), not '\(d.source)'")
         }
+    }
+
+    /// The text a BPE for `source` is trained on: ShapesWorld's captions, questions and answers
+    /// (``LMTask/shapesCorpus(_:)``), or every caption of a finite source.
+    static func captions(_ source: any CaptionedImages) -> [String] {
+        (source as? ShapesWorld).map(LMTask.shapesCorpus) ?? (0..<(source.count ?? 0)).map(source.caption)
     }
 
     /// Throws unless `data.image_size` divides by the image tokenizer's downsampling (`what`: "VAE"
