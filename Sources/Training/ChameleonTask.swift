@@ -180,11 +180,13 @@ public final class ChameleonTask: TrainingTask {
             try pairs.documents(world, row: firstRow + r, perRow: docsPerRow, imageLength: chameleon.config.tokensPerImage,
                             training: training, rng: rng)
         }
-        return try batch(world, rows: taken, cached: training && pairs.cachesTraining)
+        return try batch(world, rows: taken, cached: training && pairs.cachesTraining, side: training ? .train : .heldOut)
     }
 
-    /// `rows` of documents of `world` laid out as token sequences and packed.
-    func batch(_ world: any CaptionedImages, rows taken: [[ImageCaptionPairs.Document]], cached: Bool) throws -> Batch {
+    /// `rows` of documents of `world` laid out as token sequences and packed; speech documents read
+    /// `side`'s utterances.
+    func batch(_ world: any CaptionedImages, rows taken: [[ImageCaptionPairs.Document]], cached: Bool,
+               side: ImageCaptionPairs.Side) throws -> Batch {
         let t = recipe.data.seqLen
         var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], docs: [[Int32]] = []
         var documents: [ImageCaptionPairs.Document] = [], documentOf: [Int] = []
@@ -192,7 +194,9 @@ public final class ChameleonTask: TrainingTask {
         for picked in taken {
             var plain = try codes(world, picked.filter { $0.edit == nil && $0.hasImage }.map(\.index), cached: cached)[...]
             var edits = try editCodes(world, picked.filter { $0.edit != nil }.map(\.index), cached: cached)[...]
-            var speech = try pairs.spoken?.codes(ImageCaptionPairs.shapes(world), picked.filter { $0.speech != nil }.map(\.index), cached: cached)[...] ?? []
+            let speaking = picked.filter { $0.speech != nil }.map(\.index)
+            var speech = try speaking.isEmpty ? [] : pairs.spoken!.codes(pairs.speechSource(side), speaking,
+                                                                         cached: side == .train && pairs.cachesSpeech)[...]
             let seqs = picked.map { p in
                 sequence(p, codes: p.edit != nil ? edits.removeFirst() : p.hasImage ? plain.removeFirst() : [],
                          speech: p.speech != nil ? speech.removeFirst() : [])
@@ -254,7 +258,7 @@ public final class ChameleonTask: TrainingTask {
         let rows = pairs.heldOutRows(count: recipe.eval.documents, imageLength: c.tokensPerImage, audioLength: c.audioLength)
             + (try pairs.heldOutCorpusRows(count: recipe.eval.textChunks))
         heldOutCache = try stride(from: 0, to: rows.count, by: b).map {
-            try batch(heldOut, rows: Array(rows[$0..<min($0 + b, rows.count)]), cached: false)
+            try batch(heldOut, rows: Array(rows[$0..<min($0 + b, rows.count)]), cached: false, side: .heldOut)
         }
         return heldOutCache!
     }
@@ -305,7 +309,7 @@ public final class ChameleonTask: TrainingTask {
     /// Speech scored on held-out spoken captions (nil without speech documents).
     var speechEvaluation: SpeechEvaluation? {
         pairs.spoken.map {
-            SpeechEvaluation(chameleon: chameleon, tokenizer: tokenizer, spoken: $0, heldOut: heldOutShapes, options: speechSampling,
+            SpeechEvaluation(chameleon: chameleon, tokenizer: tokenizer, spoken: $0, heldOut: pairs.speechSource(.heldOut), options: speechSampling,
                              cfgScale: recipe.diffusion.cfg, maxTokens: recipe.sample.maxTokens)
         }
     }
@@ -343,12 +347,13 @@ public final class ChameleonTask: TrainingTask {
     /// step-N.txt (greedy captions of held-out images beside the truth); with edit triplets in the
     /// mixture also edits-step-N.png (source | target | edit, eight held-out triplets).
     public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? {
-        try speechEvaluation?.writeSamples(step: step, to: dir, rng: rng) { r in
+        func describe(_ r: RNG) throws -> Tensor {
             let l = chameleon.config.audioLength, spoken = pairs.spoken!
             let ids = chameleon.sampleSpeechCodes(prompt: [SpecialTokens.bos] + chameleon.imageTokens(codes: try codes(heldOut, [0], cached: false)[0]),
                                                   count: 1, options: speechSampling, cfgScale: 1, rng: r)
             return spoken.codec.patches(fromCodes: ids.reshaped([l])).reshaped([1, l, spoken.patchDim])
         }
+        try speechEvaluation?.writeSamples(step: step, to: dir, rng: rng, describe: pairs.describesImages ? describe : nil)
         if recipe.data.editFraction > 0 {
             let triplets = ImageCaptionPairs.editing(heldOut), n = min(8, triplets.editCount ?? 8)
             let cells = try zip(0..<n, edits(count: n)).flatMap { i, edited in

@@ -20,10 +20,12 @@ extension ImageCaptionPairs {
             return Document(index: e, imageFirst: false, caption: [],
                             edit: Edit(instruction: tokenizer.encode(edits.editInstruction(e)), keepSource: true))
         }
-        if spoken != nil && d.speechFraction > 0 && rng.nextFloat() < d.speechFraction {
+        if speech != nil && d.speechFraction > 0 && rng.nextFloat() < d.speechFraction {
             let kind = Self.speechKind(weights: d.speechMix, rng: rng)
-            return Document(index: j, imageFirst: kind == .fromImage,
-                            caption: kind == .fromImage ? [] : tokenizer.encode(SpokenCaptions.text(Self.shapes(heldOut), j)), speech: kind)
+            let utterance = speechIndex(.heldOut, document: j, index: j)     // a folder's fewer recordings repeat in turn
+            return Document(index: utterance, imageFirst: kind == .fromImage,
+                            caption: kind == .fromImage ? [] : tokenizer.encode(speechSource(.heldOut).transcript(utterance)),
+                            speech: kind)
         }
         return Document(index: j, imageFirst: rng.nextFloat() < recipe.diffusion.imageFirst,
                         caption: tokenizer.encode(heldOut.caption(j)))

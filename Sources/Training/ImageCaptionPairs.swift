@@ -19,8 +19,11 @@ struct ImageCaptionPairs {
     /// Held-out examples: a ShapesWorld of its own seed, or a folder's held-out rows.
     let heldOut: any CaptionedImages
     let tokenizer: BPETokenizer
-    /// Spoken captions and the run's audio codec, when the mixture has speech documents.
+    /// The run's audio codec and speech spans, when the mixture has speech documents.
     let spoken: SpokenCaptions?
+    /// The utterances speech documents read, training and held-out: ShapesWorld captions spoken by
+    /// espeak-ng, or the two sides of `data.speech`'s split; nil without speech documents.
+    let speech: (train: any SpokenTexts, heldOut: any SpokenTexts)?
     /// The `data.text` corpus whose chunks fill `data.text_fraction` of the rows (CorpusRows.swift).
     let corpus: TextCorpus?
 
@@ -31,7 +34,8 @@ struct ImageCaptionPairs {
         var imageFirst: Bool
         var caption: [Int32]
         var edit: Edit? = nil
-        /// Set for a speech document; `caption` then holds the spoken words (empty when dropped).
+        /// Set for a speech document; `caption` then holds the spoken words (empty when dropped) and
+        /// `index` is the utterance's (``speechIndex(_:document:index:)``).
         var speech: SpeechKind? = nil
         /// Set for corpus text (`BOS text [EOS]`); `caption` then holds the text and `index` its chunk.
         var corpus: Corpus? = nil
@@ -84,23 +88,81 @@ struct ImageCaptionPairs {
                                                + "\(held.edits.count) held-out edit rows (source_file, instruction, target_file; "
                                                + "split by source_file); edits need both, or use 0")
         }
-        // The corpus is made only when the run has no tokenizer yet (the argument is an autoclosure).
-        tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: Self.captions(world) + (try Self.corpusSample(corpus)))
-        if d.speechFraction > 0 {
-            guard d.speechMix.count == SpeechKind.allCases.count, d.speechMix.reduce(0, +) > 0 else {
-                throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.speech_mix",
-                                               message: "needs 3 weights (caption → speech, speech → caption, image → speech) "
-                                                   + "that are not all 0, got \(d.speechMix)")
-            }
-            guard Speech.espeak != nil else {
-                throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.speech_fraction",
-                                               message: "\(SpeechError.espeakMissing)")
-            }
-            spoken = try SpokenCaptions(recipe: recipe, run: run, world: Self.shapes(world), quantized: quantizedSpeech)
-        } else {
-            spoken = nil
-        }
+        let speech = try Self.speechSources(recipe, world: world, heldOut: heldOut)
+        self.speech = speech
+        // The corpus is made only when the run has no tokenizer yet (the argument is an autoclosure):
+        // the captions, a folder's training transcripts, a sample of the text corpus.
+        tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: Self.captions(world) + Self.transcripts(speech?.train)
+                                             + (try Self.corpusSample(corpus)))
+        spoken = try speech.map { try SpokenCaptions(recipe: recipe, run: run, source: $0.train, quantized: quantizedSpeech) }
     }
+
+    /// The utterances of a recipe's speech documents (nil when `data.speech_fraction` is 0): the
+    /// two sides of the `data.speech` folder's split (its `.wav` rows, split like images), or
+    /// ShapesWorld's captions of `world` and `heldOut` spoken by espeak-ng.
+    static func speechSources(_ recipe: Recipe, world: any CaptionedImages, heldOut: any CaptionedImages) throws
+        -> (train: any SpokenTexts, heldOut: any SpokenTexts)? {
+        let d = recipe.data
+        func error(_ key: String, _ message: String) -> RecipeError {
+            .invalidValue(.init(file: "recipe '\(recipe.name)'"), path: key, message: message)
+        }
+        guard d.speechFraction > 0 else {
+            if let folder = d.speech {
+                throw error("data.speech", "names recordings (\(folder)), but data.speech_fraction is 0: say which fraction of "
+                            + "the documents are speech")
+            }
+            return nil
+        }
+        guard d.speechMix.count == SpeechKind.allCases.count, d.speechMix.reduce(0, +) > 0 else {
+            throw error("data.speech_mix", "needs 3 weights (caption → speech, speech → caption, image → speech) "
+                        + "that are not all 0, got \(d.speechMix)")
+        }
+        if let folder = d.speech {
+            guard d.speechMix[SpeechKind.fromImage.rawValue] == 0 else {
+                throw error("data.speech_mix", "image → speech needs a recording of each image's description, which "
+                            + "\(folder) does not pair; use [\(d.speechMix[0]), \(d.speechMix[1]), 0]")
+            }
+            let dataset = try FolderDataset(folder: folder)
+            let train = try FolderSpeech(dataset: dataset, split: .train, heldOut: Double(d.heldOut), skipBad: d.skipBad)
+            let held = try FolderSpeech(dataset: dataset, split: .heldOut, heldOut: Double(d.heldOut), skipBad: d.skipBad)
+            let skipped = train.skipped + held.skipped
+            if !skipped.isEmpty {
+                let lines = ["data: left out \(skipped.count) bad rows of \(dataset.metadata.path) (data.skip_bad):"]
+                    + skipped.prefix(5).map { "  " + $0 } + (skipped.count > 5 ? ["  … and \(skipped.count - 5) more"] : [])
+                FileHandle.standardError.write(Foundation.Data((lines.joined(separator: "\n") + "\n").utf8))
+            }
+            return (train, held)
+        }
+        guard let train = world as? ShapesWorld, let held = heldOut as? ShapesWorld else {
+            throw error("data.speech_fraction", "with data.source \(d.source), speech documents need recordings: add "
+                        + "'speech: DIR' under 'data:' (a folder of .wav files with their transcripts), or use 0")
+        }
+        guard Speech.espeak != nil else { throw error("data.speech_fraction", "\(SpeechError.espeakMissing)") }
+        return (ShapesSpeech(world: train, wordsPerMinute: d.speechWPM), ShapesSpeech(world: held, wordsPerMinute: d.speechWPM))
+    }
+
+    /// A side of the data: what a task is training on, or what it is scored on.
+    enum Side { case train, heldOut }
+
+    /// The utterances speech documents of `side` read (the mixture has speech documents).
+    func speechSource(_ side: Side) -> any SpokenTexts {
+        guard let speech else { preconditionFailure("ImageCaptionPairs: no speech documents in this recipe") }
+        return side == .train ? speech.train : speech.heldOut
+    }
+
+    /// The utterance speech document number `n` of `side` reads: `index` (the document's example)
+    /// from ShapesWorld, whose utterance `i` describes image `i`; from a folder's training
+    /// recordings epoch after epoch in a fresh order each (as images), its held-out ones in turn.
+    func speechIndex(_ side: Side, document n: Int, index: Int) -> Int {
+        guard let count = speechSource(side).count else { return index }
+        return side == .train ? IndexPermutation(count, seed: recipe.seed ^ 0x5BEE, round: n / count)(n % count) : n % count
+    }
+
+    /// Whether the run trains image → speech documents (an image described aloud).
+    var describesImages: Bool { speech != nil && recipe.data.speechMix[SpeechKind.fromImage.rawValue] > 0 }
+
+    /// Whether training speech patches are encoded once and kept: a finite pool or recordings.
+    var cachesSpeech: Bool { recipe.data.pool > 0 || speech?.train.count != nil }
 
     /// The training and held-out examples of a recipe's data section: ShapesWorld worlds of the
     /// recipe's seed and of a held-out seed, or the two sides of a folder's split.
@@ -132,6 +194,13 @@ struct ImageCaptionPairs {
         (source as? ShapesWorld).map(LMTask.shapesCorpus) ?? (0..<(source.count ?? 0)).map(source.caption)
     }
 
+    /// The training transcripts of a folder's recordings, for the BPE (none from a generator, whose
+    /// words the captions already hold).
+    static func transcripts(_ source: (any SpokenTexts)?) -> [String] {
+        guard let source, let count = source.count else { return [] }
+        return (0..<count).map(source.transcript)
+    }
+
     /// Throws unless `data.image_size` divides by the image tokenizer's downsampling (`what`: "VAE"
     /// or "VQ tokenizer"), naming the key and the tokenizer.
     static func checkImageSize(_ recipe: Recipe, downsample: Int, what: String) throws {
@@ -144,14 +213,11 @@ struct ImageCaptionPairs {
                                            + fits.map(String.init).joined(separator: " or ") + ", or a tokenizer trained at this size")
     }
 
-    /// What a folder source cannot train or score yet (speech, the ShapesWorld suites), each an
-    /// error naming its key.
+    /// What a folder source cannot score (the ShapesWorld suites), each an error naming its key.
     static func checkFolderRecipe(_ recipe: Recipe, task: String) throws {
         let unsupported: [(String, Bool, String)] = [
-            ("data.speech_fraction", recipe.data.speechFraction > 0, "spoken captions come from ShapesWorld in this build; use 0"),
             ("eval.shapes_eval", recipe.eval.shapesEval > 0, "ShapesEval scores ShapesWorld prompts, which a folder has no truth for; use 0"),
             ("eval.edits", recipe.eval.edits > 0, "the edit suite scores ShapesWorld triplets; use 0"),
-            ("eval.speech", recipe.eval.speech > 0, "the speech suite scores ShapesWorld speech; use 0"),
         ]
         if let (path, _, message) = unsupported.first(where: { $0.1 }) {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: path,
@@ -159,11 +225,11 @@ struct ImageCaptionPairs {
         }
     }
 
-    /// The ShapesWorld behind `source`, for what only ShapesWorld has (spoken captions, edits
-    /// with their scenes); the initialiser refuses those parts of a recipe for any other source.
+    /// The ShapesWorld behind `source`, for what only ShapesWorld has (edits with their scenes);
+    /// the initialiser refuses those parts of a recipe for any other source.
     static func shapes(_ source: any CaptionedImages) -> ShapesWorld {
         guard let world = source as? ShapesWorld else {
-            preconditionFailure("ImageCaptionPairs: speech and the edit suites need a ShapesWorld source (checked at start)")
+            preconditionFailure("ImageCaptionPairs: the ShapesWorld suites need a ShapesWorld source (checked at start)")
         }
         return world
     }
@@ -263,8 +329,10 @@ struct ImageCaptionPairs {
             if let spoken, recipe.data.speechFraction > 0 && rng.nextFloat() < recipe.data.speechFraction {
                 let kind = Self.speechKind(weights: recipe.data.speechMix, rng: rng)
                 let drop = kind == .fromImage || (kind == .fromCaption && rng.nextFloat() < mix.captionDropout)
-                let words = drop ? [] : tokenizer.encode(SpokenCaptions.text(Self.shapes(source), index))
-                var doc = Document(index: index, imageFirst: kind == .fromImage, caption: words, speech: kind)
+                let side: Side = training ? .train : .heldOut
+                let utterance = speechIndex(side, document: row * perRow + k, index: index)
+                let words = drop ? [] : tokenizer.encode(speechSource(side).transcript(utterance))
+                var doc = Document(index: utterance, imageFirst: kind == .fromImage, caption: words, speech: kind)
                 var length = Self.length(kind, words: words.count, imageLength: imageLength, audioLength: spoken.length)
                 if used + length > t {
                     guard out.isEmpty else { break }
@@ -316,16 +384,18 @@ struct ImageCaptionPairs {
     }
 
     /// The most bytes the training pool's caches reach: `imageBytes` per image (latents or
-    /// codes) for every pool index (every training row of a folder), twice that per edit triplet when edits are mixed in, and the
-    /// speech patches of every pool index when speech is. A cached entry also costs its array and
-    /// dictionary slot (about 80 bytes).
+    /// codes) for every pool index (every training row of a folder), twice that per edit triplet
+    /// when edits are mixed in, and the speech patches of every cached utterance (each pool index
+    /// of ShapesWorld's, every training recording of a folder's). A cached entry also costs its
+    /// array and dictionary slot (about 80 bytes).
     func poolCacheBytes(imageBytes: Int) -> Int {
         let entry = 80
         let pool = recipe.data.pool > 0 ? min(recipe.data.pool, world.count ?? .max) : world.count ?? 0
-        guard pool > 0 else { return 0 }
         var bytes = pool * (imageBytes + entry)
         if recipe.data.editFraction > 0 { bytes += pool * (2 * imageBytes + entry) }
-        if let spoken, recipe.data.speechFraction > 0 { bytes += pool * (4 * spoken.length * spoken.patchDim + entry) }
+        if let spoken, let speech {
+            bytes += (speech.train.count ?? pool) * (4 * spoken.length * spoken.patchDim + entry)
+        }
         return bytes
     }
 

@@ -104,6 +104,7 @@ extension RecipeSchema {
             .key("pool", .int, 0, .nonNegative),
             .key("docs_per_row", .int, 0, .nonNegative),
             .key("edit_fraction", .float, 0.0, .fraction),
+            .optional("speech", .string),
             .key("speech_fraction", .float, 0.0, .fraction),
             .key("speech_mix", .ints, .ints([1, 1, 1]), .nonNegative),
             .key("speech_wpm", .int, 200, .positive),

@@ -136,9 +136,13 @@ public struct DataSection: Codable, Equatable, Sendable {
     /// Fraction of Transfusion documents that are ShapesWorld edit triplets
     /// (`BOS BOI [source] EOI instruction BOI [target] EOI EOS`); the rest are caption/image pairs.
     public var editFraction: Float
-    /// Fraction of mixed-modal documents that are speech documents (spoken captions by espeak-ng);
-    /// `speechMix` weighs their kinds: caption → speech, speech → caption, image → speech.
+    /// Fraction of mixed-modal documents that are speech documents (ShapesWorld captions spoken by
+    /// espeak-ng, or the recordings of `speech`); `speechMix` weighs their kinds: caption → speech,
+    /// speech → caption, image → speech.
     public var speechFraction: Float = 0
+    /// A folder of recordings (`.wav` rows with their transcripts in `metadata.jsonl`) that speech
+    /// documents read instead of espeak-ng's ShapesWorld captions; split like images (`held_out`).
+    public var speech: String?
     public var speechMix: [Int] = [1, 1, 1]
     /// espeak-ng's speaking rate, words per minute.
     public var speechWPM: Int = 200
@@ -157,7 +161,7 @@ public struct DataSection: Codable, Equatable, Sendable {
         case source, path, tokenizer, pool
         case heldOut = "held_out", text, textFraction = "text_fraction", skipBad = "skip_bad"
         case imageSize = "image_size", tokenizerVocab = "tokenizer_vocab", seqLen = "seq_len", docsPerRow = "docs_per_row"
-        case editFraction = "edit_fraction", speechFraction = "speech_fraction", speechMix = "speech_mix"
+        case editFraction = "edit_fraction", speech, speechFraction = "speech_fraction", speechMix = "speech_mix"
         case speechWPM = "speech_wpm", audioPatches = "audio_patches", audioSampleRate = "audio_sample_rate"
         case audioFFT = "audio_fft", audioHop = "audio_hop", audioMels = "audio_mels"
         case audioFramesPerPatch = "audio_frames_per_patch", audioCodebook = "audio_codebook"
@@ -186,6 +190,7 @@ public struct DataSection: Codable, Equatable, Sendable {
         textFraction = try c.decodeIfPresent(Float.self, forKey: .textFraction) ?? 0
         // Written before speech documents existed: none.
         speechFraction = try c.decodeIfPresent(Float.self, forKey: .speechFraction) ?? 0
+        speech = try c.decodeIfPresent(String.self, forKey: .speech)
         speechMix = try c.decodeIfPresent([Int].self, forKey: .speechMix) ?? [1, 1, 1]
         speechWPM = try c.decodeIfPresent(Int.self, forKey: .speechWPM) ?? 200
         audioPatches = try c.decodeIfPresent(Int.self, forKey: .audioPatches) ?? 40

@@ -21,8 +21,10 @@ public struct SpeakingRun {
     let speakIDs: ([Int32], RNG) -> Tensor
     /// Speech describing an image (3, H, W in [-1, 1] as a batch of one), patches (1, L, D).
     let describe: (Tensor, RNG) -> Tensor
-    let makeEvaluation: (ShapesWorld) -> SpeechEvaluation
+    let makeEvaluation: (any SpokenTexts) -> SpeechEvaluation
     let tokenizer: BPETokenizer
+    /// The run folder (its recipe.yaml says where its speech came from).
+    let runFolder: URL
 
     /// The run at `path` (a run folder, a checkpoint folder or an exported model). Transfusion runs
     /// sample with `steps` and `cfg` (default: the recipe's); Chameleon runs sample audio codes at
@@ -30,6 +32,7 @@ public struct SpeakingRun {
     public init(path: String, steps: Int? = nil, cfg: Float? = nil, temperature: Float = 1, maxTokens: Int = 48) throws {
         let kind = try SavedModel.kind(path: path)
         self.kind = kind
+        runFolder = try SavedModel(path: path, ema: true).run
         let noSpeech = RunError.option("\(path) was trained without speech (its recipe has data.speech_fraction 0): "
                                        + "train recipes/any-to-any-shapes.yaml for a model that speaks")
         if kind == "chameleon" {
@@ -88,11 +91,21 @@ public struct SpeakingRun {
 
     /// The model's transcript of `audio` (resampled, padded with silence or cut to the span).
     public func transcribe(_ audio: Audio) -> String {
-        evaluation(heldOut: ShapesWorld(seed: 0)).transcribe(spoken.span(audio))
+        evaluation(heldOut: ShapesSpeech(world: ShapesWorld(seed: 0))).transcribe(spoken.span(audio))
     }
 
-    /// Speech evaluation on `heldOut`'s spoken captions.
-    public func evaluation(heldOut: ShapesWorld) -> SpeechEvaluation { makeEvaluation(heldOut) }
+    /// Speech evaluation on `heldOut`'s utterances.
+    public func evaluation(heldOut: any SpokenTexts) -> SpeechEvaluation { makeEvaluation(heldOut) }
+
+    /// The held-out utterances the run is scored on: its recipe's `data.speech` folder's held-out
+    /// side, or (speech spoken by espeak-ng) the captions of the ShapesWorld of seed `shapesSeed`.
+    public func heldOutSpeech(shapesSeed: UInt64) throws -> any SpokenTexts {
+        let recipePath = runFolder.appendingPathComponent("recipe.yaml").path
+        if FileManager.default.fileExists(atPath: recipePath), let recipe = try? Recipe.load(recipePath), let folder = recipe.data.speech {
+            return try FolderSpeech(folder: folder, split: .heldOut, heldOut: Double(recipe.data.heldOut), skipBad: recipe.data.skipBad)
+        }
+        return ShapesSpeech(world: ShapesWorld(seed: shapesSeed, imageSize: imageSize), wordsPerMinute: spoken.wordsPerMinute)
+    }
 }
 
 extension SavedModel {

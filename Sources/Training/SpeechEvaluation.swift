@@ -1,8 +1,9 @@
 // Speech evaluation of a model with audio spans (Transfusion: continuous patches; Chameleon: audio
-// codes), on held-out spoken captions: the model transcribes espeak-ng's speech; speaks each
-// caption (written through Griffin–Lim and read back, as a WAV would be) and is scored by the
-// spectral distance to espeak-ng's rendering and by how well it transcribes its own speech. Used by
-// eval rows, sample files and `fusion eval --suite speech`. Not the metrics (Evaluation/SpeechMetrics).
+// codes), on held-out utterances (ShapesWorld captions spoken by espeak-ng, or a folder's held-out
+// recordings): the model transcribes the reference speech; speaks each transcript (written through
+// Griffin–Lim and read back, as a WAV would be) and is scored by the spectral distance to the
+// reference and by how well it transcribes its own speech. Used by eval rows, sample files and
+// `fusion eval --suite speech`. Not the metrics (Evaluation/SpeechMetrics).
 // Legend: L patches per audio span, D values per patch.
 import Data
 import Evaluation
@@ -15,7 +16,7 @@ import Text
 
 public struct SpeechEvaluation {
     let spoken: SpokenCaptions
-    let heldOut: ShapesWorld
+    let heldOut: any SpokenTexts
     let tokenizer: BPETokenizer
     /// The model's speech for prompt ids (BOS + words), as patches (1, L, D).
     let speakIDs: ([Int32], RNG) -> Tensor
@@ -23,7 +24,7 @@ public struct SpeechEvaluation {
     let transcribeIDs: (Tensor) -> [Int32]
 
     /// A Transfusion model's speech: the diffusion sampler of `options` over audio patches.
-    public init(transfusion model: Transfusion, tokenizer: BPETokenizer, spoken: SpokenCaptions, heldOut: ShapesWorld,
+    public init(transfusion model: Transfusion, tokenizer: BPETokenizer, spoken: SpokenCaptions, heldOut: any SpokenTexts,
                 options: ImageSamplingOptions, maxTokens: Int) {
         self.spoken = spoken; self.heldOut = heldOut; self.tokenizer = tokenizer
         speakIDs = { model.sampleSpeech(prompt: $0, count: 1, options: options, rng: $1) }
@@ -34,7 +35,7 @@ public struct SpeechEvaluation {
 
     /// A Chameleon model's speech: audio codes sampled with `options` and CFG `cfgScale`, decoded
     /// through the codec's codebook; transcripts read the nearest codes of the patches.
-    public init(chameleon model: Chameleon, tokenizer: BPETokenizer, spoken: SpokenCaptions, heldOut: ShapesWorld,
+    public init(chameleon model: Chameleon, tokenizer: BPETokenizer, spoken: SpokenCaptions, heldOut: any SpokenTexts,
                 options: SamplingOptions, cfgScale: Float, maxTokens: Int) {
         self.spoken = spoken; self.heldOut = heldOut; self.tokenizer = tokenizer
         let (l, d) = (spoken.length, spoken.patchDim)
@@ -59,14 +60,24 @@ public struct SpeechEvaluation {
         tokenizer.decode(transcribeIDs(patches).filter { !SpecialTokens.isSpecial($0) })
     }
 
-    /// Held-out captions 0..<count (the words spoken for each), clip i drawing from
+    /// How many held-out utterances a report of `count` scores: `count`, or all but one of a
+    /// folder's fewer recordings (each clip's baseline distance is to the next clip).
+    public func scored(_ count: Int) -> Int { min(count, (heldOut.count ?? .max) - 1) }
+
+    /// Held-out utterances 0..<``scored(_:)`` (the words spoken in each), clip i drawing from
     /// `RNG(0x5BEE).split(i)`; `progress` runs after each clip.
+    /// - Throws: `RunError` when the held-out side has fewer than two recordings.
     public func report(count: Int, progress: (Int) -> Void = { _ in }) throws -> SpeechEvalReport {
         precondition(count > 0, "SpeechEvaluation: count must be positive")
+        let count = scored(count)
+        guard count > 0 else {
+            throw RunError.option("the speech suite needs at least 2 held-out recordings (each clip is compared with the next); "
+                                  + "this source holds out \(heldOut.count ?? 0): raise data.held_out or add recordings")
+        }
         let base = RNG(seed: 0x5BEE)
         let references = try spoken.patches(heldOut, Array(0...count), cached: false)
         let items = (0..<count).map { i -> SpeechEvalItem in
-            let text = SpokenCaptions.text(heldOut, i)
+            let text = heldOut.transcript(i)
             let reference = Tensor(references[i], shape: [1, spoken.length, spoken.patchDim])
             let own = speak(text, rng: base.split(UInt64(i)))
             let item = SpeechEvalItem(text: text, transcript: transcribe(reference), selfTranscript: transcribe(own.patches),
@@ -78,29 +89,33 @@ public struct SpeechEvaluation {
         return SpeechEvalReport(items: items)
     }
 
-    /// samples/speech-step-N-K.wav: the model speaking held-out spoken captions 0 and 1, and
-    /// (`describe`, patches (1, L, D) for held-out image 0) describing an image aloud;
-    /// samples/speech-step-N.txt: what the model hears in each, and in espeak-ng's speech;
-    /// samples/speech-step-N.png: the spectrograms, each above espeak-ng's for the same words.
-    func writeSamples(step: Int, to dir: URL, rng: RNG, describe: (RNG) throws -> Tensor) throws {
+    /// samples/speech-step-N-K.wav: the model speaking held-out utterances 0 and 1 (0 alone when a
+    /// folder holds out one), and (`describe`, patches (1, L, D) for held-out image 0, when the run
+    /// trains image → speech) describing an image aloud; samples/speech-step-N.txt: what the model
+    /// hears in each, and in the reference speech; samples/speech-step-N.png: the spectrograms,
+    /// each above the reference's for the same words.
+    func writeSamples(step: Int, to dir: URL, rng: RNG, describe: ((RNG) throws -> Tensor)?) throws {
         func file(_ k: Int) -> String { dir.appendingPathComponent(String(format: "speech-step-%08d-%d.wav", step, k)).path }
         var lines: [String] = [], pictures: [Image] = []
         let shape = [1, spoken.length, spoken.patchDim]
-        let references = try spoken.patches(heldOut, [0, 1], cached: false).map { Tensor($0, shape: shape) }
-        for k in 0..<2 {
-            let text = SpokenCaptions.text(heldOut, k)
+        let shown = Array(0..<min(2, heldOut.count ?? 2))
+        let references = try spoken.patches(heldOut, shown, cached: false).map { Tensor($0, shape: shape) }
+        for k in shown {
+            let text = heldOut.transcript(k)
             let own = speak(text, rng: rng.split(UInt64(100 + k)))
             try AudioFile.write(own.audio, to: file(k))
             lines.append("speech-\(k): \"\(text)\" → the model hears its speech as \"\(transcribe(own.patches))\", "
-                         + "espeak-ng's as \"\(transcribe(references[k]))\"")
+                         + "the reference's as \"\(transcribe(references[k]))\"")
             pictures += [spoken.picture(own.patches), spoken.picture(references[k])]
         }
-        let audio = spoken.waveform(try describe(rng.split(102)))
-        try AudioFile.write(audio, to: file(2))
-        let described = spoken.span(audio)
-        lines.append("speech-2 (held-out image 0, whose words are \"\(SpokenCaptions.text(heldOut, 0))\"): the model hears "
-                     + "\"\(transcribe(described))\"")
-        pictures += [spoken.picture(described), spoken.picture(references[0])]
+        if let describe {
+            let audio = spoken.waveform(try describe(rng.split(102)))
+            try AudioFile.write(audio, to: file(2))
+            let described = spoken.span(audio)
+            lines.append("speech-2 (held-out image 0, whose words are \"\(heldOut.transcript(0))\"): the model hears "
+                         + "\"\(transcribe(described))\"")
+            pictures += [spoken.picture(described), spoken.picture(references[0])]
+        }
         try atomicWrite(Foundation.Data((lines.joined(separator: "\n") + "\n").utf8),
                         to: dir.appendingPathComponent(String(format: "speech-step-%08d.txt", step)))
         try PNG.write(Image.grid(pictures.map { $0.upscaled(3) }, columns: 1, padding: 3, background: 1),
@@ -111,7 +126,7 @@ public struct SpeechEvaluation {
 extension TransfusionTask {
     var speechEvaluation: SpeechEvaluation? {
         pairs.spoken.map {
-            SpeechEvaluation(transfusion: transfusion, tokenizer: tokenizer, spoken: $0, heldOut: heldOutShapes,
+            SpeechEvaluation(transfusion: transfusion, tokenizer: tokenizer, spoken: $0, heldOut: pairs.speechSource(.heldOut),
                              options: imageOptions, maxTokens: recipe.sample.maxTokens)
         }
     }
@@ -123,8 +138,9 @@ extension TransfusionTask {
 
     /// Speech sample files (see ``SpeechEvaluation/writeSamples``), for runs with speech documents.
     func writeSpeechSamples(step: Int, to dir: URL, rng: RNG) throws {
-        try speechEvaluation?.writeSamples(step: step, to: dir, rng: rng) { r in
-            transfusion.speakImage(latents: try latents(heldOut, [0], cached: false), count: 1, options: imageOptions, rng: r)
+        func describe(_ r: RNG) throws -> Tensor {
+            return transfusion.speakImage(latents: try latents(heldOut, [0], cached: false), count: 1, options: imageOptions, rng: r)
         }
+        try speechEvaluation?.writeSamples(step: step, to: dir, rng: rng, describe: pairs.describesImages ? describe : nil)
     }
 }

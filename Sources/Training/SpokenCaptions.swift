@@ -1,8 +1,9 @@
-// Spoken captions of ShapesWorld examples for the speech documents of the mixed-modal tasks: a
-// short caption of each scene spoken by espeak-ng, turned into a fixed number of AudioCodec patches
+// Speech spans of the mixed-modal tasks: utterances of a SpokenTexts source (ShapesWorld captions
+// spoken by espeak-ng, or a folder's recordings) turned into a fixed number of AudioCodec patches
 // (padded with silence or cut), and (for Chameleon) into codebook ids. The run's codec is fitted
-// once on the first clips and saved in the run folder, so resumes and samplers read the same one.
-// Not the codec itself (Models/AudioCodec) and not the document mixture (ImageCaptionPairs).
+// once on the first training clips and saved in the run folder, so resumes and samplers read the
+// same one. Not the codec itself (Models/AudioCodec), not the utterances (Data/SpokenTexts) and
+// not the document mixture (ImageCaptionPairs).
 // Legend: L patches per span, P frames per patch, M mel bins, D = P·M.
 import Data
 import Foundation
@@ -24,9 +25,9 @@ public final class SpokenCaptions {
     private var cache: [Int: [Float]] = [:]
 
     /// The run's codec (read from `run/audio-codec.safetensors`, or built from the recipe's `data.audio_*`
-    /// keys, fitted on the first spoken training captions and saved there); with `quantized` its
+    /// keys, fitted on the first training utterances of `source` and saved there); with `quantized` its
     /// codebook is trained too (k-means and minibatch steps over the patches of the first clips).
-    init(recipe: Recipe, run: RunDirectory, world: ShapesWorld, quantized: Bool) throws {
+    init(recipe: Recipe, run: RunDirectory, source: any SpokenTexts, quantized: Bool) throws {
         let d = recipe.data
         length = d.audioPatches
         wordsPerMinute = d.speechWPM
@@ -41,10 +42,11 @@ public final class SpokenCaptions {
         let config = AudioCodec.Config(sampleRate: d.audioSampleRate, nFFT: d.audioFFT, hop: d.audioHop, nMels: d.audioMels,
                                        framesPerPatch: d.audioFramesPerPatch, codebookSize: d.audioCodebook)
         codec = AudioCodec(config, seed: recipe.seed)
-        let clips = try (0..<Self.fitClips).map { try speech(world, $0) }
+        let available = source.count ?? Int.max
+        let clips = try (0..<min(Self.fitClips, available)).map { try speech(source, $0) }
         codec.fit(clips)
         if quantized {
-            let more = try (Self.fitClips..<Self.quantizerClips).map { try speech(world, $0) }
+            let more = try (min(Self.fitClips, available)..<min(Self.quantizerClips, available)).map { try speech(source, $0) }
             let rows = (clips + more).map { fixedPatches(codec.encode($0)) }
             let data = Tensor(rows.flatMap { $0 }, shape: [rows.count * length, config.patchDim])
             codec.trainQuantizer(onPatches: data, options: AudioQuantizerOptions(kMeansIterations: 10, steps: 100,
@@ -61,16 +63,9 @@ public final class SpokenCaptions {
     /// D, values per patch.
     var patchDim: Int { codec.config.patchDim }
 
-    /// The words spoken for example `index`: a short caption of its scene (objects grouped and
-    /// counted, no sizes or places), so a clip fits a span of a few seconds.
-    public static func text(_ world: ShapesWorld, _ index: Int) -> String {
-        var rng = SplitMix64(seed: world.seed, stream: 0x5BEEC4, index: index)
-        return Captioner.caption(world.scene(index), style: .counts, mentionSizes: false, rng: &rng)
-    }
-
-    /// Example `index`'s caption spoken by espeak-ng at the codec's sample rate.
-    public func speech(_ world: ShapesWorld, _ index: Int) throws -> Audio {
-        try Speech.speak(Self.text(world, index), sampleRate: codec.config.sampleRate, wordsPerMinute: wordsPerMinute)
+    /// Utterance `index` of `source` at the codec's sample rate.
+    public func speech(_ source: any SpokenTexts, _ index: Int) throws -> Audio {
+        try source.speech(index, sampleRate: codec.config.sampleRate)
     }
 
     /// A clip's patches padded with silence or cut to L patches: L·D values.
@@ -90,19 +85,19 @@ public final class SpokenCaptions {
         Tensor(fixedPatches(codec.encode(audio)), shape: [1, length, patchDim])
     }
 
-    /// Patches (L·D values each) of examples `indices` of `world`, through the cache for the training pool.
-    func patches(_ world: ShapesWorld, _ indices: [Int], cached: Bool) throws -> [[Float]] {
+    /// Patches (L·D values each) of utterances `indices` of `source`, through the cache for the training pool.
+    func patches(_ source: any SpokenTexts, _ indices: [Int], cached: Bool) throws -> [[Float]] {
         try indices.map { i in
             if cached, let hit = cache[i] { return hit }
-            let values = fixedPatches(codec.encode(try speech(world, i)))
+            let values = fixedPatches(codec.encode(try speech(source, i)))
             if cached { cache[i] = values }
             return values
         }
     }
 
-    /// Codebook ids (L each) of examples `indices` of `world`.
-    func codes(_ world: ShapesWorld, _ indices: [Int], cached: Bool) throws -> [[Int32]] {
-        try patches(world, indices, cached: cached).map { values in
+    /// Codebook ids (L each) of utterances `indices` of `source`.
+    func codes(_ source: any SpokenTexts, _ indices: [Int], cached: Bool) throws -> [[Int32]] {
+        try patches(source, indices, cached: cached).map { values in
             codec.codes(fromPatches: Tensor(values, shape: [length, patchDim])).intScalars
         }
     }

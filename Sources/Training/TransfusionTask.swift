@@ -210,7 +210,8 @@ public final class TransfusionTask: TrainingTask {
                 audioSteps += diffusion.sampleTimesteps(n: 1, rng: rng, maxT: kind == .toCaption ? d.imageFirstMaxT : nil)
             })
         }
-        return try batch(world, rows: taken, steps: steps, audioSteps: audioSteps, noise: rng, cached: training && pairs.cachesTraining)
+        return try batch(world, rows: taken, steps: steps, audioSteps: audioSteps, noise: rng, cached: training && pairs.cachesTraining,
+                         side: training ? .train : .heldOut)
     }
 
     /// `rows` of documents of `world` laid out and packed: image spans noised to `steps` (one per
@@ -219,9 +220,9 @@ public final class TransfusionTask: TrainingTask {
     /// document reads first — the image of an image-first document, the speech of a speech-to-text
     /// one — is given clean (t = 0) and carries no diffusion loss, as when the model captions or
     /// transcribes (held-out scoring); otherwise it is noised to its capped step and scored, as in
-    /// training.
+    /// training. Speech documents read `side`'s utterances.
     func batch(_ world: any CaptionedImages, rows taken: [[ImageCaptionPairs.Document]], steps: [Float], audioSteps: [Float],
-               noise rng: RNG, cached: Bool, conditionsClean: Bool = false) throws -> Batch {
+               noise rng: RNG, cached: Bool, side: ImageCaptionPairs.Side, conditionsClean: Bool = false) throws -> Batch {
         let d = recipe.diffusion, t = recipe.data.seqLen, c = transfusion.config
         let np = c.patchesPerImage, l = c.audioLength
         var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], documentOf: [Int] = []
@@ -298,7 +299,7 @@ public final class TransfusionTask: TrainingTask {
         if let spoken = pairs.spoken, !audioSteps.isEmpty {
             // Speech spans, noised and scored (speech to transcribe given clean with conditionsClean): (m, L, D).
             let speaking = documents.filter { $0.speech != nil }
-            let speech = try spoken.patches(ImageCaptionPairs.shapes(world), speaking.map(\.index), cached: cached)
+            let speech = try spoken.patches(pairs.speechSource(side), speaking.map(\.index), cached: side == .train && pairs.cachesSpeech)
             let a0 = Tensor(speech.flatMap { $0 }, shape: [speech.count, l, c.audioDim])
             let audioNoise = rng.normal(a0.shape)
             let clean = speaking.indices.filter { conditionsClean && speaking[$0].speech == .toCaption }
@@ -390,7 +391,7 @@ public final class TransfusionTask: TrainingTask {
                 if doc.speech != nil { audioSteps += diffusion.sampleTimesteps(n: 1, rng: noise) }
             }
             return try batch(heldOut, rows: chunk, steps: steps, audioSteps: audioSteps, noise: RNG(seed: 0xE7A1).split(UInt64(k)),
-                             cached: false, conditionsClean: true)
+                             cached: false, side: .heldOut, conditionsClean: true)
         }
         return heldOutCache!
     }

@@ -94,12 +94,13 @@ struct Eval: ParsableCommand {
             if suite == .speech {                               // Transfusion or Chameleon runs
                 let start = Date()
                 let speaking = try SpeakingRun(path: checkpoint, steps: steps, cfg: cfg)
-                let world = ShapesWorld(seed: heldOutSeed, imageSize: speaking.imageSize)
-                let counter = CountProgress("clip", total: count)
-                let report = try speaking.evaluation(heldOut: world).report(count: count) { counter.update($0) }
+                let evaluation = speaking.evaluation(heldOut: try speaking.heldOutSpeech(shapesSeed: heldOutSeed))
+                let clips = evaluation.scored(count)
+                let counter = CountProgress("clip", total: max(clips, 1))
+                let report = try evaluation.report(count: count) { counter.update($0) }
                 counter.finish()
                 print(report)
-                print(String(format: "(%@ run, %d clips, %.0f s)", speaking.kind, count, Date().timeIntervalSince(start)))
+                print(String(format: "(%@ run, %d clips, %.0f s)", speaking.kind, clips, Date().timeIntervalSince(start)))
                 try write(report.metrics)
                 return
             }

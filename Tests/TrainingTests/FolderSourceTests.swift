@@ -80,7 +80,8 @@ private func folderRecipe(_ kind: String, overrides: [String] = []) throws -> Re
     }
 
     @Test func whatNeedsShapesWorldTruthIsRefusedByKey() throws {
-        for key in ["eval.shapes_eval=8", "eval.speech=2", "eval.edits=4", "data.speech_fraction=0.1"] {
+        // (Speech from a folder of recordings is FolderSpeechTests'.)
+        for key in ["eval.shapes_eval=8", "eval.edits=4"] {
             let recipe = try folderRecipe("chameleon", overrides: [key])
             let error = #expect(throws: RecipeError.self) { try ChameleonTask(recipe: recipe, run: scratchRun()) }
             let path = String(key.split(separator: "=")[0])

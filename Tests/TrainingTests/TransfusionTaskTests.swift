@@ -261,7 +261,7 @@ private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil,
             if mix == "[0, 0, 1]" { #expect(b.input.timesteps.allSatisfy { $0 <= 100 }) }
             // The words spoken are the text of caption → speech and speech → caption documents.
             if mix != "[0, 0, 1]" {
-                let words = Set(task.tokenizer.encode(SpokenCaptions.text(ImageCaptionPairs.shapes(task.world), 0)))
+                let words = Set(task.tokenizer.encode(task.pairs.speechSource(.train).transcript(0)))
                 #expect(words.isSubset(of: Set(ids)), "\(kind)")
             }
         }
