@@ -24,14 +24,15 @@ public enum Speech {
         ["/usr/bin/espeak-ng", "/usr/local/bin/espeak-ng"].first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    /// Speaks `text` with espeak-ng and returns mono audio at `sampleRate`.
-    public static func speak(_ text: String, sampleRate: Int = 16000, voice: String = "en-us", wordsPerMinute: Int = 160) throws -> Audio {
+    /// Speaks `text` with espeak-ng (`pitch` 0–99, 50 its default) and returns mono audio at `sampleRate`.
+    public static func speak(_ text: String, sampleRate: Int = 16000, voice: String = "en-us", wordsPerMinute: Int = 160,
+                             pitch: Int = 50) throws -> Audio {
         guard let espeak else { throw SpeechError.espeakMissing }
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-speak-\(UUID().uuidString).wav")
         defer { try? FileManager.default.removeItem(at: tmp) }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: espeak)
-        p.arguments = ["-v", voice, "-s", String(wordsPerMinute), "-w", tmp.path, "--", text]
+        p.arguments = ["-v", voice, "-s", String(wordsPerMinute), "-p", String(pitch), "-w", tmp.path, "--", text]
         let err = Pipe()
         p.standardError = err
         p.standardOutput = FileHandle.nullDevice
@@ -44,11 +45,17 @@ public enum Speech {
         return try AudioFile.read(tmp.path, sampleRate: sampleRate)
     }
 
+    /// The speaking rates and pitches `speakFolder(varyingVoice:)` draws from.
+    public static let variedRates = 130...230, variedPitches = 25...75
+
     /// Speaks the caption of every image row of the imagefolder `source` into `out`
-    /// (NNNNNN.wav + metadata.jsonl rows with `file_name`, `text` and `image_file`).
-    /// Returns the number of files written.
+    /// (NNNNNN.wav + metadata.jsonl rows with `file_name`, `text`, `image_file`, `wpm` and `pitch`):
+    /// at 160 words a minute and pitch 50, or with `varyingVoice` (a seed) each clip at its own rate
+    /// and pitch drawn from ``variedRates`` and ``variedPitches``, so that the same words are never
+    /// the same waveform twice. Returns the number of files written.
     @discardableResult
     public static func speakFolder(from source: String, to out: String, sampleRate: Int = 16000, limit: Int? = nil,
+                                   varyingVoice seed: UInt64? = nil,
                                    progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> Int {
         let meta = try FolderMetadata(folder: source)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -56,10 +63,19 @@ public enum Speech {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         for (i, pair) in meta.pairs.prefix(limit ?? Int.max).enumerated() {
-            let audio = try speak(pair.text, sampleRate: sampleRate)
+            var (rate, pitch) = (160, 50)
+            if let seed {
+                var rng = SplitMix64(seed: seed, stream: 0x5BEEC4_0F, index: i)
+                rate = variedRates.lowerBound + Int(rng.next() % UInt64(variedRates.count))
+                pitch = variedPitches.lowerBound + Int(rng.next() % UInt64(variedPitches.count))
+            }
+            let audio = try speak(pair.text, sampleRate: sampleRate, wordsPerMinute: rate, pitch: pitch)
             let name = String(format: "%06d.wav", i)
             try AudioFile.write(audio, to: (out as NSString).appendingPathComponent(name))
-            let row = ["file_name": name, "text": pair.text, "image_file": pair.fileName]
+            struct Row: Encodable {
+                var file_name: String, text: String, image_file: String, wpm: Int, pitch: Int
+            }
+            let row = Row(file_name: name, text: pair.text, image_file: pair.fileName, wpm: rate, pitch: pitch)
             lines.append(String(data: try enc.encode(row), encoding: .utf8)!)
             progress?(lines.count, min(meta.pairs.count, limit ?? Int.max))
         }

@@ -76,17 +76,21 @@ struct DataCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "speech",
             abstract: "Speak each caption of an imagefolder with espeak-ng into 16 kHz WAV files.",
-            discussion: "Example:\n  fusion data speech --from data/shapes --out data/speech --limit 200")
+            discussion: "Example:\n  fusion data speech --from data/shapes --out data/speech --limit 200 --vary-voice")
         @Option(name: .customLong("from"), help: "Imagefolder whose captions are spoken.") var source: String
         @Option(help: "Output folder.") var out: String
         @Option(parsing: .unconditional, help: "Speak at most this many captions.") var limit: Int?
         @Option(parsing: .unconditional, help: "Sample rate in Hz.") var rate = 16000
+        @Flag(help: "Give each clip its own speaking rate (130–230 words/minute) and pitch (25–75), drawn from --seed, so that equal captions are different recordings.")
+        var varyVoice = false
+        @Option(parsing: .unconditional, help: "Seed of the voices with --vary-voice.") var seed: UInt64 = 0
         func run() throws {
             try reportingErrors("data speech") {
                 guard (1000...384_000).contains(rate) else { throw ValidationError("--rate must be 1000…384000 Hz (e.g. 16000), got \(rate)") }
                 if let limit { try checkCount(limit, flag: "--limit") }
                 var counter: CountProgress?
-                let n = try Speech.speakFolder(from: source, to: out, sampleRate: rate, limit: limit) { done, total in
+                let n = try Speech.speakFolder(from: source, to: out, sampleRate: rate, limit: limit,
+                                               varyingVoice: varyVoice ? seed : nil) { done, total in
                     if counter == nil { counter = CountProgress("clip", total: total) }
                     counter?.update(done)
                 }
