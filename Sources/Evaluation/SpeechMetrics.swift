@@ -39,7 +39,7 @@ public func spectralDistance(_ a: [Float], _ b: [Float]) -> Double {
 /// Per-clip speech scores, averaged into metrics rows by `SpeechEvalReport`.
 public struct SpeechEvalItem: Sendable {
     public var text: String
-    /// The model's transcript of the reference (espeak-ng) speech.
+    /// The model's transcript of the reference speech (espeak-ng's, or a folder's recording).
     public var transcript: String
     /// The model's transcript of its own generated speech (through the waveform written to WAV).
     public var selfTranscript: String
@@ -84,9 +84,9 @@ public struct SpeechEvalReport: Sendable, CustomStringConvertible {
         func pct(_ k: String) -> String { String(format: "%5.1f%%", 100 * (m[k] ?? 0)) }
         var lines = [
             "clips                         \(items.count)",
-            "transcription (espeak-ng)     exact \(pct("speech_transcribe_exact"))  word accuracy \(pct("speech_transcribe_word_acc"))",
+            "transcription (reference)     exact \(pct("speech_transcribe_exact"))  word accuracy \(pct("speech_transcribe_word_acc"))",
             "transcription (own speech)    exact \(pct("speech_self_exact"))  word accuracy \(pct("speech_self_word_acc"))",
-            String(format: "mel distance to espeak-ng     %.3f  (another caption's speech: %.3f)",
+            String(format: "mel distance to reference     %.3f  (another caption's speech: %.3f)",
                    m["speech_mel_distance"] ?? 0, m["speech_mel_distance_unrelated"] ?? 0),
         ]
         for item in items.prefix(6) {
