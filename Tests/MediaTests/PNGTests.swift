@@ -195,7 +195,7 @@ import Testing
 
     @Test func randomDamageNeverCrashes() throws {
         let bytes = try sample()
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator(seed: 3)                 // the same 300 damaged files every run
         var thrown = 0
         for _ in 0..<300 {
             var d = bytes
