@@ -125,12 +125,7 @@ struct ImageCaptionPairs {
             let dataset = try FolderDataset(folder: folder)
             let train = try FolderSpeech(dataset: dataset, split: .train, heldOut: Double(d.heldOut), skipBad: d.skipBad)
             let held = try FolderSpeech(dataset: dataset, split: .heldOut, heldOut: Double(d.heldOut), skipBad: d.skipBad)
-            let skipped = train.skipped + held.skipped
-            if !skipped.isEmpty {
-                let lines = ["data: left out \(skipped.count) bad rows of \(dataset.metadata.path) (data.skip_bad):"]
-                    + skipped.prefix(5).map { "  " + $0 } + (skipped.count > 5 ? ["  … and \(skipped.count - 5) more"] : [])
-                FileHandle.standardError.write(Foundation.Data((lines.joined(separator: "\n") + "\n").utf8))
-            }
+            reportSkipped(train.skipped + held.skipped, of: dataset)
             return (train, held)
         }
         guard let train = world as? ShapesWorld, let held = heldOut as? ShapesWorld else {
@@ -175,17 +170,20 @@ struct ImageCaptionPairs {
             let dataset = try FolderDataset(folder: d.path!, imageSize: d.imageSize)
             let train = try FolderImageCaptions(dataset: dataset, split: .train, heldOut: Double(d.heldOut), skipBad: d.skipBad)
             let heldOut = try FolderImageCaptions(dataset: dataset, split: .heldOut, heldOut: Double(d.heldOut), skipBad: d.skipBad)
-            let skipped = train.skipped + heldOut.skipped
-            if !skipped.isEmpty {
-                let lines = ["data: left out \(skipped.count) bad rows of \(dataset.metadata.path) (data.skip_bad):"]
-                    + skipped.prefix(5).map { "  " + $0 } + (skipped.count > 5 ? ["  … and \(skipped.count - 5) more"] : [])
-                FileHandle.standardError.write(Foundation.Data((lines.joined(separator: "\n") + "\n").utf8))
-            }
+            reportSkipped(train.skipped + heldOut.skipped, of: dataset)
             return (train, heldOut)
         default:
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
                                            message: "the \(task) task trains on 'shapes' or 'folder' (image–caption pairs), not '\(d.source)'")
         }
+    }
+
+    /// Prints the bad rows `data.skip_bad` left out of `dataset` (the first five, and how many more).
+    static func reportSkipped(_ skipped: [String], of dataset: FolderDataset) {
+        guard !skipped.isEmpty else { return }
+        let lines = ["data: left out \(skipped.count) bad rows of \(dataset.metadata.path) (data.skip_bad):"]
+            + skipped.prefix(5).map { "  " + $0 } + (skipped.count > 5 ? ["  … and \(skipped.count - 5) more"] : [])
+        FileHandle.standardError.write(Foundation.Data((lines.joined(separator: "\n") + "\n").utf8))
     }
 
     /// The text a BPE for `source` is trained on: ShapesWorld's captions, questions and answers

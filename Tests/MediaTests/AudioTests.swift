@@ -2,6 +2,7 @@
 // anti-aliased rate conversion, and named errors for missing, foreign, truncated and corrupt files.
 import Foundation
 import Testing
+import Data
 @testable import Media
 
 /// A sine of `frequency` Hz, `seconds` long, peak `amplitude`.
@@ -27,7 +28,7 @@ func rms(_ x: ArraySlice<Float>) -> Float { (x.map { $0 * $0 }.reduce(0, +) / Fl
     static let pcm16Tolerance: Float = 1.5 / 32768
 
     func testSignal() -> [Float] {
-        var g = SeededGenerator(seed: 4)
+        var g = SplitMix64(state: 4)
         return sine(440, rate: 16_000, seconds: 0.5, amplitude: 0.6).map { $0 + Float.random(in: -0.3...0.3, using: &g) }
     }
 
@@ -142,7 +143,7 @@ func rms(_ x: ArraySlice<Float>) -> Float { (x.map { $0 * $0 }.reduce(0, +) / Fl
 
     @Test func truncatedFlacThrows() throws {
         let dir = temporaryDirectory()
-        var g = SeededGenerator(seed: 5)
+        var g = SplitMix64(state: 5)
         let noise = (0..<16_000).map { _ in Float.random(in: -0.5...0.5, using: &g) }   // incompressible
         try AudioFile.write(Audio(sampleRate: 16_000, samples: noise), to: dir + "/n.flac")
         let bytes = readBytes(dir + "/n.flac")

@@ -2,6 +2,7 @@
 // of palette/16-bit/low-bit files from a second encoder, and errors (never crashes) on damaged files.
 import Foundation
 import Testing
+import Data
 @testable import Media
 
 @Suite struct PNGTests {
@@ -195,7 +196,7 @@ import Testing
 
     @Test func randomDamageNeverCrashes() throws {
         let bytes = try sample()
-        var rng = SeededGenerator(seed: 3)                 // the same 300 damaged files every run
+        var rng = SplitMix64(state: 3)                 // the same 300 damaged files every run
         var thrown = 0
         for _ in 0..<300 {
             var d = bytes

@@ -2,6 +2,7 @@
 // Griffin–Lim reconstructing a tone to a small spectral convergence.
 import Foundation
 import Testing
+import Data
 @testable import Media
 
 /// Σₙ x[n]·e^(−2πi·kn/N) in Double.
@@ -19,7 +20,7 @@ func naiveDFT(_ re: [Float], _ im: [Float]) -> ([Double], [Double]) {
 }
 
 func randomSignal(_ n: Int, seed: UInt64 = 1) -> [Float] {        // uniform in [-1, 1], the same for a seed
-    var g = SeededGenerator(seed: seed)
+    var g = SplitMix64(state: seed)
     return (0..<n).map { _ in Float.random(in: -1...1, using: &g) }
 }
 
@@ -106,7 +107,7 @@ func randomSignal(_ n: Int, seed: UInt64 = 1) -> [Float] {        // uniform in 
 
     @Test func melInverseIsARightInverse() {
         let bank = MelFilterbank(sampleRate: 16_000, nFFT: 512, nMels: 64)
-        var g = SeededGenerator(seed: 2)
+        var g = SplitMix64(state: 2)
         // A smooth non-negative spectrum, 3 frames.
         let spec = (0..<(3 * 257)).map { i in Float(1 + sin(Double(i % 257) / 20)) + Float.random(in: 0...0.1, using: &g) }
         let mel = bank.apply(spec, frames: 3)

@@ -3,34 +3,18 @@
 import Foundation
 import Testing
 @testable import Text
+import Data
 
-/// SplitMix64 for test inputs (seeded, so failures reproduce).
-struct TestRNG {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
-
-/// A random string of random scalars drawn from ranges that stress UTF-8: ASCII with control
-/// characters, Latin-1, combining marks, CJK, emoji (with ZWJ and variation selectors),
-/// noncharacters, BOM, U+FFFD, private use and the top of the code space.
-func randomString(_ rng: inout TestRNG, maxScalars: Int = 40) -> String {
+func randomString(_ rng: inout SplitMix64, maxScalars: Int = 40) -> String {
     let ranges: [ClosedRange<UInt32>] = [
         0x00...0x7F, 0x20...0x7E, 0x20...0x7E, 0x80...0xFF, 0x0300...0x036F, 0x0400...0x04FF,
         0x4E00...0x9FFF, 0x3040...0x30FF, 0x1F300...0x1F6FF, 0x1F900...0x1F9FF, 0x200B...0x200F,
         0xFE00...0xFE0F, 0xFFF0...0xFFFF, 0xFEFF...0xFEFF, 0xE000...0xF8FF, 0x10FFF0...0x10FFFF,
     ]
     var s = String.UnicodeScalarView()
-    for _ in 0..<rng.int(maxScalars + 1) {
-        let r = ranges[rng.int(ranges.count)]
-        let v = r.lowerBound + UInt32(rng.int(Int(r.upperBound - r.lowerBound) + 1))
+    for _ in 0..<rng.int(below: maxScalars + 1) {
+        let r = ranges[rng.int(below: ranges.count)]
+        let v = r.lowerBound + UInt32(rng.int(below: Int(r.upperBound - r.lowerBound) + 1))
         if let scalar = Unicode.Scalar(v) { s.append(scalar) }
     }
     return String(s)
@@ -41,11 +25,11 @@ func englishCorpus() -> [String] {
     let colours = ["red", "green", "blue", "yellow", "purple", "orange", "white", "cyan"]
     let shapes = ["circle", "square", "triangle", "diamond", "cross"]
     let cells = ["top left", "top", "top right", "left", "center", "right", "bottom left", "bottom", "bottom right"]
-    var rng = TestRNG(7)
+    var rng = SplitMix64(state: 7)
     var corpus: [String] = []
     for _ in 0..<2000 {
-        let c = colours[rng.int(colours.count)], s = shapes[rng.int(shapes.count)], p = cells[rng.int(cells.count)]
-        corpus.append(rng.int(2) == 0 ? "a \(c) \(s) in the \(p)" : "what colour is the \(s)? \(c).")
+        let c = colours[rng.int(below: colours.count)], s = shapes[rng.int(below: shapes.count)], p = cells[rng.int(below: cells.count)]
+        corpus.append(rng.int(below: 2) == 0 ? "a \(c) \(s) in the \(p)" : "what colour is the \(s)? \(c).")
     }
     return corpus
 }
@@ -132,8 +116,8 @@ struct BPETokenizerTests {
     @Test func trainingIsDeterministicAndOrderFree() {
         var corpus = englishCorpus()
         let a = BPETokenizer.train(corpus: corpus, vocabSize: 400)
-        var rng = TestRNG(3)
-        for i in stride(from: corpus.count - 1, to: 0, by: -1) { corpus.swapAt(i, rng.int(i + 1)) }
+        var rng = SplitMix64(state: 3)
+        for i in stride(from: corpus.count - 1, to: 0, by: -1) { corpus.swapAt(i, rng.int(below: i + 1)) }
         let b = BPETokenizer.train(corpus: corpus, vocabSize: 400)
         #expect(a == b)
         #expect(a == Self.trained)
@@ -149,7 +133,7 @@ struct BPETokenizerTests {
 
     @Test func roundTripsRandomUnicode() {
         // Train on a mix of English and random strings so merges include multi-byte pieces.
-        var rng = TestRNG(42)
+        var rng = SplitMix64(state: 42)
         let noise = (0..<500).map { _ in randomString(&rng) }
         let tok = BPETokenizer.train(corpus: englishCorpus() + noise + noise, vocabSize: 1500)
         var failures = 0
@@ -168,11 +152,11 @@ struct BPETokenizerTests {
     }
 
     @Test func matchesReferenceEncoder() {
-        var rng = TestRNG(9)
+        var rng = SplitMix64(state: 9)
         let tok = Self.trained
         let corpus = englishCorpus()
         for k in 0..<3000 {
-            let s = k % 2 == 0 ? corpus[rng.int(corpus.count)] + " " + corpus[rng.int(corpus.count)] : randomString(&rng)
+            let s = k % 2 == 0 ? corpus[rng.int(below: corpus.count)] + " " + corpus[rng.int(below: corpus.count)] : randomString(&rng)
             #expect(tok.encode(s) == referenceEncode(tok, s), "\(s)")
         }
         // Overlapping pairs: "aaaa…" with a learned "aa" merge merges left to right.
@@ -198,9 +182,9 @@ struct BPETokenizerTests {
 
     @Test func encodingIsFast() {
         let tok = Self.trained
-        var rng = TestRNG(1)
+        var rng = SplitMix64(state: 1)
         let corpus = englishCorpus()
-        let text = (0..<20000).map { _ in corpus[rng.int(corpus.count)] }.joined(separator: " ")
+        let text = (0..<20000).map { _ in corpus[rng.int(below: corpus.count)] }.joined(separator: " ")
         let longWord = String(repeating: "ab", count: 50_000)  // one 100 kB word
         let start = Date()
         let ids = tok.encode(text)

@@ -1,6 +1,7 @@
 // Saving and loading tokenizer JSON: round trip and errors that name the file and the problem.
 import Foundation
 import Testing
+import Data
 @testable import Text
 
 @Suite("Tokenizer files")
@@ -18,7 +19,7 @@ struct TokenizerFileTests {
         let back = try BPETokenizer.load(from: path)
         #expect(back == tok)
         #expect(back.vocabSize == 350)
-        var rng = TestRNG(5)
+        var rng = SplitMix64(state: 5)
         for _ in 0..<200 {
             let s = randomString(&rng)
             #expect(back.encode(s) == tok.encode(s))
