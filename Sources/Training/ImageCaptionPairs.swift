@@ -111,6 +111,10 @@ struct ImageCaptionPairs {
                 throw error("data.speech", "names recordings (\(folder)), but data.speech_fraction is 0: say which fraction of "
                             + "the documents are speech")
             }
+            if recipe.eval.speech > 0 {
+                throw error("eval.speech", "scores speech, but the recipe has no speech documents (data.speech_fraction 0): "
+                            + "use 0, or mix speech in")
+            }
             return nil
         }
         guard d.speechMix.count == SpeechKind.allCases.count, d.speechMix.reduce(0, +) > 0 else {

@@ -146,6 +146,7 @@ private func speechRecipe(_ kind: String, speech: String? = toneFolder, override
             (["data.speech_fraction=0"], toneFolder, "data.speech", "data.speech_fraction is 0"),
             (["data.speech_mix=[1, 1, 1]"], toneFolder, "data.speech_mix", "image → speech"),
             ([], nil, "data.speech_fraction", "'speech: DIR'"),
+            (["data.speech_fraction=0"], nil, "eval.speech", "no speech documents"),
             (["data.speech=\(imageFolder)"], toneFolder, "metadata.jsonl", "no audio rows"),
         ]
         for c in cases {
