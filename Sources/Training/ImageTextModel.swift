@@ -199,19 +199,25 @@ public struct ImageTextModel {
             return Image(chw: images(prompt: prompt(world.example(i).caption), count: 1, rng: base.split(UInt64(i))))
         }
         let reference = net.features(real(count..<(2 * count)))
-        return FDReport(images: count, fd: Evaluation.frechetDistance(reference, net.features(generated)),
-                        realVsReal: Evaluation.frechetDistance(reference, net.features(real((2 * count)..<(3 * count)))))
+        let (fd, se) = Alignment.frechet(reference, net.features(generated))
+        return FDReport(images: count, fd: fd, realVsReal: Evaluation.frechetDistance(reference, net.features(real((2 * count)..<(3 * count)))),
+                        standardError: se)
     }
 }
 
-/// A Fréchet distance of generated images to real ones, with the real-vs-real floor at the same count.
+/// A Fréchet distance of generated images to real ones, with its bootstrap standard error and
+/// the real-vs-real floor at the same count.
 public struct FDReport: Codable, Sendable, CustomStringConvertible {
     public var images: Int
     public var fd: Double
     public var realVsReal: Double
+    /// The spread of the distance over 20 bootstrap resamples of both image sets (nil in reports
+    /// written before it was kept); `fusion compare` reads it as `final_fd_se`.
+    public var standardError: Double?
 
     public var description: String {
-        String(format: "FD generated vs real  %.4f\nFD real vs real       %.4f  (the floor at %d images)", fd, realVsReal, images)
+        String(format: "FD generated vs real  %.4f", fd) + (standardError.map { String(format: " ± %.4f (bootstrap)", $0) } ?? "")
+            + String(format: "\nFD real vs real       %.4f  (the floor at %d images)", realVsReal, images)
     }
 }
 

@@ -131,11 +131,12 @@ import Testing
             to: dir.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
         try "{\"overall\": 0.25, \"standardError\": 0.02, \"categories\": []}".write(
             to: dir.appendingPathComponent("evals/shapes.json"), atomically: true, encoding: .utf8)
-        try "{\"fd\": 3.5, \"images\": 10, \"realVsReal\": 0.1}".write(
+        try "{\"fd\": 3.5, \"images\": 10, \"realVsReal\": 0.1, \"standardError\": 0.4}".write(
             to: dir.appendingPathComponent("evals/fd.json"), atomically: true, encoding: .utf8)
         let run = try RunCurves(run: dir)
         #expect(run.curve("final_shapes")?.map(\.flops) == [2e9] && run.curve("final_shapes")?.map(\.value) == [0.25])
         #expect(run.curve("final_shapes_se")?.first?.value == 0.02 && run.curve("final_fd")?.first?.value == 3.5)
+        #expect(run.curve("final_fd_se")?.first?.value == 0.4)
         #expect(!Parity.lowerIsBetter("final_shapes") && Parity.lowerIsBetter("final_fd"))
     }
 }

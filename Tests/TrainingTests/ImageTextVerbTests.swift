@@ -59,6 +59,9 @@ private let packageRoot = FusionBinary.packageRoot
                 #expect(scored.stdout.contains("(\(kind) run"), "\(scored.stdout)")
                 let report = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent(json))) as? [String: Any]
                 #expect(report?[suite[0] == "shapes" ? "overall" : suite[0] == "fd" ? "fd" : "exact"] is Double, "\(kind) \(json)")
+                if suite[0] == "fd" {                     // with its bootstrap error, which compare reads as final_fd_se
+                    #expect((report?["standardError"] as? Double).map { $0 > 0 && $0.isFinite } == true, "\(kind) \(json)")
+                }
             }
         }
 
