@@ -164,12 +164,12 @@ struct ImageCaptionPairs {
     var cachesSpeech: Bool { recipe.data.pool > 0 || speech?.train.count != nil }
 
     /// The training and held-out examples of a recipe's data section: ShapesWorld worlds of the
-    /// recipe's seed and of a held-out seed, or the two sides of a folder's split.
+    /// recipe's seed and of the fixed held-out seed (``LMTask/heldOutShapesSeed``), or the two sides of a folder's split.
     static func sources(_ recipe: Recipe, task: String) throws -> (train: any CaptionedImages, heldOut: any CaptionedImages) {
         let d = recipe.data
         switch d.source {
         case "shapes":
-            return (ShapesWorld(seed: recipe.seed, imageSize: d.imageSize), ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: d.imageSize))
+            return (ShapesWorld(seed: recipe.seed, imageSize: d.imageSize), ShapesWorld(seed: LMTask.heldOutShapesSeed, imageSize: d.imageSize))
         case "folder":
             let dataset = try FolderDataset(folder: d.path!, imageSize: d.imageSize)
             let train = try FolderImageCaptions(dataset: dataset, split: .train, heldOut: Double(d.heldOut), skipBad: d.skipBad)
@@ -191,9 +191,10 @@ struct ImageCaptionPairs {
     }
 
     /// The text a BPE for `source` is trained on: ShapesWorld's captions, questions and answers
-    /// (``LMTask/shapesCorpus(_:)``), or every caption of a finite source.
+    /// (``LMTask/shapesCorpus(_:)``, of seed 0's world whatever the run's seed), or every caption of a finite source.
     static func captions(_ source: any CaptionedImages) -> [String] {
-        (source as? ShapesWorld).map(LMTask.shapesCorpus) ?? (0..<(source.count ?? 0)).map(source.caption)
+        source is ShapesWorld ? LMTask.shapesCorpus(ShapesWorld(seed: LMTask.corpusShapesSeed))
+                              : (0..<(source.count ?? 0)).map(source.caption)
     }
 
     /// The training transcripts of a folder's recordings, for the BPE (none from a generator, whose

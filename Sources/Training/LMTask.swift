@@ -37,8 +37,8 @@ public final class LMTask: TrainingTask {
                                            message: "\(d.source) is not available for model.kind lm yet (use shapes)")
         }
         world = ShapesWorld(seed: recipe.seed, imageSize: d.imageSize)
-        heldOut = ShapesWorld(seed: recipe.seed &+ 0x5EED_0F_E7A1, imageSize: d.imageSize)
-        tokenizer = try Self.tokenizer(recipe: recipe, run: run, corpus: Self.shapesCorpus(world))
+        heldOut = ShapesWorld(seed: Self.heldOutShapesSeed, imageSize: d.imageSize)
+        tokenizer = try Self.tokenizer(recipe: recipe, run: run, corpus: Self.shapesCorpus(ShapesWorld(seed: Self.corpusShapesSeed)))
         let config = try Presets.decoder(recipe.model)
         let vocab = recipe.model.vocabSize ?? tokenizer.vocabSize
         guard vocab >= tokenizer.vocabSize else {
@@ -68,6 +68,14 @@ public final class LMTask: TrainingTask {
         try tokenizer.save(to: tokURL.path)
         return tokenizer
     }
+
+    /// The seed of the held-out ShapesWorld the text and image–text families score on, whatever the
+    /// run's seed (seed 0's held-out world, as before): runs that differ in seed alone — a seed
+    /// replicate — are scored on the same documents.
+    static let heldOutShapesSeed: UInt64 = 0x5EED_0F_E7A1
+    /// The seed of the ShapesWorld whose text a run's BPE is trained on, whatever the run's seed
+    /// (seed 0's, as before): a seed replicate tokenizes alike, so its losses per token compare.
+    static let corpusShapesSeed: UInt64 = 0
 
     /// ShapesWorld text a tokenizer is trained on: the captions, questions and answers of the
     /// first 2000 examples.

@@ -156,6 +156,22 @@ private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil,
         let loss = try fixed.loss(microBatch: 0, rng: RNG(seed: 1))
         #expect(loss.examples == 2 * recipe.train.batchSize)
     }
+
+    /// A seed replicate changes the weights and the training data, not the measurement: runs that
+    /// differ in seed alone train the same BPE and score the very same held-out documents (seed 0's,
+    /// as before), so their losses per token compare. Before, both moved with the seed.
+    @Test func aSeedReplicateIsScoredOnTheSameDocumentsWithTheSameTokenizer() throws {
+        let runs = (scratchRun(), scratchRun())
+        let a = try TransfusionTask(recipe: try transfusionRecipe(steps: 1, overrides: ["seed=0"]), run: runs.0)
+        let b = try TransfusionTask(recipe: try transfusionRecipe(steps: 1, overrides: ["seed=1"]), run: runs.1)
+        let text = "a big red circle left of two small blue squares"
+        #expect(a.tokenizer.encode(text) == b.tokenizer.encode(text))
+        let docs = (0..<64).map { (a.pairs.heldOutDocument($0), b.pairs.heldOutDocument($0)) }
+        #expect(docs.allSatisfy { $0.index == $1.index && $0.imageFirst == $1.imageFirst && $0.caption == $1.caption })
+        #expect(try a.heldOutBatches().map(\.input.ids.intScalars) == b.heldOutBatches().map(\.input.ids.intScalars))
+        // What they train on differs.
+        #expect(a.world.caption(0) != b.world.caption(0) || a.world.caption(1) != b.world.caption(1))
+    }
 }
 
 /// The Transfusion model shipped in checkpoints/shapes-tiny still loads and samples with the
