@@ -42,18 +42,10 @@ private func folderRecipe(_ kind: String, overrides: [String] = []) throws -> Re
         for kind in ["transfusion", "chameleon"] {
             let run = scratchRun()
             let recipe = try folderRecipe(kind)
-            let pairs: ImageCaptionPairs, loss: LossResult, metrics: [String: Double], documents: [ImageCaptionPairs.Document]
-            if kind == "transfusion" {
-                let task = try TransfusionTask(recipe: recipe, run: run)
-                (pairs, loss) = (task.pairs, try task.loss(microBatch: 0, rng: RNG(seed: 1)))
-                metrics = try task.evaluate(step: 0, rng: RNG(seed: 0))
-                documents = try task.heldOutBatches().flatMap(\.documents)
-            } else {
-                let task = try ChameleonTask(recipe: recipe, run: run)
-                (pairs, loss) = (task.pairs, try task.loss(microBatch: 0, rng: RNG(seed: 1)))
-                metrics = try task.evaluate(step: 0, rng: RNG(seed: 0))
-                documents = try task.heldOutBatches().flatMap(\.documents)
-            }
+            let probe = try ImageTextTaskProbe(kind: kind, recipe: recipe, run: run)
+            let pairs = probe.pairs, loss = try probe.task.loss(microBatch: 0, rng: RNG(seed: 1))
+            let metrics = try probe.task.evaluate(step: 0, rng: RNG(seed: 0))
+            let documents = try probe.heldOutDocuments()
             // The tokenizer was trained on the folder's training captions and saved in the run.
             #expect(FileManager.default.fileExists(atPath: run.url.appendingPathComponent("tokenizer.json").path))
             #expect(pairs.tokenizer.encode(" stripes").count == 1 && pairs.tokenizer.encode(" circle").count > 1,
@@ -148,25 +140,12 @@ private func folderRecipe(_ kind: String, overrides: [String] = []) throws -> Re
         #expect(held.edits.allSatisfy { FolderImageCaptions.isHeldOut($0.sourceFile, fraction: 0.1) }, "edits split by their source")
         for kind in ["transfusion", "chameleon"] {
             let recipe = try folderRecipe(kind, overrides: ["data.path=\(folder)", "data.edit_fraction=0.3", "eval.documents=64"])
-            let docs: [ImageCaptionPairs.Document], heldDocs: [ImageCaptionPairs.Document], loss: LossResult, pairs: ImageCaptionPairs
             let samples = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-edit-samples-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: samples, withIntermediateDirectories: true)
-            let task: TrainingTask
-            if kind == "transfusion" {
-                let t = try TransfusionTask(recipe: recipe, run: scratchRun())
-                task = t
-                pairs = t.pairs
-                docs = try t.batch(t.world, firstRow: 0, rows: 16, rng: RNG(seed: 1), training: true).documents
-                heldDocs = try t.heldOutBatches().flatMap(\.documents)
-                loss = try t.loss(microBatch: 0, rng: RNG(seed: 1))
-            } else {
-                let t = try ChameleonTask(recipe: recipe, run: scratchRun())
-                task = t
-                pairs = t.pairs
-                docs = try t.batch(t.world, firstRow: 0, rows: 16, rng: RNG(seed: 1), training: true).documents
-                heldDocs = try t.heldOutBatches().flatMap(\.documents)
-                loss = try t.loss(microBatch: 0, rng: RNG(seed: 1))
-            }
+            let probe = try ImageTextTaskProbe(kind: kind, recipe: recipe, run: scratchRun())
+            let task = probe.task, pairs = probe.pairs
+            let docs = try probe.trainingDocuments(16, RNG(seed: 1)), heldDocs = try probe.heldOutDocuments()
+            let loss = try task.loss(microBatch: 0, rng: RNG(seed: 1))
             // The sample grid shows held-out folder edits: source | target | the model's edit, a row each.
             _ = try task.writeSamples(step: 1, to: samples, rng: RNG(seed: 0))
             let grid = try PNG.read(samples.appendingPathComponent("edits-step-00000001.png").path)

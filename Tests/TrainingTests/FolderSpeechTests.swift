@@ -76,9 +76,8 @@ private func speechRecipe(_ kind: String, speech: String? = toneFolder, override
         for kind in ["transfusion", "chameleon"] {
             let run = scratchRun()
             let recipe = try speechRecipe(kind)
-            let task: TrainingTask = kind == "transfusion" ? try TransfusionTask(recipe: recipe, run: run)
-                                                           : try ChameleonTask(recipe: recipe, run: run)
-            let pairs = (task as? TransfusionTask)?.pairs ?? (task as! ChameleonTask).pairs
+            let probe = try ImageTextTaskProbe(kind: kind, recipe: recipe, run: run)
+            let task = probe.task, pairs = probe.pairs
             let spoken = try #require(pairs.spoken)
             // The codec was fitted on the folder's training recordings and saved in the run.
             #expect(FileManager.default.fileExists(atPath: run.url.appendingPathComponent(SpokenCaptions.fileName).path))
