@@ -30,9 +30,10 @@ public struct SpeakingRun {
     /// sample with `steps` and `cfg` (default: the recipe's); Chameleon runs sample audio codes at
     /// `temperature` with the recipe's CFG (or `cfg`). Throws when the run has no speech.
     public init(path: String, steps: Int? = nil, cfg: Float? = nil, temperature: Float = 1, maxTokens: Int = 48) throws {
-        let kind = try SavedModel.kind(path: path)
+        let saved = try SavedModel(path: path, ema: true)
+        let kind = try saved.kind()
         self.kind = kind
-        runFolder = try SavedModel(path: path, ema: true).run
+        runFolder = saved.run
         let noSpeech = RunError.option("\(path) was trained without speech (its recipe has data.speech_fraction 0): "
                                        + "train recipes/any-to-any-shapes.yaml for a model that speaks")
         if kind == "chameleon" {
@@ -101,8 +102,11 @@ public struct SpeakingRun {
     /// side, or (speech spoken by espeak-ng) the captions of the ShapesWorld of seed `shapesSeed`.
     public func heldOutSpeech(shapesSeed: UInt64) throws -> any SpokenTexts {
         let recipePath = runFolder.appendingPathComponent("recipe.yaml").path
-        if FileManager.default.fileExists(atPath: recipePath), let recipe = try? Recipe.load(recipePath), let folder = recipe.data.speech {
-            return try FolderSpeech(folder: folder, split: .heldOut, heldOut: Double(recipe.data.heldOut), skipBad: recipe.data.skipBad)
+        if FileManager.default.fileExists(atPath: recipePath) {
+            let recipe = try Recipe.load(recipePath)                  // a run's broken recipe is an error, not ShapesWorld speech
+            if let folder = recipe.data.speech {
+                return try FolderSpeech(folder: folder, split: .heldOut, heldOut: Double(recipe.data.heldOut), skipBad: recipe.data.skipBad)
+            }
         }
         return ShapesSpeech(world: ShapesWorld(seed: shapesSeed, imageSize: imageSize), wordsPerMinute: spoken.wordsPerMinute)
     }
@@ -111,8 +115,12 @@ public struct SpeakingRun {
 extension SavedModel {
     /// The `kind` its config names ("transfusion", "chameleon", …) of the model saved at `path`.
     public static func kind(path: String) throws -> String {
+        try SavedModel(path: path, ema: true).kind()
+    }
+
+    /// The `kind` its config names.
+    public func kind() throws -> String {
         struct Kind: Decodable { var kind: String }
-        let saved = try SavedModel(path: path, ema: true)
-        return try saved.config(Kind.self, kind: "model") { _ in nil }.kind
+        return try config(Kind.self, kind: "model") { _ in nil }.kind
     }
 }
