@@ -34,6 +34,8 @@ public enum MetricValue: Sendable, Equatable {
 public final class MetricsLog {
     public let url: URL
     private let handle: FileHandle
+    /// The run's TensorBoard event file, given every row appended here.
+    public var mirror: TensorBoardLog?
 
     public init(url: URL) throws {
         self.url = url
@@ -52,6 +54,7 @@ public final class MetricsLog {
         do { try handle.write(contentsOf: Data((row.json + "\n").utf8)) } catch {
             throw RunError.io(url.path, "cannot append a metrics row: \(error.localizedDescription) (is the disk full?)")
         }
+        try mirror?.append(row)
     }
 
     /// Keeps only the lines whose "step" is ≤ `step` (and lines without a step).

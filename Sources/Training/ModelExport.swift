@@ -52,6 +52,13 @@ public enum ModelExport {
             for name in carried {
                 try fm.copyItem(at: url.appendingPathComponent(name), to: tmp.appendingPathComponent(name))
             }
+            // The recipe these weights were trained under, where the checkpoint keeps its own (it
+            // differs from the run's after a --resume-anyway).
+            let trainedUnder = checkpoint.appendingPathComponent("recipe.yaml")
+            if checkpoint != url, fm.fileExists(atPath: trainedUnder.path) {
+                try? fm.removeItem(at: tmp.appendingPathComponent("recipe.yaml"))
+                try fm.copyItem(at: trainedUnder, to: tmp.appendingPathComponent("recipe.yaml"))
+            }
             if fm.fileExists(atPath: target.path) { try fm.removeItem(at: target) }
             try fm.moveItem(at: tmp, to: target)
         } catch {

@@ -114,12 +114,7 @@ extension Recipe {
     ///
     ///     try recipe.yaml().write(toFile: "runs/demo/recipe.yaml", atomically: true, encoding: .utf8)
     public func yaml() -> String {
-        let encoder = JSONEncoder()
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(
-            positiveInfinity: ".inf", negativeInfinity: "-.inf", nan: ".nan")
-        // A Recipe holds only numbers, strings and lists of strings: encoding cannot fail.
-        let object = try! JSONSerialization.jsonObject(with: encoder.encode(self)) as! [String: Any]
-        return RecipeYAML.lines(object, keys: RecipeSchema.recipe, indent: "").joined(separator: "\n") + "\n"
+        RecipeYAML.lines(jsonObject(), keys: RecipeSchema.recipe, indent: "").joined(separator: "\n") + "\n"
     }
 }
 
@@ -326,19 +321,41 @@ enum RecipeYAML {
             case .strings:
                 let items = value as? [String] ?? []
                 return items.isEmpty ? [head + " []"] : [head] + items.map { "\(indent)  - \(quoted($0))" }
-            case .ints:
-                let items = (value as? [Any] ?? []).map { (($0 as? NSNumber)?.intValue ?? 0).description }
-                return [head + " [" + items.joined(separator: ", ") + "]"]
-            case .float:
-                return [head + " " + (number(value).map { Float($0).description } ?? "\(value)")]
-            case .bool:
-                return [head + " " + ((value as? Bool) ?? (value as? NSNumber)?.boolValue ?? false).description]
-            case .int:
-                let int = (value as? Int).map(String.init) ?? (value as? NSNumber)?.stringValue
-                return [head + " " + (int ?? "\(value)")]
-            case .string, .choice:
-                return [head + " " + quoted(value as? String ?? "\(value)")]
+            default:
+                return [head + " " + scalar(key.type, value)]
             }
+        }
+    }
+
+    /// The same values as `lines`, one per leaf key as `section.key` (lists in flow style).
+    static func flat(_ object: [String: Any], keys: [RecipeSchema.Key], prefix: String) -> [(key: String, value: String)] {
+        keys.flatMap { key -> [(key: String, value: String)] in
+            guard let value = object[key.name] else { return [] }
+            let path = prefix + key.name
+            switch key.type {
+            case .section(let inner): return flat(value as? [String: Any] ?? [:], keys: inner, prefix: path + ".")
+            default: return [(path, scalar(key.type, value))]
+            }
+        }
+    }
+
+    /// A leaf value as the YAML writes it, lists in flow style (`lines` writes string lists as blocks).
+    static func scalar(_ type: RecipeSchema.ValueType, _ value: Any) -> String {
+        switch type {
+        case .ints:
+            return "[" + (value as? [Any] ?? []).map { (($0 as? NSNumber)?.intValue ?? 0).description }.joined(separator: ", ") + "]"
+        case .strings:
+            return "[" + (value as? [String] ?? []).map(quoted).joined(separator: ", ") + "]"
+        case .float:
+            return number(value).map { Float($0).description } ?? "\(value)"
+        case .bool:
+            return ((value as? Bool) ?? (value as? NSNumber)?.boolValue ?? false).description
+        case .int:
+            return (value as? Int).map(String.init) ?? (value as? NSNumber)?.stringValue ?? "\(value)"
+        case .string, .choice:
+            return quoted(value as? String ?? "\(value)")
+        case .section:
+            return "\(value)"   // not a leaf: `lines` and `flat` walk into it
         }
     }
 

@@ -55,10 +55,15 @@ public struct Checkpoint {
     public var state: TrainingState
     /// The model config JSON (what samplers need to rebuild the model).
     public var config: Foundation.Data
+    /// The resolved recipe the checkpoint was trained under (recipe.yaml in the folder): a run
+    /// continued with `--resume-anyway` keeps each recipe with the steps it trained. Nil in
+    /// checkpoints written before it was kept.
+    public var recipe: String?
 
     public init(model: [String: Tensor], ema: [String: Tensor]?, optimizer: [String: Tensor],
-                state: TrainingState, config: Foundation.Data) {
+                state: TrainingState, config: Foundation.Data, recipe: String? = nil) {
         self.model = model; self.ema = ema; self.optimizer = optimizer; self.state = state; self.config = config
+        self.recipe = recipe
     }
 
     /// Test hook: called after each file is written during `write`, so a test can simulate a
@@ -85,6 +90,7 @@ public struct Checkpoint {
             try Safetensors.write(optimizer, metadata: meta, to: tmp.appendingPathComponent("optimizer.safetensors"))
             try Checkpoint.afterFileWritten?("optimizer.safetensors")
             try atomicWrite(config, to: tmp.appendingPathComponent("config.json"))
+            if let recipe { try atomicWrite(Foundation.Data(recipe.utf8), to: tmp.appendingPathComponent("recipe.yaml")) }
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             // state.json last: a folder without it is never a complete checkpoint.
@@ -127,7 +133,8 @@ public struct Checkpoint {
         guard let config = try? Foundation.Data(contentsOf: dir.appendingPathComponent("config.json")) else {
             throw RunError.checkpoint(dir.path, "config.json is missing")
         }
-        return Checkpoint(model: model, ema: ema, optimizer: optimizer, state: state, config: config)
+        let recipe = try? String(contentsOf: dir.appendingPathComponent("recipe.yaml"), encoding: .utf8)
+        return Checkpoint(model: model, ema: ema, optimizer: optimizer, state: state, config: config, recipe: recipe)
     }
 }
 
@@ -141,6 +148,17 @@ public struct RunDirectory {
     public var metricsURL: URL { url.appendingPathComponent("metrics.jsonl") }
     public var checkpointsURL: URL { url.appendingPathComponent("checkpoints") }
     public var samplesURL: URL { url.appendingPathComponent("samples") }
+    /// TensorBoard event files (`tensorboard --logdir runs`), rebuilt from metrics.jsonl and samples/.
+    public var tensorboardURL: URL { url.appendingPathComponent("tensorboard") }
+
+    /// metrics.jsonl opened for appending, its rows (and the samples of steps ≤ `step`) mirrored
+    /// into a fresh TensorBoard event file that then receives every row appended.
+    public func openMetrics(step: Int, recipe: Recipe) throws -> MetricsLog {
+        let log = try MetricsLog(url: metricsURL)
+        let rows = (try? MetricsLog.read(metricsURL)) ?? []
+        log.mirror = try TensorBoardLog(folder: tensorboardURL, rows: rows, samples: samplesURL, upToStep: step, recipe: recipe.yaml())
+        return log
+    }
 
     public func checkpointURL(step: Int) -> URL {
         checkpointsURL.appendingPathComponent(String(format: "step-%08d", step))

@@ -156,7 +156,7 @@ public final class Trainer {
             try? FileManager.default.removeItem(at: run.metricsURL)
         }
         parallel.synchroniseWeights()
-        var log = isRoot ? try MetricsLog(url: run.metricsURL) : nil
+        var log = isRoot ? try run.openMetrics(step: state.step, recipe: recipe) : nil
         let t = recipe.train
         let progress = isRoot ? Progress(total: t.steps, startStep: state.step) : nil
         if let resumedFrom { progress?.message("resuming \(run.url.lastPathComponent) from \(resumedFrom) (step \(state.step))") }
@@ -217,7 +217,7 @@ public final class Trainer {
                             state = ckpt.state
                             if isRoot {
                                 try MetricsLog.truncate(run.metricsURL, toStep: state.step)
-                                log = try MetricsLog(url: run.metricsURL)   // truncate replaced the file
+                                log = try run.openMetrics(step: state.step, recipe: recipe)   // truncate replaced the file
                                 try log?.append(row)
                             }
                             progress?.message("rolled back to \(url.lastPathComponent); step \(step + 1) will be skipped")
@@ -272,6 +272,7 @@ public final class Trainer {
                 if let line = try task.writeSamples(step: state.step, to: run.samplesURL, rng: base.split(1 << 41 | UInt64(state.step))) {
                     progress?.message(line)
                 }
+                try log?.mirror?.samples(step: state.step, in: run.samplesURL)
             }
             if parallel.anyRank(StopRequest.isRequested) { stopped = true }
             if checkpointDue || stopped {
@@ -316,7 +317,7 @@ public final class Trainer {
     private func saveCheckpoint(_ state: TrainingState) throws {
         guard isRoot else { return }
         let ckpt = Checkpoint(model: task.model.stateDict(), ema: ema?.stateDict(), optimizer: optimizer.stateTensors(),
-                              state: state, config: try task.checkpointConfig())
+                              state: state, config: try task.checkpointConfig(), recipe: recipe.yaml())
         try ckpt.write(to: run.checkpointURL(step: state.step))
         run.prune(keep: recipe.train.keepCheckpoints)
         try task.didSaveCheckpoint(step: state.step, run: run)

@@ -13,7 +13,8 @@ struct Sweep: ParsableCommand {
               fusion sweep recipes/compare/transfusion-tiny.yaml --sizes nano,tiny --steps 300,1000,3000
               fusion compare runs/compare-chameleon-tiny-* runs/compare-transfusion-tiny-* --fit --out runs/scaling
 
-            Runs are named <recipe name>-<size>-<steps> (and -s<seed> with --seeds), trained one
+            Runs are named <recipe name>-<size>-<steps> (and -s<seed> with --seeds; --name sets a
+            template such as '{name}-{model.preset}-{train.steps}-lr{optimizer.lr}'), trained one
             after the other with `fusion train` (model.preset=SIZE train.steps=STEPS seed=SEED plus
             the overrides); a run's checkpoints are spaced so it keeps about four. Running the sweep
             again resumes each run where it stopped and skips finished ones. --dry-run prints the
@@ -26,6 +27,9 @@ struct Sweep: ParsableCommand {
     @Option(help: "Training steps of each run (its budget), comma-separated.") var steps: String
     @Option(help: "Seeds, comma-separated (default: the recipe's).") var seeds: String?
     @Option(help: "Folder holding run directories.") var runs = "runs"
+    @Option(help: "Run name template; {key.path} is replaced by each run's recipe value (default: '{name}-{model.preset}-{train.steps}', with -s{seed} under --seeds).")
+    var name: String?
+    @Flag(help: "Continue existing runs even where the recipe differs from the one they were trained with.") var resumeAnyway = false
     @Flag(help: "Print the runs and their commands; train nothing.") var dryRun = false
 
     func run() throws {
@@ -47,17 +51,24 @@ struct Sweep: ParsableCommand {
                     return n
                 }
             }
+            let template = name ?? "{name}-{model.preset}-{train.steps}" + (seedList == nil ? "" : "-s{seed}")
             var plan: [(name: String, arguments: [String])] = []
             for size in presets {
                 for budget in budgets {
                     for seed in seedList ?? [base.seed] {
-                        let name = "\(base.name)-\(size)-\(budget)" + (seedList == nil ? "" : "-s\(seed)")
                         let every = max(1, budget / 4)
-                        plan.append((name, ["train", recipe] + overrides
-                                     + ["model.preset=\(size)", "train.steps=\(budget)", "seed=\(seed)",
-                                        "train.checkpoint_every=\(every)", "--runs", runs, "--name", name]))
+                        let runOverrides = overrides + ["model.preset=\(size)", "train.steps=\(budget)", "seed=\(seed)",
+                                                        "train.checkpoint_every=\(every)"]
+                        // The name from the run's own resolved recipe, as `fusion train --name` would expand it.
+                        let name = try Recipe.load(recipe, overrides: runOverrides).expandName(template)
+                        plan.append((name, ["train", recipe] + runOverrides + ["--runs", runs, "--name", name]
+                                     + (resumeAnyway ? ["--resume-anyway"] : [])))
                     }
                 }
+            }
+            let names = plan.map(\.name)
+            if let twice = names.first(where: { n in names.filter { $0 == n }.count > 1 }) {
+                throw ValidationError("--name '\(template)' gives two runs the same name (\(twice)); add the keys the runs differ by, e.g. {model.preset} and {train.steps}")
             }
             print("fusion sweep: \(plan.count) runs of \(base.name) (\(presets.joined(separator: ", ")) × \(budgets.map(String.init).joined(separator: ", ")) steps"
                   + (seedList.map { " × seeds \($0.map(String.init).joined(separator: ", "))" } ?? "") + ")")

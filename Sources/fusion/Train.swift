@@ -7,13 +7,18 @@ import Training
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a recipe; re-running the same run resumes it from its last checkpoint.",
+        abstract: "Train a recipe; re-running the same run with the same recipe resumes it from its last checkpoint.",
         discussion: """
             Example:
               fusion train recipes/quickstart.yaml train.steps=200 optimizer.lr=1e-3
 
-            Writes runs/<name>/: recipe.yaml (resolved), metrics.jsonl, samples/, checkpoints/.
+            Writes runs/<name>/: recipe.yaml (resolved), metrics.jsonl, samples/, checkpoints/ (each
+            checkpoint with the recipe it was trained under).
             Ctrl-C finishes the current step, saves a checkpoint and exits; run again to resume.
+            A run resumes only under the recipe it was trained with: a rerun whose resolved recipe
+            differs (other overrides, an edited file) stops with the keys that differ; give it a new
+            --name, or --resume-anyway to continue the run with the new values (e.g. more
+            train.steps). --name may name recipe keys: --name '{name}-lr{optimizer.lr}'.
             Before the first step the run's peak memory is planned and printed; a recipe that cannot
             fit what is free (or train.memory_limit, e.g. 6GiB) stops with the keys to change.
 
@@ -34,8 +39,11 @@ struct Train: ParsableCommand {
     @Option(help: "Folder holding run directories.")
     var runs = "runs"
 
-    @Option(help: "Run name (default: the recipe's name).")
+    @Option(help: "Run name (default: the recipe's name); {key.path} is replaced by that recipe value, e.g. '{name}-lr{optimizer.lr}'.")
     var name: String?
+
+    @Flag(help: "Continue an existing run even though the recipe differs from the one it was trained with.")
+    var resumeAnyway = false
 
     func run() throws {
         let comm: Communicator
@@ -52,7 +60,7 @@ struct Train: ParsableCommand {
                 let local = Collective.localRanks ?? comm.size
                 Parallel.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / local))
             }
-            let dir = RunDirectory(URL(fileURLWithPath: runs).appendingPathComponent(name ?? r.name))
+            let dir = RunDirectory(URL(fileURLWithPath: runs).appendingPathComponent(try r.expandName(name ?? r.name)))
             // Memory: a decoder too large to build stops here, before anything is built or written;
             // then probe batches of 4 and 8 rows measure the tape per row, and a recipe whose planned
             // peak does not fit stops before its first step (MemoryPlan.swift).
@@ -64,6 +72,16 @@ struct Train: ParsableCommand {
             let newRun = !FileManager.default.fileExists(atPath: dir.url.path) || fresh
             // One writer per run: rank 0 holds the run's lock until the process ends.
             let lock = comm.rank == 0 ? try RunLock(dir) : nil
+            // One recipe per run: a rerun under changed values stops here, before anything is
+            // written, unless asked to go on (then the differences are printed and each checkpoint
+            // keeps the recipe it was written under).
+            if comm.rank == 0 && !fresh {
+                do { try dir.checkSameRecipe(r) } catch let changed as RecipeChangedError where resumeAnyway {
+                    print("fusion train: continuing \(dir.url.lastPathComponent) under a changed recipe (--resume-anyway):")
+                    for d in changed.differences { print("    \(d)") }
+                    if let why = changed.unreadable { print("    the saved recipe.yaml no longer loads: \(why)") }
+                }
+            }
             // Rank 0 first: it removes an old run (--fresh), checks the runs folder and writes what
             // the task keeps in the run (the tokenizer); the other ranks then build their task from those files.
             if comm.rank == 0 {
@@ -92,7 +110,7 @@ struct Train: ParsableCommand {
             if comm.rank == 0 {
                 print("memory: peak \(MemoryPlan.format(SystemMemory.peakResidentBytes)) resident (planned \(MemoryPlan.format(plan.total)))")
                 if summary.startStep == summary.endStep {
-                    print("done: the run is already at step \(summary.endStep) (raise train.steps to train on)")
+                    print("done: the run is already at step \(summary.endStep) (to train on: train.steps=N --resume-anyway)")
                 } else {
                     print(String(format: "done: step %d, loss %.4f%@", summary.endStep, summary.finalLoss,
                                  summary.stoppedEarly ? " (stopped early; run again to resume)" : ""))
