@@ -158,3 +158,121 @@ public enum HuggingFaceExport {
         return (out, w.keys.filter { !used.contains($0) }.sorted())
     }
 }
+
+/// A task whose weights started from a checkpoint (`train.init_from`): the line `fusion train`
+/// prints about it.
+public protocol InitialisedFrom {
+    var initialisedFrom: String? { get }
+}
+
+/// `train.init_from` naming a Hugging Face checkpoint folder: a Llama- (or Qwen3-) shaped decoder
+/// of the recipe's size initialises an lm or Transfusion model (the inverse of the export's map).
+/// The run keeps its own tokenizer; the embedding and head load only when the vocabulary sizes
+/// agree (then row i is token i of the run's tokenizer, which is the export's when the checkpoint
+/// came from `fusion export --format hf`).
+public enum HuggingFaceImport {
+    /// Whether `path` is a Hugging Face checkpoint folder (config.json with a `model_type`).
+    public static func isCheckpoint(_ path: String) -> Bool {
+        let url = URL(fileURLWithPath: path).appendingPathComponent("config.json")
+        guard let data = try? Foundation.Data(contentsOf: url),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
+        return object["model_type"] is String
+    }
+
+    /// What was loaded, for the run's start-up line.
+    public struct Loaded {
+        /// The model's tensors under Fusion's names (`prefix` included).
+        public var weights: [String: Tensor]
+        public var summary: String
+    }
+
+    /// The decoder of the checkpoint at `path` under Fusion's names, after checking it has the
+    /// shape of `decoder` (and, for the embedding and head, `vocab` rows). Errors name
+    /// `train.init_from`, the HF config key and the recipe key to change.
+    public static func load(_ path: String, decoder c: DecoderConfig, vocab: Int, prefix: String = "") throws -> Loaded {
+        func fail(_ message: String) -> RecipeError {
+            .invalidValue(.init(file: "train.init_from"), path: "train.init_from", message: "\(path): \(message)")
+        }
+        let folder = URL(fileURLWithPath: path)
+        let configURL = folder.appendingPathComponent("config.json")
+        guard let data = try? Foundation.Data(contentsOf: configURL),
+              let hf = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw fail("config.json is missing or not JSON") }
+        let type = hf["model_type"] as? String ?? "?"
+        guard ["llama", "qwen3"].contains(type) else {
+            throw fail("model_type '\(type)' is not a Llama-shaped decoder Fusion can load (llama, or qwen3 for QK-norm)")
+        }
+        func int(_ key: String) -> Int? { (hf[key] as? NSNumber)?.intValue }
+        let checks: [(String, Int?, Int, String)] = [
+            ("hidden_size", int("hidden_size"), c.dim, "model.dim"),
+            ("num_hidden_layers", int("num_hidden_layers"), c.layers, "model.layers"),
+            ("num_attention_heads", int("num_attention_heads"), c.heads, "model.heads"),
+            ("num_key_value_heads", int("num_key_value_heads") ?? int("num_attention_heads"), c.heads, "model.heads (grouped-query attention is not supported)"),
+            ("intermediate_size", int("intermediate_size"), c.mlpHidden, "model.mlp_hidden"),
+            ("head_dim", int("head_dim") ?? c.headDim, c.headDim, "model.dim / model.heads"),
+        ]
+        for (key, theirs, ours, recipeKey) in checks where theirs != ours {
+            throw fail("\(key) is \(theirs.map(String.init) ?? "missing"), the recipe's decoder has \(ours) (\(recipeKey))")
+        }
+        if (type == "qwen3") != c.qkNorm {
+            throw fail(c.qkNorm ? "a \(type) model has no QK-norm: set model.qk_norm: false" : "a qwen3 model has QK-norm: set model.qk_norm: true")
+        }
+        if hf["attention_bias"] as? Bool == true || hf["mlp_bias"] as? Bool == true { throw fail("has biases, which Fusion's decoder does not") }
+        let rope = (hf["rope_theta"] as? NSNumber)?.floatValue ?? ((hf["rope_parameters"] as? [String: Any])?["rope_theta"] as? NSNumber)?.floatValue ?? 10000
+        if let scaling = hf["rope_scaling"], !(scaling is NSNull) { throw fail("uses rope_scaling, which Fusion's RoPE does not") }
+        guard rope == c.ropeBase else { throw fail("rope_theta is \(rope), the recipe's decoder uses \(c.ropeBase)") }
+
+        let tensors = try readWeights(folder, fail: fail)
+        func take(_ name: String) throws -> Tensor {
+            guard let t = tensors[name] else { throw fail("no tensor '\(name)' in its weights") }
+            return t
+        }
+        var out: [String: Tensor] = [prefix + "decoder.norm.weight": try take("model.norm.weight")]
+        for i in 0..<c.layers {
+            let f = prefix + "decoder.blocks.\(i).", t = "model.layers.\(i)."
+            out[f + "attnNorm.weight"] = try take(t + "input_layernorm.weight")
+            out[f + "mlpNorm.weight"] = try take(t + "post_attention_layernorm.weight")
+            out[f + "attn.qkv.weight"] = try stack([take(t + "self_attn.q_proj.weight"), take(t + "self_attn.k_proj.weight"), take(t + "self_attn.v_proj.weight")])
+            out[f + "attn.proj.weight"] = try take(t + "self_attn.o_proj.weight")
+            if c.qkNorm {
+                out[f + "attn.qNorm.weight"] = try take(t + "self_attn.q_norm.weight")
+                out[f + "attn.kNorm.weight"] = try take(t + "self_attn.k_norm.weight")
+            }
+            out[f + "mlp.w13.weight"] = try stack([take(t + "mlp.gate_proj.weight"), take(t + "mlp.up_proj.weight")])
+            out[f + "mlp.w2.weight"] = try take(t + "mlp.down_proj.weight")
+        }
+        let theirVocab = int("vocab_size") ?? -1
+        var summary = "\(type) decoder (\(c.layers) layers × \(c.dim)) from \(path)"
+        if theirVocab == vocab {
+            out[prefix + "embed.weight"] = try take("model.embed_tokens.weight")
+            let tied = hf["tie_word_embeddings"] as? Bool ?? false
+            out[prefix + "head.weight"] = tied ? out[prefix + "embed.weight"]! : try take("lm_head.weight")
+            summary += ", with its embedding and head (\(vocab) tokens\(tied ? ", tied" : ""))"
+        } else {
+            summary += "; embedding and head start fresh (its vocabulary has \(theirVocab) tokens, the run's \(vocab))"
+        }
+        for (name, t) in out where t.dtype != .float32 || t.shape.count < 1 {
+            throw fail("tensor for \(name) is not float32 after reading (\(t.dtype))")
+        }
+        return Loaded(weights: out, summary: summary)
+    }
+
+    /// model.safetensors, or the shards model.safetensors.index.json lists.
+    static func readWeights(_ folder: URL, fail: (String) -> RecipeError) throws -> [String: Tensor] {
+        let single = folder.appendingPathComponent("model.safetensors")
+        if FileManager.default.fileExists(atPath: single.path) { return try Safetensors.read(single).tensors }
+        let index = folder.appendingPathComponent("model.safetensors.index.json")
+        guard let data = try? Foundation.Data(contentsOf: index),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let map = object["weight_map"] as? [String: String] else {
+            throw fail("neither model.safetensors nor model.safetensors.index.json is readable (PyTorch .bin weights: re-save with safe_serialization=True)")
+        }
+        var out: [String: Tensor] = [:]
+        for shard in Set(map.values).sorted() { out.merge(try Safetensors.read(folder.appendingPathComponent(shard)).tensors) { $1 } }
+        return out
+    }
+
+    /// Weights (rows × cols) stacked by rows, as the fused projections hold them.
+    static func stack(_ parts: [Tensor]) throws -> Tensor {
+        Tensor(parts.flatMap(\.scalars), shape: [parts.map { $0.shape[0] }.reduce(0, +), parts[0].shape[1]])
+    }
+}

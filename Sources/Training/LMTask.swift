@@ -7,8 +7,10 @@ import NN
 import Tensors
 import Text
 
-public final class LMTask: TrainingTask {
+public final class LMTask: TrainingTask, InitialisedFrom {
     public let lm: DecoderLM
+    /// What `train.init_from` loaded (nil: random initialisation).
+    public private(set) var initialisedFrom: String?
     public let tokenizer: BPETokenizer
     public var model: Module { lm }
     let recipe: Recipe
@@ -48,6 +50,15 @@ public final class LMTask: TrainingTask {
         let rng = RNG(seed: recipe.seed).split(0xB0D1)
         lm = DecoderLM(vocab: vocab, config: config, rng: rng)
         lm.decoder.initialise(rng: rng)
+        if let path = recipe.train.initFrom {
+            guard HuggingFaceImport.isCheckpoint(path) else {
+                throw ImageCaptionPairs.initFromError(recipe, "\(path): an lm run starts from a Hugging Face checkpoint folder "
+                                                      + "(config.json with model_type llama or qwen3, e.g. from fusion export --format hf)")
+            }
+            let loaded = try HuggingFaceImport.load(path, decoder: config, vocab: vocab)
+            try lm.load(lm.stateDict().merging(loaded.weights) { $1 })
+            initialisedFrom = loaded.summary
+        }
         // Enough documents per row to fill it on average.
         let w = world, tok = tokenizer
         let avg = Double((0..<64).map { Self.document(w.example($0), tok).count }.reduce(0, +)) / 64

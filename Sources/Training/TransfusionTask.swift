@@ -14,8 +14,10 @@ import NN
 import Tensors
 import Text
 
-public final class TransfusionTask: TrainingTask {
+public final class TransfusionTask: TrainingTask, InitialisedFrom {
     public let transfusion: Transfusion
+    /// What `train.init_from` loaded from a Hugging Face checkpoint (nil otherwise).
+    public private(set) var initialisedFrom: String?
     public let vae: ImageVAE
     public let diffusion: GaussianDiffusion
     public var model: Module { transfusion }
@@ -59,7 +61,10 @@ public final class TransfusionTask: TrainingTask {
     public init(recipe: Recipe, run: RunDirectory) throws {
         self.recipe = recipe
         let d = recipe.data
-        let base = try recipe.train.initFrom.map { try Self.startingRun($0, recipe: recipe, run: run) }
+        // train.init_from: a Fusion Transfusion run (the whole model, its tokenizer and VAE), or a
+        // Hugging Face decoder (the decoder, and the text embedding and head when the sizes agree).
+        let huggingFace = recipe.train.initFrom.flatMap { HuggingFaceImport.isCheckpoint($0) ? $0 : nil }
+        let base = try recipe.train.initFrom.flatMap { huggingFace == nil ? try Self.startingRun($0, recipe: recipe, run: run) : nil }
         pairs = try ImageCaptionPairs(recipe: recipe, run: run, task: "transfusion")
         let tokenizer = pairs.tokenizer
         vae = try Self.copyVAE(recipe: recipe, run: run)
@@ -106,6 +111,11 @@ public final class TransfusionTask: TrainingTask {
                                                    + "model and diffusion.target sections to the run's recipe.yaml")
             }
             try transfusion.load(transfusion.stateDict().merging(base.model.stateDict()) { $1 })
+        }
+        if let huggingFace {
+            let loaded = try HuggingFaceImport.load(huggingFace, decoder: config.decoder, vocab: config.vocab)
+            try transfusion.load(transfusion.stateDict().merging(loaded.weights) { $1 })
+            initialisedFrom = loaded.summary + "; image and audio layers start fresh"
         }
 
         let (perRow, avg) = pairs.docsPerRow(imageLength: config.patchesPerImage)

@@ -104,6 +104,10 @@ struct Train: ParsableCommand {
                 print("memory: \(plan), \(budget) free\(r.train.checksMemory ? "" : " (not checked: train.memory_limit off)")"
                       + String(format: "; probed in %.1f s", plan.probeSeconds))
             }
+            // A resumed run continues its own weights; only a new one says where its start came from.
+            if comm.rank == 0, dir.checkpoints().isEmpty, let from = (task as? InitialisedFrom)?.initialisedFrom {
+                print("initialised from the \(from)")
+            }
             StopRequest.installSignalHandlers()
             let trainer = try Trainer(recipe: r, task: task, run: dir, communicator: comm)
             let summary = try trainer.train(fresh: false)

@@ -167,4 +167,71 @@ import Text
         let bad = try FusionBinary.run(["export", "--checkpoint", run.path, "--out", "x", "--format", "onnx"], in: dir)
         #expect(bad.status != 0 && bad.stderr.contains("--format must be fusion or hf"), "\(bad.stderr)")
     }
+
+    /// The other way: an HF checkpoint of the recipe's size starts an lm run. Our own export
+    /// round-trips exactly; a Llama that transformers made itself (random weights, norms off 1)
+    /// gives its logits in Fusion; a checkpoint of another size is refused naming both keys.
+    @Test(.enabled(if: FusionBinary.isBuilt, "needs .build/release/fusion (make test builds it)"))
+    func aHuggingFaceCheckpointInitialisesAnLMRun() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-hf-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (run, hf) = try trainAndExport(Self.lmRecipe("src", qkNorm: true), name: "src", in: dir)
+        let source = try SavedModel(path: run.path, ema: true).weights
+        func task(_ overrides: [String], name: String) throws -> LMTask {
+            let recipe = try Recipe.parse(Self.lmRecipe(name, qkNorm: true), file: "\(name).yaml", overrides: overrides)
+            let runDir = RunDirectory(dir.appendingPathComponent("runs/\(name)"))
+            try runDir.prepare(fresh: false)
+            // The same tokenizer as the source run, so the vocabulary (and its rows) agree.
+            try FileManager.default.copyItem(at: run.appendingPathComponent("tokenizer.json"), to: runDir.url.appendingPathComponent("tokenizer.json"))
+            return try LMTask(recipe: recipe, run: runDir)
+        }
+        let started = try task(["train.init_from=\(hf.path)"], name: "from-hf")
+        let weights = started.lm.stateDict()
+        #expect(weights.keys.sorted() == source.keys.sorted())
+        for (name, t) in source { #expect(weights[name]!.scalars == t.scalars, "\(name) round-trips") }
+        #expect(started.initialisedFrom?.contains("with its embedding and head") == true, "\(started.initialisedFrom ?? "nil")")
+
+        do { _ = try task(["train.init_from=\(hf.path)", "model.dim=96"], name: "wrong"); Issue.record("a 64-wide checkpoint started a 96-wide model") } catch {
+            #expect("\(error)".contains("train.init_from") && "\(error)".contains("hidden_size is 64") && "\(error)".contains("model.dim"), "\(error)")
+        }
+
+        // A Llama made by transformers: its logits, in Fusion.
+        let made = dir.appendingPathComponent("hf/made")
+        let script = """
+            import json, sys
+            try:
+                import torch
+                from transformers import LlamaConfig, LlamaForCausalLM
+            except ImportError as e:
+                print("SKIP", e); sys.exit(0)
+            torch.manual_seed(0)
+            config = LlamaConfig(vocab_size=\(started.lm.vocab), hidden_size=64, intermediate_size=256, num_hidden_layers=2,
+                                 num_attention_heads=2, num_key_value_heads=2, rms_norm_eps=1e-6, max_position_embeddings=64,
+                                 tie_word_embeddings=False, attention_bias=False, mlp_bias=False)
+            model = LlamaForCausalLM(config).eval()
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    p.copy_(1 + 0.1 * torch.randn_like(p) if "norm" in name else 0.05 * torch.randn_like(p))
+                ids = json.loads(sys.argv[2])
+                logits = model(torch.tensor([ids])).logits[0]
+            model.save_pretrained(sys.argv[1], safe_serialization=True)
+            print(json.dumps(logits.tolist()))
+            """
+        let ids: [Int32] = [0, 40, 41, 300, 7, 263, 1]
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, made.path, "\(ids.map(Int.init))"]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        guard (try? p.run()) != nil else { print("python3 not available: transformers check skipped"); return }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        if String(decoding: data, as: UTF8.self).hasPrefix("SKIP") { print("transformers or torch not installed: check skipped"); return }
+        try #require(p.terminationStatus == 0, "\(errText)")
+        let reference = try #require(try JSONSerialization.jsonObject(with: data) as? [[Double]])
+        let fromLlama = try task(["train.init_from=\(made.path)", "model.qk_norm=false"], name: "from-llama")
+        expectMatch(fusionLogits(fromLlama.lm, ids), reference, "a transformers-made Llama, loaded by train.init_from")
+    }
 }
