@@ -57,14 +57,13 @@ struct Train: ParsableCommand {
                 Parallel.setThreads(threads)
             } else if comm.size > 1 && ProcessInfo.processInfo.environment["FUSION_THREADS"] == nil {
                 // Ranks on one machine share its cores rather than each taking all of them.
-                let local = Collective.localRanks ?? comm.size
-                Parallel.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / local))
+                Parallel.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / comm.localRanks))
             }
             let dir = RunDirectory(URL(fileURLWithPath: runs).appendingPathComponent(try r.expandName(name ?? r.name)))
             // Memory: a decoder too large to build stops here, before anything is built or written;
             // then probe batches of 4 and 8 rows measure the tape per row, and a recipe whose planned
             // peak does not fit stops before its first step (MemoryPlan.swift).
-            let budget = MemoryBudget.current(limit: r.train.memoryLimitBytes, sharedBy: Collective.localRanks ?? comm.size)
+            let budget = MemoryBudget.current(limit: r.train.memoryLimitBytes, sharedBy: comm.localRanks)
             if r.train.checksMemory { try ModelTooLargeError.check(r, budget: budget) }
             Allocator.failurePrefix = "fusion train: error: "
             Allocator.failureAdvice = ". The run's newest checkpoint is intact. Lower train.batch_size (raise train.grad_accum "
@@ -99,7 +98,9 @@ struct Train: ParsableCommand {
             let task = try makeTask(r, run: dir)
             if comm.rank == 0 { comm.barrier() }
             if comm.rank == 0 {
-                let ranks = comm.size > 1 ? ", \(comm.size) MPI ranks × \(Parallel.threads) threads" : ""
+                let library = (comm as? MPICommunicator).map { "; \($0.library)" } ?? ""
+                let ranks = comm.size > 1
+                    ? ", \(comm.size) MPI ranks × \(Parallel.threads) threads (\(comm.localRanks) on this machine\(library))" : ""
                 print("fusion train: \(r.name) — \(r.model.kind) \(r.model.preset), \(task.model.parameterCount) parameters, \(r.train.steps) steps\(ranks) → \(dir.url.path)")
                 print("memory: \(plan), \(budget) free\(r.train.checksMemory ? "" : " (not checked: train.memory_limit off)")"
                       + String(format: "; probed in %.1f s", plan.probeSeconds))
