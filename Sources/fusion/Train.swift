@@ -22,9 +22,14 @@ struct Train: ParsableCommand {
             Before the first step the run's peak memory is planned and printed; a recipe that cannot
             fit what is free (or train.memory_limit, e.g. 6GiB) stops with the keys to change.
 
-            Data-parallel over MPI (Open MPI: apt-get install -y libopenmpi-dev openmpi-bin):
-              mpirun -np 2 fusion train recipes/quickstart.yaml
+            Data-parallel over Open MPI (apt-get install -y libopenmpi-dev openmpi-bin) or
+            MPICH (apt-get install -y mpich), loaded when an MPI launcher starts fusion:
+              mpirun -np 2 fusion train recipes/quickstart.yaml        # Open MPI
+              mpiexec.mpich -n 2 fusion train recipes/quickstart.yaml  # MPICH
+              srun --mpi=pmix fusion train recipes/quickstart.yaml     # SLURM
             Each rank computes train.batch_size/N rows of every micro-batch; rank 0 writes the run.
+            Ranks on one machine split its cores (FUSION_THREADS, train.threads override).
+            FUSION_MPI_LIBRARY names the library to load. Clusters: docs/clusters.md
             """)
 
     @Argument(help: "The recipe YAML file.")
