@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])], linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "Tensors", dependencies: ["CBLAS", "CKernels"], swiftSettings: fast),
         .target(name: "NN", dependencies: ["Tensors"], swiftSettings: fast),
-        // Data-parallel collectives; Open MPI is loaded at run time (dlopen), so no build dependency.
+        // Data-parallel collectives; Open MPI or MPICH is loaded at run time (dlopen), so no build dependency.
         .target(name: "Collective", dependencies: ["Tensors"], swiftSettings: fast),
         .target(name: "Media", dependencies: ["Tensors", "CPNG", "CSndFile"], swiftSettings: fast),
         .target(name: "Text", swiftSettings: fast),

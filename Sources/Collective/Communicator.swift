@@ -1,6 +1,7 @@
 // The process group a data-parallel run trains in: rank, size and the collectives the trainer
-// needs (sum-allreduce, broadcast, barrier). Not a transport: MPI (MPICommunicator) moves the
-// bytes; a run that was not launched by mpirun gets SingleProcess, where every collective is a no-op.
+// needs (sum-allreduce, broadcast, barrier). Not a transport: MPI (MPICommunicator: Open MPI or
+// MPICH) moves the bytes; a run that was not started by an MPI launcher gets SingleProcess, where
+// every collective is a no-op.
 import Foundation
 
 /// A group of `size` cooperating processes, this one being `rank` (0-based).
@@ -17,6 +18,8 @@ public protocol Communicator: AnyObject {
     var rank: Int { get }
     /// How many processes the group holds.
     var size: Int { get }
+    /// How many of them run on this machine, sharing its cores and memory (this one included).
+    var localRanks: Int { get }
     /// Replaces `count` floats at `buffer` by their elementwise sum over all ranks.
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int)
     /// Replaces `count` doubles at `buffer` by their elementwise sum over all ranks.
@@ -67,6 +70,7 @@ public final class SingleProcess: Communicator {
     public init() {}
     public var rank: Int { 0 }
     public var size: Int { 1 }
+    public var localRanks: Int { 1 }
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
     public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) -> PendingReduction { Completed() }
@@ -94,21 +98,25 @@ public enum CollectiveError: Error, CustomStringConvertible {
 }
 
 public enum Collective {
-    /// True when this process was started by an MPI launcher (Open MPI's mpirun/mpiexec, another
-    /// PMIx launcher, or a PMI one such as MPICH's, which then fails to load as not Open MPI
-    /// instead of silently training N copies of one run).
+    /// True when this process was started by an MPI launcher: Open MPI's mpirun/mpiexec
+    /// (OMPI_*), a PMIx launcher such as srun --mpi=pmix (PMIX_RANK), or a PMI one such as MPICH's
+    /// mpiexec (Hydra) or srun --mpi=pmi2 (PMI_SIZE). Such a process that cannot load MPI stops
+    /// instead of silently training N copies of one run.
     public static var launchedByMPI: Bool {
         let env = ProcessInfo.processInfo.environment
         return ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE"].contains { env[$0] != nil }
     }
 
-    /// How many ranks the launcher placed on this machine, when it says.
-    public static var localRanks: Int? {
-        ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) }
+    /// How many ranks the launcher says it started, when it says: Open MPI's mpirun and PMI
+    /// launchers (MPICH's Hydra, srun --mpi=pmi2) do, PMIx-only ones do not.
+    public static var launcherRanks: Int? {
+        let env = ProcessInfo.processInfo.environment
+        return (env["OMPI_COMM_WORLD_SIZE"] ?? env["PMI_SIZE"]).flatMap { Int($0) }
     }
 
-    /// MPI (loading Open MPI's libmpi at run time) when launched by mpirun, otherwise a
-    /// SingleProcess. Throws, saying what to install, when mpirun launched us but libmpi is missing.
+    /// MPI (loading Open MPI's or MPICH's library at run time) when started by an MPI launcher,
+    /// otherwise a SingleProcess. Throws, saying what to install, when a launcher started us but
+    /// no MPI library loads, or the one that loads does not belong to the launcher.
     public static func fromEnvironment() throws -> Communicator {
         launchedByMPI ? try MPICommunicator() : SingleProcess()
     }

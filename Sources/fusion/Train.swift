@@ -22,9 +22,14 @@ struct Train: ParsableCommand {
             Before the first step the run's peak memory is planned and printed; a recipe that cannot
             fit what is free (or train.memory_limit, e.g. 6GiB) stops with the keys to change.
 
-            Data-parallel over MPI (Open MPI: apt-get install -y libopenmpi-dev openmpi-bin):
-              mpirun -np 2 fusion train recipes/quickstart.yaml
+            Data-parallel over Open MPI (apt-get install -y libopenmpi-dev openmpi-bin) or
+            MPICH (apt-get install -y mpich), loaded when an MPI launcher starts fusion:
+              mpirun -np 2 fusion train recipes/quickstart.yaml        # Open MPI
+              mpiexec.mpich -n 2 fusion train recipes/quickstart.yaml  # MPICH
+              srun --mpi=pmix fusion train recipes/quickstart.yaml     # SLURM
             Each rank computes train.batch_size/N rows of every micro-batch; rank 0 writes the run.
+            Ranks on one machine split its cores (FUSION_THREADS, train.threads override).
+            FUSION_MPI_LIBRARY names the library to load. Clusters: docs/clusters.md
             """)
 
     @Argument(help: "The recipe YAML file.")
@@ -57,14 +62,13 @@ struct Train: ParsableCommand {
                 Parallel.setThreads(threads)
             } else if comm.size > 1 && ProcessInfo.processInfo.environment["FUSION_THREADS"] == nil {
                 // Ranks on one machine share its cores rather than each taking all of them.
-                let local = Collective.localRanks ?? comm.size
-                Parallel.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / local))
+                Parallel.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / comm.localRanks))
             }
             let dir = RunDirectory(URL(fileURLWithPath: runs).appendingPathComponent(try r.expandName(name ?? r.name)))
             // Memory: a decoder too large to build stops here, before anything is built or written;
             // then probe batches of 4 and 8 rows measure the tape per row, and a recipe whose planned
             // peak does not fit stops before its first step (MemoryPlan.swift).
-            let budget = MemoryBudget.current(limit: r.train.memoryLimitBytes, sharedBy: Collective.localRanks ?? comm.size)
+            let budget = MemoryBudget.current(limit: r.train.memoryLimitBytes, sharedBy: comm.localRanks)
             if r.train.checksMemory { try ModelTooLargeError.check(r, budget: budget) }
             Allocator.failurePrefix = "fusion train: error: "
             Allocator.failureAdvice = ". The run's newest checkpoint is intact. Lower train.batch_size (raise train.grad_accum "
@@ -99,7 +103,9 @@ struct Train: ParsableCommand {
             let task = try makeTask(r, run: dir)
             if comm.rank == 0 { comm.barrier() }
             if comm.rank == 0 {
-                let ranks = comm.size > 1 ? ", \(comm.size) MPI ranks × \(Parallel.threads) threads" : ""
+                let library = (comm as? MPICommunicator).map { "; \($0.library)" } ?? ""
+                let ranks = comm.size > 1
+                    ? ", \(comm.size) MPI ranks × \(Parallel.threads) threads (\(comm.localRanks) on this machine\(library))" : ""
                 print("fusion train: \(r.name) — \(r.model.kind) \(r.model.preset), \(task.model.parameterCount) parameters, \(r.train.steps) steps\(ranks) → \(dir.url.path)")
                 print("memory: \(plan), \(budget) free\(r.train.checksMemory ? "" : " (not checked: train.memory_limit off)")"
                       + String(format: "; probed in %.1f s", plan.probeSeconds))

@@ -1,7 +1,8 @@
 // Data-parallel training: a micro-batch split into row shares, weighted by tokens, gives the
-// full batch's gradient; backward's readiness hook reports final gradients; and, when Open MPI
-// is installed, `mpirun -np 2 fusion train` follows the single-process loss curve, through a resume.
-import Collective
+// full batch's gradient; backward's readiness hook reports final gradients; and, under each MPI
+// launcher installed (Open MPI's mpirun, MPICH's mpiexec), `fusion train` on 2 ranks follows the
+// single-process loss curve, through a resume, and counts both ranks as on this machine.
+@testable import Collective
 import Foundation
 import NN
 import Tensors
@@ -23,25 +24,62 @@ func dataParallelRecipeText(steps: Int) -> String {
     """
 }
 
-/// mpirun and the release `fusion` binary (built by `swift build -c release … --build-tests`).
-enum MPIRun {
+/// The MPI launchers the data-parallel tests start `fusion train` with, over loopback, and the
+/// release `fusion` binary (built by `swift build -c release … --build-tests`).
+enum MPIRun: CaseIterable {
+    case openMPI, mpich
+
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let fusion = root.appendingPathComponent(".build/release/fusion")
-    static let mpirun: URL? = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
-        .map { URL(fileURLWithPath: String($0)).appendingPathComponent("mpirun") }
-        .first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    static var available: Bool { mpirun != nil && FileManager.default.isExecutableFile(atPath: fusion.path) }
 
-    /// Runs `fusion ARGS` on `ranks` MPI ranks over loopback; returns its output, failing the
-    /// test with that output when it exits non-zero.
-    static func train(ranks: Int, _ args: [String]) throws -> String {
+    /// Debian names the launchers mpirun.openmpi and mpiexec.mpich, with `mpirun` pointing at
+    /// one of them; other installs have only the plain names, told apart by their --version.
+    static let openMPILauncher = find("mpirun.openmpi") ?? find("mpirun", versionSays: "Open MPI")
+    static let mpichLauncher = find("mpiexec.mpich") ?? find("mpiexec.hydra") ?? find("mpiexec", versionSays: "HYDRA")
+
+    var launcher: URL? { self == .openMPI ? MPIRun.openMPILauncher : MPIRun.mpichLauncher }
+    var available: Bool { launcher != nil && FileManager.default.isExecutableFile(atPath: MPIRun.fusion.path) }
+    /// How `fusion train` names the library it loaded under this launcher (MPICommunicator.library).
+    var library: String { self == .openMPI ? "Open MPI: libmpi.so.40" : "MPICH ABI: " }
+
+    static func find(_ name: String, versionSays marker: String? = nil) -> URL? {
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+            .map { URL(fileURLWithPath: String($0)).appendingPathComponent(name) }
+            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
+        guard let path, let marker else { return path }
         let p = Process()
-        p.executableURL = mpirun!
-        p.arguments = ["-np", String(ranks), "--oversubscribe", "--bind-to", "none", "-x", "FUSION_THREADS=1",
-                       fusion.path, "train"] + args
+        p.executableURL = path
+        p.arguments = ["--version"]
+        let pipe = Pipe()
+        p.standardOutput = pipe; p.standardError = pipe
+        guard (try? p.run()) != nil else { return nil }
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return text.contains(marker) ? path : nil
+    }
+
+    /// Runs `fusion train ARGS` on `ranks` ranks with this launcher (each rank on `threads`
+    /// threads, or as many as `fusion train` picks when nil; `env` added to the ranks'
+    /// environment); returns its exit status and output.
+    func run(ranks: Int, threads: Int? = 1, env extra: [String: String] = [:], _ args: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = launcher!
         var env = ProcessInfo.processInfo.environment
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"   // containers often forbid CMA
+        env["FUSION_THREADS"] = nil
+        switch self {
+        case .openMPI:
+            p.arguments = ["-np", String(ranks), "--oversubscribe", "--bind-to", "none"]
+                + (threads.map { ["-x", "FUSION_THREADS=\($0)"] } ?? [])
+                + extra.keys.sorted().flatMap { ["-x", "\($0)=\(extra[$0]!)"] }
+            env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+            env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"   // containers often forbid CMA
+        case .mpich:
+            // Hydra starts local ranks itself (-launcher fork: no ssh, even where ssh is its default).
+            p.arguments = ["-n", String(ranks), "-launcher", "fork"]
+                + (threads.map { ["-genv", "FUSION_THREADS", String($0)] } ?? [])
+                + extra.keys.sorted().flatMap { ["-genv", $0, extra[$0]!] }
+        }
+        p.arguments! += [MPIRun.fusion.path, "train"] + args
         p.environment = env
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("mpirun-\(UUID().uuidString).log")
         FileManager.default.createFile(atPath: out.path, contents: nil)
@@ -50,7 +88,13 @@ enum MPIRun {
         try p.run(); p.waitUntilExit(); try h.close()
         let text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
         try? FileManager.default.removeItem(at: out)
-        try #require(p.terminationStatus == 0, "mpirun -np \(ranks) fusion train failed:\n\(text)")
+        return (p.terminationStatus, text)
+    }
+
+    /// `run`, failing the test with the output when it exits non-zero.
+    func train(ranks: Int, threads: Int? = 1, _ args: [String]) throws -> String {
+        let (status, text) = try run(ranks: ranks, threads: threads, args)
+        try #require(status == 0, "\(launcher!.lastPathComponent) -n \(ranks) fusion train failed:\n\(text)")
         return text
     }
 }
@@ -59,6 +103,7 @@ enum MPIRun {
 final class ThreeRanks: Communicator {
     var rank: Int { 0 }
     var size: Int { 3 }
+    var localRanks: Int { 3 }
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
     func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
     func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) -> PendingReduction { Done() }
@@ -126,8 +171,34 @@ final class ThreeRanks: Communicator {
             _ = try MPICommunicator()
             Issue.record("MPICommunicator loaded a library that does not exist")
         } catch let error as CollectiveError {
+            // No launcher in this process's environment: both MPIs are named.
             #expect(error.description.contains("apt-get install -y libopenmpi-dev openmpi-bin"))
+            #expect(error.description.contains("apt-get install -y mpich"))
             #expect(error.description.contains("/nonexistent/libmpi.so.40"))
+        }
+    }
+
+    /// The launcher's own library is tried first (a library cannot join another's launcher), and
+    /// its package is the one the error names.
+    @Test func theLaunchersLibraryIsTriedFirst() {
+        func with(_ vars: [String: String], _ body: () -> Void) {
+            for (k, v) in vars { setenv(k, v, 1) }
+            defer { for k in vars.keys { unsetenv(k) } }
+            body()
+        }
+        with(["OMPI_COMM_WORLD_SIZE": "2", "PMIX_RANK": "0"]) {      // Open MPI's mpirun
+            #expect(MPILibrary.candidates == ["libmpi.so.40", "libmpi.so"])
+            #expect(MPILibrary.installAdvice.contains("openmpi-bin") && !MPILibrary.installAdvice.contains("mpich"))
+            #expect(Collective.launcherRanks == 2)
+        }
+        with(["PMI_RANK": "1", "PMI_SIZE": "2", "MPI_LOCALNRANKS": "2"]) {   // MPICH's mpiexec (Hydra)
+            #expect(MPILibrary.candidates.prefix(2) == ["libmpich.so.12", "libmpi.so.12"])
+            #expect(MPILibrary.installAdvice.contains("apt-get install -y mpich") && !MPILibrary.installAdvice.contains("openmpi"))
+            #expect(Collective.launchedByMPI && Collective.launcherRanks == 2)
+        }
+        with(["PMIX_RANK": "0"]) {                                    // srun --mpi=pmix: either, Open MPI first
+            #expect(MPILibrary.candidates == ["libmpi.so.40", "libmpich.so.12", "libmpi.so.12", "libmpi.so"])
+            #expect(Collective.launchedByMPI && Collective.launcherRanks == nil)
         }
     }
 
@@ -139,9 +210,56 @@ final class ThreeRanks: Communicator {
     }
 
     /// Two ranks over loopback train the same curve as one process at the same global batch, and
-    /// a 2-rank run resumed after 3 steps (train.steps extended 3 → 6) continues it.
-    @Test(.enabled(if: MPIRun.available, "needs mpirun (apt-get install -y openmpi-bin libopenmpi-dev) and .build/release/fusion"))
-    func twoRanksFollowTheSingleProcessCurveThroughAResume() throws {
+    /// a 2-rank run resumed after 3 steps (train.steps extended 3 → 6) continues it: with Open MPI…
+    @Test(.enabled(if: MPIRun.openMPI.available, "needs Open MPI's mpirun (apt-get install -y openmpi-bin libopenmpi-dev) and .build/release/fusion"))
+    func openMPITwoRanksFollowTheSingleProcessCurveThroughAResume() throws {
+        try twoRanksFollowTheSingleProcessCurveThroughAResume(.openMPI)
+    }
+
+    /// … and with MPICH.
+    @Test(.enabled(if: MPIRun.mpich.available, "needs MPICH's mpiexec.mpich (apt-get install -y mpich) and .build/release/fusion"))
+    func mpichTwoRanksFollowTheSingleProcessCurveThroughAResume() throws {
+        try twoRanksFollowTheSingleProcessCurveThroughAResume(.mpich)
+    }
+
+    /// Two ranks started on this machine count each other as local (MPI_Comm_split_type) and
+    /// split its cores between them: with Open MPI…
+    @Test(.enabled(if: MPIRun.openMPI.available, "needs Open MPI's mpirun (apt-get install -y openmpi-bin libopenmpi-dev) and .build/release/fusion"))
+    func openMPITwoRanksShareThisMachine() throws { try twoRanksShareThisMachine(.openMPI) }
+
+    /// … and with MPICH.
+    @Test(.enabled(if: MPIRun.mpich.available, "needs MPICH's mpiexec.mpich (apt-get install -y mpich) and .build/release/fusion"))
+    func mpichTwoRanksShareThisMachine() throws { try twoRanksShareThisMachine(.mpich) }
+
+    /// Open MPI's library under MPICH's launcher initialises as a world of one; every rank
+    /// would train the whole run alone. It stops instead, saying why.
+    @Test(.enabled(if: MPIRun.mpich.available && MPIRun.openMPI.available, "needs both Open MPI and MPICH (apt-get install -y openmpi-bin mpich)"))
+    func aLibraryThatIsNotTheLaunchersStops() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-dp-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let recipeURL = dir.appendingPathComponent("dp.yaml")
+        try dataParallelRecipeText(steps: 1).write(to: recipeURL, atomically: true, encoding: .utf8)
+        let (status, output) = try MPIRun.mpich.run(ranks: 2, env: ["FUSION_MPI_LIBRARY": "libmpi.so.40"],
+                                                    [recipeURL.path, "--runs", dir.path, "--name", "mismatch"])
+        #expect(status != 0)
+        #expect(output.contains("the launcher started 2 ranks but Open MPI: libmpi.so.40 sees a world of 1"), "\(output)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("mismatch").path))
+    }
+
+    func twoRanksShareThisMachine(_ mpi: MPIRun) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-dp-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let recipeURL = dir.appendingPathComponent("dp.yaml")
+        try dataParallelRecipeText(steps: 1).write(to: recipeURL, atomically: true, encoding: .utf8)
+        // No FUSION_THREADS: each rank takes its share of the cores, which needs the local count.
+        let out = try mpi.train(ranks: 2, threads: nil, [recipeURL.path, "--runs", dir.path, "--name", "local"])
+        let threads = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
+        #expect(out.contains("2 MPI ranks × \(threads) threads (2 on this machine; \(mpi.library)"), "\(out)")
+    }
+
+    func twoRanksFollowTheSingleProcessCurveThroughAResume(_ mpi: MPIRun) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-dp-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -155,9 +273,9 @@ final class ThreeRanks: Communicator {
 
         // Two ranks: 3 steps, then the same run extended to 6 resumes from its step-3 checkpoint.
         let args = [recipeURL.path, "--runs", dir.path, "--name", "two"]
-        let first = try MPIRun.train(ranks: 2, args + ["train.steps=3"])
-        #expect(first.contains("2 MPI ranks"))
-        let second = try MPIRun.train(ranks: 2, args + ["--resume-anyway"])   // the recipe's 6 steps, not the 3 it ran
+        let first = try mpi.train(ranks: 2, args + ["train.steps=3"])
+        #expect(first.contains("2 MPI ranks × 1 threads (2 on this machine; \(mpi.library)"), "\(first)")
+        let second = try mpi.train(ranks: 2, args + ["--resume-anyway"])   // the recipe's 6 steps, not the 3 it ran
         #expect(second.contains("resuming two from step-00000003"))
 
         let two = RunDirectory(dir.appendingPathComponent("two"))
