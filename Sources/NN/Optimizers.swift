@@ -177,7 +177,7 @@ public final class SGD {
 
 /// Learning-rate schedules: closures from the (0-based) step to the learning rate.
 public enum LRSchedule {
-    public enum Decay: String, Codable, Sendable { case cosine, linear, constant }
+    public enum Decay: String, Codable, Sendable, CaseIterable { case cosine, linear, constant }
 
     /// Linear warmup from 0 over `warmup` steps to `peak`, then `decay` to `peak·minRatio` at
     /// `total` steps (held after).

@@ -123,7 +123,7 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
     /// Bytes held per parameter beyond its weight: gradient, optimizer state, EMA.
     static func stateBytes(_ recipe: Recipe) -> (gradients: Int, optimizer: Int, ema: Int) {
         let o = recipe.optimizer
-        let moments = o.name == "sgd" ? (o.momentum > 0 ? 1 : 0) : 2
+        let moments = o.name == .sgd ? (o.momentum > 0 ? 1 : 0) : 2
         return (4, 4 * moments, recipe.train.emaDecay > 0 ? 4 : 0)
     }
 
@@ -146,7 +146,7 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
         plan.rows = (recipe.train.batchSize + max(ranks, 1) - 1) / max(ranks, 1)
         var measured: [Int] = []
         var parameters = 0
-        let precision = MatmulPrecision(rawValue: recipe.train.matmulPrecision) ?? .fp32
+        let precision = recipe.train.matmulPrecision
         let probeRows = Array(Set([min(4, plan.rows), min(8, plan.rows)])).sorted()
         for rows in probeRows {
             var probe = recipe

@@ -1,6 +1,7 @@
 // The recipe schema: one table of every key a recipe may hold (type, default, bounds), and the walker
 // that checks a parsed YAML tree against it. Not the YAML reading or writing (Recipe.swift).
 import Foundation
+import NN
 import Tensors
 
 /// The schema of a recipe file and the walker that validates a tree against it.
@@ -117,7 +118,7 @@ extension RecipeSchema {
             .key("audio_codebook", .int, 256, .positive),
         ]),
         .section("optimizer", [
-            .key("name", .choice(["adamw", "sgd"]), "adamw"),
+            .key("name", .choice(OptimizerKind.allCases.map(\.rawValue)), "adamw"),
             .key("lr", .float, 3e-4, .positive),
             .key("beta1", .float, 0.9, .openFraction),
             .key("beta2", .float, 0.95, .openFraction),
@@ -126,7 +127,7 @@ extension RecipeSchema {
             .key("momentum", .float, 0.9, .openFraction),
             .key("grad_clip", .float, 1.0, .nonNegative),
             .key("warmup_steps", .int, 100, .nonNegative),
-            .key("schedule", .choice(["cosine", "linear", "constant"]), "cosine"),
+            .key("schedule", .choice(LRSchedule.Decay.allCases.map(\.rawValue)), "cosine"),
             .key("min_lr_ratio", .float, 0.1, .fraction),
         ]),
         .section("train", [
@@ -138,8 +139,8 @@ extension RecipeSchema {
             .key("keep_checkpoints", .int, 3, .positive),
             .key("ema_decay", .float, 0.0, .openFraction),
             .optional("threads", .int, .positive),
-            .key("matmul_precision", .choice(["fp32", "bf16"]), "fp32"),
-            .key("on_nonfinite", .choice(["skip", "rollback", "stop"]), "skip"),
+            .key("matmul_precision", .choice(MatmulPrecision.allCases.map(\.rawValue)), "fp32"),
+            .key("on_nonfinite", .choice(NonFinitePolicy.allCases.map(\.rawValue)), "skip"),
             .optional("init_from", .string),
             .optional("memory_limit", .string),  // "6GiB", "512MiB", bytes, or off: see `checkRules`
         ]),

@@ -1,6 +1,8 @@
 // The typed recipe: what a YAML file in recipes/ resolves to after validation and defaults.
 // Field names are the YAML keys (snake_case via CodingKeys). Not the parser (Recipe.swift).
 import Foundation
+import NN
+import Tensors
 
 /// A resolved experiment recipe. Sections mirror the YAML file.
 public struct Recipe: Codable, Equatable, Sendable {
@@ -91,7 +93,7 @@ public struct DiffusionSection: Codable, Equatable, Sendable {
 
     /// Checkpoint configs written before `clip_x0` existed read with clipping off; before the edit
     /// dropouts, with their defaults.
-    public init(from decoder: Decoder) throws {
+    public init(from decoder: Swift.Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(schedule: try c.decode(String.self, forKey: .schedule), steps: try c.decode(Int.self, forKey: .steps),
                   target: try c.decode(String.self, forKey: .target), lossWeight: try c.decode(Float.self, forKey: .lossWeight),
@@ -175,7 +177,7 @@ public struct DataSection: Codable, Equatable, Sendable {
     }
 
     /// Run folders written before `docs_per_row` or `edit_fraction` existed read with 0.
-    public init(from decoder: Decoder) throws {
+    public init(from decoder: Swift.Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(source: try c.decode(String.self, forKey: .source), path: try c.decodeIfPresent(String.self, forKey: .path),
                   imageSize: try c.decode(Int.self, forKey: .imageSize),
@@ -203,8 +205,21 @@ public struct DataSection: Codable, Equatable, Sendable {
     }
 }
 
+/// `optimizer.name`.
+public enum OptimizerKind: String, Codable, Sendable, CaseIterable { case adamw, sgd }
+
+/// `train.on_nonfinite`: what a step whose loss or gradient is NaN/Inf does.
+public enum NonFinitePolicy: String, Codable, Sendable, CaseIterable {
+    /// No update for the step; training goes on.
+    case skip
+    /// Back to the last checkpoint, replaying the steps after it without the bad one.
+    case rollback
+    /// The run stops with an error.
+    case stop
+}
+
 public struct OptimizerSection: Codable, Equatable, Sendable {
-    public var name: String            // "adamw" or "sgd"
+    public var name: OptimizerKind
     public var lr: Float
     public var beta1: Float
     public var beta2: Float
@@ -213,7 +228,7 @@ public struct OptimizerSection: Codable, Equatable, Sendable {
     public var momentum: Float
     public var gradClip: Float         // 0 = off
     public var warmupSteps: Int
-    public var schedule: String        // "cosine", "linear", "constant"
+    public var schedule: LRSchedule.Decay
     public var minLRRatio: Float
 
     enum CodingKeys: String, CodingKey {
@@ -231,12 +246,11 @@ public struct TrainSection: Codable, Equatable, Sendable {
     public var keepCheckpoints: Int
     public var emaDecay: Float         // 0 = no EMA
     public var threads: Int?           // default: all cores
-    /// "fp32", or "bf16": every matrix product of the run (training, evals, samples) with bf16
+    /// fp32, or bf16: every matrix product of the run (training, evals, samples) with bf16
     /// operands and fp32 sums; weights, gradients and optimizer state stay fp32.
-    public var matmulPrecision: String = "fp32"
-    /// A step whose loss or gradient is NaN/Inf: "skip" it (no update), "rollback" to the last
-    /// checkpoint and replay without it, or "stop" the run with an error.
-    public var onNonFinite: String = "skip"
+    public var matmulPrecision: MatmulPrecision = .fp32
+    /// A step whose loss or gradient is NaN/Inf: skip it, roll back, or stop (``NonFinitePolicy``).
+    public var onNonFinite: NonFinitePolicy = .skip
     /// A Transfusion run (or one checkpoint folder) whose weights (EMA when kept), tokenizer and
     /// VAE the run starts from: fine-tuning. Resuming the run itself still wins.
     public var initFrom: String? = nil
@@ -301,7 +315,7 @@ public struct EvalSection: Codable, Equatable, Sendable {
     }
 
     /// Written before speech evaluation existed: none (and before held-out documents: 1024).
-    public init(from decoder: Decoder) throws {
+    public init(from decoder: Swift.Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(every: try c.decode(Int.self, forKey: .every), batches: try c.decode(Int.self, forKey: .batches),
                   documents: try c.decodeIfPresent(Int.self, forKey: .documents) ?? 1024,

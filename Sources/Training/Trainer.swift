@@ -119,8 +119,8 @@ public final class Trainer {
         let o = recipe.optimizer
         params = task.model.namedParameters()
         switch o.name {
-        case "sgd": optimizer = .sgd(SGD(params.map(\.1), lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay))
-        default:
+        case .sgd: optimizer = .sgd(SGD(params.map(\.1), lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay))
+        case .adamw:
             optimizer = .adamw(AdamW(params, lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps,
                                      weightDecay: o.weightDecay, decay: defaultDecayNames(task.model)))
         }
@@ -128,15 +128,14 @@ public final class Trainer {
         let embedded = task.model.namedModules().compactMap { $0.1 as? Embedding }.map(\.weight.count).reduce(0, +)
         nonEmbeddingParameters = Double(params.map(\.1.count).reduce(0, +) - embedded)
         schedule = LRSchedule.make(peak: o.lr, warmup: o.warmupSteps, total: recipe.train.steps,
-                                   decay: LRSchedule.Decay(rawValue: o.schedule) ?? .cosine, minRatio: o.minLRRatio)
+                                   decay: o.schedule, minRatio: o.minLRRatio)
     }
 
     /// Trains to `train.steps`, resuming from the latest checkpoint unless `fresh`, with every
     /// matrix product in `train.matmul_precision`.
     @discardableResult
     public func train(fresh: Bool = false) throws -> TrainSummary {
-        let precision = MatmulPrecision(rawValue: recipe.train.matmulPrecision) ?? .fp32
-        return try MatmulPrecision.with(precision) { try trainSteps(fresh: fresh) }
+        try MatmulPrecision.with(recipe.train.matmulPrecision) { try trainSteps(fresh: fresh) }
     }
 
     private func trainSteps(fresh: Bool) throws -> TrainSummary {
@@ -205,12 +204,12 @@ public final class Trainer {
                 if bad != "replayed" {
                     var row = MetricsRow()
                     row.set("step", .int(step + 1)); row.set("kind", .string("nonfinite")); row.set("where", .string(bad))
-                    row.set("action", .string(t.onNonFinite))
+                    row.set("action", .string(t.onNonFinite.rawValue))
                     try log?.append(row)
                     if isRoot { onRow?(row) }
-                    progress?.message("step \(step + 1): non-finite \(bad); " + (t.onNonFinite == "skip" ? "step skipped" : t.onNonFinite))
-                    if t.onNonFinite == "stop" { throw RunError.nonFinite(step: step + 1, what: bad) }
-                    if t.onNonFinite == "rollback" {
+                    progress?.message("step \(step + 1): non-finite \(bad); " + (t.onNonFinite == .skip ? "step skipped" : t.onNonFinite.rawValue))
+                    if t.onNonFinite == .stop { throw RunError.nonFinite(step: step + 1, what: bad) }
+                    if t.onNonFinite == .rollback {
                         skipped.insert(step)
                         // Every rank sees the same non-finite sums, so all roll back to the same checkpoint.
                         if let (ckpt, url) = try loadLatestCheckpoint() {

@@ -119,10 +119,10 @@ extension RecipeTests {
             #expect(r.model.zLoss == 1e-4)
             #expect(r.data.source == "folder" && r.data.path == "data/shapes" && r.data.imageSize == 16)
             #expect(r.data.tokenizer == "tok.json" && r.data.tokenizerVocab == 300 && r.data.seqLen == 64)
-            #expect(r.optimizer.name == "sgd" && r.optimizer.lr == 3e-3 && r.optimizer.beta1 == 0.8)
+            #expect(r.optimizer.name == .sgd && r.optimizer.lr == 3e-3 && r.optimizer.beta1 == 0.8)
             #expect(r.optimizer.beta2 == 0.99 && r.optimizer.eps == 1e-6 && r.optimizer.weightDecay == 0)
             #expect(r.optimizer.momentum == 0.5 && r.optimizer.gradClip == 0.5 && r.optimizer.warmupSteps == 20)
-            #expect(r.optimizer.schedule == "linear" && r.optimizer.minLRRatio == 0)
+            #expect(r.optimizer.schedule == .linear && r.optimizer.minLRRatio == 0)
             #expect(r.train.steps == 200 && r.train.batchSize == 8 && r.train.gradAccum == 2 && r.train.logEvery == 5)
             #expect(r.train.checkpointEvery == 50 && r.train.keepCheckpoints == 2 && r.train.emaDecay == 0.999)
             #expect(r.train.threads == 2)
@@ -146,8 +146,8 @@ extension RecipeTests {
                     source: "shapes", path: nil, imageSize: 32, tokenizer: nil, tokenizerVocab: 512, seqLen: 128,
                     pool: 0),
                 optimizer: OptimizerSection(
-                    name: "adamw", lr: 3e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, momentum: 0.9,
-                    gradClip: 1.0, warmupSteps: 100, schedule: "cosine", minLRRatio: 0.1),
+                    name: .adamw, lr: 3e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, momentum: 0.9,
+                    gradClip: 1.0, warmupSteps: 100, schedule: .cosine, minLRRatio: 0.1),
                 train: TrainSection(
                     steps: 10, batchSize: 16, gradAccum: 1, logEvery: 10, checkpointEvery: 500, keepCheckpoints: 3,
                     emaDecay: 0, threads: nil),
@@ -314,9 +314,9 @@ extension RecipeTests {
         }
 
         @Test func matmulPrecisionIsFP32OrBf16() throws {
-            #expect(try parseRecipe(minimalRecipe).train.matmulPrecision == "fp32")
+            #expect(try parseRecipe(minimalRecipe).train.matmulPrecision == .fp32)
             if MatmulPrecision.bf16Available {
-                #expect(try parseRecipe(minimalRecipe, overrides: ["train.matmul_precision=bf16"]).train.matmulPrecision == "bf16")
+                #expect(try parseRecipe(minimalRecipe, overrides: ["train.matmul_precision=bf16"]).train.matmulPrecision == .bf16)
             } else {
                 let error = try #require(recipeFailure(minimalRecipe, overrides: ["train.matmul_precision=bf16"]))
                 #expect(error.description.contains("bf16 needs a CPU with AVX512-BF16"), "\(error)")

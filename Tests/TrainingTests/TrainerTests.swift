@@ -69,7 +69,7 @@ final class PoisonedTask: TrainingTask {
 }
 
 @Suite(.serialized) struct NonFiniteTests {
-    func poisoned(_ policy: String, poisoned: Set<Int>, poison: PoisonedTask.Poison = .loss, steps: Int = 6)
+    func poisoned(_ policy: NonFinitePolicy, poisoned: Set<Int>, poison: PoisonedTask.Poison = .loss, steps: Int = 6)
         throws -> (Trainer, [String], RunDirectory) {
         var recipe = try tinyRecipe(steps: steps)
         recipe.train.onNonFinite = policy
@@ -84,11 +84,11 @@ final class PoisonedTask: TrainingTask {
 
     @Test func skipLeavesTheWeightsOfThatStepAlone() throws {
         // Micro-batches 6 and 7 are step 4's (grad_accum 2).
-        let (_, rows, run) = try poisoned("skip", poisoned: [6])
+        let (_, rows, run) = try poisoned(.skip, poisoned: [6])
         #expect(rows.contains("step=4 kind=\"nonfinite\" where=\"loss_text\" action=\"skip\""), "\(rows)")
         #expect(!rows.contains { $0.hasPrefix("step=4 examples") })
         // Steps 1–3 match a clean run, and the run finishes with finite weights.
-        let (_, clean, _) = try poisoned("skip", poisoned: [])
+        let (_, clean, _) = try poisoned(.skip, poisoned: [])
         #expect(Array(rows.prefix(3)) == Array(clean.prefix(3)))
         let c = try Checkpoint.read(run.checkpoints()[0])
         #expect(c.state.step == 6 && c.state.optimizerStep == 5)
@@ -96,22 +96,22 @@ final class PoisonedTask: TrainingTask {
     }
 
     @Test func aNonFiniteGradientNamesItsParameter() throws {
-        let (_, rows, _) = try poisoned("skip", poisoned: [2], poison: .gradient)
+        let (_, rows, _) = try poisoned(.skip, poisoned: [2], poison: .gradient)
         let row = try #require(rows.first { $0.contains("nonfinite") })
         #expect(row.hasPrefix("step=2 ") && row.contains("where=\"gradient of ") && row.contains("norm"), "\(row)")
     }
 
     @Test func stopNamesTheStepAndWhat() throws {
-        #expect(throws: RunError.self) { _ = try poisoned("stop", poisoned: [6]) }
-        do { _ = try poisoned("stop", poisoned: [6]) } catch {
+        #expect(throws: RunError.self) { _ = try poisoned(.stop, poisoned: [6]) }
+        do { _ = try poisoned(.stop, poisoned: [6]) } catch {
             #expect("\(error)".contains("step 4: non-finite loss_text"), "\(error)")
         }
     }
 
     @Test func rollbackReplaysFromTheCheckpointWithoutTheBadStep() throws {
         // Checkpoints every 2 steps: the NaN at step 5 rolls back to step 4, replays without step 5.
-        let (rollback, rows, run) = try poisoned("rollback", poisoned: [8])
-        let (skip, skipRows, _) = try poisoned("skip", poisoned: [8])
+        let (rollback, rows, run) = try poisoned(.rollback, poisoned: [8])
+        let (skip, skipRows, _) = try poisoned(.skip, poisoned: [8])
         // Same outcome as skipping (the data is deterministic), and the metrics file holds each
         // step once with the non-finite row in place.
         #expect(rows.filter { !$0.contains("nonfinite") } == skipRows.filter { !$0.contains("nonfinite") })
@@ -153,7 +153,7 @@ final class PoisonedTask: TrainingTask {
     func bf16RunFollowsFP32AndResumesExactly() throws {
         var recipe = try tinyRecipe(steps: 6)
         let (_, exact) = try train(recipe, scratchRun(), fresh: true)
-        recipe.train.matmulPrecision = "bf16"
+        recipe.train.matmulPrecision = .bf16
         let (_, rounded) = try train(recipe, scratchRun(), fresh: true)
         func losses(_ rows: [String]) -> [Double] {
             rows.compactMap { row in row.split(separator: " ").first { $0.hasPrefix("loss=") }.flatMap { Double($0.dropFirst(5)) } }

@@ -9,7 +9,7 @@ import Foundation
 /// The precision of every matrix product: linear layers, attention, convolutions, codebook search.
 /// `bf16` rounds both operands to bf16 (nearest even) and sums in fp32, on CPUs with AVX512-BF16;
 /// weights, gradients, optimizer state and every other op stay fp32 (mixed precision).
-public enum MatmulPrecision: String, Sendable, CaseIterable {
+public enum MatmulPrecision: String, Codable, Sendable, CaseIterable {
     case fp32, bf16
 
     /// The precision products run in here: bound per thread (a task-local value) by `with`, and
