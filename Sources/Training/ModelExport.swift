@@ -85,6 +85,11 @@ public struct SavedModel {
 
     public init(path: String, ema: Bool) throws {
         let url = URL(fileURLWithPath: path)
+        if HuggingFaceImport.isCheckpoint(path) {
+            throw RunError.checkpoint(path, "a Hugging Face checkpoint (fusion export --format hf), which transformers loads; "
+                                      + "Fusion's verbs read a run, a checkpoint folder or a fusion export folder "
+                                      + "(train.init_from starts a run from it)")
+        }
         if ModelExport.isExport(url) {
             (weights, configData) = try ModelExport.read(url)
             checkpoint = url

@@ -164,6 +164,8 @@ import Text
         let tfLayout = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: tfHF.appendingPathComponent("fusion.json"))) as? [String: Any])
         let leftOut = tfLayout["left_out"] as? [String] ?? []
         #expect(!leftOut.isEmpty && leftOut.allSatisfy { !$0.hasPrefix("decoder.") && !$0.hasPrefix("embed.") && !$0.hasPrefix("head.") }, "\(leftOut)")
+        let sampled = try FusionBinary.run(["sample", "--checkpoint", tfHF.path, "--prompt", "a red circle", "--out", "x.png"], in: dir)
+        #expect(sampled.status != 0 && sampled.stderr.contains("a Hugging Face checkpoint"), "\(sampled.stderr)")
         let bad = try FusionBinary.run(["export", "--checkpoint", run.path, "--out", "x", "--format", "onnx"], in: dir)
         #expect(bad.status != 0 && bad.stderr.contains("--format must be fusion or hf"), "\(bad.stderr)")
     }
