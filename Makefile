@@ -1,7 +1,7 @@
 # Fusion: `make demo` and `make test` work on a fresh Debian machine with only Swift installed.
 SWIFT      ?= swift
 # Open MPI is optional at build time (loaded with dlopen under mpirun); tests and bench-mpi use it.
-APT_PKGS   := pkg-config libopenblas-dev libpng-dev libsndfile1-dev espeak-ng sox pngcheck libopenmpi-dev openmpi-bin
+APT_PKGS   := pkg-config libopenblas-dev libpng-dev libsndfile1-dev libcairo2-dev fonts-dejavu-core espeak-ng sox pngcheck libopenmpi-dev openmpi-bin
 # Tests import modules with @testable, which release builds allow only with -enable-testing.
 TEST_FLAGS := -c release -Xswiftc -enable-testing
 FUSION     := .build/release/fusion
