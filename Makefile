@@ -3,8 +3,8 @@ SWIFT      ?= swift
 # MPI is optional at build time (loaded with dlopen under a launcher). The tests train data-parallel
 # under Open MPI's mpirun and MPICH's mpiexec.mpich (the mpich package brings libmpich.so.12; Fusion
 # needs no MPI headers); bench-mpi uses mpirun, which stays Open MPI's (update-alternatives priority
-# 50 against MPICH's 40).
-APT_PKGS   := pkg-config libopenblas-dev libpng-dev libsndfile1-dev espeak-ng sox pngcheck libopenmpi-dev openmpi-bin mpich
+# 50 against MPICH's 40). Plots are drawn with cairo in DejaVu Sans.
+APT_PKGS   := pkg-config libopenblas-dev libpng-dev libsndfile1-dev libcairo2-dev fonts-dejavu-core espeak-ng sox pngcheck libopenmpi-dev openmpi-bin mpich
 # Tests import modules with @testable, which release builds allow only with -enable-testing.
 TEST_FLAGS := -c release -Xswiftc -enable-testing
 FUSION     := .build/release/fusion

@@ -32,6 +32,10 @@ let package = Package(
         .systemLibrary(
             name: "CSndFile", pkgConfig: "sndfile",
             providers: [.apt(["libsndfile1-dev"]), .brew(["libsndfile"])]),
+        // Plots: anti-aliased lines and measured font text (Evaluation's LinePlot).
+        .systemLibrary(
+            name: "CCairo", pkgConfig: "cairo",
+            providers: [.apt(["libcairo2-dev"]), .brew(["cairo"])]),
         // The bf16 GEMM (AVX512-BF16 intrinsics, chosen per function at run time), always optimised, and
         // OpenBLAS's kernel choice on CPUs it does not recognise (looked up with dlsym).
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])], linkerSettings: [.linkedLibrary("dl")]),
@@ -44,7 +48,7 @@ let package = Package(
         .target(name: "Data", dependencies: ["Tensors", "Media", "Text"], swiftSettings: fast),
         .target(name: "Diffusion", dependencies: ["Tensors"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["Tensors", "NN", "Media", "Text", "Diffusion"], swiftSettings: fast),
-        .target(name: "Evaluation", dependencies: ["Tensors", "NN", "Media", "Data"], swiftSettings: fast),
+        .target(name: "Evaluation", dependencies: ["Tensors", "NN", "Media", "Data", "CCairo"], swiftSettings: fast),
         .target(name: "Notebooks"),
         .target(
             name: "Training",

@@ -1,52 +1,105 @@
-// Line plots rendered straight to an Image/PNG (or written as SVG): axes, ticks with numeric labels, one polyline
-// per series with a legend. For loss curves in run folders and recipe comparisons; not a
-// charting library (no text shaping, no anti-aliasing).
+// Line plots for loss curves in run folders and recipe comparisons: titles, axis labels, ticks,
+// log axes, smoothed curves over their faint raw points, markers, dashed fitted lines and a legend,
+// rendered to an Image (then PNG) or written as SVG.
+//
+// Why cairo: it is a small, long-maintained C library that every distribution packages
+// (libcairo2-dev), with anti-aliased strokes and real font text (DejaVu Sans through fontconfig)
+// that it can also measure, so tick labels and the legend are placed from measured extents rather
+// than guessed widths. PNG and SVG come from one drawing routine (PlotCanvas.swift): the cairo
+// canvas rasterises it, the SVG canvas writes the same calls as elements. Cairo's own SVG surface
+// would turn every glyph into an outline, leaving no text in the file to search, copy or edit.
+// The layout (PlotLayout.swift) is computed once and shared by both.
 import Foundation
 import Media
 
 /// One curve: points (x, y) in data units and an RGB colour in [0, 1].
 public struct Series: Sendable {
+    public enum Style: Sendable, Equatable {
+        /// A polyline through the points.
+        case line
+        /// A dot at each point and nothing between them (e.g. the final values of separate runs,
+        /// which are not a curve).
+        case markers
+        /// A dashed polyline: a fitted line, drawn over the points it fits.
+        case dashed
+    }
+
     public var name: String
     public var x: [Double]
     public var y: [Double]
     public var colour: (Float, Float, Float)
-    /// Draw each point as a square marker and no line between them (e.g. the final values of
-    /// separate runs, which are not a curve).
-    public var markers: Bool
+    public var style: Style
+    /// A centred moving average over this many points (1: none) for noisy training curves. The
+    /// smoothed curve is drawn over the raw one, which stays visible faintly beneath, so the trend
+    /// reads without hiding the noise. A centred window does not lag the data as a trailing one does.
+    public var smoothing: Int
 
-    public init(name: String, x: [Double], y: [Double], colour: (Float, Float, Float), markers: Bool = false) {
-        self.name = name; self.x = x; self.y = y; self.colour = colour; self.markers = markers
+    public init(name: String, x: [Double], y: [Double], colour: (Float, Float, Float), style: Style = .line,
+                smoothing: Int = 1) {
+        self.name = name; self.x = x; self.y = y; self.colour = colour; self.style = style; self.smoothing = smoothing
     }
 
-    /// Distinct colours for up to 8 series.
+    /// Distinct colours for up to 8 series (matplotlib's tab10 without its grey and olive).
     public static let palette: [(Float, Float, Float)] = [
         (0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16),
-        (0.58, 0.4, 0.74), (0.55, 0.34, 0.29), (0.89, 0.47, 0.76), (0.5, 0.5, 0.5),
+        (0.58, 0.4, 0.74), (0.55, 0.34, 0.29), (0.89, 0.47, 0.76), (0.09, 0.75, 0.81),
     ]
+
+    /// `count` shades of `colour`, dark to light: runs of one family told apart within its hue, so
+    /// that a plot of many runs still reads family by colour.
+    public static func shades(of colour: (Float, Float, Float), count: Int) -> [(Float, Float, Float)] {
+        guard count > 1 else { return Array(repeating: colour, count: max(count, 0)) }
+        return (0..<count).map { i in
+            let t = Float(-0.45 + 0.9 * Double(i) / Double(count - 1))          // −: towards black, +: towards white
+            func f(_ c: Float) -> Float { t < 0 ? c * (1 + t) : c + (1 - c) * t }
+            return (f(colour.0), f(colour.1), f(colour.2))
+        }
+    }
+}
+
+/// A tick label: plain text ("0.75", "25k") or a mantissa times a power of ten, drawn with a
+/// superscript exponent ("10¹²", "2×10¹²"). `description` is the plain-text form ("1e12", "2e12").
+public struct TickLabel: Sendable, Equatable, CustomStringConvertible {
+    /// The text before any exponent: "0.75", "10", "2×10".
+    public var base: String
+    /// The exponent of ten drawn raised after `base`, if any.
+    public var exponent: String?
+
+    public init(_ base: String, exponent: String? = nil) { self.base = base; self.exponent = exponent }
+
+    public var description: String {
+        guard let exponent else { return base }
+        return base == "10" ? "1e" + exponent : base.replacingOccurrences(of: "×10", with: "e") + exponent
+    }
 }
 
 /// A plot: series on shared axes, rendered at a fixed pixel size.
 ///
 /// ```swift
-/// var plot = LinePlot(title: "loss", xLabel: "step")
-/// plot.series.append(Series(name: "train", x: steps, y: losses, colour: Series.palette[0]))
+/// var plot = LinePlot(title: "loss", xLabel: "step", logY: true)
+/// plot.series.append(Series(name: "train", x: steps, y: losses, colour: Series.palette[0], smoothing: 25))
 /// try PNG.write(plot.render(), to: "loss.png")
 /// ```
 public struct LinePlot: Sendable {
     public var title: String
     public var xLabel: String
+    public var yLabel: String
     public var series: [Series] = []
-    public var width = 640, height = 400
-    /// Plot log10(y) (for losses spanning decades).
-    public var logY = false
+    /// The canvas in pixels (PNG) or user units (SVG). A legend too large for a free corner of the
+    /// plot goes below it in columns; when its rows would leave the plot less than half the height,
+    /// the canvas grows taller instead (``Layout/height``).
+    public var width = 720, height = 450
+    /// Logarithmic axes (ticks at powers of ten): FLOPs spanning decades, losses falling by decades.
+    /// Points that are not positive are left out on a log axis.
+    public var logX = false, logY = false
 
-    public init(title: String, xLabel: String, logY: Bool = false) {
-        self.title = title; self.xLabel = xLabel; self.logY = logY
+    public init(title: String, xLabel: String, yLabel: String = "", logX: Bool = false, logY: Bool = false) {
+        self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.logX = logX; self.logY = logY
     }
 
-    /// "Nice" tick values (1, 2, 5 × 10^k steps) covering lo…hi.
+    /// "Nice" tick values (1, 2, 5 × 10^k steps) covering lo…hi, about `count` of them.
     public static func ticks(_ lo: Double, _ hi: Double, count: Int = 5) -> [Double] {
-        guard hi > lo else { return [lo] }
+        guard hi > lo, count > 0 else { return [lo] }
         let raw = (hi - lo) / Double(count)
         let mag = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? 10 * mag
@@ -55,159 +108,97 @@ public struct LinePlot: Sendable {
         return out
     }
 
-    /// A short label for a tick value (1.5, 200, 3k, 1.2M, 4G, 1e-3).
-    public static func label(_ v: Double) -> String {
+    /// How an axis writes its numbers: as they are (0.75, 1500), in thousands (25k), or as a mantissa
+    /// times a power of ten (10¹², 2×10¹²; FLOPs).
+    enum LabelStyle { case plain, thousands, scientific }
+
+    /// The style for numbers of magnitude `a`: scientific from a million up or under 0.001, thousands from 10⁴.
+    static func style(_ a: Double) -> LabelStyle { a >= 1e6 || (a > 0 && a < 1e-3) ? .scientific : a >= 1e4 ? .thousands : .plain }
+
+    /// The labels of an axis's tick values, all in one style (no "5000" beside "10k"): the style of the
+    /// largest magnitude, or scientific when a log axis reaches below 0.001.
+    static func labels(_ values: [Double], step: Double?) -> [TickLabel] {
+        let magnitudes = values.map(abs).filter { $0 > 0 }
+        var style = Self.style(magnitudes.max() ?? 0)
+        if step == nil, let least = magnitudes.min(), least < 1e-3 { style = .scientific }
+        return values.map { label($0, step: step, style: style) }
+    }
+
+    /// The label of tick value `v` (in the style its magnitude calls for; an axis's labels share
+    /// one, see ``labels(_:step:)``). Given the ticks' `step`, plain labels of an axis get the same
+    /// number of decimals (0.70, 0.75, 0.80); otherwise trailing zeros are dropped.
+    public static func label(_ v: Double, step: Double? = nil) -> TickLabel { label(v, step: step, style: style(abs(v))) }
+
+    static func label(_ v: Double, step: Double?, style: LabelStyle) -> TickLabel {
         let a = abs(v)
-        func trim(_ s: String) -> String {
-            guard s.contains(".") else { return s }
-            var s = s
-            while s.hasSuffix("0") { s.removeLast() }
-            if s.hasSuffix(".") { s.removeLast() }
-            return s
+        guard a > 0, v.isFinite else { return TickLabel(v.isFinite ? "0" : "\(v)") }
+        /// Digits after the point that make `step` (in the same unit as the value) show.
+        func decimals(_ step: Double?, fallback: Int) -> Int {
+            guard let step, step > 0 else { return fallback }
+            return max(0, min(4, Int(-floor(log10(step) + 1e-9))))
         }
-        if a >= 1e9 { return trim(String(format: "%.1f", v / 1e9)) + "G" }
-        if a >= 1e6 { return trim(String(format: "%.1f", v / 1e6)) + "M" }
-        if a >= 1e4 { return trim(String(format: "%.1f", v / 1e3)) + "k" }
-        if a >= 1 || a == 0 { return trim(String(format: "%.2f", v)) }
-        if a >= 0.01 { return trim(String(format: "%.3f", v)) }
-        return String(format: "%.0e", v).replacingOccurrences(of: "e-0", with: "e-")
+        func formatted(_ x: Double, _ digits: Int, trim: Bool) -> String {
+            var s = String(format: "%.\(digits)f", x)
+            if trim && s.contains(".") {
+                while s.hasSuffix("0") { s.removeLast() }
+                if s.hasSuffix(".") { s.removeLast() }
+            }
+            return s == "-0" ? "0" : s
+        }
+        switch style {
+        case .scientific:
+            // Each value with its own exponent and no trailing zeros (5×10¹⁴ beside 10¹⁵), to the step's precision.
+            var k = floor(log10(a)), m = v / pow(10, k)
+            if abs(m) >= 9.995 { k += 1; m /= 10 }                       // 9.999e11 rounds to 10¹²
+            let mantissa = formatted(m, decimals(step.map { $0 / pow(10, k) }, fallback: 2), trim: true)
+            return TickLabel(mantissa == "1" ? "10" : mantissa == "-1" ? "-10" : mantissa + "×10", exponent: String(Int(k)))
+        case .thousands:
+            return TickLabel(formatted(v / 1e3, decimals(step.map { $0 / 1e3 }, fallback: 1), trim: step == nil) + "k")
+        case .plain:
+            return TickLabel(formatted(v, decimals(step, fallback: a >= 1 ? 2 : 3), trim: step == nil))
+        }
     }
 
-    /// Axis ranges and the data → pixel mapping shared by ``render()`` and ``svg()``.
-    struct Frame {
-        let left = 70, right = 20, top = 34, bottom = 46
-        let pw: Int, ph: Int
-        var x0: Double, x1: Double, y0: Double, y1: Double
-        let logY: Bool
-
-        init(_ plot: LinePlot) {
-            logY = plot.logY
-            pw = plot.width - left - right; ph = plot.height - top - bottom
-            let pts = plot.series.flatMap { Frame.points($0, logY: plot.logY) }
-            let xs = pts.map(\.0), ys = pts.map(\.1)
-            (x0, x1, y0, y1) = (xs.min() ?? 0, xs.max() ?? 1, ys.min() ?? 0, ys.max() ?? 1)
-            if x1 <= x0 { x1 = x0 + 1 }
-            if y1 <= y0 { y0 -= 0.5; y1 += 0.5 }
-            let pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad
+    /// `y` smoothed by a centred window of `window` points (1 or fewer: unchanged): at each point, a
+    /// straight line fitted by least squares to the points within the window, read at that point. In
+    /// the middle that is the window's mean. Near the ends the window keeps its width, shifted inwards,
+    /// and the line keeps a falling loss from being pulled towards later values (as a plain average
+    /// would) and the last points from jumping with the noise (as a window shrunk to them would).
+    public static func smooth(_ y: [Double], window: Int) -> [Double] {
+        let half = window / 2, n = y.count
+        guard half > 0, n > 2 else { return y }
+        // Prefix sums of y and j·y give each window's sums in O(1).
+        var p0 = [0.0], p1 = [0.0]
+        for (j, v) in y.enumerated() { p0.append(p0[j] + v); p1.append(p1[j] + Double(j) * v) }
+        /// Σ d² for d = 1…k.
+        func squares(_ k: Int) -> Double { Double(k * (k + 1) * (2 * k + 1)) / 6 }
+        return (0..<n).map { i in
+            let l = max(0, min(i - half, n - 1 - 2 * half)), r = min(n - 1, l + 2 * half), m = Double(r - l + 1)
+            let a = l - i, b = r - i                                  // offsets d = j − i, a ≤ 0 ≤ b
+            let sd = Double((a + b) * (b - a + 1)) / 2, sdd = squares(-a) + squares(b)
+            let sy = p0[r + 1] - p0[l], sdy = (p1[r + 1] - p1[l]) - Double(i) * sy
+            let det = m * sdd - sd * sd
+            return det > 0 ? (sy * sdd - sd * sdy) / det : sy / m
         }
-
-        /// The finite points of `s` (x, y or log10 y).
-        static func points(_ s: Series, logY: Bool) -> [(Double, Double)] {
-            zip(s.x, s.y).filter { $0.0.isFinite && $0.1.isFinite && (!logY || $0.1 > 0) }
-                .map { ($0.0, logY ? log10($0.1) : $0.1) }
-        }
-        func px(_ x: Double) -> Int { left + Int(((x - x0) / (x1 - x0) * Double(pw - 1)).rounded()) }
-        func py(_ y: Double) -> Int { top + ph - 1 - Int(((y - y0) / (y1 - y0) * Double(ph - 1)).rounded()) }
-        var xTicks: [Double] { LinePlot.ticks(x0, x1) }
-        var yTicks: [Double] { LinePlot.ticks(y0, y1) }
-        func yLabel(_ t: Double) -> String { LinePlot.label(logY ? pow(10, t) : t) }
     }
 
+    /// Where everything goes, with text measured in the face the plot is drawn with.
+    public func layout() -> Layout { Layout(self, meter: TextMeter()) }
+
+    /// The plot as an RGB image of ``Layout/width`` × ``Layout/height`` pixels (the requested
+    /// size unless a long legend needed more height).
     public func render() -> Image {
-        var img = Image(width: width, height: height, channels: 3, fill: 1)
-        func set(_ x: Int, _ y: Int, _ c: (Float, Float, Float)) {
-            guard x >= 0, y >= 0, x < width, y < height else { return }
-            let i = (y * width + x) * 3
-            img.pixels[i] = c.0; img.pixels[i + 1] = c.1; img.pixels[i + 2] = c.2
-        }
-        let ink: (Float, Float, Float) = (0.15, 0.15, 0.15), grid: (Float, Float, Float) = (0.9, 0.9, 0.9)
-        let f = Frame(self)
-        let (left, top, pw, ph) = (f.left, f.top, f.pw, f.ph)
-
-        // Grid, ticks and labels.
-        for t in f.xTicks {
-            let x = f.px(t)
-            for y in top..<(top + ph) { set(x, y, grid) }
-            for y in (top + ph)..<(top + ph + 4) { set(x, y, ink) }
-            let s = Self.label(t)
-            PixelFont.draw(s, x: x - PixelFont.measure(s, scale: 2) / 2, y: top + ph + 8, scale: 2) { set($0, $1, ink) }
-        }
-        for t in f.yTicks {
-            let y = f.py(t)
-            for x in left..<(left + pw) { set(x, y, grid) }
-            for x in (left - 4)..<left { set(x, y, ink) }
-            let s = f.yLabel(t)
-            PixelFont.draw(s, x: left - 8 - PixelFont.measure(s, scale: 2), y: y - 5, scale: 2) { set($0, $1, ink) }
-        }
-        for x in left..<(left + pw) { set(x, top + ph, ink) }
-        for y in top..<(top + ph) { set(left, y, ink) }
-        PixelFont.draw(title, x: left, y: 10, scale: 2) { set($0, $1, ink) }
-        PixelFont.draw(xLabel, x: left + pw - PixelFont.measure(xLabel, scale: 2), y: height - 16, scale: 2) { set($0, $1, ink) }
-
-        // Curves (2-pixel lines, Bresenham) and the legend, right-aligned to its longest name.
-        let legendWidth = 30 + (series.map { PixelFont.measure($0.name, scale: 2) }.max() ?? 120)
-        for (k, s) in series.enumerated() {
-            let p = Frame.points(s, logY: logY).map { (f.px($0.0), f.py($0.1)) }
-            if s.markers {
-                for (x, y) in p { for dy in -3...3 { for dx in -3...3 { set(x + dx, y + dy, s.colour) } } }
-            }
-            for (a, b) in zip(p, p.dropFirst()) where !s.markers {
-                var (x, y) = a
-                let dx = abs(b.0 - x), dy = -abs(b.1 - y), sx = x < b.0 ? 1 : -1, sy = y < b.1 ? 1 : -1
-                var err = dx + dy
-                while true {
-                    set(x, y, s.colour); set(x, y + 1, s.colour)
-                    if x == b.0 && y == b.1 { break }
-                    let e2 = 2 * err
-                    if e2 >= dy { err += dy; x += sx }
-                    if e2 <= dx { err += dx; y += sy }
-                }
-            }
-            if p.count == 1 { for d in -2...2 { set(p[0].0 + d, p[0].1, s.colour); set(p[0].0, p[0].1 + d, s.colour) } }
-            let ly = top + 8 + k * 14, lx = left + pw - legendWidth
-            if s.markers {
-                for y in (ly + 2)...(ly + 7) { for x in (lx + 5)...(lx + 10) { set(x, y, s.colour) } }
-            } else {
-                for x in lx..<(lx + 16) { set(x, ly + 4, s.colour); set(x, ly + 5, s.colour) }
-            }
-            PixelFont.draw(s.name, x: lx + 22, y: ly, scale: 2) { set($0, $1, ink) }
-        }
-        return img
+        let l = layout()
+        let canvas = CairoCanvas(width: l.width, height: l.height)
+        draw(l, on: canvas)
+        return canvas.image()
     }
 
-    /// The same plot as an SVG document (vector lines and real text, for papers and zooming).
+    /// The same plot as an SVG document: paths for the series, text elements for every label.
     public func svg() -> String {
-        let f = Frame(self)
-        let (left, top, pw, ph) = (f.left, f.top, f.pw, f.ph)
-        func hex(_ c: (Float, Float, Float)) -> String {
-            String(format: "#%02x%02x%02x", Int(c.0 * 255), Int(c.1 * 255), Int(c.2 * 255))
-        }
-        func escaped(_ s: String) -> String {
-            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-                .replacingOccurrences(of: ">", with: "&gt;")
-        }
-        var out = """
-        <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" viewBox="0 0 \(width) \(height)" \
-        font-family="sans-serif" font-size="12">
-        <rect width="100%" height="100%" fill="white"/>
-
-        """
-        for t in f.xTicks {
-            let x = f.px(t)
-            out += "<line x1=\"\(x)\" y1=\"\(top)\" x2=\"\(x)\" y2=\"\(top + ph + 4)\" stroke=\"#e6e6e6\"/>"
-            out += "<text x=\"\(x)\" y=\"\(top + ph + 18)\" text-anchor=\"middle\">\(Self.label(t))</text>\n"
-        }
-        for t in f.yTicks {
-            let y = f.py(t)
-            out += "<line x1=\"\(left - 4)\" y1=\"\(y)\" x2=\"\(left + pw)\" y2=\"\(y)\" stroke=\"#e6e6e6\"/>"
-            out += "<text x=\"\(left - 8)\" y=\"\(y + 4)\" text-anchor=\"end\">\(f.yLabel(t))</text>\n"
-        }
-        out += "<path d=\"M\(left) \(top) V\(top + ph) H\(left + pw)\" fill=\"none\" stroke=\"#262626\"/>\n"
-        out += "<text x=\"\(left)\" y=\"22\" font-size=\"14\">\(escaped(title))</text>\n"
-        out += "<text x=\"\(left + pw)\" y=\"\(height - 6)\" text-anchor=\"end\">\(escaped(xLabel))</text>\n"
-        for (k, s) in series.enumerated() {
-            let points = Frame.points(s, logY: logY).map { (f.px($0.0), f.py($0.1)) }
-            let c = hex(s.colour)
-            if s.markers {
-                for (x, y) in points { out += "<rect x=\"\(x - 3)\" y=\"\(y - 3)\" width=\"7\" height=\"7\" fill=\"\(c)\"/>" }
-                out += "\n"
-            } else {
-                out += "<polyline points=\"\(points.map { "\($0.0),\($0.1)" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\"/>\n"
-            }
-            let ly = top + 8 + k * 14, lx = left + pw - 30 - 7 * (series.map(\.name.count).max() ?? 17)
-            out += "<line x1=\"\(lx)\" y1=\"\(ly + 5)\" x2=\"\(lx + 16)\" y2=\"\(ly + 5)\" stroke=\"\(c)\" stroke-width=\"2\"/>"
-            out += "<text x=\"\(lx + 22)\" y=\"\(ly + 9)\">\(escaped(s.name))</text>\n"
-        }
-        return out + "</svg>\n"
+        let l = layout()
+        let canvas = SVGCanvas(width: l.width, height: l.height, fontFamily: TextMeter.svgFontFamily)
+        draw(l, on: canvas)
+        return canvas.document()
     }
 }

@@ -148,6 +148,25 @@ public func smoothed(_ curve: Curve, window: Int) -> Curve {
     return out
 }
 
+/// A colour per run: distinct ones while that tells runs apart best (few runs, each its own model kind
+/// or all of one kind); otherwise one hue per kind in shades by run, so a sweep's plot reads family
+/// by colour.
+func runColours(_ runs: [RunCurves]) -> [(Float, Float, Float)] {
+    let kinds = runs.reduce(into: [String]()) { if !$0.contains($1.kind ?? "?") { $0.append($1.kind ?? "?") } }
+    if runs.count <= Series.palette.count && (kinds.count == 1 || kinds.count == runs.count) {
+        return runs.indices.map { Series.palette[$0] }
+    }
+    var shades: [String: [(Float, Float, Float)]] = [:], used: [String: Int] = [:]
+    for (i, kind) in kinds.enumerated() {
+        shades[kind] = Series.shades(of: Series.palette[i % Series.palette.count], count: runs.count(where: { ($0.kind ?? "?") == kind }))
+    }
+    return runs.map { r in
+        let kind = r.kind ?? "?"
+        defer { used[kind, default: 0] += 1 }
+        return shades[kind]![used[kind, default: 0]]
+    }
+}
+
 /// Writes `<metric>.png` and `<metric>.svg` (metric vs FLOPs, one line per run) into `dir` for every metric some
 /// run has, and returns a markdown report: final values and parity FLOPs against the first run.
 public func compareRuns(_ runs: [RunCurves], metrics: [String], smooth: Int, to dir: URL) throws -> String {
@@ -156,14 +175,17 @@ public func compareRuns(_ runs: [RunCurves], metrics: [String], smooth: Int, to 
     var report = "# Comparison\n\nBaseline: **\(runs[0].name)**. Curves against training FLOPs"
         + (smooth > 1 ? " (training curves smoothed over \(smooth) points)" : "") + ".\n\n"
     var plotted: [String] = []
+    let colours = runColours(runs)
     for metric in metrics {
-        let curves = runs.compactMap { r in r.curve(metric).map { (r.name, $0) } }
+        let curves = runs.indices.compactMap { i in runs[i].curve(metric).map { (runs[i].name, $0, colours[i]) } }
         guard !curves.isEmpty else { continue }
-        var plot = LinePlot(title: metric, xLabel: "training FLOPs")
-        for (i, (name, curve)) in curves.enumerated() {
-            let c = metric.hasPrefix("eval_") ? curve : smoothed(curve, window: smooth)
-            plot.series.append(Series(name: name, x: c.map(\.flops), y: c.map(\.value),
-                                      colour: Series.palette[i % Series.palette.count]))
+        // Log FLOPs: budgets of a sweep span decades. Training curves are drawn raw and faint with
+        // a centred average over `smooth` points on top; a metric with one value per run (final_*) as dots.
+        var plot = LinePlot(title: metric, xLabel: "training FLOPs", logX: true)
+        for (name, curve, colour) in curves {
+            plot.series.append(Series(name: name, x: curve.map(\.flops), y: curve.map(\.value), colour: colour,
+                                      style: curve.count == 1 ? .markers : .line,
+                                      smoothing: metric.hasPrefix("eval_") ? 1 : smooth))
         }
         let stem = metric.replacingOccurrences(of: "/", with: "_"), file = stem + ".png"
         try PNG.write(plot.render(), to: dir.appendingPathComponent(file).path)
@@ -336,16 +358,18 @@ public func scalingReport(_ runs: [RunCurves], metrics: [String], to dir: URL) t
     for metric in metrics {
         let points = families.map { f in (f, finalPoints(runs.filter { ($0.kind ?? "?") == f }, metric: metric)) }
         guard points.contains(where: { $0.1.count >= 2 }) else { continue }
-        var plot = LinePlot(title: metric + " (final values)", xLabel: "log10 training FLOPs", logY: true)
+        // Log-log, where the fits are straight, unless some value is not positive (a ShapesEval of 0%):
+        // then a linear value axis that shows every run, with the fitted power laws drawn as curves.
+        let positive = points.allSatisfy { $0.1.allSatisfy { $0.value > 0 } }
+        var plot = LinePlot(title: metric + " (final values)", xLabel: "training FLOPs", logX: true, logY: positive)
         for (i, (family, ps)) in points.enumerated() where !ps.isEmpty {
             let colour = Series.palette[i % Series.palette.count]
             let sorted = ps.sorted { $0.flops < $1.flops }
-            plot.series.append(Series(name: family, x: sorted.map { Foundation.log10($0.flops) }, y: sorted.map(\.value), colour: colour,
-                                      markers: true))
+            plot.series.append(Series(name: family, x: sorted.map(\.flops), y: sorted.map(\.value), colour: colour, style: .markers))
             if let fit = PowerLawFit(ps), let lo = sorted.first?.flops, let hi = sorted.last?.flops {
+                let xs = (0...24).map { lo * Foundation.pow(hi / lo, Double($0) / 24) }
                 plot.series.append(Series(name: "\(family) fit (slope \(String(format: "%.3f", fit.slope)))",
-                                          x: [Foundation.log10(lo), Foundation.log10(hi)], y: [fit.value(at: lo), fit.value(at: hi)],
-                                          colour: (colour.0 * 0.6, colour.1 * 0.6, colour.2 * 0.6)))
+                                          x: xs, y: xs.map(fit.value(at:)), colour: colour, style: .dashed))
             }
         }
         let stem = "scaling-" + metric.replacingOccurrences(of: "/", with: "_")

@@ -170,7 +170,7 @@ public struct RunDirectory {
     public func prepare(fresh: Bool) throws {
         let fm = FileManager.default
         if fresh {
-            for old in [checkpointsURL, samplesURL, metricsURL, url.appendingPathComponent("loss.png")]
+            for old in [checkpointsURL, samplesURL, metricsURL, url.appendingPathComponent("loss.png"), url.appendingPathComponent("loss.svg")]
             where fm.fileExists(atPath: old.path) {
                 do { try fm.removeItem(at: old) } catch {
                     throw RunError.io(old.path, "cannot remove old run output: \(error.localizedDescription)")

@@ -55,6 +55,7 @@ private let vaeShapes = packageRoot.appendingPathComponent("checkpoints/vae-shap
             (["data", "tokenizer", "--out", "t.json", "--vocab", "10"], "--vocab must be at least 263"),
             (["compare", "folder", "--smooth", "0"], "--smooth must be ≥ 1"),
             (["compare", "folder"], "metrics.jsonl: no such file (is "),
+            (["plot", "folder"], "folder has no metrics.jsonl"),
             (["export", "--checkpoint", "missing", "--out", "e"], "fusion export: error: "),
         ]
         for (arguments, needle) in cases {
