@@ -84,13 +84,7 @@ public enum HuggingFaceExport {
         layout["left_out"] = leftOut
 
         let fm = FileManager.default
-        let target = URL(fileURLWithPath: out)
-        let parent = target.deletingLastPathComponent()
-        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
-        let tmp = parent.appendingPathComponent(".\(target.lastPathComponent).\(getpid()).tmp")
-        try? fm.removeItem(at: tmp)
-        do {
-            try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
+        try ModelExport.writeFolder(out) { tmp in
             func json(_ object: Any, _ name: String) throws {
                 try atomicWrite(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]),
                                 to: tmp.appendingPathComponent(name))
@@ -108,11 +102,6 @@ public enum HuggingFaceExport {
                 let source = [saved.checkpoint, saved.run].map { $0.appendingPathComponent(name) }.first { fm.fileExists(atPath: $0.path) }
                 if let source { try fm.copyItem(at: source, to: tmp.appendingPathComponent(name)) }
             }
-            if fm.fileExists(atPath: target.path) { try fm.removeItem(at: target) }
-            try fm.moveItem(at: tmp, to: target)
-        } catch {
-            try? fm.removeItem(at: tmp)
-            throw RunError.io(out, "cannot export: \(error)")
         }
         return Report(architecture: architecture, vocab: vocab, parameters: weights.values.map(\.count).reduce(0, +), leftOut: leftOut)
     }

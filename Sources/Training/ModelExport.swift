@@ -34,13 +34,7 @@ public enum ModelExport {
     public static func export(run path: String, to out: String, float16: Bool = true, ema: Bool = true) throws -> URL {
         let fm = FileManager.default
         let (checkpoint, url, saved) = try SavedModel.newestReadable(path)
-        let target = URL(fileURLWithPath: out)
-        let parent = target.deletingLastPathComponent()
-        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
-        let tmp = parent.appendingPathComponent(".\(target.lastPathComponent).\(getpid()).tmp")
-        try? fm.removeItem(at: tmp)
-        do {
-            try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
+        try writeFolder(out) { tmp in
             let weights = ema ? (saved.ema ?? saved.model) : saved.model
             try Safetensors.write(weights, metadata: ["step": "\(saved.state.step)", "weights": ema && saved.ema != nil ? "ema" : "model"],
                                   dtype: float16 ? .f16 : .f32, to: tmp.appendingPathComponent("model.safetensors"))
@@ -59,13 +53,28 @@ public enum ModelExport {
                 try? fm.removeItem(at: tmp.appendingPathComponent("recipe.yaml"))
                 try fm.copyItem(at: trainedUnder, to: tmp.appendingPathComponent("recipe.yaml"))
             }
+        }
+        return checkpoint
+    }
+
+    /// Writes an export folder at `out` whole or not at all: `fill` writes into a temporary folder
+    /// beside it, which then replaces `out`; on any error it is removed and `out` is untouched.
+    static func writeFolder(_ out: String, _ fill: (URL) throws -> Void) throws {
+        let fm = FileManager.default
+        let target = URL(fileURLWithPath: out)
+        let parent = target.deletingLastPathComponent()
+        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+        let tmp = parent.appendingPathComponent(".\(target.lastPathComponent).\(getpid()).tmp")
+        try? fm.removeItem(at: tmp)
+        do {
+            try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
+            try fill(tmp)
             if fm.fileExists(atPath: target.path) { try fm.removeItem(at: target) }
             try fm.moveItem(at: tmp, to: target)
         } catch {
             try? fm.removeItem(at: tmp)
             throw RunError.io(out, "cannot export: \(error)")
         }
-        return checkpoint
     }
 }
 

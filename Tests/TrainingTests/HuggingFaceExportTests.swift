@@ -43,19 +43,13 @@ import Text
             print(json.dumps({"encodings": [tok.encode(t, add_special_tokens=False) for t in texts],
                               "logits": logits.tolist(), "type": type(model).__name__}))
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         let texts = String(decoding: try JSONSerialization.data(withJSONObject: Self.texts), as: UTF8.self)
-        p.arguments = ["python3", "-c", script, hf.path, "\(ids.map(Int.init))", texts]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        guard (try? p.run()) != nil else { print("python3 not available: transformers check skipped"); return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        guard let (status, data, errText) = Python.run(script, [hf.path, "\(ids.map(Int.init))", texts]) else {
+            print("python3 not available: transformers check skipped"); return nil
+        }
         let text = String(decoding: data, as: UTF8.self)
         if text.hasPrefix("SKIP") { print("transformers or torch not installed (\(text.dropFirst(5).trimmingCharacters(in: .newlines))): check skipped"); return nil }
-        try #require(p.terminationStatus == 0, "transformers failed on \(hf.path):\n\(errText)")
+        try #require(status == 0, "transformers failed on \(hf.path):\n\(errText)")
         let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         return (json["encodings"] as! [[Int]], json["logits"] as! [[Double]])
     }
@@ -221,17 +215,11 @@ import Text
             print(json.dumps(logits.tolist()))
             """
         let ids: [Int32] = [0, 40, 41, 300, 7, 263, 1]
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script, made.path, "\(ids.map(Int.init))"]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        guard (try? p.run()) != nil else { print("python3 not available: transformers check skipped"); return }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        guard let (status, data, errText) = Python.run(script, [made.path, "\(ids.map(Int.init))"]) else {
+            print("python3 not available: transformers check skipped"); return
+        }
         if String(decoding: data, as: UTF8.self).hasPrefix("SKIP") { print("transformers or torch not installed: check skipped"); return }
-        try #require(p.terminationStatus == 0, "\(errText)")
+        try #require(status == 0, "\(errText)")
         let reference = try #require(try JSONSerialization.jsonObject(with: data) as? [[Double]])
         let fromLlama = try task(["train.init_from=\(made.path)", "model.qk_norm=false"], name: "from-llama")
         expectMatch(fusionLogits(fromLlama.lm, ids), reference, "a transformers-made Llama, loaded by train.init_from")

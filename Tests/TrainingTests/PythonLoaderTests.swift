@@ -16,22 +16,14 @@ import Text
     /// Runs `script` with python/ on PYTHONPATH and `arguments`; its stdout parsed as JSON, or nil
     /// (with a note) when torch or safetensors are missing.
     func python(_ script: String, _ arguments: [String]) throws -> [String: Any]? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script] + arguments
-        var env = ProcessInfo.processInfo.environment
-        env["PYTHONPATH"] = FusionBinary.packageRoot.appendingPathComponent("python").path
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        guard (try? p.run()) != nil else { print("python3 not available: fusion_torch check skipped"); return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        let python = FusionBinary.packageRoot.appendingPathComponent("python").path
+        guard let (status, data, errText) = Python.run(script, arguments, environment: ["PYTHONPATH": python]) else {
+            print("python3 not available: fusion_torch check skipped"); return nil
+        }
         if errText.contains("No module named 'torch'") || errText.contains("No module named 'safetensors'") {
             print("torch or safetensors not installed: fusion_torch check skipped"); return nil
         }
-        try #require(p.terminationStatus == 0, "fusion_torch failed:\n\(errText)")
+        try #require(status == 0, "fusion_torch failed:\n\(errText)")
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 

@@ -153,15 +153,10 @@ enum EventFileReader {
                 "tensors": sorted(tags["tensors"]),
             }))
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script, board.path]
-        let out = Pipe()
-        p.standardOutput = out; p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { print("python3 not available: TensorBoard read-back skipped"); return }
-        p.waitUntilExit()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        if p.terminationStatus != 0 || text.hasPrefix("SKIP") {
+        guard let (status, data, errText) = Python.run(script, [board.path]) else { print("python3 not available: TensorBoard read-back skipped"); return }
+        let text = String(decoding: data, as: UTF8.self)
+        try #require(status == 0, "tensorboard failed to read the events:\n\(errText)")
+        if text.hasPrefix("SKIP") {
             print("the tensorboard Python package is not installed: TensorBoard read-back skipped"); return
         }
         let read = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "\(text)")
