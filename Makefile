@@ -12,7 +12,7 @@ FUSION     := .build/release/fusion
 # Notebooks short enough for every CI run (the others are run by hand: fusion notebook run FILE).
 CI_NOTEBOOKS := notebooks-md/quickstart.md notebooks-md/own-recipe.md notebooks-md/own-images.md
 
-.PHONY: setup build demo test bench bench-mpi lint clean notebooks fuzz
+.PHONY: setup build demo test test-interop bench bench-mpi lint clean notebooks fuzz
 
 setup:
 	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -47,6 +47,16 @@ test: setup
 	$(SWIFT) build $(TEST_FLAGS) --build-tests
 	$(SWIFT) test $(TEST_FLAGS) --skip-build --no-parallel
 	$(FUSION) notebook run --check $(CI_NOTEBOOKS)
+
+# The interop tests (transformers loads `fusion export --format hf`, python/fusion_torch matches
+# Fusion, tensorboard reads a run's event files) skip in `make test` without these Python packages;
+# this installs them (CPU PyTorch) and runs those suites.
+INTEROP_TESTS := HuggingFaceExportTests|PythonLoaderTests|TensorBoardTests
+test-interop: setup
+	python3 -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu || python3 -m pip install --quiet torch
+	python3 -m pip install --quiet transformers safetensors tensorboard
+	$(SWIFT) build $(TEST_FLAGS) --build-tests
+	$(SWIFT) test $(TEST_FLAGS) --skip-build --no-parallel --filter "$(INTEROP_TESTS)"
 
 notebooks: build
 	$(FUSION) notebook run $(CI_NOTEBOOKS)
