@@ -16,9 +16,10 @@ extension Recipe {
     /// The keys whose values differ from `saved`'s, with both values ("absent" where one recipe
     /// leaves an optional key unset), in schema order.
     public func differences(from saved: Recipe) -> [RecipeDifference] {
-        let old = Dictionary(saved.flatValues(), uniquingKeysWith: { a, _ in a })
-        let new = Dictionary(flatValues(), uniquingKeysWith: { a, _ in a })
-        let order = (flatValues() + saved.flatValues()).map(\.key)
+        let (mine, theirs) = (flatValues(), saved.flatValues())
+        let old = Dictionary(theirs, uniquingKeysWith: { a, _ in a })
+        let new = Dictionary(mine, uniquingKeysWith: { a, _ in a })
+        let order = (mine + theirs).map(\.key)
         var seen = Set<String>()
         return order.filter { seen.insert($0).inserted }.compactMap { key in
             old[key] == new[key] ? nil : RecipeDifference(key: key, saved: old[key], now: new[key])

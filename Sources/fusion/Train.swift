@@ -13,7 +13,8 @@ struct Train: ParsableCommand {
               fusion train recipes/quickstart.yaml train.steps=200 optimizer.lr=1e-3
 
             Writes runs/<name>/: recipe.yaml (resolved), metrics.jsonl, samples/, checkpoints/ (each
-            checkpoint with the recipe it was trained under).
+            checkpoint with the recipe it was trained under), tensorboard/ (event files:
+            tensorboard --logdir runs) and loss.png / loss.svg.
             Ctrl-C finishes the current step, saves a checkpoint and exits; run again to resume.
             A run resumes only under the recipe it was trained with: a rerun whose resolved recipe
             differs (other overrides, an edited file) stops with the keys that differ; give it a new
