@@ -93,15 +93,20 @@ public final class Chameleon: Module {
         let total = crossEntropy(logits, targets, ignoreIndex: -1, zLoss: zLoss)
         // The parts are reported, not trained: recompute them without the tape.
         let (text, image, audio) = withoutGrad { () -> (Float, Float, Float) in
-            let t = targets.intScalars, v = Int32(config.textVocab), a = Int32(config.textVocab + config.codebookSize)
-            func part(_ range: Range<Int32>) -> Float {
-                crossEntropy(logits, Tensor(ints: t.map { range.contains($0) ? $0 : -1 }, shape: targets.shape), ignoreIndex: -1).item
+            let parts = partTargets(targets.intScalars).map {
+                crossEntropy(logits, Tensor(ints: $0, shape: targets.shape), ignoreIndex: -1).item
             }
-            let text = crossEntropy(logits, Tensor(ints: t.map { $0 < v && $0 != SpecialTokens.eoi && $0 != SpecialTokens.eoa ? $0 : -1 },
-                                                   shape: targets.shape), ignoreIndex: -1).item
-            return (text, part(v..<a), part(a..<Int32(config.vocab)))
+            return (parts[0], parts[1], parts[2])
         }
         return (total, text, image, audio)
+    }
+
+    /// `targets` split by what the loss reports them as (−1 elsewhere): text (the structural
+    /// EOI and EOA left out: the other family never predicts them), image codes, audio codes.
+    public func partTargets(_ targets: [Int32]) -> [[Int32]] {
+        let v = Int32(config.textVocab), a = Int32(config.textVocab + config.codebookSize)
+        func part(_ keep: (Int32) -> Bool) -> [Int32] { targets.map { $0 >= 0 && keep($0) ? $0 : -1 } }
+        return [part { $0 < v && $0 != SpecialTokens.eoi && $0 != SpecialTokens.eoa }, part { $0 >= v && $0 < a }, part { $0 >= a }]
     }
 
     /// `count` images after `prompt` (BOS + caption ids; BOI is appended): each code position is

@@ -169,6 +169,23 @@ public final class ChameleonTask: TrainingTask {
         var examples: Int
         var documents: [ImageCaptionPairs.Document]
         var documentOf: [Int]
+        /// The documents of each row.
+        var rowDocuments: [Int] = []
+
+        /// Rows `kept` alone: one data-parallel rank's share.
+        func rows(_ kept: Range<Int>) -> Batch {
+            let t = ids.dim(1)
+            if kept == 0..<ids.dim(0) { return self }
+            let flat = (kept.lowerBound * t)..<(kept.upperBound * t)
+            let first = rowDocuments[..<kept.lowerBound].reduce(0, +), count = rowDocuments[kept].reduce(0, +)
+            let keptTargets = Array(targets.intScalars[flat])
+            return Batch(ids: Tensor(ints: Array(ids.intScalars[flat]), shape: [kept.count, t]),
+                         targets: Tensor(ints: keptTargets, shape: [kept.count, t]), mask: mask.rows(kept),
+                         positions: Tensor(ints: Array(positions.intScalars[flat])),
+                         tokens: keptTargets.lazy.filter { $0 >= 0 }.count, examples: count,
+                         documents: Array(documents[first..<(first + count)]),
+                         documentOf: documentOf[flat].map { $0 < 0 ? $0 : $0 - first }, rowDocuments: Array(rowDocuments[kept]))
+        }
     }
 
     /// Packed rows: documents `BOS caption BOI codes EOI EOS` (caption dropped with probability
@@ -190,7 +207,7 @@ public final class ChameleonTask: TrainingTask {
         let t = recipe.data.seqLen
         var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], docs: [[Int32]] = []
         var documents: [ImageCaptionPairs.Document] = [], documentOf: [Int] = []
-        var tokens = 0
+        var tokens = 0, rowDocuments: [Int] = []
         for picked in taken {
             var plain = try codes(world, picked.filter { $0.edit == nil && $0.hasImage }.map(\.index), cached: cached)[...]
             var edits = try editCodes(world, picked.filter { $0.edit != nil }.map(\.index), cached: cached)[...]
@@ -207,23 +224,44 @@ public final class ChameleonTask: TrainingTask {
             ids += row.tokens; targets += row.targets; positions += row.positions
             docs.append(row.documentIDs)
             tokens += row.targets.lazy.filter { $0 >= 0 }.count
+            rowDocuments.append(picked.count)
         }
         let mask = try AttentionMask(documents: docs, spans: docs.map { [Int32](repeating: -1, count: $0.count) })
         return Batch(ids: Tensor(ints: ids, shape: [taken.count, t]), targets: Tensor(ints: targets, shape: [taken.count, t]), mask: mask,
                      positions: Tensor(ints: positions), tokens: tokens, examples: documents.count, documents: documents,
-                     documentOf: documentOf)
+                     documentOf: documentOf, rowDocuments: rowDocuments)
     }
 
     public func loss(microBatch index: Int, rng: RNG) throws -> LossResult {
+        try loss(microBatch: index, rows: 0..<recipe.train.batchSize, rng: rng)
+    }
+
+    /// Rows `rows` of the micro-batch: the whole micro-batch is drawn and packed (cheap beside the
+    /// model), its rows kept, and the loss and each reported part divided by the whole
+    /// micro-batch's count of their targets, so the ranks' shares add up (`isShare`). All rows:
+    /// the plain loss.
+    public func loss(microBatch index: Int, rows: Range<Int>, rng: RNG) throws -> LossResult {
         let b = recipe.train.batchSize
-        let x = try batch(world, firstRow: index * b, rows: b, rng: rng, training: true)
+        let whole = try batch(world, firstRow: index * b, rows: b, rng: rng, training: true)
+        let x = whole.rows(rows)
         let l = chameleon.loss(x.ids, targets: x.targets, mask: x.mask, positions: x.positions, zLoss: recipe.model.zLoss)
         var parts = ["loss_text": l.text, "loss_image": l.image]
         if pairs.spoken != nil { parts["loss_audio"] = l.audio }
         // FLOPs on the real positions: padding queries left out.
         let (positions, attended) = ImageCaptionPairs.realPositions(documentOf: x.documentOf, mask: x.mask)
-        return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.examples,
-                          flops: chameleon.trainingFlops(tokens: positions, attended: attended), positions: positions)
+        let flops = chameleon.trainingFlops(tokens: positions, attended: attended)
+        guard rows != 0..<b else {
+            return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.examples, flops: flops, positions: positions)
+        }
+        func count(_ t: [Int32]) -> Int { t.lazy.filter { $0 >= 0 }.count }
+        let local = chameleon.partTargets(x.targets.intScalars).map(count)
+        let all = chameleon.partTargets(whole.targets.intScalars).map(count)
+        for (k, name) in ["loss_text", "loss_image", "loss_audio"].enumerated() where parts[name] != nil {
+            parts[name] = local[k] == 0 ? 0 : parts[name]! * Float(local[k]) / Float(all[k])
+        }
+        let share = x.tokens == 0 ? 0 : Float(x.tokens) / Float(whole.tokens)
+        return LossResult(total: l.total * share, parts: parts, tokens: x.tokens, examples: x.examples, flops: flops,
+                          positions: positions, isShare: true)
     }
 
     public var cacheBytes: Int {

@@ -1,6 +1,7 @@
 // Data-parallel steps for the Trainer: with N ranks and batch B each rank computes rows
 // [r·B/N, (r+1)·B/N) of every global micro-batch, weights its mean loss by its share of the
-// micro-batch's terms (tokens), and the gradients are summed over ranks bucket by bucket while
+// micro-batch's terms (tokens), or takes the share the task computed (a loss of several means),
+// and the gradients are summed over ranks bucket by bucket while
 // backward runs. The sum equals the single-process gradient of the same global batch up to float
 // rounding, so the loss curve and resume behave as on one process. Not a launcher: mpirun is.
 import Collective
@@ -15,7 +16,7 @@ public enum DataParallelError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .notShardable(let task):
-            return "\(task) cannot split a micro-batch across ranks yet: run it without mpirun, or use a task that implements loss(microBatch:rows:rng:) (the lm task does)"
+            return "\(task) cannot split a micro-batch across ranks yet: run it without mpirun, or use a task that implements loss(microBatch:rows:rng:) (the lm, transfusion and chameleon tasks do)"
         case .indivisibleBatch(let b, let n):
             return "train.batch_size \(b) is not divisible by the \(n) MPI ranks: pick a batch size that is a multiple of \(n)"
         }
@@ -48,16 +49,19 @@ final class DataParallel {
     func synchroniseWeights() { reducer?.broadcastParameters(root: 0) }
 
     /// Forward and backward of this rank's rows of micro-batch `index`. The loss is weighted by
-    /// meanOver_rank / meanOver_all / gradAccum so the summed gradients are the global mean's;
-    /// the last micro-batch of a step reduces gradients as backward produces them. Adds this
-    /// rank's weighted loss and parts to `lossSum`/`parts` (summed over ranks in `finishStep`)
-    /// and returns the micro-batch's tokens and examples over all ranks.
-    func accumulate(microBatch index: Int, rng: RNG, last: Bool,
-                    lossSum: inout Float, parts: inout [String: Float]) throws -> (tokens: Int, examples: Int) {
+    /// meanOver_rank / meanOver_all / gradAccum (or 1 / gradAccum when the task returns its
+    /// share, `isShare`) so the summed gradients are the global mean's; the last micro-batch of a
+    /// step reduces gradients as backward produces them. Adds this rank's weighted loss and parts
+    /// to `lossSum`/`parts` (summed over ranks in `finishStep`) and returns the micro-batch's
+    /// tokens, examples, FLOPs and real positions over all ranks (the last two nil when the task
+    /// does not count them per batch).
+    func accumulate(microBatch index: Int, rng: RNG, last: Bool, lossSum: inout Float, parts: inout [String: Float])
+        throws -> (tokens: Int, examples: Int, flops: Double?, positions: Int?) {
         let r = try task.loss(microBatch: index, rows: rows, rng: rng)
-        var counts = [Double(r.meanOver), Double(r.tokens), Double(r.examples)]
+        var counts = [Double(r.meanOver), Double(r.tokens), Double(r.examples), r.flops ?? 0, Double(r.positions ?? 0)]
         communicator.allreduceSum(&counts)
-        let weight = counts[0] > 0 ? Float(Double(r.meanOver) / counts[0]) / Float(gradAccum) : 0
+        let share = r.isShare ? 1 : counts[0] > 0 ? Float(Double(r.meanOver) / counts[0]) : 0
+        let weight = share / Float(gradAccum)
         let scaled = r.total * weight
         if last {
             reducer!.beginRound()
@@ -67,7 +71,7 @@ final class DataParallel {
         }
         lossSum += r.total.item * weight
         for (k, v) in r.parts { parts[k, default: 0] += v * weight }
-        return (Int(counts[1]), Int(counts[2]))
+        return (Int(counts[1]), Int(counts[2]), r.flops == nil ? nil : counts[3], r.positions == nil ? nil : Int(counts[4]))
     }
 
     /// Waits for the gradient sums, then sums the step's loss and its parts over ranks.

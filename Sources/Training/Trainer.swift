@@ -24,12 +24,17 @@ public struct LossResult {
     public var flops: Double?
     /// The micro-batch's real (non-padding) positions, for the 6·N·D count; nil: all of them.
     public var positions: Int?
+    /// True when `total` and `parts` are already these rows' shares of the whole micro-batch's
+    /// values (each term divided by the whole micro-batch's count of its kind), so that the ranks'
+    /// values simply add up: how a loss of several means (text over targets, diffusion over spans)
+    /// splits exactly. False: one mean over `meanOver` terms, weighted by the ranks' counts.
+    public var isShare: Bool
 
     public init(total: Tensor, parts: [String: Float] = [:], tokens: Int, examples: Int, meanOver: Int? = nil,
-                flops: Double? = nil, positions: Int? = nil) {
+                flops: Double? = nil, positions: Int? = nil, isShare: Bool = false) {
         self.total = total; self.parts = parts; self.tokens = tokens; self.examples = examples
         self.meanOver = meanOver ?? tokens
-        self.flops = flops; self.positions = positions
+        self.flops = flops; self.positions = positions; self.isShare = isShare
     }
 }
 
@@ -41,8 +46,9 @@ public protocol TrainingTask: AnyObject {
     func loss(microBatch index: Int, rng: RNG) throws -> LossResult
     /// The loss of rows `rows` of global micro-batch `index`: one rank's share under data
     /// parallelism. The rows, and the randomness they draw, must be exactly those they have in
-    /// the whole micro-batch, so that the ranks' shares weighted by `meanOver` add up to the
-    /// single-process loss. Tasks that cannot split a micro-batch keep the default, which throws.
+    /// the whole micro-batch, so that the ranks' shares (weighted by `meanOver`, or as they are
+    /// with `isShare`) add up to the single-process loss. Tasks that cannot split a micro-batch
+    /// keep the default, which throws.
     func loss(microBatch index: Int, rows: Range<Int>, rng: RNG) throws -> LossResult
     /// Analytic training FLOPs (forward + backward) of one micro-batch.
     var flopsPerMicroBatch: Double { get }
@@ -181,7 +187,8 @@ public final class Trainer {
                                                     lossSum: &lossSum, parts: &parts)
                     state.tokens += r.tokens; state.examples += r.examples
                     intervalTokens += r.tokens
-                    state.flops += task.flopsPerMicroBatch
+                    state.flops += r.flops ?? task.flopsPerMicroBatch
+                    if let positions = r.positions { state.flops6ND = (state.flops6ND ?? 0) + 6 * nonEmbeddingParameters * Double(positions) }
                     continue
                 }
                 let r = try task.loss(microBatch: index, rng: base.split(UInt64(index)))

@@ -177,6 +177,53 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
         /// The documents, in row order, and the document of each position (−1: padding).
         var documents: [ImageCaptionPairs.Document] = []
         var documentOf: [Int] = []
+        /// The tokens (text targets and span positions) and documents of each row.
+        var rowTokens: [Int] = []
+        var rowDocuments: [Int] = []
+
+        var rowCount: Int { input.ids.dim(0) }
+        /// What each term of the loss is a mean over: text targets, scored image and audio spans.
+        var textTargets: Int { targets.intScalars.lazy.filter { $0 >= 0 }.count }
+        var scoredImages: Int { input.imageCount == 0 ? 0 : scored?.count ?? imageTargets.dim(0) }
+        var scoredAudioSpans: Int { input.audioCount == 0 ? 0 : scoredAudio?.count ?? audioTargets?.dim(0) ?? 0 }
+
+        /// Rows `kept` alone (rows of `t` positions): the spans, noise, timesteps and targets they
+        /// have in the whole batch. One data-parallel rank's share.
+        func rows(_ kept: Range<Int>, length t: Int) -> Batch {
+            if kept == 0..<rowCount { return self }
+            let flat = (kept.lowerBound * t)..<(kept.upperBound * t)
+            let images = input.spanStarts.indices.filter { flat.contains(input.spanStarts[$0]) }
+            let audios = input.audioStarts.indices.filter { flat.contains(input.audioStarts[$0]) }
+            var x = input
+            x.ids = Tensor(ints: Array(input.ids.intScalars[flat]), shape: [kept.count, t])
+            x.positions = Tensor(ints: Array(input.positions.intScalars[flat]))
+            x.mask = input.mask.rows(kept)
+            x.latents = images.isEmpty ? nil : input.latents!.indexSelect(axis: 0, images)
+            x.timesteps = images.map { input.timesteps[$0] }
+            x.spanStarts = images.map { input.spanStarts[$0] - flat.lowerBound }
+            x.audio = audios.isEmpty ? nil : input.audio!.indexSelect(axis: 0, audios)
+            x.audioTimesteps = audios.map { input.audioTimesteps[$0] }
+            x.audioStarts = audios.map { input.audioStarts[$0] - flat.lowerBound }
+            let image = Self.keep(images, scored: scored, targets: imageTargets)
+            let audio = audioTargets.map { Self.keep(audios, scored: scoredAudio, targets: $0) }
+            let firstDocument = rowDocuments[..<kept.lowerBound].reduce(0, +)
+            let documentCount = rowDocuments[kept].reduce(0, +)
+            return Batch(input: x, targets: Tensor(ints: Array(targets.intScalars[flat])), imageTargets: image.targets,
+                         scored: image.scored, audioTargets: audio?.targets, scoredAudio: audio?.scored,
+                         tokens: rowTokens[kept].reduce(0, +), examples: documentCount,
+                         documents: Array(documents[firstDocument..<(firstDocument + documentCount)]),
+                         documentOf: documentOf[flat].map { $0 < 0 ? $0 : $0 - firstDocument },
+                         rowTokens: Array(rowTokens[kept]), rowDocuments: Array(rowDocuments[kept]))
+        }
+
+        /// The target rows and scored list of spans `kept` (ascending, contiguous) when `targets`
+        /// holds one row per span `scored` lists (nil: per span).
+        static func keep(_ kept: [Int], scored: [Int]?, targets: Tensor) -> (targets: Tensor, scored: [Int]?) {
+            guard let first = kept.first else { return (targets, scored == nil ? nil : []) }
+            guard let scored else { return (targets.indexSelect(axis: 0, kept), nil) }
+            let rows = scored.indices.filter { kept.contains(scored[$0]) }
+            return (rows.isEmpty ? targets : targets.indexSelect(axis: 0, rows), rows.map { scored[$0] - first })
+        }
     }
 
     /// Latents (n, C, h, w) of examples `indices` of `world`, through the cache for the training pool.
@@ -238,7 +285,7 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
         var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], documentOf: [Int] = []
         var docs: [[Int32]] = [], spans: [[Int32]] = [], starts: [Int] = [], audioStarts: [Int] = []
         var documents: [ImageCaptionPairs.Document] = []
-        var tokens = 0
+        var rowTokens: [Int] = [], rowDocuments: [Int] = []
         for (r, taken) in taken.enumerated() {
             let seqs = taken.map { doc -> MixedSequence in
                 if let corpus = doc.corpus { return MixedSequence(segments: [.text(doc.caption)], appendEOS: corpus.ends) }
@@ -262,7 +309,8 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
             docs.append(row.documentIDs); spans.append(row.spanIDs)
             starts += row.spans.filter { $0.modality == .image }.map { r * t + $0.start }
             audioStarts += row.spans.filter { $0.modality == .audio }.map { r * t + $0.start }
-            tokens += row.targets.lazy.filter { $0 >= 0 }.count + row.spans.reduce(0) { $0 + $1.length }
+            rowTokens.append(row.targets.lazy.filter { $0 >= 0 }.count + row.spans.reduce(0) { $0 + $1.length })
+            rowDocuments.append(taken.count)
         }
         let mask = try AttentionMask(documents: docs, spans: spans, causalSpans: d.causalSpans)
         let shape = [c.latentChannels, c.latentSize, c.latentSize]
@@ -331,20 +379,40 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
         }
         return Batch(input: input, targets: Tensor(ints: targets),
                      imageTargets: diffusion.trainingTarget(x0: scoredX0, noise: noise, t: scoredT),
-                     scored: sources.isEmpty ? nil : scored, audioTargets: audioTargets, scoredAudio: scoredAudio, tokens: tokens,
-                     examples: documents.count, documents: documents, documentOf: documentOf)
+                     scored: sources.isEmpty ? nil : scored, audioTargets: audioTargets, scoredAudio: scoredAudio,
+                     tokens: rowTokens.reduce(0, +), examples: documents.count, documents: documents, documentOf: documentOf,
+                     rowTokens: rowTokens, rowDocuments: rowDocuments)
     }
 
     public func loss(microBatch index: Int, rng: RNG) throws -> LossResult {
+        try loss(microBatch: index, rows: 0..<recipe.train.batchSize, rng: rng)
+    }
+
+    /// Rows `rows` of the micro-batch: the whole micro-batch is drawn (documents, timesteps,
+    /// noise: cheap beside the model), its rows kept, and each term of the loss divided by the
+    /// whole micro-batch's count of its kind (text targets, scored image and audio spans), so the
+    /// ranks' shares add up to the single-process loss (`isShare`). All rows: the plain loss.
+    public func loss(microBatch index: Int, rows: Range<Int>, rng: RNG) throws -> LossResult {
         let b = recipe.train.batchSize
-        let x = try batch(world, firstRow: index * b, rows: b, rng: rng, training: true)
-        let l = transfusion.loss(x.input, targets: x.targets, imageTargets: x.imageTargets,
-                                 imageWeight: recipe.diffusion.lossWeight, zLoss: recipe.model.zLoss, scoredImages: x.scored,
+        let whole = try batch(world, firstRow: index * b, rows: b, rng: rng, training: true)
+        let x = whole.rows(rows, length: recipe.data.seqLen)
+        let w = recipe.diffusion.lossWeight
+        let l = transfusion.loss(x.input, targets: x.targets, imageTargets: x.imageTargets, imageWeight: w,
+                                 zLoss: recipe.model.zLoss, scoredImages: x.scored,
                                  audioTargets: x.audioTargets, scoredAudio: x.scoredAudio)
-        var parts = ["loss_text": l.text.item, "loss_image": l.image.item]
-        if pairs.spoken != nil { parts["loss_audio"] = l.audio.item }
         let (flops, positions) = trainingFlops(x)
-        return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.examples, flops: flops, positions: positions)
+        guard rows != 0..<b else {
+            var parts = ["loss_text": l.text.item, "loss_image": l.image.item]
+            if pairs.spoken != nil { parts["loss_audio"] = l.audio.item }
+            return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.examples, flops: flops, positions: positions)
+        }
+        func share(_ part: Int, of all: Int) -> Float { all == 0 ? 0 : Float(part) / Float(all) }
+        let text = share(x.textTargets, of: whole.textTargets), image = share(x.scoredImages, of: whole.scoredImages)
+        let audio = share(x.scoredAudioSpans, of: whole.scoredAudioSpans)
+        var parts = ["loss_text": l.text.item * text, "loss_image": l.image.item * image]
+        if pairs.spoken != nil { parts["loss_audio"] = l.audio.item * audio }
+        return LossResult(total: l.text * text + l.image * (w * image) + l.audio * (w * audio), parts: parts,
+                          tokens: x.tokens, examples: x.examples, flops: flops, positions: positions, isShare: true)
     }
 
     /// The batch's training FLOPs on its real positions (padding queries left out) and how many

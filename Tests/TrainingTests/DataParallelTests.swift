@@ -1,7 +1,9 @@
-// Data-parallel training: a micro-batch split into row shares, weighted by tokens, gives the
-// full batch's gradient; backward's readiness hook reports final gradients; and, under each MPI
-// launcher installed (Open MPI's mpirun, MPICH's mpiexec), `fusion train` on 2 ranks follows the
-// single-process loss curve, through a resume, and counts both ranks as on this machine.
+// Data-parallel training: a micro-batch split into row shares, weighted by tokens (lm) or shared
+// out term by term (Transfusion's text and diffusion means, Chameleon's loss and its parts), gives
+// the full batch's loss, parts and gradient; backward's readiness hook reports final gradients;
+// and, under each MPI launcher installed (Open MPI's mpirun, MPICH's mpiexec), `fusion train` on 2
+// ranks follows the single-process loss curve, through a resume, and counts both ranks as on this
+// machine; a Transfusion and a Chameleon run on 2 ranks follow theirs.
 @testable import Collective
 import Foundation
 import NN
@@ -24,6 +26,23 @@ func dataParallelRecipeText(steps: Int) -> String {
     """
 }
 
+/// A small image–text recipe of `kind` (transfusion or chameleon) over a random image tokenizer:
+/// two documents per row, image-first documents and edit triplets (whose clean source spans carry
+/// no diffusion loss), so that row shares split every kind of term.
+func dataParallelImageTextRecipeText(_ kind: String, tokenizer: String, steps: Int) -> String {
+    """
+    name: dp-\(kind)
+    seed: 3
+    model: {kind: \(kind), preset: nano, dim: 32, layers: 2, heads: 2, image_tokenizer: \(tokenizer)}
+    diffusion: {image_first: 0.3, caption_dropout: 0.1}
+    data: {tokenizer_vocab: 300, seq_len: \(kind == "transfusion" ? 112 : 160), docs_per_row: 2, pool: 64, edit_fraction: 0.25}
+    optimizer: {lr: 3.0e-3, warmup_steps: 2, schedule: constant}
+    train: {steps: \(steps), batch_size: 4, grad_accum: 2, log_every: 1, checkpoint_every: 3, keep_checkpoints: 2}
+    eval: {every: 0, batches: 1}
+    sample: {every: 0, max_tokens: 4}
+    """
+}
+
 /// The MPI launchers the data-parallel tests start `fusion train` with, over loopback, and the
 /// release `fusion` binary (built by `swift build -c release … --build-tests`).
 enum MPIRun: CaseIterable {
@@ -38,6 +57,8 @@ enum MPIRun: CaseIterable {
     static let mpichLauncher = find("mpiexec.mpich") ?? find("mpiexec.hydra") ?? find("mpiexec", versionSays: "HYDRA")
 
     var launcher: URL? { self == .openMPI ? MPIRun.openMPILauncher : MPIRun.mpichLauncher }
+    /// An installed launcher, MPICH first (what `make setup` installs).
+    static var any: MPIRun? { [.mpich, .openMPI].first { $0.available } }
     var available: Bool { launcher != nil && FileManager.default.isExecutableFile(atPath: MPIRun.fusion.path) }
     /// How `fusion train` names the library it loaded under this launcher (MPICommunicator.library).
     var library: String { self == .openMPI ? "Open MPI: libmpi.so.40" : "MPICH ABI: " }
@@ -118,27 +139,58 @@ final class ThreeRanks: Communicator {
     /// Rank shares of a micro-batch, weighted by their token counts, sum to the full gradient.
     @Test func rowSharesAddUpToTheFullBatchGradient() throws {
         let recipe = try Recipe.parse(dataParallelRecipeText(steps: 1), file: "dp.yaml")
-        let task = try LMTask(recipe: recipe, run: scratchRun())
+        try expectSharesAddUp(try LMTask(recipe: recipe, run: scratchRun()), microBatch: 5, split: [0..<2, 2..<4])
+    }
+
+    /// Transfusion's shares — text cross-entropy over the whole micro-batch's targets, diffusion
+    /// loss over its scored spans — add up to its loss, parts and gradient, for uneven splits too;
+    /// the documents, timesteps and noise of a row are those it has in the whole micro-batch.
+    @Test func transfusionRowSharesAddUpToTheFullBatchGradient() throws {
+        let recipe = try Recipe.parse(dataParallelImageTextRecipeText("transfusion", tokenizer: try randomImageTokenizer(for: "transfusion"),
+                                                                      steps: 1), file: "dp.yaml")
+        let task = try TransfusionTask(recipe: recipe, run: scratchRun())
+        let whole = try task.batch(task.world, firstRow: 12, rows: 4, rng: RNG(seed: 1), training: true)
+        #expect(whole.documents.contains { $0.edit != nil } && whole.scored != nil, "the batch should hold an edit's clean source span")
+        for split in [[0..<2, 2..<4], [0..<1, 1..<4], [0..<3, 3..<4]] { try expectSharesAddUp(task, microBatch: 3, split: split) }
+    }
+
+    /// Chameleon's shares of its loss and of each reported part add up likewise.
+    @Test func chameleonRowSharesAddUpToTheFullBatchGradient() throws {
+        let recipe = try Recipe.parse(dataParallelImageTextRecipeText("chameleon", tokenizer: try randomImageTokenizer(for: "chameleon"),
+                                                                      steps: 1), file: "dp.yaml")
+        let task = try ChameleonTask(recipe: recipe, run: scratchRun())
+        for split in [[0..<2, 2..<4], [0..<1, 1..<4]] { try expectSharesAddUp(task, microBatch: 3, split: split) }
+    }
+
+    /// The rows of `split` (covering the micro-batch), weighted as DataParallel weights them, give
+    /// the single-process loss, parts, counts and gradient of micro-batch `index`.
+    func expectSharesAddUp(_ task: TrainingTask, microBatch index: Int, split: [Range<Int>]) throws {
         let params = task.model.namedParameters()
         task.model.zeroGrad()
-        let full = try task.loss(microBatch: 5, rng: RNG(seed: 1))
+        let full = try task.loss(microBatch: index, rng: RNG(seed: 1))
         full.total.backward()
         let expected = params.map { $0.1.grad!.scalars }
         task.model.zeroGrad()
-        let shares = try [0..<2, 2..<4].map { try task.loss(microBatch: 5, rows: $0, rng: RNG(seed: 1)) }
+        let shares = try split.map { try task.loss(microBatch: index, rows: $0, rng: RNG(seed: 1)) }
         let total = shares.map(\.meanOver).reduce(0, +)
-        #expect(total == full.tokens && shares.map(\.examples).reduce(0, +) == full.examples)
-        var loss: Float = 0
+        #expect(shares.map(\.tokens).reduce(0, +) == full.tokens && shares.map(\.examples).reduce(0, +) == full.examples)
+        #expect(shares.compactMap(\.positions).reduce(0, +) == full.positions ?? 0)
+        if let flops = full.flops { #expect(abs(shares.compactMap(\.flops).reduce(0, +) - flops) <= 1e-9 * flops) }
+        var loss: Float = 0, parts: [String: Float] = [:]
         for s in shares {
-            let w = Float(s.meanOver) / Float(total)
+            let w = s.isShare ? 1 : Float(s.meanOver) / Float(total)
             (s.total * w).backward()
             loss += s.total.item * w
+            for (k, v) in s.parts { parts[k, default: 0] += v * w }
         }
-        #expect(abs(loss - full.total.item) < 1e-5)
+        #expect(abs(loss - full.total.item) < 1e-5 * max(1, abs(full.total.item)), "loss: \(loss) from shares, \(full.total.item) whole")
+        for (k, v) in full.parts where !(task is LMTask) {
+            #expect(abs(parts[k]! - v) < 1e-5 * max(1, abs(v)), "\(k): \(parts[k]!) from shares, \(v) whole (split \(split))")
+        }
         for ((name, p), e) in zip(params, expected) {
             let worst = zip(p.grad!.scalars, e).map { abs($0 - $1) }.max()!
             let scale = e.map(abs).max()!
-            #expect(worst <= 1e-5 * max(scale, 1e-3), "gradient of \(name): max difference \(worst) (max |g| \(scale))")
+            #expect(worst <= 1e-5 * max(scale, 1e-3), "gradient of \(name): max difference \(worst) (max |g| \(scale), split \(split))")
         }
     }
 
@@ -222,6 +274,25 @@ final class ThreeRanks: Communicator {
         try twoRanksFollowTheSingleProcessCurveThroughAResume(.mpich)
     }
 
+    /// Two ranks train a Transfusion run (text and diffusion terms shared out, image-first and edit
+    /// documents in the mixture) along the single process's curve, through a resume.
+    @Test(.enabled(if: MPIRun.any != nil, "needs an MPI launcher (apt-get install -y mpich) and .build/release/fusion"))
+    func twoRanksTrainTransfusionAlongTheSingleProcessCurve() throws {
+        let vae = try randomImageTokenizer(for: "transfusion")
+        try twoRanksFollowTheSingleProcessCurveThroughAResume(MPIRun.any!, keys: ["loss", "loss_text", "loss_image", "grad_norm", "flops"]) {
+            dataParallelImageTextRecipeText("transfusion", tokenizer: vae, steps: $0)
+        }
+    }
+
+    /// … and a Chameleon run.
+    @Test(.enabled(if: MPIRun.any != nil, "needs an MPI launcher (apt-get install -y mpich) and .build/release/fusion"))
+    func twoRanksTrainChameleonAlongTheSingleProcessCurve() throws {
+        let vq = try randomImageTokenizer(for: "chameleon")
+        try twoRanksFollowTheSingleProcessCurveThroughAResume(MPIRun.any!, keys: ["loss", "loss_text", "loss_image", "grad_norm", "flops"]) {
+            dataParallelImageTextRecipeText("chameleon", tokenizer: vq, steps: $0)
+        }
+    }
+
     /// Two ranks started on this machine count each other as local (MPI_Comm_split_type) and
     /// split its cores between them: with Open MPI…
     @Test(.enabled(if: MPIRun.openMPI.available, "needs Open MPI's mpirun (apt-get install -y openmpi-bin libopenmpi-dev) and .build/release/fusion"))
@@ -259,17 +330,19 @@ final class ThreeRanks: Communicator {
         #expect(out.contains("2 MPI ranks × \(threads) threads (2 on this machine; \(mpi.library)"), "\(out)")
     }
 
-    func twoRanksFollowTheSingleProcessCurveThroughAResume(_ mpi: MPIRun) throws {
+    /// `recipe(steps)` trained 6 steps by one process and, on 2 ranks, 3 steps then resumed to
+    /// 6: the same metrics rows (`keys` within float rounding) and the same final weights.
+    func twoRanksFollowTheSingleProcessCurveThroughAResume(_ mpi: MPIRun, keys: [String] = ["loss", "loss_text", "grad_norm", "lr"],
+                                                           recipe text: (Int) -> String = { dataParallelRecipeText(steps: $0) }) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-dp-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let recipeURL = dir.appendingPathComponent("dp.yaml")
-        try dataParallelRecipeText(steps: 6).write(to: recipeURL, atomically: true, encoding: .utf8)
+        try text(6).write(to: recipeURL, atomically: true, encoding: .utf8)
 
         // One process, 6 steps straight.
-        let recipe = try Recipe.parse(dataParallelRecipeText(steps: 6), file: "dp.yaml")
         let single = RunDirectory(dir.appendingPathComponent("single"))
-        let (trainer, _) = try train(recipe, single, fresh: true)
+        _ = try mpi.train(ranks: 1, [recipeURL.path, "--runs", dir.path, "--name", "single"])
 
         // Two ranks: 3 steps, then the same run extended to 6 resumes from its step-3 checkpoint.
         let args = [recipeURL.path, "--runs", dir.path, "--name", "two"]
@@ -285,14 +358,15 @@ final class ThreeRanks: Communicator {
         for (a, b) in zip(rowsA, rowsB) {
             let step = a["step"] as! Int
             for key in ["tokens", "examples"] { #expect(a[key] as? Int == b[key] as? Int, "\(key) at step \(step)") }
-            for key in ["loss", "loss_text", "grad_norm", "lr"] {
-                let x = a[key] as! Double, y = b[key] as! Double
+            for key in keys {
+                let x = try #require(a[key] as? Double, "\(key) at step \(step)"), y = b[key] as! Double
                 #expect(abs(x - y) <= 1e-4 * max(1, abs(x)), "\(key) at step \(step): one process \(x), two ranks \(y)")
             }
         }
         // The 2-rank run's final weights are the single process's.
-        let ckpt = try Checkpoint.read(two.checkpointURL(step: 6))
-        for (name, p) in trainer.task.model.namedParameters() {
+        let ckpt = try Checkpoint.read(two.checkpointURL(step: 6)), reference = try Checkpoint.read(single.checkpointURL(step: 6))
+        #expect(ckpt.model.count == reference.model.count)
+        for (name, p) in reference.model {
             let q = try #require(ckpt.model[name], "checkpoint lacks \(name)")
             let worst = zip(p.scalars, q.scalars).map { abs($0 - $1) }.max()!
             #expect(worst < 1e-4, "weights of \(name) differ by \(worst)")

@@ -104,6 +104,13 @@ public struct AttentionMask: Equatable, Sendable {
         self.init(batch: b, queries: t, keys: t, lo: lo, hi: hi)
     }
 
+    /// The mask of batch rows `rows` alone (their key ranges are row-relative, so unchanged).
+    public func rows(_ rows: Range<Int>) -> AttentionMask {
+        precondition(rows.lowerBound >= 0 && rows.upperBound <= batch, "AttentionMask: rows \(rows) of a batch of \(batch)")
+        let flat = (rows.lowerBound * queries)..<(rows.upperBound * queries)
+        return AttentionMask(batch: rows.count, queries: queries, keys: keys, lo: Array(lo[flat]), hi: Array(hi[flat]))
+    }
+
     /// The mask's definition, query by query (for tests and debugging; O(T·S)).
     public func allows(batch b: Int, query i: Int, key j: Int) -> Bool {
         j >= lo[b * queries + i] && j < hi[b * queries + i]
