@@ -56,7 +56,7 @@ public final class ChameleonTask: TrainingTask {
         self.recipe = recipe
         let d = recipe.data
         let base = try recipe.train.initFrom.map { try Self.startingRun($0, recipe: recipe, run: run) }
-        pairs = try ImageCaptionPairs(recipe: recipe, run: run, task: "chameleon", quantizedSpeech: true)
+        pairs = try ImageCaptionPairs(recipe: recipe, run: run, family: .chameleon, quantizedSpeech: true)
         let tokenizer = pairs.tokenizer
         vq = try VQTokenizer.load(from: try ImageCaptionPairs.copyTokenizer(recipe: recipe, run: run, as: "vq.safetensors") {
             _ = try VQTokenizer.load(from: $0)

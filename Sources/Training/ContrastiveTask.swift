@@ -37,7 +37,7 @@ public final class ContrastiveTask: TrainingTask {
         guard d.imageSize == 32 || d.imageSize == 64 else {
             throw RunError.io("data.image_size", "the image–text encoder takes 32 or 64, got \(d.imageSize)")
         }
-        (train, heldOut) = try ImageCaptionPairs.sources(recipe, task: "clip")
+        (train, heldOut) = try ImageCaptionPairs.sources(recipe, family: .clip)
         try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
         tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: ImageCaptionPairs.captions(train))
         let text = try Presets.decoder(recipe.model)

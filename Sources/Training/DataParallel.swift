@@ -16,7 +16,7 @@ public enum DataParallelError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .notShardable(let task):
-            return "\(task) cannot split a micro-batch across ranks yet: run it without mpirun, or use a task that implements loss(microBatch:rows:rng:) (the lm, transfusion and chameleon tasks do)"
+            return "\(task) cannot split a micro-batch across ranks yet: run it without mpirun, or use a family whose task implements loss(microBatch:rows:rng:) (\(ModelFamily.names(with: .dataParallel)) do)"
         case .indivisibleBatch(let b, let n):
             return "train.batch_size \(b) is not divisible by the \(n) MPI ranks: pick a batch size that is a multiple of \(n)"
         }

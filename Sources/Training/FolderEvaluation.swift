@@ -103,7 +103,7 @@ extension Recipe {
     /// The held-out examples of the recipe's data section (a folder's held-out rows, or the
     /// held-out ShapesWorld): what every family scores and the folder suite draws the captions of.
     public func heldOutExamples() throws -> any CaptionedImages {
-        try ImageCaptionPairs.sources(self, task: model.kind).heldOut
+        try ImageCaptionPairs.sources(self, family: model.kind).heldOut
     }
 }
 

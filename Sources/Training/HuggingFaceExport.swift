@@ -36,15 +36,15 @@ public enum HuggingFaceExport {
         let kind = (try? JSONDecoder().decode(KindOnly.self, from: saved.configData))?.kind ?? "?"
         let prefix: String, vocab: Int, decoder: DecoderConfig, tokenizerText: String, context: Int?
         var layout: [String: Any] = ["family": kind]
-        switch kind {
-        case "lm":
+        switch try ModelFamily.saved(kind, path: path, needs: .huggingFace, for: "be exported with --format hf") {
+        case .lm:
             let c = try saved.config(LMTask.Config.self, kind: "lm", problem: { $0.decoder.problem })
             (prefix, vocab, decoder, tokenizerText, context) = ("", c.vocab, c.decoder, c.tokenizer, c.contextLength)
-        case "transfusion":
+        case .transfusion:
             let c = try saved.config(TransfusionTask.Config.self, kind: "transfusion", problem: { $0.model.problem })
             (prefix, vocab, decoder, tokenizerText, context) = ("", c.model.vocab, c.model.decoder, c.tokenizer, c.contextLength)
             layout["note"] = "the text path of a Transfusion model: image and audio spans need Fusion"
-        case "chameleon":
+        case .chameleon:
             let c = try saved.config(ChameleonTask.Config.self, kind: "chameleon", problem: { $0.model.problem })
             (prefix, vocab, decoder, tokenizerText, context) = ("lm.", c.model.vocab, c.model.decoder, c.tokenizer, c.contextLength)
             layout["image_code_offset"] = c.model.textVocab
@@ -53,8 +53,8 @@ public enum HuggingFaceExport {
             layout["image_size"] = c.imageSize
             layout["vq"] = "vq.safetensors"
             if c.model.hasAudio { layout["audio_code_offset"] = c.model.textVocab + c.model.codebookSize; layout["audio_codebook_size"] = c.model.audioCodebookSize }
-        default:
-            throw RunError.option("--format hf exports lm, transfusion and chameleon models; \(path) is a '\(kind)' model")
+        case let family:
+            preconditionFailure("HuggingFaceExport: the \(family) family exports to Hugging Face but has no mapping here")
         }
         let tokenizer = try BPETokenizer.decode(Foundation.Data(tokenizerText.utf8), name: "the tokenizer in \(path)'s config.json")
         let (weights, leftOut) = try mapWeights(saved.weights, prefix: prefix, decoder: decoder, path: path)

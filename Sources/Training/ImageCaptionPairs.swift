@@ -69,8 +69,8 @@ struct ImageCaptionPairs {
         var keepSource: Bool
     }
 
-    init(recipe: Recipe, run: RunDirectory, task: String, quantizedSpeech: Bool = false) throws {
-        guard recipe.data.editFraction == 0 || ["transfusion", "chameleon"].contains(task) else {
+    init(recipe: Recipe, run: RunDirectory, family task: ModelFamily, quantizedSpeech: Bool = false) throws {
+        guard recipe.data.editFraction == 0 || task.capabilities.contains(.editTriplets) else {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.edit_fraction",
                                            message: "the \(task) task does not train on edit triplets in this build; use 0")
         }
@@ -79,8 +79,8 @@ struct ImageCaptionPairs {
         try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
         let corpus = try Self.corpus(recipe)
         self.corpus = corpus
-        if d.source == "folder" { try Self.checkFolderRecipe(recipe, task: task) }
-        (world, heldOut) = try Self.sources(recipe, task: task)
+        if d.source == "folder" { try Self.checkFolderRecipe(recipe, family: task) }
+        (world, heldOut) = try Self.sources(recipe, family: task)
         if d.editFraction > 0, let train = world as? FolderImageCaptions, let held = heldOut as? FolderImageCaptions,
            train.edits.isEmpty || held.edits.isEmpty {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.edit_fraction",
@@ -165,7 +165,7 @@ struct ImageCaptionPairs {
 
     /// The training and held-out examples of a recipe's data section: ShapesWorld worlds of the
     /// recipe's seed and of the fixed held-out seed (``LMTask/heldOutShapesSeed``), or the two sides of a folder's split.
-    static func sources(_ recipe: Recipe, task: String) throws -> (train: any CaptionedImages, heldOut: any CaptionedImages) {
+    static func sources(_ recipe: Recipe, family task: ModelFamily) throws -> (train: any CaptionedImages, heldOut: any CaptionedImages) {
         let d = recipe.data
         switch d.source {
         case "shapes":
@@ -217,7 +217,7 @@ struct ImageCaptionPairs {
     }
 
     /// What a folder source cannot score (the ShapesWorld suites), each an error naming its key.
-    static func checkFolderRecipe(_ recipe: Recipe, task: String) throws {
+    static func checkFolderRecipe(_ recipe: Recipe, family task: ModelFamily) throws {
         let unsupported: [(String, Bool, String)] = [
             ("eval.shapes_eval", recipe.eval.shapesEval > 0, "ShapesEval scores ShapesWorld prompts, which a folder has no truth for; use 0"),
             ("eval.edits", recipe.eval.edits > 0, "the edit suite scores ShapesWorld triplets; use 0"),

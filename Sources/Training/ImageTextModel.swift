@@ -78,9 +78,8 @@ public struct ImageTextModel {
     /// Chameleon runs; naming one for the other family is an error naming the flag.
     public static func load(path: String, ema: Bool = true, cfg: Float? = nil, sampler: SpanSampler? = nil, steps: Int? = nil,
                             clipX0: Float? = nil, temperature: Float? = nil, topK: Int? = nil) throws -> ImageTextModel {
-        let kind = try SavedModel.kind(path: path)
-        switch kind {
-        case "transfusion":
+        switch try ModelFamily.saved(try SavedModel.kind(path: path), path: path, needs: .imageText, for: "draw or caption images") {
+        case .transfusion:
             if temperature != nil || topK != nil {
                 throw RunError.option("--temperature and --top-k sample image codes of Chameleon runs; \(path) is a transfusion run "
                                       + "(its images are diffused: use --steps, --sampler, --cfg)")
@@ -89,7 +88,7 @@ public struct ImageTextModel {
             return ImageTextModel(transfusion: run.model, tokenizer: run.tokenizer, vae: run.vae, imageSize: run.config.imageSize,
                                   contextLength: run.contextLength,
                                   options: try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg, clipX0: clipX0))
-        case "chameleon":
+        case .chameleon:
             if sampler != nil || steps != nil || clipX0 != nil {
                 throw RunError.option("--sampler, --steps and --clip are diffusion settings of Transfusion runs; \(path) is a "
                                       + "chameleon run (its image codes are sampled: use --temperature, --top-k, --cfg)")
@@ -104,9 +103,8 @@ public struct ImageTextModel {
             return ImageTextModel(chameleon: run.model, tokenizer: run.tokenizer, vq: run.vq, imageSize: run.config.imageSize,
                                   contextLength: run.contextLength, options: SamplingOptions(temperature: t, topK: k),
                                   cfgScale: scale)
-        default:
-            throw RunError.option("\(path) holds a \(kind) model, which neither draws nor captions images "
-                                  + "(transfusion and chameleon runs do)")
+        case let family:
+            preconditionFailure("ImageTextModel: the \(family) family draws images but has no loader here")
         }
     }
 

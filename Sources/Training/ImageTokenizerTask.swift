@@ -84,8 +84,8 @@ public final class ImageTokenizerTask: TrainingTask {
         }
         let rng = RNG(seed: recipe.seed).split(0x70CE)
         switch recipe.model.kind {
-        case "vae": tokenizer = ImageVAE(t.vaeConfig(), rng: rng)
-        case "vq": tokenizer = VQTokenizer(t.vqConfig(), rng: rng)
+        case .vae: tokenizer = ImageVAE(t.vaeConfig(), rng: rng)
+        case .vq: tokenizer = VQTokenizer(t.vqConfig(), rng: rng)
         default: preconditionFailure("ImageTokenizerTask: model.kind \(recipe.model.kind) is not a tokenizer")
         }
         flopsPerMicroBatch = 3 * Double(recipe.train.batchSize) * tokenizer.forwardFlops(height: size, width: size)

@@ -131,7 +131,7 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
     /// decoder stack of the families that have one (embeddings, heads and patch layers come on
     /// top). Nil for the families without a decoder.
     public static func parameterLowerBound(_ recipe: Recipe) -> Int? {
-        guard ["lm", "transfusion", "chameleon"].contains(recipe.model.kind),
+        guard recipe.model.kind.capabilities.contains(.decoder),
               let config = try? Presets.decoder(recipe.model), config.problem == nil else { return nil }
         return config.parameterCount
     }

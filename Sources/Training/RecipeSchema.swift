@@ -53,7 +53,7 @@ enum RecipeSchema {
 // MARK: - The table
 
 extension RecipeSchema {
-    static let modelKinds = ["lm", "transfusion", "chameleon", "vae", "vq", "classifier", "clip"]
+    static let modelKinds = ModelFamily.allCases.map(\.rawValue)
 
     /// Every key a recipe may hold, in the order `Recipe.yaml()` writes them.
     static let recipe: [Key] = [

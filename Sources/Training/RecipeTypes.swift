@@ -20,8 +20,8 @@ public struct Recipe: Codable, Equatable, Sendable {
 }
 
 public struct ModelSection: Codable, Equatable, Sendable {
-    /// Which model family: "lm" (text decoder), later "transfusion", "chameleon", "vae", "vq".
-    public var kind: String
+    /// Which model family (ModelFamily.swift).
+    public var kind: ModelFamily
     /// A named size preset ("tiny", "small", "base", "ref"); the fields below override it.
     public var preset: String
     public var dim: Int?

@@ -36,7 +36,7 @@ public struct SpeakingRun {
         runFolder = saved.run
         let noSpeech = RunError.option("\(path) was trained without speech (its recipe has data.speech_fraction 0): "
                                        + "train recipes/any-to-any-shapes.yaml for a model that speaks")
-        if kind == "chameleon" {
+        if try ModelFamily.saved(kind, path: path, needs: .speech, for: "speak or transcribe") == .chameleon {
             let run = try ChameleonRun(path: path)
             guard let spoken = run.spoken else { throw noSpeech }
             let options = SamplingOptions(temperature: temperature)

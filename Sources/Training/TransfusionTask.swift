@@ -65,7 +65,7 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
         // Hugging Face decoder (the decoder, and the text embedding and head when the sizes agree).
         let huggingFace = recipe.train.initFrom.flatMap { HuggingFaceImport.isCheckpoint($0) ? $0 : nil }
         let base = try recipe.train.initFrom.flatMap { huggingFace == nil ? try Self.startingRun($0, recipe: recipe, run: run) : nil }
-        pairs = try ImageCaptionPairs(recipe: recipe, run: run, task: "transfusion")
+        pairs = try ImageCaptionPairs(recipe: recipe, run: run, family: .transfusion)
         let tokenizer = pairs.tokenizer
         vae = try Self.copyVAE(recipe: recipe, run: run)
         diffusion = try Self.diffusion(recipe.diffusion)

@@ -219,7 +219,7 @@ struct Eval: ParsableCommand {
     /// The edits suite (Transfusion runs).
     func runEdits() throws {
         let kind = try SavedModel.kind(path: checkpoint)
-        guard kind == "transfusion" else {
+        guard ModelFamily(rawValue: kind)?.capabilities.contains(.editVerb) == true else {
             throw ValidationError("--suite edits scores Transfusion runs; \(checkpoint) is a \(kind) run "
                                   + "(Chameleon edits are scored in training: eval.edits)")
         }

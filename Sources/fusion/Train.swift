@@ -31,7 +31,10 @@ struct Train: ParsableCommand {
             Each rank computes train.batch_size/N rows of every micro-batch; rank 0 writes the run.
             Ranks on one machine split its cores (FUSION_THREADS, train.threads override).
             FUSION_MPI_LIBRARY names the library to load. Clusters: docs/clusters.md
-            """)
+
+            Model families (model.kind):
+            """ + ModelFamily.allCases.map { "  " + $0.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0) + $0.summary }
+                .joined(separator: "\n"))
 
     @Argument(help: "The recipe YAML file.")
     var recipe: String
@@ -141,15 +144,5 @@ struct Train: ParsableCommand {
     }
 }
 
-/// The task for a recipe's model kind.
-func makeTask(_ r: Recipe, run: RunDirectory) throws -> TrainingTask {
-    switch r.model.kind {
-    case "lm": return try LMTask(recipe: r, run: run)
-    case "transfusion": return try TransfusionTask(recipe: r, run: run)
-    case "chameleon": return try ChameleonTask(recipe: r, run: run)
-    case "vae", "vq": return try ImageTokenizerTask(recipe: r)
-    case "classifier": return try ClassifierTask(recipe: r)
-    case "clip": return try ContrastiveTask(recipe: r, run: run)
-    default: throw ValidationError("model.kind '\(r.model.kind)' is not available yet in this build")
-    }
-}
+/// The task for a recipe's model family.
+func makeTask(_ r: Recipe, run: RunDirectory) throws -> TrainingTask { try r.model.kind.makeTask(r, run: run) }

@@ -107,7 +107,7 @@ private func temporaryFile(_ name: String, _ bytes: [UInt8]) -> String {
         let error = try #require(throws: RecipeError.self) { try editRecipe(data: ", edit_fraction: 1.5") }
         #expect("\(error)".contains("data.edit_fraction") && "\(error)".contains("edit-test.yaml"))
         let refused = try #require(throws: RecipeError.self) {
-            try ImageCaptionPairs(recipe: r, run: scratchRun(), task: "lm")
+            try ImageCaptionPairs(recipe: r, run: scratchRun(), family: .lm)
         }
         #expect("\(refused)".contains("data.edit_fraction"))
     }
@@ -117,7 +117,7 @@ private func temporaryFile(_ name: String, _ bytes: [UInt8]) -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-vq-\(UUID().uuidString).safetensors").path
         try vq.save(to: path)
         var recipe = try editRecipe(model: "image_tokenizer: \(path)", data: ", edit_fraction: 1.0")
-        recipe.model.kind = "chameleon"
+        recipe.model.kind = .chameleon
         recipe.data.seqLen = 160                              // 64 codes per image: an edit needs 2·66 + 3
         recipe.diffusion.instructionDropout = 0; recipe.diffusion.sourceDropout = 0
         let task = try ChameleonTask(recipe: recipe, run: scratchRun())

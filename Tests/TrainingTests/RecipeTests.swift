@@ -113,7 +113,7 @@ extension RecipeTests {
         @Test func fullRecipeHasEveryValue() throws {
             let r = try parseRecipe(fullRecipe)
             #expect(r.name == "tiny-lm" && r.seed == 7)
-            #expect(r.model.kind == "transfusion" && r.model.preset == "small")
+            #expect(r.model.kind == .transfusion && r.model.preset == "small")
             #expect(r.model.dim == 128 && r.model.layers == 4 && r.model.heads == 4 && r.model.mlpHidden == 512)
             #expect(r.model.qkNorm == true && r.model.ropeBase == 10000 && r.model.vocabSize == 1000)
             #expect(r.model.zLoss == 1e-4)
@@ -136,7 +136,7 @@ extension RecipeTests {
             let expected = Recipe(
                 name: "demo", seed: 0,
                 model: ModelSection(
-                    kind: "lm", preset: "tiny", dim: nil, layers: nil, heads: nil, mlpHidden: nil, qkNorm: nil,
+                    kind: .lm, preset: "tiny", dim: nil, layers: nil, heads: nil, mlpHidden: nil, qkNorm: nil,
                     ropeBase: nil, vocabSize: nil, zLoss: 0, imageTokenizer: nil, patchSize: 2, patchifier: "linear",
                     unetChannels: 64),
                 diffusion: DiffusionSection(

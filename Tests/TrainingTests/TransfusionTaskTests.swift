@@ -325,7 +325,7 @@ private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil,
         try vq.save(to: path)
         defer { try? FileManager.default.removeItem(atPath: path) }
         var r = try recipe(mix: "[1, 1, 1]", extra: ", ema_decay: 0.9")
-        r.model.kind = "chameleon"; r.model.imageTokenizer = path; r.data.audioCodebook = 16
+        r.model.kind = .chameleon; r.model.imageTokenizer = path; r.data.audioCodebook = 16
         let run = scratchRun()
         let task = try ChameleonTask(recipe: r, run: run)
         let c = task.chameleon.config
