@@ -30,16 +30,16 @@ public enum ModelFamily: String, Codable, Sendable, CaseIterable, CustomStringCo
 
     public var description: String { rawValue }
 
-    /// One line on what the family is.
+    /// One line on what the family is (`fusion train --help` lists them).
     public var summary: String {
         switch self {
         case .lm: return "a decoder-only language model (next-token cross-entropy)"
-        case .transfusion: return "one decoder over text tokens and continuous image/audio spans (cross-entropy + λ·diffusion loss)"
-        case .chameleon: return "the same decoder over text and VQ image/audio codes, all causal cross-entropy (the baseline)"
+        case .transfusion: return "text tokens and diffused image/audio spans in one decoder"
+        case .chameleon: return "the same decoder over text and VQ codes, all causal (baseline)"
         case .vae: return "an image VAE: the continuous latents Transfusion diffuses"
         case .vq: return "a VQ image tokenizer: the codes Chameleon predicts"
         case .classifier: return "the ShapesWorld classifier ShapesEval scores images with"
-        case .clip: return "a contrastive image–text encoder: the folder suite's feature space"
+        case .clip: return "a contrastive image–text encoder (the folder eval suite)"
         }
     }
 

@@ -33,6 +33,7 @@ struct Train: ParsableCommand {
             FUSION_MPI_LIBRARY names the library to load. Clusters: docs/clusters.md
 
             Model families (model.kind):
+
             """ + ModelFamily.allCases.map { "  " + $0.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0) + $0.summary }
                 .joined(separator: "\n"))
 
