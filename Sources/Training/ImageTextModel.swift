@@ -80,32 +80,48 @@ public struct ImageTextModel {
                             clipX0: Float? = nil, temperature: Float? = nil, topK: Int? = nil) throws -> ImageTextModel {
         switch try ModelFamily.saved(try SavedModel.kind(path: path), path: path, needs: .imageText, for: "draw or caption images") {
         case .transfusion:
-            if temperature != nil || topK != nil {
-                throw RunError.option("--temperature and --top-k sample image codes of Chameleon runs; \(path) is a transfusion run "
-                                      + "(its images are diffused: use --steps, --sampler, --cfg)")
-            }
+            try checkTransfusionFlags(path: path, temperature: temperature, topK: topK)
             let run = try TransfusionRun(path: path, ema: ema)
             return ImageTextModel(transfusion: run.model, tokenizer: run.tokenizer, vae: run.vae, imageSize: run.config.imageSize,
                                   contextLength: run.contextLength,
                                   options: try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg, clipX0: clipX0))
         case .chameleon:
-            if sampler != nil || steps != nil || clipX0 != nil {
-                throw RunError.option("--sampler, --steps and --clip are diffusion settings of Transfusion runs; \(path) is a "
-                                      + "chameleon run (its image codes are sampled: use --temperature, --top-k, --cfg)")
-            }
+            try checkChameleonFlags(path: path, sampler: sampler, steps: steps, clipX0: clipX0)
             let run = try ChameleonRun(path: path, ema: ema)
-            let scale = cfg ?? run.config.cfg
-            try RunError.checkGuidance(scale)
-            let t = temperature ?? 1
-            guard t.isFinite, t >= 0 else { throw RunError.option("--temperature must be ≥ 0 (0: greedy), got \(t)") }
-            let k = topK ?? run.sampleTopK
-            guard k >= 0 else { throw RunError.option("--top-k must be ≥ 0 (0: all codes), got \(k)") }
+            let (options, scale) = try chameleonSampling(run, cfg: cfg, temperature: temperature, topK: topK)
             return ImageTextModel(chameleon: run.model, tokenizer: run.tokenizer, vq: run.vq, imageSize: run.config.imageSize,
-                                  contextLength: run.contextLength, options: SamplingOptions(temperature: t, topK: k),
-                                  cfgScale: scale)
+                                  contextLength: run.contextLength, options: options, cfgScale: scale)
         case let family:
             preconditionFailure("ImageTextModel: the \(family) family draws images but has no loader here")
         }
+    }
+
+    /// Refuses Chameleon's code-sampling flags for the Transfusion run at `path`.
+    static func checkTransfusionFlags(path: String, temperature: Float?, topK: Int?) throws {
+        if temperature != nil || topK != nil {
+            throw RunError.option("--temperature and --top-k sample image codes of Chameleon runs; \(path) is a transfusion run "
+                                  + "(its images are diffused: use --steps, --sampler, --cfg)")
+        }
+    }
+
+    /// Refuses Transfusion's diffusion flags for the Chameleon run at `path`.
+    static func checkChameleonFlags(path: String, sampler: SpanSampler?, steps: Int?, clipX0: Float?) throws {
+        if sampler != nil || steps != nil || clipX0 != nil {
+            throw RunError.option("--sampler, --steps and --clip are diffusion settings of Transfusion runs; \(path) is a "
+                                  + "chameleon run (its image codes are sampled: use --temperature, --top-k, --cfg)")
+        }
+    }
+
+    /// A Chameleon run's code sampling: `temperature` (default 1), `topK` (default the recipe's)
+    /// and the guidance scale (default the recipe's), checked.
+    static func chameleonSampling(_ run: ChameleonRun, cfg: Float?, temperature: Float?, topK: Int?) throws -> (SamplingOptions, Float) {
+        let scale = cfg ?? run.config.cfg
+        try RunError.checkGuidance(scale)
+        let t = temperature ?? 1
+        guard t.isFinite, t >= 0 else { throw RunError.option("--temperature must be ≥ 0 (0: greedy), got \(t)") }
+        let k = topK ?? run.sampleTopK
+        guard k >= 0 else { throw RunError.option("--top-k must be ≥ 0 (0: all codes), got \(k)") }
+        return (SamplingOptions(temperature: t, topK: k), scale)
     }
 
     /// The ceiling of this model's scores: the same suites, with real renders passed through its

@@ -74,7 +74,7 @@ public enum ModelFamily: String, Codable, Sendable, CaseIterable, CustomStringCo
     /// that names `path` and the families that can do `what`.
     public static func saved(_ kind: String, path: String, needs capability: Capabilities, for what: String) throws -> ModelFamily {
         guard let family = ModelFamily(rawValue: kind), family.capabilities.contains(capability) else {
-            throw RunError.option("\(path) holds a \(kind) model, which cannot \(what) (\(names(with: capability)) runs can)")
+            throw RunError.option("\(path) holds a model of the \(kind) family, which cannot \(what) (\(names(with: capability)) runs can)")
         }
         return family
     }

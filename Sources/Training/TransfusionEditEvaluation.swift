@@ -1,7 +1,7 @@
-// Edit evaluation of Transfusion models: held-out ShapesWorld triplets edited by instruction (a
-// model fine-tuned on edit triplets) or by inversion (any text-to-image run), scored by EditEval
-// (accuracy and preservation per kind), and before/after PNG grids. Used at eval time in training
-// (eval.edits), by `fusion eval --suite edits` and `fusion edit`. Not the editing (Models/).
+// Edit evaluation of Transfusion models in training (eval.edits): held-out ShapesWorld triplets
+// edited by instruction (a model fine-tuned on edit triplets) and by inversion (any text-to-image
+// run) through ImageEditor, scored by EditEval (accuracy and preservation per kind), and
+// before/after PNG grids; the edit methods and their settings. Not the editing (Models/).
 import Data
 import Diffusion
 import Evaluation
@@ -36,13 +36,6 @@ extension TransfusionEvaluator {
     /// Clean latents (1, C, h, w) of an image (RGB, the run's size, samples in [0, 1]).
     public func encode(_ image: Image) -> Tensor { withoutGrad { vae.encode(imageBatch([image])) } }
 
-    /// The caption the inversion method describes a scene with: every object with its size and
-    /// place, then the background ("a large red circle in the top left on a black background").
-    public static func inversionCaption(_ scene: Scene) -> String {
-        var rng = SplitMix64(seed: 0, stream: 0xED17, index: 0)
-        return Captioner.caption(scene, style: .background, mentionSizes: true, rng: &rng)
-    }
-
     /// One edit of `source` (an image of the run's size): by `instruction`, or by inversion from
     /// `sourcePrompt` to `targetPrompt`. Returns the edited image.
     public func edit(_ source: Image, method: EditMethod, instruction: String = "", sourcePrompt: String = "",
@@ -60,46 +53,6 @@ extension TransfusionEvaluator {
         }
         return Image(chw: withoutGrad { vae.decode(edited) })
     }
-
-    /// Edits of triplets `0..<count` of `world` by `method` (triplet i draws from `RNG(seed).split(i)`).
-    public func edits(world: ShapesWorld, count: Int, method: EditMethod, settings: EditSettings, seed: UInt64,
-                      progress: ((Int) -> Void)? = nil) -> [Image] {
-        let base = RNG(seed: seed)
-        return (0..<count).map { i in
-            let triplet = world.edit(i)
-            let out = edit(render(triplet.source), method: method, instruction: triplet.instruction,
-                           sourcePrompt: Self.inversionCaption(triplet.source),
-                           targetPrompt: Self.inversionCaption(triplet.target), settings: settings, rng: base.split(UInt64(i)))
-            progress?(i + 1)
-            return out
-        }
-    }
-
-    /// Edit accuracy and preservation of `method` on triplets `0..<count` of `world`, and the edited images.
-    public func editEval(world: ShapesWorld, count: Int, method: EditMethod, settings: EditSettings, seed: UInt64,
-                         progress: ((Int) -> Void)? = nil) -> (EditEvalReport, [Image]) {
-        let images = edits(world: world, count: count, method: method, settings: settings, seed: seed, progress: progress)
-        let eval = EditEval(imageSize: imageSize)
-        return (EditEvalReport(checks: zip(0..<count, images).map { eval.check(world.edit($0), image: $1) }), images)
-    }
-
-    /// The image of a scene at the run's size.
-    public func render(_ scene: Scene) -> Image {
-        Image(width: imageSize, height: imageSize, channels: 3, pixels: scene.render(imageSize: imageSize))
-    }
-
-    /// A before/after grid, one row per triplet: source | target (the truth) | each method's edit;
-    /// and the instructions, one line per row.
-    public func editGrid(world: ShapesWorld, edited: [[Image]]) -> (Image, String) {
-        let rows = edited.first?.count ?? 0
-        var cells: [Image] = [], lines: [String] = []
-        for i in 0..<rows {
-            let triplet = world.edit(i)
-            cells += [render(triplet.source), render(triplet.target)] + edited.map { $0[i] }
-            lines.append("\(i): [\(triplet.kind.rawValue)] \(triplet.instruction)")
-        }
-        return (Image.grid(cells, columns: 2 + edited.count, padding: 2, background: 1), lines.joined(separator: "\n") + "\n")
-    }
 }
 
 extension TransfusionTask {
@@ -115,10 +68,10 @@ extension TransfusionTask {
     /// inversion method (`inversion_edit_*`), with fixed randomness so evaluations compare.
     func editEvalMetrics(count: Int) throws -> [String: Double] {
         let settings = editSettings()
-        var metrics = evaluator.editEval(world: heldOutShapes, count: count, method: .instruction, settings: settings,
-                                         seed: 0xED17).0.metrics()
-        metrics.merge(evaluator.editEval(world: heldOutShapes, count: count, method: .inversion, settings: settings,
-                                         seed: 0xED17).0.metrics(prefix: "inversion_")) { $1 }
+        let editor = ImageEditor(transfusion: evaluator, settings: settings)
+        var metrics = editor.editEval(world: heldOutShapes, count: count, method: .instruction, seed: 0xED17).0.metrics()
+        metrics.merge(editor.editEval(world: heldOutShapes, count: count, method: .inversion, seed: 0xED17).0
+            .metrics(prefix: "inversion_")) { $1 }
         return metrics
     }
 
@@ -143,8 +96,9 @@ extension TransfusionTask {
                             to: dir.appendingPathComponent(String(format: "edits-step-%08d.txt", step)))
             return
         }
-        let edited = EditMethod.allCases.map { evaluator.edits(world: heldOutShapes, count: 8, method: $0, settings: settings, seed: 0xED17) }
-        let (grid, text) = evaluator.editGrid(world: heldOutShapes, edited: edited)
+        let editor = ImageEditor(transfusion: evaluator, settings: settings)
+        let edited = EditMethod.allCases.map { editor.edits(world: heldOutShapes, count: 8, method: $0, seed: 0xED17) }
+        let (grid, text) = editor.editGrid(world: heldOutShapes, edited: edited)
         try PNG.write(grid, to: dir.appendingPathComponent(String(format: "edits-step-%08d.png", step)).path)
         try atomicWrite(Foundation.Data(("columns: source | target | instruction | inversion\n" + text).utf8),
                         to: dir.appendingPathComponent(String(format: "edits-step-%08d.txt", step)))

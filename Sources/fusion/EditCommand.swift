@@ -1,6 +1,7 @@
 // `fusion edit`: edit a PNG with a Transfusion run, by instruction (a run fine-tuned on edit
-// triplets, e.g. recipes/edit-shapes.yaml) or training-free by inversion (any text-to-image run).
-// Argument parsing and file output only; the work is TransfusionEvaluator's (Training).
+// triplets, e.g. recipes/edit-shapes.yaml) or training-free by inversion (any text-to-image run),
+// or with a Chameleon run by instruction (recipes/edit-chameleon-shapes.yaml).
+// Argument parsing and file output only; the work is ImageEditor's (Training).
 import ArgumentParser
 import Foundation
 import Media
@@ -19,12 +20,16 @@ struct Edit: ParsableCommand {
                 --steps 50 --cfg 3 --out out.png
               fusion edit --checkpoint runs/transfusion-shapes --image in.png --method inversion \\
                 --source-prompt "a red square" --prompt "a blue square" --out out.png
+              fusion edit --checkpoint runs/edit-chameleon-shapes --image in.png --instruction "make the square blue"
 
             instruction: the target image is denoised after BOS BOI [input] EOI instruction BOI, with
                          guidance against the instruction dropped (--cfg) and optionally against the
                          input image dropped too (--image-cfg, InstructPix2Pix-style).
             inversion:   the input's latents are integrated back to noise under --source-prompt (no
                          guidance), then sampled forward under --prompt with --cfg.
+            Chameleon runs edit by instruction: the target's codes are sampled after
+            BOS BOI [input codes] EOI instruction BOI (--temperature, --top-k), guided against the
+            instruction dropped (--cfg).
             PNGs of another size are resized to the run's image size (with a note).
             """)
 
@@ -34,10 +39,12 @@ struct Edit: ParsableCommand {
     @Option(help: "instruction: what to change, e.g. \"make the square blue\".") var instruction: String?
     @Option(help: "inversion: a caption of the input image.") var sourcePrompt: String?
     @Option(help: "inversion: the caption of the edited image.") var prompt: String?
-    @Option(help: "Diffusion steps (default: the recipe's).") var steps: Int?
+    @Option(help: "Diffusion steps (Transfusion; default: the recipe's).") var steps: Int?
     @Option(help: "Guidance scale: instruction (instruction) or prompt (inversion) (default: the recipe's).") var cfg: Float?
     @Option(help: "instruction: image guidance scale (InstructPix2Pix s_I; default: none).") var imageCfg: Float?
     @Option(help: "inversion: fixed-point refinements per inversion step.") var refinements = 2
+    @Option(help: "Chameleon: sampling temperature of the codes (default 1).") var temperature: Float?
+    @Option(help: "Chameleon: sample among the k most likely codes (default: the recipe's).") var topK: Int?
     @Option(help: "Number of edits (instruction; inversion is deterministic).") var num = 1
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Output PNG: the input then the edits, side by side.") var out = "edited.png"
@@ -50,25 +57,23 @@ struct Edit: ParsableCommand {
             let request = try EditRequest(method: method, instruction: instruction, sourcePrompt: sourcePrompt, prompt: prompt)
             guard num > 0 else { throw ValidationError("--num must be positive") }
             guard refinements >= 0 else { throw ValidationError("--refinements must be ≥ 0") }
-            let run = try TransfusionRun(path: checkpoint, ema: !noEMA)
-            let (input, note) = try EditRequest.loadImage(image, size: run.config.imageSize)
+            let editor = try ImageEditor.load(path: checkpoint, ema: !noEMA, steps: steps, cfg: cfg, imageCfg: imageCfg,
+                                              refinements: refinements, temperature: temperature, topK: topK)
+            try editor.check(request.method, path: checkpoint)
+            let (input, note) = try EditRequest.loadImage(image, size: editor.imageSize)
             if let note { FileHandle.standardError.write((note + "\n").data(using: .utf8)!) }
-            let options = try run.imageOptions(steps: steps, cfg: cfg)
-            let settings = EditSettings(options: options, guidance: EditGuidance(textScale: options.cfgScale, imageScale: imageCfg),
-                                        refinements: refinements)
             let start = Date()
             let count = request.method == .inversion ? 1 : num
             let base = RNG(seed: seed)
             let edits = (0..<count).map { i in
-                run.evaluator.edit(input, method: request.method, instruction: request.instruction,
-                                   sourcePrompt: request.sourcePrompt, targetPrompt: request.prompt, settings: settings,
-                                   rng: base.split(UInt64(i)))
+                editor.edit(input, method: request.method, instruction: request.instruction,
+                            sourcePrompt: request.sourcePrompt, targetPrompt: request.prompt, rng: base.split(UInt64(i)))
             }
             try PNG.write(Image.grid([input] + edits, columns: 1 + edits.count, padding: 2, background: 1), to: out)
             let what = request.method == .instruction ? "\"\(request.instruction)\""
                 : "\"\(request.sourcePrompt)\" → \"\(request.prompt)\""
-            print(String(format: "wrote %@: input | %d edit(s), %@ %@ (%d steps, cfg %.1f) in %.1f s", out, edits.count,
-                         request.method.rawValue, what, options.steps, options.cfgScale, Date().timeIntervalSince(start)))
+            print(String(format: "wrote %@: input | %d edit(s), %@ %@ (%@) in %.1f s", out, edits.count,
+                         request.method.rawValue, what, editor.sampling, Date().timeIntervalSince(start)))
         }
     }
 }

@@ -45,15 +45,15 @@ struct Eval: ParsableCommand {
             --ceiling (shapes, fd, folder): real renders through the run's VAE or VQ tokenizer in place of
                       samples: the best the family can score with that tokenizer.
             edits:    held-out ShapesWorld edit triplets edited by instruction and by inversion
-                      (--method), checked by the detector: the asked change happened (accuracy) and
+                      (--method; Chameleon: instruction), checked by the detector: the asked change happened (accuracy) and
                       the untouched objects stayed (preservation), per edit kind.
             speech:   held-out spoken captions (espeak-ng): the model's transcripts of them, the
                       log-mel distance of its own speech for the same words to espeak-ng's, and
                       how well it transcribes its own speech (runs trained with speech documents).
 
-            shapes, captions, fd and speech score Transfusion and Chameleon runs alike; edits scores
-            Transfusion runs (Chameleon edits are scored in training, eval.edits). Chameleon image
-            codes are sampled at --temperature (default 1) with the recipe's --top-k and --cfg.
+            Every suite scores Transfusion and Chameleon runs alike, except that Chameleon runs edit
+            by instruction only (inversion needs diffusion). Chameleon image codes are sampled at
+            --temperature (default 1) with the recipe's --top-k and --cfg.
             """)
 
     enum Suite: String, ExpressibleByArgument, CaseIterable { case shapes, captions, fd, folder, edits, speech }
@@ -216,35 +216,27 @@ struct Eval: ParsableCommand {
         try write(reports)
     }
 
-    /// The edits suite (Transfusion runs).
+    /// The edits suite: Transfusion runs by instruction and inversion, Chameleon runs by instruction.
     func runEdits() throws {
-        let kind = try SavedModel.kind(path: checkpoint)
-        guard ModelFamily(rawValue: kind)?.capabilities.contains(.editVerb) == true else {
-            throw ValidationError("--suite edits scores Transfusion runs; \(checkpoint) is a \(kind) run "
-                                  + "(Chameleon edits are scored in training: eval.edits)")
-        }
-        let run = try TransfusionRun(path: checkpoint, ema: !noEMA)
-        let evaluator = run.evaluator
+        let editor = try ImageEditor.load(path: checkpoint, ema: !noEMA, sampler: sampler, steps: steps, cfg: cfg, imageCfg: imageCfg,
+                                          temperature: temperature, topK: topK)
+        let methods = method == .both ? editor.methods : [EditMethod(rawValue: method.rawValue)!]
+        for m in methods { try editor.check(m, path: checkpoint) }
         let start = Date()
-        let world = ShapesWorld(seed: heldOutSeed, imageSize: run.config.imageSize)
-        let options = try run.imageOptions(sampler: sampler, steps: steps, cfg: cfg)
-        let settings = EditSettings(options: options,
-                                    guidance: EditGuidance(textScale: options.cfgScale, imageScale: imageCfg))
-        let methods = method == .both ? EditMethod.allCases : [EditMethod(rawValue: method.rawValue)!]
+        let world = ShapesWorld(seed: heldOutSeed, imageSize: editor.imageSize)
         var reports: [String: EditEvalReport] = [:], images: [[Image]] = []
         for m in methods {
             let counter = CountProgress("\(m.rawValue): triplet", total: count)
-            let (report, edited) = evaluator.editEval(world: world, count: count, method: m, settings: settings,
-                                                      seed: seed) { counter.update($0) }
+            let (report, edited) = editor.editEval(world: world, count: count, method: m, seed: seed) { counter.update($0) }
             counter.finish()
             print("\(m.rawValue):\n\(report)\n")
             reports[m.rawValue] = report
             images.append(Array(edited.prefix(8)))
         }
-        print(String(format: "(%@, %d steps, cfg %.1f, %d triplets, %.0f s)", options.sampler.rawValue,
-                     options.steps, options.cfgScale, count, Date().timeIntervalSince(start)))
+        print(String(format: "(%@ run: %@, %d triplets, %.0f s)", editor.family.rawValue, editor.sampling, count,
+                     Date().timeIntervalSince(start)))
         if let grid {
-            let (picture, text) = evaluator.editGrid(world: world, edited: images)
+            let (picture, text) = editor.editGrid(world: world, edited: images)
             try PNG.write(picture, to: grid)
             try atomicWrite(Foundation.Data(("columns: source | target | " + methods.map(\.rawValue).joined(separator: " | ")
                                              + "\n" + text).utf8),

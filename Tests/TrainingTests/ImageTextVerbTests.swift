@@ -1,7 +1,8 @@
 // The image–text verbs on both families through the binary: `fusion sample`, `caption` and `eval
 // --suite shapes|captions|fd` score a Chameleon run as they score a Transfusion run (they stopped
-// with "not a transfusion checkpoint config" before), a family's flags on the other family are
-// errors naming them, and `fusion eval` reads the same ShapesEval as the run's in-training eval.
+// with "not a transfusion checkpoint config" before), `fusion edit` and `eval --suite edits` edit
+// with it by instruction, a family's flags on the other family are errors naming them, and
+// `fusion eval` reads the same ShapesEval as the run's in-training eval.
 // Needs the release `fusion` binary (`make test` builds it); skipped without.
 import Evaluation
 import Foundation
@@ -65,6 +66,19 @@ private let packageRoot = FusionBinary.packageRoot
             }
         }
 
+        // Chameleon runs edit by instruction, from the command line and in the edits suite (which
+        // stopped with "--suite edits scores Transfusion runs" before).
+        let edited = try fusion(["edit", "--checkpoint", run, "--image", "d/000000.png", "--instruction", "make the circle blue",
+                                 "--num", "2", "--out", "edited.png"], in: dir)
+        #expect(edited.status == 0 && edited.stdout.contains("input | 2 edit(s), instruction"), "\(edited.stdout)\(edited.stderr)")
+        #expect(try PNG.read(dir.appendingPathComponent("edited.png").path).width == 3 * 32 + 4 * 2, "input and two edits in a padded row")
+        let edits = try fusion(["eval", "--checkpoint", run, "--suite", "edits", "--count", "2", "--json", "edits.json",
+                                "--grid", "edits.png"], in: dir)
+        #expect(edits.status == 0 && edits.stdout.contains("(chameleon run: temperature 1, top-k 16, cfg 2.0, 2 triplets"),
+                "\(edits.stdout)\(edits.stderr)")
+        let editReport = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("edits.json"))) as? [String: Any]
+        #expect(editReport.map { Set($0.keys) } == ["instruction"])
+
         // The in-training ShapesEval (12 prompts, one image each, seed 0x5EE7) read again by `fusion eval`.
         let metrics = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
             .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
@@ -97,7 +111,14 @@ private let packageRoot = FusionBinary.packageRoot
             (["sample", "--checkpoint", run, "--prompt", "x", "--steps", "3"], "--sampler, --steps and --clip are diffusion settings"),
             (["sample", "--checkpoint", shapes, "--prompt", "x", "--top-k", "3"], "--temperature and --top-k sample image codes"),
             (["sample", "--checkpoint", run, "--prompt", "x", "--top-k", "-3"], "--top-k must be ≥ 0"),
-            (["eval", "--checkpoint", run, "--suite", "edits", "--count", "2"], "--suite edits scores Transfusion runs"),
+            (["eval", "--checkpoint", run, "--suite", "edits", "--method", "inversion", "--count", "2"],
+             "--method inversion needs a diffusion model (transfusion runs); \(run) is a chameleon run, which edits by instruction"),
+            (["edit", "--checkpoint", run, "--image", "d/000000.png", "--method", "inversion", "--source-prompt", "a red circle",
+              "--prompt", "a blue circle"], "--method inversion needs a diffusion model"),
+            (["edit", "--checkpoint", run, "--image", "d/000000.png", "--instruction", "make it blue", "--image-cfg", "2"],
+             "--image-cfg guides diffusion towards the source image"),
+            (["edit", "--checkpoint", run, "--image", "d/000000.png", "--instruction", "make it blue", "--steps", "2"],
+             "--sampler, --steps and --clip are diffusion settings"),
         ]
         for (arguments, needle) in refused {
             let r = try fusion(arguments, in: dir)

@@ -31,7 +31,7 @@ import Testing
         let lm = try #require(throws: RunError.self) {
             try ModelFamily.saved("lm", path: "runs/x", needs: .imageText, for: "draw or caption images")
         }
-        #expect("\(lm)".contains("runs/x holds a lm model, which cannot draw or caption images (transfusion and chameleon runs can)"))
+        #expect("\(lm)".contains("runs/x holds a model of the lm family, which cannot draw or caption images (transfusion and chameleon runs can)"))
         let vq = try #require(throws: RunError.self) {
             try ModelFamily.saved("vq", path: "runs/v", needs: .huggingFace, for: "be exported with --format hf")
         }
