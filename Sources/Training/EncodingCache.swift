@@ -27,6 +27,9 @@ enum EncodingCache {
 
     static func url(_ name: String, run: RunDirectory) -> URL { run.url.appendingPathComponent("encoded-\(name).safetensors") }
 
+    /// Whether a run folder's file `name` is one of these caches (training state, not part of a model).
+    static func isCacheFile(_ name: String) -> Bool { name.hasPrefix("encoded-") && name.hasSuffix(".safetensors") }
+
     /// Writes `cache` (index → `width` values) to the run, unless it holds no more entries than `written`.
     /// Returns the entries written.
     @discardableResult

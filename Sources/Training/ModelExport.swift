@@ -42,7 +42,7 @@ public enum ModelExport {
             let state = try JSONEncoder().encode(saved.state)
             try atomicWrite(state, to: tmp.appendingPathComponent("trained.json"))
             let carried = try fm.contentsOfDirectory(atPath: url.path)
-                .filter { runFiles.contains($0) || $0.hasSuffix(".safetensors") }
+                .filter { runFiles.contains($0) || $0.hasSuffix(".safetensors") && !EncodingCache.isCacheFile($0) }
             for name in carried {
                 try fm.copyItem(at: url.appendingPathComponent(name), to: tmp.appendingPathComponent(name))
             }

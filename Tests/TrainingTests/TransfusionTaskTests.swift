@@ -136,6 +136,9 @@ private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil,
         let files = Set(try FileManager.default.contentsOfDirectory(atPath: out.path))
         #expect(files.isSuperset(of: ["model.safetensors", "config.json", "trained.json", "recipe.yaml", "vae.safetensors"]))
         #expect(!files.contains("optimizer.safetensors") && !files.contains("state.json"))
+        // The training pool's encodings stay in the run: an export of a long run carried 134 MB of them.
+        #expect(FileManager.default.fileExists(atPath: run.url.appendingPathComponent("encoded-latents.safetensors").path))
+        #expect(!files.contains { $0.hasPrefix("encoded-") }, "\(files.sorted())")
         let original = try TransfusionRun(path: run.url.path), exported = try TransfusionRun(path: out.path)
         func sample(_ r: TransfusionRun) throws -> [Float] {
             r.model.sampleImages(prompt: r.prompt("a red circle"), count: 1, options: try r.imageOptions(steps: 3),
