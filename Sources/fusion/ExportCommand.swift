@@ -8,7 +8,7 @@ struct Export: ParsableCommand {
         abstract: "Export a run's newest checkpoint (EMA weights, float16) as a small folder for sampling.",
         discussion: """
             Example (how checkpoints/shapes-tiny was made):
-              fusion export --checkpoint runs/transfusion-shapes --out checkpoints/shapes-tiny
+              fusion export --checkpoint runs/transfusion-shapes-long --out checkpoints/shapes-tiny
               fusion sample --checkpoint checkpoints/shapes-tiny --prompt "a red circle" --out grid.png
 
             The folder holds model.safetensors, config.json, trained.json (step, FLOPs, wall time),
