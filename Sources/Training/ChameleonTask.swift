@@ -269,6 +269,8 @@ public final class ChameleonTask: TrainingTask {
         return pairs.poolCacheBytes(imageBytes: image) + pairs.heldOutCacheBytes(imageBytes: 0)
     }
 
+    public var cacheFileBytes: Int { pairs.poolCacheFileBytes(imageBytes: 4 * chameleon.config.gridSize * chameleon.config.gridSize) }
+
     /// Keeps the training pool's codes in the run (EncodingCache), so a resume does not encode them again.
     public func didSaveCheckpoint(step: Int, run: RunDirectory) throws {
         guard pairs.cachesTraining else { return }

@@ -391,6 +391,18 @@ struct ImageCaptionPairs {
     /// when edits are mixed in, and the speech patches of every cached utterance (each pool index
     /// of ShapesWorld's, every training recording of a folder's). A cached entry also costs its
     /// array and dictionary slot (about 80 bytes).
+    /// The largest cache file `EncodingCache` writes for the training pool (`imageBytes` per
+    /// encoded image): the latents or codes, the edit triplets' (two images each), or the speech
+    /// patches; 0 when the pool is not cached.
+    func poolCacheFileBytes(imageBytes: Int) -> Int {
+        guard cachesTraining else { return 0 }
+        let pool = recipe.data.pool > 0 ? min(recipe.data.pool, world.count ?? .max) : world.count ?? 0
+        var largest = pool * imageBytes
+        if recipe.data.editFraction > 0 { largest = max(largest, pool * 2 * imageBytes) }
+        if let spoken, let speech, cachesSpeech { largest = max(largest, (speech.train.count ?? pool) * 4 * spoken.length * spoken.patchDim) }
+        return largest
+    }
+
     func poolCacheBytes(imageBytes: Int) -> Int {
         let entry = 80
         let pool = recipe.data.pool > 0 ? min(recipe.data.pool, world.count ?? .max) : world.count ?? 0

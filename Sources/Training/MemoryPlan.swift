@@ -145,7 +145,7 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
         let start = Date()
         plan.rows = (recipe.train.batchSize + max(ranks, 1) - 1) / max(ranks, 1)
         var measured: [Int] = []
-        var parameters = 0
+        var parameters = 0, cacheFile = 0
         let precision = recipe.train.matmulPrecision
         let probeRows = Array(Set([min(4, plan.rows), min(8, plan.rows)])).sorted()
         for rows in probeRows {
@@ -155,6 +155,7 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
             let task = try build(probe)
             parameters = task.model.parameterCount
             plan.dataCaches = task.cacheBytes
+            cacheFile = task.cacheFileBytes
             // Two micro-batches: the second meets the buffers the first left cached, as steps do.
             measured.append(try heldGrowth {
                 try MatmulPrecision.with(precision) {
@@ -181,8 +182,9 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
         plan.bytesPerRow = perRow
         plan.microBatch = plan.microBatchFixed + perRow * plan.rows
         // The checkpoint writer encodes its largest file (the optimizer's moments, or the weights)
-        // in one buffer of the file's size.
-        plan.checkpoint = max(plan.weights, plan.optimizer)
+        // in one buffer of the file's size; the pool's encoding cache is written then too, as a
+        // tensor and its file's bytes (a long run's 65 536 latents: 2 × 134 MB, which the plan missed).
+        plan.checkpoint = max(plan.weights, plan.optimizer, 2 * cacheFile)
         plan.probeSeconds = Date().timeIntervalSince(start)
         return plan
     }

@@ -63,6 +63,10 @@ public protocol TrainingTask: AnyObject {
     /// The most bytes the task's caches reach over a run (the training pool's encoded latents,
     /// codes, speech patches: they fill as the pool is first seen). Part of the memory plan.
     var cacheBytes: Int { get }
+    /// The largest encoding-cache file the task writes at a checkpoint (the training pool's
+    /// latents or codes, once encoded): it is built in memory as a tensor, then as the file's
+    /// bytes, so it briefly takes twice its size. Part of the memory plan.
+    var cacheFileBytes: Int { get }
 }
 
 extension TrainingTask {
@@ -73,6 +77,7 @@ extension TrainingTask {
     public func writeSamples(step: Int, to dir: URL, rng: RNG) throws -> String? { nil }
     public func didSaveCheckpoint(step: Int, run: RunDirectory) throws {}
     public var cacheBytes: Int { 0 }
+    public var cacheFileBytes: Int { 0 }
 }
 
 /// Set by SIGINT/SIGTERM; the loop finishes its step, checkpoints and returns.

@@ -431,6 +431,10 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
         return pairs.poolCacheBytes(imageBytes: image) + pairs.heldOutCacheBytes(imageBytes: 2 * image)
     }
 
+    public var cacheFileBytes: Int {
+        pairs.poolCacheFileBytes(imageBytes: 4 * transfusion.config.latentChannels * transfusion.config.latentSize * transfusion.config.latentSize)
+    }
+
     /// Keeps the training pool's latents in the run (EncodingCache), so a resume does not encode them again.
     public func didSaveCheckpoint(step: Int, run: RunDirectory) throws {
         guard pairs.cachesTraining else { return }

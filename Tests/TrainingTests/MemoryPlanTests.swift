@@ -162,6 +162,18 @@ private let families: [(family: String, recipe: String, base: [String])] = [
         }
     }
 
+    /// A pool's encoding cache is written at each checkpoint as a tensor and then as its file's
+    /// bytes: the plan's checkpoint term holds that twice (a 12 000-step run over 65 536 scenes
+    /// peaked 286 MiB above a plan that left it out).
+    @Test func theCheckpointTermHoldsThePoolsCacheFileTwice() throws {
+        let recipe = try Recipe.load(packageRoot.appendingPathComponent("recipes/transfusion-shapes.yaml").path,
+                                     overrides: ["model.preset=nano", "data.pool=8192", "train.batch_size=4", "eval.shapes_eval=0"])
+        let plan = try MemoryPlan.training(recipe) { try TransfusionTask(recipe: $0, run: scratchRun()) }
+        let file = 8192 * 4 * 8 * 8 * 8                                  // the pool's 8×8×8 latents, float32
+        #expect(plan.checkpoint >= 2 * file, "checkpoint term \(plan.checkpoint) bytes for a \(file)-byte cache file")
+        #expect(plan.checkpoint <= 2 * file + plan.weights + plan.optimizer)
+    }
+
     /// `fusion sample` and `fusion eval` plan one sampling batch (one denoising step of 1 and 2
     /// images, decoded) before sampling: a batch that cannot fit is refused naming the flag, and a
     /// normal one reports its peak beside the plan (within 25%).
