@@ -251,7 +251,11 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
     /// (probability `image_first`, timestep capped at `image_first_max_t`), or an edit triplet
     /// (probability `data.edit_fraction`) whose source span is clean (t = 0, no loss) and whose
     /// target span is noised and scored.
-    func batch(_ world: any CaptionedImages, firstRow: Int, rows: Int, rng: RNG, training: Bool) throws -> Batch {
+    /// With `encoding`, only those rows' images and speech are encoded (a data-parallel rank's
+    /// rows); the other rows' spans hold zeros, for ``Batch/rows(_:length:)`` to drop, while their
+    /// documents, timesteps and noise are drawn as in the whole batch.
+    func batch(_ world: any CaptionedImages, firstRow: Int, rows: Int, rng: RNG, training: Bool,
+               encoding: Range<Int>? = nil) throws -> Batch {
         let d = recipe.diffusion, np = transfusion.config.patchesPerImage
         var taken: [[ImageCaptionPairs.Document]] = [], steps: [Float] = [], audioSteps: [Float] = []
         for r in 0..<rows {
@@ -268,7 +272,7 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
             })
         }
         return try batch(world, rows: taken, steps: steps, audioSteps: audioSteps, noise: rng, cached: training && pairs.cachesTraining,
-                         side: training ? .train : .heldOut)
+                         side: training ? .train : .heldOut, encoding: encoding)
     }
 
     /// `rows` of documents of `world` laid out and packed: image spans noised to `steps` (one per
@@ -279,13 +283,14 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
     /// transcribes (held-out scoring); otherwise it is noised to its capped step and scored, as in
     /// training. Speech documents read `side`'s utterances.
     func batch(_ world: any CaptionedImages, rows taken: [[ImageCaptionPairs.Document]], steps: [Float], audioSteps: [Float],
-               noise rng: RNG, cached: Bool, side: ImageCaptionPairs.Side, conditionsClean: Bool = false) throws -> Batch {
+               noise rng: RNG, cached: Bool, side: ImageCaptionPairs.Side, conditionsClean: Bool = false,
+               encoding: Range<Int>? = nil) throws -> Batch {
         let d = recipe.diffusion, t = recipe.data.seqLen, c = transfusion.config
         let np = c.patchesPerImage, l = c.audioLength
         var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], documentOf: [Int] = []
         var docs: [[Int32]] = [], spans: [[Int32]] = [], starts: [Int] = [], audioStarts: [Int] = []
         var documents: [ImageCaptionPairs.Document] = []
-        var rowTokens: [Int] = [], rowDocuments: [Int] = []
+        var rowTokens: [Int] = [], rowDocuments: [Int] = [], documentRow: [Int] = []
         for (r, taken) in taken.enumerated() {
             let seqs = taken.map { doc -> MixedSequence in
                 if let corpus = doc.corpus { return MixedSequence(segments: [.text(doc.caption)], appendEOS: corpus.ends) }
@@ -311,13 +316,25 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
             audioStarts += row.spans.filter { $0.modality == .audio }.map { r * t + $0.start }
             rowTokens.append(row.targets.lazy.filter { $0 >= 0 }.count + row.spans.reduce(0) { $0 + $1.length })
             rowDocuments.append(taken.count)
+            documentRow += Array(repeating: r, count: taken.count)
         }
         let mask = try AttentionMask(documents: docs, spans: spans, causalSpans: d.causalSpans)
         let shape = [c.latentChannels, c.latentSize, c.latentSize]
         let per = shape.reduce(1, *)
         // Clean latents of every image span in order; edit sources stay clean at t = 0 and unscored.
-        let plain = try latents(world, documents.filter { $0.edit == nil && $0.hasImage }.map(\.index), cached: cached).scalars
-        let edits = try editLatents(world, documents.filter { $0.edit != nil }.map(\.index), cached: cached)
+        // Documents outside `encoding`'s rows get zeros of the same size (and are never read).
+        func encoded<T>(_ which: (ImageCaptionPairs.Document) -> Bool, width: Int,
+                        _ encode: ([Int]) throws -> [[T]]) rethrows -> [[T]] where T: Numeric {
+            let picked = documents.indices.filter { which(documents[$0]) }
+            let wanted = picked.filter { encoding?.contains(documentRow[$0]) ?? true }
+            var got = try (wanted.isEmpty ? [] : encode(wanted.map { documents[$0].index }))[...]
+            return picked.map { encoding?.contains(documentRow[$0]) ?? true ? got.removeFirst() : [T](repeating: 0, count: width) }
+        }
+        let plain = try encoded({ $0.edit == nil && $0.hasImage }, width: per) { indices in
+            let z = try latents(world, indices, cached: cached).scalars
+            return (0..<indices.count).map { Array(z[($0 * per)..<(($0 + 1) * per)]) }
+        }.flatMap { $0 }
+        let edits = try encoded({ $0.edit != nil }, width: 2 * per) { try editLatents(world, $0, cached: cached) }
         var x0: [Float] = [], times: [Float] = [], scored: [Int] = [], sources: [Int] = []
         var nextPlain = 0, nextEdit = 0
         for (doc, step) in zip(documents, steps) where doc.hasImage {
@@ -357,7 +374,9 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
         if let spoken = pairs.spoken, !audioSteps.isEmpty {
             // Speech spans, noised and scored (speech to transcribe given clean with conditionsClean): (m, L, D).
             let speaking = documents.filter { $0.speech != nil }
-            let speech = try spoken.patches(pairs.speechSource(side), speaking.map(\.index), cached: side == .train && pairs.cachesSpeech)
+            let speech = try encoded({ $0.speech != nil }, width: l * c.audioDim) {
+                try spoken.patches(pairs.speechSource(side), $0, cached: side == .train && pairs.cachesSpeech)
+            }
             let a0 = Tensor(speech.flatMap { $0 }, shape: [speech.count, l, c.audioDim])
             let audioNoise = rng.normal(a0.shape)
             let clean = speaking.indices.filter { conditionsClean && speaking[$0].speech == .toCaption }
@@ -389,12 +408,12 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
     }
 
     /// Rows `rows` of the micro-batch: the whole micro-batch is drawn (documents, timesteps,
-    /// noise: cheap beside the model), its rows kept, and each term of the loss divided by the
+    /// noise: cheap beside the model; only these rows' images are encoded), its rows kept, and each term of the loss divided by the
     /// whole micro-batch's count of its kind (text targets, scored image and audio spans), so the
     /// ranks' shares add up to the single-process loss (`isShare`). All rows: the plain loss.
     public func loss(microBatch index: Int, rows: Range<Int>, rng: RNG) throws -> LossResult {
         let b = recipe.train.batchSize
-        let whole = try batch(world, firstRow: index * b, rows: b, rng: rng, training: true)
+        let whole = try batch(world, firstRow: index * b, rows: b, rng: rng, training: true, encoding: rows)
         let x = whole.rows(rows, length: recipe.data.seqLen)
         let w = recipe.diffusion.lossWeight
         let l = transfusion.loss(x.input, targets: x.targets, imageTargets: x.imageTargets, imageWeight: w,

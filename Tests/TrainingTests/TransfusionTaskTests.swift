@@ -258,6 +258,16 @@ private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil,
                                           "data.pool=16", "data.seq_len=48"])
     }
 
+    /// Data-parallel shares of a batch with every kind of speech document (audio spans scored,
+    /// speech read first given clean) add up to the whole batch's loss, parts and gradient; each
+    /// share synthesises and encodes only its own rows' speech and images.
+    @Test func speechRowSharesAddUpToTheFullBatchGradient() throws {
+        let task = try TransfusionTask(recipe: try recipe(mix: "[1, 1, 1]", fraction: 0.5), run: scratchRun())
+        let whole = try task.batch(task.world, firstRow: 0, rows: 4, rng: RNG(seed: 1), training: true)
+        #expect(whole.input.audioCount > 0 && whole.input.imageCount > 0)
+        for split in [[0..<2, 2..<4], [0..<1, 1..<4]] { try DataParallelTests().expectSharesAddUp(task, microBatch: 0, split: split) }
+    }
+
     @Test func everyKindOfSpeechDocumentIsLaidOutWithItsSpans() throws {
         let run = scratchRun()
         for (mix, kind) in [("[1, 0, 0]", "caption → speech"), ("[0, 1, 0]", "speech → caption"), ("[0, 0, 1]", "image → speech")] {
