@@ -373,13 +373,11 @@ public final class ChameleonTask: TrainingTask {
     /// instruction dropped), triplet i drawing from `RNG(0xED17).split(i)` as the Transfusion task's.
     func edits(count: Int) throws -> [Image] {
         let base = RNG(seed: 0xED17), triplets = ImageCaptionPairs.editing(heldOut)
+        let editor = ImageEditor(chameleon: chameleon, tokenizer: tokenizer, vq: vq, imageSize: recipe.data.imageSize,
+                                 options: SamplingOptions(temperature: 1, topK: recipe.sample.topK), cfgScale: recipe.diffusion.cfg)
         return try (0..<count).map { i in
-            let source = try triplets.editImages(i).source
-            let codes = withoutGrad { vq.encode(imageBatch([source])) }.intScalars
-            let ids = chameleon.sampleEdit(source: codes, instruction: tokenizer.encode(triplets.editInstruction(i)), count: 1,
-                                           options: SamplingOptions(temperature: 1, topK: recipe.sample.topK),
-                                           cfgScale: recipe.diffusion.cfg, rng: base.split(UInt64(i)))
-            return Image(chw: withoutGrad { vq.decode(ids) })
+            editor.edit(try triplets.editImages(i).source, method: .instruction, instruction: triplets.editInstruction(i),
+                        rng: base.split(UInt64(i)))
         }
     }
 

@@ -386,32 +386,35 @@ struct ImageCaptionPairs {
         })
     }
 
+    /// The distinct training examples the pool caches: `data.pool` (capped at the source's size),
+    /// or every training example of a finite source.
+    var poolSize: Int { recipe.data.pool > 0 ? min(recipe.data.pool, world.count ?? .max) : world.count ?? 0 }
+
     /// The most bytes the training pool's caches reach: `imageBytes` per image (latents or
     /// codes) for every pool index (every training row of a folder), twice that per edit triplet
     /// when edits are mixed in, and the speech patches of every cached utterance (each pool index
     /// of ShapesWorld's, every training recording of a folder's). A cached entry also costs its
     /// array and dictionary slot (about 80 bytes).
-    /// The largest cache file `EncodingCache` writes for the training pool (`imageBytes` per
-    /// encoded image): the latents or codes, the edit triplets' (two images each), or the speech
-    /// patches; 0 when the pool is not cached.
-    func poolCacheFileBytes(imageBytes: Int) -> Int {
-        guard cachesTraining else { return 0 }
-        let pool = recipe.data.pool > 0 ? min(recipe.data.pool, world.count ?? .max) : world.count ?? 0
-        var largest = pool * imageBytes
-        if recipe.data.editFraction > 0 { largest = max(largest, pool * 2 * imageBytes) }
-        if let spoken, let speech, cachesSpeech { largest = max(largest, (speech.train.count ?? pool) * 4 * spoken.length * spoken.patchDim) }
-        return largest
-    }
-
     func poolCacheBytes(imageBytes: Int) -> Int {
-        let entry = 80
-        let pool = recipe.data.pool > 0 ? min(recipe.data.pool, world.count ?? .max) : world.count ?? 0
+        let entry = 80, pool = poolSize
         var bytes = pool * (imageBytes + entry)
         if recipe.data.editFraction > 0 { bytes += pool * (2 * imageBytes + entry) }
         if let spoken, let speech {
             bytes += (speech.train.count ?? pool) * (4 * spoken.length * spoken.patchDim + entry)
         }
         return bytes
+    }
+
+    /// The largest cache file `EncodingCache` writes for the training pool (`imageBytes` per
+    /// encoded image): the latents or codes, the edit triplets' (two images each), or the speech
+    /// patches; 0 when the pool is not cached.
+    func poolCacheFileBytes(imageBytes: Int) -> Int {
+        guard cachesTraining else { return 0 }
+        let pool = poolSize
+        var largest = pool * imageBytes
+        if recipe.data.editFraction > 0 { largest = max(largest, pool * 2 * imageBytes) }
+        if let spoken, let speech, cachesSpeech { largest = max(largest, (speech.train.count ?? pool) * 4 * spoken.length * spoken.patchDim) }
+        return largest
     }
 
     /// The real (non-padding) positions of a packed batch whose `documentOf` is −1 at padding, and

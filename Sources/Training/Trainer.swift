@@ -187,24 +187,24 @@ public final class Trainer {
             var parts: [String: Float] = [:], lossSum: Float = 0
             for j in 0..<t.gradAccum {
                 let index = step * t.gradAccum + j
-                if parallel.isActive {
-                    let r = try parallel.accumulate(microBatch: index, rng: base.split(UInt64(index)), last: j == t.gradAccum - 1,
-                                                    lossSum: &lossSum, parts: &parts)
-                    state.tokens += r.tokens; state.examples += r.examples
-                    intervalTokens += r.tokens
-                    state.flops += r.flops ?? task.flopsPerMicroBatch
-                    if let positions = r.positions { state.flops6ND = (state.flops6ND ?? 0) + 6 * nonEmbeddingParameters * Double(positions) }
-                    continue
+                let counted: (tokens: Int, examples: Int, flops: Double?, positions: Int?)
+                if parallel.isActive {                            // this rank's rows; counts over all ranks
+                    counted = try parallel.accumulate(microBatch: index, rng: base.split(UInt64(index)), last: j == t.gradAccum - 1,
+                                                      lossSum: &lossSum, parts: &parts)
+                } else {
+                    let r = try task.loss(microBatch: index, rng: base.split(UInt64(index)))
+                    let scaled = t.gradAccum == 1 ? r.total : r.total * (1 / Float(t.gradAccum))
+                    scaled.backward()
+                    lossSum += r.total.item / Float(t.gradAccum)
+                    for (k, v) in r.parts { parts[k, default: 0] += v / Float(t.gradAccum) }
+                    counted = (r.tokens, r.examples, r.flops, r.positions)
                 }
-                let r = try task.loss(microBatch: index, rng: base.split(UInt64(index)))
-                let scaled = t.gradAccum == 1 ? r.total : r.total * (1 / Float(t.gradAccum))
-                scaled.backward()
-                lossSum += r.total.item / Float(t.gradAccum)
-                for (k, v) in r.parts { parts[k, default: 0] += v / Float(t.gradAccum) }
-                state.tokens += r.tokens; state.examples += r.examples
-                intervalTokens += r.tokens
-                state.flops += r.flops ?? task.flopsPerMicroBatch
-                if let positions = r.positions { state.flops6ND = (state.flops6ND ?? 0) + 6 * nonEmbeddingParameters * Double(positions) }
+                state.tokens += counted.tokens; state.examples += counted.examples
+                intervalTokens += counted.tokens
+                state.flops += counted.flops ?? task.flopsPerMicroBatch
+                if let positions = counted.positions {
+                    state.flops6ND = (state.flops6ND ?? 0) + 6 * nonEmbeddingParameters * Double(positions)
+                }
             }
             // Under MPI: finish the gradient sums; loss and parts over all ranks.
             parallel.finishStep(lossSum: &lossSum, parts: &parts)

@@ -45,8 +45,9 @@ struct Eval: ParsableCommand {
             --ceiling (shapes, fd, folder): real renders through the run's VAE or VQ tokenizer in place of
                       samples: the best the family can score with that tokenizer.
             edits:    held-out ShapesWorld edit triplets edited by instruction and by inversion
-                      (--method; Chameleon: instruction), checked by the detector: the asked change happened (accuracy) and
-                      the untouched objects stayed (preservation), per edit kind.
+                      (--method; Chameleon: instruction), checked by the detector: the asked
+                      change happened (accuracy) and the untouched objects stayed (preservation),
+                      per edit kind.
             speech:   held-out spoken captions (espeak-ng): the model's transcripts of them, the
                       log-mel distance of its own speech for the same words to espeak-ng's, and
                       how well it transcribes its own speech (runs trained with speech documents).

@@ -98,14 +98,14 @@ struct Train: ParsableCommand {
                 try dir.prepare(fresh: false)             // a bad --runs folder fails here, before any work
             }
             if comm.rank != 0 { comm.barrier() }
-            let plan = try MemoryPlan.training(r, ranks: comm.size) { try makeTask($0, run: dir) }
+            let plan = try MemoryPlan.training(r, ranks: comm.size) { try $0.model.kind.makeTask($0, run: dir) }
             if r.train.checksMemory {
                 do { try plan.check(r, budget: budget) } catch {
                     if comm.rank == 0 && newRun { try? dir.delete(); lock?.removeFile() }   // a refused new run leaves nothing behind
                     throw error
                 }
             }
-            let task = try makeTask(r, run: dir)
+            let task = try r.model.kind.makeTask(r, run: dir)
             if comm.rank == 0 { comm.barrier() }
             if comm.rank == 0 {
                 let library = (comm as? MPICommunicator).map { "; \($0.library)" } ?? ""
@@ -144,6 +144,3 @@ struct Train: ParsableCommand {
         }
     }
 }
-
-/// The task for a recipe's model family.
-func makeTask(_ r: Recipe, run: RunDirectory) throws -> TrainingTask { try r.model.kind.makeTask(r, run: run) }
