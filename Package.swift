@@ -47,12 +47,15 @@ let package = Package(
         .target(name: "Text", swiftSettings: fast),
         .target(name: "Data", dependencies: ["Tensors", "Media", "Text"], swiftSettings: fast),
         .target(name: "Diffusion", dependencies: ["Tensors"], swiftSettings: fast),
-        .target(name: "Models", dependencies: ["Tensors", "NN", "Media", "Text", "Diffusion"], swiftSettings: fast),
+        .target(
+            name: "Models",
+            dependencies: ["Tensors", "NN", "Collective", "Media", "Text", "Data", "Diffusion", "Evaluation", "Training"],
+            swiftSettings: fast),
         .target(name: "Evaluation", dependencies: ["Tensors", "NN", "Media", "Data", "CCairo"], swiftSettings: fast),
         .target(name: "Notebooks"),
         .target(
             name: "Training",
-            dependencies: ["Tensors", "NN", "Collective", "Models", "Data", "Text", "Media", "Diffusion", "Evaluation", .product(name: "Yams", package: "Yams")],
+            dependencies: ["Tensors", "NN", "Collective", "Data", "Text", "Media", "Diffusion", "Evaluation", .product(name: "Yams", package: "Yams")],
             swiftSettings: fast),
         .executableTarget(
             name: "fusion",
@@ -73,8 +76,8 @@ let package = Package(
         .testTarget(name: "TextTests", dependencies: ["Text", "Data"]),
         .testTarget(name: "DataTests", dependencies: ["Data"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Collective", "TestSupport"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Diffusion", "Data", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Collective", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Training", "Diffusion", "Data", "TestSupport"]),
         .testTarget(name: "NotebooksTests", dependencies: ["Notebooks"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Data", "Media", "Tensors"]),
     ],

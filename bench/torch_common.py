@@ -269,7 +269,7 @@ class PatchUNet(torch.nn.Module):
 
 
 class Transfusion(torch.nn.Module):
-    """Fusion's Transfusion with the U-Net patchifier (Models/Transfusion.swift)."""
+    """Fusion's Transfusion with the U-Net patchifier (Models/Transfusion/Transfusion.swift)."""
 
     def __init__(self, cfg):
         super().__init__()

@@ -1,7 +1,7 @@
 // Image–caption examples by index, whatever makes them: the ShapesWorld generator or the rows of a
 // user's folder split into training and held-out rows by a stable rule. What the image–text
 // families (Transfusion, Chameleon) train and are scored on. Not the document mixture or packing
-// (Training/ImageCaptionPairs) and not the folder's metadata parser (FolderMetadata).
+// (Models/ImageText/ImageCaptionPairs) and not the folder's metadata parser (FolderMetadata).
 import Foundation
 import Media
 

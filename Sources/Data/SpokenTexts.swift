@@ -2,7 +2,7 @@
 // ShapesWorld captions spoken by espeak-ng, or the `.wav` rows of a user's audio folder split into
 // training and held-out rows by the same stable rule as its images. What the speech documents of
 // the image–text families train and are scored on. Not the audio codec (Models/AudioCodec) and
-// not the document mixture (Training/ImageCaptionPairs).
+// not the document mixture (Models/ImageText/ImageCaptionPairs).
 import Foundation
 import Media
 

@@ -1,7 +1,7 @@
 // A text corpus on disk (plain-text or JSONL files) read in fixed-size byte chunks, so a corpus
 // many times the memory streams: nothing but a chunk is ever held. Chunks split into training and
 // held-out ones by a stated rule; a chunk's documents are read on demand. Not tokenization or row
-// layout (Training/ImageCaptionPairs) and not the imagefolder reader.
+// layout (Models/ImageText/ImageCaptionPairs) and not the imagefolder reader.
 import Foundation
 
 /// Why a text corpus could not be read. Every case names the file.

@@ -3,7 +3,7 @@
 // lies near its image. Its image side is the feature space of the folder Fréchet distance and both
 // sides give a CLIP-score-like alignment of generated images with their prompts: evaluation that
 // needs no ShapesWorld ground truth. The network, its loss, embeddings and checkpoint file; not
-// the training loop (Training/ContrastiveTask.swift) nor the suite (Training/FolderEvaluation.swift).
+// the training loop (Models/Classifiers/ContrastiveTask.swift) nor the suite (Models/ImageText/FolderEvaluation.swift).
 // Legend: N pairs, S image side, C base channels, E embedding width, L caption tokens, D text width.
 import Data
 import Foundation

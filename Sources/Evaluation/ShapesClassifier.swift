@@ -1,7 +1,7 @@
 // ShapesClassifier: a small conv net trained on ShapesWorld attributes (per grid cell: colour,
 // shape, size or empty; and the background), whose penultimate layer is the feature space of the
 // Fréchet distance (FID's Inception role). Its labels, loss, accuracy, feature extraction and
-// checkpoint file. Not the training loop (Training/ClassifierTask.swift).
+// checkpoint file. Not the training loop (Models/Classifiers/ClassifierTask.swift).
 // Legend: N images, S image side, C base channels, F features.
 import Data
 import Foundation

@@ -8,32 +8,32 @@ import NN
 import Tensors
 
 /// Values that a cache file holds: Float latents or Int32 codes.
-protocol EncodedValue { static func tensor(_ values: [Self], shape: [Int]) -> Tensor; static func values(_ t: Tensor) -> [Self] }
+package protocol EncodedValue { static func tensor(_ values: [Self], shape: [Int]) -> Tensor; static func values(_ t: Tensor) -> [Self] }
 extension Float: EncodedValue {
-    static func tensor(_ values: [Float], shape: [Int]) -> Tensor { Tensor(values, shape: shape) }
-    static func values(_ t: Tensor) -> [Float] { t.scalars }
+    package static func tensor(_ values: [Float], shape: [Int]) -> Tensor { Tensor(values, shape: shape) }
+    package static func values(_ t: Tensor) -> [Float] { t.scalars }
 }
 extension Int32: EncodedValue {
-    static func tensor(_ values: [Int32], shape: [Int]) -> Tensor { Tensor(ints: values, shape: shape) }
-    static func values(_ t: Tensor) -> [Int32] { t.intScalars }
+    package static func tensor(_ values: [Int32], shape: [Int]) -> Tensor { Tensor(ints: values, shape: shape) }
+    package static func values(_ t: Tensor) -> [Int32] { t.intScalars }
 }
 
-enum EncodingCache {
+package enum EncodingCache {
     /// What the encodings depend on besides the run's own tokenizer copy: the data section and seed.
-    static func key(_ recipe: Recipe) -> String {
+    package static func key(_ recipe: Recipe) -> String {
         let d = recipe.data
         return "\(d.source)|\(d.path ?? "")|\(d.imageSize)|\(d.heldOut)|\(d.pool)|\(recipe.seed)"
     }
 
-    static func url(_ name: String, run: RunDirectory) -> URL { run.url.appendingPathComponent("encoded-\(name).safetensors") }
+    package static func url(_ name: String, run: RunDirectory) -> URL { run.url.appendingPathComponent("encoded-\(name).safetensors") }
 
     /// Whether a run folder's file `name` is one of these caches (training state, not part of a model).
-    static func isCacheFile(_ name: String) -> Bool { name.hasPrefix("encoded-") && name.hasSuffix(".safetensors") }
+    package static func isCacheFile(_ name: String) -> Bool { name.hasPrefix("encoded-") && name.hasSuffix(".safetensors") }
 
     /// Writes `cache` (index → `width` values) to the run, unless it holds no more entries than `written`.
     /// Returns the entries written.
     @discardableResult
-    static func save<T: EncodedValue>(_ cache: [Int: [T]], name: String, width: Int, recipe: Recipe, run: RunDirectory,
+    package static func save<T: EncodedValue>(_ cache: [Int: [T]], name: String, width: Int, recipe: Recipe, run: RunDirectory,
                                       written: Int) throws -> Int {
         guard cache.count > written else { return written }
         let keys = cache.keys.sorted()
@@ -45,7 +45,7 @@ enum EncodingCache {
 
     /// The cache the run wrote for the same data and width, or empty (none, another data section, or
     /// an unreadable file: the encodings are made again).
-    static func load<T: EncodedValue>(_ name: String, width: Int, recipe: Recipe, run: RunDirectory) -> [Int: [T]] {
+    package static func load<T: EncodedValue>(_ name: String, width: Int, recipe: Recipe, run: RunDirectory) -> [Int: [T]] {
         guard let (tensors, metadata) = try? Safetensors.read(url(name, run: run)),
               metadata["key"] == key(recipe), metadata["width"] == String(width),
               let index = tensors["index"], let values = tensors["values"], values.count == index.count * width else { return [:] }

@@ -59,7 +59,7 @@ public enum ModelExport {
 
     /// Writes an export folder at `out` whole or not at all: `fill` writes into a temporary folder
     /// beside it, which then replaces `out`; on any error it is removed and `out` is untouched.
-    static func writeFolder(_ out: String, _ fill: (URL) throws -> Void) throws {
+    package static func writeFolder(_ out: String, _ fill: (URL) throws -> Void) throws {
         let fm = FileManager.default
         let target = URL(fileURLWithPath: out)
         let parent = target.deletingLastPathComponent()
@@ -94,7 +94,7 @@ public struct SavedModel {
 
     public init(path: String, ema: Bool) throws {
         let url = URL(fileURLWithPath: path)
-        if HuggingFaceImport.isCheckpoint(path) {
+        if Self.isHuggingFace(path) {
             throw RunError.checkpoint(path, "a Hugging Face checkpoint (fusion export --format hf), which transformers loads; "
                                       + "Fusion's verbs read a run, a checkpoint folder or a fusion export folder "
                                       + "(train.init_from starts a run from it)")
@@ -111,6 +111,15 @@ public struct SavedModel {
             configData = saved.config
             state = saved.state
         }
+    }
+
+    /// Whether `path` is a Hugging Face checkpoint folder (config.json with a `model_type`), which
+    /// `train.init_from` reads through HuggingFaceImport and the verbs refuse.
+    public static func isHuggingFace(_ path: String) -> Bool {
+        let url = URL(fileURLWithPath: path).appendingPathComponent("config.json")
+        guard let data = try? Foundation.Data(contentsOf: url),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
+        return object["model_type"] is String
     }
 
     /// Test hook: called with the checkpoint chosen, before it is read (a test prunes it there).

@@ -1,7 +1,9 @@
 // Model families: what a recipe's `model.kind` names. Each family is registered here once — its
-// name, what it is, the training task it builds and what the verbs can do with its runs — so the
-// recipe schema, the trainer and the CLI look a family up instead of comparing strings. Adding a
-// family is a case here (the compiler then lists every switch that must learn it) and its task.
+// name, what it is and what the verbs can do with its runs — so the recipe schema, the trainer and
+// the CLI look a family up instead of comparing strings. The family's code lives in its folder
+// under Models/, and Models/Families.swift says which training task each family builds. Adding a
+// family is a case here (the compiler then lists every switch that must learn it), its folder and
+// its task.
 import Foundation
 
 public enum ModelFamily: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
@@ -56,18 +58,6 @@ public enum ModelFamily: String, Codable, Sendable, CaseIterable, CustomStringCo
     public static func names(with capability: Capabilities) -> String {
         let names = allCases.filter { $0.capabilities.contains(capability) }.map(\.rawValue)
         return names.count < 2 ? names.joined() : names.dropLast().joined(separator: ", ") + " and " + names.last!
-    }
-
-    /// The family's training task for `recipe` (whose `model.kind` is this family), writing into `run`.
-    public func makeTask(_ recipe: Recipe, run: RunDirectory) throws -> TrainingTask {
-        switch self {
-        case .lm: return try LMTask(recipe: recipe, run: run)
-        case .transfusion: return try TransfusionTask(recipe: recipe, run: run)
-        case .chameleon: return try ChameleonTask(recipe: recipe, run: run)
-        case .vae, .vq: return try ImageTokenizerTask(recipe: recipe)
-        case .classifier: return try ClassifierTask(recipe: recipe)
-        case .clip: return try ContrastiveTask(recipe: recipe, run: run)
-        }
     }
 
     /// The family of a saved model's `kind` (a run, checkpoint or export's config), or an error

@@ -1,8 +1,8 @@
 // The recipe's `tokenizer:` section: architecture and loss of an image tokenizer (model.kind vae
 // or vq): its keys for the schema table, the rules between them, the typed struct and the model
-// configs it becomes. Not the training task (ImageTokenizerTask.swift) nor the models (Models/).
+// configs it becomes (Models/ImageTokenizers/TokenizerRecipe.swift). Not the training task nor the models.
 import Foundation
-import Models
+import NN
 
 /// The `tokenizer:` section. VAE keys: latent_channels, kl_weight; VQ keys: codebook_size,
 /// code_dim, commitment_weight, ema, ema_decay, restart_after_steps; the rest is shared.
@@ -55,23 +55,6 @@ public struct TokenizerSection: Codable, Equatable, Sendable {
 
     /// The pixel loss (the schema only lets known names through).
     public var reconstructionLoss: ReconstructionLoss { ReconstructionLoss(rawValue: reconstruction) ?? .mse }
-
-    /// The ImageVAE this section describes for images of `imageChannels` channels (latent scale 1
-    /// until calibrated).
-    public func vaeConfig(imageChannels: Int = 3) -> ImageVAE.Config {
-        ImageVAE.Config(channels: channels, channelMultipliers: channelMultipliers, patchSize: patchSize,
-                        latentChannels: latentChannels, downsample: downsample, groups: groups, klWeight: klWeight,
-                        reconstruction: reconstructionLoss, imageChannels: imageChannels)
-    }
-
-    /// The VQTokenizer this section describes.
-    public func vqConfig(imageChannels: Int = 3) -> VQTokenizer.Config {
-        VQTokenizer.Config(channels: channels, channelMultipliers: channelMultipliers, patchSize: patchSize,
-                           downsample: downsample, groups: groups, codebookSize: codebookSize, codeDim: codeDim,
-                           commitmentWeight: commitmentWeight, ema: ema, emaDecay: emaDecay,
-                           restartAfterSteps: restartAfterSteps, reconstruction: reconstructionLoss,
-                           imageChannels: imageChannels)
-    }
 
     /// The resolution levels of the backbone: log2(downsample / patch_size) + 1.
     public var levels: Int { (downsample / max(patchSize, 1)).trailingZeroBitCount + 1 }

@@ -27,7 +27,7 @@ public enum RunError: Error, CustomStringConvertible {
 extension RunError {
     /// Throws unless `scale` is a usable classifier-free guidance scale (finite, ≥ 0; 1: none),
     /// naming `--cfg`: the check of both families' samplers.
-    static func checkGuidance(_ scale: Float) throws {
+    package static func checkGuidance(_ scale: Float) throws {
         guard scale.isFinite, scale >= 0 else { throw RunError.option("--cfg must be a finite number ≥ 0 (1: no guidance), got \(scale)") }
     }
 }

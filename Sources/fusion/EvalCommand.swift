@@ -101,7 +101,7 @@ struct Eval: ParsableCommand {
                 let report = try evaluation.report(count: count) { counter.update($0) }
                 counter.finish()
                 print(report)
-                print(String(format: "(%@ run, %d clips, %.0f s)", speaking.kind, clips, Date().timeIntervalSince(start)))
+                print(String(format: "(%@ run, %d clips, %.0f s)", speaking.kind.rawValue, clips, Date().timeIntervalSince(start)))
                 try write(report.metrics)
                 return
             }
@@ -127,7 +127,7 @@ struct Eval: ParsableCommand {
                 counter.finish()
                 if details { print(report.details + "\n") }
                 print(report)
-                print(String(format: "(%@ run: %@, %d images per prompt, %.0f s)", model.kind, model.sampling,
+                print(String(format: "(%@ run: %@, %d images per prompt, %.0f s)", model.kind.rawValue, model.sampling,
                              imagesPerPrompt, Date().timeIntervalSince(start)))
                 try write(report)
             case .captions:
@@ -139,7 +139,7 @@ struct Eval: ParsableCommand {
                     for (i, c) in captions.enumerated().prefix(20) { print("\(c)\t(truth: \(world.example(i).caption))") }
                 }
                 print(report)
-                print(String(format: "(%@ run, %d images, %.0f s)", model.kind, count, Date().timeIntervalSince(start)))
+                print(String(format: "(%@ run, %d images, %.0f s)", model.kind.rawValue, count, Date().timeIntervalSince(start)))
                 try write(report)
             case .fd:
                 let net = try ShapesClassifier.load(from: classifier)
@@ -151,7 +151,7 @@ struct Eval: ParsableCommand {
                                                    count: count, seed: seed) { counter.update($0) }
                 counter.finish()
                 print(report)
-                print(String(format: "(%@ run: %@, %.0f s)", model.kind, model.sampling, Date().timeIntervalSince(start)))
+                print(String(format: "(%@ run: %@, %.0f s)", model.kind.rawValue, model.sampling, Date().timeIntervalSince(start)))
                 try write(report)
             case .folder:
                 let (net, encoderTokenizer) = try ImageTextEncoder.loadWithTokenizer(from: encoder!)
@@ -169,7 +169,7 @@ struct Eval: ParsableCommand {
                                                   count: count, seed: seed) { counter.update($0) }
                 counter.finish()
                 print(report)
-                print(String(format: "(%@ run: %@, %.0f s)", model.kind, model.sampling, Date().timeIntervalSince(start)))
+                print(String(format: "(%@ run: %@, %.0f s)", model.kind.rawValue, model.sampling, Date().timeIntervalSince(start)))
                 try write(report)
             case .edits, .speech:
                 break                                           // answered above

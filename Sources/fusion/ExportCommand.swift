@@ -1,6 +1,7 @@
 // `fusion export`: a run's newest checkpoint as a small folder for sampling and sharing.
 import ArgumentParser
 import Foundation
+import Models
 import Training
 
 struct Export: ParsableCommand {

@@ -54,7 +54,7 @@ struct Sample: ParsableCommand {
             let start = Date()
             try writeGrid(model.images(prompt: ids, count: num, rng: RNG(seed: seed)), to: out, scale: scale)
             print(String(format: "wrote %@: %d images for \"%@\" (%@ run: %@) in %.1f s; memory peak %@ (planned %@)", out, num,
-                         prompt, model.kind, model.sampling, Date().timeIntervalSince(start),
+                         prompt, model.kind.rawValue, model.sampling, Date().timeIntervalSince(start),
                          MemoryPlan.format(SystemMemory.peakResidentBytes), MemoryPlan.format(plan.total)))
         }
     }
@@ -106,8 +106,13 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Continue a text prompt; images (BOI) and speech (BOA) the model opens are sampled and written as PNG/WAV.",
         discussion: """
-            Example:
+            Examples:
               fusion generate --checkpoint runs/transfusion-shapes --prompt "a red" --out generated
+              fusion generate --checkpoint runs/quickstart --prompt "a red" --temperature 0
+
+            lm runs continue text; Transfusion runs diffuse the images and speech they open
+            (--steps, --cfg); Chameleon runs sample their codes (--cfg; temperature 1 and the
+            recipe's top-k for codes, --temperature and --top-k for text).
             """)
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
@@ -129,32 +134,30 @@ struct Generate: ParsableCommand {
             try checkTemperature(temperature)
             guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0 (0: all tokens), got \(topK)") }
             guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1] (1: off), got \(topP)") }
-            let run = try TransfusionRun(path: checkpoint)
-            let ids = run.prompt(prompt)
-            try run.checkContext(ids.count + 1, "the prompt (\(ids.count) tokens with BOS) and one generated token",
-                                 shorten: "shorten --prompt")
-            if let context = run.contextLength, ids.count + maxTokens > context {
+            let generator = try TextGenerator.load(path: checkpoint, steps: steps, cfg: cfg)
+            let ids = generator.prompt(prompt)
+            try generator.checkContext(ids.count + 1, "the prompt (\(ids.count) tokens with BOS) and one generated token",
+                                       shorten: "shorten --prompt")
+            if let context = generator.contextLength, ids.count + maxTokens > context {
                 warn("generate", "--max-tokens \(maxTokens) runs past the \(context) positions the model was trained on "
                      + "(the prompt takes \(ids.count)): generation stops there")
             }
-            let segments = run.model.generate(
-                prompt: ids, maxTokens: maxTokens,
-                text: SamplingOptions(temperature: temperature, topK: topK, topP: topP),
-                images: try run.imageOptions(steps: steps, cfg: cfg), maxPositions: run.contextLength, rng: RNG(seed: seed))
+            let pieces = generator.generate(prompt: ids, maxTokens: maxTokens,
+                                            options: SamplingOptions(temperature: temperature, topK: topK, topP: topP),
+                                            rng: RNG(seed: seed))
             var text = prompt, images = 0, sounds = 0
-            for segment in segments {
-                switch segment {
-                case .text(let ids):
-                    text += run.tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) })
-                case .image(let latents):
+            for piece in pieces {
+                switch piece {
+                case .text(let words):
+                    text += words
+                case .image(let image):
                     let path = "\(out)-\(images).png"
-                    try PNG.write(Image(chw: run.decode(latents)), to: path)
+                    try PNG.write(Image(chw: image), to: path)
                     text += " [image: \(path)] "
                     images += 1
-                case .audio(let patches):
-                    guard let spoken = run.spoken else { continue }
+                case .speech(let audio):
                     let path = "\(out)-\(sounds).wav"
-                    try AudioFile.write(spoken.waveform(patches), to: path)
+                    try AudioFile.write(audio, to: path)
                     text += " [speech: \(path)] "
                     sounds += 1
                 }

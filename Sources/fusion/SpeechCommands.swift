@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import Data
 import Media
+import Models
 import Tensors
 import Training
 

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Collective
 import Foundation
+import Models
 import Tensors
 import Training
 

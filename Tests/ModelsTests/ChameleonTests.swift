@@ -73,6 +73,33 @@ private func tiny() -> Chameleon {
         #expect(Array(codes.intScalars.prefix(4)) == expected)
     }
 
+    /// Free generation opens images: after BOI the codes are sampled as a span, the cache takes
+    /// `BOI codes EOI`, and text goes on; a span that would pass the context ends it before BOI.
+    @Test func generateSamplesTheImagesItOpensAndGoesOn() throws {
+        let m = tiny()
+        let prompt: [Int32] = [SpecialTokens.bos, 7, 8]
+        let text = SamplingOptions(temperature: 3), codes = SamplingOptions(temperature: 1)
+        // Near-uniform text over 20 ids: some seed opens an image and writes text after it.
+        let found = (0..<200).lazy.map { seed in
+            (seed, m.generate(prompt: prompt, maxTokens: 24, text: text, codes: codes, cfgScale: 2, rng: RNG(seed: UInt64(seed))))
+        }.first { _, segments in
+            segments.count >= 3 && { if case .image = segments[1] { return true } else { return false } }()
+        }
+        let (seed, segments) = try #require(found, "no seed of 200 opened an image")
+        guard case .text(let before) = segments[0], case .image(let image) = segments[1], case .text(let after) = segments[2] else {
+            Issue.record("segments \(segments)"); return
+        }
+        #expect(before.last == SpecialTokens.boi && before.dropLast().allSatisfy { $0 < 20 && $0 != SpecialTokens.eos })
+        #expect(image.shape == [1, 2, 2] && image.intScalars.allSatisfy { $0 >= 0 && $0 < 12 })
+        #expect(after.first == SpecialTokens.eoi && after.allSatisfy { $0 < 20 })
+        // The same seed with room for the prompt and the text before BOI, but not the image: it stops there.
+        let room = prompt.count + before.count - 1 + 1 + 4
+        let short = m.generate(prompt: prompt, maxTokens: 24, text: text, codes: codes, cfgScale: 2, maxPositions: room,
+                               rng: RNG(seed: UInt64(seed)))
+        #expect(short.count == (before.count > 1 ? 1 : 0))
+        if case .text(let ids) = short.first { #expect(ids == Array(before.dropLast())) }
+    }
+
     @Test func captionsAreText() {
         let m = tiny()
         let ids = m.caption(codes: [1, 2, 3, 4], maxTokens: 6, options: SamplingOptions(temperature: 1), rng: RNG(seed: 4))

@@ -2,6 +2,7 @@
 // and plots written from two runs' metrics files.
 import Foundation
 import Testing
+@testable import Models
 @testable import Training
 
 @Suite struct ComparisonTests {

@@ -6,6 +6,7 @@
 import Foundation
 import Tensors
 import Testing
+@testable import Models
 @testable import Training
 
 private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

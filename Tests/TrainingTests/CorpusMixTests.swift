@@ -5,7 +5,7 @@
 // says when the corpus or its share is missing.
 import Data
 import Foundation
-import Models
+@testable import Models
 import NN
 import Tensors
 import Testing

@@ -5,6 +5,7 @@
 import Data
 import Foundation
 import Testing
+@testable import Models
 @testable import Training
 
 private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

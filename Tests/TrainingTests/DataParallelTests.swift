@@ -9,6 +9,7 @@ import Foundation
 import NN
 import Tensors
 import Testing
+@testable import Models
 @testable import Training
 
 /// A recipe whose curve does not depend on train.steps (constant LR after warmup), so a run can

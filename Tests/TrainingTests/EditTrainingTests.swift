@@ -4,7 +4,7 @@
 import Data
 import Foundation
 import Media
-import Models
+@testable import Models
 import NN
 import Tensors
 import TestSupport

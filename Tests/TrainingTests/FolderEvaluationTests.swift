@@ -9,6 +9,7 @@ import Media
 import NN
 import Tensors
 import Testing
+@testable import Models
 @testable import Training
 
 /// Trains `recipe` (model.kind clip) in `run`; returns the task and the last eval row.

@@ -6,7 +6,7 @@
 import Data
 import Foundation
 import Media
-import Models
+@testable import Models
 import NN
 import Tensors
 import Testing

@@ -5,7 +5,7 @@
 // unscored; and the set does not move with the batch size or between evaluations.
 import Foundation
 import Media
-import Models
+@testable import Models
 import NN
 import Tensors
 import Testing

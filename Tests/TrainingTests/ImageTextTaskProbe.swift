@@ -2,6 +2,7 @@
 // mixture, training rows and held-out documents), so a test runs one body for both families.
 import Foundation
 import Tensors
+@testable import Models
 @testable import Training
 
 struct ImageTextTaskProbe {

@@ -10,6 +10,7 @@ import Media
 import Testing
 import TestSupport
 import Tensors
+@testable import Models
 @testable import Training
 
 private let packageRoot = FusionBinary.packageRoot
@@ -17,6 +18,37 @@ private let packageRoot = FusionBinary.packageRoot
 @Suite(.serialized) struct ImageTextVerbTests {
     func fusion(_ arguments: [String], in dir: URL) throws -> (status: Int32, stdout: String, stderr: String) {
         try FusionBinary.run(arguments, in: dir)
+    }
+
+    /// `fusion generate` continues text with an lm run (it read only Transfusion runs before) and
+    /// refuses the image flags, naming them.
+    @Test(.enabled(if: FusionBinary.isBuilt, "needs .build/release/fusion (make test builds it)"))
+    func generateContinuesTextWithAnLMRun() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-generate-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try """
+            name: words
+            model: {kind: lm, preset: nano}
+            data: {tokenizer_vocab: 300, seq_len: 32}
+            train: {steps: 2, batch_size: 4, log_every: 1, checkpoint_every: 2}
+            eval: {every: 0}
+            sample: {every: 0}
+            """.write(to: dir.appendingPathComponent("words.yaml"), atomically: true, encoding: .utf8)
+        let trained = try fusion(["train", "words.yaml", "--runs", "runs"], in: dir)
+        try #require(trained.status == 0, "\(trained.stderr)")
+        let run = dir.appendingPathComponent("runs/words").path
+        let generated = try fusion(["generate", "--checkpoint", run, "--prompt", "a red", "--max-tokens", "40", "--seed", "3"], in: dir)
+        #expect(generated.status == 0, "\(generated.stderr)")
+        #expect(generated.stdout.hasPrefix("a red") && generated.stdout.count > "a red\n".count, "\(generated.stdout)")
+        #expect(!generated.stdout.contains("[image"), "an lm run writes text only")
+        // The 32 positions it was trained on bound the continuation: a warning, then at most 32 positions.
+        #expect(generated.stderr.contains("runs past the 32 positions"), "\(generated.stderr)")
+        let again = try fusion(["generate", "--checkpoint", run, "--prompt", "a red", "--max-tokens", "40", "--seed", "3"], in: dir)
+        #expect(again.stdout == generated.stdout, "same seed, same text")
+        let refused = try fusion(["generate", "--checkpoint", run, "--prompt", "a red", "--cfg", "3"], in: dir)
+        #expect(refused.status != 0 && refused.stderr.contains("--steps and --cfg sample images and speech")
+                && refused.stderr.contains("lm run"), "\(refused.stderr)")
     }
 
     @Test(.enabled(if: FusionBinary.isBuilt, "needs .build/release/fusion (make test builds it)"))
@@ -52,6 +84,10 @@ private let packageRoot = FusionBinary.packageRoot
             #expect(png.width == 2 * 32 * 4 + 3 * 2, "two 32-pixel images, upscaled 4×, in a padded grid")
             let captioned = try fusion(["caption", "--checkpoint", checkpoint, "--image", "d/000000.png", "--max-tokens", "8"], in: dir)
             #expect(captioned.status == 0, "\(kind) caption: \(captioned.stderr)")
+            // Free generation (it stopped with "not a transfusion checkpoint config" on Chameleon runs).
+            let generated = try fusion(["generate", "--checkpoint", checkpoint, "--prompt", "a red", "--max-tokens", "12",
+                                        "--seed", "1", "--out", "\(kind)-gen"] + fast, in: dir)
+            #expect(generated.status == 0 && generated.stdout.hasPrefix("a red"), "\(kind) generate: \(generated.stderr)")
             for suite in [["shapes", "--prompts-per-category", "1", "--images-per-prompt", "1"], ["captions", "--count", "3"],
                           ["fd", "--count", "3", "--classifier", "classifier.safetensors"]] {
                 let json = "\(kind)-\(suite[0]).json"
@@ -65,6 +101,10 @@ private let packageRoot = FusionBinary.packageRoot
                 }
             }
         }
+
+        let diffusionFlag = try fusion(["generate", "--checkpoint", run, "--prompt", "a red", "--steps", "2"], in: dir)
+        #expect(diffusionFlag.status != 0 && diffusionFlag.stderr.contains("--steps") && diffusionFlag.stderr.contains("chameleon run"),
+                "\(diffusionFlag.stderr)")
 
         // Chameleon runs edit by instruction, from the command line and in the edits suite (which
         // stopped with "--suite edits scores Transfusion runs" before).

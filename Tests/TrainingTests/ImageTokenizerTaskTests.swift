@@ -4,7 +4,7 @@
 // in recipes/ are measured by training them (see checkpoints/README.md).
 import Foundation
 import Media
-import Models
+@testable import Models
 import NN
 import Tensors
 import Testing

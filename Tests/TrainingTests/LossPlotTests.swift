@@ -2,6 +2,7 @@
 import Foundation
 import Media
 import Testing
+@testable import Models
 @testable import Training
 
 @Suite struct LossPlotTests {

@@ -3,6 +3,7 @@
 // verb asks is refused with the families that can.
 import Foundation
 import Testing
+@testable import Models
 @testable import Training
 
 @Suite struct ModelFamilyTests {

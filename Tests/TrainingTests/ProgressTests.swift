@@ -3,6 +3,7 @@
 // `fusion eval` and `fusion data` with standard error in a file.
 import Foundation
 import Testing
+@testable import Models
 @testable import Training
 
 private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -4,6 +4,7 @@ import Foundation
 import Tensors
 import Testing
 
+@testable import Models
 @testable import Training
 
 /// Parses `yaml` as recipes/x.yaml and returns the error it fails with (nil if it parses).

@@ -2,7 +2,7 @@
 // file:line:col (unknown keys, wrong types, bounds, rules between keys), overrides, YAML round trip.
 // Not the tokenizer task (ImageTokenizerTaskTests).
 import Foundation
-import Models
+@testable import Models
 import Testing
 
 @testable import Training

@@ -7,6 +7,7 @@ import Data
 import Evaluation
 import Foundation
 import Testing
+@testable import Models
 @testable import Training
 
 @Suite struct ShippedQualityTests {

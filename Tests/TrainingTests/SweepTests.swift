@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 import TestSupport
+@testable import Models
 @testable import Training
 
 private let packageRoot = FusionBinary.packageRoot

@@ -5,6 +5,7 @@
 import Foundation
 import Testing
 import TestSupport
+@testable import Models
 @testable import Training
 
 /// The events of a file, read back by this test's own decoder of the framing and the fields used.

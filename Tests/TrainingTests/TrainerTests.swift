@@ -6,6 +6,7 @@ import Foundation
 import NN
 import Tensors
 import Testing
+@testable import Models
 @testable import Training
 
 func tinyRecipe(steps: Int, name: String = "t") throws -> Recipe {

@@ -4,7 +4,7 @@
 import Data
 import Foundation
 import Media
-import Models
+@testable import Models
 import NN
 import Tensors
 import Testing
@@ -220,7 +220,7 @@ private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil,
     @Test func speechTinyTranscribesSpokenCaptionsAndSpeaks() throws {
         let path = URL(fileURLWithPath: Self.path).deletingLastPathComponent().appendingPathComponent("speech-tiny").path
         let run = try SpeakingRun(path: path)
-        #expect(run.kind == "transfusion" && run.spoken.length == 48)
+        #expect(run.kind == .transfusion && run.spoken.length == 48)
         var right = 0
         let phrases = ["two red circles", "a yellow triangle", "three blue squares and a red ring"]
         for text in phrases {

@@ -8,8 +8,8 @@
     x = model.euler_step(ids, x, t=1.0, t_next=0.9, cfg=3.0)    # one guided sampling step
     v = model.span_prediction(ids, x, t=0.9)                     # the flow velocity of the span
 
-What it reproduces, and how (Fusion's Sources/NN/Transformer.swift, Sources/Models/Transfusion.swift,
-Sources/Models/Chameleon.swift, Sources/Text/BPETokenizer.swift): the decoder (pre-norm RMSNorm
+What it reproduces, and how (Fusion's Sources/NN/Transformer.swift, Sources/Models/Transfusion/Transfusion.swift,
+Sources/Models/Chameleon/Chameleon.swift, Sources/Text/BPETokenizer.swift): the decoder (pre-norm RMSNorm
 blocks, fused QKV, optional per-head QK-norm before rotate-half RoPE, SwiGLU with fused [gate|up]);
 Transfusion's linear patchifier (patches of VAE latents → a linear layer, plus the timestep
 embedding and a learned in-span position), its mask (causal text, bidirectional inside an image

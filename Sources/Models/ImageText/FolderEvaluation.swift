@@ -8,7 +8,7 @@ import Data
 import Evaluation
 import Foundation
 import Media
-import Models
+import Training
 import Tensors
 import Text
 

@@ -7,6 +7,7 @@
 import Foundation
 import Tensors
 import Text
+import Training
 
 extension ImageCaptionPairs {
     /// Held-out document `j`: example (or edit triplet) j of the held-out world, its kind drawn

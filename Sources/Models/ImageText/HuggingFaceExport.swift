@@ -17,6 +17,7 @@ import Foundation
 import NN
 import Tensors
 import Text
+import Training
 
 public enum HuggingFaceExport {
     /// What an export wrote, for the command's report.
@@ -36,7 +37,8 @@ public enum HuggingFaceExport {
         let kind = (try? JSONDecoder().decode(KindOnly.self, from: saved.configData))?.kind ?? "?"
         let prefix: String, vocab: Int, decoder: DecoderConfig, tokenizerText: String, context: Int?
         var layout: [String: Any] = ["family": kind]
-        switch try ModelFamily.saved(kind, path: path, needs: .huggingFace, for: "be exported with --format hf") {
+        let family = try ModelFamily.saved(kind, path: path, needs: .huggingFace, for: "be exported with --format hf")
+        switch family {
         case .lm:
             let c = try saved.config(LMTask.Config.self, kind: "lm", problem: { $0.decoder.problem })
             (prefix, vocab, decoder, tokenizerText, context) = ("", c.vocab, c.decoder, c.tokenizer, c.contextLength)
@@ -98,7 +100,7 @@ public enum HuggingFaceExport {
             try json(specials, "special_tokens_map.json")
             try json(layout, "fusion.json")
             // Provenance and the pieces HF has no place for: the recipe, Chameleon's VQ decoder.
-            for name in ["recipe.yaml"] + (kind == "chameleon" ? ["vq.safetensors"] : []) {
+            for name in ["recipe.yaml"] + (family == .chameleon ? ["vq.safetensors"] : []) {
                 let source = [saved.checkpoint, saved.run].map { $0.appendingPathComponent(name) }.first { fm.fileExists(atPath: $0.path) }
                 if let source { try fm.copyItem(at: source, to: tmp.appendingPathComponent(name)) }
             }
@@ -160,14 +162,6 @@ public protocol InitialisedFrom {
 /// agree (then row i is token i of the run's tokenizer, which is the export's when the checkpoint
 /// came from `fusion export --format hf`).
 public enum HuggingFaceImport {
-    /// Whether `path` is a Hugging Face checkpoint folder (config.json with a `model_type`).
-    public static func isCheckpoint(_ path: String) -> Bool {
-        let url = URL(fileURLWithPath: path).appendingPathComponent("config.json")
-        guard let data = try? Foundation.Data(contentsOf: url),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
-        return object["model_type"] is String
-    }
-
     /// What was loaded, for the run's start-up line.
     public struct Loaded {
         /// The model's tensors under Fusion's names (`prefix` included).

@@ -5,14 +5,14 @@
 import Data
 import Foundation
 import Media
-import Models
+import Training
 import NN
 import Tensors
 import Text
 
 public struct SpeakingRun {
-    /// "transfusion" or "chameleon".
-    public let kind: String
+    /// Which family speaks: transfusion or chameleon.
+    public let kind: ModelFamily
     public let spoken: SpokenCaptions
     public let imageSize: Int
     /// The positions of the rows it was trained on (`data.seq_len`), or nil when unknown.
@@ -31,12 +31,11 @@ public struct SpeakingRun {
     /// `temperature` with the recipe's CFG (or `cfg`). Throws when the run has no speech.
     public init(path: String, steps: Int? = nil, cfg: Float? = nil, temperature: Float = 1, maxTokens: Int = 48) throws {
         let saved = try SavedModel(path: path, ema: true)
-        let kind = try saved.kind()
-        self.kind = kind
+        kind = try ModelFamily.saved(try saved.kind(), path: path, needs: .speech, for: "speak or transcribe")
         runFolder = saved.run
         let noSpeech = RunError.option("\(path) was trained without speech (its recipe has data.speech_fraction 0): "
                                        + "train recipes/any-to-any-shapes.yaml for a model that speaks")
-        if try ModelFamily.saved(kind, path: path, needs: .speech, for: "speak or transcribe") == .chameleon {
+        if kind == .chameleon {
             let run = try ChameleonRun(path: path)
             guard let spoken = run.spoken else { throw noSpeech }
             let options = SamplingOptions(temperature: temperature)

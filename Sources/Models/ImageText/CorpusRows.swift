@@ -7,6 +7,7 @@ import Data
 import Foundation
 import Tensors
 import Text
+import Training
 
 extension ImageCaptionPairs {
     /// Bytes per corpus chunk: a fixed size, not the row's, so that two recipes with different

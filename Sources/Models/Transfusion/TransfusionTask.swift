@@ -9,7 +9,7 @@ import Data
 import Diffusion
 import Foundation
 import Media
-import Models
+import Training
 import NN
 import Tensors
 import Text
@@ -63,7 +63,7 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
         let d = recipe.data
         // train.init_from: a Fusion Transfusion run (the whole model, its tokenizer and VAE), or a
         // Hugging Face decoder (the decoder, and the text embedding and head when the sizes agree).
-        let huggingFace = recipe.train.initFrom.flatMap { HuggingFaceImport.isCheckpoint($0) ? $0 : nil }
+        let huggingFace = recipe.train.initFrom.flatMap { SavedModel.isHuggingFace($0) ? $0 : nil }
         let base = try recipe.train.initFrom.flatMap { huggingFace == nil ? try Self.startingRun($0, recipe: recipe, run: run) : nil }
         pairs = try ImageCaptionPairs(recipe: recipe, run: run, family: .transfusion)
         let tokenizer = pairs.tokenizer

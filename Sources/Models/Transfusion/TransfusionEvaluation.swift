@@ -6,7 +6,7 @@ import Diffusion
 import Evaluation
 import Foundation
 import Media
-import Models
+import Training
 import NN
 import Tensors
 import Text

@@ -8,14 +8,14 @@ import Diffusion
 import Evaluation
 import Foundation
 import Media
-import Models
+import Training
 import NN
 import Tensors
 import Text
 
 public struct ImageTextModel {
-    /// "transfusion" or "chameleon".
-    public let kind: String
+    /// Which family drew it: transfusion or chameleon.
+    public let kind: ModelFamily
     public let tokenizer: BPETokenizer
     public let imageSize: Int
     /// Positions one image takes between BOI and EOI (latent patches or codes).
@@ -40,7 +40,7 @@ public struct ImageTextModel {
     /// A Transfusion model sampled with `options`, its VAE decoding the latents.
     public init(transfusion model: Transfusion, tokenizer: BPETokenizer, vae: ImageVAE, imageSize: Int, contextLength: Int?,
                 options: ImageSamplingOptions) {
-        (kind, self.tokenizer, self.imageSize, self.contextLength) = ("transfusion", tokenizer, imageSize, contextLength)
+        (kind, self.tokenizer, self.imageSize, self.contextLength) = (.transfusion, tokenizer, imageSize, contextLength)
         imagePositions = model.config.patchesPerImage
         sampling = String(format: "%@, %d steps, cfg %.1f", options.sampler.rawValue, options.steps, options.cfgScale)
         draw = { ids, n, rng in withoutGrad { vae.decode(model.sampleImages(prompt: ids, count: n, options: options, rng: rng)) } }
@@ -57,7 +57,7 @@ public struct ImageTextModel {
     /// tokenizer decoding them.
     public init(chameleon model: Chameleon, tokenizer: BPETokenizer, vq: VQTokenizer, imageSize: Int, contextLength: Int?,
                 options: SamplingOptions, cfgScale: Float) {
-        (kind, self.tokenizer, self.imageSize, self.contextLength) = ("chameleon", tokenizer, imageSize, contextLength)
+        (kind, self.tokenizer, self.imageSize, self.contextLength) = (.chameleon, tokenizer, imageSize, contextLength)
         imagePositions = model.config.tokensPerImage
         sampling = String(format: "temperature %g, top-k %@, cfg %.1f", options.temperature,
                           options.topK > 0 ? "\(options.topK)" : "off", cfgScale)
@@ -130,7 +130,7 @@ public struct ImageTextModel {
     public var ceiling: ImageTextModel {
         var c = self
         c.isCeiling = true
-        c.sampling = "\(kind == "chameleon" ? "VQ" : "VAE") reconstructions of real renders (the tokenizer's ceiling)"
+        c.sampling = "\(kind == .chameleon ? "VQ" : "VAE") reconstructions of real renders (the tokenizer's ceiling)"
         return c
     }
 

@@ -3,7 +3,7 @@
 // `caption` and `generate` (and notebooks) start from. Not training.
 import Diffusion
 import Foundation
-import Models
+import Training
 import NN
 import Tensors
 import Text

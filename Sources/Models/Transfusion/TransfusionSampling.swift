@@ -43,9 +43,11 @@ public struct ImageSamplingOptions: Sendable {
 /// A piece of generated output.
 public enum GeneratedSegment {
     case text([Int32])
-    /// Clean latents (1, C, h, w) of a generated image.
+    /// A generated image: clean latents (1, C, h, w) from Transfusion, code ids (1, grid, grid)
+    /// from Chameleon.
     case image(Tensor)
-    /// Clean AudioCodec patches (1, L, D) of a generated audio span.
+    /// A generated audio span: clean AudioCodec patches (1, L, D) from Transfusion, code ids
+    /// (1, L) from Chameleon.
     case audio(Tensor)
 }
 

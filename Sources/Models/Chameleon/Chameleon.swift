@@ -199,6 +199,57 @@ public final class Chameleon: Module {
         return text(after: [SpecialTokens.bos] + audioTokens(codes: codes), maxTokens: maxTokens, options: options, rng: rng)
     }
 
+    /// Decodes text after `prompt` with a KV cache, like ``Transfusion/generate``: when the model
+    /// picks BOI, the image's codes are sampled (``sampleCodes``, guided at `cfgScale` against
+    /// BOS + BOI) and enter the cache with their EOI; BOA likewise samples audio codes (models with
+    /// speech). Text is picked from the text logits only. Stops at EOS, after `maxTokens` text
+    /// tokens, or where the next token or span would take the sequence past `maxPositions`.
+    /// Segments: `.text` ids, `.image` code ids (1, grid, grid), `.audio` code ids (1, length).
+    public func generate(prompt: [Int32], maxTokens: Int, text: SamplingOptions, codes: SamplingOptions, cfgScale: Float,
+                         maxPositions: Int? = nil, rng: RNG) -> [GeneratedSegment] {
+        precondition(!prompt.isEmpty, "generate: empty prompt")
+        return withoutGrad {
+            let wasTraining = isTraining
+            eval()
+            defer { train(wasTraining) }
+            let cache = KVCache(layers: config.decoder.layers)
+            var context = prompt, out: [GeneratedSegment] = [], pending: [Int32] = [], next = prompt
+            let limit = maxPositions ?? .max
+            for _ in 0..<maxTokens {
+                if context.count >= limit { break }
+                let logits = step([next], cache: cache)
+                let id = withExtendedLifetime(logits) { text.pick(logits.data, count: config.textVocab, rng: rng) }
+                // A span that would not fit (with its closing token) ends the generation before it opens.
+                if id == SpecialTokens.boi && context.count + 1 + config.tokensPerImage + 1 > limit { break }
+                if id == SpecialTokens.boa && config.hasAudio && context.count + 1 + config.audioLength + 1 > limit { break }
+                pending.append(id)
+                if id == SpecialTokens.eos { break }
+                if id == SpecialTokens.boi || (id == SpecialTokens.boa && config.hasAudio) {
+                    out.append(.text(pending)); pending = []
+                    // The span is sampled with its own caches; then its ids enter this one.
+                    let span: [Int32]
+                    if id == SpecialTokens.boi {
+                        let image = sampleCodes(prompt: context, count: 1, options: codes, cfgScale: cfgScale, rng: rng)
+                        out.append(.image(image))
+                        span = imageTokens(codes: image.intScalars)
+                    } else {
+                        let audio = sampleSpeechCodes(prompt: context, count: 1, options: codes, cfgScale: cfgScale, rng: rng)
+                        out.append(.audio(audio))
+                        span = audioTokens(codes: audio.intScalars)
+                    }
+                    context += span
+                    pending.append(span.last!)
+                    next = span
+                    continue
+                }
+                context.append(id)
+                next = [id]
+            }
+            if !pending.isEmpty { out.append(.text(pending)) }
+            return out
+        }
+    }
+
     /// Text ids decoded after `prefix` until EOS or `maxTokens`, from the text logits only.
     func text(after prefix: [Int32], maxTokens: Int, options: SamplingOptions, rng: RNG) -> [Int32] {
         withoutGrad {

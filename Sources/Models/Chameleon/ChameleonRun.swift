@@ -2,7 +2,7 @@
 // kept; or an exported model), its tokenizer and VQ tokenizer. What edit fine-tuning (`train.init_from`) starts from.
 // Not training and not sampling (Models/Chameleon).
 import Foundation
-import Models
+import Training
 import NN
 import Tensors
 import Text

@@ -3,6 +3,7 @@
 // or file at fault. Not the editing (TransfusionEditEvaluation.swift, Models/TransfusionEditing).
 import Foundation
 import Media
+import Training
 
 /// A bad input to `fusion edit`, naming the flag or file.
 public enum EditInputError: Error, Equatable, CustomStringConvertible {

@@ -7,7 +7,7 @@ import Data
 import Evaluation
 import Foundation
 import Media
-import Models
+import Training
 import NN
 import Tensors
 import Text

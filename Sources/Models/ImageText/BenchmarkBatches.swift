@@ -1,7 +1,7 @@
 // One packed training micro-batch of a task, as `fusion-bench` needs it: the benchmark times the
 // model step (forward, backward, optimizer) on a fixed batch the real data pipeline built, and
 // hands the same shapes to its PyTorch twin. Not used by training itself.
-import Models
+import Training
 import Tensors
 
 extension TransfusionTask {

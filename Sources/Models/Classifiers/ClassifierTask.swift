@@ -8,6 +8,7 @@ import Foundation
 import Media
 import NN
 import Tensors
+import Training
 
 /// Trains the FD feature network.
 ///

@@ -6,6 +6,7 @@ import Foundation
 import NN
 import Tensors
 import Text
+import Training
 
 public final class LMTask: TrainingTask, InitialisedFrom {
     public let lm: DecoderLM
@@ -51,7 +52,7 @@ public final class LMTask: TrainingTask, InitialisedFrom {
         lm = DecoderLM(vocab: vocab, config: config, rng: rng)
         lm.decoder.initialise(rng: rng)
         if let path = recipe.train.initFrom {
-            guard HuggingFaceImport.isCheckpoint(path) else {
+            guard SavedModel.isHuggingFace(path) else {
                 throw ImageCaptionPairs.initFromError(recipe, "\(path): an lm run starts from a Hugging Face checkpoint folder "
                                                       + "(config.json with model_type llama or qwen3, e.g. from fusion export --format hf)")
             }

@@ -8,7 +8,7 @@
 import Data
 import Foundation
 import Media
-import Models
+import Training
 import Tensors
 
 public final class SpokenCaptions {
