@@ -53,6 +53,26 @@ extension SamplingOptions {
     }
 }
 
+/// The one KV-cached decoding loop every text decoder runs (DecoderLM.generate, Transfusion's
+/// captions and transcripts, Chameleon's): from `logits`, the next-token logits after the
+/// prefilled prefix, it picks up to `maxTokens` ids with `pick` (given the logits and the ids
+/// picked so far), ends at an id for which `stop` holds (kept in the output when `keepStop`), and
+/// feeds each other id back through `step`, which extends the cache and returns the next logits.
+public func decodeLoop(from logits: Tensor, maxTokens: Int, keepStop: Bool, stop: (Int32) -> Bool,
+                       pick: (Tensor, [Int32]) -> Int32, step: (Int32) -> Tensor) -> [Int32] {
+    var logits = logits, out: [Int32] = []
+    for i in 0..<maxTokens {
+        let id = pick(logits, out)
+        if stop(id) {
+            if keepStop { out.append(id) }
+            break
+        }
+        out.append(id)
+        if i + 1 < maxTokens { logits = step(id) }
+    }
+    return out
+}
+
 extension DecoderLM {
     /// Continues `prompt` by up to `maxTokens` ids, stopping after any id in `stop`.
     ///
@@ -65,18 +85,15 @@ extension DecoderLM {
         precondition(!prompt.isEmpty, "generate: empty prompt")
         return withoutGrad {
             let cache = KVCache(layers: decoder.config.layers)
-            var out: [Int32] = []
-            var next = prompt
-            for _ in 0..<maxTokens {
-                let start = cache.length, n = next.count
-                let logits = self(Tensor(ints: next, shape: [1, n]), mask: .causal(batch: 1, queries: n, keys: start + n),
+            // The last position's logits (1, vocab) after `ids` extend the cache.
+            func step(_ ids: [Int32]) -> Tensor {
+                let start = cache.length, n = ids.count
+                let logits = self(Tensor(ints: ids, shape: [1, n]), mask: .causal(batch: 1, queries: n, keys: start + n),
                                   positions: Tensor(ints: (start..<(start + n)).map { Int32($0) }), cache: cache)
-                let id = options.pick(logits.reshaped([n, vocab]), row: n - 1, rng: rng)
-                out.append(id)
-                if stop.contains(id) { break }
-                next = [id]
+                return logits.reshaped([n, vocab]).slice(axis: 0, (n - 1)..<n)
             }
-            return out
+            return decodeLoop(from: step(prompt), maxTokens: maxTokens, keepStop: true, stop: { stop.contains($0) },
+                              pick: { logits, _ in options.pick(logits, rng: rng) }, step: { step([$0]) })
         }
     }
 }

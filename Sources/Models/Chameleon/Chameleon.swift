@@ -3,6 +3,7 @@
 // after them). Purely causal attention and
 // cross-entropy everywhere (QK-norm and z-loss for stability, set by the recipe). Image sampling
 // decodes the code positions with classifier-free guidance in logit space. Not the VQ tokenizer.
+import Diffusion
 import Foundation
 import NN
 import Tensors
@@ -141,37 +142,29 @@ public final class Chameleon: Module {
             let wasTraining = isTraining
             eval()
             defer { train(wasTraining) }
-            let v = config.vocab
-            let guided = cfgScale > 1
+            let isGuided = cfgScale > 1
             // Guided: the conditional rows, then the unconditional ones, in one batch over a
             // stacked cache (the shorter prefix left-padded and masked out).
             var cache = KVCache(layers: config.decoder.layers), starts: [Int]? = nil
             var logits = step(Array(repeating: prompt, count: count), cache: cache)
-            if guided {
+            if isGuided {
                 let uncond = KVCache(layers: config.decoder.layers)
                 let u = step(Array(repeating: unconditionalPrompt, count: count), cache: uncond)
                 (cache, starts) = KVCache.stacking([cache, uncond])
                 logits = concat([logits, u], axis: 0)
             }
             var codes = [Int32](repeating: 0, count: count * length)
-            var row = [Float](repeating: 0, count: k)
             for j in 0..<length {
-                // The logits stay alive while their buffer is read (see SamplingOptions.pick(_:row:rng:)).
-                withExtendedLifetime(logits) {
-                    for b in 0..<count {
-                        let c = logits.data + b * v + offset
-                        if guided {
-                            let u = logits.data + (count + b) * v + offset
-                            for i in 0..<k { row[i] = u[i] + cfgScale * (c[i] - u[i]) }
-                        } else {
-                            for i in 0..<k { row[i] = c[i] }
-                        }
-                        codes[b * length + j] = row.withUnsafeBufferPointer { options.pick($0.baseAddress!, count: k, rng: rng) }
-                    }
-                }
+                // The span's codebook columns, guided by the one CFG helper (Diffusion/Guidance.swift)
+                // in logit space: l_u + s·(l_c − l_u).
+                let span = logits.slice(axis: 1, offset..<(offset + k))
+                let picked = isGuided
+                    ? guided(cond: span.slice(axis: 0, 0..<count), uncond: span.slice(axis: 0, count..<(2 * count)), scale: cfgScale)
+                    : span
+                for b in 0..<count { codes[b * length + j] = options.pick(picked, row: b, rng: rng) }
                 if j == length - 1 { break }
                 let next = (0..<count).map { [Int32(offset) + codes[$0 * length + j]] }
-                logits = step(guided ? next + next : next, cache: cache, starts: starts)
+                logits = step(isGuided ? next + next : next, cache: cache, starts: starts)
             }
             return codes
         }
@@ -257,16 +250,11 @@ public final class Chameleon: Module {
             eval()
             defer { train(wasTraining) }
             let cache = KVCache(layers: config.decoder.layers)
-            var logits = step([prefix], cache: cache)
-            var out: [Int32] = []
-            for _ in 0..<maxTokens {
-                // Text only: image and audio codes are not words, nor the ids that open spans.
-                let id = options.pickWord(logits, count: config.textVocab, allowEnd: !out.isEmpty, rng: rng)
-                if id == SpecialTokens.eos { break }
-                out.append(id)
-                logits = step([[id]], cache: cache)
-            }
-            return out
+            // Text only: image and audio codes are not words, nor the ids that open spans.
+            return decodeLoop(from: step([prefix], cache: cache), maxTokens: maxTokens, keepStop: false,
+                              stop: { $0 == SpecialTokens.eos },
+                              pick: { options.pickWord($0, count: config.textVocab, allowEnd: !$1.isEmpty, rng: rng) },
+                              step: { step([[$0]], cache: cache) })
         }
     }
 

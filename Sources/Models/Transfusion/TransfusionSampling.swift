@@ -229,15 +229,9 @@ extension Transfusion {
             let cache = KVCache(layers: config.decoder.layers)
             _ = extend([[SpecialTokens.bos, kind.open]], cache: cache)
             _ = span(x, kind, t: [0], cache: cache, keep: true)
-            var next: [Int32] = [kind.close], out: [Int32] = []
-            for _ in 0..<maxTokens {
-                let hidden = extend([next], cache: cache)
-                let id = options.pickWord(self.logits(hidden, rows: [0]), count: vocab, allowEnd: !out.isEmpty, rng: rng)
-                if id == SpecialTokens.eos { break }
-                out.append(id)
-                next = [id]
-            }
-            return out
+            func step(_ id: Int32) -> Tensor { self.logits(extend([[id]], cache: cache), rows: [0]) }
+            return decodeLoop(from: step(kind.close), maxTokens: maxTokens, keepStop: false, stop: { $0 == SpecialTokens.eos },
+                              pick: { options.pickWord($0, count: vocab, allowEnd: !$1.isEmpty, rng: rng) }, step: step)
         }
     }
 }
