@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "MediaTests", dependencies: ["Media", "Data"]),
         .testTarget(name: "TextTests", dependencies: ["Text", "Data"]),
         .testTarget(name: "DataTests", dependencies: ["Data"]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Models", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Collective", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Training", "Diffusion", "Data", "TestSupport"]),
         .testTarget(name: "NotebooksTests", dependencies: ["Notebooks"]),

@@ -1,5 +1,6 @@
 // Mixed-precision training (bf16 products, fp32 everything else) follows the fp32 loss curve.
 import Testing
+import Models
 import NN
 import Tensors
 

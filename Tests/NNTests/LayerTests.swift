@@ -1,6 +1,7 @@
 // Layers through their modules: gradient checks over parameters and inputs, naming, the KV
 // cache, optimizers and schedules.
 import Foundation
+import Models
 import NN
 import Tensors
 import TestSupport

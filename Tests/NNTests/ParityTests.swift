@@ -2,6 +2,7 @@
 // loss and every parameter gradient, then a 5-step AdamW trajectory with clipping and decay.
 // Prints one OK / NOT OK line per tensor with its max difference, as llm.c's test does.
 import Foundation
+import Models
 import NN
 import Tensors
 import Testing

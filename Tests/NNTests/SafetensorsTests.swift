@@ -1,6 +1,7 @@
 // Safetensors: round trips in every dtype, interop with Python's `safetensors` both ways, and
 // clear errors (naming the file) for truncated and corrupt files.
 import Foundation
+import Models
 import NN
 import Tensors
 import Testing

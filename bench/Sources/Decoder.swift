@@ -4,6 +4,7 @@
 // allreduce. Twin: bench/torch_decoder.py.
 import Collective
 import Foundation
+import Models
 import NN
 import Tensors
 

@@ -1,5 +1,6 @@
 // DecoderLM: token embedding → Decoder → LM head. The text-only model of the parity fixtures,
 // the reference benchmark step and text recipes; multimodal models wrap the same Decoder.
+import NN
 import Tensors
 
 public final class DecoderLM: Module {
@@ -29,5 +30,30 @@ public final class DecoderLM: Module {
     public func trainingFlops(tokens: Int, attended: Double) -> Double {
         decoder.config.trainingFlops(tokens: tokens, attended: attended)
             + 6.0 * Double(vocab * decoder.config.dim) * Double(tokens)
+    }
+}
+
+extension DecoderLM {
+    /// Continues `prompt` by up to `maxTokens` ids, stopping after any id in `stop`.
+    ///
+    /// ```swift
+    /// let ids = model.generate(prompt: [bos] + tok.encode("a red"), maxTokens: 20,
+    ///                          options: SamplingOptions(temperature: 0.8, topK: 40), stop: [eos], rng: RNG(seed: 1))
+    /// ```
+    public func generate(prompt: [Int32], maxTokens: Int, options: SamplingOptions, stop: Set<Int32> = [],
+                         rng: RNG) -> [Int32] {
+        precondition(!prompt.isEmpty, "generate: empty prompt")
+        return withoutGrad {
+            let cache = KVCache(layers: decoder.config.layers)
+            // The last position's logits (1, vocab) after `ids` extend the cache.
+            func step(_ ids: [Int32]) -> Tensor {
+                let start = cache.length, n = ids.count
+                let logits = self(Tensor(ints: ids, shape: [1, n]), mask: .causal(batch: 1, queries: n, keys: start + n),
+                                  positions: Tensor(ints: (start..<(start + n)).map { Int32($0) }), cache: cache)
+                return logits.reshaped([n, vocab]).slice(axis: 0, (n - 1)..<n)
+            }
+            return decodeLoop(from: step(prompt), maxTokens: maxTokens, keepStop: true, stop: { stop.contains($0) },
+                              pick: { logits, _ in options.pick(logits, rng: rng) }, step: { step([$0]) })
+        }
     }
 }
