@@ -77,10 +77,18 @@ bench-mpi: build
 fuzz: setup
 	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),600) SWIFT=$(SWIFT) fuzz/fuzz.sh
 
+# Lines per module, then swift-format's rules (.swift-format) over every Swift file; fails on any
+# finding. The layout findings (indentation, line breaks, spacing, line length) are left out: the
+# code keeps its hand alignment, which swift-format's pretty-printer would undo.
+LAYOUT_FINDINGS = \[(AddLines|Indentation|LineLength|Spacing|TrailingComma|RemoveLine)\]
 lint:
 	@echo "lines per module:"; for d in Sources/*/ Tests/*/; do \
 	  printf "  %-28s %6d\n" "$$d" $$(cat $$(find $$d -name '*.swift') /dev/null | wc -l); done
-	@$(SWIFT) format lint --recursive Sources Tests bench 2>&1 | tail -n 20 || true
+	@$(SWIFT) format --version > /dev/null 2>&1 || { echo "lint: this Swift toolchain has no swift-format (Swift 6 ships it)"; exit 1; }
+	@findings=$$($(SWIFT) format lint --configuration .swift-format --recursive Sources Tests bench 2>&1 \
+	  | grep -E 'warning|error' | grep -v -E '$(LAYOUT_FINDINGS)'); \
+	if [ -n "$$findings" ]; then echo "$$findings"; echo "lint: $$(echo "$$findings" | wc -l) finding(s)"; exit 1; fi; \
+	echo "lint: no findings"
 
 clean:
 	rm -rf .build .build-fuzz

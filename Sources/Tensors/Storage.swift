@@ -92,7 +92,7 @@ public final class Allocator: @unchecked Sendable {
         public var peakLive: Int
 
         public var description: String {
-            func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1048576) }
+            func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
             return "out of memory: the system refused \(mib(requested)) for a tensor while \(mib(live)) of tensors were live "
                 + "(peak \(mib(peakLive)))"
         }

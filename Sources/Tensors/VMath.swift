@@ -31,7 +31,7 @@ public typealias V8 = SIMD8<Float>
 /// building the exponent bits. Inputs are clamped to [-87.3, 88] (results stay finite and normal).
 @inline(__always) public func vexp(_ x0: V8) -> V8 {
     let x = vmax(vmin(x0, V8(repeating: 88)), V8(repeating: -87.3))
-    let magic = V8(repeating: 12582912)  // 1.5·2^23: adding it rounds to an integer in the mantissa
+    let magic = V8(repeating: 12_582_912)  // 1.5·2^23: adding it rounds to an integer in the mantissa
     let t = magic.addingProduct(x, V8(repeating: 1.44269504088896341))
     let n = t - magic
     let r = x - n * 0.693359375 + n * 2.12194440e-4

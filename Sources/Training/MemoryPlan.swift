@@ -114,7 +114,7 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
 
     /// "412 MiB", "3.14 GiB", "116 GiB".
     public static func format(_ bytes: Int) -> String {
-        let mib = Double(bytes) / 1048576
+        let mib = Double(bytes) / 1_048_576
         if mib >= 10 * 1024 { return String(format: "%.0f GiB", mib / 1024) }
         if mib >= 1024 { return String(format: "%.2f GiB", mib / 1024) }
         return String(format: "%.0f MiB", mib)

@@ -184,7 +184,7 @@ import Testing
     @Test func smoothingKeepsLengthAndReducesVariance() {
         var state: UInt64 = 42
         func noise() -> Double {                                                  // LCG, uniform in −1…1
-            state = state &* 6364136223846793005 &+ 1442695040888963407
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return Double(state >> 11) / Double(1 << 53) * 2 - 1
         }
         let raw = (0..<500).map { _ in 3 + noise() }

@@ -52,6 +52,6 @@ import Testing
     }
 }
 
-private extension Array where Element == Int32 {
-    func chunked(_ n: Int) -> [[Int32]] { stride(from: 0, to: count, by: n).map { Array(self[$0..<Swift.min($0 + n, count)]) } }
+extension Array where Element == Int32 {
+    fileprivate func chunked(_ n: Int) -> [[Int32]] { stride(from: 0, to: count, by: n).map { Array(self[$0..<Swift.min($0 + n, count)]) } }
 }

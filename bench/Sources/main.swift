@@ -43,7 +43,7 @@ func time(warmup: Int = 2, repeats: Int = 7, _ body: () -> Void) -> Double {
 func residentMiB() -> Double {
     guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
           let pages = s.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) else { return 0 }
-    return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1048576
+    return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
 }
 func peakResidentMiB() -> Double {
     var u = rusage()
@@ -58,7 +58,7 @@ func measuringMemory<T>(_ body: () throws -> T) rethrows -> (T, memory: [String:
     let before = residentMiB()
     let result = try body()
     let peak = peakResidentMiB()
-    return (result, ["peak_alloc_mib": Double(Allocator.shared.peakLiveBytes) / 1048576, "peak_rss_mib": peak,
+    return (result, ["peak_alloc_mib": Double(Allocator.shared.peakLiveBytes) / 1_048_576, "peak_rss_mib": peak,
                      "step_rss_mib": max(0, peak - before)])
 }
 
