@@ -10,13 +10,16 @@ struct Compare: ParsableCommand {
         abstract: "Compare runs against FLOPs: plots per metric and a markdown table with parity FLOPs.",
         discussion: """
             Examples (the first run is the baseline):
-              fusion compare runs/compare-chameleon-tiny runs/compare-transfusion-tiny --out runs/compare-tiny
-              fusion compare runs/chameleon-tiny-* runs/transfusion-tiny-* --fit --out runs/scaling
+              fusion compare runs/compare-chameleon-tiny runs/compare-transfusion-tiny \\
+                --out runs/compare-tiny
+              fusion compare runs/chameleon-tiny-* runs/transfusion-tiny-* --fit \\
+                --out runs/scaling
 
-            Writes OUT/<metric>.png and .svg for every metric the runs log (loss, loss_text, eval_loss_text,
-            eval_shapes_eval, …) and OUT/report.md: final values, and the FLOPs each run needs to reach
-            the baseline's best value (the Transfusion paper's parity ratio). FLOPs count the real
-            (non-padding) positions of each micro-batch; --flops 6nd reads the paper's 6·N·D column instead.
+            Writes OUT/<metric>.png and .svg for every metric the runs log (loss, loss_text,
+            eval_loss_text, eval_shapes_eval, …) and OUT/report.md: final values, and the
+            FLOPs each run needs to reach the baseline's best value (the Transfusion paper's
+            parity ratio). FLOPs count the real (non-padding) positions of each micro-batch;
+            --flops 6nd reads the paper's 6·N·D column instead.
             """)
 
     @Argument(help: "Run folders; the first is the baseline.") var runs: [String]

@@ -76,7 +76,7 @@ struct DataCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "speech",
             abstract: "Speak each caption of an imagefolder with espeak-ng into 16 kHz WAV files.",
-            discussion: "Example:\n  fusion data speech --from data/shapes --out data/speech --limit 200 --vary-voice")
+            discussion: "Example:\n  fusion data speech --from data/shapes --out data/speech --limit 200 \\\n    --vary-voice")
         @Option(name: .customLong("from"), help: "Imagefolder whose captions are spoken.") var source: String
         @Option(help: "Output folder.") var out: String
         @Option(parsing: .unconditional, help: "Speak at most this many captions.") var limit: Int?

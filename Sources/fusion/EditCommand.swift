@@ -16,20 +16,24 @@ struct Edit: ParsableCommand {
         abstract: "Edit an image: by instruction (an edit fine-tuned run) or by inversion (any text-to-image run).",
         discussion: """
             Examples:
-              fusion edit --checkpoint runs/edit-shapes --image in.png --instruction "make the square blue" \\
-                --steps 50 --cfg 3 --out out.png
-              fusion edit --checkpoint runs/transfusion-shapes --image in.png --method inversion \\
-                --source-prompt "a red square" --prompt "a blue square" --out out.png
-              fusion edit --checkpoint runs/edit-chameleon-shapes --image in.png --instruction "make the square blue"
+              fusion edit --checkpoint runs/edit-shapes --image in.png \\
+                --instruction "make the square blue" --steps 50 --cfg 3 --out out.png
+              fusion edit --checkpoint runs/transfusion-shapes --image in.png \\
+                --method inversion --source-prompt "a red square" \\
+                --prompt "a blue square" --out out.png
+              fusion edit --checkpoint runs/edit-chameleon-shapes --image in.png \\
+                --instruction "make the square blue"
 
-            instruction: the target image is denoised after BOS BOI [input] EOI instruction BOI, with
-                         guidance against the instruction dropped (--cfg) and optionally against the
-                         input image dropped too (--image-cfg, InstructPix2Pix-style).
-            inversion:   the input's latents are integrated back to noise under --source-prompt (no
-                         guidance), then sampled forward under --prompt with --cfg.
+            instruction: the target image is denoised after
+                         BOS BOI [input] EOI instruction BOI, with guidance against the
+                         instruction dropped (--cfg) and optionally against the input image
+                         dropped too (--image-cfg, InstructPix2Pix-style).
+            inversion:   the input's latents are integrated back to noise under
+                         --source-prompt (no guidance), then sampled forward under --prompt
+                         with --cfg.
             Chameleon runs edit by instruction: the target's codes are sampled after
-            BOS BOI [input codes] EOI instruction BOI (--temperature, --top-k), guided against the
-            instruction dropped (--cfg).
+            BOS BOI [input codes] EOI instruction BOI (--temperature, --top-k), guided
+            against the instruction dropped (--cfg).
             PNGs of another size are resized to the run's image size (with a note).
             """)
 

@@ -17,8 +17,8 @@ struct Eval: ParsableCommand {
         abstract: "Evaluate a Transfusion or Chameleon run: ShapesEval, caption accuracy, a Fréchet distance, a folder's held-out captions, edits or speech.",
         discussion: """
             Examples:
-              fusion eval --checkpoint runs/transfusion-shapes --suite shapes --images-per-prompt 2 \\
-                --steps 50 --cfg 3 --seed 0 --json shapes.json
+              fusion eval --checkpoint runs/transfusion-shapes --suite shapes \\
+                --images-per-prompt 2 --steps 50 --cfg 3 --seed 0 --json shapes.json
               fusion eval --checkpoint runs/transfusion-shapes --suite captions --count 200
               fusion train recipes/eval-classifier.yaml
               fusion eval --checkpoint runs/transfusion-shapes --suite fd \\
@@ -26,35 +26,40 @@ struct Eval: ParsableCommand {
               fusion train recipes/clip-textures.yaml
               fusion eval --checkpoint runs/transfusion-textures --suite folder \\
                 --encoder runs/clip-textures/encoder.safetensors --count 200
-              fusion eval --checkpoint runs/edit-shapes --suite edits --count 100 --json edits.json --grid edits.png
+              fusion eval --checkpoint runs/edit-shapes --suite edits --count 100 \\
+                --json edits.json --grid edits.png
               fusion eval --checkpoint runs/any-to-any-shapes --suite speech --count 50
 
-            shapes:   images for a fixed prompt set (--prompts-per-category × 6 categories, 300 prompts
-                      × 2 images by default), checked by an analytic detector; per-category and
-                      overall pass rates with standard errors over prompts.
-            captions: greedy captions of held-out ShapesWorld images, parsed and checked against
-                      their object lists (exact, count, colour, shape, size, position).
+            shapes:   images for a fixed prompt set (--prompts-per-category × 6 categories,
+                      300 prompts × 2 images by default), checked by an analytic detector;
+                      per-category and overall pass rates with standard errors over prompts.
+            captions: greedy captions of held-out ShapesWorld images, parsed and checked
+                      against their object lists (exact, count, colour, shape, size,
+                      position).
             fd:       Fréchet distance between classifier features of images generated from
                       held-out captions and real renders of other held-out scenes (with the
                       real-vs-real floor).
-            folder:   for any run (a folder's or ShapesWorld's): one image per held-out caption of the
-                      run's own data, embedded by an image–text encoder trained contrastively on the
-                      same data (model.kind clip): alignment with the prompt (beside real images
-                      and mismatched prompts), caption retrieval (beside real images and chance)
-                      and the Fréchet distance to the real held-out images, with errors.
-            --ceiling (shapes, fd, folder): real renders through the run's VAE or VQ tokenizer in place of
-                      samples: the best the family can score with that tokenizer.
-            edits:    held-out ShapesWorld edit triplets edited by instruction and by inversion
-                      (--method; Chameleon: instruction), checked by the detector: the asked
-                      change happened (accuracy) and the untouched objects stayed (preservation),
-                      per edit kind.
-            speech:   held-out spoken captions (espeak-ng): the model's transcripts of them, the
-                      log-mel distance of its own speech for the same words to espeak-ng's, and
-                      how well it transcribes its own speech (runs trained with speech documents).
+            folder:   for any run (a folder's or ShapesWorld's): one image per held-out
+                      caption of the run's own data, embedded by an image–text encoder
+                      trained contrastively on the same data (model.kind clip): alignment
+                      with the prompt (beside real images and mismatched prompts), caption
+                      retrieval (beside real images and chance) and the Fréchet distance to
+                      the real held-out images, with errors.
+            --ceiling (shapes, fd, folder): real renders through the run's VAE or VQ
+                      tokenizer in place of samples: the best the family can score with that
+                      tokenizer.
+            edits:    held-out ShapesWorld edit triplets edited by instruction and by
+                      inversion (--method; Chameleon: instruction), checked by the detector:
+                      the asked change happened (accuracy) and the untouched objects stayed
+                      (preservation), per edit kind.
+            speech:   held-out spoken captions (espeak-ng): the model's transcripts of them,
+                      the log-mel distance of its own speech for the same words to
+                      espeak-ng's, and how well it transcribes its own speech (runs trained
+                      with speech documents).
 
-            Every suite scores Transfusion and Chameleon runs alike, except that Chameleon runs edit
-            by instruction only (inversion needs diffusion). Chameleon image codes are sampled at
-            --temperature (default 1) with the recipe's --top-k and --cfg.
+            Every suite scores Transfusion and Chameleon runs alike, except that Chameleon
+            runs edit by instruction only (inversion needs diffusion). Chameleon image codes
+            are sampled at --temperature (default 1) with the recipe's --top-k and --cfg.
             """)
 
     enum Suite: String, ExpressibleByArgument, CaseIterable { case shapes, captions, fd, folder, edits, speech }

@@ -9,20 +9,24 @@ struct Export: ParsableCommand {
         abstract: "Export a run's newest checkpoint (EMA weights, float16) as a small folder for sampling.",
         discussion: """
             Example (how checkpoints/shapes-tiny was made):
-              fusion export --checkpoint runs/transfusion-shapes-long --out checkpoints/shapes-tiny
-              fusion sample --checkpoint checkpoints/shapes-tiny --prompt "a red circle" --out grid.png
+              fusion export --checkpoint runs/transfusion-shapes-long \\
+                --out checkpoints/shapes-tiny
+              fusion sample --checkpoint checkpoints/shapes-tiny --prompt "a red circle" \\
+                --out grid.png
 
-            The folder holds model.safetensors, config.json, trained.json (step, FLOPs, wall time),
-            the run's recipe.yaml, metrics.jsonl, loss.png and its tokenizer files. It cannot be
-            resumed (no optimizer state).
+            The folder holds model.safetensors, config.json, trained.json (step, FLOPs, wall
+            time), the run's recipe.yaml, metrics.jsonl, loss.png and its tokenizer files.
+            It cannot be resumed (no optimizer state).
 
             --format hf writes a Hugging Face checkpoint instead (float32 unless --float16):
               fusion export --checkpoint runs/quickstart --out hf/quickstart --format hf
               python3 -c "from transformers import AutoModelForCausalLM, AutoTokenizer; \\
-                m = AutoModelForCausalLM.from_pretrained('hf/quickstart'); t = AutoTokenizer.from_pretrained('hf/quickstart')"
-            An lm model maps whole (LlamaForCausalLM, or Qwen3ForCausalLM with QK-norm); a Chameleon
-            model too, its image codes being ids after the text ones (fusion.json has the layout,
-            vq.safetensors the code decoder); a Transfusion model gives its text path only.
+                m = AutoModelForCausalLM.from_pretrained('hf/quickstart'); \\
+                t = AutoTokenizer.from_pretrained('hf/quickstart')"
+            An lm model maps whole (LlamaForCausalLM, or Qwen3ForCausalLM with QK-norm); a
+            Chameleon model too, its image codes being ids after the text ones (fusion.json
+            has the layout, vq.safetensors the code decoder); a Transfusion model gives its
+            text path only.
             """)
 
     @Option(help: "Run folder (its newest checkpoint) or one checkpoint folder.") var checkpoint: String

@@ -14,11 +14,12 @@ struct NotebookCommand: ParsableCommand {
                 Example (from the repository root):
                   fusion notebook run notebooks-md/quickstart.md
 
-                Each ```sh block runs in its own `bash -e -o pipefail` in the working folder, with the
-                folder of this fusion binary first on PATH. Its output (last 40 lines) replaces the
-                ```output block below it. A block line `# show: runs/x/loss.png` copies that file to
-                figures/ beside the notebook and links it under the output. The run stops at the
-                first block that fails, naming its line; the outputs so far are kept.
+                Each ```sh block runs in its own `bash -e -o pipefail` in the working folder,
+                with the folder of this fusion binary first on PATH. Its output (last 40 lines)
+                replaces the ```output block below it. A block line `# show: runs/x/loss.png`
+                copies that file to figures/ beside the notebook and links it under the output.
+                The run stops at the first block that fails, naming its line; the outputs so far
+                are kept.
                 """)
 
         @Argument(help: "Notebook files (.md).") var files: [String]

@@ -17,12 +17,15 @@ struct Sample: ParsableCommand {
         abstract: "Text-to-image: sample images for a caption and write them as a PNG grid.",
         discussion: """
             Examples:
-              fusion sample --checkpoint runs/transfusion-shapes --prompt "two red circles on the left" \\
-                --num 4 --steps 50 --cfg 3 --seed 1 --out grid.png
-              fusion sample --checkpoint runs/compare-chameleon-tiny --prompt "a green triangle" --cfg 1 --top-k 64
+              fusion sample --checkpoint runs/transfusion-shapes \\
+                --prompt "two red circles on the left" --num 4 --steps 50 --cfg 3 \\
+                --seed 1 --out grid.png
+              fusion sample --checkpoint runs/compare-chameleon-tiny \\
+                --prompt "a green triangle" --cfg 1 --top-k 64
 
-            Transfusion runs diffuse their images (--steps, --sampler, --clip); Chameleon runs sample
-            image codes (--temperature, default 1; --top-k, default the recipe's). --cfg guides both.
+            Transfusion runs diffuse their images (--steps, --sampler, --clip); Chameleon
+            runs sample image codes (--temperature, default 1; --top-k, default the
+            recipe's). --cfg guides both.
             """)
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
@@ -66,7 +69,8 @@ struct Caption: ParsableCommand {
         discussion: """
             Example:
               fusion data shapes --out data/shapes --count 8
-              fusion caption --checkpoint runs/transfusion-shapes --image data/shapes/000000.png
+              fusion caption --checkpoint runs/transfusion-shapes \\
+                --image data/shapes/000000.png
             """)
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
@@ -107,12 +111,13 @@ struct Generate: ParsableCommand {
         abstract: "Continue a text prompt; images (BOI) and speech (BOA) the model opens are sampled and written as PNG/WAV.",
         discussion: """
             Examples:
-              fusion generate --checkpoint runs/transfusion-shapes --prompt "a red" --out generated
+              fusion generate --checkpoint runs/transfusion-shapes --prompt "a red" \\
+                --out generated
               fusion generate --checkpoint runs/quickstart --prompt "a red" --temperature 0
 
             lm runs continue text; Transfusion runs diffuse the images and speech they open
-            (--steps, --cfg); Chameleon runs sample their codes (--cfg; temperature 1 and the
-            recipe's top-k for codes, --temperature and --top-k for text).
+            (--steps, --cfg); Chameleon runs sample their codes (--cfg; temperature 1 and
+            the recipe's top-k for codes, --temperature and --top-k for text).
             """)
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String

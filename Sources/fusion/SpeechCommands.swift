@@ -14,13 +14,14 @@ struct Speak: ParsableCommand {
         abstract: "Text to speech: sample an audio span after a prompt (or an image) and write it as a WAV.",
         discussion: """
             Examples:
-              fusion speak --checkpoint runs/any-to-any-shapes --prompt "two red circles" --out speech.wav \\
-                --spectrogram speech.png
-              fusion speak --checkpoint runs/any-to-any-shapes --image shape.png --out described.wav
+              fusion speak --checkpoint runs/any-to-any-shapes --prompt "two red circles" \\
+                --out speech.wav --spectrogram speech.png
+              fusion speak --checkpoint runs/any-to-any-shapes --image shape.png \\
+                --out described.wav
 
-            With --image the model describes a PNG aloud (image → speech). Works with Transfusion
-            runs (diffusion over audio patches: --steps, --cfg) and Chameleon runs (audio codes:
-            --temperature, --cfg) trained with data.speech_fraction > 0.
+            With --image the model describes a PNG aloud (image → speech). Works with
+            Transfusion runs (diffusion over audio patches: --steps, --cfg) and Chameleon
+            runs (audio codes: --temperature, --cfg) trained with data.speech_fraction > 0.
             """)
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
@@ -79,8 +80,8 @@ struct Transcribe: ParsableCommand {
               espeak-ng -s 200 -w two.wav "two red circles"
               fusion transcribe --checkpoint runs/any-to-any-shapes --audio two.wav
 
-            The clip is resampled to the run's rate and padded with silence or cut to the run's
-            audio span (data.audio_patches: 40 patches, 2.56 s, by default).
+            The clip is resampled to the run's rate and padded with silence or cut to the
+            run's audio span (data.audio_patches: 40 patches, 2.56 s, by default).
             """)
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String

@@ -10,15 +10,17 @@ struct Sweep: ParsableCommand {
         abstract: "Train one recipe over model sizes × budgets (× seeds), each run to its own full schedule.",
         discussion: """
             Example:
-              fusion sweep recipes/compare/transfusion-tiny.yaml --sizes nano,tiny --steps 300,1000,3000
-              fusion compare runs/compare-chameleon-tiny-* runs/compare-transfusion-tiny-* --fit --out runs/scaling
+              fusion sweep recipes/compare/transfusion-tiny.yaml --sizes nano,tiny \\
+                --steps 300,1000,3000
+              fusion compare runs/compare-chameleon-tiny-* \\
+                runs/compare-transfusion-tiny-* --fit --out runs/scaling
 
-            Runs are named <recipe name>-<size>-<steps> (and -s<seed> with --seeds; --name sets a
-            template such as '{name}-{model.preset}-{train.steps}-lr{optimizer.lr}'), trained one
-            after the other with `fusion train` (model.preset=SIZE train.steps=STEPS seed=SEED plus
-            the overrides); a run's checkpoints are spaced so it keeps about four. Running the sweep
-            again resumes each run where it stopped and skips finished ones. --dry-run prints the
-            runs and their commands.
+            Runs are named <recipe name>-<size>-<steps> (and -s<seed> with --seeds; --name
+            sets a template such as '{name}-{model.preset}-{train.steps}-lr{optimizer.lr}'),
+            trained one after the other with `fusion train` (model.preset=SIZE
+            train.steps=STEPS seed=SEED plus the overrides); a run's checkpoints are spaced
+            so it keeps about four. Running the sweep again resumes each run where it
+            stopped and skips finished ones. --dry-run prints the runs and their commands.
             """)
 
     @Argument(help: "The recipe YAML file.") var recipe: String

@@ -100,7 +100,8 @@ struct VQCommand: ParsableCommand {
             abstract: "Print the grid of code ids of a PNG (one row of the grid per line).",
             discussion: """
                 Example:
-                  fusion vq encode --checkpoint checkpoints/vq-shapes.safetensors --image data/shapes/000000.png
+                  fusion vq encode --checkpoint checkpoints/vq-shapes.safetensors \\
+                    --image data/shapes/000000.png
                 """)
         @Option(help: "Tokenizer file (safetensors written by a vq recipe).") var checkpoint: String
         @Option(help: "Input PNG (sides a multiple of the tokenizer's downsampling).") var image: String

@@ -13,23 +13,27 @@ struct Train: ParsableCommand {
             Example:
               fusion train recipes/quickstart.yaml train.steps=200 optimizer.lr=1e-3
 
-            Writes runs/<name>/: recipe.yaml (resolved), metrics.jsonl, samples/, checkpoints/ (each
-            checkpoint with the recipe it was trained under), tensorboard/ (event files:
-            tensorboard --logdir runs) and loss.png / loss.svg.
-            Ctrl-C finishes the current step, saves a checkpoint and exits; run again to resume.
-            A run resumes only under the recipe it was trained with: a rerun whose resolved recipe
-            differs (other overrides, an edited file) stops with the keys that differ; give it a new
-            --name, or --resume-anyway to continue the run with the new values (e.g. more
-            train.steps). --name may name recipe keys: --name '{name}-lr{optimizer.lr}'.
-            Before the first step the run's peak memory is planned and printed; a recipe that cannot
-            fit what is free (or train.memory_limit, e.g. 6GiB) stops with the keys to change.
+            Writes runs/<name>/: recipe.yaml (resolved), metrics.jsonl, samples/,
+            checkpoints/ (each checkpoint with the recipe it was trained under),
+            tensorboard/ (event files: tensorboard --logdir runs) and loss.png / loss.svg.
+            Ctrl-C finishes the current step, saves a checkpoint and exits; run again to
+            resume.
+            A run resumes only under the recipe it was trained with: a rerun whose resolved
+            recipe differs (other overrides, an edited file) stops with the keys that
+            differ; give it a new --name, or --resume-anyway to continue the run with the
+            new values (e.g. more train.steps). --name may name recipe keys:
+            --name '{name}-lr{optimizer.lr}'.
+            Before the first step the run's peak memory is planned and printed; a recipe
+            that cannot fit what is free (or train.memory_limit, e.g. 6GiB) stops with the
+            keys to change.
 
             Data-parallel over Open MPI (apt-get install -y libopenmpi-dev openmpi-bin) or
             MPICH (apt-get install -y mpich), loaded when an MPI launcher starts fusion:
               mpirun -np 2 fusion train recipes/quickstart.yaml        # Open MPI
               mpiexec.mpich -n 2 fusion train recipes/quickstart.yaml  # MPICH
               srun --mpi=pmix fusion train recipes/quickstart.yaml     # SLURM
-            Each rank computes train.batch_size/N rows of every micro-batch; rank 0 writes the run.
+            Each rank computes train.batch_size/N rows of every micro-batch; rank 0 writes
+            the run.
             Ranks on one machine split its cores (FUSION_THREADS, train.threads override).
             FUSION_MPI_LIBRARY names the library to load. Clusters: docs/clusters.md
 
