@@ -2,7 +2,7 @@
 // apart, causality across spans, and KV-cached decoding and span sampling equal to the full forward.
 import Diffusion
 import Foundation
-import Models
+@testable import Models
 import NN
 import Tensors
 import TestSupport
@@ -150,6 +150,27 @@ private func model(_ config: TransfusionConfig, seed: UInt64 = 1) -> Transfusion
         }
         #expect(hidden.count == l.ids.count * d)
         expectClose(hidden, full.hidden.scalars, atol: 2e-5)
+    }
+
+    /// What `generate` caches after it samples an image: BOI, then the clean span, then EOI, so
+    /// the text after it reads the training layout (before, the span was cached without its BOI,
+    /// one position early).
+    @Test func generationCachesAFinishedImageAsTheFullForwardSeesIt() {
+        let config = tinyConfig()
+        let m = model(config)
+        let latents = RNG(seed: 10).normal([1, 2, 4, 4])
+        let (x, _) = input(config, latents: latents, t: 0)
+        let l = layout(config)
+        let full = withoutGrad { m(x) }.hidden.scalars                  // BOS a b BOI [patches] EOI c EOS
+        let cache = KVCache(layers: config.decoder.layers)
+        let d = config.decoder.dim, eoi = l.start + config.patchesPerImage
+        let afterEOI = withoutGrad { () -> [Float] in
+            _ = m.extend([Array(l.ids[..<(l.start - 1)])], cache: cache)   // BOS a b
+            m.cacheClean(latents, .image, cache: cache)
+            return m.extend([[SpecialTokens.eoi]], cache: cache).scalars
+        }
+        #expect(cache.length == eoi + 1)
+        expectClose(afterEOI, Array(full[(eoi * d)..<((eoi + 1) * d)]), atol: 2e-5)
     }
 
     @Test func sampledImagesUseTheCachedPrefix() {

@@ -128,6 +128,14 @@ extension Transfusion {
         }
     }
 
+    /// Caches one finished span of `kind` (`x`, one row) after the cached prefix: its opening id,
+    /// then the span at t = 0, as the text after a finished image or clip sees it in training. The
+    /// closing id is the caller's next token.
+    func cacheClean(_ x: Tensor, _ kind: SpanKind, cache: KVCache) {
+        _ = extend([[kind.open]], cache: cache)
+        _ = span(x, kind, t: [0], cache: cache, keep: true)
+    }
+
     /// `count` images continuing `prompt` (ids from BOS; BOI is appended): the diffusion sampler
     /// runs over the span with the prompt's keys and values cached, guided by the unconditional
     /// prompt when `cfgScale` > 1. Returns clean latents (count, C, h, w).
@@ -184,7 +192,7 @@ extension Transfusion {
                     // The span is sampled with its own caches, then the clean image enters this one.
                     let latents = sampleImages(prompt: Array(context.dropLast()), count: 1, options: images, rng: rng)
                     out.append(.image(latents))
-                    _ = span(latents, t: [0], cache: cache, keep: true)
+                    cacheClean(latents, .image, cache: cache)
                     context += [Int32](repeating: SpecialTokens.pad, count: config.patchesPerImage)
                     context.append(SpecialTokens.eoi)
                     pending.append(SpecialTokens.eoi)
@@ -198,7 +206,7 @@ extension Transfusion {
                         _ = extend([prefix + [SpecialTokens.boa]], cache: c)
                     }
                     out.append(.audio(patches))
-                    _ = span(patches, .audio, t: [0], cache: cache, keep: true)
+                    cacheClean(patches, .audio, cache: cache)
                     context += [Int32](repeating: SpecialTokens.pad, count: config.audioLength)
                     context.append(SpecialTokens.eoa)
                     pending.append(SpecialTokens.eoa)
