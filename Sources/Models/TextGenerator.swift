@@ -39,7 +39,7 @@ public struct TextGenerator {
             return TextGenerator(family: family, tokenizer: run.tokenizer, contextLength: run.contextLength) { ids, n, options, rng in
                 let limit = min(n, max(0, (run.contextLength ?? .max) - ids.count))
                 let out = run.lm.generate(prompt: ids, maxTokens: limit, options: options, stop: [SpecialTokens.eos], rng: rng)
-                return [.text(run.tokenizer.decode(out.filter { !SpecialTokens.isSpecial($0) }))]
+                return [words(out, run.tokenizer)]
             }
         case .transfusion:
             let run = try TransfusionRun(path: path)
@@ -48,7 +48,7 @@ public struct TextGenerator {
                 run.model.generate(prompt: ids, maxTokens: n, text: options, images: images, maxPositions: run.contextLength,
                                    rng: rng).compactMap { segment in
                     switch segment {
-                    case .text(let ids): return .text(run.tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) }))
+                    case .text(let ids): return words(ids, run.tokenizer)
                     case .image(let latents): return .image(run.decode(latents))
                     case .audio(let patches): return run.spoken.map { .speech($0.waveform(patches)) }
                     }
@@ -62,7 +62,7 @@ public struct TextGenerator {
                 run.model.generate(prompt: ids, maxTokens: n, text: options, codes: codes, cfgScale: scale,
                                    maxPositions: run.contextLength, rng: rng).compactMap { segment in
                     switch segment {
-                    case .text(let ids): return .text(run.tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) }))
+                    case .text(let ids): return words(ids, run.tokenizer)
                     case .image(let codes): return .image(withoutGrad { run.vq.decode(codes) })
                     case .audio(let codes):
                         return run.spoken.map { spoken in
@@ -75,6 +75,11 @@ public struct TextGenerator {
         case let family:
             preconditionFailure("TextGenerator: the \(family) family has a decoder but no loader here")
         }
+    }
+
+    /// The words of generated ids (the ids that frame documents and spans left out).
+    static func words(_ ids: [Int32], _ tokenizer: BPETokenizer) -> Piece {
+        .text(tokenizer.decode(ids.filter { !SpecialTokens.isSpecial($0) }))
     }
 
     /// Token ids of a prompt, BOS first.

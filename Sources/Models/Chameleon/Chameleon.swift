@@ -206,40 +206,25 @@ public final class Chameleon: Module {
             eval()
             defer { train(wasTraining) }
             let cache = KVCache(layers: config.decoder.layers)
-            var context = prompt, out: [GeneratedSegment] = [], pending: [Int32] = [], next = prompt
-            let limit = maxPositions ?? .max
-            for _ in 0..<maxTokens {
-                if context.count >= limit { break }
-                let logits = step([next], cache: cache)
-                let id = withExtendedLifetime(logits) { text.pick(logits.data, count: config.textVocab, rng: rng) }
-                // A span that would not fit (with its closing token) ends the generation before it opens.
-                if id == SpecialTokens.boi && context.count + 1 + config.tokensPerImage + 1 > limit { break }
-                if id == SpecialTokens.boa && config.hasAudio && context.count + 1 + config.audioLength + 1 > limit { break }
-                pending.append(id)
-                if id == SpecialTokens.eos { break }
-                if id == SpecialTokens.boi || (id == SpecialTokens.boa && config.hasAudio) {
-                    out.append(.text(pending)); pending = []
+            return generateMixed(
+                prompt: prompt, maxTokens: maxTokens, maxPositions: maxPositions,
+                spanLength: { id in
+                    id == SpecialTokens.boi ? config.tokensPerImage : id == SpecialTokens.boa && config.hasAudio ? config.audioLength : nil
+                },
+                step: { step([$0], cache: cache) },
+                pick: { logits in withExtendedLifetime(logits) { text.pick(logits.data, count: config.textVocab, rng: rng) } },
+                open: { id, context in
                     // The span is sampled with its own caches; then its ids enter this one.
-                    let span: [Int32]
+                    let segment: GeneratedSegment, span: [Int32]
                     if id == SpecialTokens.boi {
                         let image = sampleCodes(prompt: context, count: 1, options: codes, cfgScale: cfgScale, rng: rng)
-                        out.append(.image(image))
-                        span = imageTokens(codes: image.intScalars)
+                        (segment, span) = (.image(image), imageTokens(codes: image.intScalars))
                     } else {
                         let audio = sampleSpeechCodes(prompt: context, count: 1, options: codes, cfgScale: cfgScale, rng: rng)
-                        out.append(.audio(audio))
-                        span = audioTokens(codes: audio.intScalars)
+                        (segment, span) = (.audio(audio), audioTokens(codes: audio.intScalars))
                     }
-                    context += span
-                    pending.append(span.last!)
-                    next = span
-                    continue
-                }
-                context.append(id)
-                next = [id]
-            }
-            if !pending.isEmpty { out.append(.text(pending)) }
-            return out
+                    return (segment, Array(span.dropFirst()), span)
+                })
         }
     }
 

@@ -40,17 +40,6 @@ public struct ImageSamplingOptions: Sendable {
     }
 }
 
-/// A piece of generated output.
-public enum GeneratedSegment {
-    case text([Int32])
-    /// A generated image: clean latents (1, C, h, w) from Transfusion, code ids (1, grid, grid)
-    /// from Chameleon.
-    case image(Tensor)
-    /// A generated audio span: clean AudioCodec patches (1, L, D) from Transfusion, code ids
-    /// (1, L) from Chameleon.
-    case audio(Tensor)
-}
-
 extension Transfusion {
     /// Runs `rows` (B rows of equal length, text ids) after what `cache` holds; returns the
     /// hidden states (B, n, d). Positions continue from the cache.
@@ -174,49 +163,28 @@ extension Transfusion {
             eval()
             defer { train(wasTraining) }
             let cache = KVCache(layers: config.decoder.layers)
-            var context = prompt, out: [GeneratedSegment] = [], pending: [Int32] = [], next = prompt
-            let limit = maxPositions ?? .max
-            for _ in 0..<maxTokens {
-                if context.count >= limit { break }
-                let hidden = extend([next], cache: cache)
-                let logits = self.logits(hidden, rows: [next.count - 1])
-                let id = text.pick(logits, rng: rng)
-                // A span that would not fit (with its closing token) ends the generation before it opens.
-                if id == SpecialTokens.boi && context.count + 1 + config.patchesPerImage + 1 > limit { break }
-                if id == SpecialTokens.boa && config.hasAudio && context.count + 1 + config.audioLength + 1 > limit { break }
-                pending.append(id)
-                context.append(id)
-                if id == SpecialTokens.eos { break }
-                if id == SpecialTokens.boi {
-                    out.append(.text(pending)); pending = []
-                    // The span is sampled with its own caches, then the clean image enters this one.
-                    let latents = sampleImages(prompt: Array(context.dropLast()), count: 1, options: images, rng: rng)
-                    out.append(.image(latents))
-                    cacheClean(latents, .image, cache: cache)
-                    context += [Int32](repeating: SpecialTokens.pad, count: config.patchesPerImage)
-                    context.append(SpecialTokens.eoi)
-                    pending.append(SpecialTokens.eoi)
-                    next = [SpecialTokens.eoi]
-                    continue
-                }
-                if id == SpecialTokens.boa && config.hasAudio {
-                    out.append(.text(pending)); pending = []
-                    let prefix = Array(context.dropLast())
-                    let patches = sampleAudio(count: 1, options: images, rng: rng) { c in
-                        _ = extend([prefix + [SpecialTokens.boa]], cache: c)
-                    }
-                    out.append(.audio(patches))
-                    cacheClean(patches, .audio, cache: cache)
-                    context += [Int32](repeating: SpecialTokens.pad, count: config.audioLength)
-                    context.append(SpecialTokens.eoa)
-                    pending.append(SpecialTokens.eoa)
-                    next = [SpecialTokens.eoa]
-                    continue
-                }
-                next = [id]
+            func spanLength(_ id: Int32) -> Int? {
+                id == SpecialTokens.boi ? config.patchesPerImage : id == SpecialTokens.boa && config.hasAudio ? config.audioLength : nil
             }
-            if !pending.isEmpty { out.append(.text(pending)) }
-            return out
+            return generateMixed(
+                prompt: prompt, maxTokens: maxTokens, maxPositions: maxPositions, spanLength: spanLength,
+                step: { next in self.logits(extend([next], cache: cache), rows: [next.count - 1]) },
+                pick: { text.pick($0, rng: rng) },
+                open: { id, context in
+                    // The span is sampled with its own caches, then the clean span enters this one.
+                    let (segment, x, kind): (GeneratedSegment, Tensor, SpanKind)
+                    if id == SpecialTokens.boi {
+                        let latents = sampleImages(prompt: context, count: 1, options: images, rng: rng)
+                        (segment, x, kind) = (.image(latents), latents, .image)
+                    } else {
+                        let patches = sampleAudio(count: 1, options: images, rng: rng) { c in
+                            _ = extend([context + [SpecialTokens.boa]], cache: c)
+                        }
+                        (segment, x, kind) = (.audio(patches), patches, .audio)
+                    }
+                    cacheClean(x, kind, cache: cache)
+                    return (segment, [Int32](repeating: SpecialTokens.pad, count: spanLength(id)!) + [kind.close], [kind.close])
+                })
         }
     }
 
