@@ -50,7 +50,8 @@ public enum ModelFamily: String, Codable, Sendable, CaseIterable, CustomStringCo
         case .lm: return [.decoder, .huggingFace, .dataParallel]
         case .transfusion: return [.decoder, .imageText, .editTriplets, .editVerb, .speech, .huggingFace, .dataParallel]
         case .chameleon: return [.decoder, .imageText, .editTriplets, .speech, .huggingFace, .dataParallel]
-        case .vae, .vq, .classifier, .clip: return []
+        case .vae: return [.dataParallel]
+        case .vq, .classifier, .clip: return []
         }
     }
 

@@ -3,7 +3,7 @@
 // the full batch's loss, parts and gradient; backward's readiness hook reports final gradients;
 // and, under each MPI launcher installed (Open MPI's mpirun, MPICH's mpiexec), `fusion train` on 2
 // ranks follows the single-process loss curve, through a resume, and counts both ranks as on this
-// machine; a Transfusion and a Chameleon run on 2 ranks follow theirs.
+// machine; a Transfusion, a Chameleon and a VAE run on 2 ranks follow theirs (a VQ run refuses).
 @testable import Collective
 import Foundation
 import NN
@@ -41,6 +41,20 @@ func dataParallelImageTextRecipeText(_ kind: String, tokenizer: String, steps: I
     train: {steps: \(steps), batch_size: 4, grad_accum: 2, log_every: 1, checkpoint_every: 3, keep_checkpoints: 2}
     eval: {every: 0, batches: 1}
     sample: {every: 0, max_tokens: 4}
+    """
+}
+
+/// A small VAE (or VQ) recipe on ShapesWorld images, constant LR after warm-up like the others.
+func dataParallelTokenizerRecipeText(_ kind: String = "vae", steps: Int) -> String {
+    """
+    name: dp-\(kind)
+    seed: 3
+    model: {kind: \(kind)}
+    data: {image_size: 32}
+    tokenizer: {channels: 16, channel_multipliers: [1], patch_size: 4, downsample: 4, latent_channels: 4, groups: 4}
+    optimizer: {lr: 2.0e-3, warmup_steps: 2, schedule: constant}
+    train: {steps: \(steps), batch_size: 4, grad_accum: 2, log_every: 1, checkpoint_every: 3, keep_checkpoints: 2}
+    eval: {every: 0, batches: 1}
     """
 }
 
@@ -161,6 +175,18 @@ final class ThreeRanks: Communicator {
                                                                       steps: 1), file: "dp.yaml")
         let task = try ChameleonTask(recipe: recipe, run: scratchRun())
         for split in [[0..<2, 2..<4], [0..<1, 1..<4]] { try expectSharesAddUp(task, microBatch: 3, split: split) }
+    }
+
+    /// A VAE's shares (pixel loss and KL, each a mean over its rows) add up likewise: a row's
+    /// reparameterisation noise is its own, whichever rank draws it. A VQ tokenizer refuses to
+    /// split, naming why (its quantiser's statistics need the whole batch).
+    @Test func vaeRowSharesAddUpToTheFullBatchGradient() throws {
+        let task = try ImageTokenizerTask(recipe: try Recipe.parse(dataParallelTokenizerRecipeText(steps: 1), file: "dp.yaml"))
+        for split in [[0..<2, 2..<4], [0..<1, 1..<4]] { try expectSharesAddUp(task, microBatch: 3, split: split) }
+        let vq = try ImageTokenizerTask(recipe: try Recipe.parse(dataParallelTokenizerRecipeText("vq", steps: 1), file: "dp.yaml"))
+        #expect(throws: DataParallelError.notShardable("a VQ tokenizer (its quantiser's EMA codebook and dead-code restarts need the whole batch)")) {
+            try vq.loss(microBatch: 0, rows: 0..<2, rng: RNG(seed: 1))
+        }
     }
 
     /// The rows of `split` (covering the micro-batch), weighted as DataParallel weights them, give
@@ -291,6 +317,14 @@ final class ThreeRanks: Communicator {
         let vq = try randomImageTokenizer(for: "chameleon")
         try twoRanksFollowTheSingleProcessCurveThroughAResume(MPIRun.any!, keys: ["loss", "loss_text", "loss_image", "grad_norm", "flops"]) {
             dataParallelImageTextRecipeText("chameleon", tokenizer: vq, steps: $0)
+        }
+    }
+
+    /// … and a VAE run.
+    @Test(.enabled(if: MPIRun.any != nil, "needs an MPI launcher (apt-get install -y mpich) and .build/release/fusion"))
+    func twoRanksTrainAVAEAlongTheSingleProcessCurve() throws {
+        try twoRanksFollowTheSingleProcessCurveThroughAResume(MPIRun.any!, keys: ["loss", "recon", "kl", "grad_norm", "flops"]) {
+            dataParallelTokenizerRecipeText(steps: $0)
         }
     }
 

@@ -17,7 +17,7 @@ import Testing
 
     @Test func capabilitiesAnswerWhatTheVerbsAsk() {
         #expect(ModelFamily.names(with: .imageText) == "transfusion and chameleon")
-        #expect(ModelFamily.names(with: .dataParallel) == "lm, transfusion and chameleon")
+        #expect(ModelFamily.names(with: .dataParallel) == "lm, transfusion, chameleon and vae")
         #expect(ModelFamily.names(with: .editVerb) == "transfusion")
         #expect(ModelFamily.allCases.filter { $0.capabilities.contains(.decoder) } == [.lm, .transfusion, .chameleon])
         // A family that trains edit triplets or speech draws images; one with a decoder and no image
@@ -36,7 +36,7 @@ import Testing
         let vq = try #require(throws: RunError.self) {
             try ModelFamily.saved("vq", path: "runs/v", needs: .huggingFace, for: "be exported with --format hf")
         }
-        #expect("\(vq)".contains("(lm, transfusion and chameleon runs can)"))
+        #expect("\(vq)".contains("(lm, transfusion and chameleon runs can)"))   // .huggingFace
         #expect(throws: RunError.self) { try ModelFamily.saved("unknown", path: "p", needs: [], for: "load") }
     }
 }

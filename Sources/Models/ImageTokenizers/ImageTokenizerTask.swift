@@ -111,16 +111,38 @@ public final class ImageTokenizerTask: TrainingTask {
     }
 
     /// Training images i·B ..< (i+1)·B as (B, C, H, W).
-    func batch(_ index: Int) -> Tensor {
+    func batch(_ index: Int) -> Tensor { batch(index, rows: 0..<recipe.train.batchSize) }
+
+    /// Rows `rows` of training micro-batch `index` as (rows, C, H, W).
+    func batch(_ index: Int, rows: Range<Int>) -> Tensor {
         let b = recipe.train.batchSize
-        return imageBatch((0..<b).map { trainImage(index * b + $0) })
+        return imageBatch(rows.map { trainImage(index * b + $0) })
     }
 
     public func loss(microBatch index: Int, rng: RNG) throws -> LossResult {
-        let (total, parts) = tokenizer.trainingLoss(batch(index), rng: rng)
-        let b = recipe.train.batchSize
-        return LossResult(total: total, parts: Dictionary(uniqueKeysWithValues: parts), tokens: b * positionsPerImage,
-                          examples: b)
+        try loss(microBatch: index, rows: 0..<recipe.train.batchSize, rng: rng)
+    }
+
+    /// Rows `rows` of micro-batch `index`: one rank's share under data parallelism. A VAE row's
+    /// reparameterisation noise is drawn from `rng.split(row)`, so a row's terms are the same
+    /// whichever rank computes it, and the VAE's means (pixel loss, KL) weight by rows. A VQ
+    /// tokenizer does not split: its quantiser updates batch statistics in the forward pass (the
+    /// EMA codebook's counts and sums, dead-code restarts drawn from the batch) that one rank's
+    /// rows cannot see.
+    public func loss(microBatch index: Int, rows: Range<Int>, rng: RNG) throws -> LossResult {
+        let images = batch(index, rows: rows)
+        let total: Tensor, parts: [(String, Float)]
+        if let vae = tokenizer as? ImageVAE {
+            let latent = [1] + vae.latentShape(height: images.dim(2), width: images.dim(3))
+            let noise = concat(rows.map { rng.split(UInt64($0)).normal(latent) }, axis: 0)
+            let l = vae.loss(images, noise: noise)
+            (total, parts) = (l.total, [("recon", l.reconstruction.item), ("kl", l.kl.item)])
+        } else {
+            guard rows == 0..<recipe.train.batchSize else { throw DataParallelError.notShardable("a VQ tokenizer (its quantiser's EMA codebook and dead-code restarts need the whole batch)") }
+            (total, parts) = tokenizer.trainingLoss(images, rng: rng)
+        }
+        return LossResult(total: total, parts: Dictionary(uniqueKeysWithValues: parts), tokens: rows.count * positionsPerImage,
+                          examples: rows.count, meanOver: rows.count)
     }
 
     public func checkpointConfig() throws -> Foundation.Data {
