@@ -49,6 +49,19 @@ open class Module {
 
     public final func eval() { train(false) }
 
+    /// Runs `body` as inference: in evaluation mode and without recording gradients, then puts
+    /// back the training mode it found (what every sampler, captioner and editor does).
+    ///
+    /// ```swift
+    /// let logits = model.inferring { model(ids) }
+    /// ```
+    public final func inferring<T>(_ body: () throws -> T) rethrows -> T {
+        let wasTraining = isTraining
+        eval()
+        defer { train(wasTraining) }
+        return try withoutGrad(body)
+    }
+
     public final func zeroGrad() { for p in parameters() { p.grad = nil } }
 
     /// Calls `f` for every Tensor and Module reachable from this module's stored properties.

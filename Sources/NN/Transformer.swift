@@ -66,6 +66,15 @@ public final class KVCache {
     /// Positions already cached.
     public var length: Int { keys.first??.shape[1] ?? 0 }
 
+    /// Holds what `other` holds, replacing what this cache held; the two then grow and truncate
+    /// apart (cached tensors are shared, never written in place). E.g. to sample a span after a
+    /// generation's context without extending the generation's own cache.
+    public func copy(from other: KVCache) {
+        precondition(keys.count == other.keys.count, "KVCache.copy: \(other.keys.count) layers into \(keys.count)")
+        keys = other.keys
+        values = other.values
+    }
+
     /// Drops everything after the first `n` positions (e.g. to re-run a diffusion span).
     public func truncate(to n: Int) {
         for i in keys.indices {

@@ -173,6 +173,43 @@ private func model(_ config: TransfusionConfig, seed: UInt64 = 1) -> Transfusion
         expectClose(afterEOI, Array(full[(eoi * d)..<((eoi + 1) * d)]), atol: 2e-5)
     }
 
+    /// The second image of a free generation is sampled after the first one's clean latents (not
+    /// PAD ids in their place): equal to denoising the full sequence `BOS a BOI [first] EOI b BOI
+    /// [xt]` recomputed, the first span at t = 0.
+    @Test func aSecondGeneratedImageSeesTheFirst() {
+        let config = tinyConfig()
+        let m = model(config)
+        let np = config.patchesPerImage
+        let first = RNG(seed: 20).normal([1, 2, 4, 4])
+        let context = KVCache(layers: config.decoder.layers)
+        withoutGrad {
+            _ = m.extend([[SpecialTokens.bos, 10]], cache: context)
+            m.cacheClean(first, .image, cache: context)
+            _ = m.extend([[SpecialTokens.eoi, 11]], cache: context)
+        }
+        let length = context.length
+        let options = ImageSamplingOptions(diffusion: GaussianDiffusion(schedule: .cosine(steps: 100)), sampler: .ddim, steps: 4)
+        let sampled = m.sampleSpan(.image, after: context, options: options, rng: RNG(seed: 21))
+        #expect(context.length == length, "the generation's cache is left as it was")
+
+        let ids = [SpecialTokens.bos, 10, SpecialTokens.boi] + [Int32](repeating: SpecialTokens.pad, count: np)
+            + [SpecialTokens.eoi, 11, SpecialTokens.boi] + [Int32](repeating: SpecialTokens.pad, count: np)
+        let spans = [Int32](repeating: -1, count: 3) + [Int32](repeating: 0, count: np) + [-1, -1, -1]
+            + [Int32](repeating: 1, count: np)
+        let mask = try! AttentionMask(documents: [[Int32](repeating: 0, count: ids.count)], spans: [spans])
+        let denoiser: Denoiser = { xt, t in
+            m(TransfusionInput(ids: Tensor(ints: ids, shape: [1, ids.count]),
+                               positions: Tensor(ints: (0..<ids.count).map { Int32($0) }), mask: mask,
+                               latents: concat([first, xt], axis: 0), timesteps: [0] + t,
+                               spanStarts: [3, 3 + np + 3])).images!.slice(axis: 0, 1..<2)
+        }
+        let reference = withoutGrad { options.makeSampler().sample(shape: [1, 2, 4, 4], rng: RNG(seed: 21), model: denoiser) }
+        expectClose(sampled.scalars, reference.scalars, atol: 1e-4)
+        // With PAD ids where the first image was (what generate used to sample after), it differs.
+        let blind = m.sampleImages(prompt: Array(ids[..<(ids.count - np - 1)]), count: 1, options: options, rng: RNG(seed: 21))
+        #expect(zip(blind.scalars, reference.scalars).map { abs($0 - $1) }.max()! > 1e-3)
+    }
+
     @Test func sampledImagesUseTheCachedPrefix() {
         // Sampling with the prefix cached equals denoising with the full sequence recomputed.
         let config = tinyConfig()

@@ -138,10 +138,7 @@ public final class Chameleon: Module {
     func sampleSpan(prompt: [Int32], count: Int, offset: Int, codebook k: Int, length: Int, options: SamplingOptions,
                     cfgScale: Float, unconditionalPrompt: [Int32], rng: RNG) -> [Int32] {
         precondition(count > 0 && prompt.count > 1, "Chameleon: need a prompt and at least one span")
-        return withoutGrad {
-            let wasTraining = isTraining
-            eval()
-            defer { train(wasTraining) }
+        return inferring {
             let isGuided = cfgScale > 1
             // Guided: the conditional rows, then the unconditional ones, in one batch over a
             // stacked cache (the shorter prefix left-padded and masked out).
@@ -201,10 +198,7 @@ public final class Chameleon: Module {
     public func generate(prompt: [Int32], maxTokens: Int, text: SamplingOptions, codes: SamplingOptions, cfgScale: Float,
                          maxPositions: Int? = nil, rng: RNG) -> [GeneratedSegment] {
         precondition(!prompt.isEmpty, "generate: empty prompt")
-        return withoutGrad {
-            let wasTraining = isTraining
-            eval()
-            defer { train(wasTraining) }
+        return inferring {
             let cache = KVCache(layers: config.decoder.layers)
             return generateMixed(
                 prompt: prompt, maxTokens: maxTokens, maxPositions: maxPositions,
@@ -230,10 +224,7 @@ public final class Chameleon: Module {
 
     /// Text ids decoded after `prefix` until EOS or `maxTokens`, from the text logits only.
     func text(after prefix: [Int32], maxTokens: Int, options: SamplingOptions, rng: RNG) -> [Int32] {
-        withoutGrad {
-            let wasTraining = isTraining
-            eval()
-            defer { train(wasTraining) }
+        inferring {
             let cache = KVCache(layers: config.decoder.layers)
             // Text only: image and audio codes are not words, nor the ids that open spans.
             return decodeLoop(from: step([prefix], cache: cache), maxTokens: maxTokens, keepStop: false,

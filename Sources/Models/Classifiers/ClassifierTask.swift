@@ -70,16 +70,15 @@ public final class ClassifierTask: TrainingTask {
 
     /// Held-out accuracies, and the FD between the two halves of the held-out set (its noise floor).
     public func evaluate(step: Int, rng: RNG) throws -> [String: Double] {
-        let wasTraining = classifier.isTraining
-        classifier.eval()
-        defer { classifier.train(wasTraining) }
-        // In chunks of the training batch: the evaluation's memory stays within the steps' (MemoryPlan).
-        let chunk = recipe.train.batchSize
-        var metrics = classifier.accuracy(heldOutImages, scenes: heldOutScenes, chunk: chunk)
-        let features = classifier.features(heldOutImages, chunk: chunk)
-        let half = features.count / 2
-        if half >= 2 { metrics["fd_real_real"] = frechetDistance(Array(features[..<half]), Array(features[half...])) }
-        return metrics
+        return try classifier.inferring {
+            // In chunks of the training batch: the evaluation's memory stays within the steps' (MemoryPlan).
+            let chunk = recipe.train.batchSize
+            var metrics = classifier.accuracy(heldOutImages, scenes: heldOutScenes, chunk: chunk)
+            let features = classifier.features(heldOutImages, chunk: chunk)
+            let half = features.count / 2
+            if half >= 2 { metrics["fd_real_real"] = frechetDistance(Array(features[..<half]), Array(features[half...])) }
+            return metrics
+        }
     }
 
     public func didSaveCheckpoint(step: Int, run: RunDirectory) throws {

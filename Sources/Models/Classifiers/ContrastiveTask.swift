@@ -80,22 +80,21 @@ public final class ContrastiveTask: TrainingTask {
     /// Held-out loss and retrieval accuracy (image → caption among the batch) over `eval.batches`
     /// batches of distinct held-out captions.
     public func evaluate(step: Int, rng: RNG) throws -> [String: Double] {
-        let wasTraining = encoder.isTraining
-        encoder.eval()
-        defer { encoder.train(wasTraining) }
-        let b = recipe.train.batchSize, available = heldOut.count ?? b * recipe.eval.batches * 2
-        var loss = 0.0, accuracy = 0.0, batches = 0
-        for k in 0..<recipe.eval.batches {
-            guard 2 * b * k < available else { break }
-            let candidates = Array(2 * b * k..<min(2 * b * (k + 1), available))
-            let picked = Self.distinct(heldOut, candidates, count: b)
-            guard picked.count >= 2 else { break }
-            let (images, captions) = try pairs(heldOut, picked)
-            let (l, a) = withoutGrad { encoder.loss(images: images, captions: captions) }
-            loss += Double(l.item); accuracy += Double(a); batches += 1
+        return try encoder.inferring {
+            let b = recipe.train.batchSize, available = heldOut.count ?? b * recipe.eval.batches * 2
+            var loss = 0.0, accuracy = 0.0, batches = 0
+            for k in 0..<recipe.eval.batches {
+                guard 2 * b * k < available else { break }
+                let candidates = Array(2 * b * k..<min(2 * b * (k + 1), available))
+                let picked = Self.distinct(heldOut, candidates, count: b)
+                guard picked.count >= 2 else { break }
+                let (images, captions) = try pairs(heldOut, picked)
+                let (l, a) = withoutGrad { encoder.loss(images: images, captions: captions) }
+                loss += Double(l.item); accuracy += Double(a); batches += 1
+            }
+            guard batches > 0 else { return [:] }
+            return ["loss": loss / Double(batches), "acc_retrieval": accuracy / Double(batches)]
         }
-        guard batches > 0 else { return [:] }
-        return ["loss": loss / Double(batches), "acc_retrieval": accuracy / Double(batches)]
     }
 
     public func checkpointConfig() throws -> Foundation.Data {

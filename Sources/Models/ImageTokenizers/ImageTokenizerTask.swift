@@ -173,12 +173,11 @@ public final class ImageTokenizerTask: TrainingTask {
     /// from 256 training images (posterior means), so its latents have unit variance.
     public func exportTokenizer(to path: String, step: Int) throws {
         if let vae = tokenizer as? ImageVAE {
-            let wasTraining = vae.isTraining
-            vae.eval()
-            defer { vae.train(wasTraining) }
-            let b = recipe.train.batchSize
-            let images = (0..<max(1, 256 / b)).map { batch($0) }            // (B, C, H, W) each
-            vae.calibrateLatentScale(concat(images, axis: 0))
+            vae.inferring {
+                let b = recipe.train.batchSize
+                let images = (0..<max(1, 256 / b)).map { batch($0) }            // (B, C, H, W) each
+                vae.calibrateLatentScale(concat(images, axis: 0))
+            }
         }
         try tokenizer.save(to: path, metadata: ["step": String(step), "recipe": recipe.name])
     }

@@ -112,49 +112,47 @@ public struct TokenizerEvaluation: Sendable, CustomStringConvertible {
 /// print(e)   // "PSNR 31.2 dB (mean of 256 images; pooled 30.4 dB)"
 /// ```
 public func evaluateImageTokenizer<M: ImageTokenizer>(_ model: M, heldOut x: Tensor) -> TokenizerEvaluation {
-    let wasTraining = model.isTraining
-    model.eval()
-    defer { model.train(wasTraining) }
-    let n = x.dim(0)
-    let recon = reconstructImages(model, x).scalars.map { ($0 + 1) / 2 }
-    let reference = x.scalars.map { ($0 + 1) / 2 }
-    let perImage = psnr(recon, reference, images: n)
-    var se = 0.0
-    for i in recon.indices { let d = Double(recon[i] - reference[i]); se += d * d }
-    let pooledMSE = se / Double(recon.count)
-    var usage: CodebookUsage? = nil
-    if let vq = model as? VQTokenizer {
-        let ids = stride(from: 0, to: n, by: 64).flatMap { lo in
-            vq.encode(x.slice(axis: 0, lo..<min(lo + 64, n))).intScalars
+    return model.inferring {
+        let n = x.dim(0)
+        let recon = reconstructImages(model, x).scalars.map { ($0 + 1) / 2 }
+        let reference = x.scalars.map { ($0 + 1) / 2 }
+        let perImage = psnr(recon, reference, images: n)
+        var se = 0.0
+        for i in recon.indices { let d = Double(recon[i] - reference[i]); se += d * d }
+        let pooledMSE = se / Double(recon.count)
+        var usage: CodebookUsage? = nil
+        if let vq = model as? VQTokenizer {
+            let ids = stride(from: 0, to: n, by: 64).flatMap { lo in
+                vq.encode(x.slice(axis: 0, lo..<min(lo + 64, n))).intScalars
+            }
+            usage = CodebookUsage(ids: Tensor(ints: ids), codebookSize: vq.config.codebookSize)
         }
-        usage = CodebookUsage(ids: Tensor(ints: ids), codebookSize: vq.config.codebookSize)
+        return TokenizerEvaluation(images: n, meanPSNR: perImage.reduce(0, +) / Double(n),
+                                   pooledPSNR: 10 * log10(1 / max(pooledMSE, 1e-12)), usage: usage)
     }
-    return TokenizerEvaluation(images: n, meanPSNR: perImage.reduce(0, +) / Double(n),
-                               pooledPSNR: 10 * log10(1 / max(pooledMSE, 1e-12)), usage: usage)
 }
 
 /// A sheet for people to look at: rows of up to `columns` originals, each row followed by the
 /// same images' reconstructions, on a grey background. Runs in eval mode; restores train mode.
 public func reconstructionGrid<M: ImageTokenizer>(_ model: M, images: [Image], columns: Int = 8) -> Image {
     precondition(!images.isEmpty && columns > 0, "reconstructionGrid: no images")
-    let wasTraining = model.isTraining
-    model.eval()
-    defer { model.train(wasTraining) }
-    let x = imageBatch(images)                                         // (N, C, H, W)
-    let recon = reconstructImages(model, x)
-    let per = x.count / images.count
-    let decoded = (0..<images.count).map { k in
-        Image(chw: Tensor(Array(recon.scalars[(k * per)..<((k + 1) * per)]), shape: Array(x.shape.dropFirst())))
-    }
-    var cells: [Image] = []
-    for lo in stride(from: 0, to: images.count, by: columns) {
-        let hi = min(lo + columns, images.count)
-        cells += images[lo..<hi] + decoded[lo..<hi]
-        // A short last row still lines its reconstructions up under the originals.
-        if hi - lo < columns && images.count > columns {
-            let blank = Image(width: images[0].width, height: images[0].height, channels: images[0].channels, fill: 0.5)
-            cells.insert(contentsOf: Array(repeating: blank, count: columns - (hi - lo)), at: cells.count - (hi - lo))
+    return model.inferring {
+        let x = imageBatch(images)                                         // (N, C, H, W)
+        let recon = reconstructImages(model, x)
+        let per = x.count / images.count
+        let decoded = (0..<images.count).map { k in
+            Image(chw: Tensor(Array(recon.scalars[(k * per)..<((k + 1) * per)]), shape: Array(x.shape.dropFirst())))
         }
+        var cells: [Image] = []
+        for lo in stride(from: 0, to: images.count, by: columns) {
+            let hi = min(lo + columns, images.count)
+            cells += images[lo..<hi] + decoded[lo..<hi]
+            // A short last row still lines its reconstructions up under the originals.
+            if hi - lo < columns && images.count > columns {
+                let blank = Image(width: images[0].width, height: images[0].height, channels: images[0].channels, fill: 0.5)
+                cells.insert(contentsOf: Array(repeating: blank, count: columns - (hi - lo)), at: cells.count - (hi - lo))
+            }
+        }
+        return Image.grid(cells, columns: min(columns, images.count), padding: 2, background: 0.5)
     }
-    return Image.grid(cells, columns: min(columns, images.count), padding: 2, background: 0.5)
 }

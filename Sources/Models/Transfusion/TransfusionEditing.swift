@@ -60,10 +60,7 @@ extension Transfusion {
         precondition(count > 0, "sampleEdit: need at least one image")
         let shape = [count, config.latentChannels, config.latentSize, config.latentSize]
         let noise = rng.normal(shape)
-        return withoutGrad {
-            let wasTraining = isTraining
-            eval()
-            defer { train(wasTraining) }
+        return inferring {
             let boi = SpecialTokens.boi
             let full = prefixCache(source: source, after: instruction + [boi], count: count)
             let textGuided = guidance.textScale > 1
@@ -94,10 +91,7 @@ extension Transfusion {
     /// `refinements` times.
     public func invert(latents: Tensor, prompt: [Int32], options: ImageSamplingOptions, refinements: Int = 0) -> Tensor {
         precondition(!prompt.isEmpty, "invert: empty prompt")
-        return withoutGrad {
-            let wasTraining = isTraining
-            eval()
-            defer { train(wasTraining) }
+        return inferring {
             let cache = prefixCache(source: nil, after: prompt + [SpecialTokens.boi], count: latents.dim(0))
             let denoiser: Denoiser = { [self] xt, t in span(xt, t: t, cache: cache, keep: false) }
             if case .flow = options.diffusion.process {

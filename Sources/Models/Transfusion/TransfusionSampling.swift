@@ -92,10 +92,7 @@ extension Transfusion {
     /// `options.unconditionalPrompt` + the opening id when `cfgScale` > 1.
     func diffuse(_ kind: SpanKind, noise: Tensor, options: ImageSamplingOptions, rng: RNG,
                  prefill: (KVCache) -> Void) -> Tensor {
-        withoutGrad {
-            let wasTraining = isTraining
-            eval()
-            defer { train(wasTraining) }
+        inferring {
             let layers = config.decoder.layers
             let cond = KVCache(layers: layers)
             prefill(cond)
@@ -114,6 +111,19 @@ extension Transfusion {
                 return guided(cond: out.slice(axis: 0, 0..<b), uncond: out.slice(axis: 0, b..<(2 * b)), scale: options.cfgScale)
             }
             return options.makeSampler().sample(from: noise, rng: rng, model: denoiser)
+        }
+    }
+
+    /// One span of `kind` (one row) sampled after what `context` caches, its opening id appended to
+    /// a copy (`context` itself is left as it was): the sampler's prefix holds earlier spans as
+    /// clean latents or patches, exactly as the generation cached them. Guided against
+    /// `options.unconditionalPrompt` + the opening id when `cfgScale` > 1.
+    func sampleSpan(_ kind: SpanKind, after context: KVCache, options: ImageSamplingOptions, rng: RNG) -> Tensor {
+        let shape = kind == .image ? [1, config.latentChannels, config.latentSize, config.latentSize]
+                                   : [1, config.audioLength, config.audioDim]
+        return diffuse(kind, noise: rng.normal(shape), options: options, rng: rng) { cache in
+            cache.copy(from: context)
+            _ = extend([[kind.open]], cache: cache)
         }
     }
 
@@ -158,10 +168,7 @@ extension Transfusion {
     public func generate(prompt: [Int32], maxTokens: Int, text: SamplingOptions, images: ImageSamplingOptions,
                          maxPositions: Int? = nil, rng: RNG) -> [GeneratedSegment] {
         precondition(!prompt.isEmpty, "generate: empty prompt")
-        return withoutGrad {
-            let wasTraining = isTraining
-            eval()
-            defer { train(wasTraining) }
+        return inferring {
             let cache = KVCache(layers: config.decoder.layers)
             func spanLength(_ id: Int32) -> Int? {
                 id == SpecialTokens.boi ? config.patchesPerImage : id == SpecialTokens.boa && config.hasAudio ? config.audioLength : nil
@@ -170,19 +177,13 @@ extension Transfusion {
                 prompt: prompt, maxTokens: maxTokens, maxPositions: maxPositions, spanLength: spanLength,
                 step: { next in self.logits(extend([next], cache: cache), rows: [next.count - 1]) },
                 pick: { text.pick($0, rng: rng) },
-                open: { id, context in
-                    // The span is sampled with its own caches, then the clean span enters this one.
-                    let (segment, x, kind): (GeneratedSegment, Tensor, SpanKind)
-                    if id == SpecialTokens.boi {
-                        let latents = sampleImages(prompt: context, count: 1, options: images, rng: rng)
-                        (segment, x, kind) = (.image(latents), latents, .image)
-                    } else {
-                        let patches = sampleAudio(count: 1, options: images, rng: rng) { c in
-                            _ = extend([context + [SpecialTokens.boa]], cache: c)
-                        }
-                        (segment, x, kind) = (.audio(patches), patches, .audio)
-                    }
+                open: { id, _ in
+                    // The span is sampled after a copy of this cache (so it sees every earlier
+                    // image and clip as it was generated), then the clean span enters this one.
+                    let kind: SpanKind = id == SpecialTokens.boi ? .image : .audio
+                    let x = sampleSpan(kind, after: cache, options: images, rng: rng)
                     cacheClean(x, kind, cache: cache)
+                    let segment: GeneratedSegment = kind == .image ? .image(x) : .audio(x)
                     return (segment, [Int32](repeating: SpecialTokens.pad, count: spanLength(id)!) + [kind.close], [kind.close])
                 })
         }
@@ -198,10 +199,7 @@ extension Transfusion {
     /// Text after one clean span of `kind` (`x` with one row): `BOS open [x at t = 0] close`, then
     /// decoding words until EOS (``SamplingOptions/pickWord``). Returns the ids without EOS.
     func words(after x: Tensor, _ kind: SpanKind, maxTokens: Int, options: SamplingOptions, rng: RNG) -> [Int32] {
-        withoutGrad {
-            let wasTraining = isTraining
-            eval()
-            defer { train(wasTraining) }
+        inferring {
             let cache = KVCache(layers: config.decoder.layers)
             _ = extend([[SpecialTokens.bos, kind.open]], cache: cache)
             _ = span(x, kind, t: [0], cache: cache, keep: true)
