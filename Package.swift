@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(name: "TextTests", dependencies: ["Text", "Data"]),
         .testTarget(name: "DataTests", dependencies: ["Data"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Models", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Collective", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Collective", "Diffusion", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Training", "Diffusion", "Data", "TestSupport"]),
         .testTarget(name: "NotebooksTests", dependencies: ["Notebooks"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Data", "Media", "Tensors"]),

@@ -5,7 +5,7 @@ import Foundation
 import Tensors
 
 /// What the network is trained to predict from (x_t, t).
-public enum DiffusionTarget: String, Sendable, CaseIterable {
+public enum DiffusionTarget: String, Codable, Sendable, CaseIterable {
     /// The added noise ε (Ho et al. 2020, eq. 14).
     case eps
     /// v = √ᾱ_t·ε − √(1 − ᾱ_t)·x0 (Salimans & Ho 2022, Sec. 4).

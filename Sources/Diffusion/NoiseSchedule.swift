@@ -13,6 +13,19 @@ import Foundation
 /// s.alphaBar(999)                  // ≈ 2.4e-9: almost pure noise
 /// s.spacedTimesteps(50)            // [999, 979, …, 20, 0]
 /// ```
+/// The discrete schedules by name, as recipes choose them (`diffusion.schedule`).
+public enum NoiseScheduleName: String, Codable, Sendable, CaseIterable {
+    case cosine, linear
+
+    /// The schedule of this name over `steps` levels, with its default parameters.
+    public func schedule(steps: Int) -> NoiseSchedule {
+        switch self {
+        case .cosine: return .cosine(steps: steps)
+        case .linear: return .linear(steps: steps)
+        }
+    }
+}
+
 public struct NoiseSchedule: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         /// β rising linearly from `betaStart` to `betaEnd` (Ho et al. 2020, Sec. 4: 1e-4 → 0.02).

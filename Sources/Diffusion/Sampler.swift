@@ -3,6 +3,11 @@
 import Foundation
 import Tensors
 
+/// Which diffusion sampler runs a span, by name (`diffusion.sampler`, `--sampler`).
+public enum SpanSampler: String, Codable, Sendable, CaseIterable {
+    case ddpm, ddim, euler
+}
+
 /// A model as samplers see it: the noisy batch x_t (N, …) and one timestep per row in, the
 /// prediction (ε, v or velocity, per `GaussianDiffusion.target`) of the same shape out.
 /// Timesteps are integer indices on a discrete schedule, times in [0, 1] on the flow path.

@@ -1,5 +1,6 @@
 // The recipe schema: one table of every key a recipe may hold (type, default, bounds), and the walker
 // that checks a parsed YAML tree against it. Not the YAML reading or writing (Recipe.swift).
+import Diffusion
 import Foundation
 import NN
 import Tensors
@@ -72,19 +73,19 @@ extension RecipeSchema {
             .key("z_loss", .float, 0.0, .nonNegative),
             .optional("image_tokenizer", .string),
             .key("patch_size", .int, 2, .positive),
-            .key("patchifier", .choice(["linear", "unet"]), "linear"),
+            .key("patchifier", .choice(SpanPatchifier.allCases.map(\.rawValue)), "linear"),
             .key("unet_channels", .int, 64, .positive),
         ]),
         .section("diffusion", [
-            .key("schedule", .choice(["cosine", "linear"]), "cosine"),
+            .key("schedule", .choice(NoiseScheduleName.allCases.map(\.rawValue)), "cosine"),
             .key("steps", .int, 1000, .positive),
-            .key("target", .choice(["eps", "v", "flow"]), "eps"),
+            .key("target", .choice(DiffusionTarget.allCases.map(\.rawValue)), "eps"),
             .key("loss_weight", .float, 5.0, .nonNegative),
             .key("image_first", .float, 0.2, .fraction),
             .key("image_first_max_t", .int, 500, .nonNegative),
             .key("caption_dropout", .float, 0.1, .fraction),
             .key("causal_spans", .bool, .bool(false)),
-            .key("sampler", .choice(["ddpm", "ddim", "euler"]), "ddim"),
+            .key("sampler", .choice(SpanSampler.allCases.map(\.rawValue)), "ddim"),
             .key("sample_steps", .int, 50, .positive),
             .key("cfg", .float, 3.0, .nonNegative),
             .key("clip_x0", .float, 5.0, .nonNegative),
@@ -92,7 +93,7 @@ extension RecipeSchema {
             .key("source_dropout", .float, 0.05, .fraction),
         ]),
         .section("data", [
-            .key("source", .choice(["shapes", "folder", "text"]), "shapes"),
+            .key("source", .choice(DataSourceKind.allCases.map(\.rawValue)), "shapes"),
             .optional("path", .string),  // required when source is folder: see `checkRules`
             .key("image_size", .int, 32, .positive),
             .key("held_out", .float, 0.1, .fraction),

@@ -32,8 +32,8 @@ public struct TokenizerSection: Codable, Equatable, Sendable {
     public var klWeight: Float = 1e-6
     /// GroupNorm groups (must divide every width).
     public var groups = 8
-    /// A `ReconstructionLoss` name: "l1" or "mse".
-    public var reconstruction = "mse"
+    /// The pixel loss.
+    public var reconstruction = ReconstructionLoss.mse
     public var codebookSize = 512
     public var codeDim = 8
     public var commitmentWeight: Float = 0.25
@@ -52,9 +52,6 @@ public struct TokenizerSection: Codable, Equatable, Sendable {
 
     /// The schema's defaults.
     public init() {}
-
-    /// The pixel loss (the schema only lets known names through).
-    public var reconstructionLoss: ReconstructionLoss { ReconstructionLoss(rawValue: reconstruction) ?? .mse }
 
     /// The resolution levels of the backbone: log2(downsample / patch_size) + 1.
     public var levels: Int { (downsample / max(patchSize, 1)).trailingZeroBitCount + 1 }

@@ -1,5 +1,6 @@
 // The typed recipe: what a YAML file in recipes/ resolves to after validation and defaults.
 // Field names are the YAML keys (snake_case via CodingKeys). Not the parser (Recipe.swift).
+import Diffusion
 import Foundation
 import NN
 import Tensors
@@ -36,8 +37,8 @@ public struct ModelSection: Codable, Equatable, Sendable {
     public var imageTokenizer: String?
     /// Latent pixels per patch side of an image span (Transfusion).
     public var patchSize: Int
-    /// "linear" or "unet" (Transfusion's patch layers).
-    public var patchifier: String
+    /// Transfusion's patch layers.
+    public var patchifier: SpanPatchifier
     public var unetChannels: Int
 
     enum CodingKeys: String, CodingKey {
@@ -49,9 +50,10 @@ public struct ModelSection: Codable, Equatable, Sendable {
 
 /// Transfusion's diffusion objective, data mixture and image sampling.
 public struct DiffusionSection: Codable, Equatable, Sendable {
-    public var schedule: String        // "cosine" or "linear" (discrete, `steps` long)
+    /// The discrete schedule, `steps` long (unused by the flow target).
+    public var schedule: NoiseScheduleName
     public var steps: Int
-    public var target: String          // "eps", "v" or "flow"
+    public var target: DiffusionTarget
     /// λ in L = L_LM + λ·L_diffusion (paper: 5).
     public var lossWeight: Float
     /// Fraction of image–caption pairs laid out image first (captioning); the rest caption first.
@@ -62,7 +64,7 @@ public struct DiffusionSection: Codable, Equatable, Sendable {
     public var captionDropout: Float
     /// Make image spans causal instead of bidirectional (the paper's ablation).
     public var causalSpans: Bool
-    public var sampler: String         // "ddpm", "ddim" or "euler"
+    public var sampler: SpanSampler
     public var sampleSteps: Int
     /// Classifier-free guidance scale for samples (≤ 1: none).
     public var cfg: Float
@@ -82,8 +84,9 @@ public struct DiffusionSection: Codable, Equatable, Sendable {
         case clipX0 = "clip_x0", instructionDropout = "instruction_dropout", sourceDropout = "source_dropout"
     }
 
-    public init(schedule: String, steps: Int, target: String, lossWeight: Float, imageFirst: Float, imageFirstMaxT: Int,
-                captionDropout: Float, causalSpans: Bool, sampler: String, sampleSteps: Int, cfg: Float, clipX0: Float,
+    public init(schedule: NoiseScheduleName, steps: Int, target: DiffusionTarget, lossWeight: Float, imageFirst: Float,
+                imageFirstMaxT: Int, captionDropout: Float, causalSpans: Bool, sampler: SpanSampler, sampleSteps: Int, cfg: Float,
+                clipX0: Float,
                 instructionDropout: Float = 0.1, sourceDropout: Float = 0.05) {
         self.schedule = schedule; self.steps = steps; self.target = target; self.lossWeight = lossWeight
         self.imageFirst = imageFirst; self.imageFirstMaxT = imageFirstMaxT; self.captionDropout = captionDropout
@@ -95,12 +98,12 @@ public struct DiffusionSection: Codable, Equatable, Sendable {
     /// dropouts, with their defaults.
     public init(from decoder: Swift.Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(schedule: try c.decode(String.self, forKey: .schedule), steps: try c.decode(Int.self, forKey: .steps),
-                  target: try c.decode(String.self, forKey: .target), lossWeight: try c.decode(Float.self, forKey: .lossWeight),
+        self.init(schedule: try c.decode(NoiseScheduleName.self, forKey: .schedule), steps: try c.decode(Int.self, forKey: .steps),
+                  target: try c.decode(DiffusionTarget.self, forKey: .target), lossWeight: try c.decode(Float.self, forKey: .lossWeight),
                   imageFirst: try c.decode(Float.self, forKey: .imageFirst),
                   imageFirstMaxT: try c.decode(Int.self, forKey: .imageFirstMaxT),
                   captionDropout: try c.decode(Float.self, forKey: .captionDropout),
-                  causalSpans: try c.decode(Bool.self, forKey: .causalSpans), sampler: try c.decode(String.self, forKey: .sampler),
+                  causalSpans: try c.decode(Bool.self, forKey: .causalSpans), sampler: try c.decode(SpanSampler.self, forKey: .sampler),
                   sampleSteps: try c.decode(Int.self, forKey: .sampleSteps), cfg: try c.decode(Float.self, forKey: .cfg),
                   clipX0: try c.decodeIfPresent(Float.self, forKey: .clipX0) ?? 0,
                   instructionDropout: try c.decodeIfPresent(Float.self, forKey: .instructionDropout) ?? 0.1,
@@ -108,9 +111,18 @@ public struct DiffusionSection: Codable, Equatable, Sendable {
     }
 }
 
+/// Where a recipe's training data comes from (`data.source`).
+public enum DataSourceKind: String, Codable, Sendable, CaseIterable {
+    /// ShapesWorld, generated on the fly from the recipe seed.
+    case shapes
+    /// An imagefolder (or audio folder) on disk at `data.path`.
+    case folder
+    /// Text alone (no family trains on it yet; each says which sources it takes).
+    case text
+}
+
 public struct DataSection: Codable, Equatable, Sendable {
-    /// "shapes" (ShapesWorld generated on the fly) or "folder" (an imagefolder on disk).
-    public var source: String
+    public var source: DataSourceKind
     public var path: String?
     public var imageSize: Int
     /// Fraction of a folder's rows held out for evaluation, by a hash of the file name
@@ -169,7 +181,7 @@ public struct DataSection: Codable, Equatable, Sendable {
         case audioFramesPerPatch = "audio_frames_per_patch", audioCodebook = "audio_codebook"
     }
 
-    public init(source: String, path: String?, imageSize: Int, tokenizer: String?, tokenizerVocab: Int, seqLen: Int,
+    public init(source: DataSourceKind, path: String?, imageSize: Int, tokenizer: String?, tokenizerVocab: Int, seqLen: Int,
                 pool: Int, docsPerRow: Int = 0, editFraction: Float = 0) {
         self.source = source; self.path = path; self.imageSize = imageSize; self.tokenizer = tokenizer
         self.tokenizerVocab = tokenizerVocab; self.seqLen = seqLen; self.pool = pool; self.docsPerRow = docsPerRow
@@ -179,7 +191,7 @@ public struct DataSection: Codable, Equatable, Sendable {
     /// Run folders written before `docs_per_row` or `edit_fraction` existed read with 0.
     public init(from decoder: Swift.Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(source: try c.decode(String.self, forKey: .source), path: try c.decodeIfPresent(String.self, forKey: .path),
+        self.init(source: try c.decode(DataSourceKind.self, forKey: .source), path: try c.decodeIfPresent(String.self, forKey: .path),
                   imageSize: try c.decode(Int.self, forKey: .imageSize),
                   tokenizer: try c.decodeIfPresent(String.self, forKey: .tokenizer),
                   tokenizerVocab: try c.decode(Int.self, forKey: .tokenizerVocab), seqLen: try c.decode(Int.self, forKey: .seqLen),

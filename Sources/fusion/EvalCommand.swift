@@ -3,6 +3,7 @@
 // work is ImageTextModel's and TransfusionEvaluator's (Training) and Evaluation's.
 import ArgumentParser
 import Data
+import Diffusion
 import Evaluation
 import Foundation
 import Media

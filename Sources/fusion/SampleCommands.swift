@@ -2,6 +2,7 @@
 // or Chameleon run, and mixed generation from a Transfusion run. Argument parsing and file output
 // only; the work is ImageTextModel's and TransfusionRun's.
 import ArgumentParser
+import Diffusion
 import Foundation
 import Media
 import Models

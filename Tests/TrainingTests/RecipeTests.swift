@@ -1,5 +1,6 @@
 // Recipe parsing: values and defaults, every error's file:line:col and key path, overrides, YAML round trip.
 // Not the trainer's use of a recipe (TrainerTests).
+import Diffusion
 import Foundation
 import Tensors
 import Testing
@@ -118,7 +119,7 @@ extension RecipeTests {
             #expect(r.model.dim == 128 && r.model.layers == 4 && r.model.heads == 4 && r.model.mlpHidden == 512)
             #expect(r.model.qkNorm == true && r.model.ropeBase == 10000 && r.model.vocabSize == 1000)
             #expect(r.model.zLoss == 1e-4)
-            #expect(r.data.source == "folder" && r.data.path == "data/shapes" && r.data.imageSize == 16)
+            #expect(r.data.source == .folder && r.data.path == "data/shapes" && r.data.imageSize == 16)
             #expect(r.data.tokenizer == "tok.json" && r.data.tokenizerVocab == 300 && r.data.seqLen == 64)
             #expect(r.optimizer.name == .sgd && r.optimizer.lr == 3e-3 && r.optimizer.beta1 == 0.8)
             #expect(r.optimizer.beta2 == 0.99 && r.optimizer.eps == 1e-6 && r.optimizer.weightDecay == 0)
@@ -138,13 +139,13 @@ extension RecipeTests {
                 name: "demo", seed: 0,
                 model: ModelSection(
                     kind: .lm, preset: "tiny", dim: nil, layers: nil, heads: nil, mlpHidden: nil, qkNorm: nil,
-                    ropeBase: nil, vocabSize: nil, zLoss: 0, imageTokenizer: nil, patchSize: 2, patchifier: "linear",
+                    ropeBase: nil, vocabSize: nil, zLoss: 0, imageTokenizer: nil, patchSize: 2, patchifier: .linear,
                     unetChannels: 64),
                 diffusion: DiffusionSection(
-                    schedule: "cosine", steps: 1000, target: "eps", lossWeight: 5, imageFirst: 0.2, imageFirstMaxT: 500,
-                    captionDropout: 0.1, causalSpans: false, sampler: "ddim", sampleSteps: 50, cfg: 3, clipX0: 5),
+                    schedule: .cosine, steps: 1000, target: .eps, lossWeight: 5, imageFirst: 0.2, imageFirstMaxT: 500,
+                    captionDropout: 0.1, causalSpans: false, sampler: .ddim, sampleSteps: 50, cfg: 3, clipX0: 5),
                 data: DataSection(
-                    source: "shapes", path: nil, imageSize: 32, tokenizer: nil, tokenizerVocab: 512, seqLen: 128,
+                    source: .shapes, path: nil, imageSize: 32, tokenizer: nil, tokenizerVocab: 512, seqLen: 128,
                     pool: 0),
                 optimizer: OptimizerSection(
                     name: .adamw, lr: 3e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, momentum: 0.9,
@@ -365,7 +366,7 @@ extension RecipeTests {
                 ])
             #expect(r.train.steps == 200 && r.model.qkNorm == true && r.optimizer.lr == 1e-3)
             #expect(r.sample.prompts == ["a", "b c"] && r.eval.every == 5 && r.name == "other run")
-            #expect(r.data.source == "folder" && r.data.path == "/tmp/x" && r.model.dim == 96)
+            #expect(r.data.source == .folder && r.data.path == "/tmp/x" && r.model.dim == 96)
         }
 
         @Test func emptyOverrideUnsetsAnOptionalKey() throws {
@@ -443,7 +444,7 @@ extension RecipeTests {
             #expect(throws: Never.self, "\(file)") { _ = try Recipe.load(root.appendingPathComponent(file).path) }
         }
         let t = try Recipe.load(root.appendingPathComponent("compare/paper/transfusion-tiny.yaml").path)
-        #expect(t.diffusion.target == "eps" && t.diffusion.schedule == "cosine" && t.diffusion.steps == 1000)
+        #expect(t.diffusion.target == .eps && t.diffusion.schedule == .cosine && t.diffusion.steps == 1000)
         #expect(t.diffusion.lossWeight == 5 && t.diffusion.cfg == 5 && t.model.qkNorm == false && t.model.zLoss == 0)
         let c = try Recipe.load(root.appendingPathComponent("compare/paper/chameleon-tiny.yaml").path)
         #expect(c.model.qkNorm == true && c.model.zLoss > 0 && c.diffusion.cfg == 5)

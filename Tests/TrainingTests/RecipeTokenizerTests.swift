@@ -42,7 +42,7 @@ private func vqRecipe(_ tokenizerLines: String) -> String {
             """))
         let t = r.tokenizer
         #expect(t.channels == 32 && t.channelMultipliers == [1, 2, 4] && t.downsample == 8 && t.patchSize == 2)
-        #expect(t.latentChannels == 4 && t.klWeight == 1e-5 && t.groups == 4 && t.reconstructionLoss == .l1)
+        #expect(t.latentChannels == 4 && t.klWeight == 1e-5 && t.groups == 4 && t.reconstruction == .l1)
         #expect(t.codebookSize == 256 && t.codeDim == 16 && t.commitmentWeight == 0.5 && !t.ema)
         #expect(t.emaDecay == 0.9 && t.restartAfterSteps == 0 && t.levels == 3)
         let vq = t.vqConfig()

@@ -31,7 +31,7 @@ public final class ClassifierTask: TrainingTask {
     public init(recipe: Recipe) throws {
         self.recipe = recipe
         let size = recipe.data.imageSize
-        guard recipe.data.source == "shapes" else {
+        guard recipe.data.source == .shapes else {
             throw RunError.io("data.source", "model.kind classifier trains on 'shapes' (its labels are ShapesWorld scenes)")
         }
         guard size == 32 || size == 64 else { throw RunError.io("data.image_size", "the classifier takes 32 or 64, got \(size)") }

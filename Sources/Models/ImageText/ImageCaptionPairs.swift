@@ -79,7 +79,7 @@ struct ImageCaptionPairs {
         try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
         let corpus = try Self.corpus(recipe)
         self.corpus = corpus
-        if d.source == "folder" { try Self.checkFolderRecipe(recipe, family: task) }
+        if d.source == .folder { try Self.checkFolderRecipe(recipe, family: task) }
         (world, heldOut) = try Self.sources(recipe, family: task)
         if d.editFraction > 0, let train = world as? FolderImageCaptions, let held = heldOut as? FolderImageCaptions,
            train.edits.isEmpty || held.edits.isEmpty {
@@ -168,9 +168,9 @@ struct ImageCaptionPairs {
     static func sources(_ recipe: Recipe, family task: ModelFamily) throws -> (train: any CaptionedImages, heldOut: any CaptionedImages) {
         let d = recipe.data
         switch d.source {
-        case "shapes":
+        case .shapes:
             return (ShapesWorld(seed: recipe.seed, imageSize: d.imageSize), ShapesWorld(seed: LMTask.heldOutShapesSeed, imageSize: d.imageSize))
-        case "folder":
+        case .folder:
             let dataset = try FolderDataset(folder: d.path!, imageSize: d.imageSize)
             let train = try FolderImageCaptions(dataset: dataset, split: .train, heldOut: Double(d.heldOut), skipBad: d.skipBad)
             let heldOut = try FolderImageCaptions(dataset: dataset, split: .heldOut, heldOut: Double(d.heldOut), skipBad: d.skipBad)
@@ -178,7 +178,7 @@ struct ImageCaptionPairs {
             return (train, heldOut)
         default:
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
-                                           message: "the \(task) task trains on 'shapes' or 'folder' (image–caption pairs), not '\(d.source)'")
+                                           message: "the \(task) task trains on 'shapes' or 'folder' (image–caption pairs), not '\(d.source.rawValue)'")
         }
     }
 

@@ -4,6 +4,7 @@
 // against the instruction dropped. `fusion edit`, `fusion eval --suite edits` and Transfusion's
 // in-training edit evaluation use it; the scoring is Evaluation's EditEval. Not the samplers (Models).
 import Data
+import Diffusion
 import Evaluation
 import Foundation
 import Media

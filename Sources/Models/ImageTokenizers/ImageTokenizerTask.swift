@@ -49,7 +49,7 @@ public final class ImageTokenizerTask: TrainingTask {
         let evalCount = max(recipe.eval.batches, 1) * recipe.train.batchSize
         var held: [Image]
         switch d.source {
-        case "folder":
+        case .folder:
             guard let path = d.path else { throw RunError.io("data.path", "a folder source needs data.path") }
             // The split every family uses (FolderImageCaptions), so a tokenizer trained on a folder
             // never sees the images the models trained on it are scored on.
@@ -67,7 +67,7 @@ public final class ImageTokenizerTask: TrainingTask {
             var order = Array(train.indices), rng = SplitMix64(seed: recipe.seed, stream: 0x7015, index: 0)
             rng.shuffle(&order)
             trainImage = { train[order[$0 % order.count]] }
-        case "shapes":
+        case .shapes:
             guard size >= 24 else { throw RunError.io("data.image_size", "ShapesWorld images need at least 24 pixels a side, got \(size)") }
             let world = ShapesWorld(seed: recipe.seed, imageSize: size)
             trainImage = { Self.image(world, $0) }

@@ -7,7 +7,7 @@ extension TokenizerSection {
     public func vaeConfig(imageChannels: Int = 3) -> ImageVAE.Config {
         ImageVAE.Config(channels: channels, channelMultipliers: channelMultipliers, patchSize: patchSize,
                         latentChannels: latentChannels, downsample: downsample, groups: groups, klWeight: klWeight,
-                        reconstruction: reconstructionLoss, imageChannels: imageChannels)
+                        reconstruction: reconstruction, imageChannels: imageChannels)
     }
 
     /// The VQTokenizer this section describes.
@@ -15,7 +15,7 @@ extension TokenizerSection {
         VQTokenizer.Config(channels: channels, channelMultipliers: channelMultipliers, patchSize: patchSize,
                            downsample: downsample, groups: groups, codebookSize: codebookSize, codeDim: codeDim,
                            commitmentWeight: commitmentWeight, ema: ema, emaDecay: emaDecay,
-                           restartAfterSteps: restartAfterSteps, reconstruction: reconstructionLoss,
+                           restartAfterSteps: restartAfterSteps, reconstruction: reconstruction,
                            imageChannels: imageChannels)
     }
 }

@@ -35,9 +35,9 @@ public final class LMTask: TrainingTask, InitialisedFrom {
     public init(recipe: Recipe, run: RunDirectory) throws {
         self.recipe = recipe
         let d = recipe.data
-        guard d.source == "shapes" else {
+        guard d.source == .shapes else {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "data.source",
-                                           message: "\(d.source) is not available for model.kind lm yet (use shapes)")
+                                           message: "\(d.source.rawValue) is not available for model.kind lm yet (use shapes)")
         }
         world = ShapesWorld(seed: recipe.seed, imageSize: d.imageSize)
         heldOut = ShapesWorld(seed: Self.heldOutShapesSeed, imageSize: d.imageSize)

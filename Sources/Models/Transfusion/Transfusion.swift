@@ -11,12 +11,7 @@ import Tensors
 /// Sizes and switches of a Transfusion model (saved beside its checkpoints).
 public struct TransfusionConfig: Codable, Equatable, Sendable {
     /// How latents become span positions and back (paper, Sec. 3.2).
-    public enum Patchifier: String, Codable, Sendable, CaseIterable {
-        /// A linear layer per p×p patch in, and one out.
-        case linear
-        /// Conv + U-Net down blocks (to the patch grid) in, up blocks with skips out.
-        case unet
-    }
+    public typealias Patchifier = SpanPatchifier
 
     public var vocab: Int
     public var decoder: DecoderConfig

@@ -68,12 +68,12 @@ public struct TransfusionRun {
         let d = config.diffusion
         let clip = clipX0 ?? d.clipX0
         let diffusion = try TransfusionTask.diffusion(d)
-        let flow = d.target == "flow"
-        let chosen = sampler ?? SpanSampler(rawValue: d.sampler) ?? (flow ? .euler : .ddim)
+        let flow = d.target == .flow
+        let chosen = sampler ?? d.sampler
         let count = steps ?? d.sampleSteps
         // Checked here, with the option names, because the samplers trap on them.
         if flow != (chosen == .euler) {
-            throw RunError.option("--sampler \(chosen.rawValue) does not fit this run's \(d.target) target (use \(flow ? "euler" : "ddim or ddpm"))")
+            throw RunError.option("--sampler \(chosen.rawValue) does not fit this run's \(d.target.rawValue) target (use \(flow ? "euler" : "ddim or ddpm"))")
         }
         if count < 1 || (!flow && count > d.steps) {
             let range = flow ? "≥ 1" : "1…\(d.steps) (the run's diffusion steps)"

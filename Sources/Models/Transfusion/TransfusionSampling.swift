@@ -7,11 +7,6 @@ import NN
 import Tensors
 import Text
 
-/// Which diffusion sampler runs an image span.
-public enum SpanSampler: String, Codable, Sendable, CaseIterable {
-    case ddpm, ddim, euler
-}
-
 /// How image spans are sampled.
 public struct ImageSamplingOptions: Sendable {
     public var diffusion: GaussianDiffusion

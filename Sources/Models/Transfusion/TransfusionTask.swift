@@ -73,8 +73,8 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
         try ImageCaptionPairs.checkImageSize(recipe, downsample: vae.config.downsample, what: "VAE")
         let latent = vae.latentShape(height: d.imageSize, width: d.imageSize)      // [C, h, w]
         guard latent[1] == latent[2] else { throw RunError.io(recipe.model.imageTokenizer ?? "", "latents must be square") }
-        guard let patchifier = TransfusionConfig.Patchifier(rawValue: recipe.model.patchifier),
-              latent[1] % recipe.model.patchSize == 0 else {
+        let patchifier = recipe.model.patchifier
+        guard latent[1] % recipe.model.patchSize == 0 else {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "model.patch_size",
                                            message: "\(recipe.model.patchSize) does not divide the \(latent[1])×\(latent[2]) latent grid")
         }
@@ -153,9 +153,8 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
 
     /// The diffusion process a recipe's `diffusion:` section names.
     public static func diffusion(_ s: DiffusionSection) throws -> GaussianDiffusion {
-        if s.target == "flow" { return GaussianDiffusion(flow: FlowSchedule(steps: s.steps)) }
-        let schedule: NoiseSchedule = s.schedule == "linear" ? .linear(steps: s.steps) : .cosine(steps: s.steps)
-        return GaussianDiffusion(schedule: schedule, target: s.target == "v" ? .v : .eps)
+        if s.target == .flow { return GaussianDiffusion(flow: FlowSchedule(steps: s.steps)) }
+        return GaussianDiffusion(schedule: s.schedule.schedule(steps: s.steps), target: s.target)
     }
 
     // MARK: - Documents and batches
@@ -536,7 +535,7 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
     /// The image-sampling settings of the recipe.
     public var imageOptions: ImageSamplingOptions {
         let d = recipe.diffusion
-        return ImageSamplingOptions(diffusion: diffusion, sampler: SpanSampler(rawValue: d.sampler) ?? .ddim,
+        return ImageSamplingOptions(diffusion: diffusion, sampler: d.sampler,
                                     steps: d.sampleSteps, cfgScale: d.cfg, clipX0: d.clipX0 > 0 ? d.clipX0 : nil)
     }
 

@@ -1,0 +1,11 @@
+// The choice of layers that turn image latents into span positions and back (Transfusion's
+// `model.patchifier`), named here so recipes can be typed by it. Not the layers themselves
+// (Models/Transfusion: Linear patches, PatchUNet).
+
+/// How latents become span positions and back (Transfusion paper, Sec. 3.2).
+public enum SpanPatchifier: String, Codable, Sendable, CaseIterable {
+    /// A linear layer per p×p patch in, and one out.
+    case linear
+    /// Conv + U-Net down blocks (to the patch grid) in, up blocks with skips out.
+    case unet
+}
