@@ -6,8 +6,11 @@
 //                stream, 16 rows of 208, causal, cross-entropy everywhere)
 //   sample       4 text-to-image samples of 32×32 at 50 Euler steps with CFG 3, then VAE decode
 //   vae          encode and decode of 64 ShapesWorld images with checkpoints/vae-shapes.safetensors
+//   transfusion-dp  the transfusion step data-parallel under `mpirun -np N`, each rank computing
+//                its rows of the micro-batch through the task as the Trainer does (see `make bench-mpi`)
 // A step is what Trainer does: forward, backward, gradient clipping and AdamW. Twins:
 // bench/torch_transfusion.py, torch_chameleon.py, torch_sample.py, torch_vae.py.
+import Collective
 import Data
 import Diffusion
 import Foundation
@@ -93,6 +96,52 @@ func benchTransfusion(steps: Int) throws {
         model.loss(input, targets: x.targets, imageTargets: x.imageTargets, imageWeight: recipe.diffusion.lossWeight,
                    zLoss: recipe.model.zLoss, scoredImages: x.scored).total
     }
+}
+
+/// The Transfusion step of `benchTransfusion` as the Trainer runs it under `mpirun -np N`: each rank
+/// computes its rows of one global micro-batch (the task draws the whole micro-batch's documents,
+/// timesteps and noise and keeps its rows), gradients are summed by the bucketed allreduce while
+/// backward runs, then clipping and AdamW. With one rank it is the single-process step, batch
+/// assembly included, so 1 → N compares like with like.
+func benchTransfusionDataParallel(steps: Int) throws {
+    let comm = try Collective.fromEnvironment()
+    let recipe = try Recipe.load("recipes/compare/transfusion-unet-tiny.yaml")
+    // Rank 0 prepares the scratch run (its BPE tokenizer file) before the others read it.
+    var task: TransfusionTask? = nil
+    if comm.rank == 0 { task = try TransfusionTask(recipe: recipe, run: try benchRun(recipe)) }
+    comm.barrier()
+    if comm.rank != 0 { task = try TransfusionTask(recipe: recipe, run: try benchRun(recipe)) }
+    let b = recipe.train.batchSize
+    precondition(b % comm.size == 0, "transfusion-dp: batch \(b) is not divisible by \(comm.size) ranks")
+    let rows = (comm.rank * b / comm.size)..<((comm.rank + 1) * b / comm.size)
+    let model = task!.model, params = model.parameters()
+    let opt = recipeOptimizer(recipe, model)
+    let reducer = GradientReducer(params: params, communicator: comm)
+    var lastLoss: Float = 0, flops = 0.0
+    let step = {
+        model.zeroGrad()
+        let r = try! task!.loss(microBatch: 0, rows: rows, rng: RNG(seed: 7))
+        // A rank's rows come back as shares of the micro-batch's means; all of them, as the plain loss.
+        precondition(r.isShare || rows.count == b, "transfusion-dp: the task's rows should be shares of the micro-batch's means")
+        reducer.beginRound()
+        r.total.backward(onLeafReady: reducer.gradientReady)
+        reducer.finish()                                   // shares: the sum is the global loss's gradient
+        clipGradNorm(params, maxNorm: recipe.optimizer.gradClip)
+        opt.update()
+        var l = [Double(r.total.item), r.flops ?? 0]; comm.allreduceSum(&l)
+        lastLoss = Float(l[0]); flops = l[1]
+    }
+    for _ in 0..<2 { comm.barrier(); step() }
+    let waitBefore = reducer.waitSeconds
+    var times: [Double] = []
+    for _ in 0..<steps { comm.barrier(); let t0 = now(); step(); times.append(now() - t0) }
+    let s = median(times)
+    let wait = (reducer.waitSeconds - waitBefore) / Double(steps)
+    if comm.rank == 0 {
+        print(String(format: "transfusion-step-dp ranks=%d threads/rank=%d unet-tiny B=%d (%d/rank)  step %.1f ms  %.1f GFLOP/s  (allreduce wait %.1f ms/step in %d buckets, loss %.3f)",
+                     comm.size, Parallel.threads, b, rows.count, s * 1e3, flops / s / 1e9, wait * 1e3, reducer.bucketCount, lastLoss))
+    }
+    comm.finalize()
 }
 
 // MARK: - Chameleon step

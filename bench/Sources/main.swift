@@ -7,6 +7,7 @@
 //   sample        4 text-to-image samples, 32×32, 50 Euler steps with CFG 3, decoded by the VAE
 //   vae           VAE encode and decode of 64 ShapesWorld-sized images
 //   decoder-dp    the reference step data-parallel, under `mpirun -np N` (see `make bench-mpi`)
+//   transfusion-dp  the transfusion step data-parallel, likewise
 // Flags: --steps=N timed repeats (median quoted), --dump=FILE writes the batch a twin replays,
 // --precision=bf16 runs every matrix product in bf16 (MatmulPrecision; AVX512-BF16 CPUs).
 // Every benchmark also prints one `BENCH {json}` line for the driver. FUSION_BENCH_LOCKSTEP=1 (set
@@ -101,11 +102,12 @@ do {
         case "decoder": benchDecoder(steps: stepsArg ?? 10)
         case "decoder-dp": try benchDecoderDataParallel(steps: stepsArg ?? 10)
         case "transfusion": try benchTransfusion(steps: stepsArg ?? 10)
+        case "transfusion-dp": try benchTransfusionDataParallel(steps: stepsArg ?? 10)
         case "chameleon": try benchChameleon(steps: stepsArg ?? 10)
         case "sample": try benchSample(repeats: stepsArg ?? 3)
         case "vae": try benchVAE(repeats: stepsArg ?? 5)
         case let other?:
-            FileHandle.standardError.write(Data("fusion-bench: unknown benchmark '\(other)' (gemm, decoder, decoder-dp, transfusion, chameleon, sample, vae)\n".utf8))
+            FileHandle.standardError.write(Data("fusion-bench: unknown benchmark '\(other)' (gemm, decoder, decoder-dp, transfusion, transfusion-dp, chameleon, sample, vae)\n".utf8))
             exit(2)
         }
     }
