@@ -1,7 +1,9 @@
 // Parity with the PyTorch reference (Tests/Fixtures/make_transfusion_reference.py): the mixed-modal
 // forward (hidden states and image predictions), both loss parts and every parameter gradient of a
 // small Transfusion with the linear patchifier, on a packed batch of two rows (caption-first,
-// text-only and image-first documents). The reference runs in float64; Fusion runs float32.
+// text-only and image-first documents); and the same for a model with the U-Net patchifier and
+// audio spans (an image-first document followed by speech). The reference runs in float64; Fusion
+// runs float32.
 import Foundation
 import Models
 import NN
@@ -37,6 +39,53 @@ import Testing
 
         let loss = model.loss(input, targets: try get("targets"), imageTargets: try get("image_targets"), imageWeight: 5)
         expectClose([loss.total.item, loss.text.item, loss.image.item], try get("loss").scalars, atol: 1e-5, rtol: 1e-5)
+        loss.total.backward()
+        let params = model.namedParameters()
+        #expect(params.count == weights.count)
+        for (name, p) in params {
+            guard let g = p.grad, let r = fixture["grad." + name] else {
+                Issue.record("no gradient for \(name)")
+                continue
+            }
+            let scale = r.scalars.map(abs).max() ?? 0
+            let worst = zip(g.scalars, r.scalars).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst <= 1e-5 + 1e-4 * scale, "\(name): max |Δ| \(worst), reference scale \(scale)")
+        }
+    }
+}
+
+extension TransfusionParityTests {
+    /// The U-Net patchifier (stem, a down block with its timestep-conditioned ResBlock, an up block
+    /// with the skip, GroupNorm, output conv) and audio spans (linear in and out, learned in-span
+    /// positions, the shared timestep embedding), against Tests/Fixtures/make_transfusion_reference.py.
+    @Test func unetAndAudioSpansMatchPyTorch() throws {
+        let url = TransfusionParityTests.url.deletingLastPathComponent().appendingPathComponent("transfusion_unet_audio_reference.safetensors")
+        let fixture = try Safetensors.read(url).tensors
+        func get(_ name: String) throws -> Tensor {
+            guard let t = fixture[name] else { throw FixtureError(description: "\(url.lastPathComponent) has no tensor \(name)") }
+            return t
+        }
+        let config = TransfusionConfig(vocab: 40, decoder: DecoderConfig(dim: 32, layers: 2, heads: 4, mlpHidden: 48),
+                                       latentChannels: 2, latentSize: 4, patchSize: 2, patchifier: .unet, unetChannels: 16,
+                                       audioDim: 5, audioLength: 3)
+        let model = Transfusion(config, rng: RNG(seed: 0))
+        let weights = Dictionary(uniqueKeysWithValues: fixture.filter { $0.key.hasPrefix("weight.") }
+            .map { (String($0.key.dropFirst(7)), $0.value) })
+        try model.load(weights)
+
+        let mask = try AttentionMask(documents: try get("documents").intScalars.chunked(16), spans: try get("spans").intScalars.chunked(16))
+        let input = TransfusionInput(ids: try get("ids"), positions: try get("positions"), mask: mask, latents: try get("latents"),
+                                     timesteps: try get("timesteps").scalars, spanStarts: try get("span_starts").intScalars.map(Int.init),
+                                     audio: try get("audio"), audioTimesteps: try get("audio_timesteps").scalars,
+                                     audioStarts: try get("audio_starts").intScalars.map(Int.init))
+        let (hidden, images, audio) = withoutGrad { model(input) }
+        expectClose(hidden.scalars, try get("hidden").scalars, atol: 2e-5, rtol: 1e-4)
+        expectClose(images!.scalars, try get("images").scalars, atol: 2e-5, rtol: 1e-4)
+        expectClose(audio!.scalars, try get("speech").scalars, atol: 2e-5, rtol: 1e-4)
+
+        let loss = model.loss(input, targets: try get("targets"), imageTargets: try get("image_targets"), imageWeight: 5,
+                              audioTargets: try get("audio_targets"))
+        expectClose([loss.total.item, loss.text.item, loss.image.item, loss.audio.item], try get("loss").scalars, atol: 1e-5, rtol: 1e-5)
         loss.total.backward()
         let params = model.namedParameters()
         #expect(params.count == weights.count)
