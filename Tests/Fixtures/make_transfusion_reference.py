@@ -92,17 +92,12 @@ def init_weights():
     return {k: v.to(torch.float32) for k, v in w.items()}
 
 
-def batch():
-    """Row 0: two documents (caption-first with an image, then text only). Row 1: image first."""
-    row0 = [BOS, 10, 11, BOI] + [PAD] * NP + [EOI, EOS] + [BOS, 12, 13, 14, 15, EOS]
-    span0 = [-1, -1, -1, -1] + [0] * NP + [-1, -1] + [-1] * 6
-    doc0 = [0] * 10 + [1] * 6
-    row1 = [BOS, BOI] + [PAD] * NP + [EOI] + [16, 17, 18, 19, 20, 21, 22, 23, EOS]
-    span1 = [-1, -1] + [0] * NP + [-1] * 10
-    doc1 = [0] * 16
-    ids = torch.tensor([row0, row1])
-    spans = torch.tensor([span0, span1], dtype=torch.int32)
-    docs = torch.tensor([doc0, doc1], dtype=torch.int32)
+def layout(rows, span_rows, doc_rows):
+    """Ids, next-token targets (text to text inside a document, else -1), per-document positions
+    and the Transfusion mask (causal, bidirectional inside a span, nothing across documents)."""
+    ids = torch.tensor(rows)
+    spans = torch.tensor(span_rows, dtype=torch.int32)
+    docs = torch.tensor(doc_rows, dtype=torch.int32)
     targets = torch.full((B, T), -1)
     for b in range(B):
         for t in range(T - 1):
@@ -116,6 +111,18 @@ def batch():
     same_doc = docs[:, :, None] == docs[:, None, :]
     same_span = (spans[:, :, None] == spans[:, None, :]) & (spans[:, :, None] >= 0)
     mask = same_doc & ((i[None, None, :] <= i[None, :, None]) | same_span)
+    return ids, targets, docs, spans, pos, mask
+
+
+def batch():
+    """Row 0: two documents (caption-first with an image, then text only). Row 1: image first."""
+    row0 = [BOS, 10, 11, BOI] + [PAD] * NP + [EOI, EOS] + [BOS, 12, 13, 14, 15, EOS]
+    span0 = [-1, -1, -1, -1] + [0] * NP + [-1, -1] + [-1] * 6
+    doc0 = [0] * 10 + [1] * 6
+    row1 = [BOS, BOI] + [PAD] * NP + [EOI] + [16, 17, 18, 19, 20, 21, 22, 23, EOS]
+    span1 = [-1, -1] + [0] * NP + [-1] * 10
+    doc1 = [0] * 16
+    ids, targets, docs, spans, pos, mask = layout([row0, row1], [span0, span1], [doc0, doc1])
     starts = torch.tensor([4, T + 2], dtype=torch.int32)            # flat b*T + start
     g = torch.Generator().manual_seed(2)
     latents = torch.randn(2, C, S, S, generator=g)
@@ -133,16 +140,7 @@ def unpatchify(x, n):
     return x.reshape(n, G, G, C, P, P).permute(0, 3, 1, 4, 2, 5).reshape(n, C, S, S)
 
 
-def forward(w, ids, mask, pos, starts, latents, timesteps):
-    n = latents.shape[0]
-    x = w["embed.weight"][ids].reshape(B * T, D)
-    temb = timestep_features(timesteps) @ w["timeEmbed.fc1.weight"].T + w["timeEmbed.fc1.bias"]
-    temb = F.silu(temb) @ w["timeEmbed.fc2.weight"].T + w["timeEmbed.fc2.bias"]
-    patches = patchify(latents) @ w["patchIn.weight"].T + w["patchIn.bias"]
-    patches = patches.reshape(n, NP, D) + temb[:, None, :] + w["spanPosition"][None]
-    rows = torch.cat([torch.arange(int(s), int(s) + NP) for s in starts])
-    x = x.index_put((rows,), patches.reshape(n * NP, D))
-    x = x.reshape(B, T, D)
+def decoder_stack(w, x, mask, pos):
     dh = D // H
     for i in range(L):
         p = f"decoder.blocks.{i}."
@@ -157,7 +155,19 @@ def forward(w, ids, mask, pos, starts, latents, timesteps):
         h = rms_norm(x, w[p + "mlpNorm.weight"])
         gate, up = (h @ w[p + "mlp.w13.weight"].T).chunk(2, -1)
         x = x + (F.silu(gate) * up) @ w[p + "mlp.w2.weight"].T
-    hidden = rms_norm(x, w["decoder.norm.weight"])
+    return rms_norm(x, w["decoder.norm.weight"])
+
+
+def forward(w, ids, mask, pos, starts, latents, timesteps):
+    n = latents.shape[0]
+    x = w["embed.weight"][ids].reshape(B * T, D)
+    temb = timestep_features(timesteps) @ w["timeEmbed.fc1.weight"].T + w["timeEmbed.fc1.bias"]
+    temb = F.silu(temb) @ w["timeEmbed.fc2.weight"].T + w["timeEmbed.fc2.bias"]
+    patches = patchify(latents) @ w["patchIn.weight"].T + w["patchIn.bias"]
+    patches = patches.reshape(n, NP, D) + temb[:, None, :] + w["spanPosition"][None]
+    rows = torch.cat([torch.arange(int(s), int(s) + NP) for s in starts])
+    x = x.index_put((rows,), patches.reshape(n * NP, D))
+    hidden = decoder_stack(w, x.reshape(B, T, D), mask, pos)
     out = hidden.reshape(B * T, D)[rows] @ w["patchOut.weight"].T + w["patchOut.bias"]
     return hidden, unpatchify(out, n)
 
@@ -241,22 +251,7 @@ def batch_unet_audio():
     row1 = [BOS, BOI] + [PAD] * NP + [EOI, BOA] + [PAD] * LA + [EOA, 16, 17, 18, EOS]
     span1 = [-1, -1] + [0] * NP + [-1, -1] + [1] * LA + [-1] * 5
     doc1 = [0] * 16
-    ids = torch.tensor([row0, row1])
-    spans = torch.tensor([span0, span1], dtype=torch.int32)
-    docs = torch.tensor([doc0, doc1], dtype=torch.int32)
-    targets = torch.full((B, T), -1)
-    for b in range(B):
-        for t in range(T - 1):
-            if spans[b, t] < 0 and spans[b, t + 1] < 0 and docs[b, t] == docs[b, t + 1]:
-                targets[b, t] = ids[b, t + 1]
-    pos = torch.zeros(B, T, dtype=torch.int32)
-    for b in range(B):
-        for t in range(T):
-            pos[b, t] = 0 if t == 0 or docs[b, t] != docs[b, t - 1] else pos[b, t - 1] + 1
-    i = torch.arange(T)
-    same_doc = docs[:, :, None] == docs[:, None, :]
-    same_span = (spans[:, :, None] == spans[:, None, :]) & (spans[:, :, None] >= 0)
-    mask = same_doc & ((i[None, None, :] <= i[None, :, None]) | same_span)
+    ids, targets, docs, spans, pos, mask = layout([row0, row1], [span0, span1], [doc0, doc1])
     starts = torch.tensor([4, T + 2], dtype=torch.int32)
     audio_starts = torch.tensor([T + 2 + NP + 2], dtype=torch.int32)
     g = torch.Generator().manual_seed(4)
@@ -278,24 +273,6 @@ def res_block(w, p, x, t):
     h = conv(w, p + "conv2", F.silu(F.group_norm(h, GROUPS, w[p + "norm2.weight"], w[p + "norm2.bias"])))
     skip = conv(w, p + "skip", x, padding=0) if p + "skip.weight" in w else x
     return skip + h
-
-
-def decoder_stack(w, x, mask, pos):
-    dh = D // H
-    for i in range(L):
-        p = f"decoder.blocks.{i}."
-        h = rms_norm(x, w[p + "attnNorm.weight"])
-        q, k, v = (h @ w[p + "attn.qkv.weight"].T).split(D, -1)
-        q, k, v = (t.reshape(B, T, H, dh) for t in (q, k, v))
-        q, k = rope(q, pos), rope(k, pos)
-        s = torch.einsum("bthd,bshd->bhts", q, k) / math.sqrt(dh)
-        s = s.masked_fill(~mask[:, None], float("-inf"))
-        y = torch.einsum("bhts,bshd->bthd", s.softmax(-1), v).reshape(B, T, D)
-        x = x + y @ w[p + "attn.proj.weight"].T
-        h = rms_norm(x, w[p + "mlpNorm.weight"])
-        gate, up = (h @ w[p + "mlp.w13.weight"].T).chunk(2, -1)
-        x = x + (F.silu(gate) * up) @ w[p + "mlp.w2.weight"].T
-    return rms_norm(x, w["decoder.norm.weight"])
 
 
 def forward_unet_audio(w, ids, mask, pos, starts, latents, timesteps, audio_starts, audio, audio_timesteps):

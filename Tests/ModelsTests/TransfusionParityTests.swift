@@ -40,17 +40,7 @@ import Testing
         let loss = model.loss(input, targets: try get("targets"), imageTargets: try get("image_targets"), imageWeight: 5)
         expectClose([loss.total.item, loss.text.item, loss.image.item], try get("loss").scalars, atol: 1e-5, rtol: 1e-5)
         loss.total.backward()
-        let params = model.namedParameters()
-        #expect(params.count == weights.count)
-        for (name, p) in params {
-            guard let g = p.grad, let r = fixture["grad." + name] else {
-                Issue.record("no gradient for \(name)")
-                continue
-            }
-            let scale = r.scalars.map(abs).max() ?? 0
-            let worst = zip(g.scalars, r.scalars).map { abs($0 - $1) }.max() ?? 0
-            #expect(worst <= 1e-5 + 1e-4 * scale, "\(name): max |Δ| \(worst), reference scale \(scale)")
-        }
+        expectGradients(model, fixture, weights: weights.count)
     }
 }
 
@@ -87,17 +77,24 @@ extension TransfusionParityTests {
                               audioTargets: try get("audio_targets"))
         expectClose([loss.total.item, loss.text.item, loss.image.item, loss.audio.item], try get("loss").scalars, atol: 1e-5, rtol: 1e-5)
         loss.total.backward()
-        let params = model.namedParameters()
-        #expect(params.count == weights.count)
-        for (name, p) in params {
-            guard let g = p.grad, let r = fixture["grad." + name] else {
-                Issue.record("no gradient for \(name)")
-                continue
-            }
-            let scale = r.scalars.map(abs).max() ?? 0
-            let worst = zip(g.scalars, r.scalars).map { abs($0 - $1) }.max() ?? 0
-            #expect(worst <= 1e-5 + 1e-4 * scale, "\(name): max |Δ| \(worst), reference scale \(scale)")
+        expectGradients(model, fixture, weights: weights.count)
+    }
+}
+
+/// Every parameter of `model` has a gradient within 1e-5 + 1e-4·scale of the fixture's
+/// "grad.<name>", and the model has as many parameters as the fixture has weights.
+private func expectGradients(_ model: Module, _ fixture: [String: Tensor], weights: Int,
+                             sourceLocation: SourceLocation = #_sourceLocation) {
+    let params = model.namedParameters()
+    #expect(params.count == weights, sourceLocation: sourceLocation)
+    for (name, p) in params {
+        guard let g = p.grad, let r = fixture["grad." + name] else {
+            Issue.record("no gradient for \(name)", sourceLocation: sourceLocation)
+            continue
         }
+        let scale = r.scalars.map(abs).max() ?? 0
+        let worst = zip(g.scalars, r.scalars).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst <= 1e-5 + 1e-4 * scale, "\(name): max |Δ| \(worst), reference scale \(scale)", sourceLocation: sourceLocation)
     }
 }
 

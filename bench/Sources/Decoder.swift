@@ -42,6 +42,16 @@ func benchDecoder(steps: Int) {
                                            "forward_ms": fwd * 1e3, "backward_ms": bwd * 1e3, "adamw_ms": upd * 1e3]) { $1 })
 }
 
+/// Times a data-parallel step: two warm-up steps, then `steps` timed ones, each started together
+/// on every rank (a barrier first). Returns the median seconds and the mean allreduce wait per step.
+func timeRanks(_ comm: Communicator, _ reducer: GradientReducer, steps: Int, _ step: () -> Void) -> (seconds: Double, wait: Double) {
+    for _ in 0..<2 { comm.barrier(); step() }
+    let waitBefore = reducer.waitSeconds
+    var times: [Double] = []
+    for _ in 0..<steps { comm.barrier(); let t0 = now(); step(); times.append(now() - t0) }
+    return (median(times), (reducer.waitSeconds - waitBefore) / Double(steps))
+}
+
 func benchDecoderDataParallel(steps: Int) throws {
     let comm = try Collective.fromEnvironment()
     let (b, t, vocab) = (16, 128, 512)
@@ -71,13 +81,7 @@ func benchDecoderDataParallel(steps: Int) throws {
         var l = [loss.item]; comm.allreduceSum(&l)
         lastLoss = l[0] / Float(comm.size)
     }
-    // Each timed step starts together on every rank; rank 0 reports.
-    for _ in 0..<2 { comm.barrier(); step() }
-    let waitBefore = reducer.waitSeconds
-    var times: [Double] = []
-    for _ in 0..<steps { comm.barrier(); let t0 = now(); step(); times.append(now() - t0) }
-    let s = median(times)
-    let wait = (reducer.waitSeconds - waitBefore) / Double(steps)
+    let (s, wait) = timeRanks(comm, reducer, steps: steps, step)
     // The communication alone: one blocking allreduce of every gradient, ranks started together.
     let gradients = model.parameters().map(\.count).reduce(0, +)
     let buffer = UnsafeMutablePointer<Float>.allocate(capacity: gradients)

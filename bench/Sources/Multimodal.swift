@@ -131,12 +131,7 @@ func benchTransfusionDataParallel(steps: Int) throws {
         var l = [Double(r.total.item), r.flops ?? 0]; comm.allreduceSum(&l)
         lastLoss = Float(l[0]); flops = l[1]
     }
-    for _ in 0..<2 { comm.barrier(); step() }
-    let waitBefore = reducer.waitSeconds
-    var times: [Double] = []
-    for _ in 0..<steps { comm.barrier(); let t0 = now(); step(); times.append(now() - t0) }
-    let s = median(times)
-    let wait = (reducer.waitSeconds - waitBefore) / Double(steps)
+    let (s, wait) = timeRanks(comm, reducer, steps: steps, step)
     if comm.rank == 0 {
         print(String(format: "transfusion-step-dp ranks=%d threads/rank=%d unet-tiny B=%d (%d/rank)  step %.1f ms  %.1f GFLOP/s  (allreduce wait %.1f ms/step in %d buckets, loss %.3f)",
                      comm.size, Parallel.threads, b, rows.count, s * 1e3, flops / s / 1e9, wait * 1e3, reducer.bucketCount, lastLoss))
