@@ -5,7 +5,9 @@ import Foundation
 import Tensors
 
 /// Base class for layers and models. Every stored `Tensor` property is a trainable parameter;
-/// stored `Module`s and `[Module]`s are children. Property names are the checkpoint keys.
+/// stored `Module`s and `[Module]`s are children. Property names are the checkpoint keys, unless
+/// a property declares its key with `@Key` (mlx-swift's `@ModuleInfo(key:)` habit): then the
+/// property can be renamed without breaking saved checkpoints.
 ///
 /// ```swift
 /// final class MLP: Module {
@@ -71,9 +73,11 @@ open class Module {
         while let cur = m { mirrors.append(cur); m = cur.superclassMirror }
         for mirror in mirrors.reversed() {
             for child in mirror.children {
-                guard let label = child.label, label != "isTraining" else { continue }
+                guard var label = child.label, label != "isTraining" else { continue }
+                var value = child.value
+                if let keyed = value as? KeyedProperty { (label, value) = (keyed.key, keyed.value) }
                 let name = prefix.isEmpty ? label : prefix + "." + label
-                visitValue(name, child.value, f)
+                visitValue(name, value, f)
             }
         }
     }
@@ -124,6 +128,50 @@ open class Module {
     public final func stateDict() -> [String: Tensor] {
         Dictionary(uniqueKeysWithValues: namedParameters().map { ($0.0, $0.1.detached()) })
     }
+}
+
+/// A parameter or child module stored under a checkpoint key of its own, apart from the
+/// property's name, so that renaming the property keeps the checkpoints that name it readable.
+/// The key is declared with the property; the value is set in `init` through the wrapper.
+///
+/// ```swift
+/// final class Block: Module {
+///     @Key("attn") var attention: SelfAttention      // saved as "attn.qkv.weight", …
+///     init(config: DecoderConfig, rng: RNG) { _attention.wrappedValue = SelfAttention(config, rng: rng) }
+/// }
+/// ```
+@propertyWrapper
+public struct Key<Value> {
+    public let key: String
+    var stored: Value?
+
+    public var wrappedValue: Value {
+        get {
+            guard let stored else { preconditionFailure("@Key(\"\(key)\"): read before init set it") }
+            return stored
+        }
+        set { stored = newValue }
+    }
+
+    public init(_ key: String) {
+        precondition(!key.isEmpty && !key.contains("."), "Key: '\(key)' must be one non-empty path component")
+        self.key = key
+    }
+
+    public init(wrappedValue: Value, _ key: String) {
+        self.init(key)
+        stored = wrappedValue
+    }
+}
+
+/// What Module's reflection reads from a `@Key` property.
+protocol KeyedProperty {
+    var key: String { get }
+    var value: Any { get }
+}
+
+extension Key: KeyedProperty {
+    var value: Any { stored as Any }
 }
 
 /// Makes a parameter: a leaf that requires grad.

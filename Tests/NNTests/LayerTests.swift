@@ -59,6 +59,32 @@ func checkModule(_ module: Module, _ input: Tensor, _ f: (Tensor) -> Tensor, sou
         #expect(model.parameterCount == model.decoder.config.parameterCount + 2 * 10 * 8)
     }
 
+    /// A property declared with `@Key` is saved under its key, not its name: a module whose
+    /// properties were renamed (keys kept) loads the checkpoint the old one wrote, and an
+    /// optional or array child under a key is named through it too.
+    @Test func declaredKeysOutliveRenamedProperties() throws {
+        final class Before: Module {
+            let proj: Linear, norm: RMSNorm
+            init(rng: RNG) { proj = Linear(3, 2, rng: rng); norm = RMSNorm(2) }
+        }
+        final class After: Module {
+            @Key("proj") var projection: Linear
+            @Key("norm") var outputNorm: RMSNorm?
+            @Key("extra") var extras: [Linear]
+            init(rng: RNG) {
+                _projection.wrappedValue = Linear(3, 2, rng: rng)
+                _outputNorm.wrappedValue = RMSNorm(2)
+                _extras.wrappedValue = [Linear(2, 2, rng: rng)]
+            }
+        }
+        let old = Before(rng: RNG(seed: 1)), new = After(rng: RNG(seed: 2))
+        #expect(new.namedParameters().map(\.0) == ["proj.weight", "proj.bias", "norm.weight", "extra.0.weight", "extra.0.bias"])
+        // The old checkpoint, plus the layers the new module added.
+        try new.load(old.stateDict().merging(new.stateDict().filter { $0.key.hasPrefix("extra.") }) { a, _ in a })
+        #expect(new.projection.weight.scalars == old.proj.weight.scalars && new.outputNorm!.weight.scalars == old.norm.weight.scalars)
+        #expect(new.namedModules().map(\.0) == ["", "proj", "norm", "extra.0"])
+    }
+
     @Test func kvCachedDecodeEqualsFullForward() {
         let config = DecoderConfig(dim: 16, layers: 2, heads: 4, qkNorm: true)
         let model = DecoderLM(vocab: 20, config: config, rng: rng)
