@@ -7,6 +7,35 @@ public enum Modality: Int32, Codable, Sendable {
     case text = 0, image = 1, audio = 2
 }
 
+extension Modality {
+    /// The continuous modalities, each framed by its own reserved ids.
+    public static let spanModalities: [Modality] = [.image, .audio]
+
+    /// The reserved id that opens a span of this modality (BOI, BOA).
+    public var opening: Int32 {
+        switch self {
+        case .image: return SpecialTokens.boi
+        case .audio: return SpecialTokens.boa
+        case .text: preconditionFailure("Modality: text has no spans")
+        }
+    }
+
+    /// The reserved id that closes a span of this modality (EOI, EOA).
+    public var closing: Int32 {
+        switch self {
+        case .image: return SpecialTokens.eoi
+        case .audio: return SpecialTokens.eoa
+        case .text: preconditionFailure("Modality: text has no spans")
+        }
+    }
+
+    /// The modality whose spans `id` opens, or nil.
+    public init?(opening id: Int32) {
+        guard let m = Self.spanModalities.first(where: { $0.opening == id }) else { return nil }
+        self = m
+    }
+}
+
 /// A piece of an example, in order.
 public enum Segment: Hashable, Sendable {
     /// Text token ids (from a tokenizer; reserved ids are passed through unchanged).
@@ -73,14 +102,14 @@ public struct MixedSequence: Hashable, Sendable {
         var tokens: [Int32] = [SpecialTokens.bos]
         var spanIDs: [Int32] = [-1]
         var spans: [Span] = []
-        func addSpan(_ n: Int, _ modality: Modality, open: Int32, close: Int32) {
+        func addSpan(_ n: Int, _ modality: Modality) {
             precondition(n > 0, "a \(modality) span needs at least one position (got \(n))")
-            tokens.append(open)
+            tokens.append(modality.opening)
             spanIDs.append(-1)
             spans.append(Span(start: tokens.count, length: n, modality: modality, index: spans.count, document: documentID))
             tokens.append(contentsOf: repeatElement(SpecialTokens.pad, count: n))
             spanIDs.append(contentsOf: repeatElement(Int32(spans.count - 1), count: n))
-            tokens.append(close)
+            tokens.append(modality.closing)
             spanIDs.append(-1)
         }
         for segment in segments {
@@ -89,8 +118,8 @@ public struct MixedSequence: Hashable, Sendable {
                 precondition(ids.allSatisfy { $0 >= 0 }, "text segments hold non-negative token ids")
                 tokens.append(contentsOf: ids)
                 spanIDs.append(contentsOf: repeatElement(-1, count: ids.count))
-            case .image(let n): addSpan(n, .image, open: SpecialTokens.boi, close: SpecialTokens.eoi)
-            case .audio(let n): addSpan(n, .audio, open: SpecialTokens.boa, close: SpecialTokens.eoa)
+            case .image(let n): addSpan(n, .image)
+            case .audio(let n): addSpan(n, .audio)
             }
         }
         if appendEOS {

@@ -75,10 +75,29 @@ open class Module {
             for child in mirror.children {
                 guard var label = child.label, label != "isTraining" else { continue }
                 var value = child.value
+                if let inline = value as? InlineProperty {
+                    visitInline(prefix: prefix, inline.value, f)
+                    continue
+                }
                 if let keyed = value as? KeyedProperty { (label, value) = (keyed.key, keyed.value) }
                 let name = prefix.isEmpty ? label : prefix + "." + label
                 visitValue(name, value, f)
             }
+        }
+    }
+
+    /// An `@Inline` child (or each of an array of them) is reported under its owner's name, and its
+    /// parameters and children are named as the owner's own.
+    private func visitInline(prefix: String, _ value: Any, _ f: (String, Any) -> Void) {
+        let children: [Module]
+        switch value {
+        case let m as Module: children = [m]
+        case let ms as [Module]: children = ms
+        default: preconditionFailure("@Inline holds a Module or [Module], not \(type(of: value))")
+        }
+        for m in children {
+            f(prefix, m)
+            m.visit(prefix: prefix, f)
         }
     }
 
@@ -162,6 +181,32 @@ public struct Key<Value> {
         self.init(key)
         stored = wrappedValue
     }
+}
+
+/// Child modules whose parameters are named as their owner's own: a child `image` holding
+/// `patchIn` saves `patchIn.weight`, not `image.patchIn.weight`. Models use it to group layers into
+/// parts (a modality adapter) without changing the checkpoint keys those layers had; the parts
+/// name their own parameters apart (`@Key`) so that no two share a key.
+///
+/// ```swift
+/// final class Model: Module {
+///     @Inline var parts: [Module]             // their parameters: "patchIn.weight", "audioIn.weight", …
+///     init(parts: [Module]) { _parts = Inline(wrappedValue: parts) }
+/// }
+/// ```
+@propertyWrapper
+public struct Inline<Value> {
+    public var wrappedValue: Value
+    public init(wrappedValue: Value) { self.wrappedValue = wrappedValue }
+}
+
+/// What Module's reflection reads from an `@Inline` property.
+protocol InlineProperty {
+    var value: Any { get }
+}
+
+extension Inline: InlineProperty {
+    var value: Any { wrappedValue as Any }
 }
 
 /// What Module's reflection reads from a `@Key` property.

@@ -1,6 +1,6 @@
 // The choice of layers that turn image latents into span positions and back (Transfusion's
 // `model.patchifier`), named here so recipes can be typed by it. Not the layers themselves
-// (Models/Transfusion: Linear patches, PatchUNet).
+// (Modalities/ImageSpans.swift: linear patches, PatchUNet).
 
 /// How latents become span positions and back (Transfusion paper, Sec. 3.2).
 public enum SpanPatchifier: String, Codable, Sendable, CaseIterable {

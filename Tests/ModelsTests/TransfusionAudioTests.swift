@@ -5,6 +5,7 @@
 import Data
 import Diffusion
 import Foundation
+import Modalities
 import Models
 import NN
 import Tensors
@@ -21,8 +22,8 @@ private func audioModel(seed: UInt64 = 1) -> Transfusion {
     m.initialise(rng: RNG(seed: seed + 1))
     // Nonzero output layers, so gradients reach everything below.
     let rng = RNG(seed: seed + 2)
-    rng.fillNormal(m.patchOut.weight.data, m.patchOut.weight.count, std: 0.2)
-    rng.fillNormal(m.audioOut!.weight.data, m.audioOut!.weight.count, std: 0.2)
+    rng.fillNormal(m.image.output.weight.data, m.image.output.weight.count, std: 0.2)
+    rng.fillNormal(m.audio!.output.weight.data, m.audio!.output.weight.count, std: 0.2)
     return m
 }
 
@@ -32,8 +33,8 @@ private func mixedRow(audio: Tensor, latents: Tensor, audioT: Float = 400) -> (T
     let mask = try! AttentionMask(documents: [seq.documentIDs], spans: [seq.spanIDs])
     let starts = seq.spans.map(\.start)
     let input = TransfusionInput(ids: Tensor(ints: seq.tokens, shape: [1, seq.count]), positions: Tensor(ints: seq.positions),
-                                 mask: mask, latents: latents, timesteps: [200], spanStarts: [starts[0]],
-                                 audio: audio, audioTimesteps: [audioT], audioStarts: [starts[1]])
+                                 mask: mask, spans: [.image: SpanBatch(latents, timesteps: [200], starts: [starts[0]]),
+                                                     .audio: SpanBatch(audio, timesteps: [audioT], starts: [starts[1]])])
     return (input, Tensor(ints: seq.targets))
 }
 
@@ -56,10 +57,11 @@ private func mixedRow(audio: Tensor, latents: Tensor, audioT: Float = 400) -> (T
         let audio = randomInput([1, 3, 5], seed: 3)
         let latents = RNG(seed: 4).normal([1, 2, 2, 2])
         let audioTargets = RNG(seed: 5).normal([1, 3, 5]), imageTargets = RNG(seed: 6).normal([1, 2, 2, 2])
-        gradCheck([audio, m.audioPosition!, m.audioIn!.weight, m.audioOut!.weight], rtol: 3e-2, atol: 3e-3) { xs in
+        gradCheck([audio, m.audio!.position, m.audio!.input.weight, m.audio!.output.weight], rtol: 3e-2, atol: 3e-3) { xs in
             let (x, tg) = mixedRow(audio: xs[0], latents: latents)
-            return m.loss(x, targets: tg, imageTargets: imageTargets, imageWeight: 5, audioTargets: audioTargets,
-                          audioWeight: 2).total
+            return m.loss(x, targets: tg,
+                spanTargets: [.image: SpanTargets(imageTargets, weight: 5),
+                              .audio: SpanTargets(audioTargets, weight: 2)]).total
         }
     }
 
@@ -67,22 +69,24 @@ private func mixedRow(audio: Tensor, latents: Tensor, audioT: Float = 400) -> (T
         let m = audioModel()
         let (x, targets) = mixedRow(audio: RNG(seed: 7).normal([1, 3, 5]), latents: RNG(seed: 8).normal([1, 2, 2, 2]))
         let imageTargets = RNG(seed: 9).normal([1, 2, 2, 2]), audioTargets = RNG(seed: 10).normal([1, 3, 5])
-        let parts = m.loss(x, targets: targets, imageTargets: imageTargets, imageWeight: 5, audioTargets: audioTargets,
-                           audioWeight: 2)
-        #expect(abs(parts.total.item - (parts.text.item + 5 * parts.image.item + 2 * parts.audio.item)) < 1e-4)
+        let parts = m.loss(x, targets: targets,
+            spanTargets: [.image: SpanTargets(imageTargets, weight: 5),
+                          .audio: SpanTargets(audioTargets, weight: 2)])
+        #expect(abs(parts.total.item - (parts.text.item + 5 * parts.spans[.image]!.item + 2 * parts.spans[.audio]!.item)) < 1e-4)
         let predicted = withoutGrad { m(x).audio! }
         #expect(predicted.shape == [1, 3, 5])
-        expectClose([parts.audio.item], [Float(spectralMSE(predicted.scalars, audioTargets.scalars))], atol: 1e-5)
+        expectClose([parts.spans[.audio]!.item], [Float(spectralMSE(predicted.scalars, audioTargets.scalars))], atol: 1e-5)
         // The audio loss reaches the audio output layer only, not the image output or the LM head.
         m.zeroGrad()
-        parts.audio.backward()
-        #expect(m.audioOut!.weight.grad!.scalars.contains { $0 != 0 })
-        #expect(m.patchOut.weight.grad.map { $0.scalars.allSatisfy { $0 == 0 } } ?? true)
+        parts.spans[.audio]!.backward()
+        #expect(m.audio!.output.weight.grad!.scalars.contains { $0 != 0 })
+        #expect(m.image.output.weight.grad.map { $0.scalars.allSatisfy { $0 == 0 } } ?? true)
         #expect(m.head.weight.grad.map { $0.scalars.allSatisfy { $0 == 0 } } ?? true)
         // Unscored speech (given as a condition) adds nothing.
-        let none = m.loss(x, targets: targets, imageTargets: imageTargets, imageWeight: 5, audioTargets: audioTargets,
-                          scoredAudio: [])
-        #expect(none.audio.item == 0)
+        let none = m.loss(x, targets: targets,
+            spanTargets: [.image: SpanTargets(imageTargets, weight: 5),
+                          .audio: SpanTargets(audioTargets, scored: [], weight: 5)])
+        #expect(none.spans[.audio]!.item == 0)
     }
 
     @Test func speechIsBidirectionalInsideItsSpanAndCausalAcrossIt() {
@@ -116,7 +120,7 @@ private func mixedRow(audio: Tensor, latents: Tensor, audioT: Float = 400) -> (T
         let denoiser: Denoiser = { xt, t in
             m(TransfusionInput(ids: Tensor(ints: ids + ids, shape: [2, ids.count]),
                                positions: Tensor(ints: (0..<ids.count).map { Int32($0) }), mask: mask,
-                               audio: xt, audioTimesteps: t, audioStarts: [4, ids.count + 4])).audio!
+                               spans: [.audio: SpanBatch(xt, timesteps: t, starts: [4, ids.count + 4])])).audio!
         }
         let reference = withoutGrad {
             options.makeSampler().sample(from: RNG(seed: 13).normal([2, 3, 5]), rng: RNG(seed: 13), model: denoiser)
@@ -133,7 +137,7 @@ private func mixedRow(audio: Tensor, latents: Tensor, audioT: Float = 400) -> (T
         let mask = try! AttentionMask(documents: [[Int32](repeating: 0, count: 6)], spans: [[-1, -1, 0, 0, 0, -1]])
         let full = withoutGrad {
             m(TransfusionInput(ids: Tensor(ints: seq, shape: [1, 6]), positions: Tensor(ints: (0..<6).map { Int32($0) }),
-                               mask: mask, audio: speech, audioTimesteps: [0], audioStarts: [2])).hidden.scalars
+                               mask: mask, spans: [.audio: SpanBatch(speech, timesteps: [0], starts: [2])])).hidden.scalars
         }
         let d = audioConfig.decoder.dim
         let last = Array(full[(5 * d)..<(6 * d)])
@@ -156,7 +160,7 @@ private func mixedRow(audio: Tensor, latents: Tensor, audioT: Float = 400) -> (T
         let config = try JSONDecoder().decode(TransfusionConfig.self, from: JSONSerialization.data(withJSONObject: old))
         #expect(!config.hasAudio && config.audioDim == 0)
         let m = Transfusion(config, rng: RNG(seed: 0))
-        #expect(m.audioIn == nil && !m.namedParameters().contains { $0.0.hasPrefix("audio") })
+        #expect(m.audio == nil && !m.namedParameters().contains { $0.0.hasPrefix("audio") })
         // A model without audio draws the same weights as before audio layers existed (they come last).
         let withAudio = Transfusion(audioConfig, rng: RNG(seed: 0))
         #expect(withAudio.head.weight.scalars == Transfusion(TransfusionConfig(

@@ -2,7 +2,9 @@
 // the source latents (flow and DDIM), instruction edits condition on the cached source image, image
 // guidance at scale 1 is a no-op, and clean spans can be left out of the diffusion loss.
 import Diffusion
+import Data
 import Foundation
+import Modalities
 import Models
 import NN
 import Tensors
@@ -20,7 +22,7 @@ private func editConfig() -> TransfusionConfig {
 private func randomModel(_ config: TransfusionConfig = editConfig()) -> Transfusion {
     let m = Transfusion(config, rng: RNG(seed: 3))
     m.initialise(rng: RNG(seed: 4))
-    RNG(seed: 5).fillNormal(m.patchOut.weight.data, m.patchOut.weight.count, std: 0.3)
+    RNG(seed: 5).fillNormal(m.image.output.weight.data, m.image.output.weight.count, std: 0.3)
     return m
 }
 
@@ -100,12 +102,12 @@ private func rms(_ a: Tensor, _ b: Tensor) -> Double {
         let input = TransfusionInput(ids: Tensor(ints: ids, shape: [1, ids.count]),
                                      positions: Tensor(ints: (0..<ids.count).map { Int32($0) }),
                                      mask: try! AttentionMask(documents: [[Int32](repeating: 0, count: ids.count)], spans: [spans]),
-                                     latents: RNG(seed: 12).normal([2, 2, 4, 4]), timesteps: [0, 0.5],
-                                     spanStarts: [2, np + 5])
+                                     spans: [.image: SpanBatch(RNG(seed: 12).normal([2, 2, 4, 4]), timesteps: [0, 0.5],
+                                                               starts: [2, np + 5])])
         let target = RNG(seed: 13).normal([1, 2, 4, 4])
         let targets = Tensor(ints: [Int32](repeating: -1, count: ids.count))
-        let scored = model.loss(input, targets: targets, imageTargets: target, imageWeight: 1, scoredImages: [1])
+        let scored = model.loss(input, targets: targets, spanTargets: [.image: SpanTargets(target, scored: [1], weight: 1)])
         let predicted = model(input).images!.slice(axis: 0, 1..<2)
-        #expect(abs(scored.image.item - mse(predicted, target).item) < 1e-6)
+        #expect(abs(scored.spans[.image]!.item - mse(predicted, target).item) < 1e-6)
     }
 }

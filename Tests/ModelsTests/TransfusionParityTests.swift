@@ -4,7 +4,9 @@
 // text-only and image-first documents); and the same for a model with the U-Net patchifier and
 // audio spans (an image-first document followed by speech). The reference runs in float64; Fusion
 // runs float32.
+import Data
 import Foundation
+import Modalities
 import Models
 import NN
 import Tensors
@@ -31,14 +33,15 @@ import Testing
         let ids = try get("ids")
         let mask = try AttentionMask(documents: try get("documents").intScalars.chunked(16),
                                      spans: try get("spans").intScalars.chunked(16))
-        let input = TransfusionInput(ids: ids, positions: try get("positions"), mask: mask, latents: try get("latents"),
-                                     timesteps: try get("timesteps").scalars, spanStarts: try get("span_starts").intScalars.map(Int.init))
-        let (hidden, images, _) = withoutGrad { model(input) }
-        expectClose(hidden.scalars, try get("hidden").scalars, atol: 2e-5, rtol: 1e-4)
-        expectClose(images!.scalars, try get("images").scalars, atol: 2e-5, rtol: 1e-4)
+        let input = TransfusionInput(ids: ids, positions: try get("positions"), mask: mask,
+                                     spans: [.image: try spanBatch(get, "latents", "timesteps", "span_starts")])
+        let out = withoutGrad { model(input) }
+        expectClose(out.hidden.scalars, try get("hidden").scalars, atol: 2e-5, rtol: 1e-4)
+        expectClose(out.images!.scalars, try get("images").scalars, atol: 2e-5, rtol: 1e-4)
 
-        let loss = model.loss(input, targets: try get("targets"), imageTargets: try get("image_targets"), imageWeight: 5)
-        expectClose([loss.total.item, loss.text.item, loss.image.item], try get("loss").scalars, atol: 1e-5, rtol: 1e-5)
+        let loss = model.loss(input, targets: try get("targets"),
+                              spanTargets: [.image: SpanTargets(try get("image_targets"), weight: 5)])
+        expectClose([loss.total.item, loss.text.item, loss.spans[.image]!.item], try get("loss").scalars, atol: 1e-5, rtol: 1e-5)
         loss.total.backward()
         expectGradients(model, fixture, weights: weights.count)
     }
@@ -64,21 +67,27 @@ extension TransfusionParityTests {
         try model.load(weights)
 
         let mask = try AttentionMask(documents: try get("documents").intScalars.chunked(16), spans: try get("spans").intScalars.chunked(16))
-        let input = TransfusionInput(ids: try get("ids"), positions: try get("positions"), mask: mask, latents: try get("latents"),
-                                     timesteps: try get("timesteps").scalars, spanStarts: try get("span_starts").intScalars.map(Int.init),
-                                     audio: try get("audio"), audioTimesteps: try get("audio_timesteps").scalars,
-                                     audioStarts: try get("audio_starts").intScalars.map(Int.init))
-        let (hidden, images, audio) = withoutGrad { model(input) }
-        expectClose(hidden.scalars, try get("hidden").scalars, atol: 2e-5, rtol: 1e-4)
-        expectClose(images!.scalars, try get("images").scalars, atol: 2e-5, rtol: 1e-4)
-        expectClose(audio!.scalars, try get("speech").scalars, atol: 2e-5, rtol: 1e-4)
+        let input = TransfusionInput(ids: try get("ids"), positions: try get("positions"), mask: mask,
+                                     spans: [.image: try spanBatch(get, "latents", "timesteps", "span_starts"),
+                                             .audio: try spanBatch(get, "audio", "audio_timesteps", "audio_starts")])
+        let out = withoutGrad { model(input) }
+        expectClose(out.hidden.scalars, try get("hidden").scalars, atol: 2e-5, rtol: 1e-4)
+        expectClose(out.images!.scalars, try get("images").scalars, atol: 2e-5, rtol: 1e-4)
+        expectClose(out.audio!.scalars, try get("speech").scalars, atol: 2e-5, rtol: 1e-4)
 
-        let loss = model.loss(input, targets: try get("targets"), imageTargets: try get("image_targets"), imageWeight: 5,
-                              audioTargets: try get("audio_targets"))
-        expectClose([loss.total.item, loss.text.item, loss.image.item, loss.audio.item], try get("loss").scalars, atol: 1e-5, rtol: 1e-5)
+        let loss = model.loss(input, targets: try get("targets"),
+                              spanTargets: [.image: SpanTargets(try get("image_targets"), weight: 5),
+                                            .audio: SpanTargets(try get("audio_targets"), weight: 5)])
+        expectClose([loss.total.item, loss.text.item, loss.spans[.image]!.item, loss.spans[.audio]!.item], try get("loss").scalars,
+                    atol: 1e-5, rtol: 1e-5)
         loss.total.backward()
         expectGradients(model, fixture, weights: weights.count)
     }
+}
+
+/// A fixture's spans of one modality: their values, timesteps and starts, read by `get`.
+private func spanBatch(_ get: (String) throws -> Tensor, _ values: String, _ timesteps: String, _ starts: String) throws -> SpanBatch {
+    SpanBatch(try get(values), timesteps: try get(timesteps).scalars, starts: try get(starts).intScalars.map(Int.init))
 }
 
 /// Every parameter of `model` has a gradient within 1e-5 + 1e-4·scale of the fixture's

@@ -1,7 +1,9 @@
 // The Transfusion model: patch layout, gradients through both patchifiers, loss parts that stay
 // apart, causality across spans, and KV-cached decoding and span sampling equal to the full forward.
 import Diffusion
+import Data
 import Foundation
+import Modalities
 @testable import Models
 import NN
 import Tensors
@@ -32,7 +34,7 @@ private func input(_ config: TransfusionConfig, latents: Tensor, t: Float = 300,
     let l = layout(config, causalSpans: causalSpans)
     let x = TransfusionInput(ids: Tensor(ints: l.ids, shape: [1, l.ids.count]),
                              positions: Tensor(ints: (0..<l.ids.count).map { Int32($0) }), mask: l.mask,
-                             latents: latents, timesteps: [t], spanStarts: [l.start])
+                             spans: [.image: SpanBatch(latents, timesteps: [t], starts: [l.start])])
     return (x, Tensor(ints: l.targets))
 }
 
@@ -41,8 +43,8 @@ private func model(_ config: TransfusionConfig, seed: UInt64 = 1) -> Transfusion
     m.initialise(rng: RNG(seed: seed + 1))
     // A nonzero output layer, so that gradients reach everything in the checks below.
     let rng = RNG(seed: seed + 2)
-    rng.fillNormal(m.patchOut.weight.data, m.patchOut.weight.count, std: 0.2)
-    if let unet = m.unet { rng.fillNormal(unet.outConv.weight.data, unet.outConv.weight.count, std: 0.2) }
+    rng.fillNormal(m.image.output.weight.data, m.image.output.weight.count, std: 0.2)
+    if let unet = m.image.unet { rng.fillNormal(unet.outConv.weight.data, unet.outConv.weight.count, std: 0.2) }
     return m
 }
 
@@ -62,9 +64,9 @@ private func model(_ config: TransfusionConfig, seed: UInt64 = 1) -> Transfusion
         let m = model(config)
         let latents = randomInput([1, 2, 4, 4], seed: 3)
         let targets = RNG(seed: 4).normal([1, 2, 4, 4])
-        gradCheck([latents, m.spanPosition, m.patchIn.weight], rtol: 3e-2, atol: 3e-3) { xs in
+        gradCheck([latents, m.image.position, m.image.input.weight], rtol: 3e-2, atol: 3e-3) { xs in
             let (x, tg) = input(config, latents: xs[0])
-            return m.loss(x, targets: tg, imageTargets: targets, imageWeight: 5).total
+            return m.loss(x, targets: tg, spanTargets: [.image: SpanTargets(targets, weight: 5)]).total
         }
     }
 
@@ -73,18 +75,18 @@ private func model(_ config: TransfusionConfig, seed: UInt64 = 1) -> Transfusion
         let m = model(config)
         let (x, targets) = input(config, latents: RNG(seed: 5).normal([1, 2, 4, 4]))
         let imageTargets = RNG(seed: 6).normal([1, 2, 4, 4])
-        let parts = m.loss(x, targets: targets, imageTargets: imageTargets, imageWeight: 5)
-        #expect(abs(parts.total.item - (parts.text.item + 5 * parts.image.item)) < 1e-4)
+        let parts = m.loss(x, targets: targets, spanTargets: [.image: SpanTargets(imageTargets, weight: 5)])
+        #expect(abs(parts.total.item - (parts.text.item + 5 * parts.spans[.image]!.item)) < 1e-4)
 
         // The text loss never reaches the patch output layer; the image loss never reaches the LM head.
         m.zeroGrad()
         parts.text.backward()
-        #expect(m.patchOut.weight.grad.map { $0.scalars.allSatisfy { $0 == 0 } } ?? true)
+        #expect(m.image.output.weight.grad.map { $0.scalars.allSatisfy { $0 == 0 } } ?? true)
         #expect(m.head.weight.grad!.scalars.contains { $0 != 0 })
         m.zeroGrad()
-        m.loss(x, targets: targets, imageTargets: imageTargets, imageWeight: 5).image.backward()
+        m.loss(x, targets: targets, spanTargets: [.image: SpanTargets(imageTargets, weight: 5)]).spans[.image]!.backward()
         #expect(m.head.weight.grad.map { $0.scalars.allSatisfy { $0 == 0 } } ?? true)
-        #expect(m.patchOut.weight.grad!.scalars.contains { $0 != 0 })
+        #expect(m.image.output.weight.grad!.scalars.contains { $0 != 0 })
     }
 
     @Test func textBeforeAnImageCannotSeeIt() {
@@ -138,10 +140,10 @@ private func model(_ config: TransfusionConfig, seed: UInt64 = 1) -> Transfusion
                 positions: Tensor(ints: (l.start..<(l.start + np)).map { Int32($0) }),
                 mask: AttentionMask(batch: 1, queries: np, keys: l.start + np, lo: [Int32](repeating: 0, count: np),
                                     hi: [Int32](repeating: Int32(l.start + np), count: np)),
-                latents: latents, timesteps: [0], spanStarts: [0])
-            let (h, images, _) = m(spanInput, cache: cache)
-            hidden += h.scalars
-            expectClose(images!.scalars, full.images!.scalars, atol: 2e-5)
+                spans: [.image: SpanBatch(latents, timesteps: [0], starts: [0])])
+            let out = m(spanInput, cache: cache)
+            hidden += out.hidden.scalars
+            expectClose(out.images!.scalars, full.images!.scalars, atol: 2e-5)
             let rest = Array(l.ids[(l.start + np)...])
             let tail = TransfusionInput(ids: Tensor(ints: rest, shape: [1, rest.count]),
                                         positions: Tensor(ints: ((l.start + np)..<l.ids.count).map { Int32($0) }),
@@ -200,8 +202,8 @@ private func model(_ config: TransfusionConfig, seed: UInt64 = 1) -> Transfusion
         let denoiser: Denoiser = { xt, t in
             m(TransfusionInput(ids: Tensor(ints: ids, shape: [1, ids.count]),
                                positions: Tensor(ints: (0..<ids.count).map { Int32($0) }), mask: mask,
-                               latents: concat([first, xt], axis: 0), timesteps: [0] + t,
-                               spanStarts: [3, 3 + np + 3])).images!.slice(axis: 0, 1..<2)
+                               spans: [.image: SpanBatch(concat([first, xt], axis: 0), timesteps: [0] + t,
+                                                         starts: [3, 3 + np + 3])])).images!.slice(axis: 0, 1..<2)
         }
         let reference = withoutGrad { options.makeSampler().sample(shape: [1, 2, 4, 4], rng: RNG(seed: 21), model: denoiser) }
         expectClose(sampled.scalars, reference.scalars, atol: 1e-4)
@@ -227,7 +229,7 @@ private func model(_ config: TransfusionConfig, seed: UInt64 = 1) -> Transfusion
         let denoiser: Denoiser = { xt, t in
             m(TransfusionInput(ids: Tensor(ints: ids + ids, shape: [2, ids.count]),
                                positions: Tensor(ints: (0..<ids.count).map { Int32($0) }), mask: mask,
-                               latents: xt, timesteps: t, spanStarts: [4, ids.count + 4])).images!
+                               spans: [.image: SpanBatch(xt, timesteps: t, starts: [4, ids.count + 4])])).images!
         }
         let reference = withoutGrad {
             options.makeSampler().sample(shape: [2, 2, 4, 4], rng: RNG(seed: 11), model: denoiser)
@@ -253,7 +255,8 @@ private func model(_ config: TransfusionConfig, seed: UInt64 = 1) -> Transfusion
                                           spans: [spans, spans])
             return m(TransfusionInput(ids: Tensor(ints: ids + ids, shape: [2, ids.count]),
                                       positions: Tensor(ints: (0..<ids.count).map { Int32($0) }), mask: mask,
-                                      latents: xt, timesteps: t, spanStarts: [prefix.count + 1, ids.count + prefix.count + 1])).images!
+                                      spans: [.image: SpanBatch(xt, timesteps: t,
+                                                                starts: [prefix.count + 1, ids.count + prefix.count + 1])])).images!
         }
         let denoiser: Denoiser = { xt, t in
             guided(cond: full(prompt, xt, t), uncond: full(options.unconditionalPrompt, xt, t), scale: 3)

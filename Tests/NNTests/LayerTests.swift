@@ -85,6 +85,36 @@ func checkModule(_ module: Module, _ input: Tensor, _ f: (Tensor) -> Tensor, sou
         #expect(new.namedModules().map(\.0) == ["", "proj", "norm", "extra.0"])
     }
 
+    /// Layers grouped into parts (`@Inline`) keep the checkpoint keys they had as the owner's own,
+    /// and the parts follow the owner's training mode.
+    @Test func inlinedPartsKeepTheirOwnersKeys() throws {
+        final class Flat: Module {
+            let embed: Embedding, patchIn: Linear, audioIn: Linear
+            init(rng: RNG) { embed = Embedding(5, 2, rng: rng); patchIn = Linear(3, 2, rng: rng); audioIn = Linear(4, 2, rng: rng) }
+        }
+        final class Part: Module {
+            @Key var input: Linear
+            init(_ key: String, inputs: Int, rng: RNG) { _input = Key(wrappedValue: Linear(inputs, 2, rng: rng), key) }
+        }
+        final class Grouped: Module {
+            let embed: Embedding
+            @Inline var parts: [Module]
+            init(rng: RNG) {
+                embed = Embedding(5, 2, rng: rng)
+                _parts = Inline(wrappedValue: [Part("patchIn", inputs: 3, rng: rng), Part("audioIn", inputs: 4, rng: rng)])
+            }
+        }
+        let flat = Flat(rng: RNG(seed: 1)), grouped = Grouped(rng: RNG(seed: 1))
+        #expect(grouped.namedParameters().map(\.0) == flat.namedParameters().map(\.0))
+        // Drawn in the same order from the same seed, and each loads the other's checkpoint.
+        #expect(grouped.stateDict().mapValues(\.scalars) == flat.stateDict().mapValues(\.scalars))
+        try grouped.load(Flat(rng: RNG(seed: 2)).stateDict())
+        #expect((grouped.parts[1] as! Part).input.weight.scalars == Flat(rng: RNG(seed: 2)).audioIn.weight.scalars)
+        grouped.eval()
+        #expect(grouped.parts.allSatisfy { !$0.isTraining })
+        #expect(grouped.namedModules().map(\.0) == ["", "embed", "", "patchIn", "", "audioIn"])
+    }
+
     @Test func kvCachedDecodeEqualsFullForward() {
         let config = DecoderConfig(dim: 16, layers: 2, heads: 4, qkNorm: true)
         let model = DecoderLM(vocab: 20, config: config, rng: rng)

@@ -74,7 +74,7 @@ private func mixedRecipe(_ kind: String, seqLen: Int, fraction: Double = 0.25) t
     @Test func transfusionTrainsOnRowsOfCorpusTextAlone() throws {
         let task = try TransfusionTask(recipe: try mixedRecipe("transfusion", seqLen: 112, fraction: 1), run: scratchRun())
         let x = try task.batch(task.world, firstRow: 0, rows: 4, rng: RNG(seed: 0), training: true)
-        #expect(x.input.latents == nil && x.documents.allSatisfy { $0.corpus != nil })
+        #expect(x.input.count(.image) == 0 && x.documents.allSatisfy { $0.corpus != nil })
         let loss = try task.loss(microBatch: 0, rng: RNG(seed: 0))
         #expect(loss.total.item.isFinite && loss.parts["loss_image"] == 0)
     }

@@ -165,7 +165,8 @@ final class ThreeRanks: Communicator {
                                                                       steps: 1), file: "dp.yaml")
         let task = try TransfusionTask(recipe: recipe, run: scratchRun())
         let whole = try task.batch(task.world, firstRow: 12, rows: 4, rng: RNG(seed: 1), training: true)
-        #expect(whole.documents.contains { $0.edit != nil } && whole.scored != nil, "the batch should hold an edit's clean source span")
+        #expect(whole.documents.contains { $0.edit != nil } && whole.spanTargets[.image]!.scored != nil,
+                "the batch should hold an edit's clean source span")
         for split in [[0..<2, 2..<4], [0..<1, 1..<4], [0..<3, 3..<4]] { try expectSharesAddUp(task, microBatch: 3, split: split) }
     }
 

@@ -53,16 +53,16 @@ private func temporaryFile(_ name: String, _ bytes: [UInt8]) -> String {
         recipeNoDrop.diffusion.instructionDropout = 0; recipeNoDrop.diffusion.sourceDropout = 0
         let plain = try TransfusionTask(recipe: recipeNoDrop, run: scratchRun())
         let b = try plain.batch(plain.world, firstRow: 0, rows: 2, rng: RNG(seed: 1), training: true)
-        let ids = b.input.ids.intScalars, starts = b.input.spanStarts
-        let scored = try #require(b.scored)
+        let ids = b.input.ids.intScalars, starts = b.input.spans[.image]!.starts
+        let scored = try #require(b.spanTargets[.image]!.scored)
         #expect(starts.count == 2 * b.examples && scored == Array(stride(from: 1, to: starts.count, by: 2)))
         let c = plain.transfusion.config, per = c.latentChannels * c.latentSize * c.latentSize
-        let z = b.input.latents!.scalars
+        let z = b.input.spans[.image]!.values.scalars
         for k in stride(from: 0, to: starts.count, by: 2) {
             // BOS BOI [source] EOI instruction… BOI [target]: the source at t = 0 holds the clean latents.
             #expect(ids[starts[k] - 2] == SpecialTokens.bos && ids[starts[k] - 1] == SpecialTokens.boi)
             #expect(ids[starts[k] + c.patchesPerImage] == SpecialTokens.eoi && ids[starts[k + 1] - 1] == SpecialTokens.boi)
-            #expect(b.input.timesteps[k] == 0)
+            #expect(b.input.spans[.image]!.timesteps[k] == 0)
             let row = starts[k] / recipe.data.seqLen
             let candidates = Array((row * plain.docsPerRow)..<((row + 1) * plain.docsPerRow))
             let source = Array(z[(k * per)..<((k + 1) * per)])
@@ -71,7 +71,7 @@ private func temporaryFile(_ name: String, _ bytes: [UInt8]) -> String {
             }
             #expect(matches.count == 1, "span \(k) holds the clean source latents of one of its row's triplets")
         }
-        #expect(b.imageTargets.dim(0) == scored.count)
+        #expect(b.spanTargets[.image]!.values.dim(0) == scored.count)
         // The loss runs and only target spans are scored.
         let loss = try task.loss(microBatch: 0, rng: RNG(seed: 2))
         #expect(loss.total.item.isFinite && loss.parts["loss_image"]! > 0)

@@ -75,14 +75,14 @@ private func key(_ d: ImageCaptionPairs.Document) -> String { "\(d.index) \(d.im
         var clean = 0, noised = 0
         for x in batches {
             let images = x.documents.filter(\.hasImage)
-            let scored = Set(x.scored ?? Array(images.indices))
+            let scored = Set(x.spanTargets[.image]!.scored ?? Array(images.indices))
             for (k, doc) in images.enumerated() {
                 if doc.imageFirst {
-                    #expect(x.input.timesteps[k] == 0 && !scored.contains(k), "an image-first image is read clean, unscored")
+                    #expect(x.input.spans[.image]!.timesteps[k] == 0 && !scored.contains(k), "an image-first image is read clean, unscored")
                     clean += 1
                 } else {
                     #expect(scored.contains(k), "a generated image carries the diffusion loss")
-                    noised += x.input.timesteps[k] > 0 ? 1 : 0
+                    noised += x.input.spans[.image]!.timesteps[k] > 0 ? 1 : 0
                 }
             }
         }
@@ -93,7 +93,7 @@ private func key(_ d: ImageCaptionPairs.Document) -> String { "\(d.index) \(d.im
         let doc = x.documents.filter(\.hasImage)[k]
         let encoded = try task.latents(task.heldOut, [doc.index], cached: false).scalars
         let per = encoded.count
-        let given = Array(x.input.latents!.scalars[(k * per)..<((k + 1) * per)])
+        let given = Array(x.input.spans[.image]!.values.scalars[(k * per)..<((k + 1) * per)])
         #expect(zip(given, encoded).allSatisfy { abs($0 - $1) < 1e-5 }, "encoded in a batch of one vs in the held-out batch")
         let metrics = try task.evaluate(step: 0, rng: RNG(seed: 0))
         for name in ["loss_text", "loss_caption", "loss_prior", "loss_markers", "loss_image", "ppl", "loss"] {

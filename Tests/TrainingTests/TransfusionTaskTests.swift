@@ -73,9 +73,9 @@ private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil,
         let recipe = try transfusionRecipe(steps: 1, diffusion: "{image_first: 1.0, image_first_max_t: 100}")
         let task = try TransfusionTask(recipe: recipe, run: scratchRun())
         let b = try task.batch(task.world, firstRow: 0, rows: 4, rng: RNG(seed: 1), training: true)
-        #expect(!b.input.timesteps.isEmpty && b.input.timesteps.allSatisfy { $0 <= 100 })
+        #expect(!b.input.spans[.image]!.timesteps.isEmpty && b.input.spans[.image]!.timesteps.allSatisfy { $0 <= 100 })
         let ids = b.input.ids.intScalars, t = recipe.data.seqLen
-        for start in b.input.spanStarts {                  // BOS BOI [span]: the image comes first
+        for start in b.input.spans[.image]!.starts {                  // BOS BOI [span]: the image comes first
             #expect(ids[start - 1] == SpecialTokens.boi && ids[start - 2] == SpecialTokens.bos)
         }
         let dropped = try transfusionRecipe(steps: 1, diffusion: "{image_first: 0.0, caption_dropout: 1.0}")
@@ -92,7 +92,7 @@ private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil,
             let recipe = try transfusionRecipe(steps: 1, diffusion: "{causal_spans: \(causal)}")
             let task = try TransfusionTask(recipe: recipe, run: scratchRun())
             let b = try task.batch(task.world, firstRow: 0, rows: 1, rng: RNG(seed: 2), training: true)
-            let start = b.input.spanStarts[0]
+            let start = b.input.spans[.image]!.starts[0]
             // The span's first patch sees its second patch only with bidirectional spans.
             #expect(b.input.mask.allows(batch: 0, query: start, key: start + 1) == !causal)
         }
@@ -264,7 +264,7 @@ private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil,
     @Test func speechRowSharesAddUpToTheFullBatchGradient() throws {
         let task = try TransfusionTask(recipe: try recipe(mix: "[1, 1, 1]", fraction: 0.5), run: scratchRun())
         let whole = try task.batch(task.world, firstRow: 0, rows: 4, rng: RNG(seed: 1), training: true)
-        #expect(whole.input.audioCount > 0 && whole.input.imageCount > 0)
+        #expect(whole.input.count(.audio) > 0 && whole.input.count(.image) > 0)
         for split in [[0..<2, 2..<4], [0..<1, 1..<4]] { try DataParallelTests().expectSharesAddUp(task, microBatch: 0, split: split) }
     }
 
@@ -275,19 +275,19 @@ private func trainRows(_ recipe: Recipe, _ run: RunDirectory, limit: Int? = nil,
             let b = try task.batch(task.world, firstRow: 0, rows: 2, rng: RNG(seed: 1), training: true)
             let ids = b.input.ids.intScalars
             let spoken = try #require(task.pairs.spoken)
-            #expect(b.input.audio?.shape == [b.input.audioStarts.count, 8, spoken.patchDim], "\(kind)")
-            #expect(b.audioTargets?.shape == b.input.audio?.shape)
-            #expect(!b.input.audioStarts.isEmpty)
-            for start in b.input.audioStarts {
+            #expect(b.input.spans[.audio]?.values.shape == [b.input.spans[.audio]!.starts.count, 8, spoken.patchDim], "\(kind)")
+            #expect(b.spanTargets[.audio]?.values.shape == b.input.spans[.audio]?.values.shape)
+            #expect(!b.input.spans[.audio]!.starts.isEmpty)
+            for start in b.input.spans[.audio]!.starts {
                 #expect(ids[start - 1] == SpecialTokens.boa && ids[start + 8] == SpecialTokens.eoa, "\(kind)")
                 // Speech read before its words (speech → caption) comes right after BOS, noise-limited.
                 if mix == "[0, 1, 0]" { #expect(ids[start - 2] == SpecialTokens.bos) }
                 if mix == "[0, 0, 1]" { #expect(ids[start - 2] == SpecialTokens.eoi) }
             }
-            if mix == "[0, 1, 0]" { #expect(b.input.audioTimesteps.allSatisfy { $0 <= 100 }) }
+            if mix == "[0, 1, 0]" { #expect(b.input.spans[.audio]!.timesteps.allSatisfy { $0 <= 100 }) }
             // Images only in image → speech documents, one per document, noise-limited too.
-            #expect(b.input.imageCount == (mix == "[0, 0, 1]" ? b.input.audioStarts.count : 0), "\(kind)")
-            if mix == "[0, 0, 1]" { #expect(b.input.timesteps.allSatisfy { $0 <= 100 }) }
+            #expect(b.input.count(.image) == (mix == "[0, 0, 1]" ? b.input.spans[.audio]!.starts.count : 0), "\(kind)")
+            if mix == "[0, 0, 1]" { #expect(b.input.spans[.image]!.timesteps.allSatisfy { $0 <= 100 }) }
             // The words spoken are the text of caption → speech and speech → caption documents.
             if mix != "[0, 0, 1]" {
                 let words = Set(task.tokenizer.encode(task.pairs.speechSource(.train).transcript(0)))

@@ -82,19 +82,18 @@ func benchTransfusion(steps: Int) throws {
     let (b, t) = (input.ids.shape[0], input.ids.shape[1])
     let textRows = x.targets.intScalars.filter { $0 >= 0 }.count
     let flops = model.trainingFlops(tokens: b * t, attended: meanAttended(input.mask), textRows: textRows,
-                                    images: input.imageCount)
+                                    spans: input.spans.mapValues(\.count))
     dump(modelJSON(c).merging(["batch": b, "seq": t, "ids": ints(input.ids), "targets": ints(x.targets),
           "lo": input.mask.lo.map { Int($0) }, "hi": input.mask.hi.map { Int($0) }, "positions": ints(input.positions),
-          "span_starts": input.spanStarts, "timesteps": input.timesteps, "images": input.imageCount,
+          "span_starts": input.spans[.image]!.starts, "timesteps": input.spans[.image]!.timesteps, "images": input.count(.image),
           "loss_weight": recipe.diffusion.lossWeight, "z_loss": recipe.model.zLoss, "lr": recipe.optimizer.lr,
           "beta2": recipe.optimizer.beta2, "weight_decay": recipe.optimizer.weightDecay,
           "grad_clip": recipe.optimizer.gradClip, "flops": flops]) { $1 })
     let opt = recipeOptimizer(recipe, model)
     timeTrainingStep("transfusion-step",
-                     config: "unet-tiny d=\(c.decoder.dim) L=\(c.decoder.layers) B=\(b) T=\(t) images=\(input.imageCount) text-rows=\(textRows)",
+                     config: "unet-tiny d=\(c.decoder.dim) L=\(c.decoder.layers) B=\(b) T=\(t) images=\(input.count(.image)) text-rows=\(textRows)",
                      steps: steps, flops: flops, model: model, clip: recipe.optimizer.gradClip, optimizer: opt) {
-        model.loss(input, targets: x.targets, imageTargets: x.imageTargets, imageWeight: recipe.diffusion.lossWeight,
-                   zLoss: recipe.model.zLoss, scoredImages: x.scored).total
+        model.loss(input, targets: x.targets, spanTargets: x.spanTargets, zLoss: recipe.model.zLoss).total
     }
 }
 

@@ -1,8 +1,10 @@
 // Sampling from a Transfusion model with a KV cache: text decoding, and on BOI a diffusion loop
 // over the image span with the prefix cached (paper, Sec. 3.3), classifier-free guidance, then
 // EOI and back to text. Also captioning (an image prefix, then text). Not training.
+import Data
 import Diffusion
 import Foundation
+import Modalities
 import NN
 import Tensors
 import Text
@@ -47,45 +49,32 @@ extension Transfusion {
         return self(input, cache: cache).hidden
     }
 
-    /// The kinds of continuous span a sampler runs: image latents (B, C, h, w) between BOI and
-    /// EOI, or audio patches (B, L, D) between BOA and EOA.
-    enum SpanKind {
-        case image, audio
-
-        var open: Int32 { self == .image ? SpecialTokens.boi : SpecialTokens.boa }
-        var close: Int32 { self == .image ? SpecialTokens.eoi : SpecialTokens.eoa }
-    }
-
     /// Runs one span of `kind` per row (`x`: latents or audio patches) at timesteps `t` after the
     /// cached prefix: the span attends to the whole prefix and bidirectionally to itself. With
     /// `keep` false the cache is cut back afterwards (a denoising step); with `keep` true the span
     /// stays cached. `starts` (from `KVCache.stacking`) says where each row's prefix begins in a
     /// left-padded cache. Returns the predictions, shaped like `x`.
-    func span(_ x: Tensor, _ kind: SpanKind = .image, t: [Float], cache: KVCache, keep: Bool, starts: [Int]? = nil) -> Tensor {
+    func span(_ x: Tensor, _ kind: Modality = .image, t: [Float], cache: KVCache, keep: Bool, starts: [Int]? = nil) -> Tensor {
         let b = x.dim(0), start = cache.length
-        let n = kind == .image ? config.patchesPerImage : config.audioLength
+        guard let n = adapter(kind)?.length else { preconditionFailure("Transfusion: the model has no \(kind) spans") }
         let lo = starts ?? [Int](repeating: 0, count: b)
         let positions = starts.map { cache.positions(continuing: $0, count: n) }
             ?? Tensor(ints: (start..<(start + n)).map { Int32($0) })
-        var input = TransfusionInput(
+        let input = TransfusionInput(
             ids: Tensor(ints: [Int32](repeating: SpecialTokens.pad, count: b * n), shape: [b, n]),
             positions: positions,
             mask: AttentionMask(batch: b, queries: n, keys: start + n, lo: lo.flatMap { [Int32](repeating: Int32($0), count: n) },
-                                hi: [Int32](repeating: Int32(start + n), count: b * n)))
-        let spanStarts = (0..<b).map { $0 * n }
-        switch kind {
-        case .image: (input.latents, input.timesteps, input.spanStarts) = (x, t, spanStarts)
-        case .audio: (input.audio, input.audioTimesteps, input.audioStarts) = (x, t, spanStarts)
-        }
+                                hi: [Int32](repeating: Int32(start + n), count: b * n)),
+            spans: [kind: SpanBatch(x, timesteps: t, starts: (0..<b).map { $0 * n })])
         let out = self(input, cache: cache)
         if !keep { cache.truncate(to: start) }
-        return kind == .image ? out.images! : out.audio!
+        return out.predictions[kind]!
     }
 
     /// The diffusion sampler over one span of `kind` per row of `noise`, after the prefix `prefill`
     /// writes into a fresh cache (ending with the span's opening id), guided against
     /// `options.unconditionalPrompt` + the opening id when `cfgScale` > 1.
-    func diffuse(_ kind: SpanKind, noise: Tensor, options: ImageSamplingOptions, rng: RNG,
+    func diffuse(_ kind: Modality, noise: Tensor, options: ImageSamplingOptions, rng: RNG,
                  prefill: (KVCache) -> Void) -> Tensor {
         inferring {
             let layers = config.decoder.layers
@@ -97,7 +86,7 @@ extension Transfusion {
                 }
             }
             let b = noise.dim(0), uncond = KVCache(layers: layers)
-            _ = extend(Array(repeating: options.unconditionalPrompt + [kind.open], count: b), cache: uncond)
+            _ = extend(Array(repeating: options.unconditionalPrompt + [kind.opening], count: b), cache: uncond)
             // Batched guidance: the conditional and unconditional rows in one forward pass, their
             // prefixes left-padded to one length (the padding masked out).
             let (both, starts) = KVCache.stacking([cond, uncond])
@@ -113,20 +102,19 @@ extension Transfusion {
     /// a copy (`context` itself is left as it was): the sampler's prefix holds earlier spans as
     /// clean latents or patches, exactly as the generation cached them. Guided against
     /// `options.unconditionalPrompt` + the opening id when `cfgScale` > 1.
-    func sampleSpan(_ kind: SpanKind, after context: KVCache, options: ImageSamplingOptions, rng: RNG) -> Tensor {
-        let shape = kind == .image ? [1, config.latentChannels, config.latentSize, config.latentSize]
-                                   : [1, config.audioLength, config.audioDim]
-        return diffuse(kind, noise: rng.normal(shape), options: options, rng: rng) { cache in
+    func sampleSpan(_ kind: Modality, after context: KVCache, options: ImageSamplingOptions, rng: RNG) -> Tensor {
+        guard let shape = adapter(kind)?.valueShape else { preconditionFailure("Transfusion: the model has no \(kind) spans") }
+        return diffuse(kind, noise: rng.normal([1] + shape), options: options, rng: rng) { cache in
             cache.copy(from: context)
-            _ = extend([[kind.open]], cache: cache)
+            _ = extend([[kind.opening]], cache: cache)
         }
     }
 
     /// Caches one finished span of `kind` (`x`, one row) after the cached prefix: its opening id,
     /// then the span at t = 0, as the text after a finished image or clip sees it in training. The
     /// closing id is the caller's next token.
-    func cacheClean(_ x: Tensor, _ kind: SpanKind, cache: KVCache) {
-        _ = extend([[kind.open]], cache: cache)
+    func cacheClean(_ x: Tensor, _ kind: Modality, cache: KVCache) {
+        _ = extend([[kind.opening]], cache: cache)
         _ = span(x, kind, t: [0], cache: cache, keep: true)
     }
 
@@ -165,9 +153,7 @@ extension Transfusion {
         precondition(!prompt.isEmpty, "generate: empty prompt")
         return inferring {
             let cache = KVCache(layers: config.decoder.layers)
-            func spanLength(_ id: Int32) -> Int? {
-                id == SpecialTokens.boi ? config.patchesPerImage : id == SpecialTokens.boa && config.hasAudio ? config.audioLength : nil
-            }
+            func spanLength(_ id: Int32) -> Int? { Modality(opening: id).flatMap { adapter($0)?.length } }
             return generateMixed(
                 prompt: prompt, maxTokens: maxTokens, maxPositions: maxPositions, spanLength: spanLength,
                 step: { next in self.logits(extend([next], cache: cache), rows: [next.count - 1]) },
@@ -175,11 +161,11 @@ extension Transfusion {
                 open: { id, _ in
                     // The span is sampled after a copy of this cache (so it sees every earlier
                     // image and clip as it was generated), then the clean span enters this one.
-                    let kind: SpanKind = id == SpecialTokens.boi ? .image : .audio
+                    let kind = Modality(opening: id)!
                     let x = sampleSpan(kind, after: cache, options: images, rng: rng)
                     cacheClean(x, kind, cache: cache)
                     let segment: GeneratedSegment = kind == .image ? .image(x) : .audio(x)
-                    return (segment, [Int32](repeating: SpecialTokens.pad, count: spanLength(id)!) + [kind.close], [kind.close])
+                    return (segment, [Int32](repeating: SpecialTokens.pad, count: spanLength(id)!) + [kind.closing], [kind.closing])
                 })
         }
     }
@@ -193,13 +179,13 @@ extension Transfusion {
 
     /// Text after one clean span of `kind` (`x` with one row): `BOS open [x at t = 0] close`, then
     /// decoding words until EOS (``SamplingOptions/pickWord``). Returns the ids without EOS.
-    func words(after x: Tensor, _ kind: SpanKind, maxTokens: Int, options: SamplingOptions, rng: RNG) -> [Int32] {
+    func words(after x: Tensor, _ kind: Modality, maxTokens: Int, options: SamplingOptions, rng: RNG) -> [Int32] {
         inferring {
             let cache = KVCache(layers: config.decoder.layers)
-            _ = extend([[SpecialTokens.bos, kind.open]], cache: cache)
+            _ = extend([[SpecialTokens.bos, kind.opening]], cache: cache)
             _ = span(x, kind, t: [0], cache: cache, keep: true)
             func step(_ id: Int32) -> Tensor { self.logits(extend([[id]], cache: cache), rows: [0]) }
-            return decodeLoop(from: step(kind.close), maxTokens: maxTokens, keepStop: false, stop: { $0 == SpecialTokens.eos },
+            return decodeLoop(from: step(kind.closing), maxTokens: maxTokens, keepStop: false, stop: { $0 == SpecialTokens.eos },
                               pick: { options.pickWord($0, count: vocab, allowEnd: !$1.isEmpty, rng: rng) }, step: step)
         }
     }

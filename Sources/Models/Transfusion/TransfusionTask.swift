@@ -9,6 +9,7 @@ import Data
 import Diffusion
 import Foundation
 import Media
+import Modalities
 import Training
 import NN
 import Tensors
@@ -131,7 +132,7 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
             written = (latentCache.count, editLatentCache.count)
         }
         flopsPerMicroBatch = transfusion.trainingFlops(tokens: recipe.train.batchSize * d.seqLen, attended: avg / 2,
-                                                       textRows: textRows, images: images - speech, audioSpans: speech)
+                                                       textRows: textRows, spans: [.image: images - speech, .audio: speech])
     }
 
     /// The run `train.init_from` names, loaded (EMA weights when kept), with its tokenizer and VAE
@@ -163,14 +164,9 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
     struct Batch {
         var input: TransfusionInput
         var targets: Tensor
-        /// Targets of the scored spans, in span order.
-        var imageTargets: Tensor
-        /// The spans that carry the diffusion loss (nil: all; edit sources are left out).
-        var scored: [Int]?
-        /// Diffusion targets of the scored audio spans, nil without speech documents.
-        var audioTargets: Tensor?
-        /// The audio spans that carry the diffusion loss (nil: all).
-        var scoredAudio: [Int]? = nil
+        /// Per modality with spans: the diffusion targets of its scored spans, in span order, and
+        /// which spans are scored (nil: all; edit sources and speech to transcribe are left out).
+        var spanTargets: [Modality: SpanTargets]
         var tokens: Int
         var examples: Int
         /// The documents, in row order, and the document of each position (−1: padding).
@@ -181,47 +177,53 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
         var rowDocuments: [Int] = []
 
         var rowCount: Int { input.ids.dim(0) }
-        /// What each term of the loss is a mean over: text targets, scored image and audio spans.
+        /// What each term of the loss is a mean over: text targets, and each modality's scored spans.
         var textTargets: Int { targets.intScalars.lazy.filter { $0 >= 0 }.count }
-        var scoredImages: Int { input.imageCount == 0 ? 0 : scored?.count ?? imageTargets.dim(0) }
-        var scoredAudioSpans: Int { input.audioCount == 0 ? 0 : scoredAudio?.count ?? audioTargets?.dim(0) ?? 0 }
+        func scoredSpans(_ modality: Modality) -> Int {
+            spanTargets[modality]?.scoredCount(of: input.count(modality)) ?? 0
+        }
 
         /// Rows `kept` alone (rows of `t` positions): the spans, noise, timesteps and targets they
         /// have in the whole batch. One data-parallel rank's share.
         func rows(_ kept: Range<Int>, length t: Int) -> Batch {
             if kept == 0..<rowCount { return self }
             let flat = (kept.lowerBound * t)..<(kept.upperBound * t)
-            let images = input.spanStarts.indices.filter { flat.contains(input.spanStarts[$0]) }
-            let audios = input.audioStarts.indices.filter { flat.contains(input.audioStarts[$0]) }
             var x = input
             x.ids = Tensor(ints: Array(input.ids.intScalars[flat]), shape: [kept.count, t])
             x.positions = Tensor(ints: Array(input.positions.intScalars[flat]))
             x.mask = input.mask.rows(kept)
-            x.latents = images.isEmpty ? nil : input.latents!.indexSelect(axis: 0, images)
-            x.timesteps = images.map { input.timesteps[$0] }
-            x.spanStarts = images.map { input.spanStarts[$0] - flat.lowerBound }
-            x.audio = audios.isEmpty ? nil : input.audio!.indexSelect(axis: 0, audios)
-            x.audioTimesteps = audios.map { input.audioTimesteps[$0] }
-            x.audioStarts = audios.map { input.audioStarts[$0] - flat.lowerBound }
-            let image = Self.keep(images, scored: scored, targets: imageTargets)
-            let audio = audioTargets.map { Self.keep(audios, scored: scoredAudio, targets: $0) }
+            x.spans = [:]
+            var targets: [Modality: SpanTargets] = [:]
+            for (modality, spans) in input.spans {
+                let inRows = spans.starts.indices.filter { flat.contains(spans.starts[$0]) }
+                x.spans[modality] = spans.selecting(inRows, shiftedBy: flat.lowerBound)
+                if let whole = spanTargets[modality] { targets[modality] = Self.keep(inRows, of: whole) }
+            }
             let firstDocument = rowDocuments[..<kept.lowerBound].reduce(0, +)
             let documentCount = rowDocuments[kept].reduce(0, +)
-            return Batch(input: x, targets: Tensor(ints: Array(targets.intScalars[flat])), imageTargets: image.targets,
-                         scored: image.scored, audioTargets: audio?.targets, scoredAudio: audio?.scored,
+            return Batch(input: x, targets: Tensor(ints: Array(self.targets.intScalars[flat])), spanTargets: targets,
                          tokens: rowTokens[kept].reduce(0, +), examples: documentCount,
                          documents: Array(documents[firstDocument..<(firstDocument + documentCount)]),
                          documentOf: documentOf[flat].map { $0 < 0 ? $0 : $0 - firstDocument },
                          rowTokens: Array(rowTokens[kept]), rowDocuments: Array(rowDocuments[kept]))
         }
 
-        /// The target rows and scored list of spans `kept` (ascending, contiguous) when `targets`
-        /// holds one row per span `scored` lists (nil: per span).
-        static func keep(_ kept: [Int], scored: [Int]?, targets: Tensor) -> (targets: Tensor, scored: [Int]?) {
-            guard let first = kept.first else { return (targets, scored == nil ? nil : []) }
-            guard let scored else { return (targets.indexSelect(axis: 0, kept), nil) }
+        /// The target rows and scored list of spans `kept` (ascending, contiguous) when `whole`
+        /// holds one row per span its `scored` lists (nil: per span).
+        static func keep(_ kept: [Int], of whole: SpanTargets) -> SpanTargets {
+            var part = whole
+            guard let first = kept.first else {
+                if whole.scored != nil { part.scored = [] }
+                return part
+            }
+            guard let scored = whole.scored else {
+                part.values = whole.values.indexSelect(axis: 0, kept)
+                return part
+            }
             let rows = scored.indices.filter { kept.contains(scored[$0]) }
-            return (rows.isEmpty ? targets : targets.indexSelect(axis: 0, rows), rows.map { scored[$0] - first })
+            if !rows.isEmpty { part.values = whole.values.indexSelect(axis: 0, rows) }
+            part.scored = rows.map { scored[$0] - first }
+            return part
         }
     }
 
@@ -367,9 +369,11 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
             }
             spanLatents = Tensor(values, shape: [times.count] + shape)
         }
-        var input = TransfusionInput(ids: Tensor(ints: ids, shape: [taken.count, t]), positions: Tensor(ints: positions),
-                                     mask: mask, latents: times.isEmpty ? nil : spanLatents, timesteps: times, spanStarts: starts)
-        var audioTargets: Tensor? = nil, scoredAudio: [Int]? = nil
+        var input = TransfusionInput(ids: Tensor(ints: ids, shape: [taken.count, t]), positions: Tensor(ints: positions), mask: mask)
+        if !times.isEmpty { input.spans[.image] = SpanBatch(spanLatents, timesteps: times, starts: starts) }
+        var spanTargets: [Modality: SpanTargets] = [
+            .image: SpanTargets(diffusion.trainingTarget(x0: scoredX0, noise: noise, t: scoredT), scored: sources.isEmpty ? nil : scored,
+                                weight: d.lossWeight)]
         if let spoken = pairs.spoken, !audioSteps.isEmpty {
             // Speech spans, noised and scored (speech to transcribe given clean with conditionsClean): (m, L, D).
             let speaking = documents.filter { $0.speech != nil }
@@ -381,23 +385,20 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
             let clean = speaking.indices.filter { conditionsClean && speaking[$0].speech == .toCaption }
             let steps = audioSteps.enumerated().map { clean.contains($0.offset) ? 0 : $0.element }
             var noisy = diffusion.qSample(x0: a0, t: steps, noise: audioNoise)
-            audioTargets = diffusion.trainingTarget(x0: a0, noise: audioNoise, t: steps)
+            var audioTargets = SpanTargets(diffusion.trainingTarget(x0: a0, noise: audioNoise, t: steps), weight: d.lossWeight)
             if !clean.isEmpty {
                 let keep = speaking.indices.filter { !clean.contains($0) }
                 var values = noisy.scalars
                 let clean0 = a0.scalars, per = l * c.audioDim
                 for k in clean { values.replaceSubrange((k * per)..<((k + 1) * per), with: clean0[(k * per)..<((k + 1) * per)]) }
                 noisy = Tensor(values, shape: a0.shape)
-                if !keep.isEmpty { audioTargets = audioTargets!.indexSelect(axis: 0, keep) }   // none: scored as 0
-                scoredAudio = keep
+                if !keep.isEmpty { audioTargets.values = audioTargets.values.indexSelect(axis: 0, keep) }   // none: scored as 0
+                audioTargets.scored = keep
             }
-            input.audio = noisy
-            input.audioTimesteps = steps
-            input.audioStarts = audioStarts
+            input.spans[.audio] = SpanBatch(noisy, timesteps: steps, starts: audioStarts)
+            spanTargets[.audio] = audioTargets
         }
-        return Batch(input: input, targets: Tensor(ints: targets),
-                     imageTargets: diffusion.trainingTarget(x0: scoredX0, noise: noise, t: scoredT),
-                     scored: sources.isEmpty ? nil : scored, audioTargets: audioTargets, scoredAudio: scoredAudio,
+        return Batch(input: input, targets: Tensor(ints: targets), spanTargets: spanTargets,
                      tokens: rowTokens.reduce(0, +), examples: documents.count, documents: documents, documentOf: documentOf,
                      rowTokens: rowTokens, rowDocuments: rowDocuments)
     }
@@ -414,22 +415,24 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
         let b = recipe.train.batchSize
         let whole = try batch(world, firstRow: index * b, rows: b, rng: rng, training: true, encoding: rows)
         let x = whole.rows(rows, length: recipe.data.seqLen)
-        let w = recipe.diffusion.lossWeight
-        let l = transfusion.loss(x.input, targets: x.targets, imageTargets: x.imageTargets, imageWeight: w,
-                                 zLoss: recipe.model.zLoss, scoredImages: x.scored,
-                                 audioTargets: x.audioTargets, scoredAudio: x.scoredAudio)
+        let l = transfusion.loss(x.input, targets: x.targets, spanTargets: x.spanTargets, zLoss: recipe.model.zLoss)
         let (flops, positions) = trainingFlops(x)
+        // The modalities this run logs a loss for: images always, audio in runs with speech.
+        let logged = transfusion.adapters.map(\.modality).filter { $0 != .audio || pairs.spoken != nil }
         guard rows != 0..<b else {
-            var parts = ["loss_text": l.text.item, "loss_image": l.image.item]
-            if pairs.spoken != nil { parts["loss_audio"] = l.audio.item }
+            var parts = ["loss_text": l.text.item]
+            for m in logged { parts["loss_\(m)"] = l.spans[m]!.item }
             return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.examples, flops: flops, positions: positions)
         }
         func share(_ part: Int, of all: Int) -> Float { all == 0 ? 0 : Float(part) / Float(all) }
-        let text = share(x.textTargets, of: whole.textTargets), image = share(x.scoredImages, of: whole.scoredImages)
-        let audio = share(x.scoredAudioSpans, of: whole.scoredAudioSpans)
-        var parts = ["loss_text": l.text.item * text, "loss_image": l.image.item * image]
-        if pairs.spoken != nil { parts["loss_audio"] = l.audio.item * audio }
-        return LossResult(total: l.text * text + l.image * (w * image) + l.audio * (w * audio), parts: parts,
+        let text = share(x.textTargets, of: whole.textTargets)
+        var parts = ["loss_text": l.text.item * text], total = l.text * text
+        for adapter in transfusion.adapters {
+            let m = adapter.modality, part = share(x.scoredSpans(m), of: whole.scoredSpans(m))
+            if logged.contains(m) { parts["loss_\(m)"] = l.spans[m]!.item * part }
+            total = total + l.spans[m]! * ((x.spanTargets[m]?.weight ?? 0) * part)
+        }
+        return LossResult(total: total, parts: parts,
                           tokens: x.tokens, examples: x.examples, flops: flops, positions: positions, isShare: true)
     }
 
@@ -439,7 +442,7 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
         let (positions, attended) = ImageCaptionPairs.realPositions(documentOf: x.documentOf, mask: x.input.mask)
         let flops = transfusion.trainingFlops(tokens: positions, attended: attended,
                                               textRows: x.targets.intScalars.lazy.filter { $0 >= 0 }.count,
-                                              images: x.input.latents?.dim(0) ?? 0, audioSpans: x.input.audio?.dim(0) ?? 0)
+                                              spans: x.input.spans.mapValues(\.count))
         return (flops, positions)
     }
 
@@ -501,12 +504,12 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
         var tally = HeldOutTally()
         for x in try heldOutBatches() {
             let targets = x.targets.intScalars
-            let s = transfusion.scores(x.input, targets: targets, imageTargets: x.imageTargets, scoredImages: x.scored,
-                                       audioTargets: x.audioTargets, scoredAudio: x.scoredAudio)
+            let s = transfusion.scores(x.input, targets: targets, spanTargets: x.spanTargets)
             tally.addTargets(losses: s.text, targets: targets, document: x.documentOf, docs: x.documents,
                              textVocab: Int32(transfusion.config.vocab))
-            tally.add("image", mean: Double(s.image), count: x.scored?.count ?? x.imageTargets.dim(0))
-            if let a = x.audioTargets { tally.add("audio", mean: Double(s.audio), count: x.scoredAudio?.count ?? a.dim(0)) }
+            for (m, targets) in x.spanTargets.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                tally.add("\(m)", mean: Double(s.spans[m] ?? 0), count: targets.scored?.count ?? targets.values.dim(0))
+            }
             tally.documents += x.documents.filter { $0.corpus == nil }.count
             tally.corpusBytes += pairs.corpusBytes(targets: targets, document: x.documentOf, docs: x.documents)
         }

@@ -1,0 +1,84 @@
+// A continuous modality's way into and out of the shared decoder (DESIGN: "a modality is one
+// adapter"): the values of a batch's spans of that modality, how they become decoder inputs and
+// how the decoder's outputs become predictions. Not noising, not sampling, not sequence layout.
+import Data
+import NN
+import Tensors
+
+/// The spans of one continuous modality in a batch: their values, noise levels and places.
+public struct SpanBatch {
+    /// Values of the n spans, (n, …) with each row shaped like the adapter's `valueShape`: image
+    /// latents (n, C, h, w), audio frames (n, L, D).
+    public var values: Tensor
+    /// The n spans' timesteps.
+    public var timesteps: [Float]
+    /// Flat index b·T + position of each span's first position; a span covers its adapter's
+    /// `length` consecutive positions of one row.
+    public var starts: [Int]
+
+    public init(_ values: Tensor, timesteps: [Float], starts: [Int]) {
+        self.values = values; self.timesteps = timesteps; self.starts = starts
+    }
+
+    public var count: Int { values.dim(0) }
+
+    /// Spans `kept` alone (indices into this batch), their starts moved back by `offset` positions
+    /// (a data-parallel rank's rows); nil when none is kept.
+    public func selecting(_ kept: [Int], shiftedBy offset: Int = 0) -> SpanBatch? {
+        kept.isEmpty ? nil : SpanBatch(values.indexSelect(axis: 0, kept), timesteps: kept.map { timesteps[$0] },
+                                       starts: kept.map { starts[$0] - offset })
+    }
+}
+
+/// What an adapter's `embed` hands to its `predict`: the spans' timestep embeddings and whatever
+/// the input side computed for the output side (a U-Net's skips).
+public struct SpanContext {
+    public var count: Int
+    /// Timestep embeddings (n, d).
+    public var time: Tensor
+    public var skips: [Tensor] = []
+
+    public init(count: Int, time: Tensor, skips: [Tensor] = []) {
+        self.count = count; self.time = time; self.skips = skips
+    }
+}
+
+/// How one continuous modality enters and leaves the decoder. A Transfusion model holds one
+/// adapter per modality its config names and loops over them; a new modality is a new adapter.
+///
+/// ```swift
+/// let (rows, context) = adapter.embed(batch.values, time: timeEmbed(batch.timesteps))  // (n·length, d)
+/// let predictions = adapter.predict(decoderOutputs, context: context)                 // like batch.values
+/// ```
+public protocol SpanAdapter: Module {
+    var modality: Modality { get }
+    /// Decoder positions of one span.
+    var length: Int { get }
+    /// Shape of one span's values (a row of ``SpanBatch/values``).
+    var valueShape: [Int] { get }
+    /// The n spans' values (n, …) and their timestep embeddings (n, d) → decoder inputs
+    /// (n·length, d), span after span, and what ``predict(_:context:)`` needs.
+    func embed(_ values: Tensor, time: Tensor) -> (rows: Tensor, context: SpanContext)
+    /// The decoder's outputs at the spans' positions (n·length, d) → predictions (n, …).
+    func predict(_ rows: Tensor, context: SpanContext) -> Tensor
+    /// Zeroes the output layer, so an untrained model predicts 0 (DiT's zero-initialised final layer).
+    func zeroOutput()
+    /// Training FLOPs (forward + backward) of `spans` spans through the adapter's own layers, for a
+    /// decoder of width `dim`.
+    func trainingFlops(spans: Int, dim: Int) -> Double
+}
+
+extension SpanAdapter {
+    /// The span values' expected shape for n spans, checked with a message naming the modality.
+    func check(_ values: Tensor) {
+        let n = values.dim(0)
+        precondition(values.shape == [n] + valueShape,
+                     "\(modality) spans: values \(values.shape), expected (n, \(valueShape.map(String.init).joined(separator: ", ")))")
+    }
+}
+
+/// Zeroes a linear layer's weight and bias.
+func zero(_ layer: Linear) {
+    layer.weight.data.update(repeating: 0, count: layer.weight.count)
+    if let b = layer.bias { b.data.update(repeating: 0, count: b.count) }
+}
