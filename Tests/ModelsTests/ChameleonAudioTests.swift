@@ -42,7 +42,7 @@ private func speaking() -> Chameleon {
         #expect(text == 4 && image == 4 && audio == 3)
         let closing = m.loss(x, targets: Tensor(ints: targets.map { markers.contains($0) ? $0 : -1 }, shape: [1, ids.count]),
                              mask: mask, positions: positions).total.item
-        let whole = (Float(text) * l.text + 2 * closing + Float(image) * l.image + Float(audio) * l.audio) / Float(text + 2 + image + audio)
+        let whole = (Float(text) * l.text + 2 * closing + Float(image) * l.spans[.image]! + Float(audio) * l.spans[.audio]!) / Float(text + 2 + image + audio)
         #expect(abs(l.total.item - whole) < 1e-5)
     }
 

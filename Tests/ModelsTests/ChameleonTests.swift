@@ -40,8 +40,8 @@ private func tiny() -> Chameleon {
         }
         let textCount = targets.filter { $0 >= 0 && $0 < 20 && $0 != SpecialTokens.eoi }.count, imageCount = targets.filter { $0 >= 20 }.count
         #expect(textCount == 4 && imageCount == 4)
-        #expect(abs(l.text - only { $0 < 20 && $0 != SpecialTokens.eoi }) < 1e-5 && abs(l.image - only { $0 >= 20 }) < 1e-5)
-        #expect(abs(l.total.item - (Float(textCount) * l.text + only { $0 == SpecialTokens.eoi } + Float(imageCount) * l.image) / 9) < 1e-5)
+        #expect(abs(l.text - only { $0 < 20 && $0 != SpecialTokens.eoi }) < 1e-5 && abs(l.spans[.image]! - only { $0 >= 20 }) < 1e-5)
+        #expect(abs(l.total.item - (Float(textCount) * l.text + only { $0 == SpecialTokens.eoi } + Float(imageCount) * l.spans[.image]!) / 9) < 1e-5)
         gradCheck([m.lm.embed.weight]) { _ in m.loss(x, targets: y, mask: mask, positions: positions).total }
     }
 

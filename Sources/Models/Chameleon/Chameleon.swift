@@ -3,6 +3,7 @@
 // after them). Purely causal attention and
 // cross-entropy everywhere (QK-norm and z-loss for stability, set by the recipe). Image sampling
 // decodes the code positions with classifier-free guidance in logit space. Not the VQ tokenizer.
+import Data
 import Diffusion
 import Foundation
 import NN
@@ -59,6 +60,35 @@ public struct ChameleonConfig: Codable, Equatable, Sendable {
     public var tokensPerImage: Int { gridSize * gridSize }
     /// The token id of code `c`.
     public func token(code c: Int32) -> Int32 { Int32(textVocab) + c }
+
+    /// The discrete modalities of the vocabulary, in id order after the text: image codes, then
+    /// audio codes in models with speech. The model, its loss parts and its samplers loop over them.
+    public var codeSpans: [CodeSpans] {
+        var spans = [CodeSpans(modality: .image, offset: textVocab, codebookSize: codebookSize, length: tokensPerImage)]
+        if hasAudio {
+            spans.append(CodeSpans(modality: .audio, offset: textVocab + codebookSize, codebookSize: audioCodebookSize,
+                                   length: audioLength))
+        }
+        return spans
+    }
+
+    /// The code range of `modality`, or nil when the vocabulary has none.
+    public func codes(_ modality: Modality) -> CodeSpans? { codeSpans.first { $0.modality == modality } }
+}
+
+/// A discrete modality's place in a Chameleon vocabulary (its adapter, as ``SpanAdapter`` is a
+/// continuous one's in Transfusion): its codes are the token ids `offset ..< offset + codebookSize`,
+/// and a span holds `length` of them between the modality's opening and closing ids.
+public struct CodeSpans: Equatable, Sendable {
+    public var modality: Modality
+    public var offset: Int
+    public var codebookSize: Int
+    public var length: Int
+
+    /// The token ids of the codes.
+    public var ids: Range<Int32> { Int32(offset)..<Int32(offset + codebookSize) }
+    /// The token id of code `c`.
+    public func token(code c: Int32) -> Int32 { Int32(offset) + c }
 }
 
 public final class Chameleon: Module {
@@ -72,42 +102,43 @@ public final class Chameleon: Module {
 
     public func initialise(rng: RNG) { lm.decoder.initialise(rng: rng) }
 
-    /// Ids of one image's codes (row-major grid) framed by BOI … EOI.
-    public func imageTokens(codes: [Int32]) -> [Int32] {
-        precondition(codes.count == config.tokensPerImage, "Chameleon: \(codes.count) codes, expected \(config.tokensPerImage)")
-        return [SpecialTokens.boi] + codes.map { config.token(code: $0) } + [SpecialTokens.eoi]
+    /// Ids of one span of `modality`'s codes framed by its opening and closing ids.
+    public func tokens(_ modality: Modality, codes: [Int32]) -> [Int32] {
+        guard let range = config.codes(modality) else { preconditionFailure("Chameleon: this model has no \(modality) codes") }
+        precondition(codes.count == range.length, "Chameleon: \(codes.count) \(modality) codes, expected \(range.length)")
+        return [modality.opening] + codes.map(range.token(code:)) + [modality.closing]
     }
+
+    /// Ids of one image's codes (row-major grid) framed by BOI … EOI.
+    public func imageTokens(codes: [Int32]) -> [Int32] { tokens(.image, codes: codes) }
 
     /// Ids of one audio span's codes framed by BOA … EOA.
-    public func audioTokens(codes: [Int32]) -> [Int32] {
-        precondition(codes.count == config.audioLength, "Chameleon: \(codes.count) audio codes, expected \(config.audioLength)")
-        return [SpecialTokens.boa] + codes.map { config.audioToken(code: $0) } + [SpecialTokens.eoa]
-    }
+    public func audioTokens(codes: [Int32]) -> [Int32] { tokens(.audio, codes: codes) }
 
-    /// The LM loss over all targets and its text, image and audio parts (by the target's id range).
-    /// Returns (total with z-loss, text CE, image CE, audio CE); a part with no targets is 0. The
-    /// text part leaves out EOI and EOA, which close a span of codes: Transfusion never predicts
-    /// them (its sampler inserts them), so its text part and this one score the same targets.
+    /// The LM loss over all targets and its parts by the target's id range: text, and each
+    /// modality's codes. Returns (total with z-loss, text CE, CE per modality); a part with no
+    /// targets is 0. The text part leaves out the ids that close a span of codes (EOI, EOA):
+    /// Transfusion never predicts them (its sampler inserts them), so its text part and this one
+    /// score the same targets.
     public func loss(_ ids: Tensor, targets: Tensor, mask: AttentionMask, positions: Tensor, zLoss: Float = 0)
-        -> (total: Tensor, text: Float, image: Float, audio: Float) {
+        -> (total: Tensor, text: Float, spans: [Modality: Float]) {
         let logits = lm(ids, mask: mask, positions: positions)
         let total = crossEntropy(logits, targets, ignoreIndex: -1, zLoss: zLoss)
         // The parts are reported, not trained: recompute them without the tape.
-        let (text, image, audio) = withoutGrad { () -> (Float, Float, Float) in
-            let parts = partTargets(targets.intScalars).map {
-                crossEntropy(logits, Tensor(ints: $0, shape: targets.shape), ignoreIndex: -1).item
-            }
-            return (parts[0], parts[1], parts[2])
+        let parts = withoutGrad {
+            partTargets(targets.intScalars).map { crossEntropy(logits, Tensor(ints: $0, shape: targets.shape), ignoreIndex: -1).item }
         }
-        return (total, text, image, audio)
+        let spans = Dictionary(uniqueKeysWithValues: zip(config.codeSpans.map(\.modality), parts.dropFirst()))
+        return (total, parts[0], spans)
     }
 
-    /// `targets` split by what the loss reports them as (−1 elsewhere): text (the structural
-    /// EOI and EOA left out: the other family never predicts them), image codes, audio codes.
+    /// `targets` split by what the loss reports them as (−1 elsewhere): text first (the structural
+    /// closing ids left out: the other family never predicts them), then each of
+    /// ``ChameleonConfig/codeSpans``'s codes.
     public func partTargets(_ targets: [Int32]) -> [[Int32]] {
-        let v = Int32(config.textVocab), a = Int32(config.textVocab + config.codebookSize)
+        let v = Int32(config.textVocab), closing = Set(Modality.spanModalities.map(\.closing))
         func part(_ keep: (Int32) -> Bool) -> [Int32] { targets.map { $0 >= 0 && keep($0) ? $0 : -1 } }
-        return [part { $0 < v && $0 != SpecialTokens.eoi && $0 != SpecialTokens.eoa }, part { $0 >= v && $0 < a }, part { $0 >= a }]
+        return [part { $0 < v && !closing.contains($0) }] + config.codeSpans.map { range in part { range.ids.contains($0) } }
     }
 
     /// `count` images after `prompt` (BOS + caption ids; BOI is appended): each code position is
@@ -115,10 +146,8 @@ public final class Chameleon: Module {
     /// `unconditionalPrompt` when `cfgScale` > 1. Returns the code ids (count, grid, grid).
     public func sampleCodes(prompt: [Int32], count: Int, options: SamplingOptions, cfgScale: Float = 1,
                             unconditionalPrompt: [Int32] = [SpecialTokens.bos], rng: RNG) -> Tensor {
-        let codes = sampleSpan(prompt: prompt + [SpecialTokens.boi], count: count, offset: config.textVocab,
-                               codebook: config.codebookSize, length: config.tokensPerImage, options: options,
-                               cfgScale: cfgScale, unconditionalPrompt: unconditionalPrompt + [SpecialTokens.boi], rng: rng)
-        return Tensor(ints: codes, shape: [count, config.gridSize, config.gridSize])
+        sampleCodes(.image, prompt: prompt, count: count, options: options, cfgScale: cfgScale,
+                    unconditionalPrompt: unconditionalPrompt, rng: rng).reshaped([count, config.gridSize, config.gridSize])
     }
 
     /// `count` audio spans after `prompt` (e.g. BOS + words; BOA is appended), sampled like images
@@ -126,11 +155,20 @@ public final class Chameleon: Module {
     /// code ids (count, L).
     public func sampleSpeechCodes(prompt: [Int32], count: Int, options: SamplingOptions, cfgScale: Float = 1,
                                   unconditionalPrompt: [Int32] = [SpecialTokens.bos], rng: RNG) -> Tensor {
-        precondition(config.hasAudio, "Chameleon: this model has no audio codes")
-        let codes = sampleSpan(prompt: prompt + [SpecialTokens.boa], count: count, offset: config.textVocab + config.codebookSize,
-                               codebook: config.audioCodebookSize, length: config.audioLength, options: options,
-                               cfgScale: cfgScale, unconditionalPrompt: unconditionalPrompt + [SpecialTokens.boa], rng: rng)
-        return Tensor(ints: codes, shape: [count, config.audioLength])
+        sampleCodes(.audio, prompt: prompt, count: count, options: options, cfgScale: cfgScale,
+                    unconditionalPrompt: unconditionalPrompt, rng: rng)
+    }
+
+    /// `count` spans of `modality`'s codes after `prompt` (its opening id is appended), each code
+    /// position sampled from that modality's code logits only, guided against
+    /// `unconditionalPrompt` + the opening id when `cfgScale` > 1. Returns the code ids (count, length).
+    public func sampleCodes(_ modality: Modality, prompt: [Int32], count: Int, options: SamplingOptions, cfgScale: Float = 1,
+                            unconditionalPrompt: [Int32] = [SpecialTokens.bos], rng: RNG) -> Tensor {
+        guard let range = config.codes(modality) else { preconditionFailure("Chameleon: this model has no \(modality) codes") }
+        let codes = sampleSpan(prompt: prompt + [modality.opening], count: count, offset: range.offset,
+                               codebook: range.codebookSize, length: range.length, options: options,
+                               cfgScale: cfgScale, unconditionalPrompt: unconditionalPrompt + [modality.opening], rng: rng)
+        return Tensor(ints: codes, shape: [count, range.length])
     }
 
     /// `length` codes of the codebook at token ids `offset ..< offset + codebook` after `prompt`
@@ -202,21 +240,16 @@ public final class Chameleon: Module {
             let cache = KVCache(layers: config.decoder.layers)
             return generateMixed(
                 prompt: prompt, maxTokens: maxTokens, maxPositions: maxPositions,
-                spanLength: { id in
-                    id == SpecialTokens.boi ? config.tokensPerImage : id == SpecialTokens.boa && config.hasAudio ? config.audioLength : nil
-                },
+                spanLength: { id in Modality(opening: id).flatMap { config.codes($0)?.length } },
                 step: { step([$0], cache: cache) },
                 pick: { logits in withExtendedLifetime(logits) { text.pick(logits.data, count: config.textVocab, rng: rng) } },
                 open: { id, context in
                     // The span is sampled with its own caches; then its ids enter this one.
-                    let segment: GeneratedSegment, span: [Int32]
-                    if id == SpecialTokens.boi {
-                        let image = sampleCodes(prompt: context, count: 1, options: codes, cfgScale: cfgScale, rng: rng)
-                        (segment, span) = (.image(image), imageTokens(codes: image.intScalars))
-                    } else {
-                        let audio = sampleSpeechCodes(prompt: context, count: 1, options: codes, cfgScale: cfgScale, rng: rng)
-                        (segment, span) = (.audio(audio), audioTokens(codes: audio.intScalars))
-                    }
+                    let modality = Modality(opening: id)!
+                    let sampled = sampleCodes(modality, prompt: context, count: 1, options: codes, cfgScale: cfgScale, rng: rng)
+                    let span = tokens(modality, codes: sampled.intScalars)
+                    let segment: GeneratedSegment = modality == .image
+                        ? .image(sampled.reshaped([1, config.gridSize, config.gridSize])) : .audio(sampled)
                     return (segment, Array(span.dropFirst()), span)
                 })
         }

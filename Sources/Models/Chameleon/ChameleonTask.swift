@@ -245,8 +245,10 @@ public final class ChameleonTask: TrainingTask {
         let whole = try batch(world, firstRow: index * b, rows: b, rng: rng, training: true)
         let x = whole.rows(rows)
         let l = chameleon.loss(x.ids, targets: x.targets, mask: x.mask, positions: x.positions, zLoss: recipe.model.zLoss)
-        var parts = ["loss_text": l.text, "loss_image": l.image]
-        if pairs.spoken != nil { parts["loss_audio"] = l.audio }
+        // Images always, audio in runs with speech.
+        let logged = chameleon.config.codeSpans.map(\.modality).filter { $0 != .audio || pairs.spoken != nil }
+        var parts = ["loss_text": l.text]
+        for m in logged { parts["loss_\(m)"] = l.spans[m]! }
         // FLOPs on the real positions: padding queries left out.
         let (positions, attended) = ImageCaptionPairs.realPositions(documentOf: x.documentOf, mask: x.mask)
         let flops = chameleon.trainingFlops(tokens: positions, attended: attended)
@@ -256,7 +258,8 @@ public final class ChameleonTask: TrainingTask {
         func count(_ t: [Int32]) -> Int { t.lazy.filter { $0 >= 0 }.count }
         let local = chameleon.partTargets(x.targets.intScalars).map(count)
         let all = chameleon.partTargets(whole.targets.intScalars).map(count)
-        for (k, name) in ["loss_text", "loss_image", "loss_audio"].enumerated() where parts[name] != nil {
+        let names = ["loss_text"] + chameleon.config.codeSpans.map { "loss_\($0.modality)" }
+        for (k, name) in names.enumerated() where parts[name] != nil {
             parts[name] = local[k] == 0 ? 0 : parts[name]! * Float(local[k]) / Float(all[k])
         }
         let share = x.tokens == 0 ? 0 : Float(x.tokens) / Float(whole.tokens)

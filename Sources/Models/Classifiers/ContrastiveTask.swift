@@ -89,7 +89,7 @@ public final class ContrastiveTask: TrainingTask {
                 let picked = Self.distinct(heldOut, candidates, count: b)
                 guard picked.count >= 2 else { break }
                 let (images, captions) = try pairs(heldOut, picked)
-                let (l, a) = withoutGrad { encoder.loss(images: images, captions: captions) }
+                let (l, a) = encoder.loss(images: images, captions: captions)
                 loss += Double(l.item); accuracy += Double(a); batches += 1
             }
             guard batches > 0 else { return [:] }
