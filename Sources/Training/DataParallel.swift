@@ -42,6 +42,7 @@ final class DataParallel {
         guard b % n == 0 else { throw DataParallelError.indivisibleBatch(batch: b, ranks: n) }
         rows = (r * b / n)..<((r + 1) * b / n)
         reducer = GradientReducer(params: trainer.params.map(\.1), communicator: communicator)
+        task.joinDataParallel(rows: rows, batchRows: b, communicator: communicator)
     }
 
     /// Rank 0's weights everywhere (they already agree when every rank built the model from the

@@ -50,8 +50,8 @@ public enum ModelFamily: String, Codable, Sendable, CaseIterable, CustomStringCo
         case .lm: return [.decoder, .huggingFace, .dataParallel]
         case .transfusion: return [.decoder, .imageText, .editTriplets, .editVerb, .speech, .huggingFace, .dataParallel]
         case .chameleon: return [.decoder, .imageText, .editTriplets, .speech, .huggingFace, .dataParallel]
-        case .vae: return [.dataParallel]
-        case .vq, .classifier, .clip: return []
+        case .vae, .vq: return [.dataParallel]
+        case .classifier, .clip: return []
         }
     }
 

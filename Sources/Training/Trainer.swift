@@ -67,6 +67,10 @@ public protocol TrainingTask: AnyObject {
     /// latents or codes, once encoded): it is built in memory as a tensor, then as the file's
     /// bytes, so it briefly takes twice its size. Part of the memory plan.
     var cacheFileBytes: Int { get }
+    /// Called once before training on a data-parallel run: this rank computes rows `rows` of each
+    /// micro-batch of `batchRows`, among ranks joined by `communicator`. A task whose forward pass
+    /// keeps batch statistics (a VQ quantiser's EMA codebook) sums them over the ranks with it.
+    func joinDataParallel(rows: Range<Int>, batchRows: Int, communicator: Communicator)
 }
 
 extension TrainingTask {
@@ -78,6 +82,7 @@ extension TrainingTask {
     public func didSaveCheckpoint(step: Int, run: RunDirectory) throws {}
     public var cacheBytes: Int { 0 }
     public var cacheFileBytes: Int { 0 }
+    public func joinDataParallel(rows: Range<Int>, batchRows: Int, communicator: Communicator) {}
 }
 
 /// Set by SIGINT/SIGTERM; the loop finishes its step, checkpoints and returns.

@@ -185,7 +185,7 @@ final class ThreeRanks: Communicator {
         let task = try ImageTokenizerTask(recipe: try Recipe.parse(dataParallelTokenizerRecipeText(steps: 1), file: "dp.yaml"))
         for split in [[0..<2, 2..<4], [0..<1, 1..<4]] { try expectSharesAddUp(task, microBatch: 3, split: split) }
         let vq = try ImageTokenizerTask(recipe: try Recipe.parse(dataParallelTokenizerRecipeText("vq", steps: 1), file: "dp.yaml"))
-        #expect(throws: DataParallelError.notShardable("a VQ tokenizer (its quantiser's EMA codebook and dead-code restarts need the whole batch)")) {
+        #expect(throws: DataParallelError.notShardable("a VQ tokenizer outside a data-parallel run (its quantiser's EMA codebook and dead-code restarts need the whole batch's statistics)")) {
             try vq.loss(microBatch: 0, rows: 0..<2, rng: RNG(seed: 1))
         }
     }
@@ -329,6 +329,18 @@ final class ThreeRanks: Communicator {
         }
     }
 
+    /// … and a VQ run, its quantiser's EMA codebook and dead-code restarts summed over the ranks:
+    /// with restarts after 2 idle forward passes, codes restart at most steps, so the restart
+    /// vectors drawn over the whole batch are checked too (the final weights hold the codebook). (A resume resets the idle counters,
+    /// which are not checkpointed; this run goes straight through.)
+    @Test(.enabled(if: MPIRun.any != nil, "needs an MPI launcher (apt-get install -y mpich) and .build/release/fusion"))
+    func twoRanksTrainAVQTokenizerAlongTheSingleProcessCurve() throws {
+        try twoRanksFollowTheSingleProcessCurveThroughAResume(MPIRun.any!, keys: ["loss", "recon", "commit", "active_codes", "grad_norm"],
+                                                              resumeAt: nil) {
+            dataParallelTokenizerRecipeText("vq", steps: $0).replacingOccurrences(of: "groups: 4}", with: "groups: 4, restart_after_steps: 2}")
+        }
+    }
+
     /// Two ranks started on this machine count each other as local (MPI_Comm_split_type) and
     /// split its cores between them: with Open MPI…
     @Test(.enabled(if: MPIRun.openMPI.available, "needs Open MPI's mpirun (apt-get install -y openmpi-bin libopenmpi-dev) and .build/release/fusion"))
@@ -369,6 +381,7 @@ final class ThreeRanks: Communicator {
     /// `recipe(steps)` trained 6 steps by one process and, on 2 ranks, 3 steps then resumed to
     /// 6: the same metrics rows (`keys` within float rounding) and the same final weights.
     func twoRanksFollowTheSingleProcessCurveThroughAResume(_ mpi: MPIRun, keys: [String] = ["loss", "loss_text", "grad_norm", "lr"],
+                                                           resumeAt: Int? = 3,
                                                            recipe text: (Int) -> String = { dataParallelRecipeText(steps: $0) }) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-dp-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -380,12 +393,15 @@ final class ThreeRanks: Communicator {
         let single = RunDirectory(dir.appendingPathComponent("single"))
         _ = try mpi.train(ranks: 1, [recipeURL.path, "--runs", dir.path, "--name", "single"])
 
-        // Two ranks: 3 steps, then the same run extended to 6 resumes from its step-3 checkpoint.
+        // Two ranks: 3 steps, then the same run extended to 6 resumes from its step-3 checkpoint
+        // (or 6 steps straight).
         let args = [recipeURL.path, "--runs", dir.path, "--name", "two"]
-        let first = try mpi.train(ranks: 2, args + ["train.steps=3"])
+        let first = try mpi.train(ranks: 2, args + (resumeAt.map { ["train.steps=\($0)"] } ?? []))
         #expect(first.contains("2 MPI ranks × 1 threads (2 on this machine; \(mpi.library)"), "\(first)")
-        let second = try mpi.train(ranks: 2, args + ["--resume-anyway"])   // the recipe's 6 steps, not the 3 it ran
-        #expect(second.contains("resuming two from step-00000003"))
+        if let resumeAt {
+            let second = try mpi.train(ranks: 2, args + ["--resume-anyway"])   // the recipe's 6 steps, not the ones it ran
+            #expect(second.contains("resuming two from step-0000000\(resumeAt)"))
+        }
 
         let two = RunDirectory(dir.appendingPathComponent("two"))
         let rowsA = try MetricsLog.read(single.metricsURL).filter { $0["kind"] == nil }

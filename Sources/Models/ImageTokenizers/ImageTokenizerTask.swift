@@ -2,6 +2,7 @@
 // ShapesWorld (or a folder's images), evaluates held-out PSNR and code usage, writes grids of
 // originals over reconstructions, and exports runs/<name>/tokenizer.safetensors at each checkpoint.
 // Not the models (Models/) nor the recipe section (RecipeTokenizer.swift).
+import Collective
 import Data
 import Foundation
 import Media
@@ -18,7 +19,8 @@ import Tensors
 ///
 /// The exported tokenizer holds the trained weights, not `train.ema_decay`'s average (which only
 /// the run's checkpoints keep). A VQ run's per-code idle counters are not checkpointed, so a
-/// resumed VQ run restarts dead codes a little later than an uninterrupted one would.
+/// resumed VQ run restarts dead codes a little later than an uninterrupted one would. Both train
+/// data-parallel under mpirun.
 ///
 /// ```sh
 /// fusion train recipes/vae-shapes.yaml     # → runs/vae-shapes/tokenizer.safetensors
@@ -126,9 +128,9 @@ public final class ImageTokenizerTask: TrainingTask {
     /// Rows `rows` of micro-batch `index`: one rank's share under data parallelism. A VAE row's
     /// reparameterisation noise is drawn from `rng.split(row)`, so a row's terms are the same
     /// whichever rank computes it, and the VAE's means (pixel loss, KL) weight by rows. A VQ
-    /// tokenizer does not split: its quantiser updates batch statistics in the forward pass (the
-    /// EMA codebook's counts and sums, dead-code restarts drawn from the batch) that one rank's
-    /// rows cannot see.
+    /// tokenizer's quantiser updates batch statistics in the forward pass (the EMA codebook's
+    /// counts and sums, dead-code restarts drawn from the batch): it splits only in a
+    /// data-parallel run, where it sums them over the ranks (``joinDataParallel(rows:batchRows:communicator:)``).
     public func loss(microBatch index: Int, rows: Range<Int>, rng: RNG) throws -> LossResult {
         let images = batch(index, rows: rows)
         let total: Tensor, parts: [(String, Float)]
@@ -138,11 +140,20 @@ public final class ImageTokenizerTask: TrainingTask {
             let l = vae.loss(images, noise: noise)
             (total, parts) = (l.total, [("recon", l.reconstruction.item), ("kl", l.kl.item)])
         } else {
-            guard rows == 0..<recipe.train.batchSize else { throw DataParallelError.notShardable("a VQ tokenizer (its quantiser's EMA codebook and dead-code restarts need the whole batch)") }
+            let shared = (tokenizer as? VQTokenizer)?.quantizer.batchShare
+            guard rows == 0..<recipe.train.batchSize || shared?.rows == rows else {
+                throw DataParallelError.notShardable("a VQ tokenizer outside a data-parallel run (its quantiser's EMA codebook and dead-code restarts need the whole batch's statistics)")
+            }
             (total, parts) = tokenizer.trainingLoss(images, rng: rng)
         }
         return LossResult(total: total, parts: Dictionary(uniqueKeysWithValues: parts), tokens: rows.count * positionsPerImage,
                           examples: rows.count, meanOver: rows.count)
+    }
+
+    /// A VQ quantiser sums its batch statistics over the ranks; a VAE needs nothing.
+    public func joinDataParallel(rows: Range<Int>, batchRows: Int, communicator: Communicator) {
+        guard let vq = tokenizer as? VQTokenizer else { return }
+        vq.quantizer.batchShare = VectorQuantizer.BatchShare(rows: rows, batchRows: batchRows) { communicator.allreduceSum(&$0) }
     }
 
     public func checkpointConfig() throws -> Foundation.Data {

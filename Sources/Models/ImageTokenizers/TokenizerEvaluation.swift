@@ -34,12 +34,14 @@ extension ImageVAE: ImageTokenizer {
 }
 
 extension VQTokenizer: ImageTokenizer {
-    /// Parts: "recon", "codebook", "commit" (unweighted) and "active_codes" (codes chosen in this batch).
+    /// Parts: "recon", "codebook", "commit" (unweighted) and "active_codes" (codes chosen in this
+    /// batch; in a data-parallel run, in the whole batch the ranks share).
     public func trainingLoss(_ images: Tensor, rng: RNG) -> (total: Tensor, parts: [(String, Float)]) {
         let l = loss(images, rng: rng)
+        let active = quantizer.batchShare != nil && isTraining ? quantizer.activeCodes
+            : CodebookUsage(ids: l.ids, codebookSize: config.codebookSize).used
         return (l.total, [("recon", l.reconstruction.item), ("codebook", l.codebook.item),
-                          ("commit", l.commitment.item),
-                          ("active_codes", Float(CodebookUsage(ids: l.ids, codebookSize: config.codebookSize).used))])
+                          ("commit", l.commitment.item), ("active_codes", Float(active))])
     }
 
     public func forwardFlops(height: Int, width: Int) -> Double {

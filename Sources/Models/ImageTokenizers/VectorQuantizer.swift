@@ -70,6 +70,25 @@ public final class VectorQuantizer: Module {
     public private(set) var idleSteps: [Int]
     /// Codes restarted so far (for logging).
     public private(set) var restartCount = 0
+    /// Codes chosen in the last training forward pass (over the whole batch the ranks share).
+    public private(set) var activeCodes = 0
+    /// Under data parallelism: which rows of the whole batch this rank's forward passes hold, and
+    /// how to sum statistics over the ranks. The assignment counts, the EMA sums and the vectors
+    /// dead codes restart from are then those of the whole batch, so every rank keeps the state
+    /// one process would. nil: the forward pass sees the whole batch.
+    public var batchShare: BatchShare?
+
+    /// One rank's part of a batch: rows `rows` of `batchRows`, and `sum`, which adds a buffer
+    /// elementwise over the ranks (every rank calls it with a buffer of the same size).
+    public struct BatchShare {
+        public var rows: Range<Int>
+        public var batchRows: Int
+        public var sum: (inout [Double]) -> Void
+
+        public init(rows: Range<Int>, batchRows: Int, sum: @escaping (inout [Double]) -> Void) {
+            self.rows = rows; self.batchRows = batchRows; self.sum = sum
+        }
+    }
 
     public init(codes: Int, dim: Int, beta: Float = 0.25, ema: Bool = false, emaDecay: Float = 0.99,
                 restartAfterSteps: Int = 32, rng: RNG) {
@@ -167,17 +186,24 @@ public final class VectorQuantizer: Module {
         let k = codebookSize, d = codeDimension, m = vectors.dim(0)
         var counts = [Int](repeating: 0, count: k)
         for i in 0..<m { counts[Int(ids.ints[i])] += 1 }
+        var batchSum = usesEMA ? [Float](unsafeUninitializedCapacity: k * d) { buf, c in
+            buf.initialize(repeating: 0); c = k * d
+            for i in 0..<m {
+                let row = vectors.data + i * d, j = Int(ids.ints[i])
+                for t in 0..<d { buf[j * d + t] += row[t] }
+            }
+        } : []
+        if let share = batchShare {                      // the whole batch's counts and sums
+            var stats = counts.map(Double.init) + batchSum.map(Double.init)
+            share.sum(&stats)
+            counts = stats[..<k].map { Int($0.rounded()) }
+            batchSum = stats[k...].map(Float.init)
+        }
         for j in 0..<k { idleSteps[j] = counts[j] > 0 ? 0 : idleSteps[j] + 1 }
+        activeCodes = counts.lazy.filter { $0 > 0 }.count
 
         if let size = emaClusterSize, let sum = emaCodeSum {
             let g = emaDecay
-            let batchSum = [Float](unsafeUninitializedCapacity: k * d) { buf, c in
-                buf.initialize(repeating: 0); c = k * d
-                for i in 0..<m {
-                    let row = vectors.data + i * d, j = Int(ids.ints[i])
-                    for t in 0..<d { buf[j * d + t] += row[t] }
-                }
-            }
             var total: Float = 0
             for j in 0..<k {
                 size.data[j] = g * size.data[j] + (1 - g) * Float(counts[j])
@@ -192,12 +218,33 @@ public final class VectorQuantizer: Module {
         }
 
         guard restartAfterSteps > 0 else { return }
-        for j in 0..<k where idleSteps[j] >= restartAfterSteps {
-            let row = vectors.data + rng.nextInt(below: m) * d
-            (codebook.data + j * d).update(from: row, count: d)
-            if let size = emaClusterSize, let sum = emaCodeSum {
-                size.data[j] = 1
-                (sum.data + j * d).update(from: row, count: d)
+        let dead = (0..<k).filter { idleSteps[$0] >= restartAfterSteps }
+        guard !dead.isEmpty else { return }
+        // Each dead code restarts from a vector of the batch drawn at random; under data
+        // parallelism the index is drawn over the whole batch (the same draws on every rank) and
+        // the rank that holds the vector hands it to the others.
+        let perRow = batchShare.map { m / max($0.rows.count, 1) } ?? 0
+        let total = batchShare.map { $0.batchRows * perRow } ?? m
+        let first = batchShare.map { $0.rows.lowerBound * perRow } ?? 0
+        let drawn = dead.map { _ in rng.nextInt(below: total) }
+        var restarts = [Float](repeating: 0, count: dead.count * d)
+        if let share = batchShare {
+            var held = [Double](repeating: 0, count: dead.count * d)
+            for (r, i) in drawn.enumerated() where (first..<(first + m)).contains(i) {
+                for t in 0..<d { held[r * d + t] = Double(vectors.data[(i - first) * d + t]) }
+            }
+            share.sum(&held)
+            restarts = held.map(Float.init)
+        } else {
+            for (r, i) in drawn.enumerated() { for t in 0..<d { restarts[r * d + t] = vectors.data[i * d + t] } }
+        }
+        for (r, j) in dead.enumerated() {
+            restarts.withUnsafeBufferPointer { row in
+                (codebook.data + j * d).update(from: row.baseAddress! + r * d, count: d)
+                if let size = emaClusterSize, let sum = emaCodeSum {
+                    size.data[j] = 1
+                    (sum.data + j * d).update(from: row.baseAddress! + r * d, count: d)
+                }
             }
             idleSteps[j] = 0
             restartCount += 1
