@@ -1,6 +1,6 @@
 // Captioning accuracy: generated captions read by ShapesCaptionParser and compared with the true
-// object lists: exact match, object count, and per-attribute accuracy (colour, shape, and size and
-// position where the caption states them). Not caption generation (the model's) nor BLEU-style
+// object lists: exact match, object count, and per-attribute accuracy (colour, shape, and size,
+// position and background where the caption states them). Not caption generation (the model's) nor BLEU-style
 // text overlap.
 import Data
 import Foundation
@@ -20,6 +20,8 @@ public struct CaptionAccuracyReport: Codable, Sendable, CustomStringConvertible 
     /// Among matched items that state a size / a place, the fraction that is right (nil: none stated).
     public var size: Double?
     public var position: Double?
+    /// Among captions that state a background, the fraction that names the scene's (nil: none stated).
+    public var background: Double? = nil
 
     /// `caption_*` entries for metrics rows.
     public var metrics: [String: Double] {
@@ -27,6 +29,7 @@ public struct CaptionAccuracyReport: Codable, Sendable, CustomStringConvertible 
                  "caption_readable": readable]
         if let size { m["caption_size"] = size }
         if let position { m["caption_position"] = position }
+        if let background { m["caption_background"] = background }
         return m
     }
 
@@ -41,6 +44,7 @@ public struct CaptionAccuracyReport: Codable, Sendable, CustomStringConvertible 
             shape      \(pct(shape))
             size       \(pct(size))
             position   \(pct(position))
+            background \(pct(background))
             """
     }
 }
@@ -55,10 +59,14 @@ public enum CaptionAccuracy {
     public static func score(captions: [String], scenes: [Scene]) -> CaptionAccuracyReport {
         precondition(captions.count == scenes.count, "CaptionAccuracy: \(captions.count) captions for \(scenes.count) scenes")
         var readable = 0, exact = 0, count = 0, objects = 0, colour = 0, shape = 0
-        var sizeStated = 0, sizeRight = 0, placeStated = 0, placeRight = 0
+        var sizeStated = 0, sizeRight = 0, placeStated = 0, placeRight = 0, backgroundStated = 0, backgroundRight = 0
         for (caption, scene) in zip(captions, scenes) {
             let parsed = ShapesCaptionParser.parse(caption)
             let e = parsed.expectation
+            if let stated = e.background {
+                backgroundStated += 1
+                if stated == scene.background { backgroundRight += 1 }
+            }
             if parsed.isComplete { readable += 1 }
             if parsed.isComplete && e.isSatisfied(by: scene.objects, background: scene.background) { exact += 1 }
             if (parsed.statedTotal ?? e.total) == scene.objects.count && e.total == scene.objects.count { count += 1 }
@@ -78,7 +86,8 @@ public enum CaptionAccuracy {
             captions: captions.count, readable: Double(readable) / n, exact: Double(exact) / n, count: Double(count) / n,
             colour: Double(colour) / m, shape: Double(shape) / m,
             size: sizeStated == 0 ? nil : Double(sizeRight) / Double(sizeStated),
-            position: placeStated == 0 ? nil : Double(placeRight) / Double(placeStated))
+            position: placeStated == 0 ? nil : Double(placeRight) / Double(placeStated),
+            background: backgroundStated == 0 ? nil : Double(backgroundRight) / Double(backgroundStated))
     }
 
     /// For each object, the slot matched to it (distinct slots), maximising the number of agreeing

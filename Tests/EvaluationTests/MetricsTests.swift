@@ -13,7 +13,7 @@ import Testing
         let examples = (0..<300).map(world.example)
         let own = CaptionAccuracy.score(captions: examples.map(\.caption), scenes: examples.map(\.scene))
         #expect(own.readable == 1 && own.exact == 1 && own.count == 1 && own.colour == 1 && own.shape == 1)
-        #expect(own.size == 1 && own.position == 1)
+        #expect(own.size == 1 && own.position == 1 && own.background == 1)
         let n = examples.count
         let shuffled = CaptionAccuracy.score(captions: (0..<n).map { examples[($0 * 7 + 1) % n].caption },
                                              scenes: examples.map(\.scene))
@@ -29,6 +29,12 @@ import Testing
         let r = CaptionAccuracy.score(captions: ["a red circle in the top left and a green square in the bottom right"],
                                       scenes: [scene])
         #expect(r.exact == 0 && r.count == 1 && r.colour == 0.5 && r.shape == 1 && r.position == 1 && r.size == nil)
+        // A wrong background alone makes a caption inexact, and is counted among stated backgrounds.
+        let b = CaptionAccuracy.score(captions: ["a red circle in the top left and a blue square in the bottom right on a dark grey background",
+                                                 "a red circle in the top left and a blue square in the bottom right on a black background",
+                                                 "a red circle in the top left and a blue square in the bottom right"],
+                                      scenes: [scene, scene, scene])
+        #expect(abs(b.exact - 2.0 / 3) < 1e-9 && b.colour == 1 && b.background == 0.5, "\(b)")
         // Garbage is unreadable and wrong.
         let g = CaptionAccuracy.score(captions: ["the the of"], scenes: [scene])
         #expect(g.readable == 0 && g.exact == 0 && g.colour == 0)
