@@ -17,7 +17,7 @@ import Testing
 
     @Test func capabilitiesAnswerWhatTheVerbsAsk() {
         #expect(ModelFamily.names(with: .imageText) == "transfusion and chameleon")
-        #expect(ModelFamily.names(with: .dataParallel) == "lm, transfusion, chameleon and vae")
+        #expect(ModelFamily.names(with: .dataParallel) == "lm, transfusion, chameleon, vae and vq")
         #expect(ModelFamily.names(with: .editVerb) == "transfusion")
         #expect(ModelFamily.allCases.filter { $0.capabilities.contains(.decoder) } == [.lm, .transfusion, .chameleon])
         // A family that trains edit triplets or speech draws images; one with a decoder and no image
