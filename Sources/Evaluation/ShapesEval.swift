@@ -144,6 +144,10 @@ public struct ShapesEvalReport: Codable, Sendable, CustomStringConvertible {
         /// What the detector found in the prompt's first image.
         public var found: String
         public var score: Double { images == 0 ? 0 : Double(passed) / Double(images) }
+
+        public init(category: ShapesEvalCategory, text: String, passed: Int, images: Int, found: String) {
+            self.category = category; self.text = text; self.passed = passed; self.images = images; self.found = found
+        }
     }
 
     public struct CategoryScore: Codable, Sendable {

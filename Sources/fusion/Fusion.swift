@@ -10,6 +10,6 @@ struct Fusion: ParsableCommand {
             Start with:  fusion train recipes/quickstart.yaml
             Every subcommand has --help with a working example.
             """,
-        subcommands: [Train.self, Sample.self, Caption.self, Generate.self, Speak.self, Transcribe.self, Edit.self, Compare.self, Plot.self, Sweep.self, Eval.self, Export.self,
+        subcommands: [Train.self, Sample.self, Caption.self, Generate.self, Speak.self, Transcribe.self, Edit.self, Compare.self, Plot.self, Sweep.self, Eval.self, EvalCompare.self, Export.self,
                       DataCommand.self, VAECommand.self, VQCommand.self, NotebookCommand.self])
 }

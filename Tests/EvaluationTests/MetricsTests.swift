@@ -116,3 +116,35 @@ import Testing
         #expect(back.features(scenes.map { render($0, 32) }) == net.features(scenes.map { render($0, 32) }))
     }
 }
+
+@Suite struct ShapesEvalDifferenceTests {
+    /// Two reports on the same prompts: the difference per category is the mean of the per-prompt
+    /// differences, its standard error theirs (a prompt both get wrong or right adds no variance),
+    /// and reports on different prompts are refused.
+    @Test func differencesArePairedByPrompt() throws {
+        func report(_ passed: [Int]) -> ShapesEvalReport {
+            ShapesEvalReport(results: passed.enumerated().map { i, p in
+                .init(category: i < 4 ? .colour : .counting, text: "prompt \(i)", passed: p, images: 2, found: "")
+            })
+        }
+        let a = report([2, 0, 1, 2, 0, 0, 2, 1]), b = report([2, 2, 1, 2, 1, 0, 2, 2])
+        let d = try ShapesEvalDifference(baseline: a, other: b)
+        // colour: per-prompt differences 0, 1, 0, 0 → mean 0.25, sd 0.5, SE 0.25.
+        let colour = try #require(d.categories.first { $0.name == "colour" })
+        #expect(abs(colour.difference - 0.25) < 1e-12 && abs(colour.standardError - 0.25) < 1e-12 && colour.isTie)
+        // counting: 0.5, 0, 0, 0.5 → mean 0.25, sd 0.2887, SE 0.1443.
+        let counting = try #require(d.categories.first { $0.name == "counting" })
+        #expect(abs(counting.difference - 0.25) < 1e-12 && abs(counting.standardError - 0.5 / 12.0.squareRoot()) < 1e-12)
+        #expect(abs(d.overall.difference - (b.overall - a.overall)) < 1e-12)
+        #expect(abs(d.overall.standardError - (0.25 * 0.25 + 1.0 / 48).squareRoot() / 2) < 1e-12)
+        // The same report against itself: no difference and no error.
+        let same = try ShapesEvalDifference(baseline: a, other: a)
+        #expect(same.overall.difference == 0 && same.overall.standardError == 0)
+        // Paired errors are smaller than the two reports' combined when prompts vary in difficulty.
+        #expect(d.overall.standardError < (a.standardError * a.standardError + b.standardError * b.standardError).squareRoot())
+        var other = b
+        other.results[3].text = "another prompt"
+        #expect(throws: ShapesEvalDifference.Mismatch.self) { try ShapesEvalDifference(baseline: a, other: other) }
+        #expect(throws: ShapesEvalDifference.Mismatch.self) { try ShapesEvalDifference(baseline: a, other: report([2, 2])) }
+    }
+}
