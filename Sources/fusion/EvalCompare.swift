@@ -29,9 +29,10 @@ struct EvalCompare: ParsableCommand {
         try reportingErrors("eval-compare") {
             guard reports.count >= 2 else { throw ValidationError("give a baseline report and at least one other") }
             let loaded = try reports.map { path -> ShapesEvalReport in
-                let data: Foundation.Data
-                do { data = try Foundation.Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-                    throw ValidationError("\(path): cannot read (\(error.localizedDescription))")
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ValidationError("\(path): no such file") }
+                guard !isDirectory.boolValue, let data = FileManager.default.contents(atPath: path) else {
+                    throw ValidationError("\(path): cannot read (a directory, or not readable)")
                 }
                 do { return try JSONDecoder().decode(ShapesEvalReport.self, from: data) } catch {
                     throw ValidationError("\(path): not a ShapesEval report (fusion eval --suite shapes --json): \(error)")

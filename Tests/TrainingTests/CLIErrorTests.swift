@@ -8,6 +8,7 @@ import TestSupport
 private let packageRoot = FusionBinary.packageRoot
 private let shapesTiny = packageRoot.appendingPathComponent("checkpoints/shapes-tiny").path
 private let vaeShapes = packageRoot.appendingPathComponent("checkpoints/vae-shapes.safetensors").path
+private let shapesReport = packageRoot.appendingPathComponent("docs/results/shapes-tiny-long/shapes-30k.json").path
 
 @Suite(.serialized) struct CLIErrorTests {
     /// Runs fusion with `arguments` in `dir`; returns the exit status (a signal reads as 128 + n) and stderr.
@@ -23,6 +24,8 @@ private let vaeShapes = packageRoot.appendingPathComponent("checkpoints/vae-shap
         defer { try? FileManager.default.removeItem(at: dir) }
         try "name: v\nmodel: {kind: lm, preset: nano}\ntrain: {steps: 1}\n".write(
             to: dir.appendingPathComponent("lm.yaml"), atomically: true, encoding: .utf8)
+        try #"{"overall": 0, "standardError": 0, "categories": [], "results": []}"#.write(
+            to: dir.appendingPathComponent("empty.json"), atomically: true, encoding: .utf8)
         try "name: s\nmodel: {kind: transfusion}\ndiffusion: {target: eps, sampler: euler}\ntrain: {steps: 1}\n".write(
             to: dir.appendingPathComponent("sampler.yaml"), atomically: true, encoding: .utf8)
         let cases: [([String], String)] = [
@@ -56,6 +59,11 @@ private let vaeShapes = packageRoot.appendingPathComponent("checkpoints/vae-shap
             (["compare", "folder", "--smooth", "0"], "--smooth must be ≥ 1"),
             (["compare", "folder"], "metrics.jsonl: no such file (is "),
             (["plot", "folder"], "folder has no metrics.jsonl"),
+            (["eval-compare", "a.json"], "give a baseline report and at least one other"),
+            (["eval-compare", "missing.json", "b.json"], "missing.json: no such file"),
+            (["eval-compare", "folder", "b.json"], "folder: cannot read (a directory"),
+            (["eval-compare", shapesReport, "lm.yaml"], "lm.yaml: not a ShapesEval report"),
+            (["eval-compare", shapesReport, "empty.json"], "different prompt sets (300 and 0 prompts)"),
             (["export", "--checkpoint", "missing", "--out", "e"], "fusion export: error: "),
         ]
         for (arguments, needle) in cases {
