@@ -18,11 +18,13 @@ private func tinyMultiScale(ema: Bool = true, seed: UInt64 = 0) -> MultiScaleVQT
 
 @Suite struct MultiScaleVQTokenizerTests {
     @Test func interpolationMatricesAverageAndBlend() {
-        // Area: 4 → 2 averages pairs; 8 → 3 weights each input by its overlap; rows sum to 1.
+        // Area (adaptive average pooling, as F.interpolate(..., mode="area")): 4 → 2 averages pairs;
+        // 8 → 3 averages inputs 0-2, 2-5 and 5-7; rows sum to 1.
         #expect(interpolationMatrix(from: 4, to: 2) == [0.5, 0.5, 0, 0, 0, 0, 0.5, 0.5])
         let third = interpolationMatrix(from: 8, to: 3)
-        expectClose(Array(third[0..<8]), [3, 3, 2, 0, 0, 0, 0, 0].map { Float($0) / 8 }, atol: 1e-6)
-        expectClose(Array(third[8..<16]), [0, 0, 1, 3, 3, 1, 0, 0].map { Float($0) / 8 }, atol: 1e-6)
+        let rows: [[Float]] = [[1, 1, 1, 0, 0, 0, 0, 0], [0, 0, 1, 1, 1, 1, 0, 0], [0, 0, 0, 0, 0, 1, 1, 1]]
+        let counts: [Float] = [3, 4, 3]
+        expectClose(third, zip(rows, counts).flatMap { row, n in row.map { $0 / n } }, atol: 1e-6)
         // Bilinear 2 → 4 with half-pixel centres (F.interpolate(..., mode="bilinear", align_corners=False)).
         #expect(interpolationMatrix(from: 2, to: 4) == [1, 0, 0.75, 0.25, 0.25, 0.75, 0, 1])
         for (n, m) in [(8, 3), (8, 6), (3, 8), (1, 8), (8, 1)] {

@@ -161,8 +161,8 @@ public final class MultiScaleVQTokenizer: Module {
 
 // MARK: - Resizing
 
-/// x (N, C, h, h) resized to (N, C, m, m): area averaging when shrinking, bilinear (half-pixel
-/// centres, PyTorch's align_corners=False) when growing; separable, as two products with an
+/// x (N, C, h, h) resized to (N, C, m, m): area averaging when shrinking (PyTorch's mode="area",
+/// adaptive average pooling), bilinear when growing (half-pixel centres, align_corners=False); separable, as two products with an
 /// (m, h) interpolation matrix, so gradients flow through it.
 public func resize(_ x: Tensor, to m: Int) -> Tensor {
     precondition(x.rank == 4 && x.dim(2) == x.dim(3), "resize: x must be (N, C, h, h), got \(x.shape)")
@@ -173,21 +173,18 @@ public func resize(_ x: Tensor, to m: Int) -> Tensor {
     return matmul(rows.transposed(-2, -1), r, transposeB: true).transposed(-2, -1)   // (N, C, m, m)
 }
 
-/// The (m, n) matrix that resizes a length-n signal to length m: area weights (each output
-/// averages the inputs it overlaps, by overlap) for m < n, bilinear weights for m > n.
+/// The (m, n) matrix that resizes a length-n signal to length m as PyTorch's F.interpolate does:
+/// mode "area" (adaptive average pooling) for m < n, "bilinear" with align_corners=False for m > n.
 public func interpolationMatrix(from n: Int, to m: Int) -> [Float] {
     precondition(n > 0 && m > 0, "interpolationMatrix: sizes must be positive (\(n) → \(m))")
     var a = [Float](repeating: 0, count: m * n)
     if m == n {
         for i in 0..<n { a[i * n + i] = 1 }
     } else if m < n {
-        let width = Double(n) / Double(m)
+        // Adaptive average pooling (PyTorch's mode="area"): inputs ⌊i·n/m⌋ ..< ⌈(i+1)·n/m⌉, equally.
         for i in 0..<m {
-            let lo = Double(i) * width, hi = lo + width
-            for j in Int(lo.rounded(.down))..<min(n, Int(hi.rounded(.up))) {
-                let overlap = min(hi, Double(j + 1)) - max(lo, Double(j))
-                if overlap > 0 { a[i * n + j] = Float(overlap / width) }
-            }
+            let lo = i * n / m, hi = ((i + 1) * n + m - 1) / m
+            for j in lo..<hi { a[i * n + j] = 1 / Float(hi - lo) }
         }
     } else {
         let scale = Double(n) / Double(m)
