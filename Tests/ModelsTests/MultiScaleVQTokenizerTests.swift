@@ -69,18 +69,8 @@ private func tinyMultiScale(ema: Bool = true, seed: UInt64 = 0) -> MultiScaleVQT
     func eachScaleExplainsMoreOnceTrained(ema: Bool) {
         let msvq = tinyMultiScale(ema: ema, seed: 5)
         let x = TestImages.batch(8, size: 16)
-        let optimizer = AdamW(model: msvq, lr: 3e-3, weightDecay: 0)
         let rng = RNG(seed: 6)
-        var recon: [Float] = []
-        for _ in 0..<40 {
-            let l = msvq.loss(x, rng: rng)
-            msvq.zeroGrad()
-            l.total.backward()
-            clipGradNorm(msvq.parameters(), maxNorm: 1)
-            optimizer.update()
-            recon.append(l.reconstruction.item)
-        }
-        let first = recon.prefix(3).reduce(0, +) / 3, last = recon.suffix(3).reduce(0, +) / 3
+        let (first, last) = trainBriefly(msvq, steps: 40) { msvq.loss(x, rng: rng) }
         #expect(last < 0.7 * first, "reconstruction loss \(first) → \(last)")
         msvq.eval()
         let fractions = msvq.residualFractions(x)

@@ -14,6 +14,22 @@ func tinyVQ(ema: Bool = false, restartAfterSteps: Int = 8, seed: UInt64 = 0) -> 
                       restartAfterSteps: restartAfterSteps), rng: RNG(seed: seed))
 }
 
+/// Trains `model` for `steps` AdamW steps (lr 3e-3, gradients clipped to 1) on `loss`; returns the
+/// mean reconstruction loss of the first three steps and of the last three.
+func trainBriefly<Codes>(_ model: Module, steps: Int, loss: () -> QuantizedLoss<Codes>) -> (first: Float, last: Float) {
+    let optimizer = AdamW(model: model, lr: 3e-3, weightDecay: 0)
+    var recon: [Float] = []
+    for _ in 0..<steps {
+        let l = loss()
+        model.zeroGrad()
+        l.total.backward()
+        clipGradNorm(model.parameters(), maxNorm: 1)
+        optimizer.update()
+        recon.append(l.reconstruction.item)
+    }
+    return (recon.prefix(3).reduce(0, +) / 3, recon.suffix(3).reduce(0, +) / 3)
+}
+
 /// Brute-force nearest code of each row: full squared distances, first minimum.
 private func bruteForceNearest(_ z: Tensor, _ codebook: Tensor) -> [Int32] {
     let (m, d, k) = (z.dim(0), z.dim(1), codebook.dim(0))
@@ -154,18 +170,8 @@ private func bruteForceNearest(_ z: Tensor, _ codebook: Tensor) -> [Int32] {
     func tinyVQTrainingLowersLoss(ema: Bool) {
         let vq = tinyVQ(ema: ema, seed: 3)
         let x = TestImages.batch(8, size: 16)
-        let optimizer = AdamW(model: vq, lr: 3e-3, weightDecay: 0)
         let rng = RNG(seed: 4)
-        var recon: [Float] = []
-        for _ in 0..<30 {
-            let l = vq.loss(x, rng: rng)
-            vq.zeroGrad()
-            l.total.backward()
-            clipGradNorm(vq.parameters(), maxNorm: 1)
-            optimizer.update()
-            recon.append(l.reconstruction.item)
-        }
-        let first = recon.prefix(3).reduce(0, +) / 3, last = recon.suffix(3).reduce(0, +) / 3
+        let (first, last) = trainBriefly(vq, steps: 30) { vq.loss(x, rng: rng) }
         #expect(last < 0.7 * first, "reconstruction loss \(first) → \(last)")
         if !ema { #expect(vq.quantizer.restartCount > 0) }   // idle codes of the small uniform init
         #expect(vq.codebookUsage(x).used > 1)

@@ -122,15 +122,8 @@ public final class MultiScaleVQTokenizer: Module {
 
     // MARK: - Loss
 
-    public struct Loss {
-        /// reconstruction + codebook + β·commitment.
-        public var total: Tensor
-        public var reconstruction: Tensor
-        public var codebook: Tensor
-        public var commitment: Tensor
-        /// The batch's code maps, one per scale.
-        public var ids: [Tensor]
-    }
+    /// The loss terms and the batch's code maps, one per scale.
+    public typealias Loss = QuantizedLoss<[Tensor]>
 
     /// VQ-VAE's loss over the pyramid: reconstruction through the straight-through estimate
     /// z + sg(f̂ − z), codebook loss ‖f̂ − sg(z)‖² (absent with EMA) and β·‖z − sg(f̂)‖², where f̂ is

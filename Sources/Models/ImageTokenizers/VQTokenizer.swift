@@ -6,6 +6,17 @@ import Foundation
 import NN
 import Tensors
 
+/// A vector-quantised autoencoder's loss terms and the batch's codes (`Codes`: the code ids
+/// (N, h, w), or one map per scale for the multi-scale tokenizer).
+public struct QuantizedLoss<Codes> {
+    /// reconstruction + codebook + β·commitment: what to back-propagate.
+    public var total: Tensor
+    public var reconstruction: Tensor
+    public var codebook: Tensor
+    public var commitment: Tensor
+    public var ids: Codes
+}
+
 /// Images (N, C, H, W) in [-1, 1] ↔ code ids (N, H/f, W/f) in 0..<K.
 ///
 /// ```swift
@@ -117,15 +128,7 @@ public final class VQTokenizer: Module {
 
     // MARK: - Loss
 
-    public struct Loss {
-        /// reconstruction + codebook + β·commitment: what to back-propagate.
-        public var total: Tensor
-        public var reconstruction: Tensor
-        public var codebook: Tensor
-        public var commitment: Tensor
-        /// The batch's code ids, (N, h, w).
-        public var ids: Tensor
-    }
+    public typealias Loss = QuantizedLoss<Tensor>
 
     /// The VQ-VAE loss of a batch (eq. 3 of van den Oord et al.): reconstruction through the
     /// straight-through quantiser, codebook loss ‖sg(z_e) − z_q‖² (absent with EMA) and β·‖z_e −
