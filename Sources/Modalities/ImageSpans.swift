@@ -17,9 +17,11 @@ public final class ImageSpans: Module, SpanAdapter {
     @Key public var input: Linear
     @Key public var output: Linear
     @Key public var unet: PatchUNet?
+    /// With `unet_linear`: a linear embedding of each raw latent patch, added to the U-Net's rows.
+    @Key public var direct: Linear?
 
     /// Layers for a decoder of width `width`, drawn from `rng` in the order position, U-Net (with
-    /// that patchifier), input, output.
+    /// that patchifier), input, output, direct (with `unet_linear`).
     public init(latentChannels: Int, latentSize: Int, patchSize: Int, patchifier: SpanPatchifier, unetChannels: Int,
                 width: Int, rng: RNG) {
         precondition(latentSize % patchSize == 0 && patchSize.nonzeroBitCount == 1,
@@ -32,13 +34,15 @@ public final class ImageSpans: Module, SpanAdapter {
         case .linear:
             _unet = Key(wrappedValue: nil, "unet")
             inner = latentChannels * patchSize * patchSize
-        case .unet:
+        case .unet, .unetLinear:
             _unet = Key(wrappedValue: PatchUNet(latentChannels: latentChannels, channels: unetChannels,
                                                 levels: patchSize.trailingZeroBitCount, timeDim: width, rng: rng), "unet")
             inner = unetChannels
         }
         _input = Key(wrappedValue: Linear(inner, width, rng: rng), "patchIn")
         _output = Key(wrappedValue: Linear(width, inner, rng: rng), "patchOut")
+        _direct = Key(wrappedValue: patchifier == .unetLinear
+                      ? Linear(latentChannels * patchSize * patchSize, width, rng: rng) : nil, "patchDirect")
     }
 
     public var modality: Modality { .image }
@@ -59,7 +63,9 @@ public final class ImageSpans: Module, SpanAdapter {
         } else {
             tokens = patchify(values, patchSize)
         }
-        let patches = input(tokens).reshaped([n, length, d]) + time.reshaped([n, 1, d]) + position
+        var rows = input(tokens)
+        if let direct { rows = rows + direct(patchify(values, patchSize)) }
+        let patches = rows.reshaped([n, length, d]) + time.reshaped([n, 1, d]) + position
         return (patches.reshaped([n * length, d]), context)
     }
 
@@ -77,6 +83,7 @@ public final class ImageSpans: Module, SpanAdapter {
     public func trainingFlops(spans: Int, dim d: Int) -> Double {
         var flops = 6 * Double(spans * length) * Double(d) * Double(input.inFeatures + output.outFeatures)
         if let unet { flops += 3 * Double(spans) * unet.forwardFlops(latentSize: latentSize) }
+        if let direct { flops += 6 * Double(spans * length) * Double(d) * Double(direct.inFeatures) }
         return flops
     }
 }

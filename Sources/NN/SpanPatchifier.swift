@@ -8,4 +8,11 @@ public enum SpanPatchifier: String, Codable, Sendable, CaseIterable {
     case linear
     /// Conv + U-Net down blocks (to the patch grid) in, up blocks with skips out.
     case unet
+    /// The U-Net, plus a linear embedding of each raw latent patch added to its input rows: a
+    /// direct path for what the U-Net's GroupNorms attenuate, such as a uniform background's
+    /// level (docs/results/unet-patchifier). Not in the paper.
+    case unetLinear = "unet_linear"
+
+    /// Whether the latents pass through U-Net blocks.
+    public var usesUNet: Bool { self != .linear }
 }

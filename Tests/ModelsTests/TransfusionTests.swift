@@ -58,16 +58,27 @@ private func model(_ config: TransfusionConfig, seed: UInt64 = 1) -> Transfusion
         #expect(unpatchify(p, n: 2, channels: 2, grid: 2, patch: 2).scalars == x.scalars)
     }
 
-    @Test(arguments: [TransfusionConfig.Patchifier.linear, .unet])
+    @Test(arguments: TransfusionConfig.Patchifier.allCases)
     func gradientsMatchFiniteDifferences(_ patchifier: TransfusionConfig.Patchifier) {
         let config = tinyConfig(patchifier)
         let m = model(config)
         let latents = randomInput([1, 2, 4, 4], seed: 3)
         let targets = RNG(seed: 4).normal([1, 2, 4, 4])
-        gradCheck([latents, m.image.position, m.image.input.weight], rtol: 3e-2, atol: 3e-3) { xs in
+        gradCheck([latents, m.image.position, m.image.input.weight] + (m.image.direct.map { [$0.weight] } ?? []),
+                  rtol: 3e-2, atol: 3e-3) { xs in
             let (x, tg) = input(config, latents: xs[0])
             return m.loss(x, targets: tg, spanTargets: [.image: SpanTargets(targets, weight: 5)]).total
         }
+    }
+
+    /// `unet_linear` is the U-Net plus one linear layer on the raw patches, drawn after the others,
+    /// so the same seed gives a `unet` model's weights and the new layer.
+    @Test func theDirectPathIsOneLayerAddedToTheUNet() {
+        let plain = Transfusion(tinyConfig(.unet), rng: RNG(seed: 1)), direct = Transfusion(tinyConfig(.unetLinear), rng: RNG(seed: 1))
+        let a = plain.stateDict(), b = direct.stateDict()
+        #expect(Set(b.keys).subtracting(a.keys) == ["patchDirect.weight", "patchDirect.bias"] && Set(a.keys).isSubset(of: b.keys))
+        for (name, t) in a { #expect(b[name]!.scalars == t.scalars, "\(name)") }
+        #expect(plain.image.direct == nil && direct.image.direct?.inFeatures == 2 * 2 * 2)
     }
 
     @Test func lossPartsStayApart() {
@@ -117,7 +128,7 @@ private func model(_ config: TransfusionConfig, seed: UInt64 = 1) -> Transfusion
         }
     }
 
-    @Test(arguments: [TransfusionConfig.Patchifier.linear, .unet])
+    @Test(arguments: TransfusionConfig.Patchifier.allCases)
     func cachedDecodingEqualsTheFullForward(_ patchifier: TransfusionConfig.Patchifier) {
         let config = tinyConfig(patchifier)
         let m = model(config)
