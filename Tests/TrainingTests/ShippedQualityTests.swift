@@ -16,37 +16,41 @@ import Testing
     static let unetPath = URL(fileURLWithPath: ShippedCheckpointTests.path).deletingLastPathComponent()
         .appendingPathComponent("shapes-tiny-unet").path
 
-    /// The same 48 prompts for the U-Net model: measured 95.8% (colour binding 75%, every other
-    /// category 100%) on the 2-core AMD EPYC (AVX2) here.
-    @Test func shapesTinyUNetDrawsWhatItIsAskedFor() throws {
-        let model = try ImageTextModel.load(path: Self.unetPath, steps: 25)
-        let report = model.shapesEval(ShapesEval(seed: 0, promptsPerCategory: 8, imageSize: 32), imagesPerPrompt: 1, seed: 0)
-        #expect(report.overall >= 0.7, "ShapesEval \(report.overall) on 48 prompts: \(report)")
+    /// ShapesEval of the model at `path` on 48 prompts (8 per category), one image each, Euler 25
+    /// steps at the recipe's guidance, seed 0.
+    static func shapesEval(_ path: String) throws -> ShapesEvalReport {
+        let model = try ImageTextModel.load(path: path, steps: 25)
+        return model.shapesEval(ShapesEval(seed: 0, promptsPerCategory: 8, imageSize: 32), imagesPerPrompt: 1, seed: 0)
     }
 
-    /// The same 48 held-out scenes for the U-Net model: measured exact 100% (every attribute and
-    /// the background 100%) here.
-    @Test func shapesTinyUNetCaptionsHeldOutImages() throws {
-        let model = try ImageTextModel.load(path: Self.unetPath)
-        let (report, _) = model.captionAccuracy(world: ShapesWorld(seed: 0x5EED_E7A1, imageSize: 32), count: 48)
-        #expect(report.exact >= 0.85 && report.colour >= 0.9 && report.count >= 0.9 && (report.background ?? 1) >= 0.9, "\(report)")
+    /// Greedy captions of 48 held-out scenes (the evaluation's held-out world) by the model at `path`.
+    static func captions(_ path: String) throws -> CaptionAccuracyReport {
+        try ImageTextModel.load(path: path).captionAccuracy(world: ShapesWorld(seed: 0x5EED_E7A1, imageSize: 32), count: 48).0
     }
 
-    /// 48 prompts (8 per category), one image each, Euler 25 steps at the recipe's guidance, seed 0:
-    /// measured 85.4% (41 of 48; single object 100%, colour 87.5%, shape 87.5%, counting 75%, position 100%, colour binding 62.5%)
+    /// Measured 85.4% (41 of 48; single object 100%, colour 87.5%, shape 87.5%, counting 75%, position 100%, colour binding 62.5%)
     /// on the 2-core AMD EPYC (AVX2) here with the 30 000-step model (the 12 000-step model: 68.8%).
     @Test func shapesTinyDrawsWhatItIsAskedFor() throws {
-        let model = try ImageTextModel.load(path: Self.path, steps: 25)
-        let report = model.shapesEval(ShapesEval(seed: 0, promptsPerCategory: 8, imageSize: 32), imagesPerPrompt: 1, seed: 0)
+        let report = try Self.shapesEval(Self.path)
         #expect(report.overall >= 0.5, "ShapesEval \(report.overall) on 48 prompts: \(report)")
     }
 
-    /// Greedy captions of 48 held-out scenes (the evaluation's held-out world): measured
-    /// exact 97.9%, count 100%, colour 100%, shape 99.0%, size 100%, position 100% on the 2-core AMD EPYC (AVX2) here
+    /// Measured exact 97.9%, count 100%, colour 100%, shape 99.0%, size 100%, position 100% on the 2-core AMD EPYC (AVX2) here
     /// (the 12 000-step model: exact 95.8%).
     @Test func shapesTinyCaptionsHeldOutImages() throws {
-        let model = try ImageTextModel.load(path: Self.path)
-        let (report, _) = model.captionAccuracy(world: ShapesWorld(seed: 0x5EED_E7A1, imageSize: 32), count: 48)
+        let report = try Self.captions(Self.path)
         #expect(report.exact >= 0.8 && report.colour >= 0.9 && report.count >= 0.9, "\(report)")
+    }
+
+    /// The U-Net model: measured 95.8% (colour binding 75%, every other category 100%) here.
+    @Test func shapesTinyUNetDrawsWhatItIsAskedFor() throws {
+        let report = try Self.shapesEval(Self.unetPath)
+        #expect(report.overall >= 0.7, "ShapesEval \(report.overall) on 48 prompts: \(report)")
+    }
+
+    /// The U-Net model: measured exact 100% (every attribute and the background 100%) here.
+    @Test func shapesTinyUNetCaptionsHeldOutImages() throws {
+        let report = try Self.captions(Self.unetPath)
+        #expect(report.exact >= 0.85 && report.colour >= 0.9 && report.count >= 0.9 && (report.background ?? 1) >= 0.9, "\(report)")
     }
 }
