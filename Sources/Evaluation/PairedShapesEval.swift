@@ -50,21 +50,16 @@ public struct ShapesEvalDifference: Codable, Sendable, CustomStringConvertible {
         for (i, (a, b)) in zip(baseline.results, other.results).enumerated() where a.text != b.text || a.category != b.category {
             throw Mismatch.prompt(i, a.text, b.text)
         }
-        categories = ShapesEvalCategory.allCases.compactMap { c in
-            let pairs = zip(baseline.results, other.results).filter { $0.0.category == c }
-            guard !pairs.isEmpty else { return nil }
-            let a = pairs.map(\.0.score), b = pairs.map(\.1.score), d = zip(b, a).map(-)
-            let n = Double(d.count), mean = d.reduce(0, +) / n
-            let variance = d.count < 2 ? 0 : d.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / (n - 1)
-            return Row(name: c.rawValue, baseline: a.reduce(0, +) / n, other: b.reduce(0, +) / n, difference: mean,
-                       standardError: (variance / n).squareRoot(), prompts: d.count)
+        // Same prompts, so the same categories in the same order; each report keeps its own scores.
+        categories = zip(baseline.categories, other.categories).map { base, next in
+            let pairs = zip(baseline.results, other.results).filter { $0.0.category == base.category }
+            let (difference, se) = meanAndStandardError(pairs.map { $0.1.score - $0.0.score })
+            return Row(name: base.category.rawValue, baseline: base.score, other: next.score, difference: difference,
+                       standardError: se, prompts: pairs.count)
         }
-        let k = Double(max(categories.count, 1))
-        overall = Row(name: "overall", baseline: categories.map(\.baseline).reduce(0, +) / k,
-                      other: categories.map(\.other).reduce(0, +) / k,
-                      difference: categories.map(\.difference).reduce(0, +) / k,
-                      standardError: categories.map { $0.standardError * $0.standardError }.reduce(0, +).squareRoot() / k,
-                      prompts: baseline.results.count)
+        let (difference, se) = meanOfCategories(categories.map { ($0.difference, $0.standardError) })
+        overall = Row(name: "overall", baseline: baseline.overall, other: other.overall, difference: difference,
+                      standardError: se, prompts: baseline.results.count)
     }
 
     public var description: String {

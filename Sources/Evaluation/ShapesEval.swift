@@ -172,14 +172,11 @@ public struct ShapesEvalReport: Codable, Sendable, CustomStringConvertible {
         categories = ShapesEvalCategory.allCases.compactMap { c in
             let scores = results.filter { $0.category == c }.map(\.score)
             guard !scores.isEmpty else { return nil }
-            let mean = scores.reduce(0, +) / Double(scores.count)
-            let variance = scores.count < 2 ? 0 : scores.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(scores.count - 1)
-            return CategoryScore(category: c, score: mean, standardError: (variance / Double(scores.count)).squareRoot(),
+            let (mean, se) = meanAndStandardError(scores)
+            return CategoryScore(category: c, score: mean, standardError: se,
                                  prompts: scores.count, images: results.filter { $0.category == c }.map(\.images).reduce(0, +))
         }
-        let k = Double(max(categories.count, 1))
-        overall = categories.map(\.score).reduce(0, +) / k
-        standardError = categories.map { $0.standardError * $0.standardError }.reduce(0, +).squareRoot() / k
+        (overall, standardError) = meanOfCategories(categories.map { ($0.score, $0.standardError) })
     }
 
     /// `shapes_eval` (overall) and `shapes_<category>` scores, and `shapes_eval_se` (the overall
@@ -207,4 +204,19 @@ public struct ShapesEvalReport: Codable, Sendable, CustomStringConvertible {
         results.map { String(format: "%3d/%-3d ", $0.passed, $0.images) + "\($0.text)  →  \($0.found.isEmpty ? "nothing" : $0.found)" }
             .joined(separator: "\n")
     }
+}
+
+/// The mean of `scores` and its standard error: the sample standard deviation over √n (0 for a
+/// single score).
+func meanAndStandardError(_ scores: [Double]) -> (mean: Double, standardError: Double) {
+    let n = Double(scores.count), mean = scores.reduce(0, +) / n
+    let variance = scores.count < 2 ? 0 : scores.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / (n - 1)
+    return (mean, (variance / n).squareRoot())
+}
+
+/// ShapesEval's overall figure from its categories' (mean, standard error): the mean of the
+/// categories, with √(Σ SE²) / categories (the categories' prompts are independent).
+func meanOfCategories(_ parts: [(mean: Double, standardError: Double)]) -> (mean: Double, standardError: Double) {
+    let k = Double(max(parts.count, 1))
+    return (parts.map(\.mean).reduce(0, +) / k, parts.map { $0.standardError * $0.standardError }.reduce(0, +).squareRoot() / k)
 }

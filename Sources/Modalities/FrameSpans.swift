@@ -37,7 +37,7 @@ public final class FrameSpans: Module, SpanAdapter {
         output(rows).reshaped([context.count, length, dim])
     }
 
-    public func zeroOutput() { zero(output) }
+    public func zeroOutput() { zero(output.weight, output.bias) }
 
     public func trainingFlops(spans: Int, dim d: Int) -> Double {
         6 * Double(spans * length) * Double(d) * Double(input.inFeatures + output.outFeatures)

@@ -76,7 +76,7 @@ public final class ImageSpans: Module, SpanAdapter {
     }
 
     public func zeroOutput() {
-        zero(output)
+        zero(output.weight, output.bias)
         unet?.zeroOutput()
     }
 
@@ -134,10 +134,7 @@ public final class PatchUNet: Module {
         outConv = Conv2d(channels, latentChannels, kernel: 3, rng: rng)
     }
 
-    public func zeroOutput() {
-        outConv.weight.data.update(repeating: 0, count: outConv.weight.count)
-        if let b = outConv.bias { b.data.update(repeating: 0, count: b.count) }
-    }
+    public func zeroOutput() { zero(outConv.weight, outConv.bias) }
 
     /// Latents (n, C, h, w) → the patch grid (n, ch, h/p, w/p) and the skips, finest first.
     public func down(_ x: Tensor, t: Tensor) -> (Tensor, skips: [Tensor]) {

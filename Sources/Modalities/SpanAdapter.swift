@@ -77,8 +77,8 @@ extension SpanAdapter {
     }
 }
 
-/// Zeroes a linear layer's weight and bias.
-func zero(_ layer: Linear) {
-    layer.weight.data.update(repeating: 0, count: layer.weight.count)
-    if let b = layer.bias { b.data.update(repeating: 0, count: b.count) }
+/// Zeroes a layer's weight and bias (a Linear's or a Conv2d's).
+func zero(_ weight: Tensor, _ bias: Tensor?) {
+    weight.data.update(repeating: 0, count: weight.count)
+    if let bias { bias.data.update(repeating: 0, count: bias.count) }
 }

@@ -256,11 +256,14 @@ struct Eval: ParsableCommand {
     /// The held-out world of evaluations (not a training seed of the shipped recipes).
     var heldOutSeed: UInt64 { 0x5EED_E7A1 &+ evalSeed }
 
-    func write<T: Encodable>(_ report: T) throws {
-        guard let json else { return }
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try atomicWrite(try enc.encode(report), to: URL(fileURLWithPath: json))
-        print("wrote \(json)")
-    }
+    func write<T: Encodable>(_ report: T) throws { try writeReport(report, to: json) }
+}
+
+/// `--json`: the report as sorted, indented JSON at `path` (written atomically), when one is given.
+func writeReport<T: Encodable>(_ report: T, to path: String?) throws {
+    guard let path else { return }
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try atomicWrite(try enc.encode(report), to: URL(fileURLWithPath: path))
+    print("wrote \(path)")
 }

@@ -29,11 +29,8 @@ struct EvalCompare: ParsableCommand {
         try reportingErrors("eval-compare") {
             guard reports.count >= 2 else { throw ValidationError("give a baseline report and at least one other") }
             let loaded = try reports.map { path -> ShapesEvalReport in
-                var isDirectory: ObjCBool = false
-                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ValidationError("\(path): no such file") }
-                guard !isDirectory.boolValue, let data = FileManager.default.contents(atPath: path) else {
-                    throw ValidationError("\(path): cannot read (a directory, or not readable)")
-                }
+                if let problem = fileProblem(path) { throw ValidationError("\(path): \(problem)") }
+                guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("\(path): cannot read") }
                 do { return try JSONDecoder().decode(ShapesEvalReport.self, from: data) } catch {
                     throw ValidationError("\(path): not a ShapesEval report (fusion eval --suite shapes --json): \(error)")
                 }
@@ -48,11 +45,7 @@ struct EvalCompare: ParsableCommand {
                 print(d)
                 differences.append(d)
             }
-            guard let json else { return }
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try atomicWrite(try enc.encode(differences), to: URL(fileURLWithPath: json))
-            print("wrote \(json)")
+            try writeReport(differences, to: json)
         }
     }
 }

@@ -61,7 +61,7 @@ private let shapesReport = packageRoot.appendingPathComponent("docs/results/shap
             (["plot", "folder"], "folder has no metrics.jsonl"),
             (["eval-compare", "a.json"], "give a baseline report and at least one other"),
             (["eval-compare", "missing.json", "b.json"], "missing.json: no such file"),
-            (["eval-compare", "folder", "b.json"], "folder: cannot read (a directory"),
+            (["eval-compare", "folder", "b.json"], "folder: is a directory, not a file"),
             (["eval-compare", shapesReport, "lm.yaml"], "lm.yaml: not a ShapesEval report"),
             (["eval-compare", shapesReport, "empty.json"], "different prompt sets (300 and 0 prompts)"),
             (["export", "--checkpoint", "missing", "--out", "e"], "fusion export: error: "),

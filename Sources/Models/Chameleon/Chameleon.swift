@@ -42,8 +42,6 @@ public struct ChameleonConfig: Codable, Equatable, Sendable {
     public var vocab: Int { textVocab + codebookSize + audioCodebookSize }
     /// Whether the vocabulary holds audio codes.
     public var hasAudio: Bool { audioCodebookSize > 0 && audioLength > 0 }
-    /// The token id of audio code `c`.
-    public func audioToken(code c: Int32) -> Int32 { Int32(textVocab + codebookSize) + c }
 
     /// What makes the config unbuildable (see ``DecoderConfig/problem``), or nil.
     public var problem: String? {

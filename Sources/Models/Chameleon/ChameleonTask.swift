@@ -245,8 +245,7 @@ public final class ChameleonTask: TrainingTask {
         let whole = try batch(world, firstRow: index * b, rows: b, rng: rng, training: true)
         let x = whole.rows(rows)
         let l = chameleon.loss(x.ids, targets: x.targets, mask: x.mask, positions: x.positions, zLoss: recipe.model.zLoss)
-        // Images always, audio in runs with speech.
-        let logged = chameleon.config.codeSpans.map(\.modality).filter { $0 != .audio || pairs.spoken != nil }
+        let logged = pairs.loggedLosses(chameleon.config.codeSpans.map(\.modality))
         var parts = ["loss_text": l.text]
         for m in logged { parts["loss_\(m)"] = l.spans[m]! }
         // FLOPs on the real positions: padding queries left out.

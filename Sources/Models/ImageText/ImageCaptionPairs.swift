@@ -158,6 +158,10 @@ struct ImageCaptionPairs {
     }
 
     /// Whether the run trains image → speech documents (an image described aloud).
+    /// Which of a model's span modalities a run logs a `loss_<modality>` part for: images always,
+    /// audio in runs with speech documents.
+    func loggedLosses(_ modalities: [Modality]) -> [Modality] { modalities.filter { $0 != .audio || spoken != nil } }
+
     var describesImages: Bool { speech != nil && recipe.data.speechMix[SpeechKind.fromImage.rawValue] > 0 }
 
     /// Whether training speech patches are encoded once and kept: a finite pool or recordings.

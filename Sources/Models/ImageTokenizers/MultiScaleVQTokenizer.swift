@@ -76,11 +76,14 @@ public final class MultiScaleVQTokenizer: Module {
         var rest = z.detached(), sum: Tensor? = nil
         var ids: [Tensor] = [], partial: [Tensor] = []
         for s in config.scales {
-            let down = withoutGrad { resize(rest, to: s) }                                    // (N, D, s, s)
-            let codes: Tensor
-            if let rng, isTraining { codes = withoutGrad { quantizer(down, rng: rng).ids } }   // (N, s, s), state advanced
-            else { codes = withoutGrad { flatCodes(down) } }
-            let up = resize(quantizer.lookup(codes).permuted([0, 3, 1, 2]), to: h)           // (N, D, h, h)
+            let codes = withoutGrad { () -> Tensor in
+                let down = resize(rest, to: s)                                                   // (N, D, s, s)
+                let n = down.dim(0), vectors = down.permuted([0, 2, 3, 1]).reshaped([n * s * s, down.dim(1)])
+                let flat = quantizer.nearestCodes(vectors)                                       // (N·s·s)
+                if let rng, isTraining { quantizer.updateState(vectors: vectors, ids: flat, rng: rng) }
+                return flat.reshaped([n, s, s])
+            }
+            let up = upsampled(codes, to: h)                                                     // (N, D, h, h)
             sum = sum.map { $0 + up } ?? up
             rest = withoutGrad { rest - up }
             ids.append(codes)
@@ -89,9 +92,9 @@ public final class MultiScaleVQTokenizer: Module {
         return (ids, partial)
     }
 
-    func flatCodes(_ x: Tensor) -> Tensor {
-        let (n, d, s) = (x.dim(0), x.dim(1), x.dim(2))
-        return quantizer.nearestCodes(x.permuted([0, 2, 3, 1]).reshaped([n * s * s, d])).reshaped([n, s, s])
+    /// Code ids (N, s, s) → their code vectors upsampled to the full grid, (N, D, h, h).
+    func upsampled(_ codes: Tensor, to h: Int) -> Tensor {
+        resize(quantizer.lookup(codes).permuted([0, 3, 1, 2]), to: h)
     }
 
     // MARK: - Encode / decode
@@ -111,7 +114,7 @@ public final class MultiScaleVQTokenizer: Module {
         for (map, s) in zip(maps, config.scales) {
             precondition(map.rank == 3 && map.dim(1) == s && map.dim(2) == s && map.dtype == .int32,
                          "MultiScaleVQTokenizer.decode: the \(s)×\(s) scale needs Int32 ids (N, \(s), \(s)), got \(map.shape)")
-            let up = resize(quantizer.lookup(map).permuted([0, 3, 1, 2]), to: h)
+            let up = upsampled(map, to: h)
             sum = sum.map { $0 + up } ?? up
         }
         return decoder(sum!)

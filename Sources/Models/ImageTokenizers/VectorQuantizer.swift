@@ -227,17 +227,12 @@ public final class VectorQuantizer: Module {
         let total = batchShare.map { $0.batchRows * perRow } ?? m
         let first = batchShare.map { $0.rows.lowerBound * perRow } ?? 0
         let drawn = dead.map { _ in rng.nextInt(below: total) }
-        var restarts = [Float](repeating: 0, count: dead.count * d)
-        if let share = batchShare {
-            var held = [Double](repeating: 0, count: dead.count * d)
-            for (r, i) in drawn.enumerated() where (first..<(first + m)).contains(i) {
-                for t in 0..<d { held[r * d + t] = Double(vectors.data[(i - first) * d + t]) }
-            }
-            share.sum(&held)
-            restarts = held.map(Float.init)
-        } else {
-            for (r, i) in drawn.enumerated() { for t in 0..<d { restarts[r * d + t] = vectors.data[i * d + t] } }
+        var held = [Double](repeating: 0, count: dead.count * d)         // exact for Float values
+        for (r, i) in drawn.enumerated() where (first..<(first + m)).contains(i) {
+            for t in 0..<d { held[r * d + t] = Double(vectors.data[(i - first) * d + t]) }
         }
+        batchShare?.sum(&held)
+        let restarts = held.map(Float.init)
         for (r, j) in dead.enumerated() {
             restarts.withUnsafeBufferPointer { row in
                 (codebook.data + j * d).update(from: row.baseAddress! + r * d, count: d)

@@ -417,8 +417,7 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
         let x = whole.rows(rows, length: recipe.data.seqLen)
         let l = transfusion.loss(x.input, targets: x.targets, spanTargets: x.spanTargets, zLoss: recipe.model.zLoss)
         let (flops, positions) = trainingFlops(x)
-        // The modalities this run logs a loss for: images always, audio in runs with speech.
-        let logged = transfusion.adapters.map(\.modality).filter { $0 != .audio || pairs.spoken != nil }
+        let logged = pairs.loggedLosses(transfusion.adapters.map(\.modality))
         guard rows != 0..<b else {
             var parts = ["loss_text": l.text.item]
             for m in logged { parts["loss_\(m)"] = l.spans[m]!.item }
@@ -507,8 +506,8 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
             let s = transfusion.scores(x.input, targets: targets, spanTargets: x.spanTargets)
             tally.addTargets(losses: s.text, targets: targets, document: x.documentOf, docs: x.documents,
                              textVocab: Int32(transfusion.config.vocab))
-            for (m, targets) in x.spanTargets.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-                tally.add("\(m)", mean: Double(s.spans[m] ?? 0), count: targets.scored?.count ?? targets.values.dim(0))
+            for m in x.spanTargets.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+                tally.add("\(m)", mean: Double(s.spans[m] ?? 0), count: x.scoredSpans(m))
             }
             tally.documents += x.documents.filter { $0.corpus == nil }.count
             tally.corpusBytes += pairs.corpusBytes(targets: targets, document: x.documentOf, docs: x.documents)
