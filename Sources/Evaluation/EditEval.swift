@@ -14,6 +14,10 @@ public struct EditCheck: Codable, Hashable, Sendable {
     public var preserved: Int
     /// Objects the instruction did not touch.
     public var untouched: Int
+
+    public init(kind: EditKind, changed: Bool, preserved: Int, untouched: Int) {
+        self.kind = kind; self.changed = changed; self.preserved = preserved; self.untouched = untouched
+    }
 }
 
 /// Scores edited images of triplets with the analytic detector.
@@ -68,42 +72,58 @@ public struct EditEval: Sendable {
     }
 }
 
-/// Edit accuracy and preservation per kind and overall.
+/// Edit accuracy and preservation per kind and overall, each with its standard error.
 public struct EditEvalReport: Codable, Sendable, CustomStringConvertible {
     public struct KindScore: Codable, Sendable {
         public var kind: EditKind
         /// Fraction of edits whose asked change happened.
         public var accuracy: Double
+        public var accuracySE: Double
         /// Fraction of untouched objects that stayed (over all edits of this kind).
         public var preservation: Double
+        public var preservationSE: Double
         public var edits: Int
     }
 
     public var accuracy: Double
+    public var accuracySE: Double
     public var preservation: Double
+    public var preservationSE: Double
     public var kinds: [KindScore]
     public var checks: [EditCheck]
 
     public init(checks: [EditCheck]) {
-        func score(_ c: [EditCheck]) -> (Double, Double) {
-            let kept = c.reduce(0) { $0 + $1.preserved }, total = c.reduce(0) { $0 + $1.untouched }
-            return (c.isEmpty ? 0 : Double(c.filter(\.changed).count) / Double(c.count),
-                    total == 0 ? 1 : Double(kept) / Double(total))
-        }
         self.checks = checks
-        (accuracy, preservation) = score(checks)
+        (accuracy, accuracySE, preservation, preservationSE) = Self.score(checks)
         kinds = EditKind.allCases.compactMap { kind in
             let mine = checks.filter { $0.kind == kind }
             guard !mine.isEmpty else { return nil }
-            let (a, p) = score(mine)
-            return KindScore(kind: kind, accuracy: a, preservation: p, edits: mine.count)
+            let (a, aSE, p, pSE) = Self.score(mine)
+            return KindScore(kind: kind, accuracy: a, accuracySE: aSE, preservation: p, preservationSE: pSE, edits: mine.count)
         }
+    }
+
+    /// Accuracy (the mean of one 0/1 verdict per edit) and preservation (kept over untouched
+    /// objects, pooled over the edits) with their standard errors. Preservation is a ratio of two
+    /// sums over the same edits, so its error is the ratio estimator's (delta method, the edit as
+    /// the unit): √(Σ (kept_i − R·untouched_i)² / (n (n − 1))) / mean untouched. No untouched
+    /// objects: preservation 1 ± 0.
+    static func score(_ c: [EditCheck]) -> (Double, Double, Double, Double) {
+        guard !c.isEmpty else { return (0, 0, 1, 0) }
+        let (accuracy, accuracySE) = meanAndStandardError(c.map { $0.changed ? 1 : 0 })
+        let kept = c.reduce(0) { $0 + $1.preserved }, total = c.reduce(0) { $0 + $1.untouched }
+        guard total > 0 else { return (accuracy, accuracySE, 1, 0) }
+        let r = Double(kept) / Double(total), n = Double(c.count)
+        let residuals = c.map { Double($0.preserved) - r * Double($0.untouched) }.map { $0 * $0 }.reduce(0, +)
+        let se = c.count < 2 ? 0 : (residuals / (n * (n - 1))).squareRoot() / (Double(total) / n)
+        return (accuracy, accuracySE, r, se)
     }
 
     /// `edit_accuracy`, `edit_preservation` and `edit_accuracy_<kind>`, `edit_preservation_<kind>`,
     /// prefixed by `prefix` (e.g. "inversion_").
     public func metrics(prefix: String = "") -> [String: Double] {
-        var m = [prefix + "edit_accuracy": accuracy, prefix + "edit_preservation": preservation]
+        var m = [prefix + "edit_accuracy": accuracy, prefix + "edit_preservation": preservation,
+                 prefix + "edit_accuracy_se": accuracySE, prefix + "edit_preservation_se": preservationSE]
         for k in kinds {
             m[prefix + "edit_accuracy_\(k.kind.rawValue)"] = k.accuracy
             m[prefix + "edit_preservation_\(k.kind.rawValue)"] = k.preservation
@@ -112,12 +132,12 @@ public struct EditEvalReport: Codable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        var lines = ["kind        edits  accuracy  preservation"]
-        for k in kinds {
-            lines.append(String(format: "%@  %5d  %8.3f  %12.3f", k.kind.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0),
-                                k.edits, k.accuracy, k.preservation))
+        var lines = ["kind        edits        accuracy    preservation"]
+        func row(_ name: String, _ edits: Int, _ a: Double, _ aSE: Double, _ p: Double, _ pSE: Double) -> String {
+            String(format: "%@  %5d  %.3f ± %.3f  %.3f ± %.3f", name.padding(toLength: 10, withPad: " ", startingAt: 0), edits, a, aSE, p, pSE)
         }
-        lines.append(String(format: "overall     %5d  %8.3f  %12.3f", checks.count, accuracy, preservation))
+        for k in kinds { lines.append(row(k.kind.rawValue, k.edits, k.accuracy, k.accuracySE, k.preservation, k.preservationSE)) }
+        lines.append(row("overall", checks.count, accuracy, accuracySE, preservation, preservationSE))
         return lines.joined(separator: "\n")
     }
 }

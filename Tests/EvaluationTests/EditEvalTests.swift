@@ -32,4 +32,21 @@ import Testing
         let check = EditEval.check(triplet, found: found)
         #expect(check.changed && check.untouched == 2 && check.preserved == 1)
     }
+
+    @Test func errorsAreThoseOfAMeanAndOfARatioOverEdits() {
+        // Accuracy 3/4: the 0/1 verdicts' standard error √(0.25 / 4) = 0.25. Preservation 3 of 5
+        // untouched objects, R = 0.6: the ratio estimator's √(Σ (k − R·u)² / (n (n − 1))) / ū with
+        // residuals −0.2, −0.6, 0.8, 0 and ū = 1.25.
+        let checks = [EditCheck(kind: .move, changed: true, preserved: 1, untouched: 2),
+                      EditCheck(kind: .move, changed: false, preserved: 0, untouched: 1),
+                      EditCheck(kind: .add, changed: true, preserved: 2, untouched: 2),
+                      EditCheck(kind: .add, changed: true, preserved: 0, untouched: 0)]
+        let report = EditEvalReport(checks: checks)
+        #expect(abs(report.accuracy - 0.75) < 1e-12 && abs(report.accuracySE - 0.25) < 1e-12)
+        #expect(abs(report.preservation - 0.6) < 1e-12)
+        #expect(abs(report.preservationSE - (1.04 / 12).squareRoot() / 1.25) < 1e-12, "\(report.preservationSE)")
+        #expect(report.metrics()["edit_preservation_se"] == report.preservationSE)
+        #expect(report.kinds.first { $0.kind == .add }!.preservationSE == 0, "both add edits keep all they could")
+        #expect(report.description.contains("0.750 ± 0.250"), "\(report)")
+    }
 }
