@@ -123,6 +123,40 @@ public final class MultiScaleVQTokenizer: Module {
     /// decode(encode(images)).
     public func reconstruct(_ images: Tensor) -> Tensor { decode(encode(images)) }
 
+    // MARK: - Next-scale inputs (what VAR's decoder reads)
+
+    /// f̂ (N, D, h, h) with the code map `codes` (N, s, s) added: `partial` plus the map's code
+    /// vectors upsampled to the full grid (nil `partial`: the first scale's alone).
+    public func accumulate(_ partial: Tensor?, codes: Tensor) -> Tensor {
+        let up = upsampled(codes, to: config.scales.last!)
+        return partial.map { $0 + up } ?? up
+    }
+
+    /// The input rows of scale `k`'s block: the coarser scales' sum `partial` (N, D, h, h)
+    /// area-downsampled to the scale, row-major, (N, s², D); zeros for the first scale, which
+    /// nothing precedes (VAR, Alg. 1: the next autoregressive input).
+    public func blockInput(_ partial: Tensor?, scale k: Int, count n: Int) -> Tensor {
+        let s = config.scales[k], d = config.base.codeDim
+        guard k > 0, let partial else { return Tensor.zeros([n, s * s, d]) }
+        return resize(partial, to: s).permuted([0, 2, 3, 1]).reshaped([n, s * s, d])
+    }
+
+    /// Teacher forcing for a pyramid of code maps (one (N, s, s) per scale): every block's input
+    /// rows in scale order, (N, Σ s², D), and the full map f̂ after the last scale, (N, h², D):
+    /// what an image read as context shows the decoder.
+    public func nextScaleInputs(_ maps: [Tensor]) -> (blocks: Tensor, full: Tensor) {
+        precondition(maps.count == config.scales.count, "MultiScaleVQTokenizer: \(maps.count) code maps for \(config.scales.count) scales")
+        return withoutGrad {
+            let n = maps[0].dim(0), h = config.scales.last!
+            var partial: Tensor? = nil, blocks: [Tensor] = []
+            for (k, map) in maps.enumerated() {
+                blocks.append(blockInput(partial, scale: k, count: n))
+                partial = accumulate(partial, codes: map)
+            }
+            return (concat(blocks, axis: 1), partial!.permuted([0, 2, 3, 1]).reshaped([n, h * h, config.base.codeDim]))
+        }
+    }
+
     // MARK: - Loss
 
     /// The loss terms and the batch's code maps, one per scale.
