@@ -7,7 +7,7 @@
 import Foundation
 
 public enum ModelFamily: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
-    case lm, transfusion, chameleon, vae, vq, classifier, clip
+    case lm, transfusion, chameleon, vae, vq, msvq, classifier, clip
 
     /// What runs of a family can do beyond training.
     public struct Capabilities: OptionSet, Sendable {
@@ -40,6 +40,7 @@ public enum ModelFamily: String, Codable, Sendable, CaseIterable, CustomStringCo
         case .chameleon: return "the same decoder over text and VQ codes, all causal (baseline)"
         case .vae: return "an image VAE: the continuous latents Transfusion diffuses"
         case .vq: return "a VQ image tokenizer: the codes Chameleon predicts"
+        case .msvq: return "a multi-scale VQ image tokenizer: the code pyramids VAR predicts"
         case .classifier: return "the ShapesWorld classifier ShapesEval scores images with"
         case .clip: return "a contrastive image–text encoder (the folder eval suite)"
         }
@@ -51,7 +52,7 @@ public enum ModelFamily: String, Codable, Sendable, CaseIterable, CustomStringCo
         case .transfusion: return [.decoder, .imageText, .editTriplets, .editVerb, .speech, .huggingFace, .dataParallel]
         case .chameleon: return [.decoder, .imageText, .editTriplets, .speech, .huggingFace, .dataParallel]
         case .vae, .vq: return [.dataParallel]
-        case .classifier, .clip: return []
+        case .msvq, .classifier, .clip: return []
         }
     }
 

@@ -5,7 +5,8 @@ import Foundation
 import NN
 
 /// The `tokenizer:` section. VAE keys: latent_channels, kl_weight; VQ keys: codebook_size,
-/// code_dim, commitment_weight, ema, ema_decay, restart_after_steps; the rest is shared.
+/// code_dim, commitment_weight, ema, ema_decay, restart_after_steps (and scales for msvq); the rest
+/// is shared.
 ///
 /// ```yaml
 /// model: {kind: vae}
@@ -42,16 +43,27 @@ public struct TokenizerSection: Codable, Equatable, Sendable {
     public var emaDecay: Float = 0.99
     /// Codes idle for this many steps are restarted from encoder outputs (0: never).
     public var restartAfterSteps = 32
+    /// msvq: sides of the code maps, ascending, the last the full grid; nil: ``defaultScales(grid:)``.
+    public var scales: [Int]?
 
     enum CodingKeys: String, CodingKey {
         case channels, downsample, groups, reconstruction, ema
         case channelMultipliers = "channel_multipliers", patchSize = "patch_size", latentChannels = "latent_channels"
         case klWeight = "kl_weight", codebookSize = "codebook_size", codeDim = "code_dim"
         case commitmentWeight = "commitment_weight", emaDecay = "ema_decay", restartAfterSteps = "restart_after_steps"
+        case scales
     }
 
     /// The schema's defaults.
     public init() {}
+
+    /// VAR's kind of pyramid for an h×h grid: 1, 2, 3, 4, 6, 8, 12, 16, … below h, then h (for
+    /// an 8×8 grid: 1, 2, 3, 4, 6, 8).
+    public static func defaultScales(grid h: Int) -> [Int] {
+        var ladder = [1, 2, 3, 4], side = 4
+        while side < h { ladder += [side * 3 / 2, side * 2]; side *= 2 }
+        return ladder.filter { $0 < h } + [h]
+    }
 
     /// The resolution levels of the backbone: log2(downsample / patch_size) + 1.
     public var levels: Int { (downsample / max(patchSize, 1)).trailingZeroBitCount + 1 }
@@ -76,6 +88,7 @@ extension RecipeSchema {
         .key("ema", .bool, .bool(true)),
         .key("ema_decay", .float, 0.99, .openFraction),
         .key("restart_after_steps", .int, 32, .nonNegative),
+        .optional("scales", .ints, .positive),
     ]
 
     /// Rules between tokenizer keys that would otherwise stop the model's constructor: powers of

@@ -11,5 +11,5 @@ struct Fusion: ParsableCommand {
             Every subcommand has --help with a working example.
             """,
         subcommands: [Train.self, Sample.self, Caption.self, Generate.self, Speak.self, Transcribe.self, Edit.self, Compare.self, Plot.self, Sweep.self, Eval.self, EvalCompare.self, Export.self,
-                      DataCommand.self, VAECommand.self, VQCommand.self, NotebookCommand.self])
+                      DataCommand.self, VAECommand.self, VQCommand.self, MSVQCommand.self, NotebookCommand.self])
 }

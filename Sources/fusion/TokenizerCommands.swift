@@ -1,4 +1,4 @@
-// `fusion vae reconstruct | eval | export` and `fusion vq reconstruct | encode | eval | export`:
+// `fusion vae reconstruct | eval | export` and `fusion vq|msvq reconstruct | encode | eval | export`:
 // run a trained image tokenizer (a tokenizer.safetensors file) on one PNG, measure it on held-out
 // ShapesWorld, or write a float16 copy. Argument parsing and file handling only.
 import ArgumentParser
@@ -151,8 +151,102 @@ extension VQCommand {
     }
 }
 
+struct MSVQCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "msvq",
+        abstract: "Use a trained MultiScaleVQTokenizer (VAR's code pyramids).",
+        subcommands: [Reconstruct.self, Encode.self, Eval.self, Export.self])
+
+    struct Reconstruct: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Encode a PNG to its code pyramid and decode it back, also from the coarser scales alone.",
+            discussion: """
+                --coarse writes one reconstruction per number of scales (1 scale, 2, …, all), left to
+                right: the residual pyramid refining the image.
+
+                Example:
+                  fusion data shapes --out data/shapes --count 4
+                  fusion msvq reconstruct --checkpoint runs/msvq-shapes/tokenizer.safetensors \\
+                    --image data/shapes/000000.png --out recon.png --coarse coarse.png
+                """)
+        @OptionGroup var io: ReconstructOptions
+        @Option(help: "Also write a row of the reconstructions from the first 1, 2, … scales here.") var coarse: String?
+        func run() throws {
+            try reportingErrors("msvq reconstruct") {
+                let msvq = try MultiScaleVQTokenizer.load(from: io.checkpoint)
+                let x = try readImage(io.image, multipleOf: msvq.config.base.downsample)
+                let maps = msvq.encode(x)
+                print("code maps " + maps.map { "\($0.dim(1))×\($0.dim(2))" }.joined(separator: ", ")
+                      + " (\(msvq.config.tokensPerImage) codes)")
+                try writeReconstruction(withoutGrad { msvq.decode(maps) }, of: x, to: io.out)
+                if let coarse {
+                    let row = (1...maps.count).map { k in Image(chw: withoutGrad { msvq.decode(maps.prefix(k)) }.clamped(-1, 1)) }
+                    try PNG.write(Image.grid(row, columns: row.count, padding: 2, background: 0.5), to: coarse)
+                    print("wrote \(coarse): reconstructions from the first 1 … \(maps.count) scales")
+                }
+            }
+        }
+    }
+
+    struct Encode: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print each scale's grid of code ids of a PNG, coarsest first.",
+            discussion: """
+                Example:
+                  fusion msvq encode --checkpoint runs/msvq-shapes/tokenizer.safetensors \\
+                    --image data/shapes/000000.png
+                """)
+        @Option(help: "Tokenizer file (safetensors written by an msvq recipe).") var checkpoint: String
+        @Option(help: "Input PNG (sides a multiple of the tokenizer's downsampling).") var image: String
+        func run() throws {
+            try reportingErrors("msvq encode") {
+                let msvq = try MultiScaleVQTokenizer.load(from: checkpoint)
+                let maps = msvq.encode(try readImage(image, multipleOf: msvq.config.base.downsample))
+                let width = String(msvq.config.base.codebookSize - 1).count
+                for map in maps {
+                    let s = map.dim(1), values = map.intScalars
+                    print("scale \(s)×\(s):")
+                    for r in 0..<s {
+                        print((0..<s).map { c in
+                            let id = String(values[r * s + c])
+                            return String(repeating: " ", count: width - id.count) + id
+                        }.joined(separator: " "))
+                    }
+                }
+            }
+        }
+    }
+
+    struct Eval: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Held-out PSNR, code usage and perplexity (over every scale's codes) of a multi-scale VQ tokenizer.",
+            discussion: "Example:\n  fusion msvq eval --checkpoint runs/msvq-shapes/tokenizer.safetensors")
+        @OptionGroup var options: EvalOptions
+        func run() throws {
+            try reportingErrors("msvq eval") {
+                let msvq = try MultiScaleVQTokenizer.load(from: options.checkpoint)
+                try options.evaluate(msvq, downsample: msvq.config.base.downsample)
+            }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a float16 copy of a multi-scale VQ tokenizer file.",
+            discussion: """
+                Example:
+                  fusion msvq export --checkpoint runs/msvq-shapes/tokenizer.safetensors \\
+                    --out checkpoints/msvq-shapes.safetensors
+                """)
+        @OptionGroup var options: ExportOptions
+        func run() throws {
+            try reportingErrors("msvq export") { try options.export(try MultiScaleVQTokenizer.load(from: options.checkpoint)) }
+        }
+    }
+}
+
 struct EvalOptions: ParsableArguments {
-    @Option(help: "Tokenizer file (safetensors written by a vae/vq recipe).") var checkpoint: String
+    @Option(help: "Tokenizer file (safetensors written by a vae, vq or msvq recipe).") var checkpoint: String
     @Option(parsing: .unconditional, help: "Held-out images.") var images = 256
     @Option(parsing: .unconditional, help: "The recipe seed whose held-out world to use.") var seed: UInt64 = 0
     @Option(parsing: .unconditional, help: "Image size (a multiple of the downsampling, at least 24).") var size = 32

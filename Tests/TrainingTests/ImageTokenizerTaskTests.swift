@@ -12,7 +12,7 @@ import Testing
 @testable import Training
 
 /// A tokenizer recipe small enough for a test: widths 8/16/16, 16 codes (32×32: ShapesWorld's smallest is 24).
-func tinyTokenizerRecipe(kind: String, steps: Int) throws -> Recipe {
+func tinyTokenizerRecipe(kind: String, steps: Int, overrides: [String] = []) throws -> Recipe {
     try Recipe.parse("""
         name: tiny-\(kind)
         seed: 5
@@ -23,7 +23,7 @@ func tinyTokenizerRecipe(kind: String, steps: Int) throws -> Recipe {
         train: {steps: \(steps), batch_size: 8, log_every: 1, checkpoint_every: 100}
         eval: {every: 0, batches: 2}
         sample: {every: 0}
-        """, file: "tiny.yaml")
+        """, file: "tiny.yaml", overrides: overrides)
 }
 
 /// Trains `recipe` in a scratch run; returns the run, its training rows and its eval row.
@@ -94,6 +94,32 @@ extension TrainerTests {
             #expect(wrongKind?.description == "\(path): holds a vq tokenizer, not a vae one (use `fusion vq …` or VQTokenizer.load)")
             #expect(vq.encode(Tensor.zeros([1, 3, 32, 32])).shape == [1, 8, 8])
             #expect(FileManager.default.fileExists(atPath: run.samplesURL.appendingPathComponent("step-00000012.png").path))
+        }
+
+        @Test func msvqLossFallsAndItsPyramidLoads() throws {
+            let (run, rows, eval) = try trainTokenizer(try tinyTokenizerRecipe(kind: "msvq", steps: 12))
+            defer { try? FileManager.default.removeItem(at: run.url) }
+            let losses = rows.map { value($0, "recon") }
+            let first = losses.prefix(3).reduce(0, +) / 3, last = losses.suffix(3).reduce(0, +) / 3
+            #expect(last < 0.7 * first, "reconstruction loss \(first) → \(last)")
+            #expect(rows.allSatisfy { (1...16).contains(value($0, "active_codes")) })
+            // A batch of 8 images counts every scale's codes: 8 · (1 + 4 + 9 + 16 + 36 + 64).
+            #expect(rows.allSatisfy { value($0, "tokens") .truncatingRemainder(dividingBy: 8 * 130) == 0 })
+            #expect((0...100).contains(value(eval, "eval_code_usage")) && value(eval, "eval_perplexity") >= 1)
+            let path = run.url.appendingPathComponent("tokenizer.safetensors").path
+            let msvq = try MultiScaleVQTokenizer.load(from: path)
+            #expect(msvq.config.scales == [1, 2, 3, 4, 6, 8], "the default pyramid of an 8×8 grid")
+            let wrongKind = #expect(throws: TokenizerCheckpointError.self) { try VQTokenizer.load(from: path) }
+            #expect(wrongKind?.description == "\(path): holds a msvq tokenizer, not a vq one (use `fusion msvq …` or MultiScaleVQTokenizer.load)")
+            #expect(msvq.encode(Tensor.zeros([1, 3, 32, 32])).map(\.shape) == [1, 2, 3, 4, 6, 8].map { [1, $0, $0] })
+        }
+
+        @Test func msvqScalesMustEndAtTheCodeGrid() throws {
+            let recipe = try tinyTokenizerRecipe(kind: "msvq", steps: 1, overrides: ["tokenizer.scales=[1,2,4]"])
+            let error = #expect(throws: RecipeError.self) { try ImageTokenizerTask(recipe: recipe) }
+            #expect("\(error!)".contains("tokenizer.scales") && "\(error!)".contains("full 8×8 code grid"), "\(error!)")
+            #expect(TokenizerSection.defaultScales(grid: 16) == [1, 2, 3, 4, 6, 8, 12, 16])
+            #expect(TokenizerSection.defaultScales(grid: 4) == [1, 2, 3, 4] && TokenizerSection.defaultScales(grid: 1) == [1])
         }
 
         @Test func dataIsAFunctionOfTheIndexAndFlopsAreCounted() throws {

@@ -55,6 +55,7 @@ private let families: [(family: String, recipe: String, base: [String])] = [
     ("chameleon", "recipes/compare/chameleon-tiny.yaml", ["eval.shapes_eval=0", "train.batch_size=8", "data.pool=64"]),
     ("vae", "recipes/vae-shapes.yaml", ["train.batch_size=16"]),
     ("vq", "recipes/vq-shapes.yaml", ["train.batch_size=16"]),
+    ("msvq", "recipes/msvq-shapes.yaml", ["train.batch_size=16"]),
     ("classifier", "recipes/eval-classifier.yaml", ["train.batch_size=32"]),
 ]
 
@@ -147,6 +148,7 @@ private let families: [(family: String, recipe: String, base: [String])] = [
             "chameleon": [["model.preset=nano"], []],
             "vae": [["tokenizer.channels=64"], []],
             "vq": [["tokenizer.channels=64"], []],
+            "msvq": [["tokenizer.channels=64"], []],
             "classifier": [[], ["model.dim=256"]],
         ]
         for (family, recipe, base) in families {

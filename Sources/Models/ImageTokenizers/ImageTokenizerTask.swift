@@ -1,4 +1,5 @@
-// The image tokenizer task (model.kind vae or vq): trains an ImageVAE or a VQTokenizer on
+// The image tokenizer task (model.kind vae, vq or msvq): trains an ImageVAE, a VQTokenizer or a
+// MultiScaleVQTokenizer on
 // ShapesWorld (or a folder's images), evaluates held-out PSNR and code usage, writes grids of
 // originals over reconstructions, and exports runs/<name>/tokenizer.safetensors at each checkpoint.
 // Not the models (Models/) nor the recipe section (RecipeTokenizer.swift).
@@ -26,7 +27,7 @@ import Tensors
 /// fusion train recipes/vae-shapes.yaml     # → runs/vae-shapes/tokenizer.safetensors
 /// ```
 public final class ImageTokenizerTask: TrainingTask {
-    /// The ImageVAE or VQTokenizer being trained.
+    /// The ImageVAE, VQTokenizer or MultiScaleVQTokenizer being trained.
     public let tokenizer: any ImageTokenizer
     public var model: Module { tokenizer }
     public let flopsPerMicroBatch: Double
@@ -88,6 +89,13 @@ public final class ImageTokenizerTask: TrainingTask {
         switch recipe.model.kind {
         case .vae: tokenizer = ImageVAE(t.vaeConfig(), rng: rng)
         case .vq: tokenizer = VQTokenizer(t.vqConfig(), rng: rng)
+        case .msvq:
+            let config = t.msvqConfig(imageSize: size), grid = size / t.downsample
+            if let problem = config.problem ?? (config.scales.last == grid ? nil
+                : "the last scale must be the full \(grid)×\(grid) code grid (image_size / downsample), got \(config.scales.last!)") {
+                throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "tokenizer.scales", message: problem)
+            }
+            tokenizer = MultiScaleVQTokenizer(config, rng: rng)
         default: preconditionFailure("ImageTokenizerTask: model.kind \(recipe.model.kind) is not a tokenizer")
         }
         flopsPerMicroBatch = 3 * Double(recipe.train.batchSize) * tokenizer.forwardFlops(height: size, width: size)
@@ -106,8 +114,10 @@ public final class ImageTokenizerTask: TrainingTask {
         return (0..<count).map { image(test, $0) }
     }
 
-    /// Latent (or code) positions per image: what `LossResult.tokens` counts.
+    /// Latent (or code) positions per image: what `LossResult.tokens` counts (a pyramid's codes
+    /// at every scale).
     var positionsPerImage: Int {
+        if let msvq = tokenizer as? MultiScaleVQTokenizer { return msvq.config.tokensPerImage }
         let f = recipe.tokenizer.downsample, s = recipe.data.imageSize
         return (s / f) * (s / f)
     }
@@ -130,7 +140,8 @@ public final class ImageTokenizerTask: TrainingTask {
     /// whichever rank computes it, and the VAE's means (pixel loss, KL) weight by rows. A VQ
     /// tokenizer's quantiser updates batch statistics in the forward pass (the EMA codebook's
     /// counts and sums, dead-code restarts drawn from the batch): it splits only in a
-    /// data-parallel run, where it sums them over the ranks (``joinDataParallel(rows:batchRows:communicator:)``).
+    /// data-parallel run, where it sums them over the ranks (``joinDataParallel(rows:batchRows:communicator:)``);
+    /// a multi-scale one does not split.
     public func loss(microBatch index: Int, rows: Range<Int>, rng: RNG) throws -> LossResult {
         let images = batch(index, rows: rows)
         let total: Tensor, parts: [(String, Float)]
@@ -160,6 +171,7 @@ public final class ImageTokenizerTask: TrainingTask {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         if let vae = tokenizer as? ImageVAE { return try enc.encode(Config(kind: "vae", config: vae.config)) }
+        if let msvq = tokenizer as? MultiScaleVQTokenizer { return try enc.encode(Config(kind: "msvq", config: msvq.config)) }
         return try enc.encode(Config(kind: "vq", config: (tokenizer as! VQTokenizer).config))
     }
 

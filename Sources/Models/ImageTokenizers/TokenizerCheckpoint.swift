@@ -13,8 +13,8 @@ public struct TokenizerCheckpointError: Error, CustomStringConvertible {
 }
 
 extension ImageTokenizer {
-    /// "vae" or "vq": written to the metadata key "kind", so loading the wrong kind says so.
-    static var kind: String { Self.self == VQTokenizer.self ? "vq" : "vae" }
+    /// "vae", "vq" or "msvq": written to the metadata key "kind", so loading the wrong kind says so.
+    static var kind: String { Self.self == VQTokenizer.self ? "vq" : Self.self == MultiScaleVQTokenizer.self ? "msvq" : "vae" }
     var kind: String { Self.kind }
 
     /// Writes the weights and the JSON config (metadata "config") atomically to `path`; `dtype`
@@ -38,7 +38,7 @@ extension ImageTokenizer {
         }
         if let found = metadata["kind"], found != kind {
             throw TokenizerCheckpointError(path: path, problem: "holds a \(found) tokenizer, not a \(kind) one "
-                                           + "(use `fusion \(found) …` or \(found == "vq" ? "VQTokenizer" : "ImageVAE").load)")
+                                           + "(use `fusion \(found) …` or \(Self.typeName(kind: found)).load)")
         }
         let config: Config
         do {
@@ -55,6 +55,19 @@ extension ImageTokenizer {
         }
         model.eval()
         return model
+    }
+}
+
+extension ImageTokenizer {
+    /// The Swift type that loads tokenizer files of `kind`.
+    static func typeName(kind: String) -> String {
+        ["vq": "VQTokenizer", "msvq": "MultiScaleVQTokenizer"][kind] ?? "ImageVAE"
+    }
+}
+
+extension MultiScaleVQTokenizer {
+    public static func load(from path: String) throws -> MultiScaleVQTokenizer {
+        try load(from: path) { MultiScaleVQTokenizer($0, rng: RNG(seed: 0)) }
     }
 }
 

@@ -52,6 +52,26 @@ extension VQTokenizer: ImageTokenizer {
     }
 }
 
+extension MultiScaleVQTokenizer: ImageTokenizer {
+    /// Parts as the VQTokenizer's: "recon", "codebook", "commit" (unweighted) and "active_codes"
+    /// (codes chosen in this batch, at any scale).
+    public func trainingLoss(_ images: Tensor, rng: RNG) -> (total: Tensor, parts: [(String, Float)]) {
+        let l = loss(images, rng: rng)
+        let active = CodebookUsage(ids: Tensor(ints: l.ids.flatMap(\.intScalars)), codebookSize: config.base.codebookSize).used
+        return (l.total, [("recon", l.reconstruction.item), ("codebook", l.codebook.item),
+                          ("commit", l.commitment.item), ("active_codes", Float(active))])
+    }
+
+    /// The VQ backbone's convolutions and a nearest-code search at every scale (the resizes are
+    /// small products, left out).
+    public func forwardFlops(height: Int, width: Int) -> Double {
+        let search = 2 * Double(config.tokensPerImage * config.base.codebookSize * config.base.codeDim)
+        return encoder.forwardFlops(height: height, width: width) + search + decoder.forwardFlops(height: height, width: width)
+    }
+
+    public static func problem(_ c: Config) -> String? { VQTokenizer.problem(c.base) ?? c.problem }
+}
+
 // MARK: - Batches
 
 /// Stacks images (all C×H×W) into (N, C, H, W) with values in [-1, 1].
@@ -90,7 +110,7 @@ public struct TokenizerEvaluation: Sendable, CustomStringConvertible {
     public var meanPSNR: Double
     /// PSNR of the mean squared error over all held-out pixels (dB; ≤ meanPSNR).
     public var pooledPSNR: Double
-    /// Code usage over the held-out encodings (VQ only).
+    /// Code usage over the held-out encodings (VQ and multi-scale VQ: every scale's codes).
     public var usage: CodebookUsage?
 
     public var description: String {
@@ -128,6 +148,11 @@ public func evaluateImageTokenizer<M: ImageTokenizer>(_ model: M, heldOut x: Ten
                 vq.encode(x.slice(axis: 0, lo..<min(lo + 64, n))).intScalars
             }
             usage = CodebookUsage(ids: Tensor(ints: ids), codebookSize: vq.config.codebookSize)
+        } else if let msvq = model as? MultiScaleVQTokenizer {
+            let ids = stride(from: 0, to: n, by: 64).flatMap { lo in
+                msvq.encode(x.slice(axis: 0, lo..<min(lo + 64, n))).flatMap(\.intScalars)
+            }
+            usage = CodebookUsage(ids: Tensor(ints: ids), codebookSize: msvq.config.base.codebookSize)
         }
         return TokenizerEvaluation(images: n, meanPSNR: perImage.reduce(0, +) / Double(n),
                                    pooledPSNR: 10 * log10(1 / max(pooledMSE, 1e-12)), usage: usage)

@@ -18,4 +18,11 @@ extension TokenizerSection {
                            restartAfterSteps: restartAfterSteps, reconstruction: reconstruction,
                            imageChannels: imageChannels)
     }
+
+    /// The MultiScaleVQTokenizer this section describes for square images of side `imageSize`:
+    /// the VQ backbone and codebook with `scales` (default: ``TokenizerSection/defaultScales(grid:)``).
+    public func msvqConfig(imageSize: Int, imageChannels: Int = 3) -> MultiScaleVQTokenizer.Config {
+        MultiScaleVQTokenizer.Config(base: vqConfig(imageChannels: imageChannels),
+                                     scales: scales ?? Self.defaultScales(grid: imageSize / downsample))
+    }
 }
