@@ -9,6 +9,7 @@ extension ModelFamily {
         case .lm: return try LMTask(recipe: recipe, run: run)
         case .transfusion: return try TransfusionTask(recipe: recipe, run: run)
         case .chameleon: return try ChameleonTask(recipe: recipe, run: run)
+        case .var: return try VARTask(recipe: recipe, run: run)
         case .vae, .vq, .msvq: return try ImageTokenizerTask(recipe: recipe)
         case .classifier: return try ClassifierTask(recipe: recipe)
         case .clip: return try ContrastiveTask(recipe: recipe, run: run)

@@ -72,6 +72,20 @@ public struct TextGenerator {
                     }
                 }
             }
+        case .var:
+            try ImageTextModel.checkChameleonFlags(path: path, sampler: nil, steps: steps, clipX0: nil, family: .var)
+            let run = try VARRun(path: path)
+            let (codes, scale) = try ImageTextModel.codeSampling(cfg: cfg ?? run.config.cfg, temperature: nil, topK: run.config.topK ?? 0)
+            return TextGenerator(family: family, tokenizer: run.tokenizer, contextLength: run.config.contextLength) { ids, n, options, rng in
+                run.model.generate(prompt: ids, maxTokens: n, text: options, codes: codes, cfgScale: scale, tokenizer: run.msvq,
+                                   maxPositions: run.config.contextLength, rng: rng).compactMap { segment in
+                    switch segment {
+                    case .text(let ids): return words(ids, run.tokenizer)
+                    case .image(let pixels): return .image(pixels)
+                    case .audio: return nil
+                    }
+                }
+            }
         case let family:
             preconditionFailure("TextGenerator: the \(family) family has a decoder but no loader here")
         }

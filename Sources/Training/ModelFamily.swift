@@ -7,7 +7,7 @@
 import Foundation
 
 public enum ModelFamily: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
-    case lm, transfusion, chameleon, vae, vq, msvq, classifier, clip
+    case lm, transfusion, chameleon, `var`, vae, vq, msvq, classifier, clip
 
     /// What runs of a family can do beyond training.
     public struct Capabilities: OptionSet, Sendable {
@@ -38,6 +38,7 @@ public enum ModelFamily: String, Codable, Sendable, CaseIterable, CustomStringCo
         case .lm: return "a decoder-only language model (next-token cross-entropy)"
         case .transfusion: return "text tokens and diffused image/audio spans in one decoder"
         case .chameleon: return "the same decoder over text and VQ codes, all causal (baseline)"
+        case .var: return "the same decoder predicting multi-scale VQ code maps a scale at a time (VAR)"
         case .vae: return "an image VAE: the continuous latents Transfusion diffuses"
         case .vq: return "a VQ image tokenizer: the codes Chameleon predicts"
         case .msvq: return "a multi-scale VQ image tokenizer: the code pyramids VAR predicts"
@@ -51,6 +52,7 @@ public enum ModelFamily: String, Codable, Sendable, CaseIterable, CustomStringCo
         case .lm: return [.decoder, .huggingFace, .dataParallel]
         case .transfusion: return [.decoder, .imageText, .editTriplets, .editVerb, .speech, .huggingFace, .dataParallel]
         case .chameleon: return [.decoder, .imageText, .editTriplets, .speech, .huggingFace, .dataParallel]
+        case .var: return [.decoder, .imageText]
         case .vae, .vq: return [.dataParallel]
         case .msvq, .classifier, .clip: return []
         }

@@ -169,6 +169,28 @@ import Text
         #expect(words == replayed)
     }
 
+    @Test func documentsGenerateOneSpanPerScaleOrReadTheFullMap() throws {
+        let c = Self.twinConfig(), codes = (0..<21).map { Int32($0 % 6) }
+        let seq = c.sequence(caption: [10, 11], codes: codes)
+        // BOS 10 11 BOI [1 | 4 | 16] EOI EOS: text predicts text and BOI; each block position its code.
+        #expect(seq.count == 4 + 21 + 2 && seq.tokens[3] == SpecialTokens.boi && seq.tokens[25] == SpecialTokens.eoi)
+        #expect(seq.spans.map(\.start) == [4, 5, 9] && seq.spans.map(\.length) == [1, 4, 16] && seq.spans.map(\.index) == [0, 1, 2])
+        #expect(Array(seq.spanIDs[4..<25]) == [0] + [Int32](repeating: 1, count: 4) + [Int32](repeating: 2, count: 16))
+        #expect(Array(seq.targets[0..<4]) == [10, 11, SpecialTokens.boi, -1])
+        #expect(Array(seq.targets[4..<25]) == codes.map { $0 + 24 } && seq.targets[25] == SpecialTokens.eos)
+        // The mask of the packed document: causal across scales, bidirectional inside one.
+        let row = try pack([seq], length: 32)
+        let mask = try AttentionMask(documents: [row.documentIDs], spans: [row.spanIDs])
+        #expect(mask.allows(batch: 0, query: 5, key: 8) && !mask.allows(batch: 0, query: 5, key: 9) && mask.allows(batch: 0, query: 9, key: 4))
+        #expect(mask.allows(batch: 0, query: 4, key: 3) && !mask.allows(batch: 0, query: 4, key: 5))
+        let read = c.contextSequence(caption: [12])
+        #expect(read.tokens == [SpecialTokens.bos, SpecialTokens.boi] + [Int32](repeating: SpecialTokens.pad, count: 16)
+                + [SpecialTokens.eoi, 12, SpecialTokens.eos])
+        #expect(read.targets.filter { $0 >= 0 } == [SpecialTokens.boi, 12, SpecialTokens.eos] && read.spans.count == 1)
+        let maps = c.maps([codes, codes.reversed()])
+        #expect(maps.map(\.shape) == [[2, 1, 1], [2, 2, 2], [2, 4, 4]] && maps[2].intScalars.prefix(16) == codes[5...].prefix(16))
+    }
+
     @Test func configsCountTheirPositionsAndRefuseBadScales() {
         let c = Self.twinConfig()
         #expect(c.blockPositions == 21 && c.contextPositions == 16 && c.vocab == 30)

@@ -16,10 +16,11 @@ import Testing
     }
 
     @Test func capabilitiesAnswerWhatTheVerbsAsk() {
-        #expect(ModelFamily.names(with: .imageText) == "transfusion and chameleon")
+        #expect(ModelFamily.names(with: .imageText) == "transfusion, chameleon and var")
+        #expect(ModelFamily.names(with: .editTriplets) == "transfusion and chameleon")   // what `fusion edit` loads
         #expect(ModelFamily.names(with: .dataParallel) == "lm, transfusion, chameleon, vae and vq")
         #expect(ModelFamily.names(with: .editVerb) == "transfusion")
-        #expect(ModelFamily.allCases.filter { $0.capabilities.contains(.decoder) } == [.lm, .transfusion, .chameleon])
+        #expect(ModelFamily.allCases.filter { $0.capabilities.contains(.decoder) } == [.lm, .transfusion, .chameleon, .var])
         // A family that trains edit triplets or speech draws images; one with a decoder and no image
         // capability is the lm.
         for f in ModelFamily.allCases where !f.capabilities.isDisjoint(with: [.editTriplets, .editVerb, .speech]) {
@@ -32,7 +33,7 @@ import Testing
         let lm = try #require(throws: RunError.self) {
             try ModelFamily.saved("lm", path: "runs/x", needs: .imageText, for: "draw or caption images")
         }
-        #expect("\(lm)".contains("runs/x holds a model of the lm family, which cannot draw or caption images (transfusion and chameleon runs can)"))
+        #expect("\(lm)".contains("runs/x holds a model of the lm family, which cannot draw or caption images (transfusion, chameleon and var runs can)"))
         let vq = try #require(throws: RunError.self) {
             try ModelFamily.saved("vq", path: "runs/v", needs: .huggingFace, for: "be exported with --format hf")
         }

@@ -65,7 +65,7 @@ public struct ImageEditor {
     public static func load(path: String, ema: Bool = true, sampler: SpanSampler? = nil, steps: Int? = nil, cfg: Float? = nil,
                             imageCfg: Float? = nil, refinements: Int = 2, temperature: Float? = nil,
                             topK: Int? = nil) throws -> ImageEditor {
-        switch try ModelFamily.saved(try SavedModel.kind(path: path), path: path, needs: .imageText, for: "edit images") {
+        switch try ModelFamily.saved(try SavedModel.kind(path: path), path: path, needs: .editTriplets, for: "edit images") {
         case .transfusion:
             try ImageTextModel.checkTransfusionFlags(path: path, temperature: temperature, topK: topK)
             let run = try TransfusionRun(path: path, ema: ema)

@@ -72,8 +72,27 @@ public struct ImageTextModel {
         roundTrip = { x in withoutGrad { vq.decode(vq.encode(x)) } }
     }
 
-    /// The run at `path` (a run folder, a checkpoint folder or an exported model), Transfusion or
-    /// Chameleon, with its recipe's sampling settings and these overrides. Diffusion settings
+    /// A VAR model whose code pyramids are sampled a scale at a time with `options`, guided at
+    /// `cfgScale`, its multi-scale VQ tokenizer decoding them.
+    public init(var model: VAR, tokenizer: BPETokenizer, msvq: MultiScaleVQTokenizer, imageSize: Int, contextLength: Int?,
+                options: SamplingOptions, cfgScale: Float) {
+        (kind, self.tokenizer, self.imageSize, self.contextLength) = (.var, tokenizer, imageSize, contextLength)
+        imagePositions = model.config.blockPositions
+        sampling = String(format: "temperature %g, top-k %@, cfg %.1f, %d scales", options.temperature,
+                          options.topK > 0 ? "\(options.topK)" : "off", cfgScale, model.config.scales.count)
+        let sample: ([Int32], Int, RNG) -> Tensor = { ids, n, rng in
+            withoutGrad { msvq.decode(model.sampleCodes(prompt: ids, count: n, tokenizer: msvq, options: options, cfgScale: cfgScale, rng: rng)) }
+        }
+        draw = sample
+        describe = { image, maxTokens, text, rng in
+            model.caption(maps: withoutGrad { msvq.encode(image) }, tokenizer: msvq, maxTokens: maxTokens, options: text, rng: rng)
+        }
+        probe = { ids, n in _ = sample(ids, n, RNG(seed: 0)) }
+        roundTrip = { x in withoutGrad { msvq.reconstruct(x) } }
+    }
+
+    /// The run at `path` (a run folder, a checkpoint folder or an exported model), Transfusion,
+    /// Chameleon or VAR, with its recipe's sampling settings and these overrides. Diffusion settings
     /// (`sampler`, `steps`, `clipX0`) apply to Transfusion runs, `temperature` and `topK` to
     /// Chameleon runs; naming one for the other family is an error naming the flag.
     public static func load(path: String, ema: Bool = true, cfg: Float? = nil, sampler: SpanSampler? = nil, steps: Int? = nil,
@@ -91,6 +110,12 @@ public struct ImageTextModel {
             let (options, scale) = try chameleonSampling(run, cfg: cfg, temperature: temperature, topK: topK)
             return ImageTextModel(chameleon: run.model, tokenizer: run.tokenizer, vq: run.vq, imageSize: run.config.imageSize,
                                   contextLength: run.contextLength, options: options, cfgScale: scale)
+        case .var:
+            try checkChameleonFlags(path: path, sampler: sampler, steps: steps, clipX0: clipX0, family: .var)
+            let run = try VARRun(path: path, ema: ema)
+            let (options, scale) = try codeSampling(cfg: cfg ?? run.config.cfg, temperature: temperature, topK: topK ?? run.config.topK ?? 0)
+            return ImageTextModel(var: run.model, tokenizer: run.tokenizer, msvq: run.msvq, imageSize: run.config.imageSize,
+                                  contextLength: run.config.contextLength, options: options, cfgScale: scale)
         case let family:
             preconditionFailure("ImageTextModel: the \(family) family draws images but has no loader here")
         }
@@ -104,22 +129,26 @@ public struct ImageTextModel {
         }
     }
 
-    /// Refuses Transfusion's diffusion flags for the Chameleon run at `path`.
-    static func checkChameleonFlags(path: String, sampler: SpanSampler?, steps: Int?, clipX0: Float?) throws {
+    /// Refuses Transfusion's diffusion flags for the Chameleon (or VAR: `family`) run at `path`.
+    static func checkChameleonFlags(path: String, sampler: SpanSampler?, steps: Int?, clipX0: Float?,
+                                    family: ModelFamily = .chameleon) throws {
         if sampler != nil || steps != nil || clipX0 != nil {
             throw RunError.option("--sampler, --steps and --clip are diffusion settings of Transfusion runs; \(path) is a "
-                                  + "chameleon run (its image codes are sampled: use --temperature, --top-k, --cfg)")
+                                  + "\(family) run (its image codes are sampled: use --temperature, --top-k, --cfg)")
         }
     }
 
     /// A Chameleon run's code sampling: `temperature` (default 1), `topK` (default the recipe's)
     /// and the guidance scale (default the recipe's), checked.
     static func chameleonSampling(_ run: ChameleonRun, cfg: Float?, temperature: Float?, topK: Int?) throws -> (SamplingOptions, Float) {
-        let scale = cfg ?? run.config.cfg
+        try codeSampling(cfg: cfg ?? run.config.cfg, temperature: temperature, topK: topK ?? run.sampleTopK)
+    }
+
+    /// Code sampling of a Chameleon or VAR run at `temperature` (default 1), checked.
+    static func codeSampling(cfg scale: Float, temperature: Float?, topK k: Int) throws -> (SamplingOptions, Float) {
         try RunError.checkGuidance(scale)
         let t = temperature ?? 1
         guard t.isFinite, t >= 0 else { throw RunError.option("--temperature must be ≥ 0 (0: greedy), got \(t)") }
-        let k = topK ?? run.sampleTopK
         guard k >= 0 else { throw RunError.option("--top-k must be ≥ 0 (0: all codes), got \(k)") }
         return (SamplingOptions(temperature: t, topK: k), scale)
     }
@@ -130,7 +159,7 @@ public struct ImageTextModel {
     public var ceiling: ImageTextModel {
         var c = self
         c.isCeiling = true
-        c.sampling = "\(kind == .chameleon ? "VQ" : "VAE") reconstructions of real renders (the tokenizer's ceiling)"
+        c.sampling = "\([.chameleon: "VQ", .var: "multi-scale VQ"][kind] ?? "VAE") reconstructions of real renders (the tokenizer's ceiling)"
         return c
     }
 

@@ -9,7 +9,7 @@ import Text
 public enum GeneratedSegment {
     case text([Int32])
     /// A generated image: clean latents (1, C, h, w) from Transfusion, code ids (1, grid, grid)
-    /// from Chameleon.
+    /// from Chameleon, the decoded image (1, 3, H, W) from VAR.
     case image(Tensor)
     /// A generated audio span: clean AudioCodec patches (1, L, D) from Transfusion, code ids
     /// (1, L) from Chameleon.

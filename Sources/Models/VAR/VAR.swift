@@ -57,6 +57,39 @@ public struct VARConfig: Codable, Equatable, Sendable {
     }
 }
 
+extension VARConfig {
+    /// A caption-first document `BOS caption BOI [blocks] EOI EOS` whose image is generated:
+    /// one span per scale (bidirectional inside, causal across), each position's target its own
+    /// code's id; text targets as every family's (``MixedSequence``). `codes` is the pyramid,
+    /// every scale's codes coarsest first (``blockPositions`` of them).
+    public func sequence(caption: [Int32], codes: [Int32]) -> MixedSequence {
+        precondition(codes.count == blockPositions, "VAR: \(codes.count) codes, expected \(blockPositions)")
+        var seq = MixedSequence(segments: [.text(caption), .image(patches: blockPositions)])
+        let image = seq.spans[0]
+        seq.spans = zip(scales.indices, blockStarts).map { k, start in
+            var block = image
+            (block.start, block.length, block.index) = (image.start + start, scales[k] * scales[k], k)
+            return block
+        }
+        for (k, span) in seq.spans.enumerated() { for i in span.range { seq.spanIDs[i] = Int32(k) } }
+        for (j, code) in codes.enumerated() { seq.targets[image.start + j] = token(code: code) }
+        return seq
+    }
+
+    /// An image-first document `BOS BOI [full map] EOI caption EOS`: the image is read (one span of
+    /// ``contextPositions``, no targets), the caption predicted.
+    public func contextSequence(caption: [Int32]) -> MixedSequence {
+        MixedSequence(segments: [.image(patches: contextPositions), .text(caption)])
+    }
+
+    /// Pyramids (each every scale's codes, coarsest first) as one code map per scale, (N, s, s).
+    public func maps(_ pyramids: [[Int32]]) -> [Tensor] {
+        zip(scales, blockStarts).map { s, start in
+            Tensor(ints: pyramids.flatMap { $0[start..<(start + s * s)] }, shape: [pyramids.count, s, s])
+        }
+    }
+}
+
 /// How an image sits in a VAR sequence.
 public enum VARImageRole: Sendable {
     /// Generated: one block per scale (``VARConfig/blockPositions`` positions), each reading the
@@ -229,6 +262,47 @@ public final class VAR: Module {
                               stop: { $0 == SpecialTokens.eos },
                               pick: { options.pickWord($0, count: config.textVocab, allowEnd: !$1.isEmpty, rng: rng) },
                               step: step)
+        }
+    }
+
+    /// Decodes text after `prompt` with a KV cache, like ``Chameleon/generate``: when the model
+    /// picks BOI, an image's pyramid is sampled (``sampleCodes``, guided at `cfgScale` against
+    /// BOS + BOI) and its blocks enter the cache with their EOI, then text goes on. Text is picked
+    /// from the text logits only. Stops at EOS, after `maxTokens` text tokens, where the next
+    /// token or image would pass `maxPositions`, or at a second BOI (a VAR document holds one
+    /// image: a second would be sampled without seeing the first). Segments: `.text` ids,
+    /// `.image` the decoded image (1, 3, H, W) in [-1, 1].
+    public func generate(prompt: [Int32], maxTokens: Int, text: SamplingOptions, codes: SamplingOptions, cfgScale: Float,
+                         tokenizer msvq: MultiScaleVQTokenizer, maxPositions: Int? = nil, rng: RNG) -> [GeneratedSegment] {
+        precondition(!prompt.isEmpty, "generate: empty prompt")
+        return inferring {
+            let cache = KVCache(layers: config.decoder.layers), d = config.decoder.dim
+            var images = 0
+            return generateMixed(
+                prompt: prompt, maxTokens: maxTokens, maxPositions: maxPositions,
+                spanLength: { $0 == SpecialTokens.boi ? self.config.blockPositions : nil },
+                step: { ids in
+                    let hidden = self.prefill([ids], cache: cache)
+                    return self.lm.head(hidden.slice(axis: 1, (ids.count - 1)..<ids.count).reshaped([1, d]))
+                },
+                pick: { logits in
+                    let id = withExtendedLifetime(logits) { text.pick(logits.data, count: self.config.textVocab, rng: rng) }
+                    return id == SpecialTokens.boi && images > 0 ? SpecialTokens.eos : id
+                },
+                open: { _, context in
+                    images += 1
+                    let maps = self.sampleCodes(prompt: context, count: 1, tokenizer: msvq, options: codes, cfgScale: cfgScale, rng: rng)
+                    // The image enters this cache as training laid it out: BOI, then each block.
+                    _ = self.prefill([[SpecialTokens.boi]], cache: cache)
+                    let blocks = msvq.nextScaleInputs(maps).blocks.reshaped([self.config.blockPositions, self.config.codeDim])
+                    for (k, s) in self.config.scales.enumerated() {
+                        let start = self.config.blockStarts[k]
+                        _ = self.block(blocks.slice(axis: 0, start..<(start + s * s)), slot: start, rows: 1, cache: cache, starts: [0])
+                    }
+                    let pixels = withoutGrad { msvq.decode(maps) }
+                    return (.image(pixels), [Int32](repeating: SpecialTokens.pad, count: self.config.blockPositions) + [SpecialTokens.eoi],
+                            [SpecialTokens.eoi])
+                })
         }
     }
 
