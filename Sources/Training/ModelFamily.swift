@@ -52,7 +52,7 @@ public enum ModelFamily: String, Codable, Sendable, CaseIterable, CustomStringCo
         case .lm: return [.decoder, .huggingFace, .dataParallel]
         case .transfusion: return [.decoder, .imageText, .editTriplets, .editVerb, .speech, .huggingFace, .dataParallel]
         case .chameleon: return [.decoder, .imageText, .editTriplets, .speech, .huggingFace, .dataParallel]
-        case .var: return [.decoder, .imageText]
+        case .var: return [.decoder, .imageText, .dataParallel]
         case .vae, .vq: return [.dataParallel]
         case .msvq, .classifier, .clip: return []
         }

@@ -321,6 +321,15 @@ final class ThreeRanks: Communicator {
         }
     }
 
+    /// … and a VAR run (each rank keeps its rows' images and their code vectors).
+    @Test(.enabled(if: MPIRun.any != nil, "needs an MPI launcher (apt-get install -y mpich) and .build/release/fusion"))
+    func twoRanksTrainVARAlongTheSingleProcessCurve() throws {
+        let msvq = try randomImageTokenizer(for: "var")
+        try twoRanksFollowTheSingleProcessCurveThroughAResume(MPIRun.any!, keys: ["loss", "loss_text", "loss_image", "grad_norm", "flops"]) {
+            dataParallelImageTextRecipeText("var", tokenizer: msvq, steps: $0).replacingOccurrences(of: "edit_fraction: 0.25", with: "edit_fraction: 0")
+        }
+    }
+
     /// … and a VAE run.
     @Test(.enabled(if: MPIRun.any != nil, "needs an MPI launcher (apt-get install -y mpich) and .build/release/fusion"))
     func twoRanksTrainAVAEAlongTheSingleProcessCurve() throws {

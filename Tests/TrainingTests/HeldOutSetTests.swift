@@ -22,6 +22,13 @@ func randomImageTokenizer(for kind: String) throws -> String {
         try vae.save(to: path)
         return path
     }
+    if kind == "var" {                                   // 4×4 code grids: scales 1, 2, 3, 4
+        let msvq = MultiScaleVQTokenizer(.init(base: .init(channels: 8, downsample: 8, groups: 4, codebookSize: 16, codeDim: 4),
+                                               scales: [1, 2, 3, 4]), rng: RNG(seed: 0))
+        let path = dir.appendingPathComponent("fusion-msvq-\(UUID().uuidString).safetensors").path
+        try msvq.save(to: path)
+        return path
+    }
     let vq = VQTokenizer(.init(channels: 8, downsample: 8, groups: 4, codebookSize: 16, codeDim: 4), rng: RNG(seed: 0))
     let path = dir.appendingPathComponent("fusion-vq-\(UUID().uuidString).safetensors").path
     try vq.save(to: path)

@@ -18,7 +18,7 @@ import Testing
     @Test func capabilitiesAnswerWhatTheVerbsAsk() {
         #expect(ModelFamily.names(with: .imageText) == "transfusion, chameleon and var")
         #expect(ModelFamily.names(with: .editTriplets) == "transfusion and chameleon")   // what `fusion edit` loads
-        #expect(ModelFamily.names(with: .dataParallel) == "lm, transfusion, chameleon, vae and vq")
+        #expect(ModelFamily.names(with: .dataParallel) == "lm, transfusion, chameleon, var, vae and vq")
         #expect(ModelFamily.names(with: .editVerb) == "transfusion")
         #expect(ModelFamily.allCases.filter { $0.capabilities.contains(.decoder) } == [.lm, .transfusion, .chameleon, .var])
         // A family that trains edit triplets or speech draws images; one with a decoder and no image

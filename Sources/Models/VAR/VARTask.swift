@@ -112,6 +112,32 @@ public final class VARTask: TrainingTask {
         var tokens: Int
         var documents: [ImageCaptionPairs.Document]
         var documentOf: [Int]
+        /// The documents of each row.
+        var rowDocuments: [Int]
+
+        /// Rows `kept` alone: one data-parallel rank's share (its images and their code vectors).
+        func rows(_ kept: Range<Int>, lengths: (VARImageRole) -> Int) -> Batch {
+            let (b, t) = (input.ids.dim(0), input.ids.dim(1))
+            if kept == 0..<b { return self }
+            let flat = (kept.lowerBound * t)..<(kept.upperBound * t)
+            let first = rowDocuments[..<kept.lowerBound].reduce(0, +), count = rowDocuments[kept].reduce(0, +)
+            var images: [(start: Int, role: VARImageRole)] = [], slices: [Tensor] = [], offset = 0
+            for image in input.images {
+                let n = lengths(image.role)
+                if flat.contains(image.start) {
+                    images.append((image.start - flat.lowerBound, image.role))
+                    slices.append(input.vectors!.slice(axis: 0, offset..<(offset + n)))
+                }
+                offset += n
+            }
+            let keptTargets = Array(targets.intScalars[flat])
+            let share = VARInput(ids: Tensor(ints: Array(input.ids.intScalars[flat]), shape: [kept.count, t]),
+                                positions: Tensor(ints: Array(input.positions.intScalars[flat])), mask: input.mask.rows(kept),
+                                images: images, vectors: slices.isEmpty ? nil : concat(slices, axis: 0))
+            return Batch(input: share, targets: Tensor(ints: keptTargets, shape: [kept.count, t]),
+                         tokens: keptTargets.lazy.filter { $0 >= 0 }.count, documents: Array(documents[first..<(first + count)]),
+                         documentOf: documentOf[flat].map { $0 < 0 ? $0 : $0 - first }, rowDocuments: Array(rowDocuments[kept]))
+        }
     }
 
     /// Packed rows of `rows` documents of `world`: caption-first documents generate their images
@@ -119,7 +145,7 @@ public final class VARTask: TrainingTask {
     func batch(_ world: any CaptionedImages, rows taken: [[ImageCaptionPairs.Document]], cached: Bool) throws -> Batch {
         let t = recipe.data.seqLen, c = network.config
         var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], docs: [[Int32]] = [], spans: [[Int32]] = []
-        var documents: [ImageCaptionPairs.Document] = [], documentOf: [Int] = [], tokens = 0
+        var documents: [ImageCaptionPairs.Document] = [], documentOf: [Int] = [], tokens = 0, rowDocuments: [Int] = []
         var images: [(start: Int, role: VARImageRole)] = [], pyramids: [[Int32]] = []
         for (r, picked) in taken.enumerated() {
             var plain = try codes(world, picked.filter(\.hasImage).map(\.index), cached: cached)[...]
@@ -144,6 +170,7 @@ public final class VARTask: TrainingTask {
             ids += row.tokens; targets += row.targets; positions += row.positions
             docs.append(row.documentIDs); spans.append(row.spanIDs)
             tokens += row.targets.lazy.filter { $0 >= 0 }.count
+            rowDocuments.append(picked.count)
         }
         var vectors: Tensor? = nil
         if !pyramids.isEmpty {
@@ -157,22 +184,41 @@ public final class VARTask: TrainingTask {
         let input = VARInput(ids: Tensor(ints: ids, shape: [taken.count, t]), positions: Tensor(ints: positions),
                              mask: try AttentionMask(documents: docs, spans: spans), images: images, vectors: vectors)
         return Batch(input: input, targets: Tensor(ints: targets, shape: [taken.count, t]), tokens: tokens,
-                     documents: documents, documentOf: documentOf)
+                     documents: documents, documentOf: documentOf, rowDocuments: rowDocuments)
     }
 
     public func loss(microBatch index: Int, rng: RNG) throws -> LossResult {
+        try loss(microBatch: index, rows: 0..<recipe.train.batchSize, rng: rng)
+    }
+
+    /// Rows `rows` of the micro-batch, as the Chameleon task splits it: the whole micro-batch is
+    /// drawn and packed, its rows kept, and the loss and each reported part divided by the whole
+    /// micro-batch's count of their targets, so the ranks' shares add up (`isShare`).
+    public func loss(microBatch index: Int, rows: Range<Int>, rng: RNG) throws -> LossResult {
         let b = recipe.train.batchSize
         let taken = try (0..<b).map { r in
             try pairs.documents(world, row: index * b + r, perRow: docsPerRow, imageLength: network.config.blockPositions,
                                 training: true, rng: rng)
         }
-        let x = try batch(world, rows: taken, cached: pairs.cachesTraining)
+        let whole = try batch(world, rows: taken, cached: pairs.cachesTraining)
+        let x = whole.rows(rows, lengths: network.length)
         let l = network.loss(x.input, targets: x.targets, zLoss: recipe.model.zLoss)
         let (positions, attended) = ImageCaptionPairs.realPositions(documentOf: x.documentOf, mask: x.input.mask)
         let imageRows = x.input.images.map { network.length($0.role) }.reduce(0, +)
         let flops = network.trainingFlops(tokens: positions, attended: attended, scoredRows: x.tokens, imageRows: imageRows)
-        return LossResult(total: l.total, parts: ["loss_text": l.text, "loss_image": l.image], tokens: x.tokens,
-                          examples: x.documents.count, flops: flops, positions: positions)
+        var parts = ["loss_text": l.text, "loss_image": l.image]
+        guard rows != 0..<b else {
+            return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.documents.count, flops: flops,
+                              positions: positions)
+        }
+        func count(_ t: [Int32]) -> Int { t.lazy.filter { $0 >= 0 }.count }
+        let local = network.partTargets(x.targets.intScalars).map(count), all = network.partTargets(whole.targets.intScalars).map(count)
+        for (k, name) in ["loss_text", "loss_image"].enumerated() {
+            parts[name] = local[k] == 0 ? 0 : parts[name]! * Float(local[k]) / Float(all[k])
+        }
+        let share = x.tokens == 0 ? 0 : Float(x.tokens) / Float(whole.tokens)
+        return LossResult(total: l.total * share, parts: parts, tokens: x.tokens, examples: x.documents.count, flops: flops,
+                          positions: positions, isShare: true)
     }
 
     public var cacheBytes: Int {
