@@ -78,4 +78,18 @@ private func tinyMultiScale(ema: Bool = true, seed: UInt64 = 0) -> MultiScaleVQT
         for (a, b) in zip(fractions, fractions.dropFirst()) { #expect(b < a, "residual fractions \(fractions)") }
         #expect(fractions.last! < 0.5 * fractions.first!, "residual fractions \(fractions)")
     }
+
+    /// A training step advances the shared codebook once, on every scale's residuals together:
+    /// after one step a code no scale chose has been idle one step (not one per scale), and the
+    /// EMA statistics hold the whole pyramid's vectors.
+    @Test func theCodebookAdvancesOncePerStepOverEveryScale() {
+        let msvq = tinyMultiScale(ema: true, seed: 7)
+        let x = TestImages.batch(2, size: 16)
+        _ = msvq.loss(x, rng: RNG(seed: 8))
+        let q = msvq.quantizer
+        #expect(q.idleSteps.max() == 1 && q.idleSteps.min() == 0, "idle counters \(q.idleSteps)")
+        // N_k ← 0.99·N_k + 0.01·n_k from a start of 1 per code: Σ N = 0.99·32 + 0.01·(2 · 30 vectors).
+        let total = q.emaClusterSize!.scalars.reduce(0, +)
+        #expect(abs(total - (0.99 * 32 + 0.01 * 60)) < 1e-3, "EMA cluster sizes sum to \(total)")
+    }
 }

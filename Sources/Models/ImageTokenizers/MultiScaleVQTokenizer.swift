@@ -68,19 +68,26 @@ public final class MultiScaleVQTokenizer: Module {
     // MARK: - The residual pyramid
 
     /// The pyramid of `z` (N, D, h, h): each scale's code ids (N, s, s) and the sum of the
-    /// upsampled code maps f̂ after each scale (f̂ after all of them last). In training mode each
-    /// scale's quantisation advances the codebook's state (EMA, restarts) on that scale's
-    /// residual vectors.
+    /// upsampled code maps f̂ after each scale (f̂ after all of them last). In training mode the
+    /// codebook's state (EMA, idle counters, restarts) then advances once, on every scale's
+    /// residual vectors together: one update per step, as the single-scale tokenizer's, so the
+    /// EMA's decay and `restart_after_steps` mean the same, and no scale's statistics pull the
+    /// shared codebook away from the others' between updates.
     func pyramid(_ z: Tensor, rng: RNG?) -> (ids: [Tensor], partial: [Tensor]) {
         let h = z.dim(2)
         var rest = z.detached(), sum: Tensor? = nil
-        var ids: [Tensor] = [], partial: [Tensor] = []
+        var ids: [Tensor] = [], partial: [Tensor] = [], seen: [(vectors: Tensor, ids: Tensor)] = []
+        defer {
+            if let rng, isTraining, !seen.isEmpty {
+                quantizer.updateState(vectors: concat(seen.map(\.vectors), axis: 0), ids: concat(seen.map(\.ids), axis: 0), rng: rng)
+            }
+        }
         for s in config.scales {
             let codes = withoutGrad { () -> Tensor in
                 let down = resize(rest, to: s)                                                   // (N, D, s, s)
                 let n = down.dim(0), vectors = down.permuted([0, 2, 3, 1]).reshaped([n * s * s, down.dim(1)])
                 let flat = quantizer.nearestCodes(vectors)                                       // (N·s·s)
-                if let rng, isTraining { quantizer.updateState(vectors: vectors, ids: flat, rng: rng) }
+                if rng != nil && isTraining { seen.append((vectors, flat)) }
                 return flat.reshaped([n, s, s])
             }
             let up = upsampled(codes, to: h)                                                     // (N, D, h, h)
