@@ -56,9 +56,11 @@ struct Sample: ParsableCommand {
                                    shorten: "shorten --prompt")
             let plan = try model.planSampling(prompt: ids, count: num, flag: "--num")
             let start = Date()
-            try writeGrid(model.images(prompt: ids, count: num, rng: RNG(seed: seed)), to: out, scale: scale)
-            print(String(format: "wrote %@: %d images for \"%@\" (%@ run: %@) in %.1f s; memory peak %@ (planned %@)", out, num,
-                         prompt, model.kind.rawValue, model.sampling, Date().timeIntervalSince(start),
+            let images = model.images(prompt: ids, count: num, rng: RNG(seed: seed))
+            let seconds = Date().timeIntervalSince(start)                // sampling and decoding, not the PNG
+            try writeGrid(images, to: out, scale: scale)
+            print(String(format: "wrote %@: %d images for \"%@\" (%@ run: %@) in %.2f s (%.1f ms an image); memory peak %@ (planned %@)",
+                         out, num, prompt, model.kind.rawValue, model.sampling, seconds, 1000 * seconds / Double(num),
                          MemoryPlan.format(SystemMemory.peakResidentBytes), MemoryPlan.format(plan.total)))
         }
     }
