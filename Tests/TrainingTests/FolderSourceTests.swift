@@ -1,4 +1,4 @@
-// Both image–text families train on a user's folder (here procedural textures, nothing Fusion's
+// Every image–text family (Transfusion, Chameleon, VAR) trains on a user's folder (here procedural textures, nothing Fusion's
 // ShapesWorld makes): documents carry the folder's captions and images, the tokenizer is trained
 // on its training captions, every training row is read once per epoch in an order that is a
 // function of the step, both families score the same held-out rows, and what needs ShapesWorld
@@ -35,11 +35,11 @@ private func folderRecipe(_ kind: String, overrides: [String] = []) throws -> Re
 }
 
 @Suite(.serialized) struct FolderSourceTests {
-    @Test func bothFamiliesTrainOnTheFolderAndScoreItsHeldOutRows() throws {
+    @Test func everyImageTextFamilyTrainsOnTheFolderAndScoresItsHeldOutRows() throws {
         let train = try FolderImageCaptions(folder: textureFolder, imageSize: 32, split: .train)
         let held = try FolderImageCaptions(folder: textureFolder, imageSize: 32, split: .heldOut)
         var heldOutDocuments: [[String]] = []
-        for kind in ["transfusion", "chameleon"] {
+        for kind in ["transfusion", "chameleon", "var"] {
             let run = scratchRun()
             let recipe = try folderRecipe(kind)
             let probe = try ImageTextTaskProbe(kind: kind, recipe: recipe, run: run)
@@ -68,7 +68,8 @@ private func folderRecipe(_ kind: String, overrides: [String] = []) throws -> Re
             }
             heldOutDocuments.append(documents.map { "\($0.index) \($0.imageFirst)" })
         }
-        #expect(heldOutDocuments[0] == heldOutDocuments[1], "both families score the same held-out documents")
+        #expect(heldOutDocuments[0] == heldOutDocuments[1] && heldOutDocuments[0] == heldOutDocuments[2],
+                "every family scores the same held-out documents")
     }
 
     @Test func whatNeedsShapesWorldTruthIsRefusedByKey() throws {
@@ -122,6 +123,23 @@ private func folderRecipe(_ kind: String, overrides: [String] = []) throws -> Re
             if kind == "transfusion" { #expect(try TransfusionTask(recipe: other, run: run).latentCache.isEmpty) }
             else { #expect(try ChameleonTask(recipe: other, run: run).codeCache.isEmpty) }
         }
+    }
+
+    /// … and a VAR run keeps its code pyramids the same way.
+    @Test func aVARRunKeepsItsPyramidsAndReadsThemBackOnResume() throws {
+        let run = scratchRun()
+        let recipe = try folderRecipe("var", overrides: ["train.steps=2", "train.checkpoint_every=2", "eval.every=0"])
+        let first = try VARTask(recipe: recipe, run: run)
+        try Trainer(recipe: recipe, task: first, run: run).train(fresh: true)
+        #expect(FileManager.default.fileExists(atPath: run.url.appendingPathComponent("encoded-pyramids.safetensors").path))
+        let again = try VARTask(recipe: recipe, run: run)
+        #expect(!first.codeCache.isEmpty && again.codeCache == first.codeCache)
+        let i = first.codeCache.keys.min()!
+        #expect(try again.codes(again.world, [i], cached: false)[0] == again.codeCache[i]!)
+        #expect(again.codeCache[i]!.count == 1 + 4 + 9 + 16, "every scale's codes, coarsest first")
+        var other = recipe
+        other.data.heldOut = 0.2
+        #expect(try VARTask(recipe: other, run: run).codeCache.isEmpty)
     }
 
     @Test func aFolderWithEditRowsMixesEditsIntoBothFamilies() throws {
