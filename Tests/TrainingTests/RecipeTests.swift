@@ -311,7 +311,7 @@ extension RecipeTests {
             let error = try #require(recipeFailure(minimalRecipe.replacingOccurrences(of: "kind: lm", with: "kind: lmm")))
             #expect(
                 error.description
-                    == #"recipes/x.yaml:3:9: 'model.kind' must be one of lm, transfusion, chameleon, vae, vq, classifier, clip, got "lmm" (did you mean 'lm'?)"#
+                    == #"recipes/x.yaml:3:9: 'model.kind' must be one of lm, transfusion, chameleon, var, vae, vq, msvq, classifier, clip, got "lmm" (did you mean 'lm'?)"#
             )
         }
 
