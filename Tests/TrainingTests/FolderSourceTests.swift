@@ -219,4 +219,40 @@ private func folderRecipe(_ kind: String, overrides: [String] = []) throws -> Re
         let missing = try FusionBinary.run(["eval", "--checkpoint", "runs/folder-cli", "--suite", "folder"], in: dir)
         #expect(missing.status != 0 && missing.stderr.contains("--suite folder needs --encoder"), "\(missing.stderr)")
     }
+
+    /// The VAR chain on a folder through the binary: a multi-scale VQ tokenizer trained on the
+    /// folder's training images, a VAR run on its pyramids, then a sample and a caption.
+    @Test func theBinaryTrainsAMultiScaleTokenizerAndAVARRunOnAFolder() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-folder-var-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try """
+            name: t
+            model: {kind: msvq}
+            data: {source: folder, path: \(textureFolder), image_size: 32}
+            tokenizer: {channels: 16, channel_multipliers: [1], patch_size: 4, downsample: 4, groups: 4, codebook_size: 32, code_dim: 4, ema: false}
+            train: {steps: 2, batch_size: 4, checkpoint_every: 2}
+            eval: {every: 2, batches: 1}
+            """.write(to: dir.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
+        try """
+            name: v
+            model: {kind: var, preset: nano, dim: 32, layers: 2, heads: 2, image_tokenizer: runs/t/tokenizer.safetensors}
+            data: {source: folder, path: \(textureFolder), image_size: 32, tokenizer_vocab: 300, seq_len: 160}
+            train: {steps: 3, batch_size: 2, checkpoint_every: 3}
+            eval: {every: 3, documents: 8}
+            """.write(to: dir.appendingPathComponent("v.yaml"), atomically: true, encoding: .utf8)
+        let tokenizer = try FusionBinary.run(["train", "t.yaml", "--runs", "runs"], in: dir)
+        #expect(tokenizer.status == 0 && tokenizer.stdout.contains("psnr") && tokenizer.stdout.contains("code_usage"),
+                "\(tokenizer.stdout + tokenizer.stderr)")
+        let trained = try FusionBinary.run(["train", "v.yaml", "--runs", "runs"], in: dir)
+        #expect(trained.status == 0 && (trained.stdout + trained.stderr).contains("loss_image"), "\(trained.stdout + trained.stderr)")
+        let sampled = try FusionBinary.run(["sample", "--checkpoint", "runs/v", "--prompt", "blue checks on white", "--num", "2",
+                                            "--out", "s.png"], in: dir)
+        #expect(sampled.status == 0 && FileManager.default.fileExists(atPath: dir.appendingPathComponent("s.png").path),
+                "\(sampled.stdout + sampled.stderr)")
+        // Any 32×32 image to caption (the folder's textures are 40×32, resized when trained on).
+        #expect(try FusionBinary.run(["data", "shapes", "--out", "d", "--count", "1"], in: dir).status == 0)
+        let captioned = try FusionBinary.run(["caption", "--checkpoint", "runs/v", "--image", "d/000000.png"], in: dir)
+        #expect(captioned.status == 0, "\(captioned.stdout + captioned.stderr)")
+    }
 }
