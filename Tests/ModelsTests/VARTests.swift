@@ -191,6 +191,38 @@ import Text
         #expect(maps.map(\.shape) == [[2, 1, 1], [2, 2, 2], [2, 4, 4]] && maps[2].intScalars.prefix(16) == codes[5...].prefix(16))
     }
 
+    /// `generate` opens an image when the model picks BOI, draws it as `sampleCodes` would, and goes
+    /// on with text after it. The model is made to pick BOI after the prompt and EOS after the
+    /// image: with every block's output projection zeroed, the decoder's output at a position is
+    /// the normed embedding of its input id, so a head row equal to that (× 100) wins there.
+    @Test func generateOpensAnImageWhenBOIIsPickedAndContinuesAfterIt() {
+        let config = Self.twinConfig()
+        let model = Self.randomised(VAR(config, rng: RNG(seed: 15)), seed: 16), msvq = Self.tokenizer(config, seed: 17)
+        for block in model.lm.decoder.blocks {
+            block.attn.proj.weight.assign(Tensor.zeros(block.attn.proj.weight.shape))
+            block.mlp.w2.weight.assign(Tensor.zeros(block.mlp.w2.weight.shape))
+        }
+        let d = config.decoder.dim, embed = model.lm.embed.weight.scalars, norm = model.lm.decoder.norm.weight.scalars
+        func normed(_ id: Int32) -> [Float] {
+            let row = Array(embed[(Int(id) * d)..<((Int(id) + 1) * d)])
+            let rms = (row.map { $0 * $0 }.reduce(0, +) / Float(d) + 1e-6).squareRoot()
+            return zip(row, norm).map { $0 / rms * $1 }
+        }
+        var head = model.lm.head.weight.scalars
+        for (from, to) in [(Int32(12), SpecialTokens.boi), (SpecialTokens.eoi, SpecialTokens.eos)] {
+            for (j, v) in normed(from).enumerated() { head[Int(to) * d + j] = 100 * v }
+        }
+        model.lm.head.weight.assign(Tensor(head, shape: model.lm.head.weight.shape))
+        let prompt: [Int32] = [SpecialTokens.bos, 10, 11, 12], greedy = SamplingOptions(temperature: 0)
+        let segments = model.generate(prompt: prompt, maxTokens: 8, text: greedy, codes: greedy, cfgScale: 2, tokenizer: msvq,
+                                      rng: RNG(seed: 18))
+        guard segments.count == 3, case .text(let before) = segments[0], case .image(let pixels) = segments[1],
+              case .text(let after) = segments[2] else { Issue.record("segments: \(segments)"); return }
+        #expect(before == [SpecialTokens.boi] && after == [SpecialTokens.eoi, SpecialTokens.eos])
+        let maps = model.sampleCodes(prompt: prompt, count: 1, tokenizer: msvq, options: greedy, cfgScale: 2, rng: RNG(seed: 18))
+        #expect(pixels.shape == [1, 3, 16, 16] && pixels.scalars == withoutGrad { msvq.decode(maps) }.scalars)
+    }
+
     @Test func configsCountTheirPositionsAndRefuseBadScales() {
         let c = Self.twinConfig()
         #expect(c.blockPositions == 21 && c.contextPositions == 16 && c.vocab == 30)
