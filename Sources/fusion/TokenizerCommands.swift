@@ -109,14 +109,7 @@ struct VQCommand: ParsableCommand {
             try reportingErrors("vq encode") {
                 let vq = try VQTokenizer.load(from: checkpoint)
                 let ids = vq.encode(try readImage(image, multipleOf: vq.config.downsample))   // (1, h, w)
-                let (h, w) = (ids.dim(1), ids.dim(2)), values = ids.intScalars
-                let width = String(vq.config.codebookSize - 1).count
-                for r in 0..<h {
-                    print((0..<w).map { c in
-                        let s = String(values[r * w + c])
-                        return String(repeating: " ", count: width - s.count) + s
-                    }.joined(separator: " "))
-                }
+                printCodeGrid(ids, codebookSize: vq.config.codebookSize)
             }
         }
     }
@@ -201,17 +194,9 @@ struct MSVQCommand: ParsableCommand {
         func run() throws {
             try reportingErrors("msvq encode") {
                 let msvq = try MultiScaleVQTokenizer.load(from: checkpoint)
-                let maps = msvq.encode(try readImage(image, multipleOf: msvq.config.base.downsample))
-                let width = String(msvq.config.base.codebookSize - 1).count
-                for map in maps {
-                    let s = map.dim(1), values = map.intScalars
-                    print("scale \(s)×\(s):")
-                    for r in 0..<s {
-                        print((0..<s).map { c in
-                            let id = String(values[r * s + c])
-                            return String(repeating: " ", count: width - id.count) + id
-                        }.joined(separator: " "))
-                    }
+                for map in msvq.encode(try readImage(image, multipleOf: msvq.config.base.downsample)) {
+                    print("scale \(map.dim(1))×\(map.dim(2)):")
+                    printCodeGrid(map, codebookSize: msvq.config.base.codebookSize)
                 }
             }
         }
@@ -276,6 +261,18 @@ struct ReconstructOptions: ParsableArguments {
     @Option(help: "Tokenizer file (safetensors written by a vae/vq recipe).") var checkpoint: String
     @Option(help: "Input PNG (sides a multiple of the tokenizer's downsampling).") var image: String
     @Option(help: "Output PNG for the reconstruction.") var out: String
+}
+
+/// Prints one image's code ids (1, h, w), a grid row per line, right-aligned to the widest id.
+func printCodeGrid(_ ids: Tensor, codebookSize: Int) {
+    let (h, w) = (ids.dim(1), ids.dim(2)), values = ids.intScalars
+    let width = String(codebookSize - 1).count
+    for r in 0..<h {
+        print((0..<w).map { c in
+            let s = String(values[r * w + c])
+            return String(repeating: " ", count: width - s.count) + s
+        }.joined(separator: " "))
+    }
 }
 
 /// One image as (1, 3, H, W) in [-1, 1]; errors name the file.

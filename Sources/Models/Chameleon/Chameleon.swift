@@ -134,9 +134,7 @@ public final class Chameleon: Module {
     /// closing ids left out: the other family never predicts them), then each of
     /// ``ChameleonConfig/codeSpans``'s codes.
     public func partTargets(_ targets: [Int32]) -> [[Int32]] {
-        let v = Int32(config.textVocab), closing = Set(Modality.spanModalities.map(\.closing))
-        func part(_ keep: (Int32) -> Bool) -> [Int32] { targets.map { $0 >= 0 && keep($0) ? $0 : -1 } }
-        return [part { $0 < v && !closing.contains($0) }] + config.codeSpans.map { range in part { range.ids.contains($0) } }
+        splitTargets(targets, textVocab: config.textVocab, codes: config.codeSpans.map(\.ids))
     }
 
     /// `count` images after `prompt` (BOS + caption ids; BOI is appended): each code position is

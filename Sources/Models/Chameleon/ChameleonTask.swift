@@ -254,15 +254,9 @@ public final class ChameleonTask: TrainingTask {
         guard rows != 0..<b else {
             return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.examples, flops: flops, positions: positions)
         }
-        func count(_ t: [Int32]) -> Int { t.lazy.filter { $0 >= 0 }.count }
-        let local = chameleon.partTargets(x.targets.intScalars).map(count)
-        let all = chameleon.partTargets(whole.targets.intScalars).map(count)
-        let names = ["loss_text"] + chameleon.config.codeSpans.map { "loss_\($0.modality)" }
-        for (k, name) in names.enumerated() where parts[name] != nil {
-            parts[name] = local[k] == 0 ? 0 : parts[name]! * Float(local[k]) / Float(all[k])
-        }
-        let share = x.tokens == 0 ? 0 : Float(x.tokens) / Float(whole.tokens)
-        return LossResult(total: l.total * share, parts: parts, tokens: x.tokens, examples: x.examples, flops: flops,
+        let share = rankShare(total: l.total, parts: parts, names: ["loss_text"] + chameleon.config.codeSpans.map { "loss_\($0.modality)" },
+                              kept: x.targets.intScalars, whole: whole.targets.intScalars, split: chameleon.partTargets)
+        return LossResult(total: share.total, parts: share.parts, tokens: x.tokens, examples: x.examples, flops: flops,
                           positions: positions, isShare: true)
     }
 
@@ -366,10 +360,7 @@ public final class ChameleonTask: TrainingTask {
 
     /// ShapesEval on about `count` prompts, one image each, with fixed randomness — the same
     /// prompts and seeds the Transfusion task scores.
-    func shapesEvalMetrics(count: Int) -> [String: Double] {
-        imageText.shapesEval(ShapesEval(seed: 0, totalPrompts: count, imageSize: recipe.data.imageSize), imagesPerPrompt: 1,
-                             seed: 0x5EE7).metrics
-    }
+    func shapesEvalMetrics(count: Int) -> [String: Double] { imageText.trainingShapesEval(prompts: count) }
 
     /// Edits of held-out triplets 0..<count (temperature 1, the recipe's top-k, CFG against the
     /// instruction dropped), triplet i drawing from `RNG(0xED17).split(i)` as the Transfusion task's.

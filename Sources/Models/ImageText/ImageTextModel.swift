@@ -208,6 +208,13 @@ public struct ImageTextModel {
         }
     }
 
+    /// The in-training ShapesEval rows (`eval.shapes_eval`): about `count` prompts spread over the
+    /// categories, one image each, with the prompts and randomness every family's task uses, so
+    /// evaluations at different steps and of different families compare.
+    func trainingShapesEval(prompts count: Int) -> [String: Double] {
+        shapesEval(ShapesEval(seed: 0, totalPrompts: count, imageSize: imageSize), imagesPerPrompt: 1, seed: 0x5EE7).metrics
+    }
+
     /// ShapesEval of the model: sample, detect, score.
     public func shapesEval(_ eval: ShapesEval, imagesPerPrompt: Int, seed: UInt64, progress: ((Int) -> Void)? = nil) -> ShapesEvalReport {
         eval.score(images: images(for: eval, imagesPerPrompt: imagesPerPrompt, seed: seed, progress: progress))

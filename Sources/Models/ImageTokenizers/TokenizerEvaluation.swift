@@ -142,17 +142,15 @@ public func evaluateImageTokenizer<M: ImageTokenizer>(_ model: M, heldOut x: Ten
         var se = 0.0
         for i in recon.indices { let d = Double(recon[i] - reference[i]); se += d * d }
         let pooledMSE = se / Double(recon.count)
+        // Every code id of the held-out images, encoded 64 at a time by `encode`.
+        func codes(_ encode: (Tensor) -> [Int32]) -> Tensor {
+            Tensor(ints: stride(from: 0, to: n, by: 64).flatMap { lo in encode(x.slice(axis: 0, lo..<min(lo + 64, n))) })
+        }
         var usage: CodebookUsage? = nil
         if let vq = model as? VQTokenizer {
-            let ids = stride(from: 0, to: n, by: 64).flatMap { lo in
-                vq.encode(x.slice(axis: 0, lo..<min(lo + 64, n))).intScalars
-            }
-            usage = CodebookUsage(ids: Tensor(ints: ids), codebookSize: vq.config.codebookSize)
+            usage = CodebookUsage(ids: codes { vq.encode($0).intScalars }, codebookSize: vq.config.codebookSize)
         } else if let msvq = model as? MultiScaleVQTokenizer {
-            let ids = stride(from: 0, to: n, by: 64).flatMap { lo in
-                msvq.encode(x.slice(axis: 0, lo..<min(lo + 64, n))).flatMap(\.intScalars)
-            }
-            usage = CodebookUsage(ids: Tensor(ints: ids), codebookSize: msvq.config.base.codebookSize)
+            usage = CodebookUsage(ids: codes { msvq.encode($0).flatMap(\.intScalars) }, codebookSize: msvq.config.base.codebookSize)
         }
         return TokenizerEvaluation(images: n, meanPSNR: perImage.reduce(0, +) / Double(n),
                                    pooledPSNR: 10 * log10(1 / max(pooledMSE, 1e-12)), usage: usage)

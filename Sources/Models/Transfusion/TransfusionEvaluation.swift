@@ -32,12 +32,10 @@ extension TransfusionTask {
     /// ShapesEval on about `count` prompts (spread over the categories), one image each, sampled
     /// with at most 25 steps and fixed randomness so evaluations at different steps compare.
     func shapesEvalMetrics(count: Int) -> [String: Double] {
-        let eval = ShapesEval(seed: 0, totalPrompts: count, imageSize: recipe.data.imageSize)
         var options = imageOptions
         options.steps = min(options.steps, 25)
         return ImageTextModel(transfusion: transfusion, tokenizer: tokenizer, vae: vae, imageSize: recipe.data.imageSize,
-                              contextLength: recipe.data.seqLen, options: options)
-            .shapesEval(eval, imagesPerPrompt: 1, seed: 0x5EE7).metrics
+                              contextLength: recipe.data.seqLen, options: options).trainingShapesEval(prompts: count)
     }
 }
 

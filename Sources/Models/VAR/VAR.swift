@@ -191,9 +191,7 @@ public final class VAR: Module {
 
     /// `targets` split into text (structural closing ids left out, as Chameleon's) and code ids.
     public func partTargets(_ targets: [Int32]) -> [[Int32]] {
-        let v = Int32(config.textVocab), closing = Set(Modality.spanModalities.map(\.closing))
-        func part(_ keep: (Int32) -> Bool) -> [Int32] { targets.map { $0 >= 0 && keep($0) ? $0 : -1 } }
-        return [part { $0 < v && !closing.contains($0) }, part { $0 >= v }]
+        splitTargets(targets, textVocab: config.textVocab, codes: [Int32(config.textVocab)..<Int32(config.vocab)])
     }
 
     /// Analytic training FLOPs of `tokens` positions seeing `attended` keys on average, the head
@@ -254,10 +252,7 @@ public final class VAR: Module {
             _ = prefill([[SpecialTokens.bos, SpecialTokens.boi]], cache: cache)
             let full = tokenizer.nextScaleInputs(maps).full.reshaped([config.contextPositions, config.codeDim])
             _ = block(full, slot: config.blockPositions, rows: 1, cache: cache, starts: [0])
-            let step = { (id: Int32) -> Tensor in
-                let hidden = self.prefill([[id]], cache: cache)
-                return self.lm.head(hidden.slice(axis: 1, (hidden.dim(1) - 1)..<hidden.dim(1)).reshaped([1, self.config.decoder.dim]))
-            }
+            let step = { (id: Int32) in self.nextLogits([id], cache: cache) }
             return decodeLoop(from: step(SpecialTokens.eoi), maxTokens: maxTokens, keepStop: false,
                               stop: { $0 == SpecialTokens.eos },
                               pick: { options.pickWord($0, count: config.textVocab, allowEnd: !$1.isEmpty, rng: rng) },
@@ -276,15 +271,12 @@ public final class VAR: Module {
                          tokenizer msvq: MultiScaleVQTokenizer, maxPositions: Int? = nil, rng: RNG) -> [GeneratedSegment] {
         precondition(!prompt.isEmpty, "generate: empty prompt")
         return inferring {
-            let cache = KVCache(layers: config.decoder.layers), d = config.decoder.dim
+            let cache = KVCache(layers: config.decoder.layers)
             var images = 0
             return generateMixed(
                 prompt: prompt, maxTokens: maxTokens, maxPositions: maxPositions,
                 spanLength: { $0 == SpecialTokens.boi ? self.config.blockPositions : nil },
-                step: { ids in
-                    let hidden = self.prefill([ids], cache: cache)
-                    return self.lm.head(hidden.slice(axis: 1, (ids.count - 1)..<ids.count).reshaped([1, d]))
-                },
+                step: { self.nextLogits($0, cache: cache) },
                 pick: { logits in
                     let id = withExtendedLifetime(logits) { text.pick(logits.data, count: self.config.textVocab, rng: rng) }
                     return id == SpecialTokens.boi && images > 0 ? SpecialTokens.eos : id
@@ -304,6 +296,12 @@ public final class VAR: Module {
                             [SpecialTokens.eoi])
                 })
         }
+    }
+
+    /// Runs `ids` (one row) causally after the cache; returns the last position's logits (1, vocab).
+    func nextLogits(_ ids: [Int32], cache: KVCache) -> Tensor {
+        let hidden = prefill([ids], cache: cache)
+        return lm.head(hidden.slice(axis: 1, (ids.count - 1)..<ids.count).reshaped([1, config.decoder.dim]))
     }
 
     /// Runs id rows (equal lengths) causally after the cache; returns their hidden states (B, n, d).

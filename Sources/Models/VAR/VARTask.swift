@@ -206,18 +206,14 @@ public final class VARTask: TrainingTask {
         let (positions, attended) = ImageCaptionPairs.realPositions(documentOf: x.documentOf, mask: x.input.mask)
         let imageRows = x.input.images.map { network.length($0.role) }.reduce(0, +)
         let flops = network.trainingFlops(tokens: positions, attended: attended, scoredRows: x.tokens, imageRows: imageRows)
-        var parts = ["loss_text": l.text, "loss_image": l.image]
+        let parts = ["loss_text": l.text, "loss_image": l.image]
         guard rows != 0..<b else {
             return LossResult(total: l.total, parts: parts, tokens: x.tokens, examples: x.documents.count, flops: flops,
                               positions: positions)
         }
-        func count(_ t: [Int32]) -> Int { t.lazy.filter { $0 >= 0 }.count }
-        let local = network.partTargets(x.targets.intScalars).map(count), all = network.partTargets(whole.targets.intScalars).map(count)
-        for (k, name) in ["loss_text", "loss_image"].enumerated() {
-            parts[name] = local[k] == 0 ? 0 : parts[name]! * Float(local[k]) / Float(all[k])
-        }
-        let share = x.tokens == 0 ? 0 : Float(x.tokens) / Float(whole.tokens)
-        return LossResult(total: l.total * share, parts: parts, tokens: x.tokens, examples: x.documents.count, flops: flops,
+        let share = rankShare(total: l.total, parts: parts, names: ["loss_text", "loss_image"], kept: x.targets.intScalars,
+                              whole: whole.targets.intScalars, split: network.partTargets)
+        return LossResult(total: share.total, parts: share.parts, tokens: x.tokens, examples: x.documents.count, flops: flops,
                           positions: positions, isShare: true)
     }
 
@@ -273,8 +269,7 @@ public final class VARTask: TrainingTask {
         var metrics = tally.metrics
         metrics["loss"] = tally.mean("all") ?? 0
         if recipe.eval.shapesEval > 0 {
-            metrics.merge(imageText.shapesEval(ShapesEval(seed: 0, totalPrompts: recipe.eval.shapesEval, imageSize: recipe.data.imageSize),
-                                               imagesPerPrompt: 1, seed: 0x5EE7).metrics) { $1 }
+            metrics.merge(imageText.trainingShapesEval(prompts: recipe.eval.shapesEval)) { $1 }
         }
         return metrics
     }
