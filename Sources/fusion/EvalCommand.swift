@@ -1,5 +1,5 @@
-// `fusion eval --checkpoint RUN --suite shapes|captions|fd|folder|edits|speech`: scores a trained Transfusion or
-// Chameleon run and prints a table (and JSON with --json). Argument parsing and output only; the
+// `fusion eval --checkpoint RUN --suite shapes|captions|fd|folder|edits|speech`: scores a trained Transfusion,
+// Chameleon or VAR run and prints a table (and JSON with --json). Argument parsing and output only; the
 // work is ImageTextModel's and TransfusionEvaluator's (Training) and Evaluation's.
 import ArgumentParser
 import Data
@@ -15,7 +15,7 @@ import Training
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Evaluate a Transfusion or Chameleon run: ShapesEval, caption accuracy, a Fréchet distance, a folder's held-out captions, edits or speech.",
+        abstract: "Evaluate a Transfusion, Chameleon or VAR run: ShapesEval, caption accuracy, a Fréchet distance, a folder's held-out captions, edits or speech.",
         discussion: """
             Examples:
               fusion eval --checkpoint runs/transfusion-shapes --suite shapes \\
@@ -58,9 +58,10 @@ struct Eval: ParsableCommand {
                       espeak-ng's, and how well it transcribes its own speech (runs trained
                       with speech documents).
 
-            Every suite scores Transfusion and Chameleon runs alike, except that Chameleon
-            runs edit by instruction only (inversion needs diffusion). Chameleon image codes
-            are sampled at --temperature (default 1) with the recipe's --top-k and --cfg.
+            Every suite scores Transfusion, Chameleon and VAR runs alike, except that
+            Chameleon runs edit by instruction only (inversion needs diffusion) and VAR runs
+            neither edit nor speak. Chameleon and VAR image codes are sampled at --temperature
+            (default 1) with the recipe's --top-k and --cfg.
             """)
 
     enum Suite: String, ExpressibleByArgument, CaseIterable { case shapes, captions, fd, folder, edits, speech }
@@ -83,8 +84,8 @@ struct Eval: ParsableCommand {
     @Option(help: "shapes: a pilot over guidance scales, e.g. 1,1.5,2,3,5: the suite at each, and the best by overall score.")
     var cfgSweep: String?
     @Option(help: "Sampler: ddpm, ddim or euler (Transfusion runs).") var sampler: SpanSampler?
-    @Option(parsing: .unconditional, help: "Chameleon runs: temperature of the image codes (default 1).") var temperature: Float?
-    @Option(parsing: .unconditional, help: "Chameleon runs: keep the k most likely codes (0: all; default: the recipe's).") var topK: Int?
+    @Option(parsing: .unconditional, help: "Chameleon and VAR runs: temperature of the image codes (default 1).") var temperature: Float?
+    @Option(parsing: .unconditional, help: "Chameleon and VAR runs: keep the k most likely codes (0: all; default: the recipe's).") var topK: Int?
     @Option(parsing: .unconditional, help: "Sampling seed.") var seed: UInt64 = 0
     @Option(help: "Also write the report as JSON here.") var json: String?
     @Flag(help: "shapes: print every prompt with what was found.") var details = false

@@ -1,5 +1,5 @@
-// `fusion sample | caption | generate`: text-to-image and image-to-text from a trained Transfusion
-// or Chameleon run, and mixed generation from a Transfusion run. Argument parsing and file output
+// `fusion sample | caption | generate`: text-to-image and image-to-text from a trained Transfusion,
+// Chameleon or VAR run, and mixed generation from any decoder run. Argument parsing and file output
 // only; the work is ImageTextModel's and TransfusionRun's.
 import ArgumentParser
 import Diffusion
@@ -26,7 +26,7 @@ struct Sample: ParsableCommand {
 
             Transfusion runs diffuse their images (--steps, --sampler, --clip); Chameleon
             runs sample image codes (--temperature, default 1; --top-k, default the
-            recipe's). --cfg guides both.
+            recipe's), VAR runs the same a scale at a time. --cfg guides all three.
             """)
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
@@ -36,8 +36,8 @@ struct Sample: ParsableCommand {
     @Option(parsing: .unconditional, help: "Classifier-free guidance scale (1: none; default: the recipe's).") var cfg: Float?
     @Option(help: "Sampler: ddpm, ddim or euler (flow runs).") var sampler: SpanSampler?
     @Option(parsing: .unconditional, help: "Clamp x̂0 to ±this in DDPM/DDIM steps (0: off; default: the recipe's).") var clip: Float?
-    @Option(parsing: .unconditional, help: "Chameleon runs: temperature of the image codes (default 1).") var temperature: Float?
-    @Option(parsing: .unconditional, help: "Chameleon runs: keep the k most likely codes (0: all; default: the recipe's).") var topK: Int?
+    @Option(parsing: .unconditional, help: "Chameleon and VAR runs: temperature of the image codes (default 1).") var temperature: Float?
+    @Option(parsing: .unconditional, help: "Chameleon and VAR runs: keep the k most likely codes (0: all; default: the recipe's).") var topK: Int?
     @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Output PNG.") var out = "samples.png"
     @Option(parsing: .unconditional, help: "Upscale each image this many times (nearest neighbour) in the grid.") var scale = 4
@@ -68,7 +68,7 @@ struct Sample: ParsableCommand {
 
 struct Caption: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Image-to-text: caption a PNG with a trained Transfusion or Chameleon run.",
+        abstract: "Image-to-text: caption a PNG with a trained Transfusion, Chameleon or VAR run.",
         discussion: """
             Example:
               fusion data shapes --out data/shapes --count 8
@@ -120,7 +120,8 @@ struct Generate: ParsableCommand {
 
             lm runs continue text; Transfusion runs diffuse the images and speech they open
             (--steps, --cfg); Chameleon runs sample their codes (--cfg; temperature 1 and
-            the recipe's top-k for codes, --temperature and --top-k for text).
+            the recipe's top-k for codes, --temperature and --top-k for text); VAR runs
+            sample an image's codes a scale at a time the same way, one image a text.
             """)
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
