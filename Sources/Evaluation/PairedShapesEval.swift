@@ -21,7 +21,8 @@ public struct ShapesEvalDifference: Codable, Sendable, CustomStringConvertible {
         public var standardError: Double
         public var prompts: Int
 
-        public var isTie: Bool { abs(difference) < 2 * standardError }
+        /// Inside two standard errors, or no difference at all.
+        public var isTie: Bool { abs(difference) < 2 * standardError || difference == 0 }
     }
 
     public var categories: [Row]

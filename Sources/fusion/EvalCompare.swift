@@ -1,5 +1,6 @@
 // `fusion eval-compare BASELINE.json OTHER.json…`: ShapesEval reports written by `fusion eval
-// --json` compared prompt by prompt (Evaluation.ShapesEvalDifference). Reading files and printing only.
+// --json` compared prompt by prompt (Evaluation.ShapesEvalDifference), or caption reports caption
+// by caption (Evaluation.CaptionAccuracyDifference). Reading files and printing only.
 import ArgumentParser
 import Evaluation
 import Foundation
@@ -8,44 +9,66 @@ import NN
 struct EvalCompare: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval-compare",
-        abstract: "Compare ShapesEval reports on the same prompts, with paired standard errors.",
+        abstract: "Compare ShapesEval reports on the same prompts, or caption reports on the same scenes, with paired standard errors.",
         discussion: """
             Examples (the first report is the baseline):
               fusion eval --checkpoint runs/a --suite shapes --json a.json
               fusion eval --checkpoint runs/b --suite shapes --json b.json
               fusion eval-compare a.json b.json
+              fusion eval --checkpoint runs/a --suite captions --count 500 --json a-captions.json
+              fusion eval --checkpoint runs/b --suite captions --count 500 --json b-captions.json
+              fusion eval-compare a-captions.json b-captions.json
 
             Each prompt's score (the fraction of its images that pass) is differenced between
             the reports, so what makes a prompt hard cancels: the standard error of a difference
             is smaller than the two reports' errors combined. Differences inside two standard
             errors are marked as ties. The reports must score the same prompts (the same
-            --eval-seed and --prompts-per-category).
+            --eval-seed and --prompts-per-category). Caption reports are paired by scene in the
+            same way, each figure (exact, count, colour, …) as a ratio over the captions; they
+            must caption the same scenes (the same --eval-seed and --count).
             """)
 
-    @Argument(help: "ShapesEval JSON reports (fusion eval --suite shapes --json); the first is the baseline.") var reports: [String]
+    @Argument(help: "ShapesEval or caption JSON reports (fusion eval --suite shapes|captions --json), all of one kind; the first is the baseline.") var reports: [String]
     @Option(help: "Also write the differences as JSON here (a list, one per report after the first).") var json: String?
 
     func run() throws {
         try reportingErrors("eval-compare") {
             guard reports.count >= 2 else { throw ValidationError("give a baseline report and at least one other") }
-            let loaded = try reports.map { path -> ShapesEvalReport in
+            let files = try reports.map { path -> Data in
                 if let problem = fileProblem(path) { throw ValidationError("\(path): \(problem)") }
                 guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("\(path): cannot read") }
-                do { return try JSONDecoder().decode(ShapesEvalReport.self, from: data) } catch {
-                    throw ValidationError("\(path): not a ShapesEval report (fusion eval --suite shapes --json): \(error)")
-                }
+                return data
             }
-            var differences: [ShapesEvalDifference] = []
-            for (path, report) in zip(reports.dropFirst(), loaded.dropFirst()) {
-                let d: ShapesEvalDifference
-                do { d = try ShapesEvalDifference(baseline: loaded[0], other: report) } catch {
-                    throw ValidationError("\(path) against \(reports[0]): \(error)")
-                }
-                print("\(path) − \(reports[0]):")
-                print(d)
-                differences.append(d)
+            if (try? JSONSerialization.jsonObject(with: files[0]) as? [String: Any])?["captions"] != nil {
+                try compare(files, as: CaptionAccuracyReport.self, kind: "a caption report (fusion eval --suite captions --json)",
+                            by: CaptionAccuracyDifference.init)
+            } else {
+                try compare(files, as: ShapesEvalReport.self, kind: "a ShapesEval report (fusion eval --suite shapes --json)",
+                            by: ShapesEvalDifference.init)
             }
-            try writeReport(differences, to: json)
         }
+    }
+
+    /// Decodes every report as `Report` (the baseline's kind), prints each later one's difference
+    /// from the baseline and writes them to --json.
+    func compare<Report: Decodable, Difference: Encodable & CustomStringConvertible>(
+        _ files: [Data], as _: Report.Type, kind: String, by difference: (Report, Report) throws -> Difference
+    ) throws {
+        let loaded = try zip(reports, files).map { path, data -> Report in
+            do { return try JSONDecoder().decode(Report.self, from: data) } catch {
+                throw ValidationError("\(path): not \(kind)\(path == reports[0] ? "" : ", as \(reports[0]) is"): \(error)")
+            }
+        }
+        var differences: [Difference] = []
+        for (path, report) in zip(reports.dropFirst(), loaded.dropFirst()) {
+            let d: Difference
+            do { d = try difference(loaded[0], report) } catch {
+                throw ValidationError("\(path) against \(reports[0]): \(error)")
+            }
+            print("\(path) − \(reports[0]):")
+            print(d)
+            differences.append(d)
+        }
+        try writeReport(differences, to: json)
     }
 }

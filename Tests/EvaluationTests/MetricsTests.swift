@@ -41,6 +41,71 @@ import Testing
     }
 }
 
+@Suite struct CaptionAccuracyErrorTests {
+    static let scene = Scene(objects: [
+        SceneObject(shape: .circle, colour: .red, size: .small, cell: GridCell(index: 0)),
+        SceneObject(shape: .square, colour: .blue, size: .large, cell: GridCell(index: 8)),
+    ], background: .black)
+    static let right = "a red circle in the top left and a blue square in the bottom right"
+    static let oneColourWrong = "a red circle in the top left and a green square in the bottom right"
+    static let garbage = "the the of"
+
+    /// Each figure is a ratio over the captions with the ratio estimator's error: a mean's error
+    /// where every caption counts once (exact), the delta method's where captions count several
+    /// objects (colour). Nothing counted: no figure.
+    @Test func errorsAreThoseOfAMeanAndOfARatioOverCaptions() throws {
+        // (1, 2), (1, 1), (0, 1): R = 2/4; residuals 0, 0.5, −0.5 → √(0.5 / 6) / (4/3).
+        let r = try #require(CaptionAccuracy.ratio([(1, 2), (1, 1), (0, 1)]))
+        #expect(r.value == 0.5 && abs(r.standardError - (0.5 / 6).squareRoot() * 3 / 4) < 1e-12)
+        let m = try #require(CaptionAccuracy.ratio([(1, 1), (0, 1), (1, 1), (1, 1)]))
+        #expect(m.value == 0.75 && abs(m.standardError - 0.25) < 1e-12)
+        #expect(CaptionAccuracy.ratio([(0, 0), (0, 0)]) == nil)
+
+        let report = CaptionAccuracy.score(captions: [Self.right, Self.oneColourWrong, Self.garbage],
+                                           scenes: [Self.scene, Self.scene, Self.scene])
+        // exact 1, 0, 0: 1/3 with sd √(1/3) over √3 → 1/3.
+        #expect(abs(report.exact - 1.0 / 3) < 1e-12 && abs(report.standardErrors["exact"]! - 1.0 / 3) < 1e-12)
+        // colour 2, 1, 0 of 2 objects each: R = 0.5; residuals 1, 0, −1 → √(2 / 6) / 2.
+        #expect(report.colour == 0.5 && abs(report.standardErrors["colour"]! - (2.0 / 6).squareRoot() / 2) < 1e-12)
+        #expect(report.metrics["caption_colour_se"] == report.standardErrors["colour"])
+        #expect(report.background == nil && report.standardErrors["background"] == nil && report.metrics["caption_background"] == nil)
+        #expect(report.results.map(\.colourRight) == [2, 1, 0] && report.results.allSatisfy { $0.scene == Self.scene })
+
+        // A report written before verdicts were kept still reads, and cannot be paired.
+        var old = try JSONSerialization.jsonObject(with: JSONEncoder().encode(report)) as! [String: Any]
+        old["results"] = nil
+        old["standardErrors"] = nil
+        let decoded = try JSONDecoder().decode(CaptionAccuracyReport.self, from: JSONSerialization.data(withJSONObject: old))
+        #expect(decoded.exact == report.exact && decoded.results.isEmpty && decoded.standardErrors.isEmpty)
+        #expect(throws: CaptionAccuracyDifference.Mismatch.self) { try CaptionAccuracyDifference(baseline: decoded, other: report) }
+    }
+
+    /// Two reports on the same scenes: each figure's difference is paired caption by caption, and
+    /// reports on other scenes are refused.
+    @Test func differencesArePairedByCaption() throws {
+        let scenes = Array(repeating: Self.scene, count: 4)
+        let a = CaptionAccuracy.score(captions: [Self.right, Self.oneColourWrong, Self.garbage, Self.right], scenes: scenes)
+        let b = CaptionAccuracy.score(captions: [Self.right, Self.right, Self.garbage, Self.right], scenes: scenes)
+        let d = try CaptionAccuracyDifference(baseline: a, other: b)
+        // exact 1, 0, 0, 1 against 1, 1, 0, 1: differences 0, 1, 0, 0 → 0.25 ± 0.25.
+        let exact = try #require(d.figures.first { $0.name == "exact" })
+        #expect(abs(exact.difference - 0.25) < 1e-12 && abs(exact.standardError - 0.25) < 1e-12 && exact.isTie)
+        // colour 2, 1, 0, 2 against 2, 2, 0, 2 of 2: R 5/8 and 6/8; zᵢ = (bᵢ − aᵢ)/2 − 1/8 → √(0.1875 / 12).
+        let colour = try #require(d.figures.first { $0.name == "colour" })
+        #expect(abs(colour.difference - 0.125) < 1e-12 && abs(colour.standardError - 0.125) < 1e-12)
+        #expect(d.figures.first { $0.name == "background" } == nil)
+        let same = try CaptionAccuracyDifference(baseline: a, other: a)
+        #expect(same.figures.allSatisfy { $0.difference == 0 && $0.standardError == 0 })
+
+        var other = scenes
+        other[2] = Scene(objects: [SceneObject(shape: .circle, colour: .red, size: .small, cell: GridCell(index: 0))], background: .black)
+        let moved = CaptionAccuracy.score(captions: [Self.right, Self.right, Self.garbage, Self.right], scenes: other)
+        #expect(throws: CaptionAccuracyDifference.Mismatch.self) { try CaptionAccuracyDifference(baseline: a, other: moved) }
+        let fewer = CaptionAccuracy.score(captions: [Self.right], scenes: [Self.scene])
+        #expect(throws: CaptionAccuracyDifference.Mismatch.self) { try CaptionAccuracyDifference(baseline: a, other: fewer) }
+    }
+}
+
 @Suite struct FrechetDistanceTests {
     @Test func jacobiReconstructsASymmetricMatrix() {
         let d = 12

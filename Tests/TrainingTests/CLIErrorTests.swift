@@ -9,6 +9,7 @@ private let packageRoot = FusionBinary.packageRoot
 private let shapesTiny = packageRoot.appendingPathComponent("checkpoints/shapes-tiny").path
 private let vaeShapes = packageRoot.appendingPathComponent("checkpoints/vae-shapes.safetensors").path
 private let shapesReport = packageRoot.appendingPathComponent("docs/results/shapes-tiny-long/shapes-30k.json").path
+private let oldCaptionReport = packageRoot.appendingPathComponent("docs/results/shapes-tiny-long/captions-30k.json").path
 
 @Suite(.serialized) struct CLIErrorTests {
     /// Runs fusion with `arguments` in `dir`; returns the exit status (a signal reads as 128 + n) and stderr.
@@ -64,6 +65,8 @@ private let shapesReport = packageRoot.appendingPathComponent("docs/results/shap
             (["eval-compare", "folder", "b.json"], "folder: is a directory, not a file"),
             (["eval-compare", shapesReport, "lm.yaml"], "lm.yaml: not a ShapesEval report"),
             (["eval-compare", shapesReport, "empty.json"], "different prompt sets (300 and 0 prompts)"),
+            (["eval-compare", oldCaptionReport, shapesReport], "not a caption report (fusion eval --suite captions --json), as "),
+            (["eval-compare", oldCaptionReport, oldCaptionReport], "keeps no per-caption verdicts"),
             (["export", "--checkpoint", "missing", "--out", "e"], "fusion export: error: "),
         ]
         for (arguments, needle) in cases {

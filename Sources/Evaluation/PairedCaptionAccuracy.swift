@@ -1,0 +1,76 @@
+// Two caption reports on the same scenes compared caption by caption: each figure's difference
+// with a paired standard error (what makes a scene hard to caption cancels) and whether it is a
+// tie (inside two standard errors). Not captioning or scoring (CaptionAccuracy.swift).
+import Foundation
+
+/// `other` − `baseline` on the scenes both reports captioned, figure by figure.
+///
+/// ```swift
+/// let d = try CaptionAccuracyDifference(baseline: chameleon, other: transfusion)
+/// d.figures.first { $0.name == "exact" }?.isTie
+/// ```
+public struct CaptionAccuracyDifference: Codable, Sendable, CustomStringConvertible {
+    public struct Row: Codable, Sendable {
+        /// A `CaptionFigure` raw value.
+        public var name: String
+        public var baseline: Double
+        public var other: Double
+        public var difference: Double
+        /// The standard error of `difference` from the per-caption terms of both ratios.
+        public var standardError: Double
+        public var captions: Int
+
+        /// Inside two standard errors, or no difference at all.
+        public var isTie: Bool { abs(difference) < 2 * standardError || difference == 0 }
+    }
+
+    /// The figures both reports state (size, position and background only where both do).
+    public var figures: [Row]
+
+    public enum Mismatch: Error, CustomStringConvertible {
+        case noVerdicts, captions(Int, Int), scene(Int)
+        public var description: String {
+            switch self {
+            case .noVerdicts:
+                return "a report keeps no per-caption verdicts (written before they were kept): score it again with fusion eval --suite captions --json"
+            case .captions(let a, let b):
+                return "the reports captioned different numbers of scenes (\(a) and \(b)): run both with the same --eval-seed and --count"
+            case .scene(let i):
+                return "scene \(i + 1) differs between the reports: run both with the same --eval-seed and --count"
+            }
+        }
+    }
+
+    /// Pairs the reports' captions in order; they must be of the same scenes, or this throws
+    /// naming the first that differs.
+    ///
+    /// Each figure is a ratio Σ right / Σ counted, so its difference is linearised caption by
+    /// caption (delta method): zᵢ = (rightᵢᵇ − Rᵇ countedᵢᵇ) / c̄ᵇ − (rightᵢᵃ − Rᵃ countedᵢᵃ) / c̄ᵃ, and the
+    /// error is √(Σ zᵢ² / (n (n − 1))). For 0/1 figures this is the paired error of a mean difference.
+    public init(baseline: CaptionAccuracyReport, other: CaptionAccuracyReport) throws {
+        let a = baseline.results, b = other.results
+        guard !a.isEmpty, !b.isEmpty else { throw Mismatch.noVerdicts }
+        guard a.count == b.count else { throw Mismatch.captions(a.count, b.count) }
+        if let i = a.indices.first(where: { a[$0].scene != b[$0].scene }) { throw Mismatch.scene(i) }
+        figures = CaptionFigure.allCases.compactMap { figure in
+            let pa = a.map { $0.part(figure) }, pb = b.map { $0.part(figure) }
+            guard let (ra, _) = CaptionAccuracy.ratio(pa), let (rb, _) = CaptionAccuracy.ratio(pb) else { return nil }
+            let n = Double(a.count)
+            let ca = pa.reduce(0) { $0 + $1.counted } / n, cb = pb.reduce(0) { $0 + $1.counted } / n
+            let z = zip(pa, pb).map { (x, y) in (y.right - rb * y.counted) / cb - (x.right - ra * x.counted) / ca }
+            let se = a.count < 2 ? 0 : (z.map { $0 * $0 }.reduce(0, +) / (n * (n - 1))).squareRoot()
+            return Row(name: figure.rawValue, baseline: ra, other: rb, difference: rb - ra, standardError: se, captions: a.count)
+        }
+    }
+
+    public var description: String {
+        var lines = ["figure      baseline   other   difference  ± s.e.  captions"]
+        for row in figures {
+            lines.append(row.name.padding(toLength: 10, withPad: " ", startingAt: 0)
+                         + String(format: "  %6.1f%%  %6.1f%%  %+8.1f    ± %4.1f  %8d", 100 * row.baseline, 100 * row.other,
+                                  100 * row.difference, 100 * row.standardError, row.captions)
+                         + (row.isTie ? "  tie" : ""))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
