@@ -33,8 +33,8 @@ public struct CaptionCheck: Codable, Sendable, Hashable {
     public var backgroundStated: Bool
     public var backgroundRight: Bool
 
-    /// This caption's (right, counted) for `figure`.
-    public func part(_ figure: CaptionFigure) -> (right: Double, counted: Double) {
+    /// This caption's (right, counted) for `figure`, a unit of its `RatioMean`.
+    public func part(_ figure: CaptionFigure) -> (sum: Double, count: Double) {
         func flag(_ b: Bool) -> Double { b ? 1 : 0 }
         switch figure {
         case .readable: return (flag(readable), 1)
@@ -67,7 +67,7 @@ public struct CaptionAccuracyReport: Codable, Sendable, CustomStringConvertible 
     /// Among captions that state a background, the fraction that names the scene's (nil: none stated).
     public var background: Double? = nil
     /// Each stated figure's standard error, keyed by `CaptionFigure` raw value (the caption as
-    /// the unit; see `CaptionAccuracy.ratio`). Empty in reports written before they were kept.
+    /// the unit; see `RatioMean`). Empty in reports written before they were kept.
     public var standardErrors: [String: Double] = [:]
     /// The per-caption verdicts (empty in reports written before they were kept).
     public var results: [CaptionCheck] = []
@@ -77,7 +77,7 @@ public struct CaptionAccuracyReport: Codable, Sendable, CustomStringConvertible 
         captions = results.count
         var values: [CaptionFigure: Double] = [:]
         for figure in CaptionFigure.allCases {
-            guard let (value, se) = CaptionAccuracy.ratio(results.map { $0.part(figure) }) else { continue }
+            guard let (value, se) = RatioMean.estimate(results.map { $0.part(figure) }) else { continue }
             values[figure] = value
             standardErrors[figure.rawValue] = se
         }
@@ -175,18 +175,6 @@ public enum CaptionAccuracy {
             if let cell = s.cell { c.placeStated += 1; if cell == o.cell { c.placeRight += 1 } }
         }
         return c
-    }
-
-    /// Σ right / Σ counted over the captions and its standard error, the ratio estimator's (delta
-    /// method, the caption as the unit): √(Σ (right_i − R·counted_i)² / (n (n − 1))) / mean counted.
-    /// With one counted item a caption it is the usual error of a mean. Nil when nothing is counted.
-    public static func ratio(_ parts: [(right: Double, counted: Double)]) -> (value: Double, standardError: Double)? {
-        let right = parts.reduce(0) { $0 + $1.right }, counted = parts.reduce(0) { $0 + $1.counted }
-        guard counted > 0 else { return nil }
-        let r = right / counted, n = Double(parts.count)
-        guard parts.count > 1 else { return (r, 0) }
-        let residuals = parts.map { ($0.right - r * $0.counted) * ($0.right - r * $0.counted) }.reduce(0, +)
-        return (r, (residuals / (n * (n - 1))).squareRoot() / (counted / n))
     }
 
     /// For each object, the slot matched to it (distinct slots), maximising the number of agreeing

@@ -111,11 +111,9 @@ public struct EditEvalReport: Codable, Sendable, CustomStringConvertible {
     static func score(_ c: [EditCheck]) -> (Double, Double, Double, Double) {
         guard !c.isEmpty else { return (0, 0, 1, 0) }
         let (accuracy, accuracySE) = meanAndStandardError(c.map { $0.changed ? 1 : 0 })
-        let kept = c.reduce(0) { $0 + $1.preserved }, total = c.reduce(0) { $0 + $1.untouched }
-        guard total > 0 else { return (accuracy, accuracySE, 1, 0) }
-        let r = Double(kept) / Double(total), n = Double(c.count)
-        let residuals = c.map { Double($0.preserved) - r * Double($0.untouched) }.map { $0 * $0 }.reduce(0, +)
-        let se = c.count < 2 ? 0 : (residuals / (n * (n - 1))).squareRoot() / (Double(total) / n)
+        guard let (r, se) = RatioMean.estimate(c.map { (Double($0.preserved), Double($0.untouched)) }) else {
+            return (accuracy, accuracySE, 1, 0)
+        }
         return (accuracy, accuracySE, r, se)
     }
 

@@ -45,21 +45,16 @@ public struct CaptionAccuracyDifference: Codable, Sendable, CustomStringConverti
     /// naming the first that differs.
     ///
     /// Each figure is a ratio Σ right / Σ counted, so its difference is linearised caption by
-    /// caption (delta method): zᵢ = (rightᵢᵇ − Rᵇ countedᵢᵇ) / c̄ᵇ − (rightᵢᵃ − Rᵃ countedᵢᵃ) / c̄ᵃ, and the
-    /// error is √(Σ zᵢ² / (n (n − 1))). For 0/1 figures this is the paired error of a mean difference.
+    /// caption (`RatioMean.difference`); for 0/1 figures this is the paired error of a mean difference.
     public init(baseline: CaptionAccuracyReport, other: CaptionAccuracyReport) throws {
         let a = baseline.results, b = other.results
         guard !a.isEmpty, !b.isEmpty else { throw Mismatch.noVerdicts }
         guard a.count == b.count else { throw Mismatch.captions(a.count, b.count) }
         if let i = a.indices.first(where: { a[$0].scene != b[$0].scene }) { throw Mismatch.scene(i) }
         figures = CaptionFigure.allCases.compactMap { figure in
-            let pa = a.map { $0.part(figure) }, pb = b.map { $0.part(figure) }
-            guard let (ra, _) = CaptionAccuracy.ratio(pa), let (rb, _) = CaptionAccuracy.ratio(pb) else { return nil }
-            let n = Double(a.count)
-            let ca = pa.reduce(0) { $0 + $1.counted } / n, cb = pb.reduce(0) { $0 + $1.counted } / n
-            let z = zip(pa, pb).map { (x, y) in (y.right - rb * y.counted) / cb - (x.right - ra * x.counted) / ca }
-            let se = a.count < 2 ? 0 : (z.map { $0 * $0 }.reduce(0, +) / (n * (n - 1))).squareRoot()
-            return Row(name: figure.rawValue, baseline: ra, other: rb, difference: rb - ra, standardError: se, captions: a.count)
+            guard let d = RatioMean.difference(baseline: a.map { $0.part(figure) }, other: b.map { $0.part(figure) }) else { return nil }
+            return Row(name: figure.rawValue, baseline: d.baseline, other: d.other, difference: d.difference,
+                       standardError: d.standardError, captions: a.count)
         }
     }
 

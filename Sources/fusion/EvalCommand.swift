@@ -1,4 +1,4 @@
-// `fusion eval --checkpoint RUN --suite shapes|captions|fd|folder|edits|speech`: scores a trained Transfusion,
+// `fusion eval --checkpoint RUN --suite shapes|captions|fd|folder|edits|speech|losses`: scores a trained Transfusion,
 // Chameleon or VAR run and prints a table (and JSON with --json). Argument parsing and output only; the
 // work is ImageTextModel's and TransfusionEvaluator's (Training) and Evaluation's.
 import ArgumentParser
@@ -30,6 +30,7 @@ struct Eval: ParsableCommand {
               fusion eval --checkpoint runs/edit-shapes --suite edits --count 100 \\
                 --json edits.json --grid edits.png
               fusion eval --checkpoint runs/any-to-any-shapes --suite speech --count 50
+              fusion eval --checkpoint runs/compare-transfusion-tiny --suite losses --json losses.json
 
             shapes:   images for a fixed prompt set (--prompts-per-category × 6 categories,
                       300 prompts × 2 images by default), checked by an analytic detector;
@@ -46,6 +47,11 @@ struct Eval: ParsableCommand {
                       with the prompt (beside real images and mismatched prompts), caption
                       retrieval (beside real images and chance) and the Fréchet distance to
                       the real held-out images, with errors.
+            losses:   the run's held-out losses on the shared held-out documents (text,
+                      captioning, caption prior, markers, image codes, corpus), as its
+                      training evaluation scores them, kept document by document so that
+                      fusion eval-compare pairs two runs by document. Run folders and
+                      checkpoint folders (not exports).
             --ceiling (shapes, fd, folder): real renders through the run's VAE or VQ
                       tokenizer in place of samples: the best the family can score with that
                       tokenizer.
@@ -64,11 +70,11 @@ struct Eval: ParsableCommand {
             (default 1) with the recipe's --top-k and --cfg.
             """)
 
-    enum Suite: String, ExpressibleByArgument, CaseIterable { case shapes, captions, fd, folder, edits, speech }
+    enum Suite: String, ExpressibleByArgument, CaseIterable { case shapes, captions, fd, folder, edits, speech, losses }
     enum Methods: String, ExpressibleByArgument, CaseIterable { case instruction, inversion, both }
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
-    @Option(help: "shapes, captions, fd, folder, edits or speech.") var suite: Suite = .shapes
+    @Option(help: "shapes, captions, fd, folder, edits, speech or losses.") var suite: Suite = .shapes
     @Option(parsing: .unconditional, help: "shapes: images per prompt.") var imagesPerPrompt = 2
     @Option(parsing: .unconditional, help: "shapes: prompts per category (6 categories; 50: 300 prompts).") var promptsPerCategory = 50
     @Option(parsing: .unconditional, help: "Seed of the prompt set (shapes) or of the held-out world (captions, fd).") var evalSeed: UInt64 = 0
@@ -113,6 +119,7 @@ struct Eval: ParsableCommand {
                 return
             }
             if suite == .edits { try runEdits(); return }
+            if suite == .losses { try runLosses(); return }
             if ceiling && ![.shapes, .fd, .folder].contains(suite) { throw ValidationError("--ceiling applies to --suite shapes, fd and folder") }
             if suite == .folder && encoder == nil {
                 throw ValidationError("--suite folder needs --encoder: train one with model.kind clip on the run's data, then pass its \(ImageTextEncoder.fileName)")
@@ -178,7 +185,7 @@ struct Eval: ParsableCommand {
                 print(report)
                 print(String(format: "(%@ run: %@, %.0f s)", model.kind.rawValue, model.sampling, Date().timeIntervalSince(start)))
                 try write(report)
-            case .edits, .speech:
+            case .edits, .speech, .losses:
                 break                                           // answered above
             }
         }
@@ -225,6 +232,32 @@ struct Eval: ParsableCommand {
     }
 
     /// The edits suite: Transfusion runs by instruction and inversion, Chameleon runs by instruction.
+    /// --suite losses: the run's own held-out scoring, with the checkpoint's EMA weights unless
+    /// --no-ema (the metrics rows of training are the raw weights').
+    func runLosses() throws {
+        let (checkpointURL, runURL) = try RunDirectory.resolveCheckpoint(checkpoint)
+        let recipePath = runURL.appendingPathComponent("recipe.yaml").path
+        guard FileManager.default.fileExists(atPath: recipePath) else {
+            throw ValidationError("--suite losses rebuilds the run's task from its recipe.yaml, and \(runURL.path) has none (exports are not scored)")
+        }
+        let recipe = try Recipe.load(recipePath)
+        _ = try ModelFamily.saved(recipe.model.kind.rawValue, path: checkpoint, needs: .imageText, for: "score held-out document losses")
+        let start = Date()
+        guard let scoring = try recipe.model.kind.makeTask(recipe, run: RunDirectory(runURL)) as? HeldOutLossScoring & TrainingTask else {
+            throw ValidationError("\(checkpoint): the \(recipe.model.kind) task keeps no held-out document losses")
+        }
+        let saved = try Checkpoint.read(checkpointURL)
+        let ema = !noEMA && saved.ema != nil
+        try scoring.model.load(ema ? saved.ema! : saved.model)
+        let (kinds, metrics) = try withoutGrad { try scoring.heldOutLosses() }
+        let report = HeldOutLossReport(run: runURL.path, step: saved.state.step, weights: ema ? "ema" : "raw",
+                                       kinds: kinds, metrics: metrics)
+        print(report)
+        print(String(format: "(%@ run, step %d, %@ weights, %.0f s)", recipe.model.kind.rawValue, saved.state.step,
+                     report.weights, Date().timeIntervalSince(start)))
+        try write(report)
+    }
+
     func runEdits() throws {
         let editor = try ImageEditor.load(path: checkpoint, ema: !noEMA, sampler: sampler, steps: steps, cfg: cfg, imageCfg: imageCfg,
                                           temperature: temperature, topK: topK)

@@ -1,6 +1,7 @@
 // `fusion eval-compare BASELINE.json OTHER.json…`: ShapesEval reports written by `fusion eval
-// --json` compared prompt by prompt (Evaluation.ShapesEvalDifference), or caption reports caption
-// by caption (Evaluation.CaptionAccuracyDifference). Reading files and printing only.
+// --json` compared prompt by prompt (Evaluation.ShapesEvalDifference), caption reports caption by
+// caption (CaptionAccuracyDifference), held-out losses document by document (HeldOutLossDifference).
+// Reading files and printing only.
 import ArgumentParser
 import Evaluation
 import Foundation
@@ -9,7 +10,7 @@ import NN
 struct EvalCompare: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval-compare",
-        abstract: "Compare ShapesEval reports on the same prompts, or caption reports on the same scenes, with paired standard errors.",
+        abstract: "Compare ShapesEval reports on the same prompts, caption reports on the same scenes, or held-out losses on the same documents, with paired standard errors.",
         discussion: """
             Examples (the first report is the baseline):
               fusion eval --checkpoint runs/a --suite shapes --json a.json
@@ -18,6 +19,9 @@ struct EvalCompare: ParsableCommand {
               fusion eval --checkpoint runs/a --suite captions --count 500 --json a-captions.json
               fusion eval --checkpoint runs/b --suite captions --count 500 --json b-captions.json
               fusion eval-compare a-captions.json b-captions.json
+              fusion eval --checkpoint runs/a --suite losses --json a-losses.json
+              fusion eval --checkpoint runs/b --suite losses --json b-losses.json
+              fusion eval-compare a-losses.json b-losses.json
 
             Each prompt's score (the fraction of its images that pass) is differenced between
             the reports, so what makes a prompt hard cancels: the standard error of a difference
@@ -28,7 +32,7 @@ struct EvalCompare: ParsableCommand {
             must caption the same scenes (the same --eval-seed and --count).
             """)
 
-    @Argument(help: "ShapesEval or caption JSON reports (fusion eval --suite shapes|captions --json), all of one kind; the first is the baseline.") var reports: [String]
+    @Argument(help: "ShapesEval, caption or held-out loss JSON reports (fusion eval --suite shapes|captions|losses --json), all of one kind; the first is the baseline.") var reports: [String]
     @Option(help: "Also write the differences as JSON here (a list, one per report after the first).") var json: String?
 
     func run() throws {
@@ -39,7 +43,11 @@ struct EvalCompare: ParsableCommand {
                 guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("\(path): cannot read") }
                 return data
             }
-            if (try? JSONSerialization.jsonObject(with: files[0]) as? [String: Any])?["captions"] != nil {
+            let keys = (try? JSONSerialization.jsonObject(with: files[0]) as? [String: Any]) ?? [:]
+            if keys["kinds"] != nil {
+                try compare(files, as: HeldOutLossReport.self, kind: "a held-out loss report (fusion eval --suite losses --json)",
+                            by: HeldOutLossDifference.init)
+            } else if keys["captions"] != nil {
                 try compare(files, as: CaptionAccuracyReport.self, kind: "a caption report (fusion eval --suite captions --json)",
                             by: CaptionAccuracyDifference.init)
             } else {

@@ -55,11 +55,11 @@ import Testing
     /// objects (colour). Nothing counted: no figure.
     @Test func errorsAreThoseOfAMeanAndOfARatioOverCaptions() throws {
         // (1, 2), (1, 1), (0, 1): R = 2/4; residuals 0, 0.5, −0.5 → √(0.5 / 6) / (4/3).
-        let r = try #require(CaptionAccuracy.ratio([(1, 2), (1, 1), (0, 1)]))
+        let r = try #require(RatioMean.estimate([(1, 2), (1, 1), (0, 1)]))
         #expect(r.value == 0.5 && abs(r.standardError - (0.5 / 6).squareRoot() * 3 / 4) < 1e-12)
-        let m = try #require(CaptionAccuracy.ratio([(1, 1), (0, 1), (1, 1), (1, 1)]))
+        let m = try #require(RatioMean.estimate([(1, 1), (0, 1), (1, 1), (1, 1)]))
         #expect(m.value == 0.75 && abs(m.standardError - 0.25) < 1e-12)
-        #expect(CaptionAccuracy.ratio([(0, 0), (0, 0)]) == nil)
+        #expect(RatioMean.estimate([(0, 0), (0, 0)]) == nil)
 
         let report = CaptionAccuracy.score(captions: [Self.right, Self.oneColourWrong, Self.garbage],
                                            scenes: [Self.scene, Self.scene, Self.scene])
@@ -103,6 +103,31 @@ import Testing
         #expect(throws: CaptionAccuracyDifference.Mismatch.self) { try CaptionAccuracyDifference(baseline: a, other: moved) }
         let fewer = CaptionAccuracy.score(captions: [Self.right], scenes: [Self.scene])
         #expect(throws: CaptionAccuracyDifference.Mismatch.self) { try CaptionAccuracyDifference(baseline: a, other: fewer) }
+    }
+}
+
+@Suite struct HeldOutLossDifferenceTests {
+    /// Two runs' losses on the same documents: the difference of the two ratio means, with the
+    /// error of the per-document linearised differences; documents hard for both cancel, so the
+    /// paired error is far below the two errors combined. Other documents are refused.
+    @Test func lossesArePairedByDocument() throws {
+        let a = HeldOutLossReport.Kind(name: "text", documents: [0, 1, 2, 3], sums: [2, 6, 3, 9], counts: [2, 4, 2, 4])
+        let b = HeldOutLossReport.Kind(name: "text", documents: [0, 1, 2, 3], sums: [1, 5, 2, 8], counts: [2, 4, 2, 4])
+        #expect(a.mean == 20.0 / 12 && b.mean == 16.0 / 12)
+        func report(_ k: HeldOutLossReport.Kind) -> HeldOutLossReport {
+            HeldOutLossReport(run: "r", step: 1, weights: "raw", kinds: [k], metrics: [:])
+        }
+        let d = try HeldOutLossDifference(baseline: report(a), other: report(b))
+        let row = try #require(d.kinds.first)
+        // zᵢ = (bᵢ − Rᵇ nᵢ)/3 − (aᵢ − Rᵃ nᵢ)/3 = (bᵢ − aᵢ + nᵢ/3)/3: −1/9, 1/9, −1/9, 1/9 (each
+        // document's difference is −1, against −n/3 expected) → √((4/81) / 12).
+        #expect(abs(row.difference + 1.0 / 3) < 1e-12 && abs(row.standardError - (4.0 / 81 / 12).squareRoot()) < 1e-12)
+        #expect(row.standardError < (a.standardError * a.standardError + b.standardError * b.standardError).squareRoot() / 2)
+        #expect(!row.isTie && row.documents == 4)
+        let other = HeldOutLossReport.Kind(name: "text", documents: [0, 1, 2, 4], sums: [1, 5, 2, 8], counts: [2, 4, 2, 4])
+        #expect(throws: HeldOutLossDifference.Mismatch.self) { try HeldOutLossDifference(baseline: report(a), other: report(other)) }
+        let unshared = HeldOutLossReport.Kind(name: "corpus", documents: [0], sums: [1], counts: [1])
+        #expect(throws: HeldOutLossDifference.Mismatch.self) { try HeldOutLossDifference(baseline: report(a), other: report(unshared)) }
     }
 }
 

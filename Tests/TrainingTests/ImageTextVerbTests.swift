@@ -51,6 +51,53 @@ private let packageRoot = FusionBinary.packageRoot
                 && refused.stderr.contains("lm run"), "\(refused.stderr)")
     }
 
+    /// `fusion eval --suite losses` scores a run's held-out documents as its training evaluation
+    /// does (the same figures as its last eval row, raw weights) and keeps them per document, the
+    /// same documents for both families; `fusion eval-compare` pairs two runs by document.
+    @Test(.enabled(if: FusionBinary.isBuilt, "needs .build/release/fusion (make test builds it)"))
+    func heldOutLossesAreTheRunsOwnEvalRowsAndPairByDocument() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-losses-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let vq = packageRoot.appendingPathComponent("checkpoints/vq-shapes.safetensors").path
+        let vae = packageRoot.appendingPathComponent("checkpoints/vae-shapes.safetensors").path
+        let shared = """
+            data: {image_size: 32, tokenizer_vocab: 300, seq_len: 104, docs_per_row: 1, pool: 64}
+            train: {steps: 3, batch_size: 4, log_every: 1, checkpoint_every: 3}
+            eval: {every: 3, batches: 1, documents: 24}
+            sample: {every: 0}
+            """
+        try "name: c\nmodel: {kind: chameleon, preset: nano, image_tokenizer: \(vq)}\n\(shared)\n"
+            .write(to: dir.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        try "name: t\nmodel: {kind: transfusion, preset: nano, image_tokenizer: \(vae), patch_size: 2}\n\(shared)\n"
+            .write(to: dir.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
+        var reports: [String: HeldOutLossReport] = [:]
+        for name in ["c", "t"] {
+            let trained = try fusion(["train", "\(name).yaml", "--runs", "runs"], in: dir)
+            try #require(trained.status == 0, "\(name): \(trained.stderr)")
+            let scored = try fusion(["eval", "--checkpoint", "runs/\(name)", "--suite", "losses", "--no-ema", "--json", "\(name).json"], in: dir)
+            try #require(scored.status == 0, "\(name): \(scored.stderr)")
+            let report = try JSONDecoder().decode(HeldOutLossReport.self, from: Data(contentsOf: dir.appendingPathComponent("\(name).json")))
+            let rows = try String(contentsOf: dir.appendingPathComponent("runs/\(name)/metrics.jsonl"), encoding: .utf8)
+                .split(separator: "\n").compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            let last = try #require(rows.last { $0["eval_loss_text"] != nil })
+            for key in ["loss_text", "loss_text_se", "loss_caption", "loss_prior", "loss_markers"] {
+                let logged = try #require(last["eval_" + key] as? Double, "\(name) \(key)")
+                #expect(abs(report.metrics[key]! - logged) < 1e-9, "\(name) \(key): \(report.metrics[key]!) against \(logged)")
+            }
+            let text = try #require(report.kinds.first { $0.name == "text" })
+            #expect(text.documents == Array(0..<24) && abs(text.mean - report.metrics["loss_text"]!) < 1e-12)
+            #expect(report.step == 3 && report.weights == "raw")
+            reports[name] = report
+        }
+        let compared = try fusion(["eval-compare", "c.json", "t.json", "--json", "d.json"], in: dir)
+        #expect(compared.status == 0 && compared.stdout.contains("text"), "\(compared.stderr)")
+        let d = try HeldOutLossDifference(baseline: reports["c"]!, other: reports["t"]!)
+        let text = try #require(d.kinds.first { $0.name == "text" })
+        #expect(abs(text.difference - (reports["t"]!.metrics["loss_text"]! - reports["c"]!.metrics["loss_text"]!)) < 1e-12)
+        #expect(text.standardError > 0 && text.documents == 24)
+    }
+
     @Test(.enabled(if: FusionBinary.isBuilt, "needs .build/release/fusion (make test builds it)"))
     func sampleCaptionAndEvalScoreChameleonRunsLikeTransfusionRuns() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fusion-verbs-\(UUID().uuidString)")

@@ -45,6 +45,7 @@ import TestSupport
             ("eval fd", ["eval", "--suite", "fd", "--count", "2"], []),
             ("eval edits", ["eval", "--suite", "edits", "--count", "2"], []),
             ("eval speech", ["eval", "--suite", "speech", "--count", "2"], []),
+            ("eval losses", ["eval", "--suite", "losses"], []),
             ("export", ["export", "--out", "exported"], ["lm", "vae"]),
             ("export hf", ["export", "--out", "hf", "--format", "hf"], ["lm"]),
         ]
@@ -104,6 +105,7 @@ import TestSupport
             ("generate", ["generate", "--prompt", "a red", "--max-tokens", "4"], true),
             ("eval shapes", ["eval", "--suite", "shapes", "--prompts-per-category", "1", "--images-per-prompt", "1"], true),
             ("eval captions", ["eval", "--suite", "captions", "--count", "2"], true),
+            ("eval losses", ["eval", "--suite", "losses"], true),
             ("export", ["export", "--out", "exported"], true),
             ("edit", ["edit", "--image", png, "--instruction", "make it blue", "--num", "1"], false),
             ("speak", ["speak", "--prompt", "a red circle"], false),

@@ -405,3 +405,10 @@ public final class ChameleonTask: TrainingTask {
         })
     }
 }
+
+extension ChameleonTask: HeldOutLossScoring {
+    public func heldOutLosses() throws -> (kinds: [HeldOutLossReport.Kind], metrics: [String: Double]) {
+        let tally = try heldOutTally()
+        return (tally.documentKinds, tally.metrics)
+    }
+}

@@ -4,6 +4,7 @@
 // runs with the same data section score the very same documents whatever their rows hold, and
 // text is scored apart from the span markers (BOI, EOI, BOA, EOA) one family predicts more of.
 // Not the forward passes (each task's evaluate) and not the training mixture (ImageCaptionPairs).
+import Evaluation
 import Foundation
 import Tensors
 import Text
@@ -132,6 +133,18 @@ struct HeldOutTally {
         }
     }
 
+    /// The kinds kept per document (text, caption, prior, markers, then the rest by name), each
+    /// with its documents ascending: what `fusion eval --suite losses` writes.
+    var documentKinds: [HeldOutLossReport.Kind] {
+        let first = ["text", "caption", "prior", "markers"]
+        let names = first.filter { perDocument[$0] != nil } + perDocument.keys.filter { !first.contains($0) }.sorted()
+        return names.map { key in
+            let docs = perDocument[key]!.sorted { $0.key < $1.key }
+            return HeldOutLossReport.Kind(name: key, documents: docs.map(\.key), sums: docs.map(\.value.sum),
+                                          counts: docs.map(\.value.count))
+        }
+    }
+
     /// The mean loss of `key`, or nil when nothing of that kind was scored.
     func mean(_ key: String) -> Double? { counts[key].map { sums[key]! / Double($0) } }
 
@@ -149,4 +162,11 @@ struct HeldOutTally {
         m.merge(ImageCaptionPairs.corpusMetrics(self, bytes: corpusBytes)) { $1 }
         return m
     }
+}
+
+/// A task that scores the shared held-out documents (Transfusion, Chameleon, VAR): its held-out
+/// losses kept per document and the eval metrics of the same pass, for `fusion eval --suite
+/// losses` and paired comparisons between runs.
+public protocol HeldOutLossScoring {
+    func heldOutLosses() throws -> (kinds: [HeldOutLossReport.Kind], metrics: [String: Double])
 }

@@ -7,6 +7,7 @@
 // Not the model (Models/Transfusion).
 import Data
 import Diffusion
+import Evaluation
 import Foundation
 import Media
 import Modalities
@@ -554,5 +555,12 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
             transfusion.caption(latents: try latents(heldOut, [i], cached: false), maxTokens: recipe.sample.maxTokens,
                                 options: SamplingOptions(temperature: 0), rng: rng)
         })
+    }
+}
+
+extension TransfusionTask: HeldOutLossScoring {
+    public func heldOutLosses() throws -> (kinds: [HeldOutLossReport.Kind], metrics: [String: Double]) {
+        let tally = try heldOutTally()
+        return (tally.documentKinds, tally.metrics)
     }
 }

@@ -255,7 +255,7 @@ public final class VARTask: TrainingTask {
 
     /// Held-out losses split like the other families': text apart from the markers, captioning
     /// apart from the caption prior, `loss_image` over the codes of images generated from text.
-    public func evaluate(step: Int, rng: RNG) throws -> [String: Double] {
+    func heldOutTally() throws -> HeldOutTally {
         var tally = HeldOutTally()
         for x in try heldOutBatches() {
             let targets = x.targets.intScalars
@@ -266,6 +266,13 @@ public final class VARTask: TrainingTask {
             tally.documents += x.documents.filter { $0.corpus == nil }.count
             tally.corpusBytes += pairs.corpusBytes(targets: targets, document: x.documentOf, docs: x.documents)
         }
+        return tally
+    }
+
+    /// The held-out losses (``heldOutTally()``), `loss` over every target, and with
+    /// `eval.shapes_eval` N > 0 ShapesEval scores of N prompts.
+    public func evaluate(step: Int, rng: RNG) throws -> [String: Double] {
+        let tally = try heldOutTally()
         var metrics = tally.metrics
         metrics["loss"] = tally.mean("all") ?? 0
         if recipe.eval.shapesEval > 0 {
@@ -292,5 +299,12 @@ public final class VARTask: TrainingTask {
             network.caption(maps: network.config.maps([try codes(heldOut, [i], cached: false)[0]]), tokenizer: msvq,
                             maxTokens: recipe.sample.maxTokens, options: SamplingOptions(temperature: 0), rng: rng)
         })
+    }
+}
+
+extension VARTask: HeldOutLossScoring {
+    public func heldOutLosses() throws -> (kinds: [HeldOutLossReport.Kind], metrics: [String: Double]) {
+        let tally = try heldOutTally()
+        return (tally.documentKinds, tally.metrics)
     }
 }
