@@ -54,7 +54,8 @@ public struct RunCurves {
                   let value = (report["overall"] ?? report["fd"] ?? report["exact"]) as? Double else { continue }
             let name = "final_" + file.dropLast(5)
             eval[name] = [(budget, value)]
-            if let se = report["standardError"] as? Double { eval[name + "_se"] = [(budget, se)] }
+            let se = (report["standardError"] as? Double) ?? (report["standardErrors"] as? [String: Any])?["exact"] as? Double
+            if let se { eval[name + "_se"] = [(budget, se)] }
         }
         let recipe = try? String(contentsOf: run.appendingPathComponent("recipe.yaml"), encoding: .utf8)
         let kind = recipe?.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("kind:") }
@@ -74,9 +75,10 @@ public struct RunCurves {
 }
 
 public enum Parity {
-    /// Losses, perplexities and distances go down; scores, accuracies and PSNR go up.
+    /// Losses, perplexities and distances go down; scores, accuracies, PSNR and the exact rate of
+    /// a caption report (`final_captions`) go up.
     public static func lowerIsBetter(_ metric: String) -> Bool {
-        !["shapes", "accuracy", "acc", "psnr", "usage"].contains { metric.contains($0) }
+        !["shapes", "accuracy", "acc", "psnr", "usage", "final_captions"].contains { metric.contains($0) }
     }
 
     /// Whether values of `metric` mean the same thing in runs of different model kinds: the total

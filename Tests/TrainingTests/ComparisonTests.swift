@@ -134,10 +134,18 @@ import Testing
             to: dir.appendingPathComponent("evals/shapes.json"), atomically: true, encoding: .utf8)
         try "{\"fd\": 3.5, \"images\": 10, \"realVsReal\": 0.1, \"standardError\": 0.4}".write(
             to: dir.appendingPathComponent("evals/fd.json"), atomically: true, encoding: .utf8)
+        try "{\"captions\": 4, \"exact\": 0.75, \"standardErrors\": {\"exact\": 0.25, \"colour\": 0.1}}".write(
+            to: dir.appendingPathComponent("evals/captions.json"), atomically: true, encoding: .utf8)
+        try "{\"kinds\": [], \"metrics\": {}, \"run\": \"r\", \"step\": 2, \"weights\": \"raw\"}".write(
+            to: dir.appendingPathComponent("evals/losses.json"), atomically: true, encoding: .utf8)
         let run = try RunCurves(run: dir)
         #expect(run.curve("final_shapes")?.map(\.flops) == [2e9] && run.curve("final_shapes")?.map(\.value) == [0.25])
         #expect(run.curve("final_shapes_se")?.first?.value == 0.02 && run.curve("final_fd")?.first?.value == 3.5)
         #expect(run.curve("final_fd_se")?.first?.value == 0.4)
         #expect(!Parity.lowerIsBetter("final_shapes") && Parity.lowerIsBetter("final_fd"))
+        // A caption report's exact rate, with its error; it goes up, as its loss goes down.
+        #expect(run.curve("final_captions")?.first?.value == 0.75 && run.curve("final_captions_se")?.first?.value == 0.25)
+        #expect(!Parity.lowerIsBetter("final_captions") && Parity.lowerIsBetter("eval_loss_caption"))
+        #expect(run.curve("final_losses") == nil, "a held-out loss report is not a final point")
     }
 }
