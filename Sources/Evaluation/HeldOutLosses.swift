@@ -63,20 +63,7 @@ public struct HeldOutLossReport: Codable, Sendable, CustomStringConvertible {
 /// d.kinds.first { $0.name == "text" }?.isTie
 /// ```
 public struct HeldOutLossDifference: Codable, Sendable, CustomStringConvertible {
-    public struct Row: Codable, Sendable {
-        public var name: String
-        public var baseline: Double
-        public var other: Double
-        public var difference: Double
-        /// The paired standard error (`RatioMean.difference`, the document as the unit).
-        public var standardError: Double
-        public var documents: Int
-
-        /// Inside two standard errors, or no difference at all.
-        public var isTie: Bool { abs(difference) < 2 * standardError || difference == 0 }
-    }
-
-    public var kinds: [Row]
+    public var kinds: [PairedDifference]
 
     public enum Mismatch: Error, CustomStringConvertible {
         case nothingShared, documents(String, Int, Int)
@@ -98,20 +85,14 @@ public struct HeldOutLossDifference: Codable, Sendable, CustomStringConvertible 
             guard let b = other.kinds.first(where: { $0.name == a.name }) else { return nil }
             guard a.documents == b.documents else { throw Mismatch.documents(a.name, a.documents.count, b.documents.count) }
             guard let d = RatioMean.difference(baseline: a.units, other: b.units) else { return nil }
-            return Row(name: a.name, baseline: d.baseline, other: d.other, difference: d.difference,
-                       standardError: d.standardError, documents: a.documents.count)
+            return PairedDifference(name: a.name, baseline: d.baseline, other: d.other, difference: d.difference,
+                                    standardError: d.standardError, items: a.documents.count)
         }
         if kinds.isEmpty { throw Mismatch.nothingShared }
     }
 
     public var description: String {
-        var lines = ["kind        baseline    other   difference  ± s.e.  documents"]
-        for row in kinds {
-            lines.append(row.name.padding(toLength: 10, withPad: " ", startingAt: 0)
-                         + String(format: "  %7.4f  %7.4f  %+9.4f  ± %.4f  %9d", row.baseline, row.other, row.difference,
-                                  row.standardError, row.documents)
-                         + (row.isTie ? "  tie" : ""))
-        }
-        return lines.joined(separator: "\n")
+        PairedDifference.table(kinds, figure: "kind", items: "documents", percent: false)
     }
+
 }

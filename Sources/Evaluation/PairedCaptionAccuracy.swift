@@ -10,22 +10,8 @@ import Foundation
 /// d.figures.first { $0.name == "exact" }?.isTie
 /// ```
 public struct CaptionAccuracyDifference: Codable, Sendable, CustomStringConvertible {
-    public struct Row: Codable, Sendable {
-        /// A `CaptionFigure` raw value.
-        public var name: String
-        public var baseline: Double
-        public var other: Double
-        public var difference: Double
-        /// The standard error of `difference` from the per-caption terms of both ratios.
-        public var standardError: Double
-        public var captions: Int
-
-        /// Inside two standard errors, or no difference at all.
-        public var isTie: Bool { abs(difference) < 2 * standardError || difference == 0 }
-    }
-
     /// The figures both reports state (size, position and background only where both do).
-    public var figures: [Row]
+    public var figures: [PairedDifference]
 
     public enum Mismatch: Error, CustomStringConvertible {
         case noVerdicts, captions(Int, Int), scene(Int)
@@ -53,19 +39,13 @@ public struct CaptionAccuracyDifference: Codable, Sendable, CustomStringConverti
         if let i = a.indices.first(where: { a[$0].scene != b[$0].scene }) { throw Mismatch.scene(i) }
         figures = CaptionFigure.allCases.compactMap { figure in
             guard let d = RatioMean.difference(baseline: a.map { $0.part(figure) }, other: b.map { $0.part(figure) }) else { return nil }
-            return Row(name: figure.rawValue, baseline: d.baseline, other: d.other, difference: d.difference,
-                       standardError: d.standardError, captions: a.count)
+            return PairedDifference(name: figure.rawValue, baseline: d.baseline, other: d.other, difference: d.difference,
+                                    standardError: d.standardError, items: a.count)
         }
     }
 
     public var description: String {
-        var lines = ["figure      baseline   other   difference  ± s.e.  captions"]
-        for row in figures {
-            lines.append(row.name.padding(toLength: 10, withPad: " ", startingAt: 0)
-                         + String(format: "  %6.1f%%  %6.1f%%  %+8.1f    ± %4.1f  %8d", 100 * row.baseline, 100 * row.other,
-                                  100 * row.difference, 100 * row.standardError, row.captions)
-                         + (row.isTie ? "  tie" : ""))
-        }
-        return lines.joined(separator: "\n")
+        PairedDifference.table(figures, figure: "figure", items: "captions", percent: true)
     }
+
 }

@@ -11,24 +11,10 @@ import Foundation
 /// d.overall.isTie           // |difference| < 2 standard errors
 /// ```
 public struct ShapesEvalDifference: Codable, Sendable, CustomStringConvertible {
-    public struct Row: Codable, Sendable {
-        /// A category's raw value, or "overall".
-        public var name: String
-        public var baseline: Double
-        public var other: Double
-        public var difference: Double
-        /// The standard error of `difference` from the per-prompt differences.
-        public var standardError: Double
-        public var prompts: Int
-
-        /// Inside two standard errors, or no difference at all.
-        public var isTie: Bool { abs(difference) < 2 * standardError || difference == 0 }
-    }
-
-    public var categories: [Row]
+    public var categories: [PairedDifference]
     /// The mean of the categories' differences (as ShapesEval's overall is the mean of its
     /// categories), with √(Σ SE²) / categories.
-    public var overall: Row
+    public var overall: PairedDifference
 
     public enum Mismatch: Error, CustomStringConvertible {
         case prompts(Int, Int), prompt(Int, String, String)
@@ -55,22 +41,16 @@ public struct ShapesEvalDifference: Codable, Sendable, CustomStringConvertible {
         categories = zip(baseline.categories, other.categories).map { base, next in
             let pairs = zip(baseline.results, other.results).filter { $0.0.category == base.category }
             let (difference, se) = meanAndStandardError(pairs.map { $0.1.score - $0.0.score })
-            return Row(name: base.category.rawValue, baseline: base.score, other: next.score, difference: difference,
-                       standardError: se, prompts: pairs.count)
+            return PairedDifference(name: base.category.rawValue, baseline: base.score, other: next.score, difference: difference,
+                                    standardError: se, items: pairs.count)
         }
         let (difference, se) = meanOfCategories(categories.map { ($0.difference, $0.standardError) })
-        overall = Row(name: "overall", baseline: baseline.overall, other: other.overall, difference: difference,
-                      standardError: se, prompts: baseline.results.count)
+        overall = PairedDifference(name: "overall", baseline: baseline.overall, other: other.overall, difference: difference,
+                                   standardError: se, items: baseline.results.count)
     }
 
     public var description: String {
-        var lines = ["category          baseline   other   difference  ± s.e.  prompts"]
-        for row in categories + [overall] {
-            lines.append(row.name.padding(toLength: 16, withPad: " ", startingAt: 0)
-                         + String(format: "  %6.1f%%  %6.1f%%  %+8.1f    ± %4.1f  %7d", 100 * row.baseline, 100 * row.other,
-                                  100 * row.difference, 100 * row.standardError, row.prompts)
-                         + (row.isTie ? "  tie" : ""))
-        }
-        return lines.joined(separator: "\n")
+        PairedDifference.table(categories + [overall], figure: "category", items: "prompts", percent: true)
     }
+
 }

@@ -123,7 +123,7 @@ import Testing
         // document's difference is −1, against −n/3 expected) → √((4/81) / 12).
         #expect(abs(row.difference + 1.0 / 3) < 1e-12 && abs(row.standardError - (4.0 / 81 / 12).squareRoot()) < 1e-12)
         #expect(row.standardError < (a.standardError * a.standardError + b.standardError * b.standardError).squareRoot() / 2)
-        #expect(!row.isTie && row.documents == 4)
+        #expect(!row.isTie && row.items == 4)
         let other = HeldOutLossReport.Kind(name: "text", documents: [0, 1, 2, 4], sums: [1, 5, 2, 8], counts: [2, 4, 2, 4])
         #expect(throws: HeldOutLossDifference.Mismatch.self) { try HeldOutLossDifference(baseline: report(a), other: report(other)) }
         let unshared = HeldOutLossReport.Kind(name: "corpus", documents: [0], sums: [1], counts: [1])

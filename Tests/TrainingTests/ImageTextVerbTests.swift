@@ -95,7 +95,7 @@ private let packageRoot = FusionBinary.packageRoot
         let d = try HeldOutLossDifference(baseline: reports["c"]!, other: reports["t"]!)
         let text = try #require(d.kinds.first { $0.name == "text" })
         #expect(abs(text.difference - (reports["t"]!.metrics["loss_text"]! - reports["c"]!.metrics["loss_text"]!)) < 1e-12)
-        #expect(text.standardError > 0 && text.documents == 24)
+        #expect(text.standardError > 0 && text.items == 24)
     }
 
     @Test(.enabled(if: FusionBinary.isBuilt, "needs .build/release/fusion (make test builds it)"))
