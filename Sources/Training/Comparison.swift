@@ -354,7 +354,8 @@ public func scalingReport(_ runs: [RunCurves], metrics: [String], to dir: URL) t
         + "schedule); lines are least-squares fits of ln value on ln FLOPs per family. The parity ratio is the baseline "
         + "line's FLOPs / the other line's FLOPs to reach the baseline line's value at the baseline's largest budget "
         + "(> 1: the other family needs less compute), with the 5–95% interval of 1000 bootstrap resamples of the runs "
-        + "(three or more per family); *tie* when the interval holds 1.\n\n"
+        + "(three or more per family); *tie* when the interval holds 1. A run whose value is 0 (a score of 0%) cannot enter "
+        + "a log-log fit: the runs column then says how many were fitted.\n\n"
     report += "| metric | family | runs | slope | ratio vs \(families[0]) | 90% interval |\n|---|---|---|---|---|---|\n"
     var pictures: [String] = []
     for metric in metrics {
@@ -391,7 +392,8 @@ public func scalingReport(_ runs: [RunCurves], metrics: [String], to dir: URL) t
                         ?? "too few runs"
                 }
             }
-            report += "| \(metric) | \(family) | \(ps.count) | \(fit.map { String(format: "%.3f", $0.slope) } ?? "–") | \(ratio) | \(interval) |\n"
+            let counted = fit.map { $0.points < ps.count ? "\(ps.count) (\($0.points) fitted)" : "\(ps.count)" } ?? "\(ps.count)"
+            report += "| \(metric) | \(family) | \(counted) | \(fit.map { String(format: "%.3f", $0.slope) } ?? "–") | \(ratio) | \(interval) |\n"
         }
     }
     report += "\n" + pictures.joined(separator: "\n") + "\n"

@@ -119,6 +119,13 @@ import Testing
         defer { try? FileManager.default.removeItem(at: out) }
         let report = try scalingReport(runs, metrics: ["eval_loss_text", "eval_loss_image"], to: out)
         #expect(report.contains("| eval_loss_text | transfusion | 6 | ") && report.contains(String(format: "%.3g×", s.ratio!)), "\(report)")
+        // A score of 0 cannot enter the log-log fit, and the report says how many runs were fitted.
+        let scored = runs.enumerated().map { i, r in
+            RunCurves(name: r.name, train: [:], eval: ["final_shapes": [(r.budget, i % 6 == 0 ? 0 : 0.01 * Double(i % 6))]], kind: r.kind)
+        }
+        let scores = try scalingReport(scored, metrics: ["final_shapes"], to: out)
+        #expect(scores.contains("| final_shapes | chameleon | 6 (5 fitted) | ") && scores.contains("| final_shapes | transfusion | 6 (5 fitted) | "),
+                "\(scores)")
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("scaling-eval_loss_text.png").path))
     }
 
