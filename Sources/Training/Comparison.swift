@@ -129,9 +129,11 @@ public enum Parity {
         public var ratio: Double? { candidateFlops.map { baselineFlops / max($0, 1) } }
     }
 
-    /// The paper's parity comparison of `candidate` against `baseline` on one metric.
+    /// The paper's parity comparison of `candidate` against `baseline` on one metric; nil where
+    /// the baseline has nothing to reach (a score that never rose above 0: every run "reaches" it).
     public static func compare(baseline: Curve, candidate: Curve, lowerIsBetter: Bool) -> Result? {
         guard let best = (lowerIsBetter ? baseline.map(\.value).min() : baseline.map(\.value).max()),
+              lowerIsBetter || best > 0,
               let at = flopsToReach(baseline, target: best, lowerIsBetter: lowerIsBetter) else { return nil }
         return Result(baselineBest: best, baselineFlops: at,
                       candidateFlops: flopsToReach(candidate, target: best, lowerIsBetter: lowerIsBetter))

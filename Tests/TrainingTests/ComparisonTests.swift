@@ -17,6 +17,8 @@ import Testing
         #expect(abs(p.ratio! - 4) < 0.05, "ratio \(p.ratio!)")
         // The other way round the candidate never reaches the baseline's best.
         #expect(Parity.compare(baseline: candidate, candidate: baseline, lowerIsBetter: true)!.candidateFlops == nil)
+        // A score that never rose above 0 is nothing to reach.
+        #expect(Parity.compare(baseline: [(1e9, 0), (2e9, 0)], candidate: [(1e9, 0.5)], lowerIsBetter: false) == nil)
     }
 
     @Test func higherIsBetterMetricsAndInterpolation() {
