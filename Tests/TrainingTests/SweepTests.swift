@@ -41,6 +41,29 @@ private let packageRoot = FusionBinary.packageRoot
         let fitted = try fusion(["compare", "runs/quickstart-nano-4", "runs/quickstart-nano-8", "runs/quickstart-nano-12", "--fit",
                                  "--metrics", "eval_loss", "--out", "cmp"], in: dir)
         #expect(fitted.status == 0 && fitted.stdout.contains("| eval_loss | lm | 3 | -"), "\(fitted.stdout)")
+        // A launcher starts each training (here a script that leaves a mark, then runs it), and
+        // --then commands score each finished run: one that fails stops the sweep naming the run
+        // and the command; one whose --json file exists is skipped, so the sweep goes on.
+        let launcher = dir.appendingPathComponent("launch.sh")
+        try "#!/bin/sh\necho launched >> \"$(dirname \"$0\")/launches.txt\"\nexec \"$@\"\n".write(to: launcher, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: launcher.path)
+        let scored = ["--launcher", launcher.path, "--then", "export --checkpoint {run} --out {run}/exported",
+                      "--then", "eval --checkpoint {run} --suite losses --json {run}/evals/losses.json"]
+        let refused = try fusion(arguments + scored, in: dir)
+        #expect(refused.status == 1 && refused.stdout.contains("run quickstart-nano-4: 'fusion eval --checkpoint runs/quickstart-nano-4 --suite losses")
+                && refused.stdout.contains("holds a model of the lm family"), "\(refused.stdout)")
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/quickstart-nano-4/exported").path))
+        #expect(try String(contentsOf: dir.appendingPathComponent("launches.txt"), encoding: .utf8) == "launched\n")
+        for steps in [4, 8, 12] {
+            try FileManager.default.createDirectory(at: dir.appendingPathComponent("runs/quickstart-nano-\(steps)/evals"), withIntermediateDirectories: true)
+            try "{}".write(to: dir.appendingPathComponent("runs/quickstart-nano-\(steps)/evals/losses.json"), atomically: true, encoding: .utf8)
+        }
+        let skipped = try fusion(arguments + scored, in: dir)
+        #expect(skipped.status == 0 && skipped.stdout.components(separatedBy: "exists: skipped").count == 4, "\(skipped.stdout)")
+        #expect(try String(contentsOf: dir.appendingPathComponent("launches.txt"), encoding: .utf8).count == 4 * "launched\n".count)
+        for steps in [8, 12] {
+            #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/quickstart-nano-\(steps)/exported").path))
+        }
         let bad = try fusion(["sweep", recipe, "--sizes", "huge", "--steps", "4"], in: dir)
         #expect(bad.status == 1 && bad.stdout.contains("--sizes: unknown preset 'huge'"), "\(bad.stdout)")
     }
