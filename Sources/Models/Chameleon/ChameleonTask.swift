@@ -307,13 +307,11 @@ public final class ChameleonTask: TrainingTask {
         for x in try heldOutBatches() {
             let targets = x.targets.intScalars
             let losses = withoutGrad { rowCrossEntropies(chameleon.lm(x.ids, mask: x.mask, positions: x.positions), targets) }
-            tally.addTargets(losses: losses, targets: targets, document: x.documentOf, docs: x.documents,
-                             textVocab: Int32(c.textVocab)) { id, doc in
+            tally.addBatch(losses: losses, targets: targets, document: x.documentOf, docs: x.documents,
+                           textVocab: Int32(c.textVocab), pairs: pairs) { id, doc in
                 if id >= audio { return doc.speech == .fromCaption || doc.speech == .fromImage ? "audio" : nil }
                 return doc.edit != nil || (doc.speech == nil && !doc.imageFirst) ? "image" : nil
             }
-            tally.documents += x.documents.filter { $0.corpus == nil }.count
-            tally.corpusBytes += pairs.corpusBytes(targets: targets, document: x.documentOf, docs: x.documents)
         }
         return tally
     }

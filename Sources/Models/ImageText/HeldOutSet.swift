@@ -106,11 +106,15 @@ struct HeldOutTally {
         return (d / (d - 1) * spread).squareRoot() / n
     }
 
-    /// Adds per-target cross-entropies `losses` of targets `targets` (ids below `textVocab` are
-    /// text or markers; code ids above it count as `image` or `audio` when `scoredCode` says the
-    /// target's document generates them), `document[i]` naming target i's document in `docs`.
-    mutating func addTargets(losses: [Float], targets: [Int32], document: [Int], docs: [ImageCaptionPairs.Document],
-                             textVocab: Int32, scoredCode: ((Int32, ImageCaptionPairs.Document) -> String?)? = nil) {
+    /// Adds one held-out batch: per-target cross-entropies `losses` of targets `targets` (ids below
+    /// `textVocab` are text or markers; code ids above it count as `image` or `audio` when
+    /// `scoredCode` says the target's document generates them), `document[i]` naming target i's
+    /// document in `docs`; and the batch's image–text documents and corpus bytes (`pairs`' tokenizer).
+    mutating func addBatch(losses: [Float], targets: [Int32], document: [Int], docs: [ImageCaptionPairs.Document],
+                           textVocab: Int32, pairs: ImageCaptionPairs,
+                           scoredCode: ((Int32, ImageCaptionPairs.Document) -> String?)? = nil) {
+        documents += docs.filter { $0.corpus == nil }.count
+        corpusBytes += pairs.corpusBytes(targets: targets, document: document, docs: docs)
         for (i, t) in targets.enumerated() where t >= 0 {
             let loss = Double(losses[i]), doc = docs[document[i]], j = doc.index
             if doc.corpus != nil {                                    // corpus text: its own kind, by chunk

@@ -505,13 +505,11 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
         for x in try heldOutBatches() {
             let targets = x.targets.intScalars
             let s = transfusion.scores(x.input, targets: targets, spanTargets: x.spanTargets)
-            tally.addTargets(losses: s.text, targets: targets, document: x.documentOf, docs: x.documents,
-                             textVocab: Int32(transfusion.config.vocab))
+            tally.addBatch(losses: s.text, targets: targets, document: x.documentOf, docs: x.documents,
+                           textVocab: Int32(transfusion.config.vocab), pairs: pairs)
             for m in x.spanTargets.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
                 tally.add("\(m)", mean: Double(s.spans[m] ?? 0), count: x.scoredSpans(m))
             }
-            tally.documents += x.documents.filter { $0.corpus == nil }.count
-            tally.corpusBytes += pairs.corpusBytes(targets: targets, document: x.documentOf, docs: x.documents)
         }
         return tally
     }

@@ -261,10 +261,8 @@ public final class VARTask: TrainingTask {
             let targets = x.targets.intScalars
             let rows = Array(0..<targets.count)
             let losses = withoutGrad { rowCrossEntropies(network.logits(network(x.input), rows: rows), targets) }
-            tally.addTargets(losses: losses, targets: targets, document: x.documentOf, docs: x.documents,
-                             textVocab: Int32(network.config.textVocab)) { _, doc in doc.imageFirst ? nil : "image" }
-            tally.documents += x.documents.filter { $0.corpus == nil }.count
-            tally.corpusBytes += pairs.corpusBytes(targets: targets, document: x.documentOf, docs: x.documents)
+            tally.addBatch(losses: losses, targets: targets, document: x.documentOf, docs: x.documents,
+                           textVocab: Int32(network.config.textVocab), pairs: pairs) { _, doc in doc.imageFirst ? nil : "image" }
         }
         return tally
     }
