@@ -22,10 +22,14 @@ public struct HeldOutLossReport: Codable, Sendable, CustomStringConvertible {
             self.documents = documents
             self.sums = sums
             self.counts = counts
-            (mean, standardError) = RatioMean.estimate(zip(sums, counts).map { ($0, Double($1)) }) ?? (0, 0)
+            (mean, standardError) = RatioMean.estimate(Self.units(sums, counts)) ?? (0, 0)
         }
 
-        var units: [(sum: Double, count: Double)] { zip(sums, counts).map { ($0, Double($1)) } }
+        /// Each document as a unit of its `RatioMean`.
+        var units: [(sum: Double, count: Double)] { Self.units(sums, counts) }
+        static func units(_ sums: [Double], _ counts: [Int]) -> [(sum: Double, count: Double)] {
+            zip(sums, counts).map { ($0, Double($1)) }
+        }
     }
 
     /// The run folder and checkpoint step scored, and which weights ("ema" or "raw").
@@ -94,5 +98,4 @@ public struct HeldOutLossDifference: Codable, Sendable, CustomStringConvertible 
     public var description: String {
         PairedDifference.table(kinds, figure: "kind", items: "documents", percent: false)
     }
-
 }

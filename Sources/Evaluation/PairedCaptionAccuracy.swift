@@ -47,5 +47,4 @@ public struct CaptionAccuracyDifference: Codable, Sendable, CustomStringConverti
     public var description: String {
         PairedDifference.table(figures, figure: "figure", items: "captions", percent: true)
     }
-
 }

@@ -52,5 +52,4 @@ public struct ShapesEvalDifference: Codable, Sendable, CustomStringConvertible {
     public var description: String {
         PairedDifference.table(categories + [overall], figure: "category", items: "prompts", percent: true)
     }
-
 }

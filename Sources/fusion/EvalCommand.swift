@@ -231,7 +231,6 @@ struct Eval: ParsableCommand {
         try write(reports)
     }
 
-    /// The edits suite: Transfusion runs by instruction and inversion, Chameleon runs by instruction.
     /// --suite losses: the run's own held-out scoring, with the checkpoint's EMA weights unless
     /// --no-ema (the metrics rows of training are the raw weights').
     func runLosses() throws {
@@ -258,6 +257,7 @@ struct Eval: ParsableCommand {
         try write(report)
     }
 
+    /// The edits suite: Transfusion runs by instruction and inversion, Chameleon runs by instruction.
     func runEdits() throws {
         let editor = try ImageEditor.load(path: checkpoint, ema: !noEMA, sampler: sampler, steps: steps, cfg: cfg, imageCfg: imageCfg,
                                           temperature: temperature, topK: topK)

@@ -29,7 +29,9 @@ struct EvalCompare: ParsableCommand {
             errors are marked as ties. The reports must score the same prompts (the same
             --eval-seed and --prompts-per-category). Caption reports are paired by scene in the
             same way, each figure (exact, count, colour, …) as a ratio over the captions; they
-            must caption the same scenes (the same --eval-seed and --count).
+            must caption the same scenes (the same --eval-seed and --count). Held-out loss
+            reports are paired by document, kind by kind (text, caption, prior, …), over the
+            shared held-out set every family scores.
             """)
 
     @Argument(help: "ShapesEval, caption or held-out loss JSON reports (fusion eval --suite shapes|captions|losses --json), all of one kind; the first is the baseline.") var reports: [String]

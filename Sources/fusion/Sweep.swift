@@ -97,7 +97,7 @@ struct Sweep: ParsableCommand {
             let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
             for (i, p) in plan.enumerated() {
                 print("── [\(i + 1)/\(plan.count)] \(p.name)")
-                let status = try spawn(prefix.isEmpty ? [me.path] + p.arguments : prefix + [me.path] + p.arguments)
+                let status = try spawn(prefix + [me.path] + p.arguments)
                 guard status == 0 else {
                     throw ValidationError("run \(p.name) stopped (exit \(status)); run the sweep again to resume it")
                 }

@@ -95,15 +95,12 @@ struct HeldOutTally {
         }
     }
 
-    /// The standard error of `mean(key)` over documents: √(D/(D−1)·Σ_d (s_d − m·n_d)²) / Σ_d n_d
-    /// for documents d with loss sum s_d over n_d targets; nil without per-document sums or with
-    /// fewer than two documents.
+    /// The standard error of `mean(key)` over documents, the ratio estimator's (``RatioMean``,
+    /// each document's loss sum over its target count, in document order); nil without
+    /// per-document sums or with fewer than two documents.
     func standardError(_ key: String) -> Double? {
-        guard let docs = perDocument[key], docs.count >= 2, let m = mean(key) else { return nil }
-        let ordered = docs.keys.sorted().map { docs[$0]! }                // a fixed order: the same sum every time
-        let n = Double(ordered.map(\.count).reduce(0, +)), d = Double(ordered.count)
-        let spread = ordered.map { ($0.sum - m * Double($0.count)) * ($0.sum - m * Double($0.count)) }.reduce(0, +)
-        return (d / (d - 1) * spread).squareRoot() / n
+        guard let docs = perDocument[key], docs.count >= 2 else { return nil }
+        return RatioMean.estimate(docs.keys.sorted().map { (docs[$0]!.sum, Double(docs[$0]!.count)) })?.standardError
     }
 
     /// Adds one held-out batch: per-target cross-entropies `losses` of targets `targets` (ids below
