@@ -2,48 +2,17 @@
 // and span table. Not packing, not tensors, not span contents (a span is placeholder positions).
 import Text
 
-/// What a position or span carries.
-public enum Modality: Int32, Codable, Sendable {
-    case text = 0, image = 1, audio = 2
-}
-
-extension Modality {
-    /// The continuous modalities, each framed by its own reserved ids.
-    public static let spanModalities: [Modality] = [.image, .audio]
-
-    /// The reserved id that opens a span of this modality (BOI, BOA).
-    public var opening: Int32 {
-        switch self {
-        case .image: return SpecialTokens.boi
-        case .audio: return SpecialTokens.boa
-        case .text: preconditionFailure("Modality: text has no spans")
-        }
-    }
-
-    /// The reserved id that closes a span of this modality (EOI, EOA).
-    public var closing: Int32 {
-        switch self {
-        case .image: return SpecialTokens.eoi
-        case .audio: return SpecialTokens.eoa
-        case .text: preconditionFailure("Modality: text has no spans")
-        }
-    }
-
-    /// The modality whose spans `id` opens, or nil.
-    public init?(opening id: Int32) {
-        guard let m = Self.spanModalities.first(where: { $0.opening == id }) else { return nil }
-        self = m
-    }
-}
-
 /// A piece of an example, in order.
 public enum Segment: Hashable, Sendable {
     /// Text token ids (from a tokenizer; reserved ids are passed through unchanged).
     case text([Int32])
-    /// An image as a continuous span of `patches` positions, framed by BOI … EOI.
-    case image(patches: Int)
-    /// Audio as a continuous span of `frames` positions, framed by BOA … EOA.
-    case audio(frames: Int)
+    /// A continuous span of `length` positions of `modality`, framed by its opening and closing ids.
+    case span(Modality, length: Int)
+
+    /// An image as a span of `patches` positions, framed by BOI … EOI.
+    public static func image(patches: Int) -> Segment { .span(.image, length: patches) }
+    /// Audio as a span of `frames` positions, framed by BOA … EOA.
+    public static func audio(frames: Int) -> Segment { .span(.audio, length: frames) }
 }
 
 /// A continuous span: positions `start ..< start + length` hold one vector each.
@@ -118,8 +87,7 @@ public struct MixedSequence: Hashable, Sendable {
                 precondition(ids.allSatisfy { $0 >= 0 }, "text segments hold non-negative token ids")
                 tokens.append(contentsOf: ids)
                 spanIDs.append(contentsOf: repeatElement(-1, count: ids.count))
-            case .image(let n): addSpan(n, .image)
-            case .audio(let n): addSpan(n, .audio)
+            case .span(let modality, let n): addSpan(n, modality)
             }
         }
         if appendEOS {
@@ -134,6 +102,13 @@ public struct MixedSequence: Hashable, Sendable {
         self.documentIDs = Array(repeating: documentID, count: tokens.count)
     }
 
+    /// `<name>` / `</name>` for the markers of a registered (not built-in) modality, else nil.
+    static func markerName(_ id: Int32) -> String? {
+        guard let m = Modality.spanModalities.first(where: { $0.rawValue > Modality.audio.rawValue && ($0.opening == id || $0.closing == id) })
+        else { return nil }
+        return id == m.opening ? "<\(m)>" : "</\(m)>"
+    }
+
     /// The LM targets of a layout: `tokens[i + 1]` where positions i and i + 1 are both text.
     static func targets(tokens: [Int32], spanIDs: [Int32]) -> [Int32] {
         (0..<tokens.count).map { i in
@@ -144,7 +119,8 @@ public struct MixedSequence: Hashable, Sendable {
     /// Number of positions that carry an LM loss.
     public var textLossCount: Int { targets.lazy.filter { $0 >= 0 }.count }
 
-    /// The sequence as text for debugging: special ids by name, spans as `[image×16]`.
+    /// The sequence as text for debugging: special ids by name (a registered modality's markers as
+    /// `<wave>`, `</wave>`), spans as `[image×16]`.
     public func debugDescription(decode: ([Int32]) -> String) -> String {
         var out = ""
         var i = 0
@@ -161,7 +137,7 @@ public struct MixedSequence: Hashable, Sendable {
                 i += span.length
                 continue
             }
-            if let name = SpecialTokens.name(of: tokens[i]) {
+            if let name = SpecialTokens.name(of: tokens[i]) ?? Self.markerName(tokens[i]) {
                 flush()
                 out += name
             } else {

@@ -123,6 +123,17 @@ public struct GaussianDiffusion: Sendable {
         return mse(prediction, target)
     }
 
+    /// One span's training example, the whole objective but the model (DiT's `training_losses`):
+    /// a timestep drawn from `rng` (capped at `maxT`, see ``sampleTimesteps(n:rng:maxT:)``), then
+    /// noise like `x0` from the same generator, the noised values and the regression target.
+    /// `x0` is one span (any shape); its batch is a row of one.
+    public func trainingExample(x0: Tensor, rng: RNG, maxT: Int? = nil) -> (t: Float, noisy: Tensor, target: Tensor) {
+        let t = sampleTimesteps(n: 1, rng: rng, maxT: maxT)
+        let row = x0.reshaped([1] + x0.shape), noise = rng.normal(row.shape)
+        return (t[0], qSample(x0: row, t: t, noise: noise).reshaped(x0.shape),
+                trainingTarget(x0: row, noise: noise, t: t).reshaped(x0.shape))
+    }
+
     /// `n` training timesteps drawn uniformly: integers in 0...maxT (maxT defaults to T − 1) on a
     /// discrete schedule; times in [0, maxT/steps) on the flow path (default [0, 1)).
     ///

@@ -2,6 +2,7 @@
 // adapter"): the values of a batch's spans of that modality, how they become decoder inputs and
 // how the decoder's outputs become predictions. Not noising, not sampling, not sequence layout.
 import Data
+import Foundation
 import NN
 import Tensors
 
@@ -81,4 +82,44 @@ extension SpanAdapter {
 func zero(_ weight: Tensor, _ bias: Tensor?) {
     weight.data.update(repeating: 0, count: weight.count)
     if let bias { bias.data.update(repeating: 0, count: bias.count) }
+}
+
+/// The adapter kinds a ``ModalitySpec`` can name, by name: `frames` (``FrameSpans``) is built in;
+/// a new kind is registered once, before a model that names it is built.
+///
+/// ```swift
+/// SpanAdapters.register("smooth") { spec, modality, width, rng in SmoothSpans(modality, spec, width: width, rng: rng) }
+/// ```
+public enum SpanAdapters {
+    /// Builds the adapter of `spec`'s spans (registered as `modality`) for a decoder of width `width`.
+    public typealias Make = (_ spec: ModalitySpec, _ modality: Modality, _ width: Int, _ rng: RNG) -> any SpanAdapter
+
+    /// Registers (or replaces) the adapter kind `kind`.
+    public static func register(_ kind: String, _ make: @escaping Make) { kinds.withLock { $0[kind] = make } }
+
+    /// Whether `kind` names a registered adapter kind.
+    public static func has(_ kind: String) -> Bool { kinds.withLock { $0[kind] != nil } }
+
+    /// The adapter of `spec` (its modality registered), or nil for an unknown kind.
+    public static func make(_ spec: ModalitySpec, width: Int, rng: RNG) throws -> (any SpanAdapter)? {
+        let modality = try spec.register()
+        return kinds.withLock { $0[spec.adapter] }.map { $0(spec, modality, width, rng) }
+    }
+
+    private static let kinds = Locked<[String: Make]>([
+        "frames": { spec, modality, width, rng in
+            FrameSpans(modality, name: spec.name, dim: spec.dim, length: spec.length, width: width, rng: rng)
+        },
+    ])
+}
+
+/// A value behind a lock.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        lock.lock(); defer { lock.unlock() }
+        return try body(&value)
+    }
 }

@@ -51,6 +51,7 @@ public struct TextGenerator {
                     case .text(let ids): return words(ids, run.tokenizer)
                     case .image(let latents): return .image(run.decode(latents))
                     case .audio(let patches): return run.spoken.map { .speech($0.waveform(patches)) }
+                    case .span(let m, _): return .text("[\(m) span: no decoder to show it]")
                     }
                 }
             }
@@ -69,6 +70,7 @@ public struct TextGenerator {
                             let patches = spoken.codec.patches(fromCodes: codes.reshaped([spoken.length]))
                             return .speech(spoken.waveform(patches.reshaped([1, spoken.length, spoken.patchDim])))
                         }
+                    case .span(let m, _): return .text("[\(m) span: no decoder to show it]")
                     }
                 }
             }
@@ -82,7 +84,7 @@ public struct TextGenerator {
                     switch segment {
                     case .text(let ids): return words(ids, run.tokenizer)
                     case .image(let pixels): return .image(pixels)
-                    case .audio: return nil
+                    case .audio, .span: return nil
                     }
                 }
             }

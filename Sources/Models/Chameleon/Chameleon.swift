@@ -21,25 +21,39 @@ public struct ChameleonConfig: Codable, Equatable, Sendable {
     /// Codes of the AudioCodec codebook and code positions of one audio span (0, 0: no speech).
     public var audioCodebookSize: Int
     public var audioLength: Int
+    /// Span modalities beyond images and audio, as code ranges after the audio codes (in this
+    /// order), one code per position. Their marker ids are ids of the text vocabulary.
+    public var modalities: [ModalitySpec]
 
     public init(textVocab: Int, codebookSize: Int, gridSize: Int, decoder: DecoderConfig, audioCodebookSize: Int = 0,
-                audioLength: Int = 0) {
+                audioLength: Int = 0, modalities: [ModalitySpec] = []) {
         self.textVocab = textVocab; self.codebookSize = codebookSize; self.gridSize = gridSize
         self.decoder = decoder; self.audioCodebookSize = audioCodebookSize; self.audioLength = audioLength
+        self.modalities = modalities
     }
 
-    enum CodingKeys: String, CodingKey { case textVocab, codebookSize, gridSize, decoder, audioCodebookSize, audioLength }
+    enum CodingKeys: String, CodingKey { case textVocab, codebookSize, gridSize, decoder, audioCodebookSize, audioLength, modalities }
 
-    /// Configs saved before speech existed read with no audio codes.
+    /// Configs saved before speech (or other modalities) existed read without them.
     public init(from coder: Swift.Decoder) throws {
         let c = try coder.container(keyedBy: CodingKeys.self)
         self.init(textVocab: try c.decode(Int.self, forKey: .textVocab), codebookSize: try c.decode(Int.self, forKey: .codebookSize),
                   gridSize: try c.decode(Int.self, forKey: .gridSize), decoder: try c.decode(DecoderConfig.self, forKey: .decoder),
                   audioCodebookSize: try c.decodeIfPresent(Int.self, forKey: .audioCodebookSize) ?? 0,
-                  audioLength: try c.decodeIfPresent(Int.self, forKey: .audioLength) ?? 0)
+                  audioLength: try c.decodeIfPresent(Int.self, forKey: .audioLength) ?? 0,
+                  modalities: try c.decodeIfPresent([ModalitySpec].self, forKey: .modalities) ?? [])
     }
 
-    public var vocab: Int { textVocab + codebookSize + audioCodebookSize }
+    /// Writes `modalities` only when there are some, so configs without them read as before.
+    public func encode(to coder: Swift.Encoder) throws {
+        var c = coder.container(keyedBy: CodingKeys.self)
+        try c.encode(textVocab, forKey: .textVocab); try c.encode(codebookSize, forKey: .codebookSize)
+        try c.encode(gridSize, forKey: .gridSize); try c.encode(decoder, forKey: .decoder)
+        try c.encode(audioCodebookSize, forKey: .audioCodebookSize); try c.encode(audioLength, forKey: .audioLength)
+        if !modalities.isEmpty { try c.encode(modalities, forKey: .modalities) }
+    }
+
+    public var vocab: Int { textVocab + codebookSize + audioCodebookSize + modalities.reduce(0) { $0 + $1.codebookSize } }
     /// Whether the vocabulary holds audio codes.
     public var hasAudio: Bool { audioCodebookSize > 0 && audioLength > 0 }
 
@@ -51,6 +65,12 @@ public struct ChameleonConfig: Codable, Equatable, Sendable {
         }
         if audioCodebookSize < 0 || audioLength < 0 || (audioCodebookSize > 0) != (audioLength > 0) {
             return "audio sizes must both be positive or both 0 (audioCodebookSize \(audioCodebookSize), audioLength \(audioLength))"
+        }
+        for spec in modalities {
+            if let p = spec.problem(discrete: true) { return p }
+            if spec.opening >= textVocab || spec.closing >= textVocab {
+                return "modality '\(spec.name)': markers \(spec.opening), \(spec.closing) must be ids of the text vocabulary (\(textVocab))"
+            }
         }
         return nil
     }
@@ -66,6 +86,12 @@ public struct ChameleonConfig: Codable, Equatable, Sendable {
         if hasAudio {
             spans.append(CodeSpans(modality: .audio, offset: textVocab + codebookSize, codebookSize: audioCodebookSize,
                                    length: audioLength))
+        }
+        var offset = textVocab + codebookSize + audioCodebookSize
+        for spec in modalities {
+            guard let modality = try? spec.register() else { preconditionFailure("Chameleon: \(problem ?? "modality '\(spec.name)'")") }
+            spans.append(CodeSpans(modality: modality, offset: offset, codebookSize: spec.codebookSize, length: spec.length))
+            offset += spec.codebookSize
         }
         return spans
     }
@@ -134,7 +160,7 @@ public final class Chameleon: Module {
     /// closing ids left out: the other family never predicts them), then each of
     /// ``ChameleonConfig/codeSpans``'s codes.
     public func partTargets(_ targets: [Int32]) -> [[Int32]] {
-        splitTargets(targets, textVocab: config.textVocab, codes: config.codeSpans.map(\.ids))
+        splitTargets(targets, textVocab: config.textVocab, codes: config.codeSpans.map(\.ids), modalities: config.codeSpans.map(\.modality))
     }
 
     /// `count` images after `prompt` (BOS + caption ids; BOI is appended): each code position is
@@ -228,7 +254,7 @@ public final class Chameleon: Module {
     /// BOS + BOI) and enter the cache with their EOI; BOA likewise samples audio codes (models with
     /// speech). Text is picked from the text logits only. Stops at EOS, after `maxTokens` text
     /// tokens, or where the next token or span would take the sequence past `maxPositions`.
-    /// Segments: `.text` ids, `.image` code ids (1, grid, grid), `.audio` code ids (1, length).
+    /// Segments: `.text` ids, `.image` code ids (1, grid, grid), `.audio` and other modalities' code ids (1, length).
     public func generate(prompt: [Int32], maxTokens: Int, text: SamplingOptions, codes: SamplingOptions, cfgScale: Float,
                          maxPositions: Int? = nil, rng: RNG) -> [GeneratedSegment] {
         precondition(!prompt.isEmpty, "generate: empty prompt")
@@ -244,8 +270,8 @@ public final class Chameleon: Module {
                     let modality = Modality(opening: id)!
                     let sampled = sampleCodes(modality, prompt: context, count: 1, options: codes, cfgScale: cfgScale, rng: rng)
                     let span = tokens(modality, codes: sampled.intScalars)
-                    let segment: GeneratedSegment = modality == .image
-                        ? .image(sampled.reshaped([1, config.gridSize, config.gridSize])) : .audio(sampled)
+                    let segment = GeneratedSegment.span(
+                        of: modality, modality == .image ? sampled.reshaped([1, config.gridSize, config.gridSize]) : sampled)
                     return (segment, Array(span.dropFirst()), span)
                 })
         }

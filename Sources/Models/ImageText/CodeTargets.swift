@@ -6,10 +6,11 @@ import Tensors
 import Training
 
 /// `targets` split by what the loss reports them as (−1 elsewhere): text first (below
-/// `textVocab`, the ids that close spans left out: Transfusion never predicts them, so every
-/// family's text part scores the same targets), then each range of code ids in `codes`.
-func splitTargets(_ targets: [Int32], textVocab: Int, codes: [Range<Int32>]) -> [[Int32]] {
-    let v = Int32(textVocab), closing = Set(Modality.spanModalities.map(\.closing))
+/// `textVocab`, the ids that close spans left out — EOI, EOA and those of the model's other
+/// `modalities`: Transfusion never predicts them, so every family's text part scores the same
+/// targets), then each range of code ids in `codes`.
+func splitTargets(_ targets: [Int32], textVocab: Int, codes: [Range<Int32>], modalities: [Modality] = []) -> [[Int32]] {
+    let v = Int32(textVocab), closing = Set(([.image, .audio] + modalities).map(\.closing))
     func part(_ keep: (Int32) -> Bool) -> [Int32] { targets.map { $0 >= 0 && keep($0) ? $0 : -1 } }
     return [part { $0 < v && !closing.contains($0) }] + codes.map { range in part { range.contains($0) } }
 }

@@ -2,6 +2,7 @@
 // diffuses the spans it opens, Chameleon.generate samples their codes): text is decoded with a KV
 // cache; when the model opens an image (BOI) or speech (BOA), the family samples the span and
 // caches it, and decoding goes on after its closing id. Not caption decoding (NN's decodeLoop).
+import Data
 import Tensors
 import Text
 
@@ -14,6 +15,14 @@ public enum GeneratedSegment {
     /// A generated audio span: clean AudioCodec patches (1, L, D) from Transfusion, code ids
     /// (1, L) from Chameleon.
     case audio(Tensor)
+    /// A generated span of another registered modality: values (1, L, D) from Transfusion, code
+    /// ids (1, L) from Chameleon.
+    case span(Modality, Tensor)
+
+    /// The segment of a span of `modality` (image and audio have their own cases).
+    public static func span(of modality: Modality, _ x: Tensor) -> GeneratedSegment {
+        modality == .image ? .image(x) : modality == .audio ? .audio(x) : .span(modality, x)
+    }
 }
 
 /// Decodes after `prompt`: `step` extends the cache by ids and returns the next-token logits,

@@ -33,25 +33,28 @@ public struct TransfusionConfig: Codable, Equatable, Sendable {
     public var audioDim: Int
     /// L, positions of an audio span (clips are padded with silence or cut to L patches).
     public var audioLength: Int
+    /// Continuous span modalities beyond images and audio, each with its adapter (after the audio
+    /// adapter, in this order). Their marker ids are ids of the vocabulary.
+    public var modalities: [ModalitySpec]
 
     public init(vocab: Int, decoder: DecoderConfig, latentChannels: Int = 8, latentSize: Int = 8, patchSize: Int = 2,
                 patchifier: Patchifier = .linear, unetChannels: Int = 64, timestepScale: Float = 1,
-                audioDim: Int = 0, audioLength: Int = 0) {
+                audioDim: Int = 0, audioLength: Int = 0, modalities: [ModalitySpec] = []) {
         precondition(latentSize % patchSize == 0, "TransfusionConfig: latent size \(latentSize) is not a multiple of "
                      + "the patch size \(patchSize)")
         precondition(patchSize.nonzeroBitCount == 1, "TransfusionConfig: patch size \(patchSize) must be a power of 2")
         self.vocab = vocab; self.decoder = decoder; self.latentChannels = latentChannels
         self.latentSize = latentSize; self.patchSize = patchSize; self.patchifier = patchifier
         self.unetChannels = unetChannels; self.timestepScale = timestepScale
-        self.audioDim = audioDim; self.audioLength = audioLength
+        self.audioDim = audioDim; self.audioLength = audioLength; self.modalities = modalities
     }
 
     enum CodingKeys: String, CodingKey {
         case vocab, decoder, latentChannels, latentSize, patchSize, patchifier, unetChannels, timestepScale
-        case audioDim, audioLength
+        case audioDim, audioLength, modalities
     }
 
-    /// Configs saved before audio spans existed read with no audio layers.
+    /// Configs saved before audio spans (or other modalities) existed read without them.
     public init(from coder: Swift.Decoder) throws {
         let c = try coder.container(keyedBy: CodingKeys.self)
         vocab = try c.decode(Int.self, forKey: .vocab)
@@ -64,6 +67,18 @@ public struct TransfusionConfig: Codable, Equatable, Sendable {
         timestepScale = try c.decode(Float.self, forKey: .timestepScale)
         audioDim = try c.decodeIfPresent(Int.self, forKey: .audioDim) ?? 0
         audioLength = try c.decodeIfPresent(Int.self, forKey: .audioLength) ?? 0
+        modalities = try c.decodeIfPresent([ModalitySpec].self, forKey: .modalities) ?? []
+    }
+
+    /// Writes `modalities` only when there are some, so configs without them read as before.
+    public func encode(to coder: Swift.Encoder) throws {
+        var c = coder.container(keyedBy: CodingKeys.self)
+        try c.encode(vocab, forKey: .vocab); try c.encode(decoder, forKey: .decoder)
+        try c.encode(latentChannels, forKey: .latentChannels); try c.encode(latentSize, forKey: .latentSize)
+        try c.encode(patchSize, forKey: .patchSize); try c.encode(patchifier, forKey: .patchifier)
+        try c.encode(unetChannels, forKey: .unetChannels); try c.encode(timestepScale, forKey: .timestepScale)
+        try c.encode(audioDim, forKey: .audioDim); try c.encode(audioLength, forKey: .audioLength)
+        if !modalities.isEmpty { try c.encode(modalities, forKey: .modalities) }
     }
 
     /// Whether the model reads and writes audio spans.
@@ -80,6 +95,13 @@ public struct TransfusionConfig: Codable, Equatable, Sendable {
         }
         if audioDim < 0 || audioLength < 0 || (audioDim > 0) != (audioLength > 0) {
             return "audio sizes must both be positive or both 0 (audioDim \(audioDim), audioLength \(audioLength))"
+        }
+        for spec in modalities {
+            if let p = spec.problem(continuous: true) { return p }
+            if !SpanAdapters.has(spec.adapter) { return "modality '\(spec.name)': no adapter kind '\(spec.adapter)' is registered" }
+            if spec.opening >= vocab || spec.closing >= vocab {
+                return "modality '\(spec.name)': markers \(spec.opening), \(spec.closing) must be ids of the vocabulary (\(vocab))"
+            }
         }
         return nil
     }
@@ -148,7 +170,8 @@ public final class Transfusion: Module {
     public let head: Linear
     public let timeEmbed: TimestepEmbedding
     /// One adapter per continuous modality, in the config's order (images, then audio if the
-    /// config has it). Their layers are saved under their own keys (`patchIn`, `audioIn`, …).
+    /// config has it, then its other modalities). Their layers are saved under their own keys
+    /// (`patchIn`, `audioIn`, `<name>In` …).
     @Inline public var adapters: [any SpanAdapter]
 
     public init(_ config: TransfusionConfig, rng: RNG) {
@@ -163,6 +186,12 @@ public final class Transfusion: Module {
                        patchifier: config.patchifier, unetChannels: config.unetChannels, width: d, rng: rng)]
         if config.hasAudio {
             adapters.append(FrameSpans(.audio, name: "audio", dim: config.audioDim, length: config.audioLength, width: d, rng: rng))
+        }
+        for spec in config.modalities {
+            guard let adapter = try? SpanAdapters.make(spec, width: d, rng: rng) else {
+                preconditionFailure("Transfusion: modality '\(spec.name)': \(config.problem ?? "no adapter")")
+            }
+            adapters.append(adapter)
         }
         _adapters = Inline(wrappedValue: adapters)
     }

@@ -164,7 +164,7 @@ extension Transfusion {
                     let kind = Modality(opening: id)!
                     let x = sampleSpan(kind, after: cache, options: images, rng: rng)
                     cacheClean(x, kind, cache: cache)
-                    let segment: GeneratedSegment = kind == .image ? .image(x) : .audio(x)
+                    let segment = GeneratedSegment.span(of: kind, x)
                     return (segment, [Int32](repeating: SpecialTokens.pad, count: spanLength(id)!) + [kind.closing], [kind.closing])
                 })
         }
