@@ -151,9 +151,14 @@ public struct SavedModel {
         return (try? Recipe.load(recipe))?.data.seqLen
     }
 
-    /// The config decoded as `C`; an error names config.json when it is not a `kind` config or
+    /// The config decoded as `C`; an error names config.json when it is not a `family` config or
     /// when `problem` finds it unbuildable (a hand-edited file skips the initialisers' checks).
-    public func config<C: Decodable>(_ type: C.Type, kind: String, problem: (C) -> String?) throws -> C {
+    public func config<C: Decodable>(_ type: C.Type, family: ModelFamily, problem: (C) -> String?) throws -> C {
+        try config(type, what: family.rawValue, problem: problem)
+    }
+
+    /// The saved config as `type`, for a message that calls it "a `what` checkpoint config".
+    public func config<C: Decodable>(_ type: C.Type, what kind: String, problem: (C) -> String?) throws -> C {
         let file = checkpoint.appendingPathComponent("config.json").path
         let config: C
         do { config = try JSONDecoder().decode(C.self, from: configData) } catch {

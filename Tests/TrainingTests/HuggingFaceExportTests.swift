@@ -105,7 +105,7 @@ import Text
                 + tensors["model.layers.0.self_attn.v_proj.weight"]!.scalars == qkv)
         #expect(tensors["model.layers.0.mlp.gate_proj.weight"]!.scalars + tensors["model.layers.0.mlp.up_proj.weight"]!.scalars == w13)
 
-        let c = try saved.config(LMTask.Config.self, kind: "lm", problem: { _ in nil })
+        let c = try saved.config(LMTask.Config.self, family: .lm, problem: { _ in nil })
         let tokenizer = try BPETokenizer.decode(Data(c.tokenizer.utf8), name: "config")
         let lm = DecoderLM(vocab: c.vocab, config: c.decoder, rng: RNG(seed: 0))
         try lm.load(saved.weights)
@@ -138,7 +138,7 @@ import Text
         let layout = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: hf.appendingPathComponent("fusion.json"))) as? [String: Any])
         #expect(FileManager.default.fileExists(atPath: hf.appendingPathComponent("vq.safetensors").path))
         let saved = try SavedModel(path: run.path, ema: true)
-        let c = try saved.config(ChameleonTask.Config.self, kind: "chameleon", problem: { _ in nil })
+        let c = try saved.config(ChameleonTask.Config.self, family: .chameleon, problem: { _ in nil })
         #expect(layout["image_code_offset"] as? Int == c.model.textVocab && (layout["left_out"] as? [String])?.isEmpty == true)
         let model = Chameleon(c.model, rng: RNG(seed: 0))
         try model.load(saved.weights)

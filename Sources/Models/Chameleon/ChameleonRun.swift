@@ -26,7 +26,7 @@ public struct ChameleonRun {
     public init(path: String, ema: Bool = true) throws {
         let saved = try SavedModel(path: path, ema: ema)
         (checkpoint, run) = (saved.checkpoint, saved.run)
-        config = try saved.config(ChameleonTask.Config.self, kind: "chameleon") { $0.model.problem }
+        config = try saved.config(ChameleonTask.Config.self, family: .chameleon) { $0.model.problem }
         contextLength = saved.trainedContext(config.contextLength)
         tokenizer = try JSONDecoder().decode(BPETokenizer.self, from: Foundation.Data(config.tokenizer.utf8))
         vq = try VQTokenizer.load(from: run.appendingPathComponent(config.vq).path)

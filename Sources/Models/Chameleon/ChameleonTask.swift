@@ -36,7 +36,7 @@ public final class ChameleonTask: TrainingTask {
 
     /// What sampling needs to rebuild the model from a run.
     public struct Config: Codable {
-        public var kind = "chameleon"
+        public var kind = ModelFamily.chameleon.rawValue
         public var model: ChameleonConfig
         public var tokenizer: String
         /// The VQ tokenizer checkpoint, relative to the run folder.

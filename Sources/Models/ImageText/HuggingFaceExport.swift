@@ -40,14 +40,14 @@ public enum HuggingFaceExport {
         let family = try ModelFamily.saved(kind, path: path, needs: .huggingFace, for: "be exported with --format hf")
         switch family {
         case .lm:
-            let c = try saved.config(LMTask.Config.self, kind: "lm", problem: { $0.decoder.problem })
+            let c = try saved.config(LMTask.Config.self, family: .lm, problem: { $0.decoder.problem })
             (prefix, vocab, decoder, tokenizerText, context) = ("", c.vocab, c.decoder, c.tokenizer, c.contextLength)
         case .transfusion:
-            let c = try saved.config(TransfusionTask.Config.self, kind: "transfusion", problem: { $0.model.problem })
+            let c = try saved.config(TransfusionTask.Config.self, family: .transfusion, problem: { $0.model.problem })
             (prefix, vocab, decoder, tokenizerText, context) = ("", c.model.vocab, c.model.decoder, c.tokenizer, c.contextLength)
             layout["note"] = "the text path of a Transfusion model: image and audio spans need Fusion"
         case .chameleon:
-            let c = try saved.config(ChameleonTask.Config.self, kind: "chameleon", problem: { $0.model.problem })
+            let c = try saved.config(ChameleonTask.Config.self, family: .chameleon, problem: { $0.model.problem })
             (prefix, vocab, decoder, tokenizerText, context) = ("lm.", c.model.vocab, c.model.decoder, c.tokenizer, c.contextLength)
             layout["image_code_offset"] = c.model.textVocab
             layout["image_codebook_size"] = c.model.codebookSize

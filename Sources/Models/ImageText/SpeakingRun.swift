@@ -120,6 +120,6 @@ extension SavedModel {
     /// The `kind` its config names.
     public func kind() throws -> String {
         struct Kind: Decodable { var kind: String }
-        return try config(Kind.self, kind: "model") { _ in nil }.kind
+        return try config(Kind.self, what: "model") { _ in nil }.kind
     }
 }

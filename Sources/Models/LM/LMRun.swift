@@ -18,7 +18,7 @@ public struct LMRun {
     /// exported model; `ema` picks the EMA weights when the checkpoint has them.
     public init(path: String, ema: Bool = true) throws {
         let saved = try SavedModel(path: path, ema: ema)
-        config = try saved.config(LMTask.Config.self, kind: "lm") { $0.decoder.problem }
+        config = try saved.config(LMTask.Config.self, family: .lm) { $0.decoder.problem }
         contextLength = saved.trainedContext(config.contextLength)
         tokenizer = try BPETokenizer.decode(Foundation.Data(config.tokenizer.utf8), name: "the tokenizer in \(path)'s config.json")
         lm = DecoderLM(vocab: config.vocab, config: config.decoder, rng: RNG(seed: 0))

@@ -22,7 +22,7 @@ public final class LMTask: TrainingTask, InitialisedFrom {
 
     /// The config saved beside checkpoints.
     public struct Config: Codable {
-        public var kind = "lm"
+        public var kind = ModelFamily.lm.rawValue
         public var vocab: Int
         public var decoder: DecoderConfig
         public var tokenizer: String

@@ -29,7 +29,7 @@ public struct TransfusionRun {
     public init(path: String, ema: Bool = true) throws {
         let saved = try SavedModel(path: path, ema: ema)
         checkpoint = saved.checkpoint
-        config = try saved.config(TransfusionTask.Config.self, kind: "transfusion") { $0.model.problem }
+        config = try saved.config(TransfusionTask.Config.self, family: .transfusion) { $0.model.problem }
         tokenizer = try JSONDecoder().decode(BPETokenizer.self, from: Foundation.Data(config.tokenizer.utf8))
         vaeURL = saved.run.appendingPathComponent(config.vae)
         vae = try ImageVAE.load(from: vaeURL.path)

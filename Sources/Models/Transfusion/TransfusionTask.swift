@@ -43,7 +43,7 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
 
     /// What `fusion sample` / `caption` / `generate` need to rebuild the model from a run.
     public struct Config: Codable {
-        public var kind = "transfusion"
+        public var kind = ModelFamily.transfusion.rawValue
         public var model: TransfusionConfig
         /// The BPE tokenizer as JSON.
         public var tokenizer: String

@@ -21,7 +21,7 @@ public struct VARRun {
     public init(path: String, ema: Bool = true) throws {
         let saved = try SavedModel(path: path, ema: ema)
         (checkpoint, run) = (saved.checkpoint, saved.run)
-        config = try saved.config(VARTask.Config.self, kind: "var") { $0.model.problem }
+        config = try saved.config(VARTask.Config.self, family: .var) { $0.model.problem }
         tokenizer = try JSONDecoder().decode(BPETokenizer.self, from: Foundation.Data(config.tokenizer.utf8))
         msvq = try MultiScaleVQTokenizer.load(from: run.appendingPathComponent(config.msvq).path)
         guard msvq.config.scales == config.model.scales, msvq.config.base.codebookSize == config.model.codebookSize,

@@ -34,7 +34,7 @@ public final class VARTask: TrainingTask {
 
     /// What sampling needs to rebuild the model from a run.
     public struct Config: Codable {
-        public var kind = "var"
+        public var kind = ModelFamily.var.rawValue
         public var model: VARConfig
         public var tokenizer: String
         /// The multi-scale VQ tokenizer checkpoint, relative to the run folder.
