@@ -44,13 +44,15 @@ public struct ShapesEval: Sendable {
     public let prompts: [EvalPrompt]
     public let detector: ShapesDetector
 
-    /// `promptsPerCategory` prompts of each category, in category order; the same for the same
-    /// seed, and a prefix of a larger set with the same seed.
-    public init(seed: UInt64 = 0, promptsPerCategory: Int = 16, imageSize: Int = 32) {
+    /// `promptsPerCategory` prompts of each category (of `categories`, by default all), in
+    /// category order; the same for the same seed, and a prefix of a larger set with the same seed.
+    /// A category's prompts do not depend on which other categories are asked for.
+    public init(seed: UInt64 = 0, promptsPerCategory: Int = 16, imageSize: Int = 32,
+                categories: [ShapesEvalCategory] = ShapesEvalCategory.allCases) {
         self.seed = seed
         self.imageSize = imageSize
         detector = ShapesDetector(imageSize: imageSize)
-        prompts = ShapesEvalCategory.allCases.enumerated().flatMap { c, category in
+        prompts = ShapesEvalCategory.allCases.enumerated().filter { categories.contains($0.element) }.flatMap { c, category in
             (0..<promptsPerCategory).map { k in
                 var rng = SplitMix64(seed: seed, stream: 0xE7A1_0000 + UInt64(c), index: k)
                 return Self.prompt(category, rng: &rng)

@@ -93,6 +93,9 @@ func render(_ scene: Scene, _ size: Int) -> Image {
             #expect(Array(big.prompts.filter { $0.category == c }.prefix(4)) == a.prompts.filter { $0.category == c })
         }
         #expect(ShapesEval(seed: 0, totalPrompts: 24).prompts.count == 24)
+        // Asking for some categories gives those categories' prompts of the whole set.
+        let some: [ShapesEvalCategory] = [.counting, .colourBinding]
+        #expect(ShapesEval(seed: 3, promptsPerCategory: 8, categories: some).prompts == big.prompts.filter { some.contains($0.category) })
         // Every prompt text is a caption the parser reads back to at least the expectation's facts.
         for p in big.prompts {
             let parsed = ShapesCaptionParser.parse(p.text)
