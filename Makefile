@@ -36,11 +36,11 @@ DEMO_PROMPT := two blue squares
 demo: build
 	$(FUSION) train recipes/demo.yaml --fresh
 	$(FUSION) sample --checkpoint runs/demo --prompt "$(DEMO_PROMPT)" --num 8 --out runs/demo/demo-trained.png
-	$(FUSION) sample --checkpoint checkpoints/shapes-tiny --prompt "$(DEMO_PROMPT)" --num 8 --out runs/demo/demo-shipped.png
+	$(FUSION) sample --checkpoint checkpoints/shapes-tiny-unet-50k --prompt "$(DEMO_PROMPT)" --num 8 --out runs/demo/demo-shipped.png
 	$(FUSION) data shapes --out runs/demo/images --count 1 --seed 7 >/dev/null 2>&1
 	@echo "caption of runs/demo/images/000000.png (truth: $$(sed -e 's/.*"text":"//' -e 's/".*//' runs/demo/images/metadata.jsonl)):"
 	@printf '  trained here: '; $(FUSION) caption --checkpoint runs/demo --image runs/demo/images/000000.png
-	@printf '  shipped:      '; $(FUSION) caption --checkpoint checkpoints/shapes-tiny --image runs/demo/images/000000.png
+	@printf '  shipped:      '; $(FUSION) caption --checkpoint checkpoints/shapes-tiny-unet-50k --image runs/demo/images/000000.png
 	@echo "pictures: runs/demo/demo-trained.png, runs/demo/demo-shipped.png (\"$(DEMO_PROMPT)\"), runs/demo/samples/ (the run's prompts), runs/demo/loss.png"
 
 test: setup
