@@ -35,15 +35,14 @@ public struct Modality: Hashable, Comparable, Codable, Sendable, CustomStringCon
     public var description: String { name }
 
     /// The reserved id that opens a span of this modality (BOI, BOA, or the registered one).
-    public var opening: Int32 {
-        guard let ids = Self.registry.entry(rawValue)!.markers else { preconditionFailure("Modality: text has no spans") }
-        return ids.opening
-    }
+    public var opening: Int32 { markers.opening }
 
     /// The reserved id that closes a span of this modality (EOI, EOA, or the registered one).
-    public var closing: Int32 {
+    public var closing: Int32 { markers.closing }
+
+    private var markers: (opening: Int32, closing: Int32) {
         guard let ids = Self.registry.entry(rawValue)!.markers else { preconditionFailure("Modality: text has no spans") }
-        return ids.closing
+        return ids
     }
 
     /// The span modalities, built-in and registered, in number order.
@@ -51,8 +50,8 @@ public struct Modality: Hashable, Comparable, Codable, Sendable, CustomStringCon
 
     /// The modality whose spans `id` opens, or nil.
     public init?(opening id: Int32) {
-        guard let m = Self.spanModalities.first(where: { $0.opening == id }) else { return nil }
-        self = m
+        guard let k = Self.registry.all.firstIndex(where: { $0.markers?.opening == id }) else { return nil }
+        self.init(known: Int32(k))
     }
 
     /// The modality named `name`, or nil when none is registered under it.
@@ -172,9 +171,14 @@ public struct ModalitySpec: Codable, Equatable, Sendable {
     /// The modality, registered under its name and markers.
     public func register() throws -> Modality { try Modality.register(name, opening: opening, closing: closing) }
 
-    /// What makes the spec unusable by a family that needs `continuous` values or `discrete` codes, or nil.
-    public func problem(continuous: Bool = false, discrete: Bool = false) -> String? {
+    /// What makes the spec unusable by a model whose text vocabulary has `vocab` ids and that
+    /// needs `continuous` values or `discrete` codes, or nil. Registers the modality (idempotent)
+    /// to find a clash with another one.
+    public func problem(vocab: Int, continuous: Bool = false, discrete: Bool = false) -> String? {
         if length <= 0 { return "modality '\(name)': length \(length) must be positive" }
+        if opening >= vocab || closing >= vocab {
+            return "modality '\(name)': markers \(opening), \(closing) must be ids of the text vocabulary (\(vocab))"
+        }
         if continuous && dim <= 0 { return "modality '\(name)': dim \(dim) must be positive for continuous spans" }
         if discrete && codebookSize <= 0 { return "modality '\(name)': codebookSize \(codebookSize) must be positive for code spans" }
         if Modality(named: name).map({ $0.rawValue <= 2 }) ?? false { return "modality '\(name)' is built in" }

@@ -66,12 +66,7 @@ public struct ChameleonConfig: Codable, Equatable, Sendable {
         if audioCodebookSize < 0 || audioLength < 0 || (audioCodebookSize > 0) != (audioLength > 0) {
             return "audio sizes must both be positive or both 0 (audioCodebookSize \(audioCodebookSize), audioLength \(audioLength))"
         }
-        for spec in modalities {
-            if let p = spec.problem(discrete: true) { return p }
-            if spec.opening >= textVocab || spec.closing >= textVocab {
-                return "modality '\(spec.name)': markers \(spec.opening), \(spec.closing) must be ids of the text vocabulary (\(textVocab))"
-            }
-        }
+        for spec in modalities { if let p = spec.problem(vocab: textVocab, discrete: true) { return p } }
         return nil
     }
     /// Code positions of one image.

@@ -97,11 +97,8 @@ public struct TransfusionConfig: Codable, Equatable, Sendable {
             return "audio sizes must both be positive or both 0 (audioDim \(audioDim), audioLength \(audioLength))"
         }
         for spec in modalities {
-            if let p = spec.problem(continuous: true) { return p }
+            if let p = spec.problem(vocab: vocab, continuous: true) { return p }
             if !SpanAdapters.has(spec.adapter) { return "modality '\(spec.name)': no adapter kind '\(spec.adapter)' is registered" }
-            if spec.opening >= vocab || spec.closing >= vocab {
-                return "modality '\(spec.name)': markers \(spec.opening), \(spec.closing) must be ids of the vocabulary (\(vocab))"
-            }
         }
         return nil
     }

@@ -31,9 +31,10 @@ extension Transfusion {
     public func batch(_ rows: [[Document]], length t: Int, diffusion: GaussianDiffusion, seed: UInt64, lossWeight: Float,
                       maxT: [Modality: Int] = [:], causalSpans: Bool = false) throws -> TransfusionBatch {
         var ids: [Int32] = [], targets: [Int32] = [], positions: [Int32] = [], docs: [[Int32]] = [], spanIDs: [[Int32]] = []
-        // Per modality, in batch order: values, timesteps, starts, targets of scored spans, scored indices.
-        var values: [Modality: [Float]] = [:], times: [Modality: [Float]] = [:], starts: [Modality: [Int]] = [:]
-        var regress: [Modality: [Float]] = [:], scored: [Modality: [Int]] = [:]
+        /// One modality's spans in batch order: input values, timesteps, starts, and the targets and
+        /// indices of the scored ones.
+        struct Spans { var values: [Float] = [], times: [Float] = [], starts: [Int] = [], targets: [Float] = [], scored: [Int] = [] }
+        var spans: [Modality: Spans] = [:]
         for (r, documents) in rows.enumerated() {
             let row = try pack(documents.map { MixedSequence(segments: $0.segments) }, length: t)
             ids += row.tokens; targets += row.targets; positions += row.positions
@@ -47,30 +48,31 @@ extension Transfusion {
                 guard piece.values.count == shape.reduce(1, *) else {
                     throw TransfusionBatchError.badValues(span.modality, document: document.index, count: piece.values.count, shape: shape)
                 }
-                let m = span.modality, k = times[m, default: []].count
-                starts[m, default: []].append(r * t + span.start)
+                var s = spans[span.modality, default: Spans()]
+                s.starts.append(r * t + span.start)
                 switch piece.role {
                 case .condition:
-                    values[m, default: []] += piece.values
-                    times[m, default: []].append(0)
+                    s.values += piece.values
+                    s.times.append(0)
                 case .generated:
                     let rng = RNG.documentNoise(seed: seed, index: document.index).split(UInt64(span.index))
-                    let x = diffusion.trainingExample(x0: Tensor(piece.values, shape: shape), rng: rng, maxT: maxT[m])
-                    values[m, default: []] += x.noisy.scalars
-                    times[m, default: []].append(x.t)
-                    regress[m, default: []] += x.target.scalars
-                    scored[m, default: []].append(k)
+                    let x = diffusion.trainingExample(x0: Tensor(piece.values, shape: shape), rng: rng, maxT: maxT[span.modality])
+                    s.scored.append(s.times.count)
+                    s.values += x.noisy.scalars
+                    s.times.append(x.t)
+                    s.targets += x.target.scalars
                 }
+                spans[span.modality] = s
             }
         }
         var input = TransfusionInput(ids: Tensor(ints: ids, shape: [rows.count, t]), positions: Tensor(ints: positions),
                                      mask: try AttentionMask(documents: docs, spans: spanIDs, causalSpans: causalSpans))
         var spanTargets: [Modality: SpanTargets] = [:]
-        for (m, steps) in times {
-            let shape = adapter(m)!.valueShape, kept = scored[m] ?? []
-            input.spans[m] = SpanBatch(Tensor(values[m]!, shape: [steps.count] + shape), timesteps: steps, starts: starts[m]!)
-            spanTargets[m] = SpanTargets(Tensor(regress[m] ?? [], shape: [kept.count] + shape),
-                                         scored: kept.count == steps.count ? nil : kept, weight: lossWeight)
+        for (m, s) in spans {
+            let shape = adapter(m)!.valueShape
+            input.spans[m] = SpanBatch(Tensor(s.values, shape: [s.times.count] + shape), timesteps: s.times, starts: s.starts)
+            spanTargets[m] = SpanTargets(Tensor(s.targets, shape: [s.scored.count] + shape),
+                                         scored: s.scored.count == s.times.count ? nil : s.scored, weight: lossWeight)
         }
         return TransfusionBatch(input: input, targets: Tensor(ints: targets), spanTargets: spanTargets)
     }
