@@ -1,5 +1,5 @@
 // Reading and writing recipes: YAML text → located tree → `key.path=value` overrides → schema walk →
-// typed `Recipe`, and back to YAML. Not the key table (RecipeSchema.swift) nor the structs (RecipeTypes.swift).
+// typed `Recipe`, and back to YAML. Not the walker (RecipeSchema.swift) nor the declarations (RecipeTypes.swift).
 import Foundation
 import NN
 import Yams
@@ -100,13 +100,7 @@ extension Recipe {
         for text in overrides {
             root = try RecipeOverride(text, file: file).applied(to: root)
         }
-        let values = try RecipeSchema.resolve(root)
-        do {
-            let json = try JSONSerialization.data(withJSONObject: values.mapValues(\.json))
-            return try JSONDecoder().decode(Recipe.self, from: json)
-        } catch {
-            fatalError("RecipeSchema and RecipeTypes disagree (fix the table): \(error)")
-        }
+        return Recipe(recipeValues: try RecipeSchema.resolve(root))
     }
 
     /// The fully resolved recipe as YAML, keys in schema order, every default written out;

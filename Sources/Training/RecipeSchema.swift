@@ -1,5 +1,6 @@
-// The recipe schema: one table of every key a recipe may hold (type, default, bounds), and the walker
-// that checks a parsed YAML tree against it. Not the YAML reading or writing (Recipe.swift).
+// The recipe schema: every key a recipe may hold (type, default, bounds), read off the section
+// structs' declarations, and the walker that checks a parsed YAML tree against it. Not the YAML
+// reading or writing (Recipe.swift), nor the declarations (RecipeTypes.swift).
 import Diffusion
 import Foundation
 import NN
@@ -54,115 +55,9 @@ enum RecipeSchema {
 // MARK: - The table
 
 extension RecipeSchema {
-    static let modelKinds = ModelFamily.allCases.map(\.rawValue)
-
-    /// Every key a recipe may hold, in the order `Recipe.yaml()` writes them.
-    static let recipe: [Key] = [
-        .required("name", .string),
-        .key("seed", .int, 0, .nonNegative),
-        .section("model", [
-            .required("kind", .choice(modelKinds)),
-            .key("preset", .string, "tiny"),
-            .optional("dim", .int, .positive),
-            .optional("layers", .int, .positive),
-            .optional("heads", .int, .positive),
-            .optional("mlp_hidden", .int, .positive),
-            .optional("qk_norm", .bool),
-            .optional("rope_base", .float, .positive),
-            .optional("vocab_size", .int, .positive),
-            .key("z_loss", .float, 0.0, .nonNegative),
-            .optional("image_tokenizer", .string),
-            .key("patch_size", .int, 2, .positive),
-            .key("patchifier", .choice(SpanPatchifier.allCases.map(\.rawValue)), "linear"),
-            .key("unet_channels", .int, 64, .positive),
-        ]),
-        .section("diffusion", [
-            .key("schedule", .choice(NoiseScheduleName.allCases.map(\.rawValue)), "cosine"),
-            .key("steps", .int, 1000, .positive),
-            .key("target", .choice(DiffusionTarget.allCases.map(\.rawValue)), "eps"),
-            .key("loss_weight", .float, 5.0, .nonNegative),
-            .key("image_first", .float, 0.2, .fraction),
-            .key("image_first_max_t", .int, 500, .nonNegative),
-            .key("caption_dropout", .float, 0.1, .fraction),
-            .key("causal_spans", .bool, .bool(false)),
-            .key("sampler", .choice(SpanSampler.allCases.map(\.rawValue)), "ddim"),
-            .key("sample_steps", .int, 50, .positive),
-            .key("cfg", .float, 3.0, .nonNegative),
-            .key("clip_x0", .float, 5.0, .nonNegative),
-            .key("instruction_dropout", .float, 0.1, .fraction),
-            .key("source_dropout", .float, 0.05, .fraction),
-        ]),
-        .section("data", [
-            .key("source", .choice(DataSourceKind.allCases.map(\.rawValue)), "shapes"),
-            .optional("path", .string),  // required when source is folder: see `checkRules`
-            .key("image_size", .int, 32, .positive),
-            .key("held_out", .float, 0.1, .fraction),
-            .key("skip_bad", .bool, .bool(false)),
-            .key("text", .strings, []),
-            .key("text_fraction", .float, 0.0, .fraction),
-            .optional("tokenizer", .string),
-            .key("tokenizer_vocab", .int, 512, .positive),
-            .key("seq_len", .int, 128, .positive),
-            .key("pool", .int, 0, .nonNegative),
-            .key("docs_per_row", .int, 0, .nonNegative),
-            .key("edit_fraction", .float, 0.0, .fraction),
-            .optional("speech", .string),
-            .key("speech_fraction", .float, 0.0, .fraction),
-            .key("speech_mix", .ints, .ints([1, 1, 1]), .nonNegative),
-            .key("speech_wpm", .int, 200, .positive),
-            .key("audio_patches", .int, 40, .positive),
-            .key("audio_sample_rate", .int, 8000, .positive),
-            .key("audio_fft", .int, 256, .positive),
-            .key("audio_hop", .int, 128, .positive),
-            .key("audio_mels", .int, 32, .positive),
-            .key("audio_frames_per_patch", .int, 4, .positive),
-            .key("audio_codebook", .int, 256, .positive),
-        ]),
-        .section("optimizer", [
-            .key("name", .choice(OptimizerKind.allCases.map(\.rawValue)), "adamw"),
-            .key("lr", .float, 3e-4, .positive),
-            .key("beta1", .float, 0.9, .openFraction),
-            .key("beta2", .float, 0.95, .openFraction),
-            .key("eps", .float, 1e-8, .positive),
-            .key("weight_decay", .float, 0.1, .nonNegative),
-            .key("momentum", .float, 0.9, .openFraction),
-            .key("grad_clip", .float, 1.0, .nonNegative),
-            .key("warmup_steps", .int, 100, .nonNegative),
-            .key("schedule", .choice(LRSchedule.Decay.allCases.map(\.rawValue)), "cosine"),
-            .key("min_lr_ratio", .float, 0.1, .fraction),
-        ]),
-        .section("train", [
-            .required("steps", .int, .positive),
-            .key("batch_size", .int, 16, .positive),
-            .key("grad_accum", .int, 1, .positive),
-            .key("log_every", .int, 10, .positive),
-            .key("checkpoint_every", .int, 500, .positive),
-            .key("keep_checkpoints", .int, 3, .positive),
-            .key("ema_decay", .float, 0.0, .openFraction),
-            .optional("threads", .int, .positive),
-            .key("matmul_precision", .choice(MatmulPrecision.allCases.map(\.rawValue)), "fp32"),
-            .key("on_nonfinite", .choice(NonFinitePolicy.allCases.map(\.rawValue)), "skip"),
-            .optional("init_from", .string),
-            .optional("memory_limit", .string),  // "6GiB", "512MiB", bytes, or off: see `checkRules`
-        ]),
-        .section("eval", [
-            .key("every", .int, 0, .nonNegative),
-            .key("batches", .int, 4, .positive),
-            .key("documents", .int, 1024, .positive),
-            .key("shapes_eval", .int, 0, .nonNegative),
-            .key("edits", .int, 0, .nonNegative),
-            .key("speech", .int, 0, .nonNegative),
-            .key("text_chunks", .int, 256, .positive),
-        ]),
-        .section("sample", [
-            .key("every", .int, 0, .nonNegative),
-            .key("prompts", .strings, []),
-            .key("temperature", .float, 1.0, .nonNegative),
-            .key("top_k", .int, 0, .nonNegative),
-            .key("max_tokens", .int, 64, .positive),
-        ]),
-        .section("tokenizer", tokenizer),  // RecipeTokenizer.swift
-    ]
+    /// Every key a recipe may hold, in the order `Recipe.yaml()` writes them: read off the
+    /// sections' declarations (RecipeTypes.swift, RecipeTokenizer.swift).
+    static let recipe: [Key] = Recipe.keys
 }
 
 // MARK: - The walker

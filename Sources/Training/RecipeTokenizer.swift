@@ -18,7 +18,7 @@ import NN
 ///   latent_channels: 8
 ///   reconstruction: mse
 /// ```
-public struct TokenizerSection: Codable, Equatable, Sendable {
+public struct TokenizerSection: RecipeSection {
     /// Width of the first level (level i: channels · channel_multipliers[i]).
     public var channels = 128
     /// One multiplier per level, log2(downsample / patch_size) + 1 of them; nil: [1, 2, 2, …].
@@ -46,13 +46,23 @@ public struct TokenizerSection: Codable, Equatable, Sendable {
     /// msvq: sides of the code maps, ascending, the last the full grid; nil: ``defaultScales(grid:)``.
     public var scales: [Int]?
 
-    enum CodingKeys: String, CodingKey {
-        case channels, downsample, groups, reconstruction, ema
-        case channelMultipliers = "channel_multipliers", patchSize = "patch_size", latentChannels = "latent_channels"
-        case klWeight = "kl_weight", codebookSize = "codebook_size", codeDim = "code_dim"
-        case commitmentWeight = "commitment_weight", emaDecay = "ema_decay", restartAfterSteps = "restart_after_steps"
-        case scales
-    }
+    public static let fields: [RecipeField<Self>] = [
+        .key("channels", \.channels, .positive),
+        .key("channel_multipliers", \.channelMultipliers, .positive),
+        .key("downsample", \.downsample, .positive),
+        .key("patch_size", \.patchSize, .positive),
+        .key("latent_channels", \.latentChannels, .positive),
+        .key("kl_weight", \.klWeight, .nonNegative),
+        .key("groups", \.groups, .positive),
+        .key("reconstruction", \.reconstruction),
+        .key("codebook_size", \.codebookSize, .positive),
+        .key("code_dim", \.codeDim, .positive),
+        .key("commitment_weight", \.commitmentWeight, .nonNegative),
+        .key("ema", \.ema),
+        .key("ema_decay", \.emaDecay, .openFraction),
+        .key("restart_after_steps", \.restartAfterSteps, .nonNegative),
+        .key("scales", \.scales, .positive),
+    ]
 
     /// The schema's defaults.
     public init() {}
@@ -72,25 +82,6 @@ public struct TokenizerSection: Codable, Equatable, Sendable {
 // MARK: - Schema
 
 extension RecipeSchema {
-    /// The keys of `tokenizer:`; defaults must equal `TokenizerSection()`'s.
-    static let tokenizer: [Key] = [
-        .key("channels", .int, 128, .positive),
-        .optional("channel_multipliers", .ints, .positive),
-        .key("downsample", .int, 4, .positive),
-        .key("patch_size", .int, 4, .positive),
-        .key("latent_channels", .int, 8, .positive),
-        .key("kl_weight", .float, 1e-6, .nonNegative),
-        .key("groups", .int, 8, .positive),
-        .key("reconstruction", .choice(ReconstructionLoss.allCases.map(\.rawValue)), "mse"),
-        .key("codebook_size", .int, 512, .positive),
-        .key("code_dim", .int, 8, .positive),
-        .key("commitment_weight", .float, 0.25, .nonNegative),
-        .key("ema", .bool, .bool(true)),
-        .key("ema_decay", .float, 0.99, .openFraction),
-        .key("restart_after_steps", .int, 32, .nonNegative),
-        .optional("scales", .ints, .positive),
-    ]
-
     /// Rules between tokenizer keys that would otherwise stop the model's constructor: powers of
     /// two, one channel multiplier per level, widths that split into the GroupNorm groups.
     static func checkTokenizerRules(_ values: [String: Value], _ root: RecipeNode) throws {

@@ -1,30 +1,48 @@
 // The typed recipe: what a YAML file in recipes/ resolves to after validation and defaults.
-// Field names are the YAML keys (snake_case via CodingKeys). Not the parser (Recipe.swift).
+// Each key once: a property with its default, and its YAML name and bounds in `fields`
+// (RecipeField.swift). Not the parser (Recipe.swift) nor the walker (RecipeSchema.swift).
 import Diffusion
 import Foundation
 import NN
 import Tensors
 
-/// A resolved experiment recipe. Sections mirror the YAML file.
-public struct Recipe: Codable, Equatable, Sendable {
-    public var name: String
-    public var seed: UInt64
-    public var model: ModelSection
-    public var diffusion: DiffusionSection
-    public var data: DataSection
-    public var optimizer: OptimizerSection
-    public var train: TrainSection
-    public var eval: EvalSection
-    public var sample: SampleSection
+/// A resolved experiment recipe. Sections mirror the YAML file; each key is declared once, as a
+/// property with its default and an entry of its section's `fields` (RecipeField.swift).
+public struct Recipe: RecipeSection {
+    public var name = ""
+    public var seed: UInt64 = 0
+    public var model = ModelSection()
+    public var diffusion = DiffusionSection()
+    public var data = DataSection()
+    public var optimizer = OptimizerSection()
+    public var train = TrainSection()
+    public var eval = EvalSection()
+    public var sample = SampleSection()
     /// The image tokenizer's architecture and loss (model.kind vae or vq; RecipeTokenizer.swift).
     public var tokenizer = TokenizerSection()
+
+    /// Every key at its default.
+    public init() {}
+
+    public static let fields: [RecipeField<Self>] = [
+        .key("name", \.name, required: true),
+        .key("seed", \.seed, .nonNegative),
+        .section("model", \.model),
+        .section("diffusion", \.diffusion),
+        .section("data", \.data),
+        .section("optimizer", \.optimizer),
+        .section("train", \.train),
+        .section("eval", \.eval),
+        .section("sample", \.sample),
+        .section("tokenizer", \.tokenizer),
+    ]
 }
 
-public struct ModelSection: Codable, Equatable, Sendable {
-    /// Which model family (ModelFamily.swift).
-    public var kind: ModelFamily
+public struct ModelSection: RecipeSection {
+    /// Which model family (ModelFamily.swift); required.
+    public var kind = ModelFamily.lm
     /// A named size preset ("tiny", "small", "base", "ref"); the fields below override it.
-    public var preset: String
+    public var preset = "tiny"
     public var dim: Int?
     public var layers: Int?
     public var heads: Int?
@@ -32,83 +50,87 @@ public struct ModelSection: Codable, Equatable, Sendable {
     public var qkNorm: Bool?
     public var ropeBase: Float?
     public var vocabSize: Int?
-    public var zLoss: Float
+    public var zLoss: Float = 0
     /// The image tokenizer checkpoint (a VAE for Transfusion, a VQ tokenizer for Chameleon).
     public var imageTokenizer: String?
     /// Latent pixels per patch side of an image span (Transfusion).
-    public var patchSize: Int
+    public var patchSize = 2
     /// Transfusion's patch layers.
-    public var patchifier: SpanPatchifier
-    public var unetChannels: Int
+    public var patchifier = SpanPatchifier.linear
+    public var unetChannels = 64
 
-    enum CodingKeys: String, CodingKey {
-        case kind, preset, dim, layers, heads, zLoss = "z_loss", qkNorm = "qk_norm", ropeBase = "rope_base"
-        case mlpHidden = "mlp_hidden", vocabSize = "vocab_size", imageTokenizer = "image_tokenizer"
-        case patchSize = "patch_size", patchifier, unetChannels = "unet_channels"
-    }
+    /// Every key at its default.
+    public init() {}
+
+    public static let fields: [RecipeField<Self>] = [
+        .key("kind", \.kind, required: true),
+        .key("preset", \.preset),
+        .key("dim", \.dim, .positive),
+        .key("layers", \.layers, .positive),
+        .key("heads", \.heads, .positive),
+        .key("mlp_hidden", \.mlpHidden, .positive),
+        .key("qk_norm", \.qkNorm),
+        .key("rope_base", \.ropeBase, .positive),
+        .key("vocab_size", \.vocabSize, .positive),
+        .key("z_loss", \.zLoss, .nonNegative),
+        .key("image_tokenizer", \.imageTokenizer),
+        .key("patch_size", \.patchSize, .positive),
+        .key("patchifier", \.patchifier),
+        .key("unet_channels", \.unetChannels, .positive),
+    ]
 }
 
-/// Transfusion's diffusion objective, data mixture and image sampling.
-public struct DiffusionSection: Codable, Equatable, Sendable {
+/// Transfusion's diffusion objective, data mixture and image sampling. Also a Transfusion
+/// checkpoint's `diffusion` (its config.json), so keys added later say what older files read as.
+public struct DiffusionSection: RecipeSection {
     /// The discrete schedule, `steps` long (unused by the flow target).
-    public var schedule: NoiseScheduleName
-    public var steps: Int
-    public var target: DiffusionTarget
+    public var schedule = NoiseScheduleName.cosine
+    public var steps = 1000
+    public var target = DiffusionTarget.eps
     /// λ in L = L_LM + λ·L_diffusion (paper: 5).
-    public var lossWeight: Float
+    public var lossWeight: Float = 5
     /// Fraction of image–caption pairs laid out image first (captioning); the rest caption first.
-    public var imageFirst: Float
+    public var imageFirst: Float = 0.2
     /// The largest timestep of image-first pairs (paper: 500 of 1000).
-    public var imageFirstMaxT: Int
+    public var imageFirstMaxT = 500
     /// Probability of dropping a caption-first pair's caption (for classifier-free guidance).
-    public var captionDropout: Float
+    public var captionDropout: Float = 0.1
     /// Make image spans causal instead of bidirectional (the paper's ablation).
-    public var causalSpans: Bool
-    public var sampler: SpanSampler
-    public var sampleSteps: Int
+    public var causalSpans = false
+    public var sampler = SpanSampler.ddim
+    public var sampleSteps = 50
     /// Classifier-free guidance scale for samples (≤ 1: none).
-    public var cfg: Float
+    public var cfg: Float = 3
     /// Clamp of x̂0 in DDPM/DDIM sampling steps, in latent units (0: off).
-    public var clipX0: Float
+    public var clipX0: Float = 5
     /// Probability of dropping an edit document's instruction (the unconditional branch of
     /// instruction guidance).
-    public var instructionDropout: Float
+    public var instructionDropout: Float = 0.1
     /// Probability of dropping an edit document's source image (with its instruction kept: the
     /// branch that InstructPix2Pix-style image guidance contrasts against).
-    public var sourceDropout: Float
+    public var sourceDropout: Float = 0.05
 
-    enum CodingKeys: String, CodingKey {
-        case schedule, steps, target, sampler, cfg
-        case lossWeight = "loss_weight", imageFirst = "image_first", imageFirstMaxT = "image_first_max_t"
-        case captionDropout = "caption_dropout", causalSpans = "causal_spans", sampleSteps = "sample_steps"
-        case clipX0 = "clip_x0", instructionDropout = "instruction_dropout", sourceDropout = "source_dropout"
-    }
+    /// Every key at its default.
+    public init() {}
 
-    public init(schedule: NoiseScheduleName, steps: Int, target: DiffusionTarget, lossWeight: Float, imageFirst: Float,
-                imageFirstMaxT: Int, captionDropout: Float, causalSpans: Bool, sampler: SpanSampler, sampleSteps: Int, cfg: Float,
-                clipX0: Float,
-                instructionDropout: Float = 0.1, sourceDropout: Float = 0.05) {
-        self.schedule = schedule; self.steps = steps; self.target = target; self.lossWeight = lossWeight
-        self.imageFirst = imageFirst; self.imageFirstMaxT = imageFirstMaxT; self.captionDropout = captionDropout
-        self.causalSpans = causalSpans; self.sampler = sampler; self.sampleSteps = sampleSteps; self.cfg = cfg
-        self.clipX0 = clipX0; self.instructionDropout = instructionDropout; self.sourceDropout = sourceDropout
-    }
-
-    /// Checkpoint configs written before `clip_x0` existed read with clipping off; before the edit
-    /// dropouts, with their defaults.
-    public init(from decoder: Swift.Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(schedule: try c.decode(NoiseScheduleName.self, forKey: .schedule), steps: try c.decode(Int.self, forKey: .steps),
-                  target: try c.decode(DiffusionTarget.self, forKey: .target), lossWeight: try c.decode(Float.self, forKey: .lossWeight),
-                  imageFirst: try c.decode(Float.self, forKey: .imageFirst),
-                  imageFirstMaxT: try c.decode(Int.self, forKey: .imageFirstMaxT),
-                  captionDropout: try c.decode(Float.self, forKey: .captionDropout),
-                  causalSpans: try c.decode(Bool.self, forKey: .causalSpans), sampler: try c.decode(SpanSampler.self, forKey: .sampler),
-                  sampleSteps: try c.decode(Int.self, forKey: .sampleSteps), cfg: try c.decode(Float.self, forKey: .cfg),
-                  clipX0: try c.decodeIfPresent(Float.self, forKey: .clipX0) ?? 0,
-                  instructionDropout: try c.decodeIfPresent(Float.self, forKey: .instructionDropout) ?? 0.1,
-                  sourceDropout: try c.decodeIfPresent(Float.self, forKey: .sourceDropout) ?? 0.05)
-    }
+    public static let fields: [RecipeField<Self>] = [
+        .key("schedule", \.schedule),
+        .key("steps", \.steps, .positive),
+        .key("target", \.target),
+        .key("loss_weight", \.lossWeight, .nonNegative),
+        .key("image_first", \.imageFirst, .fraction),
+        .key("image_first_max_t", \.imageFirstMaxT, .nonNegative),
+        .key("caption_dropout", \.captionDropout, .fraction),
+        .key("causal_spans", \.causalSpans),
+        .key("sampler", \.sampler),
+        .key("sample_steps", \.sampleSteps, .positive),
+        .key("cfg", \.cfg, .nonNegative),
+        // Checkpoints written before clipping existed sample without it.
+        .key("clip_x0", \.clipX0, .nonNegative, absent: 0),
+        // Before the edit dropouts: their defaults.
+        .key("instruction_dropout", \.instructionDropout, .fraction, absent: 0.1),
+        .key("source_dropout", \.sourceDropout, .fraction, absent: 0.05),
+    ]
 }
 
 /// Where a recipe's training data comes from (`data.source`).
@@ -121,10 +143,11 @@ public enum DataSourceKind: String, Codable, Sendable, CaseIterable {
     case text
 }
 
-public struct DataSection: Codable, Equatable, Sendable {
-    public var source: DataSourceKind
+public struct DataSection: RecipeSection {
+    public var source = DataSourceKind.shapes
+    /// The folder of `source: folder` (required then: RecipeSchema.checkRules).
     public var path: String?
-    public var imageSize: Int
+    public var imageSize = 32
     /// Fraction of a folder's rows held out for evaluation, by a hash of the file name
     /// (``FolderImageCaptions``): every family and the image tokenizers split a folder alike.
     public var heldOut: Float = 0.1
@@ -138,83 +161,68 @@ public struct DataSection: Codable, Equatable, Sendable {
     public var textFraction: Float = 0
     /// Tokenizer JSON; when absent a byte-level BPE is trained on the data at start-up.
     public var tokenizer: String?
-    public var tokenizerVocab: Int
-    public var seqLen: Int
+    public var tokenizerVocab = 512
+    public var seqLen = 128
     /// Distinct training examples, cycled (0: a new example every time). A finite pool lets
     /// image tasks encode each image once and reuse its latents.
-    public var pool: Int
+    public var pool = 0
     /// Image–caption documents per packed row (0: as many as fit on average). Setting it equal in
     /// two recipes whose images take different numbers of positions gives them the same data per
     /// step, as a matched comparison needs.
-    public var docsPerRow: Int
+    public var docsPerRow = 0
     /// Fraction of Transfusion documents that are ShapesWorld edit triplets
     /// (`BOS BOI [source] EOI instruction BOI [target] EOI EOS`); the rest are caption/image pairs.
-    public var editFraction: Float
+    public var editFraction: Float = 0
+    /// A folder of recordings (`.wav` rows with their transcripts in `metadata.jsonl`) that speech
+    /// documents read instead of espeak-ng's ShapesWorld captions; split like images (`held_out`).
+    public var speech: String?
     /// Fraction of mixed-modal documents that are speech documents (ShapesWorld captions spoken by
     /// espeak-ng, or the recordings of `speech`); `speechMix` weighs their kinds: caption → speech,
     /// speech → caption, image → speech.
     public var speechFraction: Float = 0
-    /// A folder of recordings (`.wav` rows with their transcripts in `metadata.jsonl`) that speech
-    /// documents read instead of espeak-ng's ShapesWorld captions; split like images (`held_out`).
-    public var speech: String?
-    public var speechMix: [Int] = [1, 1, 1]
+    public var speechMix = [1, 1, 1]
     /// espeak-ng's speaking rate, words per minute.
-    public var speechWPM: Int = 200
+    public var speechWPM = 200
     /// L, patches per audio span (clips are padded with silence or cut).
-    public var audioPatches: Int = 40
+    public var audioPatches = 40
     /// The AudioCodec of speech documents: sample rate, STFT size and hop, mel bins, frames per
     /// patch, and the codebook size of its discrete variant (Chameleon).
-    public var audioSampleRate: Int = 8000
-    public var audioFFT: Int = 256
-    public var audioHop: Int = 128
-    public var audioMels: Int = 32
-    public var audioFramesPerPatch: Int = 4
-    public var audioCodebook: Int = 256
+    public var audioSampleRate = 8000
+    public var audioFFT = 256
+    public var audioHop = 128
+    public var audioMels = 32
+    public var audioFramesPerPatch = 4
+    public var audioCodebook = 256
 
-    enum CodingKeys: String, CodingKey {
-        case source, path, tokenizer, pool
-        case heldOut = "held_out", text, textFraction = "text_fraction", skipBad = "skip_bad"
-        case imageSize = "image_size", tokenizerVocab = "tokenizer_vocab", seqLen = "seq_len", docsPerRow = "docs_per_row"
-        case editFraction = "edit_fraction", speech, speechFraction = "speech_fraction", speechMix = "speech_mix"
-        case speechWPM = "speech_wpm", audioPatches = "audio_patches", audioSampleRate = "audio_sample_rate"
-        case audioFFT = "audio_fft", audioHop = "audio_hop", audioMels = "audio_mels"
-        case audioFramesPerPatch = "audio_frames_per_patch", audioCodebook = "audio_codebook"
-    }
+    /// Every key at its default.
+    public init() {}
 
-    public init(source: DataSourceKind, path: String?, imageSize: Int, tokenizer: String?, tokenizerVocab: Int, seqLen: Int,
-                pool: Int, docsPerRow: Int = 0, editFraction: Float = 0) {
-        self.source = source; self.path = path; self.imageSize = imageSize; self.tokenizer = tokenizer
-        self.tokenizerVocab = tokenizerVocab; self.seqLen = seqLen; self.pool = pool; self.docsPerRow = docsPerRow
-        self.editFraction = editFraction
-    }
-
-    /// Run folders written before `docs_per_row` or `edit_fraction` existed read with 0.
-    public init(from decoder: Swift.Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(source: try c.decode(DataSourceKind.self, forKey: .source), path: try c.decodeIfPresent(String.self, forKey: .path),
-                  imageSize: try c.decode(Int.self, forKey: .imageSize),
-                  tokenizer: try c.decodeIfPresent(String.self, forKey: .tokenizer),
-                  tokenizerVocab: try c.decode(Int.self, forKey: .tokenizerVocab), seqLen: try c.decode(Int.self, forKey: .seqLen),
-                  pool: try c.decode(Int.self, forKey: .pool),
-                  docsPerRow: try c.decodeIfPresent(Int.self, forKey: .docsPerRow) ?? 0,
-                  editFraction: try c.decodeIfPresent(Float.self, forKey: .editFraction) ?? 0)
-        heldOut = try c.decodeIfPresent(Float.self, forKey: .heldOut) ?? 0.1
-        text = try c.decodeIfPresent([String].self, forKey: .text) ?? []
-        skipBad = try c.decodeIfPresent(Bool.self, forKey: .skipBad) ?? false
-        textFraction = try c.decodeIfPresent(Float.self, forKey: .textFraction) ?? 0
-        // Written before speech documents existed: none.
-        speechFraction = try c.decodeIfPresent(Float.self, forKey: .speechFraction) ?? 0
-        speech = try c.decodeIfPresent(String.self, forKey: .speech)
-        speechMix = try c.decodeIfPresent([Int].self, forKey: .speechMix) ?? [1, 1, 1]
-        speechWPM = try c.decodeIfPresent(Int.self, forKey: .speechWPM) ?? 200
-        audioPatches = try c.decodeIfPresent(Int.self, forKey: .audioPatches) ?? 40
-        audioSampleRate = try c.decodeIfPresent(Int.self, forKey: .audioSampleRate) ?? 8000
-        audioFFT = try c.decodeIfPresent(Int.self, forKey: .audioFFT) ?? 256
-        audioHop = try c.decodeIfPresent(Int.self, forKey: .audioHop) ?? 128
-        audioMels = try c.decodeIfPresent(Int.self, forKey: .audioMels) ?? 32
-        audioFramesPerPatch = try c.decodeIfPresent(Int.self, forKey: .audioFramesPerPatch) ?? 4
-        audioCodebook = try c.decodeIfPresent(Int.self, forKey: .audioCodebook) ?? 256
-    }
+    public static let fields: [RecipeField<Self>] = [
+        .key("source", \.source),
+        .key("path", \.path),
+        .key("image_size", \.imageSize, .positive),
+        .key("held_out", \.heldOut, .fraction),
+        .key("skip_bad", \.skipBad),
+        .key("text", \.text),
+        .key("text_fraction", \.textFraction, .fraction),
+        .key("tokenizer", \.tokenizer),
+        .key("tokenizer_vocab", \.tokenizerVocab, .positive),
+        .key("seq_len", \.seqLen, .positive),
+        .key("pool", \.pool, .nonNegative),
+        .key("docs_per_row", \.docsPerRow, .nonNegative),
+        .key("edit_fraction", \.editFraction, .fraction),
+        .key("speech", \.speech),
+        .key("speech_fraction", \.speechFraction, .fraction),
+        .key("speech_mix", \.speechMix, .nonNegative),
+        .key("speech_wpm", \.speechWPM, .positive),
+        .key("audio_patches", \.audioPatches, .positive),
+        .key("audio_sample_rate", \.audioSampleRate, .positive),
+        .key("audio_fft", \.audioFFT, .positive),
+        .key("audio_hop", \.audioHop, .positive),
+        .key("audio_mels", \.audioMels, .positive),
+        .key("audio_frames_per_patch", \.audioFramesPerPatch, .positive),
+        .key("audio_codebook", \.audioCodebook, .positive),
+    ]
 }
 
 /// `optimizer.name`.
@@ -230,45 +238,80 @@ public enum NonFinitePolicy: String, Codable, Sendable, CaseIterable {
     case stop
 }
 
-public struct OptimizerSection: Codable, Equatable, Sendable {
-    public var name: OptimizerKind
-    public var lr: Float
-    public var beta1: Float
-    public var beta2: Float
-    public var eps: Float
-    public var weightDecay: Float
-    public var momentum: Float
-    public var gradClip: Float         // 0 = off
-    public var warmupSteps: Int
-    public var schedule: LRSchedule.Decay
-    public var minLRRatio: Float
+public struct OptimizerSection: RecipeSection {
+    public var name = OptimizerKind.adamw
+    public var lr: Float = 3e-4
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.95
+    public var eps: Float = 1e-8
+    public var weightDecay: Float = 0.1
+    public var momentum: Float = 0.9
+    /// 0: off.
+    public var gradClip: Float = 1
+    public var warmupSteps = 100
+    public var schedule = LRSchedule.Decay.cosine
+    public var minLRRatio: Float = 0.1
 
-    enum CodingKeys: String, CodingKey {
-        case name, lr, beta1, beta2, eps, momentum, schedule
-        case weightDecay = "weight_decay", gradClip = "grad_clip", warmupSteps = "warmup_steps", minLRRatio = "min_lr_ratio"
-    }
+    /// Every key at its default.
+    public init() {}
+
+    public static let fields: [RecipeField<Self>] = [
+        .key("name", \.name),
+        .key("lr", \.lr, .positive),
+        .key("beta1", \.beta1, .openFraction),
+        .key("beta2", \.beta2, .openFraction),
+        .key("eps", \.eps, .positive),
+        .key("weight_decay", \.weightDecay, .nonNegative),
+        .key("momentum", \.momentum, .openFraction),
+        .key("grad_clip", \.gradClip, .nonNegative),
+        .key("warmup_steps", \.warmupSteps, .nonNegative),
+        .key("schedule", \.schedule),
+        .key("min_lr_ratio", \.minLRRatio, .fraction),
+    ]
 }
 
-public struct TrainSection: Codable, Equatable, Sendable {
-    public var steps: Int
-    public var batchSize: Int
-    public var gradAccum: Int
-    public var logEvery: Int
-    public var checkpointEvery: Int
-    public var keepCheckpoints: Int
-    public var emaDecay: Float         // 0 = no EMA
-    public var threads: Int?           // default: all cores
+public struct TrainSection: RecipeSection {
+    /// Required.
+    public var steps = 0
+    public var batchSize = 16
+    public var gradAccum = 1
+    public var logEvery = 10
+    public var checkpointEvery = 500
+    public var keepCheckpoints = 3
+    /// 0: no EMA.
+    public var emaDecay: Float = 0
+    /// Default: all cores.
+    public var threads: Int?
     /// fp32, or bf16: every matrix product of the run (training, evals, samples) with bf16
     /// operands and fp32 sums; weights, gradients and optimizer state stay fp32.
-    public var matmulPrecision: MatmulPrecision = .fp32
+    public var matmulPrecision = MatmulPrecision.fp32
     /// A step whose loss or gradient is NaN/Inf: skip it, roll back, or stop (``NonFinitePolicy``).
-    public var onNonFinite: NonFinitePolicy = .skip
+    public var onNonFinite = NonFinitePolicy.skip
     /// A Transfusion run (or one checkpoint folder) whose weights (EMA when kept), tokenizer and
     /// VAE the run starts from: fine-tuning. Resuming the run itself still wins.
-    public var initFrom: String? = nil
+    public var initFrom: String?
     /// A cap on the run's resident memory ("6GiB", "512MiB", bytes), checked against the memory
-    /// plan before the first step; "off" skips the check. Absent: what the machine has free.
-    public var memoryLimit: String? = nil
+    /// plan before the first step; "off" skips the check (RecipeSchema.checkRules reads it).
+    /// Absent: what the machine has free.
+    public var memoryLimit: String?
+
+    /// Every key at its default.
+    public init() {}
+
+    public static let fields: [RecipeField<Self>] = [
+        .key("steps", \.steps, .positive, required: true),
+        .key("batch_size", \.batchSize, .positive),
+        .key("grad_accum", \.gradAccum, .positive),
+        .key("log_every", \.logEvery, .positive),
+        .key("checkpoint_every", \.checkpointEvery, .positive),
+        .key("keep_checkpoints", \.keepCheckpoints, .positive),
+        .key("ema_decay", \.emaDecay, .openFraction),
+        .key("threads", \.threads, .positive),
+        .key("matmul_precision", \.matmulPrecision),
+        .key("on_nonfinite", \.onNonFinite),
+        .key("init_from", \.initFrom),
+        .key("memory_limit", \.memoryLimit),
+    ]
 
     /// `memoryLimit` in bytes (nil: none, or "off").
     public var memoryLimitBytes: Int? { memoryLimit.flatMap { TrainSection.parseBytes($0) } }
@@ -287,66 +330,60 @@ public struct TrainSection: Codable, Equatable, Sendable {
         }
         return Int(t).flatMap { $0 > 0 ? $0 : nil }
     }
-
-    enum CodingKeys: String, CodingKey {
-        case steps, threads, initFrom = "init_from", memoryLimit = "memory_limit"
-        case batchSize = "batch_size", gradAccum = "grad_accum", logEvery = "log_every"
-        case checkpointEvery = "checkpoint_every", keepCheckpoints = "keep_checkpoints", emaDecay = "ema_decay"
-        case onNonFinite = "on_nonfinite", matmulPrecision = "matmul_precision"
-    }
 }
 
-public struct EvalSection: Codable, Equatable, Sendable {
-    public var every: Int              // steps; 0 = only at the end
+public struct EvalSection: RecipeSection {
+    /// Steps between evaluations; 0: only at the end.
+    public var every = 0
     /// Held-out batches of the lm, tokenizer and classifier tasks.
-    public var batches: Int
+    public var batches = 4
     /// Held-out documents of the Transfusion and Chameleon tasks (HeldOutSet.swift): the same
     /// documents for both families.
-    public var documents: Int = 1024
+    public var documents = 1024
     /// ShapesEval prompts sampled at each eval of a Transfusion run (0: none); adds shapes_eval
     /// and per-category scores to the eval rows.
-    public var shapesEval: Int
+    public var shapesEval = 0
     /// Held-out edit triplets edited at each eval of a Transfusion run with `data.edit_fraction`
     /// > 0 (0: none); adds edit accuracy and preservation per kind to the eval rows.
-    public var edits: Int
+    public var edits = 0
     /// Held-out spoken captions scored at each eval of a run with speech documents (0: none):
     /// transcription accuracy, the mel distance of generated speech to espeak-ng's, and how well the
     /// model transcribes its own speech.
-    public var speech: Int = 0
+    public var speech = 0
     /// Held-out chunks of the `data.text` corpus scored at each eval (loss, perplexity and bits
     /// per byte of corpus text).
-    public var textChunks: Int = 256
+    public var textChunks = 256
 
-    public init(every: Int, batches: Int, documents: Int = 1024, shapesEval: Int = 0, edits: Int = 0, speech: Int = 0) {
-        self.every = every; self.batches = batches; self.documents = documents; self.shapesEval = shapesEval
-        self.edits = edits; self.speech = speech
-    }
+    /// Every key at its default.
+    public init() {}
 
-    enum CodingKeys: String, CodingKey {
-        case every, batches, documents, edits, speech, shapesEval = "shapes_eval", textChunks = "text_chunks"
-    }
-
-    /// Written before speech evaluation existed: none (and before held-out documents: 1024).
-    public init(from decoder: Swift.Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(every: try c.decode(Int.self, forKey: .every), batches: try c.decode(Int.self, forKey: .batches),
-                  documents: try c.decodeIfPresent(Int.self, forKey: .documents) ?? 1024,
-                  shapesEval: try c.decodeIfPresent(Int.self, forKey: .shapesEval) ?? 0,
-                  edits: try c.decodeIfPresent(Int.self, forKey: .edits) ?? 0,
-                  speech: try c.decodeIfPresent(Int.self, forKey: .speech) ?? 0)
-        textChunks = try c.decodeIfPresent(Int.self, forKey: .textChunks) ?? 256
-    }
+    public static let fields: [RecipeField<Self>] = [
+        .key("every", \.every, .nonNegative),
+        .key("batches", \.batches, .positive),
+        .key("documents", \.documents, .positive),
+        .key("shapes_eval", \.shapesEval, .nonNegative),
+        .key("edits", \.edits, .nonNegative),
+        .key("speech", \.speech, .nonNegative),
+        .key("text_chunks", \.textChunks, .positive),
+    ]
 }
 
-public struct SampleSection: Codable, Equatable, Sendable {
-    public var every: Int              // steps; 0 = only at the end
-    public var prompts: [String]
-    public var temperature: Float
-    public var topK: Int
-    public var maxTokens: Int
+public struct SampleSection: RecipeSection {
+    /// Steps between samples; 0: only at the end.
+    public var every = 0
+    public var prompts: [String] = []
+    public var temperature: Float = 1
+    public var topK = 0
+    public var maxTokens = 64
 
-    enum CodingKeys: String, CodingKey {
-        case every, prompts, temperature
-        case topK = "top_k", maxTokens = "max_tokens"
-    }
+    /// Every key at its default.
+    public init() {}
+
+    public static let fields: [RecipeField<Self>] = [
+        .key("every", \.every, .nonNegative),
+        .key("prompts", \.prompts),
+        .key("temperature", \.temperature, .nonNegative),
+        .key("top_k", \.topK, .nonNegative),
+        .key("max_tokens", \.maxTokens, .positive),
+    ]
 }

@@ -54,14 +54,8 @@ extension Recipe {
         return safe
     }
 
-    /// The recipe as the JSON object its Codable form gives (non-finite floats as YAML spellings).
-    func jsonObject() -> [String: Any] {
-        let encoder = JSONEncoder()
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(
-            positiveInfinity: ".inf", negativeInfinity: "-.inf", nan: ".nan")
-        // A Recipe holds only numbers, strings and lists: encoding cannot fail.
-        return try! JSONSerialization.jsonObject(with: encoder.encode(self)) as! [String: Any]
-    }
+    /// The resolved values as JSONSerialization objects, for the YAML writer.
+    func jsonObject() -> [String: Any] { recipeValues.mapValues(\.json) }
 }
 
 /// One key whose value differs between a run's saved recipe and the one given now.

@@ -8,7 +8,15 @@ import Testing
 
 @Suite struct ModelFamilyTests {
     @Test func theSchemaOffersExactlyTheRegisteredFamilies() throws {
-        #expect(RecipeSchema.modelKinds == ModelFamily.allCases.map(\.rawValue))
+        let kind = RecipeSchema.recipe.first { $0.name == "model" }.flatMap { model -> RecipeSchema.Key? in
+            guard case .section(let keys) = model.type else { return nil }
+            return keys.first { $0.name == "kind" }
+        }
+        guard case .choice(let names)? = kind?.type else {
+            Issue.record("model.kind is not a choice")
+            return
+        }
+        #expect(names == ModelFamily.allCases.map(\.rawValue))
         for family in ModelFamily.allCases {
             let r = try Recipe.parse("name: f\nmodel: {kind: \(family.rawValue)}\ntrain: {steps: 1}\n", file: "f.yaml")
             #expect(r.model.kind == family && !family.summary.isEmpty)

@@ -133,34 +133,178 @@ extension RecipeTests {
             #expect(r.sample.temperature == 0.7 && r.sample.topK == 5 && r.sample.maxTokens == 32)
         }
 
+        /// Every default, written out: the YAML the declarations gave before they were one per key.
         @Test func minimalRecipeGetsDefaults() throws {
             let r = try parseRecipe(minimalRecipe)
-            let expected = Recipe(
-                name: "demo", seed: 0,
-                model: ModelSection(
-                    kind: .lm, preset: "tiny", dim: nil, layers: nil, heads: nil, mlpHidden: nil, qkNorm: nil,
-                    ropeBase: nil, vocabSize: nil, zLoss: 0, imageTokenizer: nil, patchSize: 2, patchifier: .linear,
-                    unetChannels: 64),
-                diffusion: DiffusionSection(
-                    schedule: .cosine, steps: 1000, target: .eps, lossWeight: 5, imageFirst: 0.2, imageFirstMaxT: 500,
-                    captionDropout: 0.1, causalSpans: false, sampler: .ddim, sampleSteps: 50, cfg: 3, clipX0: 5),
-                data: DataSection(
-                    source: .shapes, path: nil, imageSize: 32, tokenizer: nil, tokenizerVocab: 512, seqLen: 128,
-                    pool: 0),
-                optimizer: OptimizerSection(
-                    name: .adamw, lr: 3e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, momentum: 0.9,
-                    gradClip: 1.0, warmupSteps: 100, schedule: .cosine, minLRRatio: 0.1),
-                train: TrainSection(
-                    steps: 10, batchSize: 16, gradAccum: 1, logEvery: 10, checkpointEvery: 500, keepCheckpoints: 3,
-                    emaDecay: 0, threads: nil),
-                eval: EvalSection(every: 0, batches: 4),
-                sample: SampleSection(every: 0, prompts: [], temperature: 1.0, topK: 0, maxTokens: 64))
-            #expect(r == expected)
+            #expect(r.yaml() == """
+            name: demo
+            seed: 0
+            model:
+              kind: lm
+              preset: tiny
+              z_loss: 0.0
+              patch_size: 2
+              patchifier: linear
+              unet_channels: 64
+            diffusion:
+              schedule: cosine
+              steps: 1000
+              target: eps
+              loss_weight: 5.0
+              image_first: 0.2
+              image_first_max_t: 500
+              caption_dropout: 0.1
+              causal_spans: false
+              sampler: ddim
+              sample_steps: 50
+              cfg: 3.0
+              clip_x0: 5.0
+              instruction_dropout: 0.1
+              source_dropout: 0.05
+            data:
+              source: shapes
+              image_size: 32
+              held_out: 0.1
+              skip_bad: false
+              text: []
+              text_fraction: 0.0
+              tokenizer_vocab: 512
+              seq_len: 128
+              pool: 0
+              docs_per_row: 0
+              edit_fraction: 0.0
+              speech_fraction: 0.0
+              speech_mix: [1, 1, 1]
+              speech_wpm: 200
+              audio_patches: 40
+              audio_sample_rate: 8000
+              audio_fft: 256
+              audio_hop: 128
+              audio_mels: 32
+              audio_frames_per_patch: 4
+              audio_codebook: 256
+            optimizer:
+              name: adamw
+              lr: 0.0003
+              beta1: 0.9
+              beta2: 0.95
+              eps: 1e-08
+              weight_decay: 0.1
+              momentum: 0.9
+              grad_clip: 1.0
+              warmup_steps: 100
+              schedule: cosine
+              min_lr_ratio: 0.1
+            train:
+              steps: 10
+              batch_size: 16
+              grad_accum: 1
+              log_every: 10
+              checkpoint_every: 500
+              keep_checkpoints: 3
+              ema_decay: 0.0
+              matmul_precision: fp32
+              on_nonfinite: skip
+            eval:
+              every: 0
+              batches: 4
+              documents: 1024
+              shapes_eval: 0
+              edits: 0
+              speech: 0
+              text_chunks: 256
+            sample:
+              every: 0
+              prompts: []
+              temperature: 1.0
+              top_k: 0
+              max_tokens: 64
+            tokenizer:
+              channels: 128
+              downsample: 4
+              patch_size: 4
+              latent_channels: 8
+              kl_weight: 1e-06
+              groups: 8
+              reconstruction: mse
+              codebook_size: 512
+              code_dim: 8
+              commitment_weight: 0.25
+              ema: true
+              ema_decay: 0.99
+              restart_after_steps: 32
+
+            """)
+            #expect(r.name == "demo" && r.model.kind == .lm && r.train.steps == 10 && r.optimizer.lr == 3e-4)
+            #expect(r.model.dim == nil && r.data.tokenizer == nil && r.train.threads == nil && r.tokenizer.scales == nil)
         }
 
         @Test func nullAndEmptyValuesMeanAbsent() throws {
             let r = try parseRecipe(minimalRecipe + "eval:\ndata:\n  tokenizer: ~\n  seq_len: null\n")
             #expect(r.eval.batches == 4 && r.data.tokenizer == nil && r.data.seqLen == 128)
+        }
+
+        /// A key is one declaration: a section property without a field would be a setting no recipe
+        /// can reach (and that no saved recipe records), so every stored property has exactly one.
+        @Test func everySectionPropertyIsOneKey() throws {
+            func check<S: RecipeSection>(_ type: S.Type) {
+                let properties = Mirror(reflecting: S()).children.compactMap(\.label)
+                let names = S.fields.map(\.key.name)
+                #expect(properties.count == names.count, "\(S.self): \(properties.count) properties, \(names.count) keys")
+                #expect(Set(names).count == names.count, "\(S.self) names a key twice")
+                // Each field writes its own property: setting one key changes that key's value alone.
+                let defaults = S().recipeValues
+                for field in S.fields {
+                    let other: RecipeSchema.Value
+                    switch (field.key.type, defaults[field.key.name]) {
+                    case (.int, .int(let x)?): other = .int(x + 1)
+                    case (.int, nil): other = .int(7)
+                    case (.float, let x): other = .float(Double(Float((x?.number ?? 0) + 0.5)))  // recipes hold Floats
+                    case (.bool, .bool(let x)?): other = .bool(!x)
+                    case (.bool, nil): other = .bool(true)
+                    case (.string, _): other = .string("elsewhere")
+                    case (.choice(let names), let x): other = .string(names.first { .string($0) != x } ?? names[0])
+                    case (.strings, _): other = .strings(["x"])
+                    case (.ints, _): other = .ints([7])
+                    case (.section, _): continue
+                    default: Issue.record("\(S.self).\(field.key.name): default \(String(describing: defaults[field.key.name]))"); continue
+                    }
+                    var section = S()
+                    field.write(&section, other)
+                    var expected = defaults
+                    expected[field.key.name] = other
+                    #expect(section.recipeValues == expected, "\(S.self).\(field.key.name)")
+                }
+            }
+            check(Recipe.self); check(ModelSection.self); check(DiffusionSection.self); check(DataSection.self)
+            check(OptimizerSection.self); check(TrainSection.self); check(EvalSection.self); check(SampleSection.self)
+            check(TokenizerSection.self)
+        }
+
+        /// A section's JSON (a Transfusion checkpoint's `diffusion`) has the YAML key names; a key an
+        /// older file lacks reads as its field says, and a key with no such word is an error naming it.
+        @Test func sectionJSONUsesTheYAMLNamesAndNamesAMissingKey() throws {
+            var d = DiffusionSection()
+            d.clipX0 = 2; d.target = .flow
+            let json = try JSONEncoder().encode(d)
+            let object = try JSONSerialization.jsonObject(with: json) as? [String: Any] ?? [:]
+            #expect(object["clip_x0"] as? Double == 2 && object["target"] as? String == "flow" && object.count == 14)
+            #expect(try JSONDecoder().decode(DiffusionSection.self, from: json) == d)
+            var old = object
+            old["clip_x0"] = nil
+            old["source_dropout"] = nil
+            let before = try JSONDecoder().decode(DiffusionSection.self, from: JSONSerialization.data(withJSONObject: old))
+            #expect(before.clipX0 == 0 && before.sourceDropout == 0.05)  // written before clipping existed: off
+            old["cfg"] = nil
+            do {
+                _ = try JSONDecoder().decode(DiffusionSection.self, from: JSONSerialization.data(withJSONObject: old))
+                Issue.record("a diffusion section without cfg decoded")
+            } catch DecodingError.keyNotFound(let key, _) {
+                #expect(key.stringValue == "cfg")
+            }
+            // Unset optionals are left out of the JSON, as of the YAML.
+            let model = try JSONSerialization.jsonObject(with: JSONEncoder().encode(ModelSection())) as? [String: Any] ?? [:]
+            #expect(model["dim"] == nil && model["kind"] as? String == "lm" && model["unet_channels"] as? Int == 64)
         }
 
         @Test func everyRecipeInTheRepositoryLoadsAndRoundTrips() throws {
