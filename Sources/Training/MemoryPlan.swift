@@ -132,7 +132,7 @@ public struct MemoryPlan: Sendable, CustomStringConvertible {
     /// top). Nil for the families without a decoder.
     public static func parameterLowerBound(_ recipe: Recipe) -> Int? {
         guard recipe.model.kind.capabilities.contains(.decoder),
-              let config = try? Presets.decoder(recipe.model), config.problem == nil else { return nil }
+              case let config = Presets.decoder(recipe.model), config.problem == nil else { return nil }
         return config.parameterCount
     }
 

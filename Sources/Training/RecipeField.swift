@@ -260,6 +260,7 @@ extension RecipeChoice {
 }
 
 extension ModelFamily: RecipeChoice {}
+extension ModelPreset: RecipeChoice {}
 extension SpanPatchifier: RecipeChoice {}
 extension NoiseScheduleName: RecipeChoice {}
 extension DiffusionTarget: RecipeChoice {}

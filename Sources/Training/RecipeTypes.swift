@@ -41,8 +41,8 @@ public struct Recipe: RecipeSection {
 public struct ModelSection: RecipeSection {
     /// Which model family (ModelFamily.swift); required.
     public var kind = ModelFamily.lm
-    /// A named size preset ("tiny", "small", "base", "ref"); the fields below override it.
-    public var preset = "tiny"
+    /// A named size (nano, tiny, small, base, ref: ``ModelPreset``); the fields below override it.
+    public var preset = ModelPreset.tiny
     public var dim: Int?
     public var layers: Int?
     public var heads: Int?

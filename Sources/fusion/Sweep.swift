@@ -52,8 +52,8 @@ struct Sweep: ParsableCommand {
         try reportingErrors("sweep") {
             let base = try Recipe.load(recipe, overrides: overrides)
             let presets = try list(sizes, flag: "--sizes") { name in
-                guard Presets.decoders[name] != nil else {
-                    throw ValidationError("--sizes: unknown preset '\(name)'; known: \(Presets.decoders.keys.sorted().joined(separator: ", "))")
+                guard ModelPreset(rawValue: name) != nil else {
+                    throw ValidationError("--sizes: unknown preset '\(name)'; known: \(ModelPreset.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 return name
             }

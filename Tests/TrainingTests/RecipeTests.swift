@@ -115,7 +115,7 @@ extension RecipeTests {
         @Test func fullRecipeHasEveryValue() throws {
             let r = try parseRecipe(fullRecipe)
             #expect(r.name == "tiny-lm" && r.seed == 7)
-            #expect(r.model.kind == .transfusion && r.model.preset == "small")
+            #expect(r.model.kind == .transfusion && r.model.preset == .small)
             #expect(r.model.dim == 128 && r.model.layers == 4 && r.model.heads == 4 && r.model.mlpHidden == 512)
             #expect(r.model.qkNorm == true && r.model.ropeBase == 10000 && r.model.vocabSize == 1000)
             #expect(r.model.zLoss == 1e-4)
@@ -457,6 +457,13 @@ extension RecipeTests {
                 error.description
                     == #"recipes/x.yaml:3:9: 'model.kind' must be one of lm, transfusion, chameleon, var, vae, vq, msvq, classifier, clip, got "lmm" (did you mean 'lm'?)"#
             )
+        }
+
+        /// A preset is a choice too: a misspelt size stops at the recipe's line, not at model building.
+        @Test func unknownPresetIsARecipeErrorWithItsLine() throws {
+            let error = try #require(recipeFailure(minimalRecipe.replacingOccurrences(of: "kind: lm", with: "kind: lm\n  preset: tinny")))
+            #expect(error.description.hasPrefix(#"recipes/x.yaml:4:11: 'model.preset' must be one of nano, tiny, small, base, ref, got "tinny" (did you mean 'tiny'?)"#),
+                    "\(error)")
         }
 
         @Test func matmulPrecisionIsFP32OrBf16() throws {

@@ -63,7 +63,7 @@ public final class ChameleonTask: TrainingTask {
         })
         try ImageCaptionPairs.checkImageSize(recipe, downsample: vq.config.downsample, what: "VQ tokenizer")
         let grid = vq.gridShape(height: d.imageSize, width: d.imageSize)
-        var decoder = try Presets.decoder(recipe.model)
+        var decoder = Presets.decoder(recipe.model)
         if recipe.model.qkNorm == nil { decoder.qkNorm = true }          // Chameleon's stabiliser by default
         let config = ChameleonConfig(textVocab: recipe.model.vocabSize ?? tokenizer.vocabSize,
                                      codebookSize: vq.config.codebookSize, gridSize: grid[0], decoder: decoder,

@@ -70,7 +70,7 @@ public final class ClassifierTask: TrainingTask {
 
     /// Held-out accuracies, and the FD between the two halves of the held-out set (its noise floor).
     public func evaluate(step: Int, rng: RNG) throws -> [String: Double] {
-        return try classifier.inferring {
+        return classifier.inferring {
             // In chunks of the training batch: the evaluation's memory stays within the steps' (MemoryPlan).
             let chunk = recipe.train.batchSize
             var metrics = classifier.accuracy(heldOutImages, scenes: heldOutScenes, chunk: chunk)

@@ -40,7 +40,7 @@ public final class ContrastiveTask: TrainingTask {
         (train, heldOut) = try ImageCaptionPairs.sources(recipe, family: .clip)
         try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
         tokenizer = try LMTask.tokenizer(recipe: recipe, run: run, corpus: ImageCaptionPairs.captions(train))
-        let text = try Presets.decoder(recipe.model)
+        let text = Presets.decoder(recipe.model)
         let config = ImageTextEncoderConfig(imageSize: d.imageSize, embedding: recipe.model.dim ?? 64,
                                             vocab: recipe.model.vocabSize ?? tokenizer.vocabSize, text: text,
                                             contextLength: min(d.seqLen, 64))

@@ -42,7 +42,7 @@ public final class LMTask: TrainingTask, InitialisedFrom {
         world = ShapesWorld(seed: recipe.seed, imageSize: d.imageSize)
         heldOut = ShapesWorld(seed: Self.heldOutShapesSeed, imageSize: d.imageSize)
         tokenizer = try Self.tokenizer(recipe: recipe, run: run, corpus: Self.shapesCorpus(ShapesWorld(seed: Self.corpusShapesSeed)))
-        let config = try Presets.decoder(recipe.model)
+        let config = Presets.decoder(recipe.model)
         let vocab = recipe.model.vocabSize ?? tokenizer.vocabSize
         guard vocab >= tokenizer.vocabSize else {
             throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "model.vocab_size",

@@ -81,7 +81,7 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
                                            message: "\(recipe.model.patchSize) does not divide the \(latent[1])×\(latent[2]) latent grid")
         }
         let config = TransfusionConfig(
-            vocab: recipe.model.vocabSize ?? tokenizer.vocabSize, decoder: try Presets.decoder(recipe.model),
+            vocab: recipe.model.vocabSize ?? tokenizer.vocabSize, decoder: Presets.decoder(recipe.model),
             latentChannels: latent[0], latentSize: latent[1], patchSize: recipe.model.patchSize, patchifier: patchifier,
             unetChannels: recipe.model.unetChannels, timestepScale: diffusion.target == .flow ? 1000 : 1,
             audioDim: pairs.spoken?.patchDim ?? 0, audioLength: pairs.spoken?.length ?? 0)

@@ -68,7 +68,7 @@ public final class VARTask: TrainingTask {
             throw refuse("data.image_size", "\(d.imageSize)-pixel images give a \(grid)×\(grid) code grid, but the tokenizer's "
                          + "last scale is \(msvq.config.scales.last!) (trained for \(msvq.config.scales.last! * msvq.config.base.downsample)-pixel images)")
         }
-        var decoder = try Presets.decoder(recipe.model)
+        var decoder = Presets.decoder(recipe.model)
         if recipe.model.qkNorm == nil { decoder.qkNorm = true }          // the Chameleon baseline's stabiliser by default
         let config = VARConfig(textVocab: recipe.model.vocabSize ?? pairs.tokenizer.vocabSize,
                                codebookSize: msvq.config.base.codebookSize, codeDim: msvq.config.base.codeDim,
