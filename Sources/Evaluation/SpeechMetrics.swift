@@ -64,30 +64,49 @@ public struct SpeechEvalReport: Sendable, CustomStringConvertible {
         items.isEmpty ? 0 : items.map(f).reduce(0, +) / Double(items.count)
     }
 
+    /// The standard error of `mean(f)` over clips (sample standard deviation / √n; 0 for one clip).
+    func standardError(_ f: (SpeechEvalItem) -> Double) -> Double {
+        guard items.count > 1 else { return 0 }
+        let m = mean(f), n = Double(items.count)
+        let variance = items.map { (f($0) - m) * (f($0) - m) }.reduce(0, +) / (n - 1)
+        return (variance / n).squareRoot()
+    }
+
     func exact(_ a: String, _ b: String) -> Double { wordErrorRate(a, reference: b) == 0 ? 1 : 0 }
 
-    /// `speech_*` entries for metrics rows: transcription exact-match rate and word accuracy
-    /// (1 − WER, floored at 0) on reference speech and on the model's own, and spectral distances.
-    public var metrics: [String: Double] {
+    /// Each per-clip score of the metrics rows, by name.
+    var scores: [(String, (SpeechEvalItem) -> Double)] {
         [
-            "speech_transcribe_exact": mean { exact($0.transcript, $0.text) },
-            "speech_transcribe_word_acc": mean { max(0, 1 - wordErrorRate($0.transcript, reference: $0.text)) },
-            "speech_self_exact": mean { exact($0.selfTranscript, $0.text) },
-            "speech_self_word_acc": mean { max(0, 1 - wordErrorRate($0.selfTranscript, reference: $0.text)) },
-            "speech_mel_distance": mean(\.distance),
-            "speech_mel_distance_unrelated": mean(\.baselineDistance),
+            ("speech_transcribe_exact", { exact($0.transcript, $0.text) }),
+            ("speech_transcribe_word_acc", { max(0, 1 - wordErrorRate($0.transcript, reference: $0.text)) }),
+            ("speech_self_exact", { exact($0.selfTranscript, $0.text) }),
+            ("speech_self_word_acc", { max(0, 1 - wordErrorRate($0.selfTranscript, reference: $0.text)) }),
+            ("speech_mel_distance", \.distance),
+            ("speech_mel_distance_unrelated", \.baselineDistance),
         ]
+    }
+
+    /// `speech_*` entries for metrics rows: transcription exact-match rate and word accuracy
+    /// (1 − WER, floored at 0) on reference speech and on the model's own, and spectral distances,
+    /// each with its standard error over clips (`…_se`).
+    public var metrics: [String: Double] {
+        var out: [String: Double] = [:]
+        for (name, score) in scores {
+            out[name] = mean(score)
+            out[name + "_se"] = standardError(score)
+        }
+        return out
     }
 
     public var description: String {
         let m = metrics
-        func pct(_ k: String) -> String { String(format: "%5.1f%%", 100 * (m[k] ?? 0)) }
+        func pct(_ k: String) -> String { String(format: "%5.1f%% ± %.1f", 100 * (m[k] ?? 0), 100 * (m[k + "_se"] ?? 0)) }
         var lines = [
             "clips                         \(items.count)",
             "transcription (reference)     exact \(pct("speech_transcribe_exact"))  word accuracy \(pct("speech_transcribe_word_acc"))",
             "transcription (own speech)    exact \(pct("speech_self_exact"))  word accuracy \(pct("speech_self_word_acc"))",
-            String(format: "mel distance to reference     %.3f  (another caption's speech: %.3f)",
-                   m["speech_mel_distance"] ?? 0, m["speech_mel_distance_unrelated"] ?? 0),
+            String(format: "mel distance to reference     %.3f ± %.3f  (another caption's speech: %.3f)",
+                   m["speech_mel_distance"] ?? 0, m["speech_mel_distance_se"] ?? 0, m["speech_mel_distance_unrelated"] ?? 0),
         ]
         for item in items.prefix(6) {
             lines.append("  \"\(item.text)\" → heard \"\(item.transcript)\", own speech heard \"\(item.selfTranscript)\"")

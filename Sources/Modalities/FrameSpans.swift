@@ -21,7 +21,7 @@ public final class FrameSpans: Module, SpanAdapter {
         self.modality = modality; self.dim = dim; self.length = length
         _input = Key(wrappedValue: Linear(dim, width, rng: rng), name + "In")
         _output = Key(wrappedValue: Linear(width, dim, rng: rng), name + "Out")
-        _position = Key(wrappedValue: parameter(rng.normal([length, width], std: 0.02)), name + "Position")
+        _position = Key(wrappedValue: parameter(rng.draw([length, width], .normal(mean: 0, std: 0.02))), name + "Position")
     }
 
     public var valueShape: [Int] { [length, dim] }

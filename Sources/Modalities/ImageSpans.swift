@@ -28,7 +28,7 @@ public final class ImageSpans: Module, SpanAdapter {
                      "ImageSpans: patch size \(patchSize) must be a power of 2 dividing the latent size \(latentSize)")
         self.latentChannels = latentChannels; self.latentSize = latentSize; self.patchSize = patchSize
         let grid = latentSize / patchSize
-        _position = Key(wrappedValue: parameter(rng.normal([grid * grid, width], std: 0.02)), "spanPosition")
+        _position = Key(wrappedValue: parameter(rng.draw([grid * grid, width], .normal(mean: 0, std: 0.02))), "spanPosition")
         let inner: Int
         switch patchifier {
         case .linear:

@@ -78,10 +78,12 @@ extension SpanAdapter {
     }
 }
 
-/// Zeroes a layer's weight and bias (a Linear's or a Conv2d's).
+/// Zeroes a layer's weight and bias (a Linear's or a Conv2d's), and records that they start at 0.
 func zero(_ weight: Tensor, _ bias: Tensor?) {
-    weight.data.update(repeating: 0, count: weight.count)
-    if let bias { bias.data.update(repeating: 0, count: bias.count) }
+    for t in [weight] + (bias.map { [$0] } ?? []) {
+        t.data.update(repeating: 0, count: t.count)
+        t.initializer = .constant(0)
+    }
 }
 
 /// The adapter kinds a ``ModalitySpec`` can name, by name: `frames` (``FrameSpans``) is built in;

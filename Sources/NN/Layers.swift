@@ -9,8 +9,8 @@ public final class Linear: Module {
 
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, rng: RNG) {
         let bound = 1 / Float(inFeatures).squareRoot()
-        weight = parameter(rng.uniform([outFeatures, inFeatures], lo: -bound, hi: bound))
-        self.bias = bias ? parameter(rng.uniform([outFeatures], lo: -bound, hi: bound)) : nil
+        weight = parameter(rng.draw([outFeatures, inFeatures], .uniform(lo: -bound, hi: bound)))
+        self.bias = bias ? parameter(rng.draw([outFeatures], .uniform(lo: -bound, hi: bound))) : nil
     }
 
     public var inFeatures: Int { weight.shape[1] }
@@ -24,7 +24,7 @@ public final class Embedding: Module {
     public let weight: Tensor
 
     public init(_ count: Int, _ dim: Int, std: Float = 1, rng: RNG) {
-        weight = parameter(rng.normal([count, dim], std: std))
+        weight = parameter(rng.draw([count, dim], .normal(mean: 0, std: std)))
     }
 
     /// Int32 ids (any shape) → (ids.shape…, dim).

@@ -66,6 +66,37 @@ open class Module {
 
     public final func zeroGrad() { for p in parameters() { p.grad = nil } }
 
+    /// Draws every parameter that remembers its initializer (``Initializer``: Linear, Conv2d,
+    /// Embedding, span positions, …) again, parameter `key` from `rng.split(stream(key))`: a
+    /// function of the seed and the checkpoint key alone. Adding, removing or reordering other
+    /// layers then leaves a parameter's initial values as they were, whatever order the layers
+    /// were built in. Parameters without an initializer (norm scales and shifts) keep theirs.
+    /// Training tasks call it once after building their model.
+    ///
+    /// ```swift
+    /// let model = MLP(rng: rng)
+    /// model.drawInitialValues(seed: recipe.seed)
+    /// ```
+    public final func drawInitialValues(from rng: RNG) {
+        for (key, p) in namedParameters() {
+            guard let initializer = p.initializer else { continue }
+            rng.split(Module.stream(key)).fill(p, initializer)
+        }
+        for (_, m) in namedModules() { m.initialValuesDrawn() }
+    }
+
+    /// `drawInitialValues(from:)` the stream of a run's seed that training tasks use for it.
+    public final func drawInitialValues(seed: UInt64) { drawInitialValues(from: RNG(seed: seed).split(0x1417)) }
+
+    /// Called on every module after `drawInitialValues`: state derived from parameters (an EMA
+    /// codebook's running sums, say) is derived again here.
+    open func initialValuesDrawn() {}
+
+    /// A parameter's stream: FNV-1a of its key.
+    static func stream(_ key: String) -> UInt64 {
+        key.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
+    }
+
     /// Calls `f` for every Tensor and Module reachable from this module's stored properties.
     private func visit(prefix: String, _ f: (String, Any) -> Void) {
         var mirrors: [Mirror] = []

@@ -224,7 +224,7 @@ public final class Decoder: Module {
         for block in blocks {
             for (lin, std) in [(block.attn.qkv, Float(0.02)), (block.attn.proj, residualStd),
                                (block.mlp.w13, 0.02), (block.mlp.w2, residualStd)] {
-                rng.fillNormal(lin.weight.data, lin.weight.count, std: std)
+                rng.fill(lin.weight, .normal(mean: 0, std: std))
             }
         }
     }

@@ -13,8 +13,8 @@ public final class Conv2d: Module {
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int? = nil,
                 bias: Bool = true, rng: RNG) {
         let bound = 1 / Float(inChannels * kernel * kernel).squareRoot()
-        weight = parameter(rng.uniform([outChannels, inChannels, kernel, kernel], lo: -bound, hi: bound))
-        self.bias = bias ? parameter(rng.uniform([outChannels], lo: -bound, hi: bound)) : nil
+        weight = parameter(rng.draw([outChannels, inChannels, kernel, kernel], .uniform(lo: -bound, hi: bound)))
+        self.bias = bias ? parameter(rng.draw([outChannels], .uniform(lo: -bound, hi: bound))) : nil
         self.stride = stride
         self.padding = padding ?? kernel / 2
     }

@@ -90,6 +90,23 @@ public final class RNG: @unchecked Sendable {
 
     // MARK: - Tensors and scalars
 
+    /// A tensor drawn from `initializer`, which it remembers (a parameter's initial values).
+    public func draw(_ shape: [Int], _ initializer: Initializer) -> Tensor {
+        let t = Tensor.empty(shape)
+        fill(t, initializer)
+        return t
+    }
+
+    /// Overwrites `t` with draws from `initializer` and records it as `t`'s initializer.
+    public func fill(_ t: Tensor, _ initializer: Initializer) {
+        switch initializer {
+        case .uniform(let lo, let hi): fillUniform(t.data, t.count, lo: lo, hi: hi)
+        case .normal(let mean, let std): fillNormal(t.data, t.count, mean: mean, std: std)
+        case .constant(let value): t.data.update(repeating: value, count: t.count)
+        }
+        t.initializer = initializer
+    }
+
     public func uniform(_ shape: [Int], lo: Float = 0, hi: Float = 1) -> Tensor {
         let t = Tensor.empty(shape)
         fillUniform(t.data, t.count, lo: lo, hi: hi)
@@ -126,4 +143,11 @@ public final class RNG: @unchecked Sendable {
         for i in stride(from: n - 1, to: 0, by: -1) { a.swapAt(i, nextInt(below: i + 1)) }
         return a
     }
+}
+
+/// The distribution a parameter's initial values are drawn from.
+public enum Initializer: Equatable, Sendable {
+    case uniform(lo: Float, hi: Float)
+    case normal(mean: Float, std: Float)
+    case constant(Float)
 }

@@ -21,6 +21,9 @@ public final class Tensor: CustomStringConvertible {
     public var grad: Tensor?
     /// The op that produced this tensor, when it was recorded for autograd.
     var node: GradNode?
+    /// How a parameter's initial values were drawn, so that they can be drawn again from a stream
+    /// of the parameter's own (NN's `Module.drawInitialValues(from:)`); nil for everything else.
+    public var initializer: Initializer?
 
     public init(shape: [Int], storage: Storage, dtype: DType = .float32, requiresGrad: Bool = false) {
         let n = shape.reduce(1, *)

@@ -26,6 +26,9 @@ import Testing
         #expect(abs(m["speech_transcribe_word_acc"]! - (1 + 2.0 / 3) / 2) < 1e-12)
         #expect(abs(m["speech_self_word_acc"]! - (2.0 / 3 + 1) / 2) < 1e-12)
         #expect(m["speech_mel_distance"] == 1 && m["speech_mel_distance_unrelated"] == 2)
+        // Standard errors over clips: sample sd / √n (own word accuracy 2/3 and 1: 1/6).
+        #expect(abs(m["speech_self_word_acc_se"]! - 1.0 / 6) < 1e-12 && abs(m["speech_mel_distance_se"]! - 0.5) < 1e-12)
+        #expect(m["speech_transcribe_exact_se"] == 0.5 && SpeechEvalReport(items: [items[0]]).metrics["speech_self_exact_se"] == 0)
         #expect(spectralDistance([0, 1, 2], [0, 1, 4]) == 4.0 / 3)
     }
 }

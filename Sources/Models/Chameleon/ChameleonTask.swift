@@ -85,6 +85,7 @@ public final class ChameleonTask: TrainingTask {
         let rng = RNG(seed: recipe.seed).split(0xB0D1)
         chameleon = Chameleon(config, rng: rng)
         chameleon.initialise(rng: rng)
+        chameleon.drawInitialValues(seed: recipe.seed)  // each parameter from its key's stream
         if let base {
             guard base.config.model == config else {
                 throw RecipeError.invalidValue(.init(file: "recipe '\(recipe.name)'"), path: "train.init_from",

@@ -41,6 +41,7 @@ public final class ClassifierTask: TrainingTask {
         heldOutImages = heldOutScenes.map { Image(width: size, height: size, channels: 3, pixels: $0.render(imageSize: size)) }
         let config = ShapesClassifierConfig(imageSize: size, features: recipe.model.dim ?? 64)
         classifier = ShapesClassifier(config, rng: RNG(seed: recipe.seed).split(0xC1A5))
+        classifier.drawInitialValues(seed: recipe.seed)  // each parameter from its key's stream
         // Conv FLOPs at 32×32 (2·in·out·9 per output pixel), the linear layers, ×3 for training.
         let c = Double(config.channels), f = Double(config.features)
         let forward = ShapesClassifier.trunkFlops(channels: c) + 2 * (4 * c * 16 * f + f * 173)

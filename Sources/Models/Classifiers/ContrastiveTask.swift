@@ -45,6 +45,7 @@ public final class ContrastiveTask: TrainingTask {
                                             vocab: recipe.model.vocabSize ?? tokenizer.vocabSize, text: text,
                                             contextLength: min(d.seqLen, 64))
         encoder = ImageTextEncoder(config, rng: RNG(seed: recipe.seed).split(0xC11F))
+        encoder.drawInitialValues(seed: recipe.seed)  // each parameter from its key's stream
         // Convs at 32×32, the image projection, and the text tower over L positions; ×3 for training.
         let c = Double(config.channels), b = Double(recipe.train.batchSize)
         let image = ShapesClassifier.trunkFlops(channels: c) + 2 * 4 * c * 16 * Double(config.embedding)

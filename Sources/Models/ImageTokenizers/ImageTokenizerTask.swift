@@ -98,6 +98,7 @@ public final class ImageTokenizerTask: TrainingTask {
             tokenizer = MultiScaleVQTokenizer(config, rng: rng)
         default: preconditionFailure("ImageTokenizerTask: model.kind \(recipe.model.kind) is not a tokenizer")
         }
+        tokenizer.drawInitialValues(seed: recipe.seed)  // each parameter from its key's stream
         flopsPerMicroBatch = 3 * Double(recipe.train.batchSize) * tokenizer.forwardFlops(height: size, width: size)
     }
 

@@ -93,7 +93,7 @@ public final class VectorQuantizer: Module {
     public init(codes: Int, dim: Int, beta: Float = 0.25, ema: Bool = false, emaDecay: Float = 0.99,
                 restartAfterSteps: Int = 32, rng: RNG) {
         precondition(codes > 0 && dim > 0, "VectorQuantizer: \(codes) codes of dimension \(dim)")
-        let initial = rng.uniform([codes, dim], lo: -1 / Float(codes), hi: 1 / Float(codes))
+        let initial = rng.draw([codes, dim], .uniform(lo: -1 / Float(codes), hi: 1 / Float(codes)))
         codebook = ema ? initial : parameter(initial)
         emaClusterSize = ema ? Tensor.ones([codes]) : nil  // with m_k = e_k: e_k = m_k / N_k
         emaCodeSum = ema ? initial.copy() : nil
@@ -101,6 +101,11 @@ public final class VectorQuantizer: Module {
         self.emaDecay = emaDecay
         self.restartAfterSteps = restartAfterSteps
         idleSteps = [Int](repeating: 0, count: codes)
+    }
+
+    /// With EMA updates the running code sums start equal to the codebook (cluster sizes 1).
+    override public func initialValuesDrawn() {
+        emaCodeSum?.data.update(from: codebook.data, count: codebook.count)
     }
 
     public var codebookSize: Int { codebook.dim(0) }

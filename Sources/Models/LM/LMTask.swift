@@ -51,6 +51,7 @@ public final class LMTask: TrainingTask, InitialisedFrom {
         let rng = RNG(seed: recipe.seed).split(0xB0D1)
         lm = DecoderLM(vocab: vocab, config: config, rng: rng)
         lm.decoder.initialise(rng: rng)
+        lm.drawInitialValues(seed: recipe.seed)  // each parameter from its key's stream
         if let path = recipe.train.initFrom {
             guard SavedModel.isHuggingFace(path) else {
                 throw ImageCaptionPairs.initFromError(recipe, "\(path): an lm run starts from a Hugging Face checkpoint folder "

@@ -101,6 +101,7 @@ public final class TransfusionTask: TrainingTask, InitialisedFrom {
         let rng = RNG(seed: recipe.seed).split(0xB0D1)
         transfusion = Transfusion(config, rng: rng)
         transfusion.initialise(rng: rng)
+        transfusion.drawInitialValues(seed: recipe.seed)  // each parameter from its key's stream
         if let base {
             // A run without audio can start a run that adds speech: its weights load, the audio layers start fresh.
             var withoutAudio = config

@@ -79,6 +79,7 @@ public final class VARTask: TrainingTask {
         let rng = RNG(seed: recipe.seed).split(0x7A25)
         network = VAR(config, rng: rng)
         network.initialise(rng: rng)
+        network.drawInitialValues(seed: recipe.seed)  // each parameter from its key's stream
         let (perRow, avg) = pairs.docsPerRow(imageLength: config.blockPositions)
         docsPerRow = perRow
         if pairs.cachesTraining {
