@@ -2,6 +2,7 @@
 // diffuses the images (BOI) and speech (BOA) it opens; a Chameleon run samples their codes. The
 // family is looked up once here, so the verb reads the same for all three. Not the decoding
 // loops (NN/Generation.swift, Transfusion.generate, Chameleon.generate).
+import Data
 import Foundation
 import Media
 import NN
@@ -16,6 +17,9 @@ public struct TextGenerator {
         /// An image (1, 3, H, W) in [-1, 1].
         case image(Tensor)
         case speech(Audio)
+        /// A span of a registered modality, which has no picture or sound of its own: its values
+        /// (Transfusion: (1, L, D) floats) or codes (Chameleon: L Int32 ids).
+        case span(Modality, Tensor)
     }
 
     public let family: ModelFamily
@@ -51,7 +55,7 @@ public struct TextGenerator {
                     case .text(let ids): return words(ids, run.tokenizer)
                     case .image(let latents): return .image(run.decode(latents))
                     case .audio(let patches): return run.spoken.map { .speech($0.waveform(patches)) }
-                    case .span(let m, _): return .text("[\(m) span: no decoder to show it]")
+                    case .span(let m, let values): return .span(m, values)
                     }
                 }
             }
@@ -70,7 +74,7 @@ public struct TextGenerator {
                             let patches = spoken.codec.patches(fromCodes: codes.reshaped([spoken.length]))
                             return .speech(spoken.waveform(patches.reshaped([1, spoken.length, spoken.patchDim])))
                         }
-                    case .span(let m, _): return .text("[\(m) span: no decoder to show it]")
+                    case .span(let m, let codes): return .span(m, codes)
                     }
                 }
             }

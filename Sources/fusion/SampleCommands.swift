@@ -2,6 +2,7 @@
 // Chameleon or VAR run, and mixed generation from any decoder run. Argument parsing and file output
 // only; the work is ImageTextModel's and TransfusionRun's.
 import ArgumentParser
+import Data
 import Diffusion
 import Foundation
 import Media
@@ -122,6 +123,8 @@ struct Generate: ParsableCommand {
             (--steps, --cfg); Chameleon runs sample their codes (--cfg; temperature 1 and
             the recipe's top-k for codes, --temperature and --top-k for text); VAR runs
             sample an image's codes a scale at a time the same way, one image a text.
+            Spans of a registered modality (ModalitySpec), which have no picture or sound,
+            are written as NumPy arrays: PREFIX-NAME-0.npy (values, or codes).
             """)
 
     @Option(help: "A run folder (newest checkpoint), one checkpoint folder, or an exported model.") var checkpoint: String
@@ -133,7 +136,7 @@ struct Generate: ParsableCommand {
     @Option(parsing: .unconditional, help: "Diffusion steps for images (default: the recipe's).") var steps: Int?
     @Option(parsing: .unconditional, help: "Classifier-free guidance scale for images (default: the recipe's).") var cfg: Float?
     @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
-    @Option(help: "Prefix of the files of generated images and speech (PREFIX-0.png, PREFIX-0.wav, …).") var out = "generated"
+    @Option(help: "Prefix of the files of generated images, speech and other spans (PREFIX-0.png, PREFIX-0.wav, PREFIX-NAME-0.npy, …).") var out = "generated"
 
     @OptionGroup var compute: PrecisionOption
 
@@ -154,7 +157,7 @@ struct Generate: ParsableCommand {
             let pieces = generator.generate(prompt: ids, maxTokens: maxTokens,
                                             options: SamplingOptions(temperature: temperature, topK: topK, topP: topP),
                                             rng: RNG(seed: seed))
-            var text = prompt, images = 0, sounds = 0
+            var text = prompt, images = 0, sounds = 0, spans: [String: Int] = [:]
             for piece in pieces {
                 switch piece {
                 case .text(let words):
@@ -169,6 +172,16 @@ struct Generate: ParsableCommand {
                     try AudioFile.write(audio, to: path)
                     text += " [speech: \(path)] "
                     sounds += 1
+                case .span(let modality, let values):
+                    // A registered modality: its values as NumPy reads them (numpy.load).
+                    let k = spans[modality.name, default: 0], path = "\(out)-\(modality.name)-\(k).npy"
+                    if values.dtype == .int32 {
+                        try NPY.write(values.intScalars, shape: values.shape, to: path)
+                    } else {
+                        try NPY.write(values.scalars, shape: values.shape, to: path)
+                    }
+                    text += " [\(modality.name): \(path)] "
+                    spans[modality.name] = k + 1
                 }
             }
             print(text)
