@@ -60,18 +60,6 @@ public struct SpeechEvalReport: Sendable, CustomStringConvertible {
 
     public init(items: [SpeechEvalItem]) { self.items = items }
 
-    func mean(_ f: (SpeechEvalItem) -> Double) -> Double {
-        items.isEmpty ? 0 : items.map(f).reduce(0, +) / Double(items.count)
-    }
-
-    /// The standard error of `mean(f)` over clips (sample standard deviation / √n; 0 for one clip).
-    func standardError(_ f: (SpeechEvalItem) -> Double) -> Double {
-        guard items.count > 1 else { return 0 }
-        let m = mean(f), n = Double(items.count)
-        let variance = items.map { (f($0) - m) * (f($0) - m) }.reduce(0, +) / (n - 1)
-        return (variance / n).squareRoot()
-    }
-
     func exact(_ a: String, _ b: String) -> Double { wordErrorRate(a, reference: b) == 0 ? 1 : 0 }
 
     /// Each per-clip score of the metrics rows, by name.
@@ -88,12 +76,13 @@ public struct SpeechEvalReport: Sendable, CustomStringConvertible {
 
     /// `speech_*` entries for metrics rows: transcription exact-match rate and word accuracy
     /// (1 − WER, floored at 0) on reference speech and on the model's own, and spectral distances,
-    /// each with its standard error over clips (`…_se`).
+    /// each with its standard error over clips (`…_se`: sample standard deviation / √n, 0 for one clip).
     public var metrics: [String: Double] {
         var out: [String: Double] = [:]
         for (name, score) in scores {
-            out[name] = mean(score)
-            out[name + "_se"] = standardError(score)
+            let (mean, standardError) = items.isEmpty ? (0, 0) : meanAndStandardError(items.map(score))
+            out[name] = mean
+            out[name + "_se"] = standardError
         }
         return out
     }

@@ -18,15 +18,17 @@ public enum NPY {
 
     /// Writes float32 `values` in `shape` to `path` (atomically).
     public static func write(_ values: [Float], shape: [Int], to path: String) throws {
-        precondition(shape.reduce(1, *) == values.count, "NPY.write: \(values.count) values for shape \(shape)")
-        let payload = values.withUnsafeBytes { Array($0) }   // every supported host is little-endian
-        try AtomicFile.write(bytes(descr: "<f4", shape: shape, payload: payload), to: path)
+        try write(values, descr: "<f4", shape: shape, to: path)
     }
 
     /// Writes int32 `values` (codes) in `shape` to `path` (atomically).
     public static func write(_ values: [Int32], shape: [Int], to path: String) throws {
+        try write(values, descr: "<i4", shape: shape, to: path)
+    }
+
+    private static func write<T>(_ values: [T], descr: String, shape: [Int], to path: String) throws {
         precondition(shape.reduce(1, *) == values.count, "NPY.write: \(values.count) values for shape \(shape)")
-        let payload = values.withUnsafeBytes { Array($0) }
-        try AtomicFile.write(bytes(descr: "<i4", shape: shape, payload: payload), to: path)
+        let payload = values.withUnsafeBytes { Array($0) }   // every supported host is little-endian
+        try AtomicFile.write(bytes(descr: descr, shape: shape, payload: payload), to: path)
     }
 }
